@@ -1,0 +1,44 @@
+# xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
+#   make test    install everything, compile, run the whole suite on a local Ganache chain
+#   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+SOLC_VERSION := 0.8.28
+# Brownie keeps its data (network list, compiler cache, hypothesis db) under $HOME/.brownie; it gets a
+# project-local HOME so nothing from an earlier run elsewhere on the machine is used.
+TOOL_HOME := $(CURDIR)/.cache/home
+BROWNIE_ENV := PATH="$(CURDIR)/node_modules/.bin:$(VENV)/bin:$$PATH" HOME="$(TOOL_HOME)" \
+	SOLCX_BINARY_PATH="$(CURDIR)/.cache/solcx" PYTHONPATH="$(CURDIR)"
+BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
+NETWORK ?= ganache-cli
+TESTS ?= tests
+
+.PHONY: install test gas clean
+
+install: $(VENV)/.installed node_modules/.installed .cache/solcx/solc-v$(SOLC_VERSION)
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# py-solc-x (used by Brownie) looks for `solc-v<version>` executables in SOLCX_BINARY_PATH; this one runs solc-js.
+.cache/solcx/solc-v$(SOLC_VERSION): tools/solc-shim.js node_modules/.installed
+	mkdir -p $(dir $@) $(TOOL_HOME)
+	printf '#!/bin/sh\nexec node "%s" "$$@"\n' "$(CURDIR)/tools/solc-shim.js" > $@
+	chmod +x $@
+
+test: install
+	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
+
+gas: install
+	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)
+
+clean:
+	rm -rf build .cache reports .hypothesis

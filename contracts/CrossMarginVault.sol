@@ -1,0 +1,677 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {ICrossMarginVault} from "./interfaces/ICrossMarginVault.sol";
+import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
+import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
+import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
+import {RiskConfig} from "./libraries/RiskConfig.sol";
+
+/// @title CrossMarginVault
+/// @notice See ICrossMarginVault for the specification.
+contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+    using SafeCast for int256;
+    using SafeCast for uint256;
+    using RiskConfig for uint256;
+
+    uint256 private constant BPS = 1e4;
+
+    /// @dev One slot per account: settlement balance (USD 1e18) and the masks of what it holds.
+    struct Account {
+        int128 settlement; // slot 0, bytes 0-15
+        uint16 markets; //    slot 0, bytes 16-17: bit m = holds a position in market m
+        uint16 collaterals; // slot 0, bytes 18-19: bit j = holds collateral j
+    }
+
+    /// @dev One slot per (account, market).
+    struct Position {
+        int128 size; //         base units 1e18, + long
+        int128 openNotional; // USD 1e18 cost basis
+    }
+
+    /// @dev The listing, one slot: read once per operation.
+    struct Layout {
+        uint8 numMarkets; //         bits 0-7
+        uint8 numCollaterals; //     bits 8-15
+        uint64 marketAssets; //      4 bits per market: its asset
+        uint64 collateralAssets; //  4 bits per collateral: its asset
+        uint80 collateralDecimals; // 5 bits per collateral: its decimals
+    }
+
+    /// @dev What a margin evaluation needs, loaded once per transaction.
+    struct Ctx {
+        Layout layout;
+        uint256[8] prices;
+        IRiskParameters.MarginConfig cfg;
+    }
+
+    IRiskParameters public immutable riskParams;
+    IOracleRouter public immutable oracle;
+    IERC20 public immutable settlementToken;
+    /// @dev 10^(18 - settlement token decimals): token units -> USD 1e18.
+    uint256 public immutable settlementScale;
+
+    Layout internal _layout;
+    address[16] internal _collateralTokens;
+    mapping(address token => uint256) internal _collateralIdPlusOne;
+    mapping(uint256 account => Account) internal _accounts;
+    mapping(uint256 account => mapping(uint256 market => Position)) internal _positions;
+    mapping(uint256 account => mapping(uint256 collateralId => uint256)) internal _collateral;
+    mapping(uint256 market => uint256) public openInterest;
+    mapping(address owner => mapping(address operator => bool)) public operators;
+    mapping(address operator => bool) public fundOperators;
+    mapping(address venue => bool) public venues;
+    uint256 public badDebt;
+
+    constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
+        riskParams = riskParams_;
+        oracle = oracle_;
+        settlementToken = settlementToken_;
+        uint8 dec = IERC20Metadata(address(settlementToken_)).decimals();
+        if (dec > 18) revert UnknownToken(address(settlementToken_));
+        settlementScale = 10 ** (18 - dec);
+    }
+
+    // ================================================================ guards
+    function _requireAdmin() internal view {
+        if (!riskParams.hasRole(0x00, msg.sender)) revert NotAdmin(msg.sender);
+    }
+
+    function _requireAuthorized(uint256 account) internal view {
+        if (!isAuthorized(account, msg.sender)) revert Unauthorized(msg.sender, account);
+    }
+
+    function _requireInitial(uint256 account, Account memory acc, Ctx memory ctx) internal view {
+        (int256 equity, PortfolioMargin.Breakdown memory b,) = _evaluate(account, acc, ctx);
+        if (equity < int256(b.initial)) revert InsufficientMargin(account, equity, b.initial);
+    }
+
+    // ================================================================ accounts
+    /// @inheritdoc ICrossMarginVault
+    function accountId(address owner, uint96 sub) public pure returns (uint256) {
+        return (uint256(uint160(owner)) << 96) | sub;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function fundAccount() public view returns (uint256) {
+        return accountId(address(this), 0);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function setOperator(address operator, bool approved) external {
+        operators[msg.sender][operator] = approved;
+        emit OperatorSet(msg.sender, operator, approved);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function isAuthorized(uint256 account, address caller) public view returns (bool) {
+        address owner = address(uint160(account >> 96));
+        if (owner == address(this)) return fundOperators[caller];
+        return caller == owner || operators[owner][caller];
+    }
+
+    // ================================================================ collateral
+    /// @inheritdoc ICrossMarginVault
+    function deposit(uint256 account, address token, uint256 amount) external nonReentrant returns (uint256 credited) {
+        if (amount == 0) revert ZeroAmount();
+        if (riskParams.control().paused(RiskConfig.PAUSE_DEPOSITS)) revert Paused(RiskConfig.PAUSE_DEPOSITS);
+        bool isSettlement = token == address(settlementToken);
+        uint256 id = isSettlement ? 0 : _collateralId(token);
+        uint256 before = IERC20(token).balanceOf(address(this));
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+        credited = IERC20(token).balanceOf(address(this)) - before;
+        if (credited == 0) revert ZeroAmount();
+        Account memory acc = _accounts[account];
+        if (isSettlement) {
+            acc.settlement = (acc.settlement + (credited * settlementScale).toInt256()).toInt128();
+            emit SettlementUpdated(account, acc.settlement);
+        } else {
+            uint256 balance = _collateral[account][id] + credited;
+            _collateral[account][id] = balance;
+            acc.collaterals |= uint16(1 << id);
+            emit CollateralUpdated(account, token, balance);
+        }
+        _accounts[account] = acc;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function withdraw(uint256 account, address token, uint256 amount, address to)
+        external
+        nonReentrant
+        returns (uint256 paid)
+    {
+        _requireAuthorized(account);
+        if (amount == 0) revert ZeroAmount();
+        Account memory acc = _accounts[account];
+        paid = amount;
+        if (token == address(settlementToken)) {
+            int256 value = (amount * settlementScale).toInt256();
+            if (acc.settlement < value) {
+                uint256 held = acc.settlement < 0 ? 0 : uint256(int256(acc.settlement)) / settlementScale;
+                revert InsufficientBalance(account, token, held, amount);
+            }
+            acc.settlement = (acc.settlement - value).toInt128();
+            emit SettlementUpdated(account, acc.settlement);
+            uint256 debt = badDebt;
+            if (debt != 0) {
+                // Socialisation rule: pay in proportion to the cover, retire the shortfall from bad debt.
+                uint256 held = settlementToken.balanceOf(address(this)) * settlementScale;
+                paid = Math.mulDiv(amount, held, held + debt);
+                uint256 shortfall = (amount - paid) * settlementScale;
+                badDebt = debt - Math.min(debt, shortfall);
+                emit BadDebtReduced(Math.min(debt, shortfall), badDebt);
+            }
+        } else {
+            uint256 id = _collateralId(token);
+            uint256 balance = _collateral[account][id];
+            if (balance < amount) revert InsufficientBalance(account, token, balance, amount);
+            balance -= amount;
+            _collateral[account][id] = balance;
+            if (balance == 0) acc.collaterals &= ~uint16(1 << id);
+            emit CollateralUpdated(account, token, balance);
+        }
+        _accounts[account] = acc;
+        Ctx memory ctx = _loadCtx(_assetMask(acc, _layout));
+        _requireInitial(account, acc, ctx);
+        IERC20(token).safeTransfer(to, paid);
+    }
+
+    // ================================================================ trading
+    /// @dev The arguments of a trade, grouped to stay within the stack.
+    struct Fill {
+        uint256 buyer;
+        uint256 seller;
+        uint256 market;
+        uint256 size;
+        uint256 price;
+        uint256 buyerFee;
+        uint256 sellerFee;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function settleTrade(
+        uint256 buyer,
+        uint256 seller,
+        uint256 market,
+        uint256 size,
+        uint256 price,
+        uint256 buyerFee,
+        uint256 sellerFee
+    ) external nonReentrant {
+        if (!venues[msg.sender]) revert NotVenue(msg.sender);
+        if (buyer == seller) revert SelfTrade(buyer);
+        if (size == 0) revert ZeroAmount();
+        _settle(Fill(buyer, seller, market, size, price, buyerFee, sellerFee));
+    }
+
+    function _settle(Fill memory t) internal {
+        (uint256 control, uint256 mword) = riskParams.tradeConfig(t.market);
+        Ctx memory ctx = _tradeCtx(t.buyer, t.seller, t.market, t.price, control);
+        (bool bUp, int256 oiB) = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword);
+        (bool sUp, int256 oiS) = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword);
+        if ((bUp || sUp) && control.paused(RiskConfig.PAUSE_TRADES)) revert Paused(RiskConfig.PAUSE_TRADES);
+        _addOpenInterest(t.market, oiB + oiS, mword);
+        uint256 fees = t.buyerFee + t.sellerFee;
+        if (fees != 0) _creditFund(int256(fees));
+        emit Trade(t.buyer, t.seller, t.market, t.size, t.price, fees);
+        if (bUp) _requireInitial(t.buyer, _accounts[t.buyer], ctx);
+        if (sUp) _requireInitial(t.seller, _accounts[t.seller], ctx);
+    }
+
+    /// @dev Loads prices for both accounts and the market, and checks the price band.
+    function _tradeCtx(uint256 buyer, uint256 seller, uint256 market, uint256 price, uint256 control)
+        internal
+        view
+        returns (Ctx memory ctx)
+    {
+        Layout memory layout = _layout;
+        if (market >= layout.numMarkets) revert UnknownMarket(market);
+        uint256 asset = _marketAssetOf(layout, market);
+        ctx = _loadCtx(_assetMask(_accounts[buyer], layout) | _assetMask(_accounts[seller], layout) | (1 << asset));
+        uint256 p = ctx.prices[asset];
+        uint256 dist = price > p ? price - p : p - price;
+        if (dist * BPS > p * control.priceBand()) revert PriceOutsideBand(market, price, p, control.priceBand());
+    }
+
+    /// @dev One side of a trade: position, realised P&L and fee into the account's settlement balance.
+    function _tradeSide(uint256 account, uint256 market, int256 delta, uint256 price, uint256 fee, uint256 mword)
+        internal
+        returns (bool increased, int256 longChange)
+    {
+        Account memory acc = _accounts[account];
+        (increased, longChange) = _fill(account, acc, market, delta, price, mword);
+        acc.settlement = (acc.settlement - fee.toInt256()).toInt128();
+        _accounts[account] = acc;
+        emit SettlementUpdated(account, acc.settlement);
+    }
+
+    /// @dev Applies a fill of `delta` at `price` to a position; realised P&L goes to `acc.settlement` (in memory).
+    ///      Returns whether the position grew (in size or by flipping) and the change in long open interest.
+    function _fill(uint256 account, Account memory acc, uint256 market, int256 delta, uint256 price, uint256 mword)
+        internal
+        returns (bool increased, int256 longChange)
+    {
+        Position memory pos = _positions[account][market];
+        int256 size = pos.size;
+        int256 on = pos.openNotional;
+        int256 newSize = size + delta;
+        if (size == 0 || (size > 0) == (delta > 0)) {
+            increased = true;
+            on += PortfolioMargin.ceilDiv(delta * int256(price), 1e18); // cost basis rounds up (against the account)
+        } else {
+            int256 closed = PortfolioMargin.abs(delta) < PortfolioMargin.abs(size) ? delta : -size;
+            int256 basisClosed = (on * closed) / -size; // share of the cost basis released
+            int256 realised = PortfolioMargin.floorDiv(-closed * int256(price), 1e18) - basisClosed;
+            acc.settlement = (acc.settlement + realised).toInt128();
+            on -= basisClosed;
+            if (closed != delta) {
+                increased = true; // flipped: the remainder opens a new position
+                on = PortfolioMargin.ceilDiv((delta - closed) * int256(price), 1e18);
+            }
+        }
+        if (newSize == 0) {
+            on = 0;
+            acc.markets &= ~uint16(1 << market);
+        } else {
+            acc.markets |= uint16(1 << market);
+            if (increased && PortfolioMargin.abs(newSize) > mword.maxPositionSize()) {
+                revert PositionTooLarge(account, market, newSize, mword.maxPositionSize());
+            }
+        }
+        _positions[account][market] = Position(newSize.toInt128(), on.toInt128());
+        emit PositionUpdated(account, market, newSize, on);
+        longChange = (newSize > 0 ? newSize : int256(0)) - (size > 0 ? size : int256(0));
+    }
+
+    function _addOpenInterest(uint256 market, int256 change, uint256 mword) internal {
+        if (change == 0) return;
+        uint256 oi = uint256(int256(openInterest[market]) + change);
+        if (change > 0 && oi > mword.maxOpenInterest()) {
+            revert OpenInterestTooLarge(market, oi, mword.maxOpenInterest());
+        }
+        openInterest[market] = oi;
+    }
+
+    function _creditFund(int256 amount) internal {
+        uint256 fund = fundAccount();
+        int128 balance = (_accounts[fund].settlement + amount).toInt128();
+        _accounts[fund].settlement = balance;
+        emit SettlementUpdated(fund, balance);
+    }
+
+    // ================================================================ liquidation
+    /// @dev Working values of one liquidation (kept in memory to stay within the stack).
+    struct Liq {
+        int256 equity;
+        PortfolioMargin.Breakdown before;
+        uint256 gross;
+        uint256 params; // LIQUIDATION word
+        uint256 discounts; // DISCOUNT word
+        uint256 taken;
+        uint256 penalty;
+        int256 surplusBefore;
+        int256 surplusAfter;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function liquidate(uint256 account, LiquidationItem[] calldata items)
+        external
+        nonReentrant
+        returns (uint256 reward)
+    {
+        if (account == fundAccount()) revert FundNotLiquidatable();
+        Account memory acc = _accounts[account];
+        Ctx memory ctx = _loadCtx(_assetMask(acc, _layout));
+        Liq memory l;
+        (l.equity, l.before, l.gross) = _evaluate(account, acc, ctx);
+        if (l.equity >= int256(l.before.maintenance)) revert AccountHealthy(account, l.equity, l.before.maintenance);
+        Account memory f = _accounts[fundAccount()];
+        (l.params, l.discounts) = riskParams.liquidationConfig();
+
+        l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
+        if (l.taken == 0 && (acc.markets != 0 || acc.collaterals != 0)) revert LiquidationEmpty(account);
+        uint256 allowed = maxTake(l.equity, l.before.maintenance, l.before.initial, l.gross, l.params);
+        if (l.taken > allowed) revert LiquidationTooLarge(account, l.taken, allowed);
+        l.penalty = Math.mulDiv(l.taken, l.params.penalty(), BPS, Math.Rounding.Ceil);
+        acc.settlement = (acc.settlement - l.penalty.toInt256()).toInt128();
+        f.settlement = (f.settlement + l.penalty.toInt256()).toInt128();
+
+        l.surplusBefore = l.equity - int256(l.before.maintenance);
+        l.surplusAfter = l.surplusBefore;
+        if (l.taken != 0) {
+            (int256 e1, PortfolioMargin.Breakdown memory b1,) = _evaluate(account, acc, ctx);
+            l.surplusAfter = e1 - int256(b1.maintenance);
+            if (l.surplusAfter <= l.surplusBefore) {
+                revert LiquidationNotImproving(account, l.surplusBefore, l.surplusAfter);
+            }
+        }
+        reward = _keeperReward(f, l.penalty, l.params);
+        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement < 0) _writeOff(account, acc, f);
+        _accounts[account] = acc;
+        _accounts[fundAccount()] = f;
+        emit SettlementUpdated(account, acc.settlement);
+        emit SettlementUpdated(fundAccount(), f.settlement);
+        emit Liquidated(account, msg.sender, l.taken, l.penalty, reward, l.surplusBefore, l.surplusAfter);
+        if (reward != 0) settlementToken.safeTransfer(msg.sender, reward);
+    }
+
+    function _takeAll(
+        uint256 account,
+        Account memory acc,
+        Account memory f,
+        LiquidationItem[] calldata items,
+        Ctx memory ctx,
+        uint256 discounts
+    ) internal returns (uint256 taken) {
+        for (uint256 i; i < items.length; ++i) {
+            taken += _take(account, acc, f, items[i], ctx, discounts);
+        }
+    }
+
+    /// @dev max(keeperShare * penalty, minKeeperReward), at most the fund's settlement balance; settlement-token units.
+    function _keeperReward(Account memory f, uint256 penalty, uint256 liq) internal view returns (uint256 reward) {
+        uint256 usd = Math.max(Math.mulDiv(penalty, liq.keeperShare(), BPS), liq.minKeeperReward());
+        uint256 available = f.settlement > 0 ? uint256(int256(f.settlement)) : 0;
+        reward = Math.min(usd, available) / settlementScale;
+        f.settlement = (f.settlement - (reward * settlementScale).toInt256()).toInt128();
+    }
+
+    /// @dev Moves one item from the account to the fund; returns the USD amount taken.
+    function _take(
+        uint256 account,
+        Account memory acc,
+        Account memory f,
+        LiquidationItem calldata item,
+        Ctx memory ctx,
+        uint256 discounts
+    ) internal returns (uint256 taken) {
+        uint256 fund = fundAccount();
+        uint256 id = item.id;
+        uint256 amount = item.amount;
+        if (item.kind == 0 && acc.markets & (1 << id) != 0) {
+            int256 size = _positions[account][id].size;
+            if (amount == 0 || amount > PortfolioMargin.abs(size)) {
+                revert BadLiquidationItem(account, 0, id, amount);
+            }
+            uint256 price = ctx.prices[_marketAssetOf(ctx.layout, id)];
+            int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
+            (, int256 oiA) = _fill(account, acc, id, delta, price, type(uint256).max);
+            (, int256 oiF) = _fill(fund, f, id, -delta, price, type(uint256).max);
+            _addOpenInterest(id, oiA + oiF, type(uint256).max);
+            return Math.mulDiv(amount, price, 1e18);
+        }
+        if (item.kind == 1 && acc.collaterals & (1 << id) != 0) {
+            uint256 balance = _collateral[account][id];
+            if (amount == 0 || amount > balance) revert BadLiquidationItem(account, 1, id, amount);
+            balance -= amount;
+            _collateral[account][id] = balance;
+            if (balance == 0) acc.collaterals &= ~uint16(1 << id);
+            uint256 fundBalance = _collateral[fund][id] + amount;
+            _collateral[fund][id] = fundBalance;
+            f.collaterals |= uint16(1 << id);
+            taken = PortfolioMargin.tokenValueDown(
+                amount, ctx.prices[_collateralAssetOf(ctx.layout, id)], _collateralDecimalsOf(ctx.layout, id)
+            );
+            int256 credit = int256(PortfolioMargin.haircutDown(taken, discounts.u16(id)));
+            acc.settlement = (acc.settlement + credit).toInt128();
+            f.settlement = (f.settlement - credit).toInt128();
+            address token = _collateralTokens[id];
+            emit CollateralUpdated(account, token, balance);
+            emit CollateralUpdated(fund, token, fundBalance);
+            return taken;
+        }
+        revert BadLiquidationItem(account, item.kind, id, amount);
+    }
+
+    /// @notice The most a liquidation may take, USD 1e18 (see the rule in ICrossMarginVault).
+    function maxTake(int256 equity, uint256 maintenance, uint256 initial, uint256 gross, uint256 liq)
+        public
+        pure
+        returns (uint256)
+    {
+        if (equity * int256(BPS) < int256(maintenance * liq.deepThreshold())) return gross;
+        uint256 allowed = Math.mulDiv(gross, liq.closeFactor(), BPS);
+        int256 den = int256(initial * BPS) - int256(liq.penalty() * gross);
+        if (den > 0) {
+            uint256 needed = Math.mulDiv(gross * BPS, uint256(int256(initial) - equity), uint256(den), Math.Rounding.Ceil);
+            allowed = Math.min(allowed, needed);
+        }
+        return gross - allowed < liq.dust() ? gross : allowed;
+    }
+
+    /// @dev Bad-debt waterfall: the fund's positive settlement balance first, the rest recorded and socialised.
+    function _writeOff(uint256 account, Account memory acc, Account memory f) internal {
+        uint256 debt = uint256(-int256(acc.settlement));
+        uint256 cover = f.settlement > 0 ? Math.min(debt, uint256(int256(f.settlement))) : 0;
+        f.settlement -= int128(int256(cover));
+        acc.settlement = 0;
+        badDebt += debt - cover;
+        emit BadDebtWrittenOff(account, debt, cover, debt - cover);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function resolveBadDebt(uint256 amount) external nonReentrant {
+        uint256 before = settlementToken.balanceOf(address(this));
+        settlementToken.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 value = (settlementToken.balanceOf(address(this)) - before) * settlementScale;
+        uint256 debt = badDebt;
+        uint256 retired = Math.min(debt, value);
+        badDebt = debt - retired;
+        if (value > retired) _creditFund(int256(value - retired)); // any excess tops up the fund
+        emit BadDebtReduced(retired, badDebt);
+    }
+
+    // ================================================================ margin
+    function _loadCtx(uint256 assetMask) internal view returns (Ctx memory ctx) {
+        ctx.layout = _layout;
+        if (assetMask != 0) ctx.prices = oracle.prices(assetMask);
+        ctx.cfg = riskParams.marginConfig();
+    }
+
+    /// @dev Equity, margin breakdown and total gross (USD 1e18) of an account held in memory.
+    function _evaluate(uint256 account, Account memory acc, Ctx memory ctx)
+        internal
+        view
+        returns (int256 equity, PortfolioMargin.Breakdown memory b, uint256 grossTotal)
+    {
+        int256[8] memory delta;
+        uint256[8] memory gross;
+        equity = _exposure(account, acc, ctx, delta, gross);
+        b = PortfolioMargin.breakdown(delta, gross, ctx.cfg);
+        for (uint256 k; k < 8; ++k) {
+            grossTotal += gross[k];
+        }
+    }
+
+    /// @dev Fills `delta` and `gross` per asset and returns equity.
+    function _exposure(
+        uint256 account,
+        Account memory acc,
+        Ctx memory ctx,
+        int256[8] memory delta,
+        uint256[8] memory gross
+    ) internal view returns (int256 equity) {
+        equity = acc.settlement;
+        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
+            uint256 market = _lowestBit(m);
+            Position memory pos = _positions[account][market];
+            uint256 asset = _marketAssetOf(ctx.layout, market);
+            int256 value = PortfolioMargin.positionValueDown(pos.size, ctx.prices[asset]);
+            equity += value - pos.openNotional;
+            delta[asset] += value;
+            gross[asset] += PortfolioMargin.abs(value);
+        }
+        uint256 haircuts = ctx.cfg.haircuts;
+        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
+            uint256 id = _lowestBit(c);
+            uint256 asset = _collateralAssetOf(ctx.layout, id);
+            uint256 value = PortfolioMargin.tokenValueDown(
+                _collateral[account][id], ctx.prices[asset], _collateralDecimalsOf(ctx.layout, id)
+            );
+            equity += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
+            delta[asset] += int256(value);
+            gross[asset] += value;
+        }
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
+        Account memory acc = _accounts[account];
+        PortfolioMargin.Breakdown memory b;
+        (equity, b,) = _evaluate(account, acc, _loadCtx(_assetMask(acc, _layout)));
+        return (equity, b.maintenance, b.initial);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
+        Account memory acc = _accounts[account];
+        Ctx memory ctx = _loadCtx(_assetMask(acc, _layout));
+        d.equity = _exposure(account, acc, ctx, d.delta, d.gross);
+        d.margin = PortfolioMargin.breakdown(d.delta, d.gross, ctx.cfg);
+        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
+            uint256 market = _lowestBit(m);
+            int256 value = PortfolioMargin.positionValueDown(
+                _positions[account][market].size, ctx.prices[_marketAssetOf(ctx.layout, market)]
+            );
+            d.standard += Math.mulDiv(
+                PortfolioMargin.abs(value), riskParams.marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
+            );
+        }
+    }
+
+    // ================================================================ listing and layout helpers
+    function _assetMask(Account memory acc, Layout memory layout) internal pure returns (uint256 mask) {
+        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
+            mask |= 1 << _marketAssetOf(layout, _lowestBit(m));
+        }
+        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
+            mask |= 1 << _collateralAssetOf(layout, _lowestBit(c));
+        }
+    }
+
+    function _lowestBit(uint256 x) internal pure returns (uint256 i) {
+        x &= (~x + 1); // isolate the lowest set bit (x < 2^16)
+        while (x > 1) {
+            x >>= 1;
+            ++i;
+        }
+    }
+
+    function _marketAssetOf(Layout memory layout, uint256 market) internal pure returns (uint256) {
+        return (layout.marketAssets >> (4 * market)) & 0xf;
+    }
+
+    function _collateralAssetOf(Layout memory layout, uint256 id) internal pure returns (uint256) {
+        return (layout.collateralAssets >> (4 * id)) & 0xf;
+    }
+
+    function _collateralDecimalsOf(Layout memory layout, uint256 id) internal pure returns (uint256) {
+        return (layout.collateralDecimals >> (5 * id)) & 0x1f;
+    }
+
+    function _collateralId(address token) internal view returns (uint256) {
+        uint256 idPlusOne = _collateralIdPlusOne[token];
+        if (idPlusOne == 0) revert UnknownToken(token);
+        return idPlusOne - 1;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function listCollateral(address token, uint256 asset) external returns (uint256 id) {
+        _requireAdmin();
+        if (token == address(settlementToken) || _collateralIdPlusOne[token] != 0) revert AlreadyListed(token);
+        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
+        Layout memory layout = _layout;
+        id = layout.numCollaterals;
+        if (id >= RiskConfig.MAX_COLLATERALS) revert ListingFull(id);
+        uint256 dec = IERC20Metadata(token).decimals();
+        if (dec > 31) revert UnknownToken(token);
+        layout.collateralAssets |= uint64(asset << (4 * id));
+        layout.collateralDecimals |= uint80(dec << (5 * id));
+        layout.numCollaterals = uint8(id + 1);
+        _layout = layout;
+        _collateralTokens[id] = token;
+        _collateralIdPlusOne[token] = id + 1;
+        emit CollateralListed(id, token, asset, dec);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function listMarket(uint256 asset) external returns (uint256 id) {
+        _requireAdmin();
+        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
+        Layout memory layout = _layout;
+        id = layout.numMarkets;
+        if (id >= RiskConfig.MAX_MARKETS) revert ListingFull(id);
+        layout.marketAssets |= uint64(asset << (4 * id));
+        layout.numMarkets = uint8(id + 1);
+        _layout = layout;
+        emit MarketListed(id, asset);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function setVenue(address venue, bool enabled) external {
+        _requireAdmin();
+        venues[venue] = enabled;
+        emit VenueSet(venue, enabled);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function setFundOperator(address operator, bool approved) external {
+        _requireAdmin();
+        fundOperators[operator] = approved;
+        emit OperatorSet(address(this), operator, approved);
+    }
+
+    // ================================================================ views
+    /// @inheritdoc ICrossMarginVault
+    function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional) {
+        Position memory pos = _positions[account][market];
+        return (pos.size, pos.openNotional);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function collateralOf(uint256 account, uint256 collateralId) external view returns (uint256) {
+        return _collateral[account][collateralId];
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function settlementOf(uint256 account) external view returns (int256) {
+        return _accounts[account].settlement;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals) {
+        Account memory acc = _accounts[account];
+        return (acc.markets, acc.collaterals);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function marketAsset(uint256 market) external view returns (uint256) {
+        if (market >= _layout.numMarkets) revert UnknownMarket(market);
+        return _marketAssetOf(_layout, market);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function collateralInfo(uint256 id) external view returns (address token, uint256 asset, uint256 decimals) {
+        Layout memory layout = _layout;
+        if (id >= layout.numCollaterals) revert UnknownToken(address(0));
+        return (_collateralTokens[id], _collateralAssetOf(layout, id), _collateralDecimalsOf(layout, id));
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function numMarkets() external view returns (uint256) {
+        return _layout.numMarkets;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function numCollaterals() external view returns (uint256) {
+        return _layout.numCollaterals;
+    }
+}

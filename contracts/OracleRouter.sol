@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
+import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
+
+/// @title OracleRouter
+/// @notice See IOracleRouter.
+contract OracleRouter is IOracleRouter {
+    /// @dev One slot per asset.
+    struct Feed {
+        AggregatorV3Interface aggregator; // bytes 0-19
+        uint8 decimals; //                   byte 20
+        uint32 maxAge; //                    bytes 21-24, seconds
+    }
+
+    uint256 public constant MAX_ASSETS = 8;
+
+    address public owner;
+    AggregatorV3Interface public sequencerFeed;
+    uint32 public sequencerGracePeriod;
+    Feed[8] internal _feeds;
+
+    event OwnerSet(address owner);
+
+    constructor(address owner_) {
+        owner = owner_;
+        emit OwnerSet(owner_);
+    }
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        _;
+    }
+
+    /// @notice Owner: hand ownership to `owner_` (meant to be a timelock).
+    function setOwner(address owner_) external onlyOwner {
+        owner = owner_;
+        emit OwnerSet(owner_);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function setFeed(uint256 asset, address feed, uint32 maxAge) external onlyOwner {
+        uint8 dec = AggregatorV3Interface(feed).decimals();
+        if (asset >= MAX_ASSETS || dec > 36 || maxAge == 0) revert BadFeedConfig(asset, dec, maxAge);
+        _feeds[asset] = Feed(AggregatorV3Interface(feed), dec, maxAge);
+        emit FeedSet(asset, feed, dec, maxAge);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function setSequencerFeed(address feed, uint32 gracePeriod) external onlyOwner {
+        sequencerFeed = AggregatorV3Interface(feed);
+        sequencerGracePeriod = gracePeriod;
+        emit SequencerFeedSet(feed, gracePeriod);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function feedOf(uint256 asset) external view returns (address, uint8, uint32) {
+        Feed memory f = _feeds[asset];
+        return (address(f.aggregator), f.decimals, f.maxAge);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function price(uint256 asset) external view returns (uint256) {
+        _checkSequencer();
+        return _price(asset);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function prices(uint256 assetMask) external view returns (uint256[8] memory out) {
+        if (assetMask == 0) return out;
+        _checkSequencer();
+        for (uint256 k; k < MAX_ASSETS; ++k) {
+            if (assetMask & (1 << k) != 0) out[k] = _price(k);
+        }
+    }
+
+    function _price(uint256 asset) internal view returns (uint256) {
+        if (asset >= MAX_ASSETS) revert FeedNotSet(asset);
+        Feed memory f = _feeds[asset];
+        if (address(f.aggregator) == address(0)) revert FeedNotSet(asset);
+        (, int256 answer,, uint256 updatedAt,) = f.aggregator.latestRoundData();
+        if (answer <= 0) revert PriceNotPositive(asset, answer);
+        if (updatedAt + f.maxAge < block.timestamp) revert PriceStale(asset, updatedAt, f.maxAge, block.timestamp);
+        uint256 p = uint256(answer);
+        return f.decimals <= 18 ? p * 10 ** (18 - f.decimals) : p / 10 ** (f.decimals - 18);
+    }
+
+    function _checkSequencer() internal view {
+        AggregatorV3Interface seq = sequencerFeed;
+        if (address(seq) == address(0)) return;
+        (, int256 answer, uint256 startedAt,,) = seq.latestRoundData();
+        // Chainlink's uptime feeds answer 0 when the sequencer is up, 1 when it is down.
+        if (answer != 0 || block.timestamp < startedAt + sequencerGracePeriod) {
+            revert SequencerDown(startedAt, sequencerGracePeriod);
+        }
+    }
+}

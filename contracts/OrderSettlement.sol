@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IOrderSettlement} from "./interfaces/IOrderSettlement.sol";
+import {ICrossMarginVault} from "./interfaces/ICrossMarginVault.sol";
+import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
+
+/// @title OrderSettlement
+/// @notice See IOrderSettlement.
+contract OrderSettlement is IOrderSettlement, EIP712 {
+    bytes32 public constant ORDER_TYPEHASH = keccak256(
+        "Order(uint256 account,uint256 market,bool isBuy,uint256 size,uint256 limitPrice,uint256 expiry,uint256 nonce)"
+    );
+    uint256 public constant MAX_FEE_BPS = 100;
+
+    ICrossMarginVault public immutable vault;
+    IRiskParameters public immutable riskParams;
+    uint256 public makerFeeBps;
+    uint256 public takerFeeBps;
+    mapping(bytes32 orderHash => uint256) public filled;
+    mapping(uint256 account => uint256) public minNonce;
+
+    constructor(ICrossMarginVault vault_, IRiskParameters riskParams_, uint256 makerFeeBps_, uint256 takerFeeBps_)
+        EIP712("xmargin OrderSettlement", "1")
+    {
+        vault = vault_;
+        riskParams = riskParams_;
+        _setFees(makerFeeBps_, takerFeeBps_);
+    }
+
+    /// @inheritdoc IOrderSettlement
+    function hashOrder(Order calldata o) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(ORDER_TYPEHASH, o.account, o.market, o.isBuy, o.size, o.limitPrice, o.expiry, o.nonce))
+        );
+    }
+
+    /// @inheritdoc IOrderSettlement
+    function settle(Order calldata maker, bytes calldata makerSig, Order calldata taker, bytes calldata takerSig, uint256 fill)
+        external
+    {
+        if (fill == 0) revert ZeroFill();
+        bytes32 mh = _consume(maker, makerSig, fill);
+        bytes32 th = _consume(taker, takerSig, fill);
+        if (maker.market != taker.market || maker.isBuy == taker.isBuy) revert OrdersDoNotMatch(mh, th);
+        if (taker.isBuy ? maker.limitPrice > taker.limitPrice : maker.limitPrice < taker.limitPrice) {
+            revert LimitPriceNotMet(th, maker.limitPrice, taker.limitPrice);
+        }
+        _execute(maker, taker, fill);
+    }
+
+    /// @dev Fees (rounded up) and the vault call, at the maker's price.
+    function _execute(Order calldata maker, Order calldata taker, uint256 fill) internal {
+        uint256 price = maker.limitPrice;
+        uint256 notional = Math.mulDiv(fill, price, 1e18, Math.Rounding.Ceil);
+        uint256 makerFee = Math.mulDiv(notional, makerFeeBps, 1e4, Math.Rounding.Ceil);
+        uint256 takerFee = Math.mulDiv(notional, takerFeeBps, 1e4, Math.Rounding.Ceil);
+        if (maker.isBuy) vault.settleTrade(maker.account, taker.account, maker.market, fill, price, makerFee, takerFee);
+        else vault.settleTrade(taker.account, maker.account, maker.market, fill, price, takerFee, makerFee);
+    }
+
+    /// @dev Checks expiry, nonce floor, cancellation, signer and remaining size; records the fill.
+    function _consume(Order calldata o, bytes calldata sig, uint256 fill) internal returns (bytes32 h) {
+        h = hashOrder(o);
+        if (block.timestamp > o.expiry) revert OrderExpired(h, o.expiry, block.timestamp);
+        uint256 done = filled[h];
+        if (done == type(uint256).max || o.nonce < minNonce[o.account]) revert OrderCancelled(h);
+        address signer = ECDSA.recover(h, sig);
+        if (!vault.isAuthorized(o.account, signer)) revert BadSigner(o.account, signer);
+        if (done + fill > o.size) revert OrderOverfilled(h, done, fill, o.size);
+        filled[h] = done + fill;
+        emit OrderFilled(h, o.account, fill, done + fill);
+    }
+
+    /// @inheritdoc IOrderSettlement
+    function cancel(Order calldata o) external {
+        if (!vault.isAuthorized(o.account, msg.sender)) revert BadSigner(o.account, msg.sender);
+        bytes32 h = hashOrder(o);
+        filled[h] = type(uint256).max;
+        emit OrderCancel(h, o.account);
+    }
+
+    /// @inheritdoc IOrderSettlement
+    function cancelAllBefore(uint256 account, uint256 minNonce_) external {
+        if (!vault.isAuthorized(account, msg.sender)) revert BadSigner(account, msg.sender);
+        if (minNonce_ > minNonce[account]) {
+            minNonce[account] = minNonce_;
+            emit NonceFloorSet(account, minNonce_);
+        }
+    }
+
+    /// @inheritdoc IOrderSettlement
+    function setFees(uint256 makerBps, uint256 takerBps) external {
+        if (!riskParams.hasRole(0x00, msg.sender)) revert NotAdmin(msg.sender);
+        _setFees(makerBps, takerBps);
+    }
+
+    function _setFees(uint256 makerBps, uint256 takerBps) internal {
+        if (makerBps > MAX_FEE_BPS) revert FeeTooHigh(makerBps, MAX_FEE_BPS);
+        if (takerBps > MAX_FEE_BPS) revert FeeTooHigh(takerBps, MAX_FEE_BPS);
+        (makerFeeBps, takerFeeBps) = (makerBps, takerBps);
+        emit FeesSet(makerBps, takerBps);
+    }
+}

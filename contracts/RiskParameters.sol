@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
+import {RiskConfig} from "./libraries/RiskConfig.sol";
+
+/// @title RiskParameters
+/// @notice See IRiskParameters. Every setter checks hard bounds; tightening applies at once, loosening is queued.
+///         Fresh deployments fail closed: risk weights and haircuts start at 100%, market caps at zero.
+contract RiskParameters is IRiskParameters, AccessControl {
+    using RiskConfig for uint256;
+
+    bytes32 public constant RISK_ADMIN_ROLE = keccak256("RISK_ADMIN_ROLE");
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+
+    uint256 private constant BPS = 1e4;
+
+    uint256 internal _global; //      MARGIN word
+    uint256[2] internal _corr; //     CORRELATION words
+    uint256 internal _haircuts; //    HAIRCUT word
+    uint256[8] internal _stress; //   STRESS words, two vectors each
+    uint256 internal _control; //     CONTROL word
+    uint256 internal _liquidation; // LIQUIDATION word
+    uint256 internal _discounts; //   DISCOUNT word
+    mapping(uint256 market => uint256) internal _markets; // MARKET words
+
+    /// @notice Time from which a queued change may be applied (0: none queued).
+    mapping(bytes32 id => uint256) public readyAt;
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        uint256 g;
+        for (uint256 k; k < RiskConfig.MAX_ASSETS; ++k) {
+            g = g.setU16(k, BPS); // risk weight 100% until set
+        }
+        g = g.setU16(8, BPS); // alpha = 1
+        _global = g;
+        uint256 h;
+        for (uint256 j; j < RiskConfig.MAX_COLLATERALS; ++j) {
+            h = h.setU16(j, BPS); // haircut 100% until set
+        }
+        _haircuts = h;
+        _control = (uint256(100) << 8); // band 1%, no delay until set
+        _liquidation = uint256(5000) | (uint256(100) << 16) | (uint256(2000) << 32); // cf 50%, penalty 1%, share 20%
+    }
+
+    // ================================================================ guards
+    modifier onlyRole_(bytes32 role) {
+        if (!hasRole(role, msg.sender)) revert Unauthorized(msg.sender, role);
+        _;
+    }
+
+    function _bound(bytes32 name, int256 value, int256 min, int256 max) internal pure {
+        if (value < min || value > max) revert OutOfBounds(name, value, min, max);
+    }
+
+    function _index(bytes32 name, uint256 index, uint256 count) internal pure {
+        if (index >= count) revert BadIndex(name, index);
+    }
+
+    /// @dev True when the change may be applied now: it tightens, there is no delay, or it was queued and is ready.
+    ///      Otherwise queues it (first call) or reverts (repeated too early).
+    function _mayApply(bool tightening) internal returns (bool) {
+        uint256 delay = _control.loosenDelay();
+        if (tightening || delay == 0) return true;
+        bytes32 id = keccak256(msg.data);
+        uint256 ready = readyAt[id];
+        if (ready == 0) {
+            ready = block.timestamp + delay;
+            readyAt[id] = ready;
+            emit ChangeQueued(id, msg.data, ready);
+            return false;
+        }
+        if (block.timestamp < ready) revert ChangeNotReady(id, ready, block.timestamp);
+        delete readyAt[id];
+        return true;
+    }
+
+    // ================================================================ views
+    /// @inheritdoc IRiskParameters
+    function marginConfig() external view returns (MarginConfig memory cfg) {
+        cfg.global = _global;
+        cfg.corr0 = _corr[0];
+        cfg.corr1 = _corr[1];
+        cfg.haircuts = _haircuts;
+        uint256 words = (cfg.global.numStress() + 1) / 2;
+        cfg.stress = new uint256[](words);
+        for (uint256 i; i < words; ++i) {
+            cfg.stress[i] = _stress[i];
+        }
+    }
+
+    /// @inheritdoc IRiskParameters
+    function tradeConfig(uint256 marketId) external view returns (uint256, uint256) {
+        return (_control, _markets[marketId]);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function liquidationConfig() external view returns (uint256, uint256) {
+        return (_liquidation, _discounts);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function control() external view returns (uint256) {
+        return _control;
+    }
+
+    /// @inheritdoc IRiskParameters
+    function marketWord(uint256 marketId) external view returns (uint256) {
+        return _markets[marketId];
+    }
+
+    /// @inheritdoc IRiskParameters
+    function hasRole(bytes32 role, address account)
+        public
+        view
+        override(AccessControl, IRiskParameters)
+        returns (bool)
+    {
+        return super.hasRole(role, account);
+    }
+
+    // ================================================================ setters
+    /// @inheritdoc IRiskParameters
+    function setRiskWeight(uint256 asset, uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
+        _index("asset", asset, RiskConfig.MAX_ASSETS);
+        _bound("riskWeight", int256(bps), 100, int256(BPS));
+        if (!_mayApply(bps >= _global.riskWeight(asset))) return;
+        _global = _global.setU16(asset, bps);
+        emit ParameterUpdated("margin", 0, _global);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setCorrelation(uint256 a, uint256 b, int256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
+        _index("asset", a, RiskConfig.MAX_ASSETS);
+        _index("asset", b, RiskConfig.MAX_ASSETS);
+        if (a == b) revert BadIndex("pair", a);
+        _bound("correlation", bps, -int256(BPS), int256(BPS));
+        if (!_mayApply(false)) return;
+        uint256 p = RiskConfig.pairIndex(a, b);
+        _corr[p / 16] = _corr[p / 16].setI16(16 * (p % 16), bps);
+        emit ParameterUpdated("correlation", p / 16, _corr[p / 16]);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setStressVector(uint256 s, int16[8] calldata shocks) external onlyRole_(RISK_ADMIN_ROLE) {
+        uint256 n = _global.numStress();
+        if (s > n || s >= RiskConfig.MAX_STRESS) revert BadIndex("stress", s);
+        uint256 offset = 128 * (s % 2);
+        uint256 word = _stress[s / 2];
+        bool tightening = true;
+        for (uint256 k; k < 8; ++k) {
+            int256 v = shocks[k];
+            _bound("shock", v, -int256(BPS), int256(BPS));
+            int256 old = s < n ? word.i16(offset + 16 * k) : int256(0);
+            if (old != 0 && (v == 0 || (v > 0) != (old > 0) || (v > 0 ? v < old : v > old))) tightening = false;
+            word = word.setI16(offset + 16 * k, v);
+        }
+        if (!_mayApply(tightening)) return;
+        _stress[s / 2] = word;
+        if (s == n) _global = (_global & ~(uint256(0xff) << 176)) | ((n + 1) << 176);
+        emit ParameterUpdated("stress", s / 2, word);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function popStressVector() external onlyRole_(RISK_ADMIN_ROLE) {
+        uint256 n = _global.numStress();
+        if (n == 0) revert BadIndex("stress", 0);
+        if (!_mayApply(false)) return;
+        uint256 s = n - 1;
+        _stress[s / 2] &= ~(uint256(type(uint128).max) << (128 * (s % 2)));
+        _global = (_global & ~(uint256(0xff) << 176)) | (s << 176);
+        emit ParameterUpdated("stress", s / 2, _stress[s / 2]);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setMarginScalars(uint256 alphaBps, uint256 basisBps, uint256 floorBps)
+        external
+        onlyRole_(RISK_ADMIN_ROLE)
+    {
+        _bound("alpha", int256(alphaBps), int256(BPS), 3e4);
+        _bound("basisAddon", int256(basisBps), 0, 2000);
+        _bound("floor", int256(floorBps), 0, 5000);
+        uint256 g = _global;
+        bool tightening = alphaBps >= g.alpha() && basisBps >= g.basisAddon() && floorBps >= g.floorRate();
+        if (!_mayApply(tightening)) return;
+        _global = g.setU16(8, alphaBps).setU16(9, basisBps).setU16(10, floorBps);
+        emit ParameterUpdated("margin", 0, _global);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setHaircut(uint256 j, uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
+        _index("collateral", j, RiskConfig.MAX_COLLATERALS);
+        _bound("haircut", int256(bps), 0, int256(BPS));
+        if (bps < _discounts.u16(j)) revert DiscountAboveHaircut(j, _discounts.u16(j), bps);
+        if (!_mayApply(bps >= _haircuts.u16(j))) return;
+        _haircuts = _haircuts.setU16(j, bps);
+        emit ParameterUpdated("haircut", 0, _haircuts);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setLiquidationDiscount(uint256 j, uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
+        _index("collateral", j, RiskConfig.MAX_COLLATERALS);
+        _bound("discount", int256(bps), 0, 5000);
+        if (bps > _haircuts.u16(j)) revert DiscountAboveHaircut(j, bps, _haircuts.u16(j));
+        if (!_mayApply(false)) return;
+        _discounts = _discounts.setU16(j, bps);
+        emit ParameterUpdated("discount", 0, _discounts);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setMarket(uint256 marketId, uint256 standardMmrBps, uint256 maxOpenInterest, uint256 maxPositionSize)
+        external
+        onlyRole_(RISK_ADMIN_ROLE)
+    {
+        _index("market", marketId, RiskConfig.MAX_MARKETS);
+        _bound("standardMmr", int256(standardMmrBps), 10, int256(BPS));
+        _bound("maxOpenInterest", int256(maxOpenInterest), 0, int256(uint256(type(uint112).max)));
+        _bound("maxPositionSize", int256(maxPositionSize), 0, int256(uint256(type(uint112).max)));
+        uint256 m = _markets[marketId];
+        bool tightening = standardMmrBps >= m.standardRate() && maxOpenInterest <= m.maxOpenInterest()
+            && maxPositionSize <= m.maxPositionSize();
+        if (!_mayApply(tightening)) return;
+        m = standardMmrBps | (maxOpenInterest << 16) | (maxPositionSize << 128);
+        _markets[marketId] = m;
+        emit ParameterUpdated("market", marketId, m);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setLiquidation(
+        uint256 closeFactorBps,
+        uint256 penaltyBps,
+        uint256 keeperShareBps,
+        uint256 deepBps,
+        uint256 minKeeperReward,
+        uint256 dust
+    ) external onlyRole_(RISK_ADMIN_ROLE) {
+        _bound("closeFactor", int256(closeFactorBps), 1000, int256(BPS));
+        _bound("penalty", int256(penaltyBps), 0, 2000);
+        _bound("keeperShare", int256(keeperShareBps), 0, int256(BPS));
+        _bound("deep", int256(deepBps), 0, int256(BPS));
+        _bound("minKeeperReward", int256(minKeeperReward), 0, 1000e18);
+        _bound("dust", int256(dust), 0, 1e24);
+        if (!_mayApply(false)) return;
+        _liquidation = closeFactorBps | (penaltyBps << 16) | (keeperShareBps << 32) | (deepBps << 48)
+            | (minKeeperReward << 64) | (dust << 160);
+        emit ParameterUpdated("liquidation", 0, _liquidation);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setPriceBand(uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
+        _bound("priceBand", int256(bps), 10, 2000);
+        if (!_mayApply(bps <= _control.priceBand())) return;
+        _control = (_control & ~(uint256(0xffff) << 8)) | (bps << 8);
+        emit ParameterUpdated("control", 0, _control);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setLoosenDelay(uint256 seconds_) external onlyRole_(DEFAULT_ADMIN_ROLE) {
+        _bound("loosenDelay", int256(seconds_), 0, 30 days);
+        if (!_mayApply(seconds_ >= _control.loosenDelay())) return;
+        _control = (_control & ~(uint256(0xffffffff) << 24)) | (seconds_ << 24);
+        emit ParameterUpdated("control", 0, _control);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setPause(uint256 flags) external {
+        _bound("pauseFlags", int256(flags), 0, 3);
+        uint256 current = _control & 3;
+        bool clears = current & ~flags != 0;
+        bytes32 role = clears ? DEFAULT_ADMIN_ROLE : GUARDIAN_ROLE;
+        if (!hasRole(role, msg.sender) && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) revert Unauthorized(msg.sender, role);
+        _control = (_control & ~uint256(3)) | flags;
+        emit PauseSet(flags);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function cancel(bytes32 id) external {
+        if (!hasRole(GUARDIAN_ROLE, msg.sender) && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
+            revert Unauthorized(msg.sender, GUARDIAN_ROLE);
+        }
+        if (readyAt[id] == 0) revert BadIndex("queued", uint256(id));
+        delete readyAt[id];
+        emit ChangeCancelled(id);
+    }
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IOracleRouter — asset prices from Chainlink feeds, normalised to USD 1e18.
+/// @notice Assets are numbered 0..7. Each has one `AggregatorV3Interface` feed, its decimals (read once when the feed
+///         is set) and a maximum age (the feed's heartbeat plus a margin). A price is returned only when the answer is
+///         positive and not older than its maximum age, and, when an L2 sequencer-uptime feed is configured, the
+///         sequencer is up and has been for the grace period. Otherwise the call reverts with a custom error: every
+///         action that needs the price (trades, withdrawals, liquidations) waits for a valid one. A stale feed can be
+///         replaced by the owner at once.
+///         Assumptions on feeds: `latestRoundData` does not revert and reports the time of its answer in `updatedAt`.
+interface IOracleRouter {
+    /// @notice No feed is configured for `asset`.
+    error FeedNotSet(uint256 asset);
+    /// @notice The feed answered zero or a negative price.
+    error PriceNotPositive(uint256 asset, int256 answer);
+    /// @notice The answer is older than the feed's maximum age.
+    error PriceStale(uint256 asset, uint256 updatedAt, uint256 maxAge, uint256 nowTimestamp);
+    /// @notice The L2 sequencer is down, or came back less than `gracePeriod` ago.
+    error SequencerDown(uint256 startedAt, uint256 gracePeriod);
+    /// @notice A feed with more than 36 decimals, an asset index above 7 or a zero max age.
+    error BadFeedConfig(uint256 asset, uint256 decimals, uint256 maxAge);
+    /// @notice The caller is not the owner.
+    error NotOwner(address caller);
+
+    /// @notice A feed was set for `asset`.
+    event FeedSet(uint256 indexed asset, address feed, uint8 decimals, uint32 maxAge);
+    /// @notice The sequencer-uptime feed was set (zero address: none).
+    event SequencerFeedSet(address feed, uint32 gracePeriod);
+
+    /// @return The price of `asset` in USD per whole unit, 1e18 fixed point (reverts on an invalid price).
+    function price(uint256 asset) external view returns (uint256);
+    /// @notice Prices of every asset whose bit is set in `assetMask` (bit k = asset k); other entries are zero.
+    function prices(uint256 assetMask) external view returns (uint256[8] memory);
+    /// @notice Owner: set the feed of `asset`, with its maximum age in seconds.
+    function setFeed(uint256 asset, address feed, uint32 maxAge) external;
+    /// @notice Owner: set the L2 sequencer-uptime feed (zero address disables the check).
+    function setSequencerFeed(address feed, uint32 gracePeriod) external;
+    /// @return feed The aggregator of `asset`. @return decimals Its decimals. @return maxAge Its maximum age.
+    function feedOf(uint256 asset) external view returns (address feed, uint8 decimals, uint32 maxAge);
+}

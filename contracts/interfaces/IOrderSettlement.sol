@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IOrderSettlement — settles EIP-712 signed orders matched off-chain.
+/// @notice Maker and taker each sign an `Order` (EIP-712, domain "xmargin OrderSettlement" version "1", this chain
+///         id and this contract), by the account's owner or one of its operators. Anyone may submit a matched pair.
+///         The fill price is the maker's limit price; it must satisfy the taker's limit, and the vault checks it lies
+///         within the price band around the oracle price. Orders fill partially; `filled` tracks the base amount
+///         filled per order hash; `cancel` marks an order fully filled; `cancelAllBefore` invalidates every order of an
+///         account with a lower nonce. Fees are charged on the fill notional (maker and taker rates, rounded up) and
+///         paid to the insurance fund.
+///         Signatures: ECDSA with the low-s rule (malleable signatures are rejected); replay on another chain or venue
+///         fails because the domain binds both.
+interface IOrderSettlement {
+    struct Order {
+        uint256 account; //    vault account id
+        uint256 market; //     vault market id
+        bool isBuy;
+        uint256 size; //       base units 1e18 (> 0)
+        uint256 limitPrice; // USD 1e18: the most a buyer pays, the least a seller takes
+        uint256 expiry; //     unix seconds, inclusive
+        uint256 nonce;
+    }
+
+    error OrderExpired(bytes32 orderHash, uint256 expiry, uint256 nowTimestamp);
+    error OrderOverfilled(bytes32 orderHash, uint256 filled, uint256 fill, uint256 size);
+    error OrderCancelled(bytes32 orderHash);
+    error BadSigner(uint256 account, address signer);
+    error OrdersDoNotMatch(bytes32 makerHash, bytes32 takerHash);
+    error LimitPriceNotMet(bytes32 takerHash, uint256 price, uint256 limitPrice);
+    error FeeTooHigh(uint256 bps, uint256 maxBps);
+    error NotAdmin(address caller);
+    error ZeroFill();
+
+    event OrderFilled(bytes32 indexed orderHash, uint256 indexed account, uint256 fill, uint256 filledTotal);
+    event OrderCancel(bytes32 indexed orderHash, uint256 indexed account);
+    event NonceFloorSet(uint256 indexed account, uint256 minNonce);
+    event FeesSet(uint256 makerBps, uint256 takerBps);
+
+    /// @notice Settle `fill` base units between a signed maker and a signed taker order at the maker's price.
+    function settle(Order calldata maker, bytes calldata makerSig, Order calldata taker, bytes calldata takerSig, uint256 fill)
+        external;
+    /// @notice Owner or operator of `order.account`: cancel one order.
+    function cancel(Order calldata order) external;
+    /// @notice Owner or operator: invalidate every order of `account` with a nonce below `minNonce` (only raises).
+    function cancelAllBefore(uint256 account, uint256 minNonce) external;
+    /// @notice EIP-712 hash of an order (what is signed).
+    function hashOrder(Order calldata order) external view returns (bytes32);
+    /// @notice Base units filled of an order hash (type(uint256).max once cancelled).
+    function filled(bytes32 orderHash) external view returns (uint256);
+    /// @notice Admin of the vault's RiskParameters: set fee rates (each at most 1%).
+    function setFees(uint256 makerBps, uint256 takerBps) external;
+}

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IRiskParameters — every risk parameter of xmargin, bounded, with delayed loosening.
+/// @notice Parameters are stored packed so a margin check reads a handful of slots. The packed layouts are
+///         part of the spec (the off-chain mirror decodes the same words); `RiskConfig` decodes them.
+///
+///         MARGIN word (`marginConfig().global`), all ratios in basis points (1e4 = 100%):
+///           bits [16k, 16k+16)  riskWeight of asset k (k = 0..7), uint16
+///           bits [128, 144)     alpha  (IM = alpha * MM), >= 1e4
+///           bits [144, 160)     basis add-on b on hedged-within-asset notional
+///           bits [160, 176)     floor f on the sum of |net delta|
+///           bits [176, 184)     number of published stress vectors (<= 16)
+///         CORRELATION words (2): medium-regime correlation of the asset pair p, int16 bps at 16*(p % 16) of word
+///           p / 16, pairs (k < l) ordered (0,1), (0,2) .. (0,7), (1,2) .. (6,7).
+///         HAIRCUT word: haircut of collateral j (j = 0..15), uint16 bps at bits [16j, 16j+16).
+///         STRESS words: vector s in word s / 2 at bit offset 128 * (s % 2); its shock for asset k is an int16 (bps of
+///           price) at offset + 16k.
+///         CONTROL word: bit 0 trades paused, bit 1 deposits paused, bits [8,24) price band (bps), bits [24,56)
+///           loosening delay (seconds).
+///         LIQUIDATION word: [0,16) close factor, [16,32) penalty, [32,48) keeper share of the penalty,
+///           [48,64) deep-underwater threshold (E < threshold * MM closes 100%), all bps; [64,160) minimum keeper reward
+///           and [160,256) dust threshold, both uint96 USD 1e18.
+///         DISCOUNT word: liquidation discount of collateral j, uint16 bps at [16j, 16j+16), never above its haircut.
+///         MARKET word (per market): [0,16) standard per-position maintenance rate (bps), [16,128) max open interest
+///           and [128,240) max position size, both uint112 base units 1e18.
+///
+///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock), RISK_ADMIN_ROLE (sets parameters), GUARDIAN_ROLE
+///         (pauses trades and deposits, cancels queued changes). A change that tightens takes effect at once; a change
+///         that loosens (or whose direction is ambiguous) is queued: the first call records it, the same call repeated
+///         after the delay applies it. With a delay of zero every change applies at once (deployment set-up).
+interface IRiskParameters {
+    /// @notice The words a margin check needs, in one call.
+    struct MarginConfig {
+        uint256 global;
+        uint256 corr0;
+        uint256 corr1;
+        uint256 haircuts;
+        uint256[] stress; // ceil(numStress / 2) words
+    }
+
+    /// @notice A value outside the hard bounds of its setter.
+    error OutOfBounds(bytes32 parameter, int256 value, int256 min, int256 max);
+    /// @notice An index (asset, collateral, market, stress vector, correlation pair) out of range.
+    error BadIndex(bytes32 parameter, uint256 index);
+    /// @notice A loosening change re-submitted before its delay has passed.
+    error ChangeNotReady(bytes32 id, uint256 readyAt, uint256 nowTimestamp);
+    /// @notice The caller lacks the role the action needs.
+    error Unauthorized(address caller, bytes32 role);
+    /// @notice A liquidation discount above the haircut of its collateral.
+    error DiscountAboveHaircut(uint256 collateral, uint256 discount, uint256 haircut);
+
+    /// @notice A loosening change was queued; it can be applied from `readyAt` by repeating the same call.
+    event ChangeQueued(bytes32 indexed id, bytes call, uint256 readyAt);
+    /// @notice A queued change was cancelled by the guardian or admin.
+    event ChangeCancelled(bytes32 indexed id);
+    /// @notice A parameter word changed (the new packed value; `index` names the word in its family).
+    event ParameterUpdated(bytes32 indexed parameter, uint256 indexed index, uint256 word);
+    /// @notice Pause flags changed (bit 0 trades, bit 1 deposits).
+    event PauseSet(uint256 flags);
+
+    /// @return The words a margin check reads.
+    function marginConfig() external view returns (MarginConfig memory);
+    /// @return control The CONTROL word. @return market The MARKET word of `marketId`.
+    function tradeConfig(uint256 marketId) external view returns (uint256 control, uint256 market);
+    /// @return liquidation The LIQUIDATION word. @return discounts The DISCOUNT word.
+    function liquidationConfig() external view returns (uint256 liquidation, uint256 discounts);
+    /// @return The CONTROL word.
+    function control() external view returns (uint256);
+    /// @return The MARKET word of `marketId`.
+    function marketWord(uint256 marketId) external view returns (uint256);
+    /// @notice True when `account` holds `role` (shared by every xmargin contract for access control).
+    function hasRole(bytes32 role, address account) external view returns (bool);
+
+    /// @notice Risk weight of asset `asset` (bps, 1% .. 100%). Raising it tightens.
+    function setRiskWeight(uint256 asset, uint256 bps) external;
+    /// @notice Medium-regime correlation of assets `a` != `b` (bps, -100% .. 100%). Always treated as loosening.
+    function setCorrelation(uint256 a, uint256 b, int256 bps) external;
+    /// @notice Sets stress vector `s` (s <= count; s == count appends). Tightens when every shock moves away from zero.
+    function setStressVector(uint256 s, int16[8] calldata shocks) external;
+    /// @notice Removes the last stress vector (loosening).
+    function popStressVector() external;
+    /// @notice alpha (IM/MM, 1e4 .. 3e4), basis add-on b (0 .. 20%), floor f (0 .. 50%). Tightens when none falls.
+    function setMarginScalars(uint256 alphaBps, uint256 basisBps, uint256 floorBps) external;
+    /// @notice Haircut of collateral `j` (0 .. 100%). Raising it tightens.
+    function setHaircut(uint256 j, uint256 bps) external;
+    /// @notice Liquidation discount of collateral `j` (0 .. its haircut). Always queued.
+    function setLiquidationDiscount(uint256 j, uint256 bps) external;
+    /// @notice Standard rate (0.1% .. 100%), max open interest and max position size of a market. Tightens when the
+    ///         rate does not fall and neither cap rises.
+    function setMarket(uint256 marketId, uint256 standardMmrBps, uint256 maxOpenInterest, uint256 maxPositionSize)
+        external;
+    /// @notice Liquidation parameters; always queued. closeFactor 10% .. 100%, penalty 0 .. 20%, keeperShare 0 .. 100%,
+    ///         deep 0 .. 100%, minKeeperReward <= 1,000 USD, dust <= 1,000,000 USD.
+    function setLiquidation(
+        uint256 closeFactorBps,
+        uint256 penaltyBps,
+        uint256 keeperShareBps,
+        uint256 deepBps,
+        uint256 minKeeperReward,
+        uint256 dust
+    ) external;
+    /// @notice Max distance of a fill price from the oracle price (0.1% .. 20%). Narrowing tightens.
+    function setPriceBand(uint256 bps) external;
+    /// @notice Delay before a loosening change may be applied (0 .. 30 days). Lengthening tightens.
+    function setLoosenDelay(uint256 seconds_) external;
+    /// @notice Guardian: set pause flags (bit 0 trades, bit 1 deposits). Only the admin may clear a flag.
+    function setPause(uint256 flags) external;
+    /// @notice Guardian or admin: drop a queued change.
+    function cancel(bytes32 id) external;
+}

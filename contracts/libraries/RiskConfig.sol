@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title RiskConfig — decoders for the packed parameter words (layouts in IRiskParameters).
+library RiskConfig {
+    uint256 internal constant MAX_ASSETS = 8;
+    uint256 internal constant MAX_COLLATERALS = 16;
+    uint256 internal constant MAX_MARKETS = 16;
+    uint256 internal constant MAX_STRESS = 16;
+    uint256 internal constant PAIRS = 28; // 8 * 7 / 2
+
+    uint256 internal constant PAUSE_TRADES = 1;
+    uint256 internal constant PAUSE_DEPOSITS = 2;
+
+    function u16(uint256 word, uint256 slot) internal pure returns (uint256) {
+        return (word >> (16 * slot)) & 0xffff;
+    }
+
+    function i16(uint256 word, uint256 bitOffset) internal pure returns (int256) {
+        return int256(int16(uint16(word >> bitOffset)));
+    }
+
+    function setU16(uint256 word, uint256 slot, uint256 value) internal pure returns (uint256) {
+        return (word & ~(uint256(0xffff) << (16 * slot))) | (value << (16 * slot));
+    }
+
+    function setI16(uint256 word, uint256 bitOffset, int256 value) internal pure returns (uint256) {
+        return (word & ~(uint256(0xffff) << bitOffset)) | (uint256(uint16(int16(value))) << bitOffset);
+    }
+
+    // ---- MARGIN word ----
+    function riskWeight(uint256 g, uint256 asset) internal pure returns (uint256) {
+        return u16(g, asset);
+    }
+
+    function alpha(uint256 g) internal pure returns (uint256) {
+        return u16(g, 8);
+    }
+
+    function basisAddon(uint256 g) internal pure returns (uint256) {
+        return u16(g, 9);
+    }
+
+    function floorRate(uint256 g) internal pure returns (uint256) {
+        return u16(g, 10);
+    }
+
+    function numStress(uint256 g) internal pure returns (uint256) {
+        return (g >> 176) & 0xff;
+    }
+
+    // ---- correlation pairs ----
+    /// @notice Index of the pair (a, b), a != b, in the order (0,1), (0,2) .. (6,7).
+    function pairIndex(uint256 a, uint256 b) internal pure returns (uint256) {
+        (uint256 k, uint256 l) = a < b ? (a, b) : (b, a);
+        return (k * (15 - k)) / 2 + (l - k - 1);
+    }
+
+    function correlation(uint256 corr0, uint256 corr1, uint256 p) internal pure returns (int256) {
+        return i16(p < 16 ? corr0 : corr1, 16 * (p % 16));
+    }
+
+    // ---- stress words ----
+    function shock(uint256[] memory stress, uint256 s, uint256 asset) internal pure returns (int256) {
+        return i16(stress[s / 2], 128 * (s % 2) + 16 * asset);
+    }
+
+    // ---- CONTROL word ----
+    function paused(uint256 c, uint256 flag) internal pure returns (bool) {
+        return c & flag != 0;
+    }
+
+    function priceBand(uint256 c) internal pure returns (uint256) {
+        return (c >> 8) & 0xffff;
+    }
+
+    function loosenDelay(uint256 c) internal pure returns (uint256) {
+        return (c >> 24) & 0xffffffff;
+    }
+
+    // ---- LIQUIDATION word ----
+    function closeFactor(uint256 l) internal pure returns (uint256) {
+        return u16(l, 0);
+    }
+
+    function penalty(uint256 l) internal pure returns (uint256) {
+        return u16(l, 1);
+    }
+
+    function keeperShare(uint256 l) internal pure returns (uint256) {
+        return u16(l, 2);
+    }
+
+    function deepThreshold(uint256 l) internal pure returns (uint256) {
+        return u16(l, 3);
+    }
+
+    function minKeeperReward(uint256 l) internal pure returns (uint256) {
+        return (l >> 64) & type(uint96).max;
+    }
+
+    function dust(uint256 l) internal pure returns (uint256) {
+        return l >> 160;
+    }
+
+    // ---- MARKET word ----
+    function standardRate(uint256 m) internal pure returns (uint256) {
+        return u16(m, 0);
+    }
+
+    function maxOpenInterest(uint256 m) internal pure returns (uint256) {
+        return (m >> 16) & type(uint112).max;
+    }
+
+    function maxPositionSize(uint256 m) internal pure returns (uint256) {
+        return (m >> 128) & type(uint112).max;
+    }
+}
