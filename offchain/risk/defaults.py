@@ -1,0 +1,46 @@
+"""The default parameter set of the local deployment and the demo.
+
+Assets: 0 BTC, 1 ETH, 2 SOL, 3 LINK. Collaterals: 0 WBTC, 1 WETH, 2 WSOL, 3 LINK. Markets: 0..3 perpetuals on the
+same assets. The figures are starting points in the range used by major venues; ``xmargin risk calibrate`` replaces
+them with estimates from data.
+"""
+from __future__ import annotations
+
+from .params import LiquidationParams, MarketRisk, RiskSpec, StressVector
+
+WAD = 10**18
+ASSETS = ("BTC", "ETH", "SOL", "LINK")
+BTC, ETH, SOL, LINK = range(4)
+
+DEFAULT_SPEC = RiskSpec(
+    risk_weights={BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800},
+    correlations={
+        (BTC, ETH): 8000, (BTC, SOL): 7000, (BTC, LINK): 6500,
+        (ETH, SOL): 7500, (ETH, LINK): 7000, (SOL, LINK): 6500,
+    },
+    # Joint moves over the liquidation horizon (not whole historical episodes: the demo replays those).
+    stress=[
+        StressVector(name="crash", shocks={BTC: -1000, ETH: -1200, SOL: -1800, LINK: -1800}),
+        StressVector(name="rally", shocks={BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800}),
+        StressVector(name="btc_up_alts_down", shocks={BTC: 400, ETH: -600, SOL: -900, LINK: -900}),
+        StressVector(name="btc_down_alts_up", shocks={BTC: -400, ETH: 600, SOL: 900, LINK: 900}),
+        StressVector(name="eth_decouple", shocks={ETH: -1500}),
+        StressVector(name="sol_collapse", shocks={SOL: -3000}),
+        StressVector(name="link_collapse", shocks={LINK: -3000}),
+    ],
+    alpha_bps=15_000,
+    basis_bps=50,
+    floor_bps=100,
+    haircuts={0: 800, 1: 1000, 2: 1500, 3: 1500},
+    discounts={0: 400, 1: 500, 2: 750, 3: 750},
+    markets={
+        m: MarketRisk(standard_mmr_bps=rw, max_open_interest=10**12 * WAD, max_position_size=10**9 * WAD)
+        for m, rw in {BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800}.items()
+    },
+    liquidation=LiquidationParams(
+        close_factor_bps=5000, penalty_bps=100, keeper_share_bps=3000, deep_bps=5000,
+        min_keeper_reward=5 * WAD, dust=100 * WAD,
+    ),
+    price_band_bps=200,
+    loosen_delay=0,
+)

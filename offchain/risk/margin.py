@@ -1,0 +1,290 @@
+"""Exact integer mirror of the on-chain portfolio margin (``PortfolioMargin.sol`` and ``CrossMarginVault``).
+
+Every function here reproduces the Solidity arithmetic bit for bit: the same packed parameter words, the same
+order of operations and the same rounding (requirements up, credits down). Units follow the contracts: prices and
+USD values are 1e18 fixed point, sizes are base units 1e18, ratios are basis points (10_000 = 100%).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import isqrt
+from typing import Sequence
+
+BPS = 10_000
+WAD = 10**18
+RHO4_ONE = 40_000
+MAX_ASSETS = 8
+MAX_COLLATERALS = 16
+INT256_MIN = -(2**255)
+INT256_MAX = 2**255 - 1
+
+
+class MarginOverflow(ArithmeticError):
+    """A value left the int256 range: the contract would revert on the same input."""
+
+
+def _check(x: int) -> int:
+    if not INT256_MIN <= x <= INT256_MAX:
+        raise MarginOverflow(x)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- rounding helpers
+def floor_div(a: int, b: int) -> int:
+    """Signed division rounded toward minus infinity (b > 0)."""
+    return a // b
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Signed division rounded toward plus infinity (b > 0)."""
+    return -((-a) // b)
+
+
+def ceil_sqrt(x: int) -> int:
+    r = isqrt(x)
+    return r if r * r == x else r + 1
+
+
+def mul_div_up(x: int, y: int, d: int) -> int:
+    return -((-x * y) // d)
+
+
+def position_value_down(size: int, price: int) -> int:
+    return floor_div(_check(size * price), WAD)
+
+
+def token_value_down(amount: int, price: int, decimals: int) -> int:
+    return amount * price // 10**decimals
+
+
+def haircut_down(value: int, haircut_bps: int) -> int:
+    return value * (BPS - haircut_bps) // BPS
+
+
+# ---------------------------------------------------------------------------------------------- packed words
+def u16(word: int, slot: int) -> int:
+    return (word >> (16 * slot)) & 0xFFFF
+
+
+def i16(word: int, bit_offset: int) -> int:
+    v = (word >> bit_offset) & 0xFFFF
+    return v - 0x10000 if v >= 0x8000 else v
+
+
+def pair_index(a: int, b: int) -> int:
+    k, l = (a, b) if a < b else (b, a)
+    return (k * (15 - k)) // 2 + (l - k - 1)
+
+
+@dataclass(frozen=True)
+class MarginConfig:
+    """The words returned by ``RiskParameters.marginConfig()``."""
+
+    global_word: int
+    corr0: int
+    corr1: int
+    haircuts: int
+    stress: tuple[int, ...]
+
+    @classmethod
+    def from_chain(cls, raw: Sequence) -> "MarginConfig":
+        g, c0, c1, h, stress = raw
+        return cls(int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress))
+
+    def risk_weight(self, asset: int) -> int:
+        return u16(self.global_word, asset)
+
+    @property
+    def alpha(self) -> int:
+        return u16(self.global_word, 8)
+
+    @property
+    def basis_addon(self) -> int:
+        return u16(self.global_word, 9)
+
+    @property
+    def floor_rate(self) -> int:
+        return u16(self.global_word, 10)
+
+    @property
+    def num_stress(self) -> int:
+        return (self.global_word >> 176) & 0xFF
+
+    def correlation(self, a: int, b: int) -> int:
+        p = pair_index(a, b)
+        return i16(self.corr0 if p < 16 else self.corr1, 16 * (p % 16))
+
+    def shock(self, s: int, asset: int) -> int:
+        return i16(self.stress[s // 2], 128 * (s % 2) + 16 * asset)
+
+    def haircut(self, collateral_id: int) -> int:
+        return u16(self.haircuts, collateral_id)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The parts of the maintenance margin, as ``PortfolioMargin.Breakdown``."""
+
+    k_regime: tuple[int, int, int]  # low, medium, high correlation
+    k_stress: int
+    worst_scenario: int
+    basis: int
+    floor_charge: int
+    maintenance: int
+    initial: int
+
+
+def correlated_charges(ws: Sequence[int], cfg: MarginConfig) -> tuple[int, int, int]:
+    diag = 0
+    cross = [0, 0, 0]
+    for k in range(MAX_ASSETS):
+        wk = ws[k]
+        if wk == 0:
+            continue
+        diag += wk * wk
+        for l in range(k + 1, MAX_ASSETS):
+            wl = ws[l]
+            if wl == 0:
+                continue
+            rho = cfg.correlation(k, l)
+            prod = wk * wl
+            cross[0] += prod * max(8 * rho - RHO4_ONE, 3 * rho)
+            cross[1] += prod * (4 * rho)
+            cross[2] += prod * min(5 * rho, RHO4_ONE)
+    out = []
+    for r in range(3):
+        q = _check(diag * RHO4_ONE + 2 * cross[r])
+        out.append(ceil_sqrt(ceil_div(q, RHO4_ONE)) if q > 0 else 0)
+    return out[0], out[1], out[2]
+
+
+def stress_charge(delta: Sequence[int], cfg: MarginConfig) -> tuple[int, int]:
+    worst, index = 0, 0
+    for s in range(cfg.num_stress):
+        pnl = sum(cfg.shock(s, k) * delta[k] for k in range(MAX_ASSETS) if delta[k] != 0)
+        if pnl < 0:
+            loss = ceil_div(-pnl, BPS)
+            if loss > worst:
+                worst, index = loss, s
+    return worst, index
+
+
+def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig) -> Breakdown:
+    """Maintenance and initial margin from net delta and gross notional per asset (USD 1e18)."""
+    ws = [0] * MAX_ASSETS
+    hedged = 0
+    abs_sum = 0
+    for k in range(MAX_ASSETS):
+        d = delta[k]
+        if d == 0 and gross[k] == 0:
+            continue
+        a = abs(d)
+        abs_sum += a
+        hedged += gross[k] - a
+        w = mul_div_up(a, cfg.risk_weight(k), BPS)
+        ws[k] = -w if d < 0 else w
+    k_regime = correlated_charges(ws, cfg)
+    k_stress, worst = stress_charge(delta, cfg)
+    basis = mul_div_up(hedged, cfg.basis_addon, BPS)
+    floor_charge = mul_div_up(abs_sum, cfg.floor_rate, BPS)
+    k = max(max(k_regime), k_stress)
+    mm = max(k + basis, floor_charge)
+    im = mul_div_up(mm, cfg.alpha, BPS)
+    return Breakdown(k_regime, k_stress, worst, basis, floor_charge, mm, im)
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+@dataclass
+class AccountState:
+    """What the vault stores for an account: settlement (USD 1e18), positions and collateral balances."""
+
+    settlement: int = 0
+    positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # market -> (size, openNotional)
+    collateral: dict[int, int] = field(default_factory=dict)  # collateral id -> token units
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The vault's listing: the asset of each market and each collateral, and collateral decimals."""
+
+    market_asset: tuple[int, ...]
+    collateral_asset: tuple[int, ...]
+    collateral_decimals: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AccountMargin:
+    equity: int
+    delta: tuple[int, ...]
+    gross: tuple[int, ...]
+    margin: Breakdown
+
+    @property
+    def maintenance(self) -> int:
+        return self.margin.maintenance
+
+    @property
+    def initial(self) -> int:
+        return self.margin.initial
+
+    @property
+    def gross_total(self) -> int:
+        return sum(self.gross)
+
+    @property
+    def liquidatable(self) -> bool:
+        return self.equity < self.margin.maintenance
+
+
+def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig):
+    """Equity, net delta and gross per asset, in the vault's order of operations."""
+    equity = state.settlement
+    delta = [0] * MAX_ASSETS
+    gross = [0] * MAX_ASSETS
+    for market in sorted(state.positions):
+        size, open_notional = state.positions[market]
+        if size == 0:
+            continue
+        asset = layout.market_asset[market]
+        value = position_value_down(size, prices[asset])
+        equity += value - open_notional
+        delta[asset] += value
+        gross[asset] += abs(value)
+    for cid in sorted(state.collateral):
+        amount = state.collateral[cid]
+        if amount == 0:
+            continue
+        asset = layout.collateral_asset[cid]
+        value = token_value_down(amount, prices[asset], layout.collateral_decimals[cid])
+        equity += haircut_down(value, cfg.haircut(cid))
+        delta[asset] += value
+        gross[asset] += value
+    return equity, delta, gross
+
+
+def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig) -> AccountMargin:
+    equity, delta, gross = exposure(state, layout, prices, cfg)
+    return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg))
+
+
+def standard_requirement(state: AccountState, layout: Layout, prices: Sequence[int], rates: Sequence[int]) -> int:
+    """Per-position requirement sum(|notional| * rate), no offsets: the comparison for capital efficiency."""
+    total = 0
+    for market, (size, _) in sorted(state.positions.items()):
+        if size:
+            value = position_value_down(size, prices[layout.market_asset[market]])
+            total += mul_div_up(abs(value), rates[market], BPS)
+    return total
+
+
+def max_take(equity: int, maintenance: int, initial: int, gross: int, liq_word: int) -> int:
+    """The most a liquidation may take (USD 1e18): ``CrossMarginVault.maxTake``."""
+    close_factor, penalty, deep = u16(liq_word, 0), u16(liq_word, 1), u16(liq_word, 3)
+    dust = liq_word >> 160
+    if equity * BPS < maintenance * deep:
+        return gross
+    allowed = gross * close_factor // BPS
+    den = initial * BPS - penalty * gross
+    if den > 0:
+        allowed = min(allowed, mul_div_up(gross * BPS, initial - equity, den))
+    return gross if gross - allowed < dust else allowed

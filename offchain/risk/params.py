@@ -1,0 +1,117 @@
+"""Risk parameter sets: a readable, validated form of everything ``RiskParameters`` stores, and how to submit it.
+
+Units: ratios in basis points (10_000 = 100%), USD amounts 1e18, sizes base units 1e18.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+log = logging.getLogger(__name__)
+
+
+class StressVector(BaseModel):
+    """A named joint price move: shock per asset in bps of price (-10_000 .. 10_000)."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    shocks: dict[int, int] = Field(description="asset index -> shock in bps, e.g. {0: -3000} = BTC -30%")
+
+    @field_validator("shocks")
+    @classmethod
+    def _bounds(cls, v: dict[int, int]) -> dict[int, int]:
+        for asset, bps in v.items():
+            if not 0 <= asset < 8:
+                raise ValueError(f"asset index {asset} out of range 0..7")
+            if not -10_000 <= bps <= 10_000:
+                raise ValueError(f"shock {bps} bps for asset {asset} outside -10000..10000")
+        return v
+
+    def as_array(self) -> list[int]:
+        return [self.shocks.get(k, 0) for k in range(8)]
+
+
+class MarketRisk(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    standard_mmr_bps: int = Field(ge=10, le=10_000, description="per-position rate of the standard requirement")
+    max_open_interest: int = Field(ge=0, lt=2**112, description="sum of long sizes, base units 1e18")
+    max_position_size: int = Field(ge=0, lt=2**112, description="largest |size| of one account, base units 1e18")
+
+
+class LiquidationParams(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    close_factor_bps: int = Field(ge=1000, le=10_000, description="share of gross one call may take")
+    penalty_bps: int = Field(ge=0, le=2000, description="charged on the USD amount taken, paid to the fund")
+    keeper_share_bps: int = Field(ge=0, le=10_000, description="share of the penalty paid to the keeper")
+    deep_bps: int = Field(ge=0, le=10_000, description="E < deep * MM allows closing 100%")
+    min_keeper_reward: int = Field(ge=0, le=1000 * 10**18, description="USD 1e18, covers the keeper's gas")
+    dust: int = Field(ge=0, le=10**24, description="USD 1e18: a smaller remainder may be closed entirely")
+
+
+class RiskSpec(BaseModel):
+    """A complete parameter set for ``RiskParameters``."""
+
+    model_config = ConfigDict(frozen=True)
+    risk_weights: dict[int, int] = Field(description="asset -> RW in bps (100 .. 10000)")
+    correlations: dict[tuple[int, int], int] = Field(description="(a, b) -> medium-regime correlation, bps")
+    stress: list[StressVector] = Field(max_length=16)
+    alpha_bps: int = Field(ge=10_000, le=30_000, description="IM = alpha * MM")
+    basis_bps: int = Field(ge=0, le=2000, description="add-on on hedged-within-asset notional")
+    floor_bps: int = Field(ge=0, le=5000, description="minimum charge on the sum of |net delta|")
+    haircuts: dict[int, int] = Field(description="collateral id -> haircut in bps")
+    discounts: dict[int, int] = Field(description="collateral id -> liquidation discount in bps (<= haircut)")
+    markets: dict[int, MarketRisk]
+    liquidation: LiquidationParams
+    price_band_bps: int = Field(ge=10, le=2000)
+    loosen_delay: int = Field(ge=0, le=30 * 86400, description="seconds before a loosening change applies")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RiskSpec":
+        for j, d in self.discounts.items():
+            if d > self.haircuts.get(j, 10_000):
+                raise ValueError(f"discounts[{j}] = {d} bps exceeds haircuts[{j}]; lower the discount")
+        for (a, b), rho in self.correlations.items():
+            if a == b or not (0 <= a < 8 and 0 <= b < 8) or not -10_000 <= rho <= 10_000:
+                raise ValueError(f"correlations[{a},{b}] = {rho} is invalid (distinct assets 0..7, -10000..10000)")
+        for k, rw in self.risk_weights.items():
+            if not (0 <= k < 8 and 100 <= rw <= 10_000):
+                raise ValueError(f"risk_weights[{k}] = {rw} is invalid (asset 0..7, 100..10000 bps)")
+        return self
+
+    def stress_index(self, name: str) -> int:
+        return [s.name for s in self.stress].index(name)
+
+
+def apply_spec(params: Any, spec: RiskSpec, sender: Any) -> None:
+    """Submit every parameter of ``spec`` to a ``RiskParameters`` contract (Brownie handle) from ``sender``.
+
+    With a non-zero loosening delay on the contract, loosening calls are queued rather than applied; call again
+    after the delay. The delay itself is set last, so a fresh deployment applies the whole set at once.
+    """
+    tx = {"from": sender}
+    for asset, rw in sorted(spec.risk_weights.items()):
+        params.setRiskWeight(asset, rw, tx)
+    for (a, b), rho in sorted(spec.correlations.items()):
+        params.setCorrelation(a, b, rho, tx)
+    current = (int(params.marginConfig()[0]) >> 176) & 0xFF
+    for s, vector in enumerate(spec.stress):
+        params.setStressVector(s, vector.as_array(), tx)
+    for _ in range(len(spec.stress), current):
+        params.popStressVector(tx)
+    params.setMarginScalars(spec.alpha_bps, spec.basis_bps, spec.floor_bps, tx)
+    for j, h in sorted(spec.haircuts.items()):
+        params.setHaircut(j, h, tx)
+    for j, d in sorted(spec.discounts.items()):
+        params.setLiquidationDiscount(j, d, tx)
+    for m, mk in sorted(spec.markets.items()):
+        params.setMarket(m, mk.standard_mmr_bps, mk.max_open_interest, mk.max_position_size, tx)
+    lq = spec.liquidation
+    params.setLiquidation(
+        lq.close_factor_bps, lq.penalty_bps, lq.keeper_share_bps, lq.deep_bps, lq.min_keeper_reward, lq.dust, tx
+    )
+    params.setPriceBand(spec.price_band_bps, tx)
+    params.setLoosenDelay(spec.loosen_delay, tx)
+    log.info("risk parameters applied: %d assets, %d stress vectors, %d markets",
+             len(spec.risk_weights), len(spec.stress), len(spec.markets))

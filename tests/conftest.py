@@ -1,0 +1,143 @@
+"""Shared fixtures: a full local deployment on Ganache, funded traders and trading helpers."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from brownie import TestVenue, accounts, chain
+
+from offchain.orders import Order, sign_order
+from offchain.risk.defaults import DEFAULT_SPEC
+from offchain.risk.margin import AccountState, Layout, MarginConfig
+from scripts.deploy import deploy_local, set_price
+
+WAD = 10**18
+USDC = 10**6
+_nonces = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def deployer():
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def keeper():
+    return accounts[1]
+
+
+@pytest.fixture(scope="module")
+def protocol(deployer):
+    return deploy_local(deployer, DEFAULT_SPEC)
+
+
+@pytest.fixture(scope="module")
+def vault(protocol):
+    return protocol.vault
+
+
+@pytest.fixture(scope="module")
+def test_venue(protocol, deployer):
+    venue = TestVenue.deploy(protocol.vault, {"from": deployer})
+    protocol.vault.setVenue(venue, True, {"from": deployer})
+    return venue
+
+
+@pytest.fixture(autouse=True)
+def isolation(fn_isolation):
+    """Every test starts from the module's deployment (snapshot/revert on the node)."""
+
+
+class Trader:
+    """A trader: a local key (no gas needed: deposits are funded by the deployer, orders are signed)."""
+
+    def __init__(self, vault, sub: int = 0):
+        self.wallet = accounts.add()
+        self.vault = vault
+        self.sub = sub
+
+    @property
+    def id(self) -> int:
+        return (int(self.wallet.address, 16) << 96) | self.sub
+
+    def account(self, sub: int) -> int:
+        return (int(self.wallet.address, 16) << 96) | sub
+
+
+@pytest.fixture
+def make_trader(protocol):
+    return lambda sub=0: Trader(protocol.vault, sub)
+
+
+@pytest.fixture
+def fund(protocol, deployer):
+    """fund(account_id, token, amount): mint `amount` (token units) to the deployer and deposit it."""
+
+    def _fund(account_id: int, token, amount: int):
+        token.mint(deployer, amount, {"from": deployer})
+        token.approve(protocol.vault, amount, {"from": deployer})
+        return protocol.vault.deposit(account_id, token, amount, {"from": deployer})
+
+    return _fund
+
+
+@pytest.fixture
+def sign(protocol):
+    """sign(order, wallet) -> signature for the deployed venue."""
+
+    def _sign(order: Order, wallet) -> bytes:
+        return sign_order(order, wallet.private_key, chain.id, protocol.venue.address)
+
+    return _sign
+
+
+@pytest.fixture
+def order(protocol):
+    """order(account, market, is_buy, size, price, expiry=None, nonce=None) -> Order."""
+
+    def _order(account, market, is_buy, size, price, expiry=None, nonce=None):
+        return Order(
+            account, market, is_buy, int(size), int(price),
+            expiry if expiry is not None else chain.time() + 3600,
+            nonce if nonce is not None else next(_nonces),
+        )
+
+    return _order
+
+
+@pytest.fixture
+def oracle_price(protocol):
+    return lambda asset: protocol.oracle.price(asset)
+
+
+@pytest.fixture
+def move_price(protocol, deployer):
+    """move_price(asset, usd): push a new price to the asset's Chainlink mock feed."""
+    return lambda asset, usd: set_price(protocol.feeds[asset], usd, deployer)
+
+
+@pytest.fixture
+def mirror(protocol):
+    """Reads an account's raw state, the layout, prices and config from the chain, for the Python margin model."""
+
+    def _read(account_id: int):
+        v = protocol.vault
+        markets, collaterals = v.masksOf(account_id)
+        state = AccountState(settlement=v.settlementOf(account_id))
+        for m in range(16):
+            if markets >> m & 1:
+                state.positions[m] = tuple(int(x) for x in v.positionOf(account_id, m))
+        for j in range(16):
+            if collaterals >> j & 1:
+                state.collateral[j] = int(v.collateralOf(account_id, j))
+        layout = Layout(
+            tuple(v.marketAsset(m) for m in range(v.numMarkets())),
+            tuple(v.collateralInfo(j)[1] for j in range(v.numCollaterals())),
+            tuple(v.collateralInfo(j)[2] for j in range(v.numCollaterals())),
+        )
+        mask = sum(1 << a for a in set(layout.market_asset + layout.collateral_asset))
+        prices = [int(x) for x in protocol.oracle.prices(mask)]
+        cfg = MarginConfig.from_chain(protocol.params.marginConfig())
+        return state, layout, prices, cfg
+
+    return _read
