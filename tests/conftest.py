@@ -141,3 +141,27 @@ def mirror(protocol):
         return state, layout, prices, cfg
 
     return _read
+
+
+def err(name: str, *args) -> str:
+    """The revert message Brownie reports for custom error `name(args)`: use with ``brownie.reverts(err(...))``.
+
+    Addresses are lower-case hex, bytes/bytes32 print as Python bytes literals (pad names to 32 bytes with
+    ``b32("name")``), integers in decimal.
+    """
+
+    def fmt(a) -> str:
+        if hasattr(a, "address"):
+            a = a.address
+        if isinstance(a, str) and a.startswith("0x") and len(a) == 42:
+            return a.lower()
+        if isinstance(a, (bytes, bytearray)):
+            return repr(bytes(a))
+        return str(a)
+
+    return f"{name}: " + ", ".join(fmt(a) for a in args)
+
+
+def b32(text: str) -> bytes:
+    """A short string as a right-padded bytes32 (how Solidity stores `bytes32 name = "text"`)."""
+    return text.encode().ljust(32, b"\0")
