@@ -1,0 +1,434 @@
+"""Gas benchmark of the xmargin protocol on a local chain.
+
+    brownie run scripts/bench/gas.py --network ganache-cli      (or: make gas)
+
+The network must be a node Brownie launches itself (a free port): the benchmark takes and reverts chain snapshots,
+which on a node shared with others would erase their state. It refuses to run on an attached node unless
+GAS_BENCH_ALLOW_ATTACHED=1.
+
+Deploys with ``deploy_local``, builds the portfolios below, measures real transactions (``tx.gas_used``, which
+includes the 21,000 intrinsic gas and calldata) and views (``eth_estimateGas`` of an ``eth_call`` to the view, which
+also includes the 21,000 intrinsic gas), logs a table and writes ``scripts/bench/results/gas.json`` (a flat object of
+integers). Exits non-zero, after writing the JSON, if a figure is above its floor (``FLOORS``).
+
+State assumed by every scenario (the common case on a live deployment; stated in the table):
+  * every transaction starts cold (EIP-2929): nothing is warm from an earlier transaction;
+  * token movers hold a finite (not infinite) allowance and keep a non-zero token balance; the vault already holds
+    the token; recipients of withdrawals and keeper rewards already hold the token;
+  * collateral and positions of a portfolio are on the same assets (WBTC/WETH collateral with BTC/ETH perps), so the
+    oracle is read once per asset; ``margin_view_2x2_4assets`` shows the cost when they are on four different assets;
+  * liquidations close 20% of each position (or seize 20% of the collateral) after prices are moved until equity is
+    85% of maintenance margin (partial liquidation, not deep); the size is checked against ``max_take`` (the Python
+    mirror of the on-chain rule) before sending; the keeper already holds USDC;
+  * liquidations: the insurance fund already holds a position in each market it takes over and a balance of each
+    collateral it seizes (after its first liquidation it normally does); the ``*_fund_new`` keys measure the same
+    liquidations with the fund holding none, where each of its slots is created (20,000 gas more per slot).
+
+Portfolios are built quickly through ``TestVenue`` (no signatures; registered as a venue only here); ``settle_trade``
+goes through the real ``OrderSettlement`` with EIP-712 signed orders.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from fractions import Fraction
+from pathlib import Path
+
+from brownie import TestVenue, accounts, chain, rpc, web3
+
+from offchain.orders import Order, sign_order
+from offchain.risk.margin import (
+    AccountState,
+    Layout,
+    MarginConfig,
+    account_margin,
+    max_take,
+    token_value_down,
+)
+from scripts.deploy import FEED_DECIMALS, LOCAL_COLLATERALS, deploy_local
+
+log = logging.getLogger(__name__)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
+WAD = 10**18
+USDC = 10**6
+BTC, ETH, SOL, LINK = range(4)
+
+# Figures that must hold (gas); checked after the JSON is written.
+FLOORS = {"liquidate_2pos": 250_000, "margin_view_2x2": 90_000, "deposit": 100_000}
+
+# Peer figures (Aave v3 on mainnet, typical) printed beside ours.
+PEERS = {
+    "deposit": "Aave v3 supply ~140k",
+    "deposit_first": "Aave v3 supply ~140k",
+    "margin_view_2x2": "Aave v3 getUserAccountData ~115k (2 supplies + 1 borrow)",
+    "margin_view_2x2_4assets": "Aave v3 getUserAccountData ~115k (2 supplies + 1 borrow)",
+    "liquidate_2pos": "Aave v3 liquidationCall ~340k",
+    "liquidate_2pos_usdc": "Aave v3 liquidationCall ~340k",
+    "liquidate_4pos": "Aave v3 liquidationCall ~340k",
+    "seize_collateral": "Aave v3 liquidationCall ~340k",
+}
+
+# Portfolios: collateral {collateral id: USD value}, positions {market: signed USD notional}.
+VIEW_2X2 = ({0: 30_000, 1: 30_000}, {BTC: 60_000, ETH: -40_000})
+VIEW_2X2_4ASSETS = ({0: 30_000, 1: 30_000}, {SOL: 60_000, LINK: -40_000})
+VIEW_4X4 = ({0: 15_000, 1: 15_000, 2: 15_000, 3: 15_000}, {BTC: 50_000, ETH: -30_000, SOL: 20_000, LINK: -10_000})
+LIQ_2X2 = ({0: 30_000, 1: 30_000}, {BTC: 60_000, ETH: 40_000})
+LIQ_2POS_USDC = ({"usdc": 25_000}, {BTC: 60_000, ETH: 40_000})
+LIQ_4X4 = ({0: 15_000, 1: 15_000, 2: 15_000, 3: 15_000}, {BTC: 25_000, ETH: 25_000, SOL: 25_000, LINK: 25_000})
+CLOSE_SHARE = Fraction(1, 5)  # liquidations close 20% of each position (checked against max_take)
+TARGET_HEALTH = Fraction(85, 100)  # liquidation scenarios move prices until equity is ~85% of maintenance margin
+EXPIRY = 4_102_444_800  # fixed order expiry (2100-01-01): same signatures, hence same calldata, on every run
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.deployer = accounts[0]
+        self.keeper = accounts[1]
+        self.relayer = accounts[2]
+        self.d = deploy_local(self.deployer)
+        self.vault = self.d.vault
+        self.tx = {"from": self.deployer}
+        self.venue = TestVenue.deploy(self.vault, self.tx)
+        self.vault.setVenue(self.venue, True, self.tx)
+        self.fund_id = self.vault.fundAccount()
+        self.gas: dict[str, int] = {}
+        self.what: dict[str, str] = {}
+        # The deployer funds every setup deposit: mint plenty once, approve once.
+        for token in [self.d.usdc, *self.d.tokens]:
+            token.mint(self.deployer, 10**40, self.tx)
+            token.approve(self.vault, 2**256 - 1, self.tx)
+        # Liquidity provider: the counterparty of every setup trade.
+        self.lp = self.account_of(accounts[3], 0)
+        self.vault.deposit(self.lp, self.d.usdc, 100_000_000 * USDC, self.tx)
+        v = self.vault
+        self.layout = Layout(
+            tuple(v.marketAsset(m) for m in range(v.numMarkets())),
+            tuple(v.collateralInfo(j)[1] for j in range(v.numCollaterals())),
+            tuple(v.collateralInfo(j)[2] for j in range(v.numCollaterals())),
+        )
+        self.cfg = MarginConfig.from_chain(self.d.params.marginConfig())
+        self.liq_word = int(self.d.params.liquidationConfig()[0])
+
+    # ------------------------------------------------------------------ helpers
+    def record(self, key: str, gas: int, what: str) -> None:
+        self.gas[key] = int(gas)
+        self.what[key] = what
+
+    @staticmethod
+    def account_of(owner, sub: int) -> int:
+        return (int(str(owner), 16) << 96) | sub
+
+    @staticmethod
+    def key(label: str):
+        """A local account with a fixed key: the same addresses (and calldata) on every run."""
+        return accounts.add(web3.keccak(text=f"xmargin gas bench {label}"))
+
+    def new_owner(self, label: str):
+        owner = self.key(label)
+        self.deployer.transfer(owner, "1 ether")
+        return owner
+
+    def price(self, asset: int) -> int:
+        return int(self.d.oracle.price(asset))
+
+    def set_feed(self, asset: int, answer: int) -> None:
+        self.d.feeds[asset].updateAnswer(answer, self.tx)
+
+    def collateral_amount(self, cid: int, usd: int) -> int:
+        return usd * 10 ** LOCAL_COLLATERALS[cid][1] * WAD // self.price(LOCAL_COLLATERALS[cid][2])
+
+    def deposit_for(self, account: int, cid, usd: int) -> None:
+        if cid == "usdc":
+            self.vault.deposit(account, self.d.usdc, usd * USDC, self.tx)
+        else:
+            self.vault.deposit(account, self.d.tokens[cid], self.collateral_amount(cid, usd), self.tx)
+
+    def open(self, account: int, market: int, usd: int) -> None:
+        """Trade `usd` of notional (signed) in `market` against the LP at the oracle price."""
+        p = self.price(self.layout.market_asset[market])
+        size = abs(usd) * WAD * WAD // p
+        buyer, seller = (account, self.lp) if usd > 0 else (self.lp, account)
+        self.venue.trade(buyer, seller, market, size, p, 0, self.tx)
+
+    def build(self, account: int, shape) -> int:
+        collateral, positions = shape
+        for cid, usd in collateral.items():
+            self.deposit_for(account, cid, usd)
+        for market, usd in positions.items():
+            self.open(account, market, usd)
+        return account
+
+    def state(self, account: int) -> AccountState:
+        v = self.vault
+        markets, collaterals = v.masksOf(account)
+        s = AccountState(settlement=int(v.settlementOf(account)))
+        for m in range(16):
+            if markets >> m & 1:
+                s.positions[m] = tuple(int(x) for x in v.positionOf(account, m))
+        for j in range(16):
+            if collaterals >> j & 1:
+                s.collateral[j] = int(v.collateralOf(account, j))
+        return s
+
+    def prices(self) -> list[int]:
+        mask = sum(1 << a for a in set(self.layout.market_asset + self.layout.collateral_asset))
+        return [int(x) for x in self.d.oracle.prices(mask)]
+
+    def view_gas(self, contract, fn: str, *args) -> int:
+        data = getattr(contract, fn).encode_input(*args)
+        return int(web3.eth.estimate_gas({"from": str(self.deployer), "to": contract.address, "data": data}))
+
+    def crash_to_health(self, account: int, assets: list[int]) -> None:
+        """Move the prices of `assets` down by one common factor until E/MM ~ TARGET_HEALTH (liquidatable, not deep)."""
+        state = self.state(account)
+        base = self.prices()
+        answers = {a: base[a] // 10 ** (18 - FEED_DECIMALS) for a in assets}
+
+        def moved(f: Fraction) -> tuple[dict[int, int], list[int]]:
+            ans = {a: int(x * f) for a, x in answers.items()}
+            p = list(base)
+            for a, x in ans.items():
+                p[a] = x * 10 ** (18 - FEED_DECIMALS)
+            return ans, p
+
+        def health(f: Fraction) -> Fraction:
+            m = account_margin(state, self.layout, moved(f)[1], self.cfg)
+            return Fraction(m.equity, m.maintenance)
+
+        lo, hi = Fraction(1, 10), Fraction(1)  # health rises with f for these long portfolios
+        if health(hi) <= TARGET_HEALTH:
+            raise RuntimeError(f"account {account:#x} is already unhealthy before the move")
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            if health(mid) < TARGET_HEALTH:
+                lo = mid
+            else:
+                hi = mid
+        for a, x in moved(hi)[0].items():
+            self.set_feed(a, x)
+        m = account_margin(state, self.layout, self.prices(), self.cfg)
+        deep = (self.liq_word >> 48) & 0xFFFF
+        if not (m.liquidatable and m.equity * 10_000 >= m.maintenance * deep):
+            raise RuntimeError(f"price move left account {account:#x} at E={m.equity} MM={m.maintenance}")
+
+    def liquidate(self, account: int, items: list[tuple[int, int, int]]):
+        """Check the items against max_take (the mirror of the on-chain rule), then liquidate from the keeper."""
+        state, prices = self.state(account), self.prices()
+        m = account_margin(state, self.layout, prices, self.cfg)
+        allowed = max_take(m.equity, m.maintenance, m.initial, m.gross_total, self.liq_word)
+        taken = 0
+        for kind, i, amount in items:
+            if kind == 0:
+                taken += amount * prices[self.layout.market_asset[i]] // WAD
+            else:
+                asset, decimals = self.layout.collateral_asset[i], self.layout.collateral_decimals[i]
+                taken += token_value_down(amount, prices[asset], decimals)
+        if not 0 < taken <= allowed or allowed == m.gross_total:
+            raise RuntimeError(f"liquidation of {account:#x} takes {taken}, allowed {allowed} (gross {m.gross_total})")
+        tx = self.vault.liquidate(account, items, {"from": self.keeper})
+        if tx.status != 1 or "Liquidated" not in tx.events:
+            raise RuntimeError(f"liquidation of {account:#x} failed")
+        return tx
+
+    def close_items(self, account: int) -> list[tuple[int, int, int]]:
+        return [
+            (0, market, int(abs(size) * CLOSE_SHARE))
+            for market, (size, _) in sorted(self.state(account).positions.items())
+        ]
+
+    # ------------------------------------------------------------------ scenarios
+    def setup_portfolios(self) -> None:
+        self.owner_a = self.new_owner("owner a")
+        self.acc_a = self.build(self.account_of(self.owner_a, 0), VIEW_2X2)
+        self.acc_a4 = self.build(self.account_of(self.owner_a, 1), VIEW_2X2_4ASSETS)
+        self.acc_4x4 = self.build(self.account_of(self.owner_a, 2), VIEW_4X4)
+        # Nine more 2x2 accounts (subaccounts of other owners) for the lens.
+        self.lens_accounts = [self.acc_a]
+        for i in range(9):
+            owner = self.key(f"lens {i}")
+            collateral, positions = VIEW_2X2
+            scale = Fraction(10 + i, 10)
+            shape = (
+                {c: int(u * scale) for c, u in collateral.items()},
+                {m: int(u * scale) for m, u in positions.items()},
+            )
+            self.lens_accounts.append(self.build(self.account_of(owner, i), shape))
+        self.acc_l2 = self.build(self.account_of(self.key("liq 2"), 0), LIQ_2X2)
+        self.acc_l2u = self.build(self.account_of(self.key("liq 2 usdc"), 0), LIQ_2POS_USDC)
+        self.acc_l4 = self.build(self.account_of(self.key("liq 4"), 0), LIQ_4X4)
+        # The keeper already holds the settlement token (its balance slot exists).
+        self.d.usdc.mint(self.keeper, USDC, self.tx)
+
+    def bench_views(self) -> None:
+        self.record("margin_view_2x2", self.view_gas(self.vault, "margin", self.acc_a),
+                    "vault.margin: 2 collaterals (WBTC, WETH) x 2 positions (BTC, ETH); 2 oracle feeds; estimate_gas")
+        self.record("margin_view_2x2_4assets", self.view_gas(self.vault, "margin", self.acc_a4),
+                    "vault.margin: collaterals WBTC, WETH x positions SOL, LINK; 4 oracle feeds; estimate_gas")
+        self.record("margin_view_4x4", self.view_gas(self.vault, "margin", self.acc_4x4),
+                    "vault.margin: 4 collaterals x 4 positions; 4 oracle feeds; estimate_gas")
+        self.record("margin_detail_2x2", self.view_gas(self.vault, "marginDetail", self.acc_a),
+                    "vault.marginDetail of the 2x2 account (full breakdown + standard requirement); estimate_gas")
+        self.record("lens_10_accounts", self.view_gas(self.d.lens, "healthOf", self.lens_accounts),
+                    "AccountLens.healthOf for 10 accounts of 2 collaterals x 2 positions; estimate_gas")
+        self.record("lens_screen_10_accounts", self.view_gas(self.d.lens, "equityAndMaintenance", self.lens_accounts),
+                    "AccountLens.equityAndMaintenance for the same 10 accounts; estimate_gas")
+
+    def bench_collateral(self) -> None:
+        weth, owner = self.d.tokens[1], self.owner_a
+        tx_owner = {"from": owner}
+        weth.mint(owner, 10 * WAD, self.tx)
+        weth.approve(self.vault, 5 * WAD, tx_owner)  # finite allowance: it is written on every deposit
+        tx = self.vault.deposit(self.acc_a, weth, WAD // 10, tx_owner)
+        self.record("deposit", tx.gas_used,
+                    "deposit: top-up of an existing WETH balance by the owner (account and vault already hold WETH)")
+        tx = self.vault.deposit(self.account_of(owner, 7), weth, WAD // 10, tx_owner)
+        self.record("deposit_first", tx.gas_used,
+                    "deposit: first deposit into a new account (its account and collateral slots are created)")
+        self.d.usdc.mint(owner, 10_000 * USDC, self.tx)
+        self.d.usdc.approve(self.vault, 5_000 * USDC, tx_owner)
+        tx = self.vault.deposit(self.acc_a, self.d.usdc, 1_000 * USDC, tx_owner)
+        self.record("deposit_settlement", tx.gas_used, "deposit: USDC into an existing account's settlement balance")
+        tx = self.vault.withdraw(self.acc_a, weth, WAD // 10, owner, tx_owner)
+        self.record("withdraw_2pos", tx.gas_used,
+                    "withdraw WETH from 2 collaterals x 2 positions, IM check included (recipient holds WETH)")
+
+    def bench_settle(self) -> None:
+        """Maker and taker each hold collateral and a BTC position, then trade ETH through signed orders."""
+        maker_owner, taker_owner = self.key("maker"), self.key("taker")
+        maker, taker = self.account_of(maker_owner, 0), self.account_of(taker_owner, 0)
+        for acct, btc in ((maker, -30_000), (taker, 30_000)):
+            self.vault.deposit(acct, self.d.usdc, 20_000 * USDC, self.tx)
+            self.deposit_for(acct, 1, 20_000)
+            self.open(acct, BTC, btc)
+        venue, cid = self.d.venue, chain.id
+        if chain.time() >= EXPIRY:
+            raise RuntimeError("order expiry constant is in the past")
+        nonce = iter(range(1, 100))
+
+        def fill(market: int) -> int:
+            p = self.price(self.layout.market_asset[market])
+            size = 2 * WAD
+            expiry = EXPIRY
+            sell = Order(maker, market, False, size, p, expiry, next(nonce))
+            buy = Order(taker, market, True, size, p, expiry, next(nonce))
+            tx = venue.settle(
+                sell, sign_order(sell, maker_owner.private_key, cid, venue.address),
+                buy, sign_order(buy, taker_owner.private_key, cid, venue.address),
+                size, {"from": self.relayer},
+            )
+            if tx.status != 1 or "Trade" not in tx.events:
+                raise RuntimeError("settle failed")
+            return tx.gas_used
+
+        self.record("settle_trade", fill(ETH),
+                    "OrderSettlement.settle: signed maker/taker pair opening ETH positions, both holding BTC positions")
+        self.record("settle_trade_existing", fill(ETH),
+                    "OrderSettlement.settle: the same pair adding to the ETH positions opened above")
+
+    def bench_liquidations(self, suffix: str, note: str) -> None:
+        """Each liquidation runs from the same snapshot (prices moved for it alone) and is reverted afterwards."""
+        chain.snapshot()
+        self.crash_to_health(self.acc_l2, [BTC, ETH])
+        tx = self.liquidate(self.acc_l2, self.close_items(self.acc_l2))
+        self.record("liquidate_2pos" + suffix, tx.gas_used,
+                    f"liquidate 20% of each position, 2 collaterals x 2 positions, after a crash; {note}")
+        chain.revert()
+
+        self.crash_to_health(self.acc_l4, [BTC, ETH, SOL, LINK])
+        tx = self.liquidate(self.acc_l4, self.close_items(self.acc_l4))
+        self.record("liquidate_4pos" + suffix, tx.gas_used,
+                    f"liquidate 20% of each position, 4 collaterals x 4 positions, after a crash; {note}")
+        chain.revert()
+
+        self.crash_to_health(self.acc_l2u, [BTC, ETH])
+        tx = self.liquidate(self.acc_l2u, self.close_items(self.acc_l2u))
+        self.record("liquidate_2pos_usdc" + suffix, tx.gas_used,
+                    f"liquidate 20% of each position, USDC margin x 2 positions, after a crash; {note}")
+        chain.revert()
+
+        tx = self.seize(self.account_of(self.key("seize"), 0))
+        self.record("seize_collateral" + suffix, tx.gas_used,
+                    f"liquidate seizing 20% of WETH: no positions, negative settlement, ETH crash; {note}")
+        chain.revert()
+
+    def seize(self, account: int):
+        """WETH collateral, a BTC long closed at a loss (negative settlement), then an ETH crash; seize WETH."""
+        self.deposit_for(account, 1, 30_000)
+        self.open(account, BTC, 60_000)
+        btc = self.prices()[BTC] // 10 ** (18 - FEED_DECIMALS)
+        self.set_feed(BTC, btc * 3 // 4)  # BTC -25%: the long loses 15,000 USD
+        size = self.state(account).positions[BTC][0]
+        p = self.price(BTC)
+        self.venue.trade(self.lp, account, BTC, size, p, 0, self.tx)  # close it (reduce-only: always allowed)
+        s = self.state(account)
+        if s.positions or s.settlement >= 0:
+            raise RuntimeError("seize setup: expected no positions and a negative settlement balance")
+        self.crash_to_health(account, [ETH])
+        amount = int(s.collateral[1] * CLOSE_SHARE)
+        return self.liquidate(account, [(1, 1, amount)])
+
+    def seed_fund(self) -> None:
+        """The fund's state after earlier liquidations: a long in each market, a balance of each collateral."""
+        for market in range(4):
+            self.open(self.fund_id, market, 1_000)
+        for cid in range(4):
+            self.deposit_for(self.fund_id, cid, 1_000)
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> None:
+        nw = max(len(k) for k in self.gas)
+        ww = max(len(w) for w in self.what.values())
+        log.info("")
+        log.info("xmargin gas benchmark. Transactions: receipt gasUsed. Views: eth_estimateGas of an eth_call.")
+        log.info("Both include the 21,000 intrinsic gas (and calldata); every transaction starts with cold storage.")
+        log.info("%-*s %9s  %-*s  %s", nw, "name", "gas", ww, "what it measures", "peer")
+        log.info("%s", "-" * (nw + ww + 70))
+        for key, gas in self.gas.items():
+            log.info("%-*s %9s  %-*s  %s", nw, key, f"{gas:,}", ww, self.what[key], PEERS.get(key, ""))
+
+    def write(self) -> None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(self.gas, indent=2) + "\n")
+        log.info("written %s", RESULTS)
+
+    def check_floors(self) -> None:
+        broken = [f"{k} = {self.gas[k]:,} gas > floor {v:,}" for k, v in FLOORS.items() if self.gas[k] > v]
+        for k, v in FLOORS.items():
+            status = "ok" if self.gas[k] <= v else "BROKEN"
+            log.info("floor %-18s %9s <= %9s  %s", k, f"{self.gas[k]:,}", f"{v:,}", status)
+        if broken:
+            raise SystemExit("gas floor broken: " + "; ".join(broken))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    warnings.filterwarnings("ignore", message=r"rpc\.\w+ should not be called directly")
+    if not rpc.is_child() and os.environ.get("GAS_BENCH_ALLOW_ATTACHED") != "1":
+        # The benchmark takes and reverts chain snapshots: on a node other people use, that would erase their state.
+        raise SystemExit(
+            "refusing to run on a node Brownie did not launch (it reverts snapshots); pick a free port / network, "
+            "or set GAS_BENCH_ALLOW_ATTACHED=1 if the node is yours alone"
+        )
+    b = Bench()
+    b.setup_portfolios()
+    b.bench_views()
+    b.bench_collateral()
+    b.bench_settle()
+    b.bench_liquidations("_fund_new", "fund's slots new")
+    b.seed_fund()
+    b.bench_liquidations("", "fund holds them")
+    order = [
+        "deposit", "deposit_first", "deposit_settlement", "withdraw_2pos", "settle_trade", "settle_trade_existing",
+        "margin_view_2x2", "margin_view_2x2_4assets", "margin_view_4x4", "margin_detail_2x2",
+        "lens_10_accounts", "lens_screen_10_accounts",
+        "liquidate_2pos", "liquidate_2pos_usdc", "liquidate_4pos", "seize_collateral",
+        "liquidate_2pos_fund_new", "liquidate_2pos_usdc_fund_new", "liquidate_4pos_fund_new",
+        "seize_collateral_fund_new",
+    ]
+    b.gas = {k: b.gas[k] for k in order}
+    b.report()
+    b.write()
+    b.check_floors()
