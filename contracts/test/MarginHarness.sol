@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IRiskParameters} from "../interfaces/IRiskParameters.sol";
+import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
+
+/// @notice Test-only: exposes the pure margin library so its arithmetic can be compared with the Python mirror.
+contract MarginHarness {
+    function breakdown(int256[8] memory delta, uint256[8] memory gross, IRiskParameters.MarginConfig memory cfg)
+        external
+        pure
+        returns (PortfolioMargin.Breakdown memory)
+    {
+        return PortfolioMargin.breakdown(delta, gross, cfg);
+    }
+
+    function positionValueDown(int256 size, uint256 price) external pure returns (int256) {
+        return PortfolioMargin.positionValueDown(size, price);
+    }
+
+    function tokenValueDown(uint256 amount, uint256 price, uint256 decimals) external pure returns (uint256) {
+        return PortfolioMargin.tokenValueDown(amount, price, decimals);
+    }
+}
