@@ -70,9 +70,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     mapping(address operator => bool) public fundOperators;
     mapping(address venue => bool) public venues;
     uint256 public badDebt;
+    /// @inheritdoc ICrossMarginVault
+    address public marginConfigPointer;
 
     constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
         riskParams = riskParams_;
+        marginConfigPointer = riskParams_.marginConfigPointer();
         oracle = oracle_;
         settlementToken = settlementToken_;
         uint8 dec = IERC20Metadata(address(settlementToken_)).decimals();
@@ -355,12 +358,18 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
         reward = _keeperReward(f, l.penalty, l.params);
         if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement < 0) _writeOff(account, acc, f);
+        uint256 keeperAccount = accountId(msg.sender, 0);
+        if (keeperAccount == account) acc.settlement += int128(int256(reward));
         _accounts[account] = acc;
         _accounts[fundAccount()] = f;
         emit SettlementUpdated(account, acc.settlement);
         emit SettlementUpdated(fundAccount(), f.settlement);
+        if (reward != 0 && keeperAccount != account) {
+            int128 kb = (_accounts[keeperAccount].settlement + int256(reward)).toInt128();
+            _accounts[keeperAccount].settlement = kb;
+            emit SettlementUpdated(keeperAccount, kb);
+        }
         emit Liquidated(account, msg.sender, l.taken, l.penalty, reward, l.surplusBefore, l.surplusAfter);
-        if (reward != 0) settlementToken.safeTransfer(msg.sender, reward);
     }
 
     function _takeAll(
@@ -376,12 +385,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev max(keeperShare * penalty, minKeeperReward), at most the fund's settlement balance; settlement-token units.
-    function _keeperReward(Account memory f, uint256 penalty, uint256 liq) internal view returns (uint256 reward) {
+    /// @dev max(keeperShare * penalty, minKeeperReward), at most the fund's settlement balance (USD 1e18).
+    function _keeperReward(Account memory f, uint256 penalty, uint256 liq) internal pure returns (uint256 reward) {
         uint256 usd = Math.max(Math.mulDiv(penalty, liq.keeperShare(), BPS), liq.minKeeperReward());
         uint256 available = f.settlement > 0 ? uint256(int256(f.settlement)) : 0;
-        reward = Math.min(usd, available) / settlementScale;
-        f.settlement = (f.settlement - (reward * settlementScale).toInt256()).toInt128();
+        reward = Math.min(usd, available);
+        f.settlement = (f.settlement - reward.toInt256()).toInt128();
     }
 
     /// @dev Moves one item from the account to the fund; returns the USD amount taken.
@@ -473,7 +482,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     function _loadCtx(uint256 assetMask) internal view returns (Ctx memory ctx) {
         ctx.layout = _layout;
         if (assetMask != 0) ctx.prices = oracle.prices(assetMask);
-        ctx.cfg = riskParams.marginConfig();
+        ctx.cfg = RiskConfig.readMarginConfig(marginConfigPointer);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function setMarginConfigPointer(address pointer) external {
+        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
+        marginConfigPointer = pointer;
     }
 
     /// @dev Equity, margin breakdown and total gross (USD 1e18) of an account held in memory.
@@ -557,12 +572,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
+    /// @dev Index of the lowest set bit of a non-zero x < 2^16 (binary search: 4 steps).
     function _lowestBit(uint256 x) internal pure returns (uint256 i) {
-        x &= (~x + 1); // isolate the lowest set bit (x < 2^16)
-        while (x > 1) {
-            x >>= 1;
-            ++i;
-        }
+        if (x & 0xff == 0) (x, i) = (x >> 8, 8);
+        if (x & 0xf == 0) (x, i) = (x >> 4, i + 4);
+        if (x & 0x3 == 0) (x, i) = (x >> 2, i + 2);
+        if (x & 0x1 == 0) i += 1;
     }
 
     function _marketAssetOf(Layout memory layout, uint256 market) internal pure returns (uint256) {

@@ -16,16 +16,20 @@ contract OracleRouter is IOracleRouter {
 
     uint256 public constant MAX_ASSETS = 8;
 
+    /// @notice L2 sequencer-uptime feed (zero: not on an L2, no check) and its grace period, fixed at deployment.
+    AggregatorV3Interface public immutable sequencerFeed;
+    uint256 public immutable sequencerGracePeriod;
     address public owner;
-    AggregatorV3Interface public sequencerFeed;
-    uint32 public sequencerGracePeriod;
     Feed[8] internal _feeds;
 
     event OwnerSet(address owner);
 
-    constructor(address owner_) {
+    constructor(address owner_, address sequencerFeed_, uint32 gracePeriod) {
         owner = owner_;
+        sequencerFeed = AggregatorV3Interface(sequencerFeed_);
+        sequencerGracePeriod = gracePeriod;
         emit OwnerSet(owner_);
+        emit SequencerFeedSet(sequencerFeed_, gracePeriod);
     }
 
     modifier onlyOwner() {
@@ -45,13 +49,6 @@ contract OracleRouter is IOracleRouter {
         if (asset >= MAX_ASSETS || dec > 36 || maxAge == 0) revert BadFeedConfig(asset, dec, maxAge);
         _feeds[asset] = Feed(AggregatorV3Interface(feed), dec, maxAge);
         emit FeedSet(asset, feed, dec, maxAge);
-    }
-
-    /// @inheritdoc IOracleRouter
-    function setSequencerFeed(address feed, uint32 gracePeriod) external onlyOwner {
-        sequencerFeed = AggregatorV3Interface(feed);
-        sequencerGracePeriod = gracePeriod;
-        emit SequencerFeedSet(feed, gracePeriod);
     }
 
     /// @inheritdoc IOracleRouter

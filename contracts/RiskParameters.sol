@@ -5,6 +5,11 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
 
+/// @notice What RiskParameters calls on its vault when the margin words change.
+interface IMarginConfigSink {
+    function setMarginConfigPointer(address pointer) external;
+}
+
 /// @title RiskParameters
 /// @notice See IRiskParameters. Every setter checks hard bounds; tightening applies at once, loosening is queued.
 ///         Fresh deployments fail closed: risk weights and haircuts start at 100%, market caps at zero.
@@ -27,6 +32,11 @@ contract RiskParameters is IRiskParameters, AccessControl {
 
     /// @notice Time from which a queued change may be applied (0: none queued).
     mapping(bytes32 id => uint256) public readyAt;
+    /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)`: the margin words read in one
+    ///         EXTCODECOPY instead of one cold SLOAD each. Re-published after every change to those words.
+    address public marginConfigPointer;
+    /// @notice The vault told about each new pointer (set once by the admin).
+    address public vault;
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -43,6 +53,35 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _haircuts = h;
         _control = (uint256(100) << 8); // band 1%, no delay until set
         _liquidation = uint256(5000) | (uint256(100) << 16) | (uint256(2000) << 32); // cf 50%, penalty 1%, share 20%
+        _publish();
+    }
+
+    /// @dev Writes the current margin words to a new data contract (SSTORE2 pattern), points at it and tells the vault.
+    function _publish() internal {
+        MarginConfig memory cfg;
+        cfg.global = _global;
+        cfg.corr0 = _corr[0];
+        cfg.corr1 = _corr[1];
+        cfg.haircuts = _haircuts;
+        cfg.stress = _stress;
+        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg));
+        // init code: PUSH4 len, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the runtime bytes
+        bytes memory init = abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
+        address pointer;
+        assembly ("memory-safe") {
+            pointer := create(0, add(init, 0x20), mload(init))
+        }
+        if (pointer == address(0)) revert BadIndex("publish", 0);
+        marginConfigPointer = pointer;
+        address v = vault;
+        if (v != address(0)) IMarginConfigSink(v).setMarginConfigPointer(pointer);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setVault(address vault_) external onlyRole_(DEFAULT_ADMIN_ROLE) {
+        if (vault != address(0)) revert VaultAlreadySet(vault);
+        vault = vault_;
+        IMarginConfigSink(vault_).setMarginConfigPointer(marginConfigPointer);
     }
 
     // ================================================================ guards
@@ -79,16 +118,8 @@ contract RiskParameters is IRiskParameters, AccessControl {
 
     // ================================================================ views
     /// @inheritdoc IRiskParameters
-    function marginConfig() external view returns (MarginConfig memory cfg) {
-        cfg.global = _global;
-        cfg.corr0 = _corr[0];
-        cfg.corr1 = _corr[1];
-        cfg.haircuts = _haircuts;
-        uint256 words = (cfg.global.numStress() + 1) / 2;
-        cfg.stress = new uint256[](words);
-        for (uint256 i; i < words; ++i) {
-            cfg.stress[i] = _stress[i];
-        }
+    function marginConfig() external view returns (MarginConfig memory) {
+        return RiskConfig.readMarginConfig(marginConfigPointer);
     }
 
     /// @inheritdoc IRiskParameters
@@ -129,6 +160,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (!_mayApply(bps >= _global.riskWeight(asset))) return;
         _global = _global.setU16(asset, bps);
         emit ParameterUpdated("margin", 0, _global);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -141,6 +173,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         uint256 p = RiskConfig.pairIndex(a, b);
         _corr[p / 16] = _corr[p / 16].setI16(16 * (p % 16), bps);
         emit ParameterUpdated("correlation", p / 16, _corr[p / 16]);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -161,6 +194,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _stress[s / 2] = word;
         if (s == n) _global = (_global & ~(uint256(0xff) << 176)) | ((n + 1) << 176);
         emit ParameterUpdated("stress", s / 2, word);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -172,6 +206,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _stress[s / 2] &= ~(uint256(type(uint128).max) << (128 * (s % 2)));
         _global = (_global & ~(uint256(0xff) << 176)) | (s << 176);
         emit ParameterUpdated("stress", s / 2, _stress[s / 2]);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -187,6 +222,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (!_mayApply(tightening)) return;
         _global = g.setU16(8, alphaBps).setU16(9, basisBps).setU16(10, floorBps);
         emit ParameterUpdated("margin", 0, _global);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -197,6 +233,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (!_mayApply(bps >= _haircuts.u16(j))) return;
         _haircuts = _haircuts.setU16(j, bps);
         emit ParameterUpdated("haircut", 0, _haircuts);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters

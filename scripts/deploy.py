@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from brownie import (
+    ZERO_ADDRESS,
     AccountLens,
     ChainlinkFeed,
     CrossMarginVault,
@@ -83,13 +84,14 @@ def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool =
     for symbol, decimals, _, price in LOCAL_COLLATERALS:
         tokens.append(TestToken.deploy(f"Wrapped {symbol}", symbol, decimals, tx))
         feeds.append(ChainlinkFeed.deploy(FEED_DECIMALS, price * 10**FEED_DECIMALS, tx))
-    oracle = OracleRouter.deploy(deployer, tx)
+    oracle = OracleRouter.deploy(deployer, ZERO_ADDRESS, 0, tx)  # no L2 sequencer feed on a local chain
     for asset, feed in enumerate(feeds):
         oracle.setFeed(asset, feed, FEED_MAX_AGE, tx)
     params = RiskParameters.deploy(deployer, tx)
     params.grantRole(params.RISK_ADMIN_ROLE(), deployer, tx)
     params.grantRole(params.GUARDIAN_ROLE(), deployer, tx)
     vault = CrossMarginVault.deploy(params, oracle, usdc, tx)
+    params.setVault(vault, tx)  # the vault now follows every change of the margin words
     for token, (_, _, asset, _) in zip(tokens, LOCAL_COLLATERALS):
         vault.listCollateral(token, asset, tx)
     for asset in range(len(ASSETS)):

@@ -27,8 +27,10 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///           - otherwise min(closeFactor * gross, needed) with needed = ceil(gross * (IM - E) / (IM - penalty * gross)),
 ///             the amount that restores IM if the requirement fell in proportion to what is taken
 ///             (everything if the denominator is not positive);
-///         and E - MM must rise. A penalty (rate * taken, rounded up) moves from the account to the fund; the caller
-///         receives max(keeperShare * penalty, minKeeperReward) from the fund, paid in the settlement token.
+///         and E - MM must rise. A penalty (rate * taken, rounded up) moves from the account to the fund; the caller's
+///         subaccount 0 is credited max(keeperShare * penalty, minKeeperReward) from the fund's settlement balance
+///         (at most what the fund holds), withdrawable at any time: keepers need gas, not capital, and a credit
+///         costs a fraction of a token transfer.
 ///
 ///         Bad debt. When an account is left with no positions, no collateral and a negative settlement balance, the
 ///         debt is written off: the fund's positive settlement balance covers it first; the rest is recorded in
@@ -142,7 +144,7 @@ interface ICrossMarginVault {
 
     // ------------------------------------------------------------------ liquidation
     /// @notice Liquidate an account below maintenance margin (see the rule above). Permissionless.
-    /// @return reward The keeper reward paid to the caller, in settlement-token units.
+    /// @return reward The keeper reward credited to the caller's subaccount 0, USD 1e18.
     function liquidate(uint256 account, LiquidationItem[] calldata items) external returns (uint256 reward);
     /// @notice Pay `amount` settlement tokens (token units) to retire recorded bad debt.
     function resolveBadDebt(uint256 amount) external;
@@ -172,4 +174,8 @@ interface ICrossMarginVault {
     function listMarket(uint256 asset) external returns (uint256 id);
     function setVenue(address venue, bool enabled) external;
     function setFundOperator(address operator, bool approved) external;
+    /// @notice RiskParameters only: the margin words now live in the data contract at `pointer`.
+    function setMarginConfigPointer(address pointer) external;
+    /// @return The data contract holding the margin words the vault reads.
+    function marginConfigPointer() external view returns (address);
 }

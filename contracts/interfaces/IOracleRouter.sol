@@ -25,7 +25,7 @@ interface IOracleRouter {
 
     /// @notice A feed was set for `asset`.
     event FeedSet(uint256 indexed asset, address feed, uint8 decimals, uint32 maxAge);
-    /// @notice The sequencer-uptime feed was set (zero address: none).
+    /// @notice The sequencer-uptime feed fixed at deployment (zero address: none, for L1 chains).
     event SequencerFeedSet(address feed, uint32 gracePeriod);
 
     /// @return The price of `asset` in USD per whole unit, 1e18 fixed point (reverts on an invalid price).
@@ -34,8 +34,6 @@ interface IOracleRouter {
     function prices(uint256 assetMask) external view returns (uint256[8] memory);
     /// @notice Owner: set the feed of `asset`, with its maximum age in seconds.
     function setFeed(uint256 asset, address feed, uint32 maxAge) external;
-    /// @notice Owner: set the L2 sequencer-uptime feed (zero address disables the check).
-    function setSequencerFeed(address feed, uint32 gracePeriod) external;
     /// @return feed The aggregator of `asset`. @return decimals Its decimals. @return maxAge Its maximum age.
     function feedOf(uint256 asset) external view returns (address feed, uint8 decimals, uint32 maxAge);
 }

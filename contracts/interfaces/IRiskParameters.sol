@@ -36,7 +36,7 @@ interface IRiskParameters {
         uint256 corr0;
         uint256 corr1;
         uint256 haircuts;
-        uint256[] stress; // ceil(numStress / 2) words
+        uint256[8] stress; // words beyond ceil(numStress / 2) are zero
     }
 
     /// @notice A value outside the hard bounds of its setter.
@@ -47,6 +47,8 @@ interface IRiskParameters {
     error ChangeNotReady(bytes32 id, uint256 readyAt, uint256 nowTimestamp);
     /// @notice The caller lacks the role the action needs.
     error Unauthorized(address caller, bytes32 role);
+    /// @notice `setVault` called when a vault is already set.
+    error VaultAlreadySet(address vault);
     /// @notice A liquidation discount above the haircut of its collateral.
     error DiscountAboveHaircut(uint256 collateral, uint256 discount, uint256 haircut);
 
@@ -59,8 +61,14 @@ interface IRiskParameters {
     /// @notice Pause flags changed (bit 0 trades, bit 1 deposits).
     event PauseSet(uint256 flags);
 
-    /// @return The words a margin check reads.
+    /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
+    ///         `abi.encode(MarginConfig)`, 384 bytes) re-created on every change and pushed to the vault, which reads
+    ///         them with one EXTCODECOPY instead of a cold SLOAD per word.
     function marginConfig() external view returns (MarginConfig memory);
+    /// @return The current data contract holding the margin words.
+    function marginConfigPointer() external view returns (address);
+    /// @notice Admin, once: the vault that receives each new margin-config pointer.
+    function setVault(address vault) external;
     /// @return control The CONTROL word. @return market The MARKET word of `marketId`.
     function tradeConfig(uint256 marketId) external view returns (uint256 control, uint256 market);
     /// @return liquidation The LIQUIDATION word. @return discounts The DISCOUNT word.

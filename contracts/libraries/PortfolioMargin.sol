@@ -45,7 +45,13 @@ library PortfolioMargin {
 
     /// @notice floor(amount * price / 10^decimals): USD value of a token amount.
     function tokenValueDown(uint256 amount, uint256 price, uint256 decimals) internal pure returns (uint256) {
-        return Math.mulDiv(amount, price, 10 ** decimals);
+        return amount * price / 10 ** decimals;
+    }
+
+    /// @notice ceil(a * b / d) for a product that fits 256 bits (reverts otherwise, like every checked product here).
+    function mulDivUp(uint256 a, uint256 b, uint256 d) internal pure returns (uint256) {
+        uint256 p = a * b;
+        return p == 0 ? 0 : (p - 1) / d + 1;
     }
 
     /// @notice floor(value * (1 - haircut)): the equity credit of collateral worth `value`.
@@ -70,8 +76,15 @@ library PortfolioMargin {
     }
 
     // ---------------------------------------------------------------- margin
+    /// @notice Largest |D_k| and G_k accepted (2^110 USD-wei, about 1.3e15 USD): within it no intermediate value of
+    ///         the margin can overflow, so the arithmetic below runs unchecked after one range check per asset.
+    uint256 internal constant MAX_EXPOSURE = 2 ** 110;
+
+    /// @notice An asset's exposure is outside the range the margin arithmetic is proven for.
+    error ExposureOutOfRange(uint256 asset, int256 delta, uint256 gross);
+
     /// @notice Maintenance and initial margin with their parts.
-    /// @param delta Net delta D_k per asset (USD 1e18). @param gross Gross notional G_k per asset.
+    /// @param delta Net delta D_k per asset (USD 1e18). @param gross Gross notional G_k per asset (>= |D_k|).
     function breakdown(int256[8] memory delta, uint256[8] memory gross, IRiskParameters.MarginConfig memory cfg)
         internal
         pure
@@ -79,68 +92,98 @@ library PortfolioMargin {
     {
         uint256 g = cfg.global;
         int256[8] memory ws;
+        uint256[8] memory active; // indices of assets with exposure, `n` of them
+        uint256 n;
         uint256 hedged;
         uint256 absSum;
         for (uint256 k; k < 8; ++k) {
             int256 d = delta[k];
-            if (d == 0 && gross[k] == 0) continue;
+            uint256 gk = gross[k];
+            if (d == 0 && gk == 0) continue;
             uint256 a = abs(d);
-            absSum += a;
-            hedged += gross[k] - a;
-            int256 w = int256(Math.mulDiv(a, g.riskWeight(k), BPS, Math.Rounding.Ceil));
-            ws[k] = d < 0 ? -w : w;
+            if (gk >= MAX_EXPOSURE || a > gk) revert ExposureOutOfRange(k, d, gk);
+            unchecked {
+                active[n++] = k;
+                absSum += a;
+                hedged += gk - a;
+                int256 w = int256((a * g.riskWeight(k) + BPS - 1) / BPS); // |WS_k| rounded up
+                ws[k] = d < 0 ? -w : w;
+            }
         }
-        b.kRegime = correlatedCharges(ws, cfg.corr0, cfg.corr1);
-        (b.kStress, b.worstScenario) = stressCharge(delta, cfg.stress, g.numStress());
-        b.basis = Math.mulDiv(hedged, g.basisAddon(), BPS, Math.Rounding.Ceil);
-        b.floorCharge = Math.mulDiv(absSum, g.floorRate(), BPS, Math.Rounding.Ceil);
-        uint256 k = Math.max(Math.max(b.kRegime[0], b.kRegime[1]), Math.max(b.kRegime[2], b.kStress));
-        b.maintenance = Math.max(k + b.basis, b.floorCharge);
-        b.initial = Math.mulDiv(b.maintenance, g.alpha(), BPS, Math.Rounding.Ceil);
+        b.kRegime = correlatedCharges(ws, active, n, cfg.corr0, cfg.corr1);
+        (b.kStress, b.worstScenario) = stressCharge(delta, active, n, cfg.stress, g.numStress());
+        unchecked {
+            b.basis = (hedged * g.basisAddon() + BPS - 1) / BPS;
+            b.floorCharge = (absSum * g.floorRate() + BPS - 1) / BPS;
+            uint256 k_ = Math.max(Math.max(b.kRegime[0], b.kRegime[1]), Math.max(b.kRegime[2], b.kStress));
+            b.maintenance = Math.max(k_ + b.basis, b.floorCharge);
+            b.initial = (b.maintenance * g.alpha() + BPS - 1) / BPS;
+        }
     }
 
     /// @notice sqrt(WS' rho WS) under the low, medium and high regimes, each rounded up (0 if not positive).
-    function correlatedCharges(int256[8] memory ws, uint256 corr0, uint256 corr1)
+    /// @dev Only called from `breakdown` (|WS_k| <= 2^110): sums stay below 2^243, hence unchecked.
+    /// @param active The first `n` entries are the assets with a non-zero WS (others contribute nothing).
+    function correlatedCharges(int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 corr0, uint256 corr1)
         internal
         pure
         returns (uint256[3] memory charges)
     {
-        int256 diag; // sum WS_k^2
-        int256[3] memory cross; // sum_{k<l} rho4_r * WS_k * WS_l
-        for (uint256 k; k < 8; ++k) {
-            int256 wk = ws[k];
-            if (wk == 0) continue;
-            diag += wk * wk;
-            for (uint256 l = k + 1; l < 8; ++l) {
-                int256 wl = ws[l];
-                if (wl == 0) continue;
-                int256 rho = RiskConfig.correlation(corr0, corr1, RiskConfig.pairIndex(k, l));
-                int256 prod = wk * wl;
-                cross[0] += prod * _max(8 * rho - RHO4_ONE, 3 * rho);
-                cross[1] += prod * (4 * rho);
-                cross[2] += prod * _min(5 * rho, RHO4_ONE);
+        unchecked {
+            int256 diag; // sum WS_k^2
+            int256 c0; // sum_{k<l} rho4_r * WS_k * WS_l for r = low, medium, high
+            int256 c1;
+            int256 c2;
+            for (uint256 i; i < n; ++i) {
+                uint256 k = active[i];
+                int256 wk = ws[k];
+                diag += wk * wk;
+                for (uint256 j = i + 1; j < n; ++j) {
+                    uint256 l = active[j];
+                    int256 prod = wk * ws[l];
+                    if (prod == 0) continue;
+                    int256 rho = RiskConfig.correlation(corr0, corr1, RiskConfig.pairIndex(k, l));
+                    c0 += prod * _max(8 * rho - RHO4_ONE, 3 * rho);
+                    c1 += prod * (4 * rho);
+                    c2 += prod * _min(5 * rho, RHO4_ONE);
+                }
             }
-        }
-        for (uint256 r; r < 3; ++r) {
-            int256 q = diag * RHO4_ONE + 2 * cross[r];
-            if (q > 0) charges[r] = Math.sqrt(uint256(ceilDiv(q, RHO4_ONE)), Math.Rounding.Ceil);
+            diag *= RHO4_ONE;
+            charges[0] = _rootUp(diag + 2 * c0);
+            charges[1] = _rootUp(diag + 2 * c1);
+            charges[2] = _rootUp(diag + 2 * c2);
         }
     }
 
+    /// @dev ceil(sqrt(ceil(q / RHO4_ONE))) for q > 0, else 0.
+    function _rootUp(int256 q) private pure returns (uint256) {
+        return q > 0 ? Math.sqrt(uint256(ceilDiv(q, RHO4_ONE)), Math.Rounding.Ceil) : 0;
+    }
+
     /// @notice Worst loss over the stress vectors, rounded up, and its index; zero when no vector loses.
-    function stressCharge(int256[8] memory delta, uint256[] memory stress, uint256 n)
-        internal
-        pure
-        returns (uint256 worst, uint256 index)
-    {
-        for (uint256 s; s < n; ++s) {
-            int256 pnl; // bps-scaled P&L of the account under vector s
-            for (uint256 k; k < 8; ++k) {
-                if (delta[k] != 0) pnl += RiskConfig.shock(stress, s, k) * delta[k];
-            }
-            if (pnl < 0) {
-                uint256 loss = uint256(ceilDiv(-pnl, int256(BPS)));
-                if (loss > worst) (worst, index) = (loss, s);
+    /// @dev Only called from `breakdown` (|D_k| <= 2^110, |shock| <= 2^15): unchecked.
+    function stressCharge(
+        int256[8] memory delta,
+        uint256[8] memory active,
+        uint256 n,
+        uint256[8] memory stress,
+        uint256 count
+    ) internal pure returns (uint256 worst, uint256 index) {
+        unchecked {
+            for (uint256 s; s < count; ++s) {
+                uint256 vector = stress[s >> 1] >> ((s & 1) << 7); // this vector's 8 shocks in the low 128 bits
+                int256 pnl; // bps-scaled P&L of the account under vector s
+                assembly ("memory-safe") {
+                    for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                        let k := mload(add(active, shl(5, i))) // active[i] < 8 (written by breakdown)
+                        let shock := signextend(1, and(shr(shl(4, k), vector), 0xffff))
+                        pnl := add(pnl, mul(shock, mload(add(delta, shl(5, k)))))
+                    }
+                }
+                if (pnl < 0) {
+                    uint256 loss = (uint256(-pnl) + BPS - 1) / BPS;
+                    if (loss > worst) (worst, index) = (loss, s);
+                }
             }
         }
     }

@@ -1,16 +1,26 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IRiskParameters} from "../interfaces/IRiskParameters.sol";
+
 /// @title RiskConfig — decoders for the packed parameter words (layouts in IRiskParameters).
 library RiskConfig {
     uint256 internal constant MAX_ASSETS = 8;
     uint256 internal constant MAX_COLLATERALS = 16;
     uint256 internal constant MAX_MARKETS = 16;
     uint256 internal constant MAX_STRESS = 16;
-    uint256 internal constant PAIRS = 28; // 8 * 7 / 2
 
     uint256 internal constant PAUSE_TRADES = 1;
     uint256 internal constant PAUSE_DEPOSITS = 2;
+
+    /// @notice Reads the 12 margin words from the data contract at `pointer` (one EXTCODECOPY).
+    function readMarginConfig(address pointer) internal view returns (IRiskParameters.MarginConfig memory cfg) {
+        uint256[8] memory stress = cfg.stress;
+        assembly ("memory-safe") {
+            extcodecopy(pointer, cfg, 1, 128) // global, corr0, corr1, haircuts: the struct's first four words
+            extcodecopy(pointer, stress, 129, 256) // the eight stress words
+        }
+    }
 
     function u16(uint256 word, uint256 slot) internal pure returns (uint256) {
         return (word >> (16 * slot)) & 0xffff;
@@ -58,11 +68,6 @@ library RiskConfig {
 
     function correlation(uint256 corr0, uint256 corr1, uint256 p) internal pure returns (int256) {
         return i16(p < 16 ? corr0 : corr1, 16 * (p % 16));
-    }
-
-    // ---- stress words ----
-    function shock(uint256[] memory stress, uint256 s, uint256 asset) internal pure returns (int256) {
-        return i16(stress[s / 2], 128 * (s % 2) + 16 * asset);
     }
 
     // ---- CONTROL word ----

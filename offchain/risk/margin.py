@@ -12,6 +12,7 @@ from typing import Sequence
 
 BPS = 10_000
 WAD = 10**18
+MAX_EXPOSURE = 2**110  # PortfolioMargin.MAX_EXPOSURE: the range the on-chain arithmetic is proven for
 RHO4_ONE = 40_000
 MAX_ASSETS = 8
 MAX_COLLATERALS = 16
@@ -20,7 +21,7 @@ INT256_MAX = 2**255 - 1
 
 
 class MarginOverflow(ArithmeticError):
-    """A value left the int256 range: the contract would revert on the same input."""
+    """A value outside the range the contract accepts: the contract reverts on the same input."""
 
 
 def _check(x: int) -> int:
@@ -84,7 +85,10 @@ class MarginConfig:
     corr0: int
     corr1: int
     haircuts: int
-    stress: tuple[int, ...]
+    stress: tuple[int, ...]  # 8 words (zero beyond the published vectors)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stress", tuple(self.stress) + (0,) * (8 - len(self.stress)))
 
     @classmethod
     def from_chain(cls, raw: Sequence) -> "MarginConfig":
@@ -179,6 +183,8 @@ def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig) -> 
         if d == 0 and gross[k] == 0:
             continue
         a = abs(d)
+        if gross[k] >= MAX_EXPOSURE or a > gross[k]:
+            raise MarginOverflow(f"asset {k}: delta {d}, gross {gross[k]} outside the margin's range")
         abs_sum += a
         hedged += gross[k] - a
         w = mul_div_up(a, cfg.risk_weight(k), BPS)
