@@ -1,0 +1,397 @@
+"""OracleRouter: normalisation to USD 1e18, every invalid-price revert (non-positive, stale, unset, sequencer down),
+configuration guards, and what the vault does when a price is invalid (trades, withdrawals and liquidations wait)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import brownie
+import pytest
+from brownie import ZERO_ADDRESS, ChainlinkFeed, OracleRouter, accounts, chain, web3
+from brownie.exceptions import VirtualMachineError
+
+from tests.conftest import Trader, err
+
+WAD = 10**18
+USDC = 10**6
+MAX_AGE = 3600  # the local deployment's max age for every feed
+BTC, ETH = 0, 1
+NOW = object()  # placeholder for block.timestamp of the reverting transaction (or of the latest block for a call)
+
+
+def _mined(txid) -> bool:
+    return bool(txid) and len(txid) > 2 and int(txid, 16) != 0
+
+
+@contextmanager
+def reverts_at(name, *args):
+    """Exact custom-error match; NOW stands for the block timestamp the failing code saw: the block of the mined
+    (reverted) transaction, or the latest block for a call (Ganache's eth_call runs on the latest block)."""
+    try:
+        yield
+    except VirtualMachineError as e:
+        if _mined(e.txid):
+            ts = web3.eth.get_block(web3.eth.get_transaction_receipt(e.txid)["blockNumber"])["timestamp"]
+        else:
+            ts = chain[-1].timestamp
+        expected = err(name, *(ts if a is NOW else a for a in args))
+        assert e.revert_msg == expected, f"revert {e.revert_msg!r}, expected {expected!r}"
+    else:
+        raise AssertionError(f"did not revert (expected {name})")
+
+
+@pytest.fixture
+def owner(deployer):
+    return deployer
+
+
+def deploy_router(owner, sequencer=ZERO_ADDRESS, grace=0):
+    """An OracleRouter owned by `owner` with its sequencer-uptime feed fixed at deployment (zero address: none)."""
+    r = OracleRouter.deploy(owner, sequencer, grace, {"from": owner})
+    assert r.tx.events["SequencerFeedSet"] == {"feed": str(sequencer), "gracePeriod": grace}
+    assert (r.sequencerFeed(), r.sequencerGracePeriod()) == (str(sequencer), grace)
+    return r
+
+
+@pytest.fixture
+def router(owner):
+    return deploy_router(owner)
+
+
+@pytest.fixture
+def feed(owner):
+    """feed(decimals, answer) -> a new Chainlink mock."""
+    return lambda decimals, answer: ChainlinkFeed.deploy(decimals, answer, {"from": owner})
+
+
+def ints(values) -> list[int]:
+    return [int(v) for v in values]
+
+
+def updated_at(f) -> int:
+    return int(f.latestRoundData()[3])
+
+
+# ---------------------------------------------------------------------------------------------- normalisation
+@pytest.mark.parametrize(
+    "decimals,answer,expected",
+    [
+        (6, 1_234_567, 1_234_567 * 10**12),  # 1.234567 USD
+        (8, 6_000_012_345_678, 60_000_123_456_780_000_000_000),  # 60,000.12345678 USD
+        (18, 3_000_123_456_789_012_345_678, 3_000_123_456_789_012_345_678),
+        (20, 123_456_789_012_345_678_901, 1_234_567_890_123_456_789),  # 1.23456789012345678901 -> truncated
+        (0, 7, 7 * WAD),
+        (36, 5 * 10**36 + 10**18 - 1, 5 * WAD),  # the most decimals allowed; below 1e-18 USD is dropped
+    ],
+)
+def test_price_normalised_to_1e18(router, feed, owner, decimals, answer, expected):
+    f = feed(decimals, answer)
+    tx = router.setFeed(3, f, 120, {"from": owner})
+    assert tx.events["FeedSet"] == {"asset": 3, "feed": f.address, "decimals": decimals, "maxAge": 120}
+    assert tuple(router.feedOf(3)) == (f.address, decimals, 120)
+    assert router.price(3) == expected
+    assert router.prices(1 << 3)[3] == expected
+
+
+def test_price_follows_feed_updates(router, feed, owner):
+    f = feed(8, 150 * 10**8)
+    router.setFeed(2, f, MAX_AGE, {"from": owner})
+    f.updateAnswer(14_999_999_999, {"from": owner})
+    assert router.price(2) == 149_999_999_990_000_000_000
+
+
+def test_deployed_router_prices_match_start_prices(protocol):
+    usd = (60_000, 3_000, 150, 15)
+    assert [protocol.oracle.price(k) for k in range(4)] == [p * WAD for p in usd]
+    assert protocol.oracle.owner() == accounts[0]
+
+
+# ---------------------------------------------------------------------------------------------- invalid answers
+@pytest.mark.parametrize("answer", [0, -1, -(60_000 * 10**8), -(2**255)])
+def test_price_non_positive_answer_reverts(router, feed, owner, answer):
+    f = feed(8, 60_000 * 10**8)
+    router.setFeed(0, f, MAX_AGE, {"from": owner})
+    f.updateAnswer(answer, {"from": owner})
+    with brownie.reverts(err("PriceNotPositive", 0, answer)):
+        router.price(0)
+    with brownie.reverts(err("PriceNotPositive", 0, answer)):
+        router.prices(0b1)
+
+
+def test_price_stale_after_max_age_reverts(router, feed, owner):
+    f = feed(8, 3_000 * 10**8)
+    router.setFeed(1, f, 100, {"from": owner})
+    t = chain[-1].timestamp
+    f.updateRoundData(7, 3_000 * 10**8, t - 40, t - 40, {"from": owner})
+    chain.mine(timestamp=t + 60)  # age 100 = max age: still valid
+    assert chain[-1].timestamp == t + 60
+    assert router.price(1) == 3_000 * WAD
+    chain.mine(timestamp=t + 61)  # age 101
+    with brownie.reverts(err("PriceStale", 1, t - 40, 100, t + 61)):
+        router.price(1)
+    with brownie.reverts(err("PriceStale", 1, t - 40, 100, t + 61)):
+        router.prices(0b10)
+
+
+def test_price_stale_with_old_round_timestamp_reverts(router, feed, owner):
+    f = feed(8, 15 * 10**8)
+    router.setFeed(3, f, MAX_AGE, {"from": owner})
+    old = chain[-1].timestamp - MAX_AGE - 1
+    f.updateRoundData(9, 15 * 10**8, old, old, {"from": owner})
+    with reverts_at("PriceStale", 3, old, MAX_AGE, NOW):
+        router.price(3)
+
+
+def test_price_stale_after_sleep_then_fresh_after_update(protocol, deployer):
+    oracle, f = protocol.oracle, protocol.feeds[ETH]
+    last = updated_at(f)
+    chain.sleep(MAX_AGE + 1)
+    chain.mine()
+    with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):
+        oracle.price(ETH)
+    f.updateAnswer(3_100 * 10**8, {"from": deployer})
+    assert oracle.price(ETH) == 3_100 * WAD
+
+
+def test_set_feed_replaces_stale_feed_at_once(router, feed, owner):
+    stale = feed(8, 100 * 10**8)
+    router.setFeed(4, stale, 50, {"from": owner})
+    old = chain[-1].timestamp - 51
+    stale.updateRoundData(2, 100 * 10**8, old, old, {"from": owner})
+    with reverts_at("PriceStale", 4, old, 50, NOW):
+        router.price(4)
+    fresh = feed(18, 101 * WAD)
+    router.setFeed(4, fresh, 50, {"from": owner})
+    assert tuple(router.feedOf(4)) == (fresh.address, 18, 50)
+    assert router.price(4) == 101 * WAD
+
+
+@pytest.mark.parametrize("asset", [0, 5, 7, 8, 2**256 - 1])
+def test_price_unset_feed_reverts_feed_not_set(router, asset):
+    with brownie.reverts(err("FeedNotSet", asset)):
+        router.price(asset)
+
+
+def test_prices_unset_bit_in_mask_reverts_feed_not_set(router, feed, owner):
+    router.setFeed(0, feed(8, 10**8), MAX_AGE, {"from": owner})
+    with brownie.reverts(err("FeedNotSet", 1)):
+        router.prices(0b11)
+
+
+def test_prices_returns_zeros_for_unset_bits(router, feed, owner):
+    router.setFeed(0, feed(8, 60_000 * 10**8), MAX_AGE, {"from": owner})
+    router.setFeed(2, feed(6, 150 * 10**6), MAX_AGE, {"from": owner})
+    router.setFeed(7, feed(18, 2 * WAD), MAX_AGE, {"from": owner})
+    assert ints(router.prices(0b10000101)) == [60_000 * WAD, 0, 150 * WAD, 0, 0, 0, 0, 2 * WAD]
+    assert ints(router.prices(0b100)) == [0, 0, 150 * WAD, 0, 0, 0, 0, 0]
+    assert ints(router.prices(0)) == [0] * 8
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+def test_set_feed_zero_max_age_reverts_bad_config(router, feed, owner):
+    f = feed(8, 10**8)
+    with brownie.reverts(err("BadFeedConfig", 0, 8, 0)):
+        router.setFeed(0, f, 0, {"from": owner})
+    assert tuple(router.feedOf(0)) == (ZERO_ADDRESS, 0, 0)
+
+
+def test_set_feed_asset_above_seven_reverts_bad_config(router, feed, owner):
+    f = feed(8, 10**8)
+    with brownie.reverts(err("BadFeedConfig", 8, 8, MAX_AGE)):
+        router.setFeed(8, f, MAX_AGE, {"from": owner})
+
+
+def test_set_feed_more_than_36_decimals_reverts_bad_config(router, feed, owner):
+    f = feed(37, 10**37)
+    with brownie.reverts(err("BadFeedConfig", 0, 37, MAX_AGE)):
+        router.setFeed(0, f, MAX_AGE, {"from": owner})
+
+
+def test_set_feed_by_non_owner_reverts(router, feed, owner):
+    f = feed(8, 10**8)
+    stranger = accounts[4]
+    with brownie.reverts(err("NotOwner", stranger)):
+        router.setFeed(0, f, MAX_AGE, {"from": stranger})
+    with brownie.reverts(err("NotOwner", stranger)):
+        router.setOwner(stranger, {"from": stranger})
+    assert router.owner() == owner
+
+
+def test_set_owner_hands_over_control(router, feed, owner):
+    new = accounts[5]
+    tx = router.setOwner(new, {"from": owner})
+    assert tx.events["OwnerSet"]["owner"] == new
+    f = feed(8, 10**8)
+    with brownie.reverts(err("NotOwner", owner)):
+        router.setFeed(0, f, MAX_AGE, {"from": owner})
+    router.setFeed(0, f, MAX_AGE, {"from": new})
+    assert router.price(0) == WAD
+
+
+# ---------------------------------------------------------------------------------------------- sequencer
+@pytest.fixture
+def seq(feed):
+    """A sequencer-uptime feed (Chainlink: answer 0 = up, 1 = down; startedAt = when the status began)."""
+    return feed(0, 0)
+
+
+@pytest.fixture
+def seq_router(owner, feed, seq):
+    """A router with a sequencer-uptime feed (grace period 3600 s) and a BTC feed with a long max age."""
+    r = deploy_router(owner, seq.address, 3600)
+    r.setFeed(0, feed(8, 60_000 * 10**8), 10 * 86_400, {"from": owner})
+    return r
+
+
+def test_price_sequencer_down_reverts(seq_router, seq, owner):
+    started = chain[-1].timestamp - 2 * 86_400  # down for two days
+    seq.updateRoundData(2, 1, started, started, {"from": owner})
+    with brownie.reverts(err("SequencerDown", started, 3600)):
+        seq_router.price(0)
+    with brownie.reverts(err("SequencerDown", started, 3600)):
+        seq_router.prices(0b1)
+
+
+def test_price_sequencer_within_grace_period_reverts(seq_router, seq, owner):
+    t = chain[-1].timestamp
+    seq.updateRoundData(3, 0, t, t, {"from": owner})  # back up at t
+    chain.mine(timestamp=t + 3599)
+    with brownie.reverts(err("SequencerDown", t, 3600)):
+        seq_router.price(0)
+    chain.mine(timestamp=t + 3600)  # grace period over
+    assert seq_router.price(0) == 60_000 * WAD
+    assert seq_router.prices(0b1)[0] == 60_000 * WAD
+
+
+def test_price_sequencer_up_long_ago_succeeds(seq_router, seq, owner):
+    started = chain[-1].timestamp - 86_400
+    seq.updateRoundData(4, 0, started, started, {"from": owner})
+    assert seq_router.price(0) == 60_000 * WAD
+
+
+def test_price_without_sequencer_feed_ignores_sequencer(seq_router, seq, feed, owner):
+    t = chain[-1].timestamp
+    seq.updateRoundData(5, 1, t, t, {"from": owner})  # down
+    with brownie.reverts(err("SequencerDown", t, 3600)):
+        seq_router.price(0)
+    plain = deploy_router(owner)  # no sequencer feed (an L1 deployment)
+    plain.setFeed(0, seq_router.feedOf(0)[0], 10 * 86_400, {"from": owner})
+    assert plain.price(0) == 60_000 * WAD
+
+
+# ---------------------------------------------------------------------------------------------- through the vault
+@pytest.fixture(scope="module")
+def book(protocol, deployer):
+    """Module-wide accounts (every test reverts to this state): `weak` is long 1 BTC on 10,000 USDC, `strong` the
+    short side on 100,000 USDC, `holder` has 10 WETH and 1,000 USDC; all three owners have gas."""
+    vault, usdc, weth, tx = protocol.vault, protocol.usdc, protocol.tokens[ETH], {"from": deployer}
+    weak, strong, holder = Trader(vault), Trader(vault), Trader(vault)
+    usdc.mint(deployer, 111_000 * USDC, tx)
+    usdc.approve(vault, 111_000 * USDC, tx)
+    vault.deposit(weak.id, usdc, 10_000 * USDC, tx)
+    vault.deposit(strong.id, usdc, 100_000 * USDC, tx)
+    vault.deposit(holder.id, usdc, 1_000 * USDC, tx)
+    weth.mint(deployer, 10 * WAD, tx)
+    weth.approve(vault, 10 * WAD, tx)
+    vault.deposit(holder.id, weth, 10 * WAD, tx)
+    for t in (weak, strong, holder):
+        deployer.transfer(t.wallet, "1 ether")
+    return weak, strong, holder
+
+
+@pytest.fixture
+def opened(protocol, book, order, sign):
+    """`weak` buys 1 BTC from `strong` at 60,000 (signed orders through the venue)."""
+    weak, strong, _ = book
+    p = protocol.oracle.price(BTC)
+    mo, to = order(strong.id, BTC, False, WAD, p), order(weak.id, BTC, True, WAD, p)
+    protocol.venue.settle(mo, sign(mo, strong.wallet), to, sign(to, weak.wallet), WAD, {"from": accounts[2]})
+    return weak, strong
+
+
+def make_stale():
+    chain.sleep(MAX_AGE + 1)
+    chain.mine()
+
+
+def test_withdraw_on_stale_price_reverts(protocol, book, deployer):
+    vault, usdc, weth = protocol.vault, protocol.usdc, protocol.tokens[ETH]
+    _, _, holder = book
+    last = updated_at(protocol.feeds[ETH])
+    make_stale()
+    with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):  # a mined transaction
+        vault.withdraw(holder.id, weth, WAD, holder.wallet, {"from": holder.wallet})
+    with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):  # the WETH left still needs its price
+        vault.withdraw(holder.id, usdc, 100 * USDC, holder.wallet, {"from": holder.wallet})
+    protocol.feeds[ETH].updateAnswer(3_000 * 10**8, {"from": deployer})
+    vault.withdraw(holder.id, weth, WAD, holder.wallet, {"from": holder.wallet})
+    assert vault.collateralOf(holder.id, ETH) == 9 * WAD
+    assert weth.balanceOf(holder.wallet) == WAD
+
+
+def test_trade_on_stale_price_reverts(protocol, book, order, sign, deployer):
+    vault, venue = protocol.vault, protocol.venue
+    weak, strong, _ = book
+    p = protocol.oracle.price(BTC)
+    last = updated_at(protocol.feeds[BTC])
+    make_stale()
+    mo, to = order(strong.id, BTC, False, WAD // 10, p), order(weak.id, BTC, True, WAD // 10, p)  # not expired
+    args = (mo, sign(mo, strong.wallet), to, sign(to, weak.wallet), WAD // 10)
+    with reverts_at("PriceStale", BTC, last, MAX_AGE, NOW):
+        venue.settle(*args, {"from": accounts[2]})
+    protocol.feeds[BTC].updateAnswer(60_000 * 10**8, {"from": deployer})
+    venue.settle(*args, {"from": accounts[2]})
+    assert vault.positionOf(weak.id, BTC)[0] == WAD // 10
+
+
+def _liquidation_items(protocol, account, price):
+    """Close the largest BTC amount the liquidation rule allows (kind 0 = position, market BTC)."""
+    vault = protocol.vault
+    d = vault.marginDetail(account)
+    liq, _ = protocol.params.liquidationConfig()
+    allowed = vault.maxTake(d["equity"], d["margin"]["maintenance"], d["margin"]["initial"], sum(d["gross"]), liq)
+    return [(0, BTC, allowed * WAD // price)]
+
+
+def test_liquidate_on_stale_price_reverts_until_fresh(protocol, opened, move_price, keeper, deployer):
+    vault = protocol.vault
+    weak, strong = opened
+    move_price(BTC, 55_000)
+    equity, mm, _ = vault.margin(weak.id)
+    assert equity < mm  # liquidatable at the fresh price
+    items = _liquidation_items(protocol, weak.id, 55_000 * WAD)
+    last = updated_at(protocol.feeds[BTC])
+    make_stale()
+    # neither the unhealthy account nor the healthy one can be liquidated on a stale price
+    with reverts_at("PriceStale", BTC, last, MAX_AGE, NOW):
+        vault.liquidate(weak.id, items, {"from": keeper})
+    with reverts_at("PriceStale", BTC, last, MAX_AGE, NOW):
+        vault.liquidate.call(strong.id, [(0, BTC, WAD // 10)], {"from": keeper})
+    assert vault.positionOf(weak.id, BTC)[0] == WAD
+    # a fresh price: the unhealthy account does not escape, the healthy one stays protected
+    move_price(BTC, 55_000)
+    tx = vault.liquidate(weak.id, items, {"from": keeper})
+    ev = tx.events["Liquidated"]
+    assert (ev["account"], ev["keeper"]) == (weak.id, keeper.address)
+    assert ev["taken"] == items[0][2] * 55_000 * WAD // WAD
+    assert vault.positionOf(weak.id, BTC)[0] == WAD - items[0][2]
+    assert ev["surplusAfter"] > ev["surplusBefore"]
+    e2, m2, _ = vault.margin(strong.id)
+    with brownie.reverts(err("AccountHealthy", strong.id, e2, m2)):
+        vault.liquidate.call(strong.id, [(0, BTC, WAD // 10)], {"from": keeper})
+
+
+def test_liquidate_healthy_account_on_stale_price_reverts(protocol, opened, keeper, deployer):
+    """A stale price that would make a healthy account look unhealthy is not used: the call waits for a fresh one."""
+    vault, f = protocol.vault, protocol.feeds[BTC]
+    weak, _ = opened
+    t = chain[-1].timestamp
+    old = t - MAX_AGE - 10
+    f.updateRoundData(99, 50_000 * 10**8, old, old, {"from": deployer})  # an old, low answer
+    with reverts_at("PriceStale", BTC, old, MAX_AGE, NOW):
+        vault.liquidate(weak.id, [(0, BTC, WAD // 10)], {"from": keeper})
+    f.updateAnswer(60_000 * 10**8, {"from": deployer})
+    equity, mm, _ = vault.margin(weak.id)
+    assert equity >= mm
+    with brownie.reverts(err("AccountHealthy", weak.id, equity, mm)):
+        vault.liquidate.call(weak.id, [(0, BTC, WAD // 10)], {"from": keeper})
+    assert vault.positionOf(weak.id, BTC)[0] == WAD

@@ -1,0 +1,735 @@
+"""RiskParameters: every setter's bounds, indexes and access; tightening at once and loosening through the queue
+(delay, ChangeNotReady, cancel); pause flags; discount/haircut consistency; stress vectors; and the packed words as
+the off-chain mirror decodes them."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import brownie
+import pytest
+from brownie import ZERO_ADDRESS, CrossMarginVault, OracleRouter, RiskParameters, TestToken, accounts, chain, web3
+from eth_abi import decode
+from brownie.exceptions import VirtualMachineError
+
+from offchain.risk.defaults import DEFAULT_SPEC
+from offchain.risk.margin import MarginConfig, pair_index, u16
+from offchain.risk.params import apply_spec
+from tests.conftest import b32, err
+
+WAD = 10**18
+DAY = 86_400
+DELAY = DAY
+ADMIN_ROLE = b"\0" * 32
+U112 = 2**112 - 1
+NOW = object()  # placeholder for block.timestamp of the reverting transaction
+
+
+def _mined(txid) -> bool:
+    return bool(txid) and len(txid) > 2 and int(txid, 16) != 0
+
+
+@contextmanager
+def reverts_at(name, *args):
+    """Exact custom-error match; NOW stands for the timestamp of the block the reverting transaction was mined in."""
+    try:
+        yield
+    except VirtualMachineError as e:
+        if _mined(e.txid):
+            ts = web3.eth.get_block(web3.eth.get_transaction_receipt(e.txid)["blockNumber"])["timestamp"]
+        else:
+            ts = chain[-1].timestamp
+        expected = err(name, *(ts if a is NOW else a for a in args))
+        assert e.revert_msg == expected, f"revert {e.revert_msg!r}, expected {expected!r}"
+    else:
+        raise AssertionError(f"did not revert (expected {name})")
+
+
+# ---------------------------------------------------------------------------------------------- decoding helpers
+def words(params) -> tuple:
+    """Every stored word (markets 0..3), to compare before and after a call."""
+    g, c0, c1, h, stress = params.marginConfig()
+    liq, disc = params.liquidationConfig()
+    return (int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress), int(params.control()), int(liq),
+            int(disc), tuple(int(params.marketWord(m)) for m in range(4)))
+
+
+def cfg(params) -> MarginConfig:
+    return MarginConfig.from_chain(params.marginConfig())
+
+
+def assert_stress_words(params) -> None:
+    """marginConfig().stress is a fixed array of eight words: the ceil(numStress / 2) in use, then zeros."""
+    raw = params.marginConfig()[4]
+    c = cfg(params)
+    used = (c.num_stress + 1) // 2
+    assert len(raw) == 8
+    assert all(int(w) == 0 for w in raw[used:]), (c.num_stress, raw)
+
+
+def control(params) -> dict:
+    c = int(params.control())
+    return {"flags": c & 3, "band": (c >> 8) & 0xFFFF, "delay": (c >> 24) & 0xFFFFFFFF}
+
+
+def market(params, m) -> dict:
+    w = int(params.marketWord(m))
+    return {"rate": w & 0xFFFF, "oi": (w >> 16) & U112, "size": (w >> 128) & U112}
+
+
+def liquidation(params) -> dict:
+    w = int(params.liquidationConfig()[0])
+    return {"close": u16(w, 0), "penalty": u16(w, 1), "share": u16(w, 2), "deep": u16(w, 3),
+            "reward": (w >> 64) & (2**96 - 1), "dust": w >> 160}
+
+
+def discount(params, j) -> int:
+    return u16(int(params.liquidationConfig()[1]), j)
+
+
+def call_id(params, fn: str, *args) -> bytes:
+    """The queue id of a call: keccak256 of its calldata."""
+    return bytes(web3.keccak(hexstr=getattr(params, fn).encode_input(*args)))
+
+
+def shocks(**by_asset) -> list[int]:
+    names = ("btc", "eth", "sol", "link", "a4", "a5", "a6", "a7")
+    return [by_asset.get(n, 0) for n in names]
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def params(deployer):
+    """A RiskParameters set up exactly as scripts/deploy.py does (roles, then DEFAULT_SPEC), on its own: the suite
+    needs no vault, and fewer deployed contracts keep the per-test snapshot/revert fast."""
+    p = RiskParameters.deploy(deployer, {"from": deployer})
+    p.grantRole(p.RISK_ADMIN_ROLE(), deployer, {"from": deployer})
+    p.grantRole(p.GUARDIAN_ROLE(), deployer, {"from": deployer})
+    apply_spec(p, DEFAULT_SPEC, deployer)
+    return p
+
+
+@pytest.fixture(scope="module")
+def roles(params, deployer):
+    """deployer: every role; guardian: GUARDIAN_ROLE only; risk: RISK_ADMIN_ROLE only; stranger: none."""
+    guardian, risk, stranger = accounts[2], accounts[3], accounts[4]
+    params.grantRole(params.GUARDIAN_ROLE(), guardian, {"from": deployer})
+    params.grantRole(params.RISK_ADMIN_ROLE(), risk, {"from": deployer})
+    return SimpleNamespace(admin=deployer, guardian=guardian, risk=risk, stranger=stranger,
+                           RISK=bytes(params.RISK_ADMIN_ROLE()), GUARDIAN=bytes(params.GUARDIAN_ROLE()))
+
+
+@pytest.fixture
+def delayed(params, roles):
+    """A loosening delay of one day (lengthening it tightens, so it applies at once)."""
+    tx = params.setLoosenDelay(DELAY, {"from": roles.admin})
+    assert "ChangeQueued" not in tx.events
+    assert control(params)["delay"] == DELAY
+    return DELAY
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+def test_margin_word_decodes_default_spec(params):
+    c = cfg(params)
+    for k in range(8):
+        assert c.risk_weight(k) == DEFAULT_SPEC.risk_weights.get(k, 10_000)  # unset assets fail closed at 100%
+    assert (c.alpha, c.basis_addon, c.floor_rate) == (DEFAULT_SPEC.alpha_bps, DEFAULT_SPEC.basis_bps,
+                                                      DEFAULT_SPEC.floor_bps)
+    assert c.num_stress == len(DEFAULT_SPEC.stress) == 7
+    assert_stress_words(params)  # ceil(7 / 2) = 4 words in use
+    assert c.stress[3] != 0
+
+
+def test_correlation_words_decode_default_spec(params):
+    c = cfg(params)
+    for a in range(8):
+        for b in range(8):
+            if a != b:
+                expected = DEFAULT_SPEC.correlations.get((min(a, b), max(a, b)), 0)
+                assert c.correlation(a, b) == expected
+
+
+def test_stress_words_decode_default_spec(params):
+    c = cfg(params)
+    for s, vector in enumerate(DEFAULT_SPEC.stress):
+        assert [c.shock(s, k) for k in range(8)] == vector.as_array()
+    # the unused half of the last word is empty
+    assert int(params.marginConfig()[4][3]) >> 128 == 0
+
+
+def test_haircut_and_discount_words_decode_default_spec(params):
+    c = cfg(params)
+    for j in range(16):
+        assert c.haircut(j) == DEFAULT_SPEC.haircuts.get(j, 10_000)
+        assert discount(params, j) == DEFAULT_SPEC.discounts.get(j, 0)
+
+
+def test_control_liquidation_and_market_words_decode_default_spec(params):
+    assert control(params) == {"flags": 0, "band": DEFAULT_SPEC.price_band_bps, "delay": 0}
+    lq = DEFAULT_SPEC.liquidation
+    assert liquidation(params) == {"close": lq.close_factor_bps, "penalty": lq.penalty_bps,
+                                   "share": lq.keeper_share_bps, "deep": lq.deep_bps,
+                                   "reward": lq.min_keeper_reward, "dust": lq.dust}
+    for m, mk in DEFAULT_SPEC.markets.items():
+        assert market(params, m) == {"rate": mk.standard_mmr_bps, "oi": mk.max_open_interest,
+                                     "size": mk.max_position_size}
+        assert tuple(int(x) for x in params.tradeConfig(m)) == (int(params.control()), int(params.marketWord(m)))
+    assert int(params.marketWord(4)) == 0  # unlisted market: caps zero (fail closed)
+
+
+def test_set_correlation_negative_values_decode_in_both_words(params, roles):
+    params.setCorrelation(2, 5, -1234, {"from": roles.admin})  # pair 15: top slot of word 0
+    params.setCorrelation(6, 2, -4321, {"from": roles.admin})  # pair (2, 6) = 16: bottom slot of word 1
+    params.setCorrelation(7, 6, 9999, {"from": roles.admin})  # pair 27: the last one
+    params.setCorrelation(0, 7, -10_000, {"from": roles.admin})
+    assert (pair_index(2, 5), pair_index(2, 6), pair_index(6, 7)) == (15, 16, 27)
+    c = cfg(params)
+    assert (c.correlation(5, 2), c.correlation(2, 6), c.correlation(6, 7), c.correlation(7, 0)) == (
+        -1234, -4321, 9999, -10_000)
+    assert c.corr0 >> 240 == (-1234) % 2**16
+    assert c.corr1 & 0xFFFF == (-4321) % 2**16
+    assert c.correlation(0, 1) == 8000  # neighbours untouched
+    assert c.correlation(2, 7) == 0
+
+
+def test_set_risk_weight_last_asset_keeps_alpha(params, roles):
+    before = cfg(params)
+    params.setRiskWeight(7, 2500, {"from": roles.admin})
+    c = cfg(params)
+    assert c.risk_weight(7) == 2500
+    assert (c.alpha, c.basis_addon, c.floor_rate, c.num_stress) == (
+        before.alpha, before.basis_addon, before.floor_rate, before.num_stress)
+    assert [c.risk_weight(k) for k in range(7)] == [before.risk_weight(k) for k in range(7)]
+
+
+def test_set_stress_vector_extreme_shocks_decode(params, roles):
+    vec = [-10_000, 10_000, -1, 1, -32, 77, 0, -9999]
+    tx = params.setStressVector(7, vec, {"from": roles.admin})  # append as vector 7: high half of word 3
+    assert tx.events["ParameterUpdated"]["index"] == 3
+    c = cfg(params)
+    assert c.num_stress == 8
+    assert [c.shock(7, k) for k in range(8)] == vec
+    assert [c.shock(6, k) for k in range(8)] == DEFAULT_SPEC.stress[6].as_array()
+
+
+def test_set_market_and_liquidation_words_pack_fields(params, roles):
+    params.setMarket(9, 15, 12_345 * WAD, 678 * WAD, {"from": roles.admin})
+    assert market(params, 9) == {"rate": 15, "oi": 12_345 * WAD, "size": 678 * WAD}
+    params.setMarket(10, 10_000, U112, U112, {"from": roles.admin})
+    assert market(params, 10) == {"rate": 10_000, "oi": U112, "size": U112}
+    params.setLiquidation(1000, 2000, 10_000, 10_000, 1000 * WAD, 10**24, {"from": roles.admin})
+    assert liquidation(params) == {"close": 1000, "penalty": 2000, "share": 10_000, "deep": 10_000,
+                                   "reward": 1000 * WAD, "dust": 10**24}
+
+
+def test_fresh_deployment_fails_closed(deployer):
+    p = RiskParameters.deploy(deployer, {"from": deployer})
+    c = cfg(p)
+    assert [c.risk_weight(k) for k in range(8)] == [10_000] * 8
+    assert [c.haircut(j) for j in range(16)] == [10_000] * 16
+    assert (c.alpha, c.num_stress) == (10_000, 0)
+    assert market(p, 0) == {"rate": 0, "oi": 0, "size": 0}
+    assert control(p) == {"flags": 0, "band": 100, "delay": 0}
+    assert p.hasRole(ADMIN_ROLE, deployer)
+    assert not p.hasRole(p.RISK_ADMIN_ROLE(), deployer)
+
+
+# ---------------------------------------------------------------------------------------------- bounds
+BOUNDS = [
+    ("setRiskWeight", (0, 99), "riskWeight", 99, 100, 10_000),
+    ("setRiskWeight", (3, 10_001), "riskWeight", 10_001, 100, 10_000),
+    ("setCorrelation", (0, 1, -10_001), "correlation", -10_001, -10_000, 10_000),
+    ("setCorrelation", (1, 0, 10_001), "correlation", 10_001, -10_000, 10_000),
+    ("setStressVector", (0, [0, 0, 10_001, 0, 0, 0, 0, 0]), "shock", 10_001, -10_000, 10_000),
+    ("setStressVector", (7, [0, 0, 0, 0, 0, 0, 0, -10_001]), "shock", -10_001, -10_000, 10_000),
+    ("setMarginScalars", (9_999, 50, 100), "alpha", 9_999, 10_000, 30_000),
+    ("setMarginScalars", (30_001, 50, 100), "alpha", 30_001, 10_000, 30_000),
+    ("setMarginScalars", (15_000, 2_001, 100), "basisAddon", 2_001, 0, 2_000),
+    ("setMarginScalars", (15_000, 50, 5_001), "floor", 5_001, 0, 5_000),
+    ("setHaircut", (0, 10_001), "haircut", 10_001, 0, 10_000),
+    ("setMarket", (0, 9, WAD, WAD), "standardMmr", 9, 10, 10_000),
+    ("setMarket", (0, 10_001, WAD, WAD), "standardMmr", 10_001, 10, 10_000),
+    ("setMarket", (0, 1000, U112 + 1, WAD), "maxOpenInterest", U112 + 1, 0, U112),
+    ("setMarket", (0, 1000, WAD, U112 + 1), "maxPositionSize", U112 + 1, 0, U112),
+    ("setLiquidation", (999, 100, 3000, 5000, 0, 0), "closeFactor", 999, 1000, 10_000),
+    ("setLiquidation", (10_001, 100, 3000, 5000, 0, 0), "closeFactor", 10_001, 1000, 10_000),
+    ("setLiquidation", (5000, 2001, 3000, 5000, 0, 0), "penalty", 2001, 0, 2000),
+    ("setLiquidation", (5000, 100, 10_001, 5000, 0, 0), "keeperShare", 10_001, 0, 10_000),
+    ("setLiquidation", (5000, 100, 3000, 10_001, 0, 0), "deep", 10_001, 0, 10_000),
+    ("setLiquidation", (5000, 100, 3000, 5000, 1000 * WAD + 1, 0), "minKeeperReward", 1000 * WAD + 1, 0, 1000 * WAD),
+    ("setLiquidation", (5000, 100, 3000, 5000, 0, 10**24 + 1), "dust", 10**24 + 1, 0, 10**24),
+    ("setPriceBand", (9,), "priceBand", 9, 10, 2000),
+    ("setPriceBand", (2001,), "priceBand", 2001, 10, 2000),
+    ("setLoosenDelay", (30 * DAY + 1,), "loosenDelay", 30 * DAY + 1, 0, 30 * DAY),
+    ("setPause", (4,), "pauseFlags", 4, 0, 3),
+]
+
+
+BOUND_SETTERS = sorted({b[0] for b in BOUNDS})
+
+
+@pytest.mark.parametrize("fn", BOUND_SETTERS)
+def test_setter_out_of_bounds_reverts(params, roles, fn):
+    """Every value just outside a hard bound reverts with OutOfBounds(name, value, min, max) and changes nothing."""
+    before = words(params)
+    cases = [b for b in BOUNDS if b[0] == fn]
+    assert cases
+    for _, args, name, value, lo, hi in cases:
+        with brownie.reverts(err("OutOfBounds", b32(name), value, lo, hi)):
+            getattr(params, fn)(*args, {"from": roles.admin})
+    assert words(params) == before
+
+
+ACCEPTED_EDGES = [
+    ("setRiskWeight", (0, 100)),
+    ("setRiskWeight", (0, 10_000)),
+    ("setCorrelation", (0, 1, -10_000)),
+    ("setCorrelation", (0, 1, 10_000)),
+    ("setStressVector", (7, [-10_000, 10_000, 0, 0, 0, 0, 0, 0])),
+    ("setMarginScalars", (10_000, 0, 0)),
+    ("setMarginScalars", (30_000, 2000, 5000)),
+    ("setHaircut", (0, 10_000)),
+    ("setHaircut", (0, 400)),  # = its discount
+    ("setLiquidationDiscount", (0, 800)),  # = its haircut
+    ("setLiquidationDiscount", (0, 0)),
+    ("setMarket", (0, 10, 0, 0)),
+    ("setMarket", (0, 10_000, U112, U112)),
+    ("setLiquidation", (1000, 0, 0, 0, 0, 0)),
+    ("setLiquidation", (10_000, 2000, 10_000, 10_000, 1000 * WAD, 10**24)),
+    ("setPriceBand", (10,)),
+    ("setPriceBand", (2000,)),
+    ("setLoosenDelay", (30 * DAY,)),  # (0 is the deployment's value)
+    ("setPause", (3,)),
+]
+
+
+@pytest.mark.parametrize("fn", sorted({e[0] for e in ACCEPTED_EDGES}))
+def test_setter_at_bound_applies(params, roles, fn):
+    """With no delay (the deployment's set-up state) every value on a bound applies at once."""
+    for _, args in [e for e in ACCEPTED_EDGES if e[0] == fn]:
+        before = words(params)
+        tx = getattr(params, fn)(*args, {"from": roles.admin})
+        assert "ChangeQueued" not in tx.events
+        assert ("ParameterUpdated" in tx.events) or ("PauseSet" in tx.events)
+        assert words(params) != before, (fn, args)
+
+
+def test_set_liquidation_discount_above_half_within_haircut_applies(params, roles):
+    """IRiskParameters.setLiquidationDiscount: "(0 .. its haircut)", and the DISCOUNT word is "never above its
+    haircut"; the off-chain RiskSpec validates the same (discount <= haircut). So 60% under a 100% haircut is valid."""
+    params.setHaircut(4, 10_000, {"from": roles.admin})
+    params.setLiquidationDiscount(4, 6_000, {"from": roles.admin})
+    assert discount(params, 4) == 6_000
+
+
+BAD_INDEX = [
+    ("setRiskWeight", (8, 500), "asset", 8),
+    ("setCorrelation", (8, 0, 0), "asset", 8),
+    ("setCorrelation", (0, 8, 0), "asset", 8),
+    ("setCorrelation", (3, 3, 0), "pair", 3),
+    ("setStressVector", (8, [0] * 8), "stress", 8),  # 7 vectors: 7 appends, 8 skips one
+    ("setStressVector", (2**255, [0] * 8), "stress", 2**255),
+    ("setHaircut", (16, 0), "collateral", 16),
+    ("setLiquidationDiscount", (16, 0), "collateral", 16),
+    ("setMarket", (16, 1000, 0, 0), "market", 16),
+]
+
+
+@pytest.mark.parametrize("fn", sorted({b[0] for b in BAD_INDEX}))
+def test_setter_bad_index_reverts(params, roles, fn):
+    for _, args, name, index in [b for b in BAD_INDEX if b[0] == fn]:
+        with brownie.reverts(err("BadIndex", b32(name), index)):
+            getattr(params, fn)(*args, {"from": roles.admin})
+
+
+def test_set_stress_vector_beyond_sixteen_reverts_bad_index(params, roles):
+    for s in range(7, 16):
+        params.setStressVector(s, [-(s * 100)] * 8, {"from": roles.admin})
+    assert cfg(params).num_stress == 16
+    assert len(params.marginConfig()[4]) == 8
+    assert cfg(params).shock(15, 3) == -1500
+    with brownie.reverts(err("BadIndex", b32("stress"), 16)):
+        params.setStressVector(16, [0] * 8, {"from": roles.admin})
+    params.setStressVector(15, [-1600] * 8, {"from": roles.admin})  # replacing the last one still works
+    assert cfg(params).shock(15, 0) == -1600
+
+
+def test_pop_stress_vector_when_empty_reverts_bad_index(params, roles):
+    for _ in range(7):
+        params.popStressVector({"from": roles.admin})
+    c = cfg(params)
+    assert c.num_stress == 0
+    assert_stress_words(params)
+    assert all(w == 0 for w in c.stress)
+    with brownie.reverts(err("BadIndex", b32("stress"), 0)):
+        params.popStressVector({"from": roles.admin})
+
+
+# ---------------------------------------------------------------------------------------------- access
+SETTERS = [
+    ("setRiskWeight", (0, 1100)),
+    ("setCorrelation", (0, 1, 100)),
+    ("setStressVector", (7, [-100] * 8)),
+    ("popStressVector", ()),
+    ("setMarginScalars", (20_000, 50, 100)),
+    ("setHaircut", (0, 900)),
+    ("setLiquidationDiscount", (0, 100)),
+    ("setMarket", (0, 1100, WAD, WAD)),
+    ("setLiquidation", (5000, 100, 3000, 5000, 0, 0)),
+    ("setPriceBand", (100,)),
+]
+
+
+@pytest.mark.parametrize("fn,args", SETTERS, ids=[s[0] for s in SETTERS])
+def test_setter_by_non_risk_admin_reverts(params, roles, fn, args):
+    before = words(params)
+    for caller in (roles.stranger, roles.guardian):
+        with brownie.reverts(err("Unauthorized", caller, roles.RISK)):
+            getattr(params, fn)(*args, {"from": caller})
+    assert words(params) == before
+    # the same call from a holder of RISK_ADMIN_ROLE alone goes through
+    tx = getattr(params, fn)(*args, {"from": roles.risk})
+    assert "ParameterUpdated" in tx.events
+    assert words(params) != before
+
+
+def test_set_loosen_delay_by_non_admin_reverts(params, roles):
+    for caller in (roles.risk, roles.guardian, roles.stranger):
+        with brownie.reverts(err("Unauthorized", caller, ADMIN_ROLE)):
+            params.setLoosenDelay(DAY, {"from": caller})
+    assert control(params)["delay"] == 0
+
+
+def test_cancel_by_stranger_reverts(params, roles, delayed):
+    params.setPriceBand(500, {"from": roles.admin})
+    qid = call_id(params, "setPriceBand", 500)
+    for caller in (roles.stranger, roles.risk):
+        with brownie.reverts(err("Unauthorized", caller, roles.GUARDIAN)):
+            params.cancel(qid, {"from": caller})
+    assert params.readyAt(qid) > 0
+
+
+def test_cancel_unknown_change_reverts_bad_index(params, roles):
+    qid = call_id(params, "setPriceBand", 500)
+    with brownie.reverts(err("BadIndex", b32("queued"), int.from_bytes(qid, "big"))):
+        params.cancel(qid, {"from": roles.guardian})
+
+
+# ---------------------------------------------------------------------------------------------- tighten / loosen
+def _rw0(p):
+    return cfg(p).risk_weight(0)
+
+
+# (call, args, read, value before, value after); tightening calls apply at once even with a delay
+TIGHTENING = [
+    ("setRiskWeight", (0, 1000), _rw0, 1000, 1000),  # unchanged counts as not loosening
+    ("setRiskWeight", (0, 1100), _rw0, 1000, 1100),
+    ("setStressVector", (0, shocks(btc=-1100, eth=-1300, sol=-1800, link=-2000, a4=-1)),
+     lambda p: [cfg(p).shock(0, k) for k in range(8)], DEFAULT_SPEC.stress[0].as_array(),
+     [-1100, -1300, -1800, -2000, -1, 0, 0, 0]),
+    ("setStressVector", (7, shocks(btc=500)), lambda p: cfg(p).num_stress, 7, 8),  # appending tightens
+    ("setMarginScalars", (16_000, 60, 100), lambda p: (cfg(p).alpha, cfg(p).basis_addon, cfg(p).floor_rate),
+     (15_000, 50, 100), (16_000, 60, 100)),
+    ("setHaircut", (1, 1100), lambda p: cfg(p).haircut(1), 1000, 1100),
+    ("setMarket", (1, 1300, 10**11 * WAD, 10**9 * WAD), lambda p: market(p, 1),
+     {"rate": 1200, "oi": 10**12 * WAD, "size": 10**9 * WAD}, {"rate": 1300, "oi": 10**11 * WAD, "size": 10**9 * WAD}),
+    ("setPriceBand", (150,), lambda p: control(p)["band"], 200, 150),
+    ("setLoosenDelay", (2 * DELAY,), lambda p: control(p)["delay"], DELAY, 2 * DELAY),
+]
+
+
+def test_tightening_applies_at_once_with_delay(params, roles, delayed):
+    """One after the other (each case touches its own parameter, or follows the previous one)."""
+    for fn, args, read, old, new in TIGHTENING:
+        assert read(params) == old, (fn, args)
+        tx = getattr(params, fn)(*args, {"from": roles.admin})
+        assert "ChangeQueued" not in tx.events, (fn, args)
+        assert "ParameterUpdated" in tx.events, (fn, args)
+        assert read(params) == new, (fn, args)
+        assert params.readyAt(call_id(params, fn, *args)) == 0
+
+
+# loosening (or ambiguous) changes: queued first
+LOOSENING = [
+    ("setRiskWeight", (0, 900), _rw0, 1000, 900),
+    ("setCorrelation", (0, 1, 9000), lambda p: cfg(p).correlation(0, 1), 8000, 9000),  # always queued
+    ("setStressVector", (0, shocks(btc=-900, eth=-1200, sol=-1800, link=-1800)),
+     lambda p: cfg(p).shock(0, 0), -1000, -900),
+    ("popStressVector", (), lambda p: cfg(p).num_stress, 7, 6),
+    ("setMarginScalars", (16_000, 40, 100), lambda p: (cfg(p).alpha, cfg(p).basis_addon),
+     (15_000, 50), (16_000, 40)),  # one of three falls
+    ("setHaircut", (1, 900), lambda p: cfg(p).haircut(1), 1000, 900),
+    ("setLiquidationDiscount", (1, 400), lambda p: discount(p, 1), 500, 400),  # always queued, even lowering
+    ("setMarket", (1, 1200, 10**12 * WAD + 1, 10**9 * WAD), lambda p: market(p, 1)["oi"], 10**12 * WAD,
+     10**12 * WAD + 1),
+    ("setMarket", (1, 1100, 10**12 * WAD, 10**9 * WAD), lambda p: market(p, 1)["rate"], 1200, 1100),
+    ("setLiquidation", (6000, 200, 3000, 5000, 5 * WAD, 100 * WAD), lambda p: liquidation(p)["close"], 5000, 6000),
+    ("setPriceBand", (300,), lambda p: control(p)["band"], 200, 300),
+    ("setLoosenDelay", (DELAY // 2,), lambda p: control(p)["delay"], DELAY, DELAY // 2),
+]
+
+
+@pytest.mark.parametrize("fn,args,read,old,new", LOOSENING, ids=[f"{t[0]}-{i}" for i, t in enumerate(LOOSENING)])
+def test_loosening_queues_then_applies_after_delay(params, roles, delayed, fn, args, read, old, new):
+    qid = call_id(params, fn, *args)
+    before = words(params)
+    tx = getattr(params, fn)(*args, {"from": roles.admin})
+    ready = tx.timestamp + DELAY
+    ev = tx.events["ChangeQueued"]
+    assert (bytes(ev["id"]), bytes(ev["call"]), ev["readyAt"]) == (qid, web3.to_bytes(hexstr=tx.input), ready)
+    assert "ParameterUpdated" not in tx.events
+    assert words(params) == before and read(params) == old  # the first call does not change the word
+    assert params.readyAt(qid) == ready
+    with reverts_at("ChangeNotReady", qid, ready, NOW):
+        getattr(params, fn)(*args, {"from": roles.admin})
+    chain.sleep(DELAY)
+    tx2 = getattr(params, fn)(*args, {"from": roles.admin})
+    assert tx2.timestamp >= ready
+    assert "ParameterUpdated" in tx2.events
+    assert read(params) == new
+    assert params.readyAt(qid) == 0
+
+
+def test_loosening_repeated_just_before_ready_reverts(params, roles, delayed):
+    tx = params.setRiskWeight(0, 900, {"from": roles.admin})
+    ready = tx.timestamp + DELAY
+    qid = call_id(params, "setRiskWeight", 0, 900)
+    chain.sleep(DELAY - 30)
+    with reverts_at("ChangeNotReady", qid, ready, NOW):
+        params.setRiskWeight(0, 900, {"from": roles.admin})
+    assert _rw0(params) == 1000
+
+
+def test_queued_change_applied_by_another_risk_admin(params, roles, delayed):
+    params.setPriceBand(400, {"from": roles.admin})
+    chain.sleep(DELAY)
+    params.setPriceBand(400, {"from": roles.risk})  # same calldata, same id
+    assert control(params)["band"] == 400
+
+
+def test_queued_change_with_other_value_is_a_separate_change(params, roles, delayed):
+    params.setPriceBand(400, {"from": roles.admin})
+    chain.sleep(DELAY)
+    tx = params.setPriceBand(401, {"from": roles.admin})  # not the queued call: queued on its own
+    assert "ChangeQueued" in tx.events
+    assert control(params)["band"] == 200
+
+
+def test_no_delay_loosening_applies_at_once(params, roles):
+    assert control(params)["delay"] == 0
+    tx = params.setRiskWeight(0, 500, {"from": roles.admin})
+    assert "ChangeQueued" not in tx.events
+    assert _rw0(params) == 500
+    params.setCorrelation(0, 1, -500, {"from": roles.admin})
+    assert cfg(params).correlation(0, 1) == -500
+
+
+def test_shortening_delay_to_zero_waits_for_the_old_delay(params, roles, delayed):
+    params.setLoosenDelay(0, {"from": roles.admin})
+    assert control(params)["delay"] == DELAY
+    chain.sleep(DELAY)
+    params.setLoosenDelay(0, {"from": roles.admin})
+    assert control(params)["delay"] == 0
+    params.setPriceBand(500, {"from": roles.admin})  # now loosening applies at once
+    assert control(params)["band"] == 500
+
+
+# ---------------------------------------------------------------------------------------------- cancel
+@pytest.mark.parametrize("who", ["guardian", "admin"])
+def test_cancel_queued_change_drops_it(params, roles, delayed, who):
+    params.setHaircut(1, 900, {"from": roles.admin})
+    qid = call_id(params, "setHaircut", 1, 900)
+    tx = params.cancel(qid, {"from": getattr(roles, who)})
+    assert bytes(tx.events["ChangeCancelled"]["id"]) == qid
+    assert params.readyAt(qid) == 0
+    chain.sleep(DELAY)
+    tx = params.setHaircut(1, 900, {"from": roles.admin})  # queued afresh, not applied
+    assert "ChangeQueued" in tx.events
+    assert cfg(params).haircut(1) == 1000
+    with brownie.reverts(err("BadIndex", b32("queued"), int.from_bytes(call_id(params, "setHaircut", 1, 800), "big"))):
+        params.cancel(call_id(params, "setHaircut", 1, 800), {"from": roles.guardian})
+
+
+# ---------------------------------------------------------------------------------------------- pause
+def test_set_pause_guardian_sets_flags(params, roles):
+    band_delay = control(params)["band"], control(params)["delay"]
+    tx = params.setPause(1, {"from": roles.guardian})
+    assert tx.events["PauseSet"]["flags"] == 1
+    assert control(params)["flags"] == 1
+    params.setPause(3, {"from": roles.guardian})
+    assert control(params)["flags"] == 3
+    params.setPause(3, {"from": roles.guardian})  # re-setting clears nothing
+    assert (control(params)["band"], control(params)["delay"]) == band_delay
+
+
+def test_set_pause_guardian_clearing_reverts(params, roles):
+    for current, new in [(1, 0), (3, 1), (3, 2), (2, 1), (1, 2), (2, 0)]:
+        params.setPause(0, {"from": roles.admin})
+        params.setPause(current, {"from": roles.guardian})
+        with brownie.reverts(err("Unauthorized", roles.guardian, ADMIN_ROLE)):
+            params.setPause(new, {"from": roles.guardian})
+        assert control(params)["flags"] == current
+
+
+def test_set_pause_admin_clears_flags(params, roles):
+    params.setPause(3, {"from": roles.guardian})
+    tx = params.setPause(0, {"from": roles.admin})
+    assert tx.events["PauseSet"]["flags"] == 0
+    assert control(params)["flags"] == 0
+
+
+def test_set_pause_by_stranger_reverts(params, roles):
+    with brownie.reverts(err("Unauthorized", roles.stranger, roles.GUARDIAN)):
+        params.setPause(1, {"from": roles.stranger})
+    with brownie.reverts(err("Unauthorized", roles.risk, roles.GUARDIAN)):
+        params.setPause(2, {"from": roles.risk})
+    params.setPause(1, {"from": roles.guardian})
+    with brownie.reverts(err("Unauthorized", roles.stranger, ADMIN_ROLE)):
+        params.setPause(0, {"from": roles.stranger})
+    assert control(params)["flags"] == 1
+
+
+def test_set_pause_applies_at_once_with_delay(params, roles, delayed):
+    params.setPause(2, {"from": roles.guardian})
+    params.setPause(0, {"from": roles.admin})  # unpausing is not queued
+    assert control(params)["flags"] == 0
+
+
+# ---------------------------------------------------------------------------------------------- discount / haircut
+def test_set_liquidation_discount_above_haircut_reverts(params, roles):
+    with brownie.reverts(err("DiscountAboveHaircut", 0, 801, 800)):
+        params.setLiquidationDiscount(0, 801, {"from": roles.admin})
+    assert discount(params, 0) == 400
+
+
+def test_set_haircut_below_discount_reverts(params, roles):
+    with brownie.reverts(err("DiscountAboveHaircut", 0, 400, 399)):
+        params.setHaircut(0, 399, {"from": roles.admin})
+    assert cfg(params).haircut(0) == 800
+
+
+def test_set_haircut_below_discount_reverts_even_when_queued_path(params, roles, delayed):
+    with brownie.reverts(err("DiscountAboveHaircut", 2, 750, 700)):
+        params.setHaircut(2, 700, {"from": roles.admin})  # loosening, but checked before queueing
+    assert params.readyAt(call_id(params, "setHaircut", 2, 700)) == 0
+
+
+# ---------------------------------------------------------------------------------------------- stress vectors
+def test_set_stress_vector_append_and_pop(params, roles):
+    vec = shocks(btc=-2500, eth=2500)
+    tx = params.setStressVector(7, vec, {"from": roles.admin})
+    assert bytes(tx.events["ParameterUpdated"]["parameter"]) == b32("stress")
+    assert cfg(params).num_stress == 8 and [cfg(params).shock(7, k) for k in range(8)] == vec
+    params.popStressVector({"from": roles.admin})
+    c = cfg(params)
+    assert c.num_stress == 7
+    assert_stress_words(params)
+    assert c.stress[3] >> 128 == 0  # the popped vector's bits are cleared
+    params.popStressVector({"from": roles.admin})
+    c = cfg(params)
+    assert c.num_stress == 6
+    assert_stress_words(params)  # word 3 (vector 6) no longer in use: zero
+    assert [c.shock(5, k) for k in range(8)] == DEFAULT_SPEC.stress[5].as_array()
+    # appending again at 6 starts from a clean slot
+    params.setStressVector(6, shocks(a7=-3), {"from": roles.admin})
+    assert [cfg(params).shock(6, k) for k in range(8)] == shocks(a7=-3)
+
+
+# vector 2 is {BTC: +400, ETH: -600, SOL: -900, LINK: -900}
+STRESS_AWAY_FROM_ZERO = [  # applied in this order, each from the previous one
+    shocks(btc=500, eth=-700, sol=-1000, link=-1000),  # every shock further from zero
+    shocks(btc=500, eth=-700, sol=-1000, link=-1000, a5=200),  # a zero becomes non-zero, the rest unchanged
+    shocks(btc=10_000, eth=-10_000, sol=-1000, link=-1000, a4=-10_000, a5=200),
+]
+STRESS_TOWARDS_ZERO = [  # each from vector 2 as deployed
+    shocks(btc=300, eth=-700, sol=-1000, link=-1000),  # one shrinks
+    shocks(btc=400, eth=-500, sol=-900, link=-900),  # a negative one shrinks
+    shocks(btc=0, eth=-700, sol=-1000, link=-1000),  # one goes to zero
+    shocks(btc=-400, eth=-600, sol=-900, link=-900),  # one flips sign
+    shocks(btc=500, eth=600, sol=-900, link=-900),  # a negative one flips
+]
+
+
+def test_set_stress_vector_away_from_zero_applies_at_once(params, roles, delayed):
+    for vec in STRESS_AWAY_FROM_ZERO:
+        tx = params.setStressVector(2, vec, {"from": roles.admin})
+        assert "ChangeQueued" not in tx.events, vec
+        assert [cfg(params).shock(2, k) for k in range(8)] == vec
+
+
+def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed):
+    deployed = DEFAULT_SPEC.stress[2].as_array()
+    for vec in STRESS_TOWARDS_ZERO:
+        tx = params.setStressVector(2, vec, {"from": roles.admin})
+        assert "ChangeQueued" in tx.events, vec
+        assert [cfg(params).shock(2, k) for k in range(8)] == deployed
+
+
+# ---------------------------------------------------------------------------------------------- published words
+def published(pointer) -> MarginConfig:
+    """Decode the data contract at `pointer`: one STOP byte, then abi.encode(MarginConfig) with uint256[8] stress."""
+    code = bytes(web3.eth.get_code(pointer))
+    assert code[0] == 0 and len(code) == 1 + 12 * 32
+    g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:])
+    return MarginConfig(g, c0, c1, h, tuple(stress))
+
+
+@pytest.fixture
+def sink(params, roles):
+    """A vault connected to the module's RiskParameters (setVault by the admin)."""
+    tx = {"from": roles.admin}
+    usdc = TestToken.deploy("USD Coin", "USDC", 6, tx)
+    oracle = OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx)
+    vault = CrossMarginVault.deploy(params, oracle, usdc, tx)
+    params.setVault(vault, tx)
+    return vault
+
+
+def test_margin_config_matches_published_data_contract(params):
+    assert published(params.marginConfigPointer()) == cfg(params)
+
+
+def test_set_vault_by_non_admin_reverts(params, roles):
+    for caller in (roles.risk, roles.guardian, roles.stranger):
+        with brownie.reverts(err("Unauthorized", caller, ADMIN_ROLE)):
+            params.setVault(accounts[7], {"from": caller})
+    assert params.vault() == ZERO_ADDRESS
+
+
+def test_set_vault_twice_reverts(params, roles, sink):
+    assert params.vault() == sink.address
+    with brownie.reverts(err("VaultAlreadySet", sink)):
+        params.setVault(accounts[7], {"from": roles.admin})
+
+
+MARGIN_SETTERS = [
+    ("setRiskWeight", (2, 2000), lambda c: c.risk_weight(2) == 2000),
+    ("setCorrelation", (1, 3, -2500), lambda c: c.correlation(3, 1) == -2500),
+    ("setStressVector", (7, shocks(a5=-700)), lambda c: c.num_stress == 8 and c.shock(7, 5) == -700),
+    ("popStressVector", (), lambda c: c.num_stress == 6 and c.stress[3] == 0),
+    ("setMarginScalars", (20_000, 100, 200), lambda c: (c.alpha, c.basis_addon, c.floor_rate) == (20_000, 100, 200)),
+    ("setHaircut", (3, 1700), lambda c: c.haircut(3) == 1700),
+]
+
+
+@pytest.mark.parametrize("fn,args,check", MARGIN_SETTERS, ids=[m[0] for m in MARGIN_SETTERS])
+def test_margin_setter_publishes_words_to_vault(params, roles, sink, fn, args, check):
+    old = params.marginConfigPointer()
+    assert sink.marginConfigPointer() == old
+    getattr(params, fn)(*args, {"from": roles.admin})
+    new = params.marginConfigPointer()
+    assert new != old
+    assert sink.marginConfigPointer() == new
+    assert check(published(new)) and check(cfg(params))
+    assert not check(published(old))  # the previous data contract keeps the previous words
+
+
+def test_queued_margin_change_publishes_only_when_applied(params, roles, sink, delayed):
+    old = params.marginConfigPointer()
+    params.setRiskWeight(1, 1000, {"from": roles.admin})  # loosening (1200 -> 1000): queued
+    assert params.marginConfigPointer() == sink.marginConfigPointer() == old
+    chain.sleep(DELAY)
+    params.setRiskWeight(1, 1000, {"from": roles.admin})
+    new = params.marginConfigPointer()
+    assert new != old and sink.marginConfigPointer() == new
+    assert published(new).risk_weight(1) == 1000
