@@ -37,18 +37,9 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         int128 openNotional; // USD 1e18 cost basis
     }
 
-    /// @dev The listing, one slot: read once per operation.
-    struct Layout {
-        uint8 numMarkets; //         bits 0-7
-        uint8 numCollaterals; //     bits 8-15
-        uint64 marketAssets; //      4 bits per market: its asset
-        uint64 collateralAssets; //  4 bits per collateral: its asset
-        uint80 collateralDecimals; // 5 bits per collateral: its decimals
-    }
-
     /// @dev What a margin evaluation needs, loaded once per transaction.
     struct Ctx {
-        Layout layout;
+        uint256 layout; // the listing word (`_layout`), as published in `_snapshot`
         uint256[8] prices;
         IRiskParameters.MarginConfig cfg;
     }
@@ -59,12 +50,15 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @dev 10^(18 - settlement token decimals): token units -> USD 1e18.
     uint256 public immutable settlementScale;
 
-    Layout internal _layout;
+    /// @dev The listing, one word: bits [0,8) number of markets, [8,16) number of collaterals, [16+4m, 20+4m) asset
+    ///      of market m, [80+4j, 84+4j) asset of collateral j, [144+5j, 149+5j) decimals of collateral j.
+    uint256 internal _layout;
     address[16] internal _collateralTokens;
     mapping(address token => uint256) internal _collateralIdPlusOne;
     mapping(uint256 account => Account) internal _accounts;
     mapping(uint256 account => mapping(uint256 market => Position)) internal _positions;
-    mapping(uint256 account => mapping(uint256 collateralId => uint256)) internal _collateral;
+    /// @dev Collateral balances in token units, two uint128 per slot (ids 2i and 2i+1 share slot i).
+    mapping(uint256 account => uint128[16]) internal _collateral;
     mapping(uint256 market => uint256) public openInterest;
     mapping(address owner => mapping(address operator => bool)) public operators;
     mapping(address operator => bool) public fundOperators;
@@ -72,10 +66,15 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     uint256 public badDebt;
     /// @inheritdoc ICrossMarginVault
     address public marginConfigPointer;
+    /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
+    ///      whose code is the code of `marginConfigPointer` (a STOP byte, then the 12 margin words) followed by the
+    ///      listing word `_layout`. Re-created whenever either changes (`_publishSnapshot`).
+    address internal _snapshot;
 
     constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
         riskParams = riskParams_;
         marginConfigPointer = riskParams_.marginConfigPointer();
+        _publishSnapshot(0);
         oracle = oracle_;
         settlementToken = settlementToken_;
         uint8 dec = IERC20Metadata(address(settlementToken_)).decimals();
@@ -93,8 +92,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     function _requireInitial(uint256 account, Account memory acc, Ctx memory ctx) internal view {
-        (int256 equity, PortfolioMargin.Breakdown memory b,) = _evaluate(account, acc, ctx);
-        if (equity < int256(b.initial)) revert InsufficientMargin(account, equity, b.initial);
+        (int256 equity,, uint256 initial,) = _evaluate(account, acc, ctx);
+        if (equity < int256(initial)) revert InsufficientMargin(account, equity, initial);
     }
 
     // ================================================================ accounts
@@ -138,7 +137,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             emit SettlementUpdated(account, acc.settlement);
         } else {
             uint256 balance = _collateral[account][id] + credited;
-            _collateral[account][id] = balance;
+            _collateral[account][id] = balance.toUint128();
             acc.collaterals |= uint16(1 << id);
             emit CollateralUpdated(account, token, balance);
         }
@@ -177,13 +176,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             uint256 balance = _collateral[account][id];
             if (balance < amount) revert InsufficientBalance(account, token, balance, amount);
             balance -= amount;
-            _collateral[account][id] = balance;
+            _collateral[account][id] = uint128(balance);
             if (balance == 0) acc.collaterals &= ~uint16(1 << id);
             emit CollateralUpdated(account, token, balance);
         }
         _accounts[account] = acc;
-        Ctx memory ctx = _loadCtx(_assetMask(acc, _layout));
-        _requireInitial(account, acc, ctx);
+        _requireInitial(account, acc, _ctxFor(acc));
         IERC20(token).safeTransfer(to, paid);
     }
 
@@ -235,10 +233,11 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         view
         returns (Ctx memory ctx)
     {
-        Layout memory layout = _layout;
-        if (market >= layout.numMarkets) revert UnknownMarket(market);
+        ctx = _loadCtx();
+        uint256 layout = ctx.layout;
+        if (market >= _numMarkets(layout)) revert UnknownMarket(market);
         uint256 asset = _marketAssetOf(layout, market);
-        ctx = _loadCtx(_assetMask(_accounts[buyer], layout) | _assetMask(_accounts[seller], layout) | (1 << asset));
+        _readPrices(_assetMask(_accounts[buyer], layout) | _assetMask(_accounts[seller], layout) | (1 << asset), ctx);
         uint256 p = ctx.prices[asset];
         uint256 dist = price > p ? price - p : p - price;
         if (dist * BPS > p * control.priceBand()) revert PriceOutsideBand(market, price, p, control.priceBand());
@@ -314,7 +313,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @dev Working values of one liquidation (kept in memory to stay within the stack).
     struct Liq {
         int256 equity;
-        PortfolioMargin.Breakdown before;
+        uint256 maintenance;
+        uint256 initial;
         uint256 gross;
         uint256 params; // LIQUIDATION word
         uint256 discounts; // DISCOUNT word
@@ -332,26 +332,26 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     {
         if (account == fundAccount()) revert FundNotLiquidatable();
         Account memory acc = _accounts[account];
-        Ctx memory ctx = _loadCtx(_assetMask(acc, _layout));
+        Ctx memory ctx = _ctxFor(acc);
         Liq memory l;
-        (l.equity, l.before, l.gross) = _evaluate(account, acc, ctx);
-        if (l.equity >= int256(l.before.maintenance)) revert AccountHealthy(account, l.equity, l.before.maintenance);
+        (l.equity, l.maintenance, l.initial, l.gross) = _evaluate(account, acc, ctx);
+        if (l.equity >= int256(l.maintenance)) revert AccountHealthy(account, l.equity, l.maintenance);
         Account memory f = _accounts[fundAccount()];
         (l.params, l.discounts) = riskParams.liquidationConfig();
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
         if (l.taken == 0 && (acc.markets != 0 || acc.collaterals != 0)) revert LiquidationEmpty(account);
-        uint256 allowed = maxTake(l.equity, l.before.maintenance, l.before.initial, l.gross, l.params);
+        uint256 allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
         if (l.taken > allowed) revert LiquidationTooLarge(account, l.taken, allowed);
         l.penalty = Math.mulDiv(l.taken, l.params.penalty(), BPS, Math.Rounding.Ceil);
         acc.settlement = (acc.settlement - l.penalty.toInt256()).toInt128();
         f.settlement = (f.settlement + l.penalty.toInt256()).toInt128();
 
-        l.surplusBefore = l.equity - int256(l.before.maintenance);
+        l.surplusBefore = l.equity - int256(l.maintenance);
         l.surplusAfter = l.surplusBefore;
         if (l.taken != 0) {
-            (int256 e1, PortfolioMargin.Breakdown memory b1,) = _evaluate(account, acc, ctx);
-            l.surplusAfter = e1 - int256(b1.maintenance);
+            (int256 e1, uint256 m1,,) = _evaluate(account, acc, ctx);
+            l.surplusAfter = e1 - int256(m1);
             if (l.surplusAfter <= l.surplusBefore) {
                 revert LiquidationNotImproving(account, l.surplusBefore, l.surplusAfter);
             }
@@ -421,10 +421,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             uint256 balance = _collateral[account][id];
             if (amount == 0 || amount > balance) revert BadLiquidationItem(account, 1, id, amount);
             balance -= amount;
-            _collateral[account][id] = balance;
+            _collateral[account][id] = uint128(balance);
             if (balance == 0) acc.collaterals &= ~uint16(1 << id);
             uint256 fundBalance = _collateral[fund][id] + amount;
-            _collateral[fund][id] = fundBalance;
+            _collateral[fund][id] = fundBalance.toUint128();
             f.collaterals |= uint16(1 << id);
             taken = PortfolioMargin.tokenValueDown(
                 amount, ctx.prices[_collateralAssetOf(ctx.layout, id)], _collateralDecimalsOf(ctx.layout, id)
@@ -479,50 +479,94 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     // ================================================================ margin
-    function _loadCtx(uint256 assetMask) internal view returns (Ctx memory ctx) {
-        ctx.layout = _layout;
-        if (assetMask != 0) ctx.prices = oracle.prices(assetMask);
-        ctx.cfg = RiskConfig.readMarginConfig(marginConfigPointer);
+    /// @dev The context of a margin evaluation of `acc`: the listing, the margin words, the prices of its assets.
+    function _ctxFor(Account memory acc) internal view returns (Ctx memory ctx) {
+        ctx = _loadCtx();
+        _readPrices(_assetMask(acc, ctx.layout), ctx);
+    }
+
+    /// @dev The listing and the margin words from `_snapshot`; prices are left zero.
+    function _loadCtx() internal view returns (Ctx memory ctx) {
+        address snapshot = _snapshot;
+        RiskConfig.readMarginConfig(snapshot, ctx.cfg);
+        assembly ("memory-safe") {
+            extcodecopy(snapshot, ctx, 385, 32) // the listing word, after the STOP byte and the 12 margin words
+        }
+    }
+
+    /// @dev `ctx.prices = oracle.prices(assetMask)` (nothing when the mask is empty), the returned data copied straight
+    ///      into `ctx.prices` (a uint256[8] is ABI-encoded as its eight words): no decoding pass, no second array.
+    function _readPrices(uint256 assetMask, Ctx memory ctx) internal view {
+        if (assetMask == 0) return;
+        uint256[8] memory out = ctx.prices;
+        address router = address(oracle);
+        bytes4 selector = IOracleRouter.prices.selector;
+        assembly ("memory-safe") {
+            mstore(0, selector)
+            mstore(4, assetMask)
+            if iszero(staticcall(gas(), router, 0, 0x24, out, 0x100)) {
+                returndatacopy(0, 0, returndatasize())
+                revert(0, returndatasize())
+            }
+            if iszero(eq(returndatasize(), 0x100)) { revert(0, 0) }
+        }
+    }
+
+    /// @dev Re-creates `_snapshot` from the code of `marginConfigPointer` and the listing word `layout`.
+    function _publishSnapshot(uint256 layout) internal {
+        address source = marginConfigPointer;
+        address snapshot;
+        assembly ("memory-safe") {
+            let m := mload(0x40) // scratch at the free memory pointer, not kept
+            // init code, 12 bytes: PUSH2 417 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
+            // then the runtime: the source's STOP byte and 384 bytes of margin words, and the listing word
+            mstore(m, shl(160, 0x6101a180600c6000396000f3))
+            extcodecopy(source, add(m, 12), 0, 385)
+            mstore(add(m, 397), layout)
+            snapshot := create(0, m, 429)
+        }
+        if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
+        _snapshot = snapshot;
     }
 
     /// @inheritdoc ICrossMarginVault
     function setMarginConfigPointer(address pointer) external {
         if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
         marginConfigPointer = pointer;
+        _publishSnapshot(_layout);
     }
 
-    /// @dev Equity, margin breakdown and total gross (USD 1e18) of an account held in memory.
+    /// @dev Equity, maintenance and initial margin, and total gross (USD 1e18) of an account held in memory.
     function _evaluate(uint256 account, Account memory acc, Ctx memory ctx)
         internal
         view
-        returns (int256 equity, PortfolioMargin.Breakdown memory b, uint256 grossTotal)
+        returns (int256 equity, uint256 maintenance, uint256 initial, uint256 grossTotal)
     {
         int256[8] memory delta;
         uint256[8] memory gross;
-        equity = _exposure(account, acc, ctx, delta, gross);
-        b = PortfolioMargin.breakdown(delta, gross, ctx.cfg);
-        for (uint256 k; k < 8; ++k) {
-            grossTotal += gross[k];
-        }
+        (equity, grossTotal) = _exposure(account, acc, ctx, delta, gross);
+        (maintenance, initial) = PortfolioMargin.requirements(delta, gross, ctx.cfg);
     }
 
-    /// @dev Fills `delta` and `gross` per asset and returns equity.
+    /// @dev Fills `delta` and `gross` per asset; returns equity and the sum of `gross`.
     function _exposure(
         uint256 account,
         Account memory acc,
         Ctx memory ctx,
         int256[8] memory delta,
         uint256[8] memory gross
-    ) internal view returns (int256 equity) {
+    ) internal view returns (int256 equity, uint256 grossTotal) {
         equity = acc.settlement;
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
             Position memory pos = _positions[account][market];
             uint256 asset = _marketAssetOf(ctx.layout, market);
             int256 value = PortfolioMargin.positionValueDown(pos.size, ctx.prices[asset]);
+            uint256 absValue = PortfolioMargin.abs(value);
             equity += value - pos.openNotional;
             delta[asset] += value;
-            gross[asset] += PortfolioMargin.abs(value);
+            gross[asset] += absValue;
+            grossTotal += absValue;
         }
         uint256 haircuts = ctx.cfg.haircuts;
         for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
@@ -534,22 +578,21 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             equity += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
             delta[asset] += int256(value);
             gross[asset] += value;
+            grossTotal += value;
         }
     }
 
     /// @inheritdoc ICrossMarginVault
     function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
         Account memory acc = _accounts[account];
-        PortfolioMargin.Breakdown memory b;
-        (equity, b,) = _evaluate(account, acc, _loadCtx(_assetMask(acc, _layout)));
-        return (equity, b.maintenance, b.initial);
+        (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc));
     }
 
     /// @inheritdoc ICrossMarginVault
     function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
         Account memory acc = _accounts[account];
-        Ctx memory ctx = _loadCtx(_assetMask(acc, _layout));
-        d.equity = _exposure(account, acc, ctx, d.delta, d.gross);
+        Ctx memory ctx = _ctxFor(acc);
+        (d.equity,) = _exposure(account, acc, ctx, d.delta, d.gross);
         d.margin = PortfolioMargin.breakdown(d.delta, d.gross, ctx.cfg);
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
@@ -563,7 +606,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     // ================================================================ listing and layout helpers
-    function _assetMask(Account memory acc, Layout memory layout) internal pure returns (uint256 mask) {
+    function _assetMask(Account memory acc, uint256 layout) internal pure returns (uint256 mask) {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             mask |= 1 << _marketAssetOf(layout, _lowestBit(m));
         }
@@ -572,24 +615,38 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev Index of the lowest set bit of a non-zero x < 2^16 (binary search: 4 steps).
+    /// @dev Index of the lowest set bit of a non-zero x < 2^16. x & -x isolates that bit, 2^i; as 2 is a primitive
+    ///      root modulo 19, 2^i mod 19 differs for every i < 16 and indexes a table of i (byte 2^i mod 19 holds i).
     function _lowestBit(uint256 x) internal pure returns (uint256 i) {
-        if (x & 0xff == 0) (x, i) = (x >> 8, 8);
-        if (x & 0xf == 0) (x, i) = (x >> 4, i + 4);
-        if (x & 0x3 == 0) (x, i) = (x >> 2, i + 2);
-        if (x & 0x1 == 0) i += 1;
+        assembly ("memory-safe") {
+            i := byte(mod(and(x, sub(0, x)), 19), 0x0000010d02000e060308000c0f05070b040a0900000000000000000000000000)
+        }
     }
 
-    function _marketAssetOf(Layout memory layout, uint256 market) internal pure returns (uint256) {
-        return (layout.marketAssets >> (4 * market)) & 0xf;
+    function _numMarkets(uint256 layout) internal pure returns (uint256) {
+        return layout & 0xff;
     }
 
-    function _collateralAssetOf(Layout memory layout, uint256 id) internal pure returns (uint256) {
-        return (layout.collateralAssets >> (4 * id)) & 0xf;
+    function _numCollaterals(uint256 layout) internal pure returns (uint256) {
+        return (layout >> 8) & 0xff;
     }
 
-    function _collateralDecimalsOf(Layout memory layout, uint256 id) internal pure returns (uint256) {
-        return (layout.collateralDecimals >> (5 * id)) & 0x1f;
+    function _marketAssetOf(uint256 layout, uint256 market) internal pure returns (uint256) {
+        unchecked {
+            return (layout >> (16 + 4 * market)) & 0xf; // index < 16
+        }
+    }
+
+    function _collateralAssetOf(uint256 layout, uint256 id) internal pure returns (uint256) {
+        unchecked {
+            return (layout >> (80 + 4 * id)) & 0xf; // index < 16
+        }
+    }
+
+    function _collateralDecimalsOf(uint256 layout, uint256 id) internal pure returns (uint256) {
+        unchecked {
+            return (layout >> (144 + 5 * id)) & 0x1f; // index < 16
+        }
     }
 
     function _collateralId(address token) internal view returns (uint256) {
@@ -603,15 +660,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         _requireAdmin();
         if (token == address(settlementToken) || _collateralIdPlusOne[token] != 0) revert AlreadyListed(token);
         if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
-        Layout memory layout = _layout;
-        id = layout.numCollaterals;
+        uint256 layout = _layout;
+        id = _numCollaterals(layout);
         if (id >= RiskConfig.MAX_COLLATERALS) revert ListingFull(id);
         uint256 dec = IERC20Metadata(token).decimals();
         if (dec > 31) revert UnknownToken(token);
-        layout.collateralAssets |= uint64(asset << (4 * id));
-        layout.collateralDecimals |= uint80(dec << (5 * id));
-        layout.numCollaterals = uint8(id + 1);
+        layout = (layout + (1 << 8)) | (asset << (80 + 4 * id)) | (dec << (144 + 5 * id));
         _layout = layout;
+        _publishSnapshot(layout);
         _collateralTokens[id] = token;
         _collateralIdPlusOne[token] = id + 1;
         emit CollateralListed(id, token, asset, dec);
@@ -621,12 +677,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     function listMarket(uint256 asset) external returns (uint256 id) {
         _requireAdmin();
         if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
-        Layout memory layout = _layout;
-        id = layout.numMarkets;
+        uint256 layout = _layout;
+        id = _numMarkets(layout);
         if (id >= RiskConfig.MAX_MARKETS) revert ListingFull(id);
-        layout.marketAssets |= uint64(asset << (4 * id));
-        layout.numMarkets = uint8(id + 1);
+        layout = (layout + 1) | (asset << (16 + 4 * id));
         _layout = layout;
+        _publishSnapshot(layout);
         emit MarketListed(id, asset);
     }
 
@@ -669,24 +725,25 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     /// @inheritdoc ICrossMarginVault
     function marketAsset(uint256 market) external view returns (uint256) {
-        if (market >= _layout.numMarkets) revert UnknownMarket(market);
-        return _marketAssetOf(_layout, market);
+        uint256 layout = _layout;
+        if (market >= _numMarkets(layout)) revert UnknownMarket(market);
+        return _marketAssetOf(layout, market);
     }
 
     /// @inheritdoc ICrossMarginVault
     function collateralInfo(uint256 id) external view returns (address token, uint256 asset, uint256 decimals) {
-        Layout memory layout = _layout;
-        if (id >= layout.numCollaterals) revert UnknownToken(address(0));
+        uint256 layout = _layout;
+        if (id >= _numCollaterals(layout)) revert UnknownToken(address(0));
         return (_collateralTokens[id], _collateralAssetOf(layout, id), _collateralDecimalsOf(layout, id));
     }
 
     /// @inheritdoc ICrossMarginVault
     function numMarkets() external view returns (uint256) {
-        return _layout.numMarkets;
+        return _numMarkets(_layout);
     }
 
     /// @inheritdoc ICrossMarginVault
     function numCollaterals() external view returns (uint256) {
-        return _layout.numCollaterals;
+        return _numCollaterals(_layout);
     }
 }

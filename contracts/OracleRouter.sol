@@ -67,8 +67,13 @@ contract OracleRouter is IOracleRouter {
     function prices(uint256 assetMask) external view returns (uint256[8] memory out) {
         if (assetMask == 0) return out;
         _checkSequencer();
-        for (uint256 k; k < MAX_ASSETS; ++k) {
-            if (assetMask & (1 << k) != 0) out[k] = _price(k);
+        unchecked {
+            for (uint256 k; k < MAX_ASSETS && assetMask >> k != 0; ++k) {
+                if ((assetMask >> k) & 1 != 0) out[k] = _price(k);
+            }
+        }
+        assembly ("memory-safe") {
+            return(out, 0x100) // a uint256[8] is ABI-encoded as its eight words
         }
     }
 
@@ -76,11 +81,32 @@ contract OracleRouter is IOracleRouter {
         if (asset >= MAX_ASSETS) revert FeedNotSet(asset);
         Feed memory f = _feeds[asset];
         if (address(f.aggregator) == address(0)) revert FeedNotSet(asset);
-        (, int256 answer,, uint256 updatedAt,) = f.aggregator.latestRoundData();
+        (int256 answer, uint256 updatedAt) = _latestAnswer(f.aggregator);
         if (answer <= 0) revert PriceNotPositive(asset, answer);
         if (updatedAt + f.maxAge < block.timestamp) revert PriceStale(asset, updatedAt, f.maxAge, block.timestamp);
         uint256 p = uint256(answer);
-        return f.decimals <= 18 ? p * 10 ** (18 - f.decimals) : p / 10 ** (f.decimals - 18);
+        uint256 scale;
+        unchecked {
+            scale = 10 ** (f.decimals <= 18 ? 18 - f.decimals : f.decimals - 18); // at most 10^18 (decimals <= 36)
+        }
+        return f.decimals <= 18 ? p * scale : p / scale;
+    }
+
+    /// @dev `answer` and `updatedAt` of `feed.latestRoundData()`, read from the returned words without decoding the
+    ///      three others.
+    function _latestAnswer(AggregatorV3Interface feed) internal view returns (int256 answer, uint256 updatedAt) {
+        bytes4 selector = AggregatorV3Interface.latestRoundData.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40) // scratch at the free memory pointer, not kept
+            mstore(m, selector)
+            if iszero(staticcall(gas(), feed, m, 4, m, 0xa0)) {
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            if lt(returndatasize(), 0xa0) { revert(0, 0) }
+            answer := mload(add(m, 0x20))
+            updatedAt := mload(add(m, 0x60))
+        }
     }
 
     function _checkSequencer() internal view {

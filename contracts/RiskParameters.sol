@@ -118,8 +118,8 @@ contract RiskParameters is IRiskParameters, AccessControl {
 
     // ================================================================ views
     /// @inheritdoc IRiskParameters
-    function marginConfig() external view returns (MarginConfig memory) {
-        return RiskConfig.readMarginConfig(marginConfigPointer);
+    function marginConfig() external view returns (MarginConfig memory cfg) {
+        RiskConfig.readMarginConfig(marginConfigPointer, cfg);
     }
 
     /// @inheritdoc IRiskParameters

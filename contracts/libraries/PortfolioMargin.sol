@@ -43,9 +43,14 @@ library PortfolioMargin {
         return floorDiv(size * int256(price), int256(WAD));
     }
 
-    /// @notice floor(amount * price / 10^decimals): USD value of a token amount.
+    /// @notice floor(amount * price / 10^decimals): USD value of a token amount (decimals <= 77: 10^decimals fits).
     function tokenValueDown(uint256 amount, uint256 price, uint256 decimals) internal pure returns (uint256) {
-        return amount * price / 10 ** decimals;
+        assert(decimals <= 77);
+        uint256 unit;
+        unchecked {
+            unit = 10 ** decimals; // one EXP, no overflow check needed
+        }
+        return amount * price / unit;
     }
 
     /// @notice ceil(a * b / d) for a product that fits 256 bits (reverts otherwise, like every checked product here).
@@ -90,6 +95,27 @@ library PortfolioMargin {
         pure
         returns (Breakdown memory b)
     {
+        return _breakdown(delta, gross, cfg, true);
+    }
+
+    /// @notice Maintenance and initial margin only, equal to those of `breakdown`, with one square root instead of
+    ///         three: the rounded-up root is non-decreasing, so max_r K_r is the root of the largest quadratic form.
+    function requirements(int256[8] memory delta, uint256[8] memory gross, IRiskParameters.MarginConfig memory cfg)
+        internal
+        pure
+        returns (uint256 maintenance, uint256 initial)
+    {
+        Breakdown memory b = _breakdown(delta, gross, cfg, false);
+        return (b.maintenance, b.initial);
+    }
+
+    /// @dev `breakdown`; with `allRegimes` false, `kRegime` is left zero and only max_r K_r is computed.
+    function _breakdown(
+        int256[8] memory delta,
+        uint256[8] memory gross,
+        IRiskParameters.MarginConfig memory cfg,
+        bool allRegimes
+    ) private pure returns (Breakdown memory b) {
         uint256 g = cfg.global;
         int256[8] memory ws;
         uint256[8] memory active; // indices of assets with exposure, `n` of them
@@ -110,30 +136,42 @@ library PortfolioMargin {
                 ws[k] = d < 0 ? -w : w;
             }
         }
-        b.kRegime = correlatedCharges(ws, active, n, cfg.corr0, cfg.corr1);
+        uint256 kCorrelated = _correlatedCharge(b, ws, active, n, cfg, allRegimes);
         (b.kStress, b.worstScenario) = stressCharge(delta, active, n, cfg.stress, g.numStress());
         unchecked {
             b.basis = (hedged * g.basisAddon() + BPS - 1) / BPS;
             b.floorCharge = (absSum * g.floorRate() + BPS - 1) / BPS;
-            uint256 k_ = Math.max(Math.max(b.kRegime[0], b.kRegime[1]), Math.max(b.kRegime[2], b.kStress));
-            b.maintenance = Math.max(k_ + b.basis, b.floorCharge);
+            b.maintenance = Math.max(Math.max(kCorrelated, b.kStress) + b.basis, b.floorCharge);
             b.initial = (b.maintenance * g.alpha() + BPS - 1) / BPS;
         }
     }
 
-    /// @notice sqrt(WS' rho WS) under the low, medium and high regimes, each rounded up (0 if not positive).
+    /// @dev max_r K_r; with `allRegimes`, also each K_r into `b.kRegime`.
+    function _correlatedCharge(
+        Breakdown memory b,
+        int256[8] memory ws,
+        uint256[8] memory active,
+        uint256 n,
+        IRiskParameters.MarginConfig memory cfg,
+        bool allRegimes
+    ) private pure returns (uint256) {
+        (int256 q0, int256 q1, int256 q2) = correlatedForms(ws, active, n, cfg.corr0, cfg.corr1);
+        if (!allRegimes) return _rootUp(_max(_max(q0, q1), q2));
+        b.kRegime = [_rootUp(q0), _rootUp(q1), _rootUp(q2)];
+        return Math.max(Math.max(b.kRegime[0], b.kRegime[1]), b.kRegime[2]);
+    }
+
+    /// @notice RHO4_ONE * WS' rho_r WS under the low, medium and high regimes (K_r = _rootUp of it).
     /// @dev Only called from `breakdown` (|WS_k| <= 2^110): sums stay below 2^243, hence unchecked.
     /// @param active The first `n` entries are the assets with a non-zero WS (others contribute nothing).
-    function correlatedCharges(int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 corr0, uint256 corr1)
+    function correlatedForms(int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 corr0, uint256 corr1)
         internal
         pure
-        returns (uint256[3] memory charges)
+        returns (int256 q0, int256 q1, int256 q2)
     {
         unchecked {
             int256 diag; // sum WS_k^2
-            int256 c0; // sum_{k<l} rho4_r * WS_k * WS_l for r = low, medium, high
-            int256 c1;
-            int256 c2;
+            // q_r accumulates sum_{k<l} rho4_r * WS_k * WS_l first, for r = low, medium, high
             for (uint256 i; i < n; ++i) {
                 uint256 k = active[i];
                 int256 wk = ws[k];
@@ -143,25 +181,23 @@ library PortfolioMargin {
                     int256 prod = wk * ws[l];
                     if (prod == 0) continue;
                     int256 rho = RiskConfig.correlation(corr0, corr1, RiskConfig.pairIndex(k, l));
-                    c0 += prod * _max(8 * rho - RHO4_ONE, 3 * rho);
-                    c1 += prod * (4 * rho);
-                    c2 += prod * _min(5 * rho, RHO4_ONE);
+                    q0 += prod * _max(8 * rho - RHO4_ONE, 3 * rho);
+                    q1 += prod * (4 * rho);
+                    q2 += prod * _min(5 * rho, RHO4_ONE);
                 }
             }
             diag *= RHO4_ONE;
-            charges[0] = _rootUp(diag + 2 * c0);
-            charges[1] = _rootUp(diag + 2 * c1);
-            charges[2] = _rootUp(diag + 2 * c2);
+            (q0, q1, q2) = (diag + 2 * q0, diag + 2 * q1, diag + 2 * q2);
         }
     }
 
-    /// @dev ceil(sqrt(ceil(q / RHO4_ONE))) for q > 0, else 0.
+    /// @dev ceil(sqrt(ceil(q / RHO4_ONE))) for q > 0, else 0 (non-decreasing in q).
     function _rootUp(int256 q) private pure returns (uint256) {
         return q > 0 ? Math.sqrt(uint256(ceilDiv(q, RHO4_ONE)), Math.Rounding.Ceil) : 0;
     }
 
     /// @notice Worst loss over the stress vectors, rounded up, and its index; zero when no vector loses.
-    /// @dev Only called from `breakdown` (|D_k| <= 2^110, |shock| <= 2^15): unchecked.
+    /// @dev Only called from `breakdown` (|D_k| <= 2^110, |shock| <= 2^15): sums stay far below 2^255.
     function stressCharge(
         int256[8] memory delta,
         uint256[8] memory active,
@@ -169,20 +205,23 @@ library PortfolioMargin {
         uint256[8] memory stress,
         uint256 count
     ) internal pure returns (uint256 worst, uint256 index) {
-        unchecked {
-            for (uint256 s; s < count; ++s) {
-                uint256 vector = stress[s >> 1] >> ((s & 1) << 7); // this vector's 8 shocks in the low 128 bits
-                int256 pnl; // bps-scaled P&L of the account under vector s
-                assembly ("memory-safe") {
-                    for { let i := 0 } lt(i, n) { i := add(i, 1) } {
-                        let k := mload(add(active, shl(5, i))) // active[i] < 8 (written by breakdown)
-                        let shock := signextend(1, and(shr(shl(4, k), vector), 0xffff))
-                        pnl := add(pnl, mul(shock, mload(add(delta, shl(5, k)))))
-                    }
+        assert(count <= RiskConfig.MAX_STRESS); // two vectors per stress word
+        assembly ("memory-safe") {
+            let activeEnd := add(active, shl(5, n)) // active[0..n) < 8, written by breakdown
+            for { let s := 0 } lt(s, count) { s := add(s, 1) } {
+                // vector s: word s / 2 shifted right by 128 * (s % 2); its shock for asset k is the int16 at 16k
+                let vector := shr(shl(7, and(s, 1)), mload(add(stress, shl(5, shr(1, s)))))
+                let pnl := 0 // bps-scaled P&L of the account under vector s: sum_k shock_k * D_k
+                for { let p := active } lt(p, activeEnd) { p := add(p, 0x20) } {
+                    let k := mload(p)
+                    pnl := add(pnl, mul(signextend(1, shr(shl(4, k), vector)), mload(add(delta, shl(5, k)))))
                 }
-                if (pnl < 0) {
-                    uint256 loss = (uint256(-pnl) + BPS - 1) / BPS;
-                    if (loss > worst) (worst, index) = (loss, s);
+                if slt(pnl, 0) {
+                    let loss := div(add(sub(0, pnl), 9999), 10000) // ceil(-pnl / BPS)
+                    if gt(loss, worst) {
+                        worst := loss
+                        index := s
+                    }
                 }
             }
         }

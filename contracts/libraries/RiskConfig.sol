@@ -13,8 +13,8 @@ library RiskConfig {
     uint256 internal constant PAUSE_TRADES = 1;
     uint256 internal constant PAUSE_DEPOSITS = 2;
 
-    /// @notice Reads the 12 margin words from the data contract at `pointer` (one EXTCODECOPY).
-    function readMarginConfig(address pointer) internal view returns (IRiskParameters.MarginConfig memory cfg) {
+    /// @notice Reads the 12 margin words from the data contract at `pointer` into `cfg` (two EXTCODECOPYs).
+    function readMarginConfig(address pointer, IRiskParameters.MarginConfig memory cfg) internal view {
         uint256[8] memory stress = cfg.stress;
         assembly ("memory-safe") {
             extcodecopy(pointer, cfg, 1, 128) // global, corr0, corr1, haircuts: the struct's first four words
@@ -23,7 +23,9 @@ library RiskConfig {
     }
 
     function u16(uint256 word, uint256 slot) internal pure returns (uint256) {
-        return (word >> (16 * slot)) & 0xffff;
+        unchecked {
+            return (word >> (16 * slot)) & 0xffff; // slot < 16
+        }
     }
 
     function i16(uint256 word, uint256 bitOffset) internal pure returns (int256) {
