@@ -1,6 +1,7 @@
 # xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
 #   make test    install everything, compile, run the whole suite on a local Ganache chain
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
+#   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
@@ -14,7 +15,7 @@ BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
 TESTS ?= tests
 
-.PHONY: install test gas clean
+.PHONY: install test gas deploy clean
 
 install: $(VENV)/.installed node_modules/.installed .cache/solcx/solc-v$(SOLC_VERSION)
 
@@ -39,6 +40,9 @@ test: install
 
 gas: install
 	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)
+
+deploy: install
+	$(BROWNIE) run scripts/deploy.py --network $(NETWORK)
 
 clean:
 	rm -rf build .cache reports .hypothesis

@@ -116,20 +116,26 @@ def move_price(protocol, deployer):
     return lambda asset, usd: set_price(protocol.feeds[asset], usd, deployer)
 
 
+def read_state(vault, account_id: int) -> AccountState:
+    """An account's raw state (settlement, positions, collateral) as the Python model takes it; no prices needed."""
+    markets, collaterals = vault.masksOf(account_id)
+    state = AccountState(settlement=vault.settlementOf(account_id))
+    for m in range(16):
+        if markets >> m & 1:
+            state.positions[m] = tuple(int(x) for x in vault.positionOf(account_id, m))
+    for j in range(16):
+        if collaterals >> j & 1:
+            state.collateral[j] = int(vault.collateralOf(account_id, j))
+    return state
+
+
 @pytest.fixture
 def mirror(protocol):
     """Reads an account's raw state, the layout, prices and config from the chain, for the Python margin model."""
 
     def _read(account_id: int):
         v = protocol.vault
-        markets, collaterals = v.masksOf(account_id)
-        state = AccountState(settlement=v.settlementOf(account_id))
-        for m in range(16):
-            if markets >> m & 1:
-                state.positions[m] = tuple(int(x) for x in v.positionOf(account_id, m))
-        for j in range(16):
-            if collaterals >> j & 1:
-                state.collateral[j] = int(v.collateralOf(account_id, j))
+        state = read_state(v, account_id)
         layout = Layout(
             tuple(v.marketAsset(m) for m in range(v.numMarkets())),
             tuple(v.collateralInfo(j)[1] for j in range(v.numCollaterals())),
@@ -141,7 +147,6 @@ def mirror(protocol):
         return state, layout, prices, cfg
 
     return _read
-
 
 def err(name: str, *args) -> str:
     """The revert message Brownie reports for custom error `name(args)`: use with ``brownie.reverts(err(...))``.

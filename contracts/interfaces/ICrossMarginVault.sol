@@ -14,11 +14,12 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         The settlement balance is kept in USD 1e18 (the settlement token is valued at par: 1 token = 1 USD), may be
 ///         negative (owed P&L) and counts fully in equity.
 ///
-///         Equity   E = sum_j floor(c_j p_j (1 - h_j)) + settlement + sum_i (floor(q_i P_i) - openNotional_i)
+///         Equity   E = sum_j floor(floor(c_j p_j) (1 - h_j)) + settlement + sum_i (floor(q_i P_i) - openNotional_i)
 ///         Delta    D_k = sum over positions on asset k of floor(q_i P_i) + sum over collateral of asset k of c_j p_j
 ///         Margin   MM and IM from `PortfolioMargin.breakdown`; liquidatable iff E < MM.
 ///         Rule     an action that adds risk or removes collateral must leave E >= IM; a trade that only reduces
-///                  positions (no increase, no flip) is always allowed.
+///                  positions (no increase, no flip) needs no margin (it still needs valid prices and a fill price
+///                  within the band).
 ///
 ///         Liquidation. While E < MM anyone may call `liquidate` naming positions to close (at the oracle price, taken
 ///         over by the insurance fund) and collateral to sell to the fund (at the collateral's liquidation discount).
@@ -27,7 +28,7 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///           - otherwise min(closeFactor * gross, needed) with needed = ceil(gross * (IM - E) / (IM - penalty * gross)),
 ///             the amount that restores IM if the requirement fell in proportion to what is taken
 ///             (everything if the denominator is not positive);
-///         and E - MM must rise. A penalty (rate * taken, rounded up) moves from the account to the fund; the caller's
+///         and, when anything is taken, E - MM must rise. A penalty (rate * taken, rounded up) moves from the account to the fund; the caller's
 ///         subaccount 0 is credited max(keeperShare * penalty, minKeeperReward) from the fund's settlement balance
 ///         (at most what the fund holds), withdrawable at any time: keepers need gas, not capital, and a credit
 ///         costs a fraction of a token transfer.
@@ -41,7 +42,8 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///
 ///         Assumptions on tokens: standard ERC20 behaviour or a subset (missing return values and fees on transfer
 ///         are handled: deposits are credited by balance difference). Rebasing tokens are not supported as collateral.
-///         Tokens with hooks cannot re-enter (every state-changing entry point is non-reentrant).
+///         Tokens with hooks cannot re-enter (every entry point that moves tokens, balances or positions is
+///         non-reentrant).
 interface ICrossMarginVault {
     /// @notice A position to close (kind 0; `amount` = size to close, base units) or collateral to seize (kind 1;
     ///         `amount` in token units) in a liquidation; `id` is the market id or collateral id.
@@ -147,6 +149,7 @@ interface ICrossMarginVault {
     /// @return reward The keeper reward credited to the caller's subaccount 0, USD 1e18.
     function liquidate(uint256 account, LiquidationItem[] calldata items) external returns (uint256 reward);
     /// @notice Pay `amount` settlement tokens (token units) to retire recorded bad debt.
+    /// @dev   Any value above the recorded bad debt is credited to the insurance fund.
     function resolveBadDebt(uint256 amount) external;
 
     // ------------------------------------------------------------------ views
@@ -170,6 +173,7 @@ interface ICrossMarginVault {
     function numCollaterals() external view returns (uint256);
 
     // ------------------------------------------------------------------ admin (DEFAULT_ADMIN_ROLE of RiskParameters)
+    /// @dev Reverts `UnknownToken` for a token with more than 31 decimals (the settlement token: more than 18).
     function listCollateral(address token, uint256 asset) external returns (uint256 id);
     function listMarket(uint256 asset) external returns (uint256 id);
     function setVenue(address venue, bool enabled) external;

@@ -30,7 +30,8 @@ interface IOracleRouter {
 
     /// @return The price of `asset` in USD per whole unit, 1e18 fixed point (reverts on an invalid price).
     function price(uint256 asset) external view returns (uint256);
-    /// @notice Prices of every asset whose bit is set in `assetMask` (bit k = asset k); other entries are zero.
+    /// @notice Prices of every asset whose bit is set in `assetMask` (bit k = asset k); other entries are zero and
+    ///         bits above 7 are ignored.
     function prices(uint256 assetMask) external view returns (uint256[8] memory);
     /// @notice Owner: set the feed of `asset`, with its maximum age in seconds.
     function setFeed(uint256 asset, address feed, uint32 maxAge) external;

@@ -21,11 +21,13 @@ pragma solidity 0.8.28;
 ///         LIQUIDATION word: [0,16) close factor, [16,32) penalty, [32,48) keeper share of the penalty,
 ///           [48,64) deep-underwater threshold (E < threshold * MM closes 100%), all bps; [64,160) minimum keeper reward
 ///           and [160,256) dust threshold, both uint96 USD 1e18.
-///         DISCOUNT word: liquidation discount of collateral j, uint16 bps at [16j, 16j+16), never above its haircut.
+///         DISCOUNT word: liquidation discount of collateral j, uint16 bps at [16j, 16j+16), at most 50% and never above
+///           its haircut.
 ///         MARKET word (per market): [0,16) standard per-position maintenance rate (bps), [16,128) max open interest
 ///           and [128,240) max position size, both uint112 base units 1e18.
 ///
-///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock), RISK_ADMIN_ROLE (sets parameters), GUARDIAN_ROLE
+///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock; sets the loosening delay and the vault), RISK_ADMIN_ROLE
+///         (sets every other parameter), GUARDIAN_ROLE
 ///         (pauses trades and deposits, cancels queued changes). A change that tightens takes effect at once; a change
 ///         that loosens (or whose direction is ambiguous) is queued: the first call records it, the same call repeated
 ///         after the delay applies it. With a delay of zero every change applies at once (deployment set-up).
@@ -63,7 +65,7 @@ interface IRiskParameters {
 
     /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
     ///         `abi.encode(MarginConfig)`, 384 bytes) re-created on every change and pushed to the vault, which reads
-    ///         them with one EXTCODECOPY instead of a cold SLOAD per word.
+    ///         them with one cold account access instead of a cold SLOAD per word.
     function marginConfig() external view returns (MarginConfig memory);
     /// @return The current data contract holding the margin words.
     function marginConfigPointer() external view returns (address);
@@ -92,7 +94,7 @@ interface IRiskParameters {
     function setMarginScalars(uint256 alphaBps, uint256 basisBps, uint256 floorBps) external;
     /// @notice Haircut of collateral `j` (0 .. 100%). Raising it tightens.
     function setHaircut(uint256 j, uint256 bps) external;
-    /// @notice Liquidation discount of collateral `j` (0 .. its haircut). Always queued.
+    /// @notice Liquidation discount of collateral `j` (0 .. min(50%, its haircut)). Always queued.
     function setLiquidationDiscount(uint256 j, uint256 bps) external;
     /// @notice Standard rate (0.1% .. 100%), max open interest and max position size of a market. Tightens when the
     ///         rate does not fall and neither cap rises.
@@ -111,6 +113,7 @@ interface IRiskParameters {
     /// @notice Max distance of a fill price from the oracle price (0.1% .. 20%). Narrowing tightens.
     function setPriceBand(uint256 bps) external;
     /// @notice Delay before a loosening change may be applied (0 .. 30 days). Lengthening tightens.
+    /// @dev   DEFAULT_ADMIN_ROLE only.
     function setLoosenDelay(uint256 seconds_) external;
     /// @notice Guardian: set pause flags (bit 0 trades, bit 1 deposits). Only the admin may clear a flag.
     function setPause(uint256 flags) external;

@@ -61,7 +61,7 @@ class RiskSpec(BaseModel):
     basis_bps: int = Field(ge=0, le=2000, description="add-on on hedged-within-asset notional")
     floor_bps: int = Field(ge=0, le=5000, description="minimum charge on the sum of |net delta|")
     haircuts: dict[int, int] = Field(description="collateral id -> haircut in bps")
-    discounts: dict[int, int] = Field(description="collateral id -> liquidation discount in bps (<= haircut)")
+    discounts: dict[int, int] = Field(description="collateral id -> liquidation discount in bps (<= 5000 and <= haircut)")
     markets: dict[int, MarketRisk]
     liquidation: LiquidationParams
     price_band_bps: int = Field(ge=10, le=2000)
@@ -70,6 +70,8 @@ class RiskSpec(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "RiskSpec":
         for j, d in self.discounts.items():
+            if not 0 <= d <= 5000:
+                raise ValueError(f"discounts[{j}] = {d} bps is outside 0..5000 (a discount is at most 50%)")
             if d > self.haircuts.get(j, 10_000):
                 raise ValueError(f"discounts[{j}] = {d} bps exceeds haircuts[{j}]; lower the discount")
         for (a, b), rho in self.correlations.items():

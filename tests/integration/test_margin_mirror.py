@@ -23,15 +23,9 @@ _subs = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def maker(protocol, test_venue, deployer):
-    """A deep-pocketed counterparty for every trade."""
-    wallet = accounts.add()
-    acct = (int(wallet.address, 16) << 96)
-    amount = 10**15 * 10**6
-    protocol.usdc.mint(deployer, amount, {"from": deployer})
-    protocol.usdc.approve(protocol.vault, amount, {"from": deployer})
-    protocol.vault.deposit(acct, protocol.usdc, amount, {"from": deployer})
-    return acct
+def maker_wallet():
+    """Owner of the deep-pocketed counterparties (one subaccount per example, so no position cap is reached)."""
+    return accounts.add()
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +66,13 @@ def _set_prices(protocol, deployer, factors):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(p=portfolios())
-def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, maker, funder, mirror, p):
+def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, maker_wallet, funder, mirror, p):
     vault = protocol.vault
     deployer = funder
-    acct = (int(deployer.address, 16) << 96) | next(_subs)
+    sub = next(_subs)
+    acct = (int(deployer.address, 16) << 96) | sub
+    maker = (int(maker_wallet.address, 16) << 96) | sub
+    vault.deposit(maker, protocol.usdc, 10**15 * 10**6, {"from": deployer})
     if p["usdc"]:
         vault.deposit(acct, protocol.usdc, p["usdc"], {"from": deployer})
     for j, amount in enumerate(p["collateral"]):

@@ -314,12 +314,21 @@ def test_setter_at_bound_applies(params, roles, fn):
         assert words(params) != before, (fn, args)
 
 
-def test_set_liquidation_discount_above_half_within_haircut_applies(params, roles):
-    """IRiskParameters.setLiquidationDiscount: "(0 .. its haircut)", and the DISCOUNT word is "never above its
-    haircut"; the off-chain RiskSpec validates the same (discount <= haircut). So 60% under a 100% haircut is valid."""
+def test_set_liquidation_discount_above_half_reverts_even_within_haircut(params, roles):
+    """IRiskParameters.setLiquidationDiscount: "(0 .. min(50%, its haircut))": 60% under a 100% haircut is refused,
+    50% applies; the off-chain RiskSpec refuses the same value."""
+    from pydantic import ValidationError
+
     params.setHaircut(4, 10_000, {"from": roles.admin})
-    params.setLiquidationDiscount(4, 6_000, {"from": roles.admin})
-    assert discount(params, 4) == 6_000
+    with brownie.reverts(err("OutOfBounds", b32("discount"), 6_000, 0, 5_000)):
+        params.setLiquidationDiscount.call(4, 6_000, {"from": roles.admin})
+    params.setLiquidationDiscount(4, 5_000, {"from": roles.admin})
+    assert discount(params, 4) == 5_000
+    fields = DEFAULT_SPEC.model_dump()
+    fields["haircuts"][0] = 10_000
+    fields["discounts"][0] = 6_000
+    with pytest.raises(ValidationError, match="at most 50%"):
+        type(DEFAULT_SPEC)(**fields)
 
 
 BAD_INDEX = [
