@@ -15,28 +15,12 @@ from brownie import accounts, web3
 
 from offchain.risk.margin import BPS, account_margin, max_take, u16
 from scripts.deploy import set_price
-from tests.conftest import Trader, err
+from tests.conftest import Trader, err, assert_reverts
 
 WAD = 10**18
 USDC = 10**6
 SCALE = 10**12
 BTC, ETH = 0, 1  # asset, market and collateral ids coincide in the local deployment
-
-
-def assert_reverts(expected, fn, *args):
-    """`fn(*args)` reverts with exactly `expected`, both as a call (the revert data decoded by Brownie) and as a mined
-    transaction. The transaction is sent without Brownie's post-mortem trace (Ganache 7 reports custom-error data
-    in a field Brownie does not read, so it would replay the whole margin computation step by step, which costs
-    seconds per revert); the exact error is checked on the call against the same state."""
-    with brownie.reverts(expected):
-        fn.call(*args)
-    saved = web3._supports_traces
-    web3._supports_traces = False
-    try:
-        with brownie.reverts():
-            fn(*args)
-    finally:
-        web3._supports_traces = saved
 
 
 def _tdiv(a: int, b: int) -> int:

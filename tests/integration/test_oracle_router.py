@@ -2,41 +2,18 @@
 configuration guards, and what the vault does when a price is invalid (trades, withdrawals and liquidations wait)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import brownie
 import pytest
 from brownie import ZERO_ADDRESS, ChainlinkFeed, OracleRouter, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 
-from tests.conftest import Trader, err
+from tests.conftest import NOW, Trader, err, reverts_at
 
 WAD = 10**18
 USDC = 10**6
 MAX_AGE = 3600  # the local deployment's max age for every feed
 BTC, ETH = 0, 1
-NOW = object()  # placeholder for block.timestamp of the reverting transaction (or of the latest block for a call)
-
-
-def _mined(txid) -> bool:
-    return bool(txid) and len(txid) > 2 and int(txid, 16) != 0
-
-
-@contextmanager
-def reverts_at(name, *args):
-    """Exact custom-error match; NOW stands for the block timestamp the failing code saw: the block of the mined
-    (reverted) transaction, or the latest block for a call (Ganache's eth_call runs on the latest block)."""
-    try:
-        yield
-    except VirtualMachineError as e:
-        if _mined(e.txid):
-            ts = web3.eth.get_block(web3.eth.get_transaction_receipt(e.txid)["blockNumber"])["timestamp"]
-        else:
-            ts = chain[-1].timestamp
-        expected = err(name, *(ts if a is NOW else a for a in args))
-        assert e.revert_msg == expected, f"revert {e.revert_msg!r}, expected {expected!r}"
-    else:
-        raise AssertionError(f"did not revert (expected {name})")
 
 
 @pytest.fixture

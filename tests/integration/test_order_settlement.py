@@ -6,7 +6,6 @@ debug_traceTransaction Brownie runs on every reverted transaction (slow when the
 margin computation). A few are real transactions, to show the mined revert is the same."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import brownie
 import pytest
@@ -19,7 +18,7 @@ from eth_keys import keys
 
 from offchain.orders import Order, sign_order, typed_data
 from offchain.risk.margin import AccountState, account_margin
-from tests.conftest import Trader, err
+from tests.conftest import NOW, Trader, err, reverts_at
 
 WAD = 10**18
 USDC = 10**6
@@ -27,31 +26,9 @@ BPS = 10_000
 MAKER_BPS, TAKER_BPS = 2, 5
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 BTC, ETH = 0, 1
-NOW = object()  # placeholder for block.timestamp of the reverting transaction
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _mined(txid) -> bool:
-    return bool(txid) and len(txid) > 2 and int(txid, 16) != 0
-
-
-@contextmanager
-def reverts_at(name, *args):
-    """Exact custom-error match where NOW stands for the timestamp of the block the reverting transaction was mined
-    in (Brownie broadcasts reverting transactions on a development chain), or of the latest block for a call (what
-    Ganache uses as block.timestamp in eth_call)."""
-    try:
-        yield
-    except VirtualMachineError as e:
-        if _mined(e.txid):  # a mined transaction (a call reports no hash, or a zero one)
-            block = web3.eth.get_transaction_receipt(e.txid)["blockNumber"]
-            ts = web3.eth.get_block(block)["timestamp"]
-        else:
-            ts = chain[-1].timestamp
-        expected = err(name, *(ts if a is NOW else a for a in args))
-        assert e.revert_msg == expected, f"revert {e.revert_msg!r}, expected {expected!r}"
-    else:
-        raise AssertionError(f"did not revert (expected {name})")
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -3,7 +3,6 @@
 the off-chain mirror decodes them."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import brownie
@@ -15,34 +14,13 @@ from brownie.exceptions import VirtualMachineError
 from offchain.risk.defaults import DEFAULT_SPEC
 from offchain.risk.margin import MarginConfig, pair_index, u16
 from offchain.risk.params import apply_spec
-from tests.conftest import b32, err
+from tests.conftest import NOW, b32, err, reverts_at
 
 WAD = 10**18
 DAY = 86_400
 DELAY = DAY
 ADMIN_ROLE = b"\0" * 32
 U112 = 2**112 - 1
-NOW = object()  # placeholder for block.timestamp of the reverting transaction
-
-
-def _mined(txid) -> bool:
-    return bool(txid) and len(txid) > 2 and int(txid, 16) != 0
-
-
-@contextmanager
-def reverts_at(name, *args):
-    """Exact custom-error match; NOW stands for the timestamp of the block the reverting transaction was mined in."""
-    try:
-        yield
-    except VirtualMachineError as e:
-        if _mined(e.txid):
-            ts = web3.eth.get_block(web3.eth.get_transaction_receipt(e.txid)["blockNumber"])["timestamp"]
-        else:
-            ts = chain[-1].timestamp
-        expected = err(name, *(ts if a is NOW else a for a in args))
-        assert e.revert_msg == expected, f"revert {e.revert_msg!r}, expected {expected!r}"
-    else:
-        raise AssertionError(f"did not revert (expected {name})")
 
 
 # ---------------------------------------------------------------------------------------------- decoding helpers

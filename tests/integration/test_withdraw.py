@@ -5,29 +5,13 @@ import pytest
 from brownie import ReentrantToken, accounts, web3
 
 from offchain.risk.margin import account_margin
-from tests.conftest import err
+from tests.conftest import err, assert_reverts
 
 WAD = 10**18
 USDC = 10**6
 SCALE = 10**12
 BTC_PRICE = 60_000 * WAD
 REENTRANCY_SELECTOR = bytes(web3.keccak(text="ReentrancyGuardReentrantCall()")[:4])
-
-
-def assert_reverts(expected, fn, *args):
-    """`fn(*args)` reverts with exactly `expected`, both as a call (the revert data decoded by Brownie) and as a mined
-    transaction. The transaction is sent without Brownie's post-mortem trace (Ganache 7 reports custom-error data
-    in a field Brownie does not read, so it would replay the whole margin computation step by step, which costs
-    seconds per revert); the exact error is checked on the call against the same state."""
-    with brownie.reverts(expected):
-        fn.call(*args)
-    saved = web3._supports_traces
-    web3._supports_traces = False
-    try:
-        with brownie.reverts():
-            fn(*args)
-    finally:
-        web3._supports_traces = saved
 
 
 @pytest.fixture
