@@ -11,7 +11,8 @@ from brownie.exceptions import VirtualMachineError
 
 from offchain.orders import Order, sign_order
 from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import AccountState, Layout, MarginConfig
+from offchain.risk.snapshot import read_account_state as read_state
+from offchain.risk.snapshot import read_layout, read_margin_config, read_prices
 from scripts.deploy import deploy_local, set_price
 
 WAD = 10**18
@@ -119,35 +120,18 @@ def move_price(protocol, deployer):
     return lambda asset, usd: set_price(protocol.feeds[asset], usd, deployer)
 
 
-def read_state(vault, account_id: int) -> AccountState:
-    """An account's raw state (settlement, positions, collateral) as the Python model takes it; no prices needed."""
-    markets, collaterals = vault.masksOf(account_id)
-    state = AccountState(settlement=vault.settlementOf(account_id))
-    for m in range(16):
-        if markets >> m & 1:
-            state.positions[m] = tuple(int(x) for x in vault.positionOf(account_id, m))
-    for j in range(16):
-        if collaterals >> j & 1:
-            state.collateral[j] = int(vault.collateralOf(account_id, j))
-    return state
-
-
 @pytest.fixture
 def mirror(protocol):
     """Reads an account's raw state, the layout, prices and config from the chain, for the Python margin model."""
 
     def _read(account_id: int):
-        v = protocol.vault
-        state = read_state(v, account_id)
-        layout = Layout(
-            tuple(v.marketAsset(m) for m in range(v.numMarkets())),
-            tuple(v.collateralInfo(j)[1] for j in range(v.numCollaterals())),
-            tuple(v.collateralInfo(j)[2] for j in range(v.numCollaterals())),
+        layout = read_layout(protocol.vault)
+        return (
+            read_state(protocol.vault, account_id),
+            layout,
+            read_prices(protocol.oracle, layout),
+            read_margin_config(protocol.params),
         )
-        mask = sum(1 << a for a in set(layout.market_asset + layout.collateral_asset))
-        prices = [int(x) for x in protocol.oracle.prices(mask)]
-        cfg = MarginConfig.from_chain(protocol.params.marginConfig())
-        return state, layout, prices, cfg
 
     return _read
 

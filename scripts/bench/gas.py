@@ -39,14 +39,8 @@ from pathlib import Path
 from brownie import TestVenue, accounts, chain, rpc, web3
 
 from offchain.orders import Order, sign_order
-from offchain.risk.margin import (
-    AccountState,
-    Layout,
-    MarginConfig,
-    account_margin,
-    max_take,
-    token_value_down,
-)
+from offchain.risk.margin import AccountState, account_margin, max_take, token_value_down
+from offchain.risk.snapshot import read_account_state, read_layout, read_margin_config, read_prices
 from scripts.deploy import FEED_DECIMALS, LOCAL_COLLATERALS, deploy_local
 
 log = logging.getLogger(__name__)
@@ -104,12 +98,8 @@ class Bench:
         self.lp = self.account_of(accounts[3], 0)
         self.vault.deposit(self.lp, self.d.usdc, 100_000_000 * USDC, self.tx)
         v = self.vault
-        self.layout = Layout(
-            tuple(v.marketAsset(m) for m in range(v.numMarkets())),
-            tuple(v.collateralInfo(j)[1] for j in range(v.numCollaterals())),
-            tuple(v.collateralInfo(j)[2] for j in range(v.numCollaterals())),
-        )
-        self.cfg = MarginConfig.from_chain(self.d.params.marginConfig())
+        self.layout = read_layout(v)
+        self.cfg = read_margin_config(self.d.params)
         self.liq_word = int(self.d.params.liquidationConfig()[0])
 
     # ------------------------------------------------------------------ helpers
@@ -162,20 +152,10 @@ class Bench:
         return account
 
     def state(self, account: int) -> AccountState:
-        v = self.vault
-        markets, collaterals = v.masksOf(account)
-        s = AccountState(settlement=int(v.settlementOf(account)))
-        for m in range(16):
-            if markets >> m & 1:
-                s.positions[m] = tuple(int(x) for x in v.positionOf(account, m))
-        for j in range(16):
-            if collaterals >> j & 1:
-                s.collateral[j] = int(v.collateralOf(account, j))
-        return s
+        return read_account_state(self.vault, account)
 
     def prices(self) -> list[int]:
-        mask = sum(1 << a for a in set(self.layout.market_asset + self.layout.collateral_asset))
-        return [int(x) for x in self.d.oracle.prices(mask)]
+        return read_prices(self.d.oracle, self.layout)
 
     def view_gas(self, contract, fn: str, *args) -> int:
         data = getattr(contract, fn).encode_input(*args)

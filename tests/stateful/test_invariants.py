@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from offchain.risk.margin import account_margin, max_take
-from tests.conftest import read_state
+from offchain.risk.snapshot import read_account_state as read_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

@@ -1,0 +1,45 @@
+"""Read what the margin mirror needs from the deployed contracts (Brownie or web3 contract handles).
+
+The readers only call the vault's, router's and parameter contract's public views; pin them to one block (or call
+them without blocks being mined in between) when the values must be consistent with each other.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .margin import AccountState, Layout, MarginConfig
+
+MAX_LISTED = 16  # markets and collaterals a vault can list
+
+
+def read_account_state(vault: Any, account_id: int) -> AccountState:
+    """An account's settlement balance, positions and collateral balances, as the vault stores them."""
+    markets, collaterals = vault.masksOf(account_id)
+    state = AccountState(settlement=int(vault.settlementOf(account_id)))
+    for m in range(MAX_LISTED):
+        if markets >> m & 1:
+            state.positions[m] = tuple(int(x) for x in vault.positionOf(account_id, m))
+    for j in range(MAX_LISTED):
+        if collaterals >> j & 1:
+            state.collateral[j] = int(vault.collateralOf(account_id, j))
+    return state
+
+
+def read_layout(vault: Any) -> Layout:
+    """The vault's listing: each market's asset, each collateral's asset and decimals."""
+    info = [vault.collateralInfo(j) for j in range(vault.numCollaterals())]
+    return Layout(
+        tuple(int(vault.marketAsset(m)) for m in range(vault.numMarkets())),
+        tuple(int(i[1]) for i in info),
+        tuple(int(i[2]) for i in info),
+    )
+
+
+def read_prices(oracle: Any, layout: Layout) -> list[int]:
+    """Oracle prices (USD 1e18) of every listed asset; zero for assets nothing refers to."""
+    mask = sum(1 << a for a in set(layout.market_asset + layout.collateral_asset))
+    return [int(x) for x in oracle.prices(mask)]
+
+
+def read_margin_config(params: Any) -> MarginConfig:
+    return MarginConfig.from_chain(params.marginConfig())
