@@ -54,6 +54,7 @@ class Deployment:
     vault: Any
     venue: Any
     lens: Any
+    start_block: int = 0  # the block before the first deployment transaction: indexers start here
 
     def addresses(self) -> dict:
         return {
@@ -67,6 +68,7 @@ class Deployment:
             "CrossMarginVault": self.vault.address,
             "OrderSettlement": self.venue.address,
             "AccountLens": self.lens.address,
+            "startBlock": self.start_block,
             "block": web3.eth.block_number,
         }
 
@@ -79,6 +81,7 @@ def set_price(feed: Any, usd: float | int, sender: Any) -> None:
 def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool = True) -> Deployment:
     """Deploy tokens, mock feeds and the protocol, list everything and apply ``spec``; ``deployer`` holds every role."""
     tx = {"from": deployer}
+    start_block = web3.eth.block_number
     usdc = TestToken.deploy("USD Coin", "USDC", 6, tx)
     tokens, feeds = [], []
     for symbol, decimals, _, price in LOCAL_COLLATERALS:
@@ -101,7 +104,7 @@ def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool =
     vault.setFundOperator(deployer, True, tx)
     lens = AccountLens.deploy(vault, tx)
     apply_spec(params, spec, deployer)
-    d = Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens)
+    d = Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block)
     if seed_fund:
         amount = FUND_SEED_USDC * 10**6
         usdc.mint(deployer, amount, tx)

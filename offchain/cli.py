@@ -1,0 +1,269 @@
+"""``xmargin``: a thin command line over the library.
+
+    xmargin [--config FILE] keeper run [--dry-run] [--shard i/n] [--once] [--metrics-port P]
+    xmargin [--config FILE] index [--reconcile]
+    xmargin [--config FILE] accounts [--limit N]
+    xmargin [--config FILE] account ID
+    xmargin [--config FILE] opportunities [--status S] [--limit N]
+    xmargin config reference | xmargin [--config FILE] config check
+
+Exit codes: 0 ok, 1 other error, 2 bad settings, 3 key problem, 4 no RPC endpoint answered, 5 deployment/artifacts
+do not match the chain, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+from .chain import Chain, Rpc
+from .config import Settings, load_settings, reference
+from .db import acct_int, connect
+from .errors import ConfigError, XMarginError
+from .indexer import Indexer
+from .ops import Metrics, OpsServer, setup_logging
+from .risk.margin import WAD, account_margin, standard_requirement
+
+log = logging.getLogger("xmargin")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    rpc: Rpc
+    chain: Chain
+    indexer: Indexer
+    metrics: Metrics
+
+
+def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
+    """Connect to the chain, load the contracts and open the database, as the settings say."""
+    metrics = metrics or Metrics()
+    c = settings.chain
+    rpc = Rpc(c.rpc_urls, timeout=c.request_timeout, retries=c.retries, backoff=c.retry_backoff,
+              stall_seconds=c.stall_seconds, on_error=lambda url: metrics.rpc_errors.labels(url.split("//")[-1]).inc())
+    chain = Chain.connect(rpc, c.deployment, c.build_dir)
+    i = settings.indexer
+    indexer = Indexer(chain, connect(i.database), log_chunk=i.log_chunk, reorg_window=i.reorg_window,
+                      reconcile_every=i.reconcile_every, reconcile_sample=i.reconcile_sample)
+    return Runtime(settings, rpc, chain, indexer, metrics)
+
+
+def build_keeper(rt: Runtime):
+    """The keeper of these settings (signer, transaction manager, options)."""
+    from .keeper.keeper import Keeper, KeeperOptions
+    from .keeper.txmanager import GWEI, FeePolicy, TxManager
+    from .keys import load_signer
+
+    k = rt.settings.keeper
+    signer = load_signer(rt.settings, rt.chain.chain_id)
+    txm = None
+    if signer is not None and not k.dry_run:
+        policy = FeePolicy(int(k.max_fee_gwei * GWEI), int(k.min_priority_fee_gwei * GWEI), k.fee_history_blocks,
+                           k.priority_percentile, k.fee_bump_percent, k.replace_after_seconds)
+        txm = TxManager(rt.rpc, rt.indexer.conn, signer, rt.chain.chain_id, policy)
+    opts = KeeperOptions(k.shard_pair, k.dry_run, k.min_profit_usd, k.cleanup_bad_debt, k.gas_token_asset,
+                         k.gas_token_usd, k.gas_limit_multiplier, k.max_liquidations_per_block, k.poll_interval,
+                         rt.settings.chain.lens_batch)
+    keeper = Keeper(rt.chain, rt.indexer, txm, opts, rt.metrics, reconcile_every=rt.settings.indexer.reconcile_every)
+    if signer is not None and txm is None:
+        keeper.address = signer.address  # dry run: simulate as the configured keeper
+    return keeper
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_keeper_run(settings: Settings, args: argparse.Namespace) -> int:
+    rt = open_runtime(settings)
+    keeper = build_keeper(rt)
+    server = None
+    if settings.ops.metrics_port:
+        server = OpsServer(settings.ops.metrics_host, settings.ops.metrics_port, rt.metrics, keeper.health).start()
+        log.info("metrics and health on http://%s:%d/", settings.ops.metrics_host, server.port)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the current step", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if args.once:
+            keeper.step()
+        else:
+            keeper.run(stop)
+    finally:
+        if server is not None:
+            server.stop()
+        rt.indexer.conn.close()
+    return 0
+
+
+def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    rt = open_runtime(settings)
+    res = rt.indexer.sync()
+    out = [f"indexed to block {res.head}: {res.logs} events, {len(res.changed)} accounts changed, "
+           f"{len(rt.indexer.accounts())} accounts tracked" + (f", reorg of {res.reorg_depth}" if res.reorg_depth
+                                                                else "")]
+    if args.reconcile:
+        bad = rt.indexer.reconcile(rt.indexer.accounts(), settings.chain.lens_batch)
+        out.append(f"reconciled against AccountLens: {len(bad)} mismatches (repaired)")
+    _write("\n".join(out))
+    return 0
+
+
+def _usd(x: int) -> str:
+    return f"{x / WAD:,.2f}"
+
+
+def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    rt = open_runtime(settings)
+    res = rt.indexer.sync()
+    layout, prices, cfg = rt.indexer.market_view(res.head)
+    fund = int(rt.chain.address("CrossMarginVault"), 16) << 96
+    rows = []
+    for a, s in rt.indexer.states().items():
+        if a == fund or (not s.positions and not s.collateral):
+            continue
+        m = account_margin(s, layout, prices, cfg)
+        health = m.equity / m.maintenance if m.maintenance else float("inf")
+        rows.append((health, a, m))
+    rows.sort(key=lambda r: r[0])
+    lines = [f"block {res.head}: {len(rows)} accounts with positions or collateral (lowest health first)",
+             f"{'account':<66} {'equity':>16} {'MM':>14} {'IM':>14} {'E/MM':>8}  status"]
+    for health, a, m in rows[: args.limit]:
+        status = "LIQUIDATABLE" if m.liquidatable else ("below IM" if m.equity < m.initial else "ok")
+        lines.append(f"{a:#066x} {_usd(m.equity):>16} {_usd(m.maintenance):>14} {_usd(m.initial):>14} "
+                     f"{health:>8.3f}  {status}")
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        account = int(args.id, 0)
+    except ValueError:
+        raise ConfigError(f"account id {args.id!r} is not a number (decimal or 0x-hex)") from None
+    rt = open_runtime(settings)
+    res = rt.indexer.sync()
+    layout, prices, cfg = rt.indexer.market_view(res.head)
+    s = rt.indexer.states([account])[account]
+    m = account_margin(s, layout, prices, cfg)
+    at = rt.chain.at(res.head)
+    rates = [int(at.params.marketWord(i)) & 0xFFFF for i in range(len(layout.market_asset))]
+    std = standard_requirement(s, layout, prices, rates)
+    b = m.margin
+    names = rt.chain.deployment.assets
+    lines = [f"account {account:#066x} at block {res.head}",
+             f"  settlement balance   {_usd(s.settlement):>18} USD"]
+    for mk, (size, on) in sorted(s.positions.items()):
+        asset = layout.market_asset[mk]
+        lines.append(f"  position market {mk} ({_name(names, asset)}): size {size / WAD:,.6f} "
+                     f"open notional {_usd(on)} mark {_usd(size * prices[asset] // WAD)}")
+    for cid, bal in sorted(s.collateral.items()):
+        asset = layout.collateral_asset[cid]
+        lines.append(f"  collateral {cid} ({_name(names, asset)}): {bal / 10 ** layout.collateral_decimals[cid]:,.6f}")
+    lines += [f"  equity               {_usd(m.equity):>18}",
+              f"  maintenance margin   {_usd(b.maintenance):>18}",
+              f"  initial margin       {_usd(b.initial):>18}",
+              f"  K (low/medium/high)  {' / '.join(_usd(k) for k in b.k_regime)}",
+              f"  stress charge        {_usd(b.k_stress):>18} (worst scenario #{b.worst_scenario})",
+              f"  basis add-on         {_usd(b.basis):>18}",
+              f"  floor charge         {_usd(b.floor_charge):>18}",
+              f"  standard requirement {_usd(std):>18} (per position, no offsets)",
+              f"  net delta by asset   " + ", ".join(f"{_name(names, k)} {_usd(d)}" for k, d in enumerate(m.delta) if d),
+              f"  status               {'LIQUIDATABLE' if m.liquidatable else 'healthy'}"]
+    _write("\n".join(lines))
+    return 0
+
+
+def _name(names: Sequence[str], asset: int) -> str:
+    return names[asset] if asset < len(names) else f"asset {asset}"
+
+
+def cmd_opportunities(settings: Settings, args: argparse.Namespace) -> int:
+    conn = connect(settings.indexer.database)
+    q = "SELECT id, account, keeper, status, block_seen, block_done, taken, reward, tx_hash, reason FROM opportunities"
+    params: list = []
+    if args.status:
+        q += " WHERE status = ?"
+        params.append(args.status)
+    q += " ORDER BY id DESC LIMIT ?"
+    params.append(args.limit)
+    lines = [f"{'id':>5} {'account':<18} {'status':<10} {'seen':>6} {'done':>6} {'taken USD':>14} "
+             f"{'reward USD':>11}  reason"]
+    for oid, acct, keeper, status, seen, done, taken, reward, tx, reason in conn.execute(q, params):
+        lines.append(f"{oid:>5} {acct_int(acct):#018x}"[:24] + f" {status:<10} {seen:>6} {done or '':>6} "
+                     f"{int(taken) / WAD:>14,.2f} {int(reward) / WAD:>11,.2f}  {reason}")
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_config(settings_path: str | None, args: argparse.Namespace) -> int:
+    if args.action == "reference":
+        _write(reference())
+        return 0
+    s = load_settings(settings_path)
+    redacted = s.model_dump(mode="json", exclude={"source"})
+    _write(f"settings from {s.source} are valid:\n" + "\n".join(
+        f"  {sec}.{k} = {v!r}" for sec, fields in redacted.items() for k, v in fields.items()))
+    return 0
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xmargin", description="xmargin off-chain engine: indexer, risk, keeper.")
+    p.add_argument("--config", "-c", help="TOML settings file (see `xmargin config reference`)")
+    sub = p.add_subparsers(dest="command", required=True)
+    k = sub.add_parser("keeper", help="run the liquidation keeper").add_subparsers(dest="action", required=True)
+    run = k.add_parser("run", help="run until SIGTERM/SIGINT")
+    run.add_argument("--dry-run", action="store_true", default=None, help="plan and simulate, never send")
+    run.add_argument("--shard", help="i/n: handle shard i of n")
+    run.add_argument("--once", action="store_true", help="one step, then exit")
+    run.add_argument("--metrics-port", type=int, help="serve /metrics and /health on this port")
+    ix = sub.add_parser("index", help="index the vault's events into the database")
+    ix.add_argument("--reconcile", action="store_true", help="then compare every account with AccountLens")
+    acc = sub.add_parser("accounts", help="accounts by health, lowest first")
+    acc.add_argument("--limit", type=int, default=50)
+    one = sub.add_parser("account", help="margin breakdown of one account")
+    one.add_argument("id", help="account id (decimal or 0x-hex)")
+    opp = sub.add_parser("opportunities", help="the keeper's liquidation records")
+    opp.add_argument("--status", choices=["seen", "simulated", "sent", "included", "lost", "skipped", "failed"])
+    opp.add_argument("--limit", type=int, default=50)
+    cfg = sub.add_parser("config", help="settings reference and validation")
+    cfg.add_argument("action", choices=["reference", "check"])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            return cmd_config(args.config, args)
+        keeper_flags = {}
+        ops_flags = {}
+        if args.command == "keeper":
+            keeper_flags = {"dry_run": args.dry_run, "shard": args.shard}
+            ops_flags = {"metrics_port": args.metrics_port}
+        settings = load_settings(args.config, keeper=keeper_flags, ops=ops_flags)
+        setup_logging(settings.ops.log_format, settings.ops.log_level)
+        commands = {"keeper": cmd_keeper_run, "index": cmd_index, "accounts": cmd_accounts, "account": cmd_account,
+                    "opportunities": cmd_opportunities}
+        return commands[args.command](settings, args)
+    except XMarginError as e:
+        sys.stderr.write(f"xmargin: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The SQLite store shared by the indexer and the keeper. Plain SQL, so a server database can replace it.
+
+Integers wider than 64 bits (account ids, sizes, balances) are stored as TEXT: account ids as 64 hex digits (so
+text order is numeric order), signed amounts as decimal strings.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- block hashes of the checkpoint and of every block that carried a vault event, to find a reorg's fork point
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+-- every post-state snapshot event of the vault: kind 'position' (key = market, a = size, b = open notional),
+-- 'collateral' (key = collateral id, a = balance), 'settlement' (a = balance)
+CREATE TABLE IF NOT EXISTS events (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, kind TEXT NOT NULL, account TEXT NOT NULL,
+    key INTEGER NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL DEFAULT '0', PRIMARY KEY (block, log_index));
+CREATE INDEX IF NOT EXISTS events_by_key ON events (kind, account, key, block, log_index);
+-- current state, derived from the latest event of each key
+CREATE TABLE IF NOT EXISTS positions (
+    account TEXT NOT NULL, market INTEGER NOT NULL, size TEXT NOT NULL, open_notional TEXT NOT NULL,
+    PRIMARY KEY (account, market));
+CREATE TABLE IF NOT EXISTS collateral (
+    account TEXT NOT NULL, cid INTEGER NOT NULL, balance TEXT NOT NULL, PRIMARY KEY (account, cid));
+CREATE TABLE IF NOT EXISTS settlement (account TEXT PRIMARY KEY, balance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS liquidations (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL, account TEXT NOT NULL,
+    keeper TEXT NOT NULL, taken TEXT NOT NULL, penalty TEXT NOT NULL, reward TEXT NOT NULL,
+    PRIMARY KEY (block, log_index));
+CREATE INDEX IF NOT EXISTS liquidations_by_account ON liquidations (account, block);
+-- keeper: one row per liquidation opportunity, seen -> simulated -> sent -> included | lost | skipped | failed
+CREATE TABLE IF NOT EXISTS opportunities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, keeper TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '', block_seen INTEGER NOT NULL, block_done INTEGER, equity TEXT NOT NULL,
+    maintenance TEXT NOT NULL, plan TEXT NOT NULL DEFAULT '', taken TEXT NOT NULL DEFAULT '0',
+    reward TEXT NOT NULL DEFAULT '0', gas_cost_usd TEXT NOT NULL DEFAULT '0', tx_hash TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS opportunities_open ON opportunities (keeper, status);
+-- keeper: every signed transaction (replacements share a nonce); 'pending' rows survive a restart
+CREATE TABLE IF NOT EXISTS txs (
+    hash TEXT PRIMARY KEY, keeper TEXT NOT NULL, nonce INTEGER NOT NULL, opportunity INTEGER NOT NULL,
+    raw TEXT NOT NULL, max_fee INTEGER NOT NULL, priority_fee INTEGER NOT NULL, gas INTEGER NOT NULL,
+    max_cost_wei TEXT NOT NULL, sent_at REAL NOT NULL, status TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS txs_pending ON txs (keeper, status, nonce);
+"""
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open (and create) the database; WAL so a CLI reader never blocks the keeper."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def acct_key(account: int) -> str:
+    return f"{account:064x}"
+
+
+def acct_int(key: str) -> int:
+    return int(key, 16)
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                 (key, value))

@@ -1,0 +1,338 @@
+"""Rebuilds every account's state from the vault's post-state snapshot events into SQLite.
+
+The vault emits the full new value of whatever it changes (``PositionUpdated``, ``CollateralUpdated``,
+``SettlementUpdated``), so the latest event of each key *is* the state: no arithmetic is replayed. The indexer
+
+- fetches ``eth_getLogs`` in chunks that halve when a node rejects a range (and grow back after successes);
+- checkpoints the last indexed block number and hash; before each sync it compares the checkpoint with the chain and,
+  on a mismatch (a reorg), walks back over the recorded hashes to the fork point, deletes what came after and
+  recomputes the affected keys from the events that remain;
+- resumes from the checkpoint after a restart;
+- reconciles a rotating sample of accounts against the contracts (raw state and ``AccountLens`` margin) and repairs
+  any difference it finds (counted in ``mismatches``).
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3.exceptions import Web3RPCError
+
+from .chain import Chain
+from .db import acct_int, acct_key, get_meta, set_meta
+from .risk.margin import AccountState, Layout, MarginConfig, account_margin
+from .risk.snapshot import read_account_state, read_layout, read_margin_config, read_prices
+
+log = logging.getLogger(__name__)
+
+
+def _topic(abi: list, name: str) -> bytes:
+    return event_abi_to_log_topic(next(i for i in abi if i.get("type") == "event" and i["name"] == name))
+
+
+def _int256(word: bytes) -> int:
+    v = int.from_bytes(word, "big")
+    return v - (1 << 256) if v >> 255 else v
+
+
+@dataclass
+class SyncResult:
+    head: int
+    changed: set[int] = field(default_factory=set)  # accounts whose state changed (or was rolled back)
+    reorg_depth: int = 0  # blocks rolled back (0: no reorg)
+    logs: int = 0
+
+
+class Indexer:
+    def __init__(self, chain: Chain, conn: sqlite3.Connection, *, log_chunk: int = 2000, reorg_window: int = 64,
+                 reconcile_every: int = 0, reconcile_sample: int = 200) -> None:
+        self.chain, self.conn = chain, conn
+        self.max_chunk = self.chunk = log_chunk
+        self.reorg_window = reorg_window
+        self.reconcile_every, self.reconcile_sample = reconcile_every, reconcile_sample
+        self.mismatches = 0
+        abi = chain.abis["CrossMarginVault"]
+        self.t_position = _topic(abi, "PositionUpdated")
+        self.t_collateral = _topic(abi, "CollateralUpdated")
+        self.t_settlement = _topic(abi, "SettlementUpdated")
+        self.t_liquidated = _topic(abi, "Liquidated")
+        self.t_listed = _topic(abi, "CollateralListed")
+        self._token_ids: dict[str, int] = {}
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        vault = self.chain.address("CrossMarginVault")
+        stored = get_meta(self.conn, "vault")
+        if stored is None:
+            set_meta(self.conn, "vault", vault)
+            set_meta(self.conn, "chain_id", str(self.chain.chain_id))
+        elif stored != vault or get_meta(self.conn, "chain_id") != str(self.chain.chain_id):
+            from .errors import ConfigError
+            raise ConfigError(f"indexer.database holds chain {get_meta(self.conn, 'chain_id')} vault {stored}, not "
+                              f"chain {self.chain.chain_id} vault {vault}: use another database file")
+
+    # ------------------------------------------------------------------------------------------ checkpoint
+    @property
+    def checkpoint(self) -> tuple[int, str] | None:
+        n = get_meta(self.conn, "checkpoint")
+        if n is None:
+            return None
+        h = self.conn.execute("SELECT hash FROM blocks WHERE number = ?", (int(n),)).fetchone()
+        return int(n), h[0]
+
+    def _hash(self, number: int) -> str:
+        return _norm(self.chain.rpc.read(lambda w3: w3.eth.get_block(number)["hash"].hex()))
+
+    # ------------------------------------------------------------------------------------------ sync
+    def sync(self, head: int | None = None) -> SyncResult:
+        """Index up to ``head`` (default: the chain's head), handling a reorg first."""
+        head = self.chain.rpc.head() if head is None else head
+        res = SyncResult(head)
+        cp = self.checkpoint
+        if cp is not None and cp[0] <= head and self._hash(cp[0]) != cp[1]:
+            res.reorg_depth = self._rollback(res.changed)
+            cp = self.checkpoint
+        elif cp is not None and cp[0] > head:  # the node went back (a revert on a dev chain): also a reorg
+            res.reorg_depth = self._rollback(res.changed)
+            cp = self.checkpoint
+        start = (cp[0] + 1) if cp is not None else self.chain.deployment.start_block
+        while start <= head:
+            end = min(start + self.chunk - 1, head)
+            got = self._fetch(start, end)
+            if got is None:
+                continue  # chunk shrank or the chain moved under us: try again
+            logs, end_hash = got
+            with self.conn:
+                self.conn.execute("BEGIN")
+                res.changed |= self._apply(logs)
+                self._record_block(end, end_hash)
+                set_meta(self.conn, "checkpoint", str(end))
+                self._prune(end)
+            res.logs += len(logs)
+            start = end + 1
+            if self.chunk < self.max_chunk:
+                self.chunk = min(self.max_chunk, self.chunk * 2)
+        return res
+
+    def _fetch(self, start: int, end: int) -> tuple[list, str] | None:
+        vault = self.chain.address("CrossMarginVault")
+        before = self._hash(end)
+        try:
+            logs = self.chain.rpc.read(lambda w3: w3.eth.get_logs({"address": vault, "fromBlock": start,
+                                                                    "toBlock": end}))
+        except (Web3RPCError, ValueError) as e:
+            if self.chunk == 1:
+                raise
+            self.chunk = max(1, (end - start + 1) // 2)
+            log.warning("getLogs %d-%d rejected (%s): chunk now %d blocks", start, end, e, self.chunk)
+            return None
+        if self._hash(end) != before:
+            log.warning("chain moved under getLogs %d-%d: refetching", start, end)
+            return None
+        return logs, before
+
+    def _record_block(self, number: int, block_hash: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", (number, _norm(block_hash)))
+
+    def _prune(self, head: int) -> None:
+        # keep the newest `reorg_window` recorded hashes; anything deeper is final for our purposes
+        self.conn.execute("DELETE FROM blocks WHERE number NOT IN (SELECT number FROM blocks ORDER BY number DESC "
+                          "LIMIT ?)", (self.reorg_window,))
+
+    # ------------------------------------------------------------------------------------------ events
+    def _collateral_id(self, token: str) -> int:
+        if token not in self._token_ids:
+            vault = self.chain.at("latest").vault
+            self._token_ids = {to_checksum_address(vault.collateralInfo(j)[0]): j
+                               for j in range(vault.numCollaterals())}
+        return self._token_ids[token]
+
+    def _apply(self, logs: Iterable) -> set[int]:
+        changed: set[int] = set()
+        for lg in logs:
+            topics = lg["topics"]
+            t0 = bytes(topics[0])
+            data = bytes(lg["data"])
+            bn, li = lg["blockNumber"], lg["logIndex"]
+            if t0 in (self.t_position, self.t_collateral, self.t_settlement):
+                account = int.from_bytes(bytes(topics[1]), "big")
+                if t0 == self.t_position:
+                    kind, key = "position", int.from_bytes(bytes(topics[2]), "big")
+                    a, b = _int256(data[:32]), _int256(data[32:64])
+                elif t0 == self.t_collateral:
+                    token = to_checksum_address(bytes(topics[2])[12:])
+                    kind, key, a, b = "collateral", self._collateral_id(token), int.from_bytes(data[:32], "big"), 0
+                else:
+                    kind, key, a, b = "settlement", 0, _int256(data[:32]), 0
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, kind, acct_key(account), key, str(a), str(b)))
+                self._set_state(kind, account, key, a, b)
+                self._record_block(bn, lg["blockHash"].hex())
+                changed.add(account)
+            elif t0 == self.t_liquidated:
+                account = int.from_bytes(bytes(topics[1]), "big")
+                keeper = to_checksum_address(bytes(topics[2])[12:])
+                taken, penalty, reward = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32, 64))
+                self.conn.execute("INSERT OR REPLACE INTO liquidations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, lg["transactionHash"].hex(), acct_key(account), keeper, str(taken),
+                                   str(penalty), str(reward)))
+            elif t0 == self.t_listed:
+                self._token_ids = {}  # reload the token -> id map on next use
+        return changed
+
+    def _set_state(self, kind: str, account: int, key: int, a: int, b: int) -> None:
+        k = acct_key(account)
+        if kind == "position":
+            if a == 0:
+                self.conn.execute("DELETE FROM positions WHERE account = ? AND market = ?", (k, key))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)", (k, key, str(a), str(b)))
+        elif kind == "collateral":
+            if a == 0:
+                self.conn.execute("DELETE FROM collateral WHERE account = ? AND cid = ?", (k, key))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO collateral VALUES (?, ?, ?)", (k, key, str(a)))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(a)))
+
+    # ------------------------------------------------------------------------------------------ reorgs
+    def _rollback(self, changed: set[int]) -> int:
+        checkpoint = self.checkpoint
+        assert checkpoint is not None
+        ancestor = None
+        for number, block_hash in self.conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall():
+            try:
+                same = self._hash(number) == block_hash
+            except Exception:  # the block no longer exists on this chain
+                same = False
+            if same:
+                ancestor = number
+                break
+        if ancestor is None:
+            ancestor = self.chain.deployment.start_block - 1
+            log.error("reorg deeper than the %d recorded blocks: re-indexing from block %d", self.reorg_window,
+                      ancestor + 1)
+        with self.conn:
+            self.conn.execute("BEGIN")
+            keys = self.conn.execute("SELECT DISTINCT kind, account, key FROM events WHERE block > ?",
+                                     (ancestor,)).fetchall()
+            self.conn.execute("DELETE FROM events WHERE block > ?", (ancestor,))
+            self.conn.execute("DELETE FROM liquidations WHERE block > ?", (ancestor,))
+            self.conn.execute("DELETE FROM blocks WHERE number > ?", (ancestor,))
+            for kind, account, key in keys:
+                row = self.conn.execute(
+                    "SELECT a, b FROM events WHERE kind = ? AND account = ? AND key = ? "
+                    "ORDER BY block DESC, log_index DESC LIMIT 1", (kind, account, key)).fetchone()
+                a, b = (int(row[0]), int(row[1])) if row else (0, 0)
+                if kind == "settlement" and row is None:
+                    self.conn.execute("DELETE FROM settlement WHERE account = ?", (account,))
+                else:
+                    self._set_state(kind, acct_int(account), key, a, b)
+                changed.add(acct_int(account))
+            if ancestor >= self.chain.deployment.start_block:
+                self._record_block(ancestor, self._hash(ancestor))
+                set_meta(self.conn, "checkpoint", str(ancestor))
+            else:
+                self.conn.execute("DELETE FROM meta WHERE key = 'checkpoint'")
+        depth = checkpoint[0] - ancestor
+        log.warning("reorg: rolled back %d blocks to %d (%d keys recomputed)", depth, ancestor, len(keys))
+        return depth
+
+    # ------------------------------------------------------------------------------------------ reads
+    def accounts(self) -> list[int]:
+        rows = self.conn.execute("SELECT account FROM settlement UNION SELECT account FROM positions "
+                                 "UNION SELECT account FROM collateral").fetchall()
+        return sorted(acct_int(r[0]) for r in rows)
+
+    def states(self, accounts: Iterable[int] | None = None) -> dict[int, AccountState]:
+        """Indexed state of ``accounts`` (default: all)."""
+        wanted = None if accounts is None else {acct_key(a) for a in accounts}
+        out: dict[int, AccountState] = {}
+
+        def get(k: str) -> AccountState | None:
+            if wanted is not None and k not in wanted:
+                return None
+            return out.setdefault(acct_int(k), AccountState())
+
+        for k, bal in self.conn.execute("SELECT account, balance FROM settlement"):
+            if (s := get(k)) is not None:
+                s.settlement = int(bal)
+        for k, m, size, on in self.conn.execute("SELECT account, market, size, open_notional FROM positions"):
+            if (s := get(k)) is not None:
+                s.positions[m] = (int(size), int(on))
+        for k, cid, bal in self.conn.execute("SELECT account, cid, balance FROM collateral"):
+            if (s := get(k)) is not None:
+                s.collateral[cid] = int(bal)
+        if wanted is not None:
+            for k in wanted:
+                out.setdefault(acct_int(k), AccountState())
+        return out
+
+    def liquidations_of(self, account: int, since_block: int) -> list[tuple[int, str, str]]:
+        """(block, keeper, tx hash) of each ``Liquidated`` event of ``account`` from ``since_block`` on."""
+        return self.conn.execute("SELECT block, keeper, tx_hash FROM liquidations WHERE account = ? AND block >= ? "
+                                 "ORDER BY block, log_index", (acct_key(account), since_block)).fetchall()
+
+    # ------------------------------------------------------------------------------------------ reconciliation
+    def market_view(self, block: int) -> tuple[Layout, list[int], MarginConfig]:
+        """Layout, oracle prices and margin words at ``block`` (one consistent view)."""
+        at = self.chain.at(block)
+        layout = read_layout(at.vault)
+        return layout, read_prices(at.oracle, layout), read_margin_config(at.params)
+
+    def reconcile(self, accounts: list[int] | None = None, lens_batch: int = 200) -> list[int]:
+        """Compare indexed state and mirror margin with the contracts at the checkpoint; repair and return mismatches.
+
+        Without ``accounts``, a rotating sample of ``reconcile_sample`` accounts is checked."""
+        cp = self.checkpoint
+        if cp is None:
+            return []
+        block = cp[0]
+        if accounts is None:
+            everyone = self.accounts()
+            if not everyone:
+                return []
+            offset = int(get_meta(self.conn, "reconcile_offset") or 0) % len(everyone)
+            accounts = (everyone[offset:] + everyone[:offset])[: self.reconcile_sample]
+            set_meta(self.conn, "reconcile_offset", str(offset + len(accounts)))
+        states = self.states(accounts)
+        layout, prices, cfg = self.market_view(block)
+        equity, maintenance = self.chain.lens_health(accounts, block, lens_batch)
+        bad = []
+        vault = self.chain.at(block).vault
+        for a, e, m in zip(accounts, equity, maintenance):
+            mine = account_margin(states[a], layout, prices, cfg)
+            chain_state = read_account_state(vault, a)
+            if (mine.equity, mine.maintenance) != (e, m) or _canon(chain_state) != _canon(states[a]):
+                bad.append(a)
+                self._repair(a, chain_state)
+        if bad:
+            self.mismatches += len(bad)
+            log.error("reconciliation at block %d: %d of %d accounts differed from the chain and were repaired",
+                      block, len(bad), len(accounts))
+        return bad
+
+    def _repair(self, account: int, state: AccountState) -> None:
+        k = acct_key(account)
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("DELETE FROM positions WHERE account = ?", (k,))
+            self.conn.execute("DELETE FROM collateral WHERE account = ?", (k,))
+            self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(state.settlement)))
+            for m, (size, on) in state.positions.items():
+                self._set_state("position", account, m, size, on)
+            for cid, bal in state.collateral.items():
+                self._set_state("collateral", account, cid, bal, 0)
+
+
+def _norm(h: str) -> str:
+    h = h.lower()
+    return h if h.startswith("0x") else "0x" + h
+
+
+def _canon(s: AccountState) -> tuple:
+    return (s.settlement, sorted((m, p) for m, p in s.positions.items() if p[0] != 0),
+            sorted((c, b) for c, b in s.collateral.items() if b != 0))

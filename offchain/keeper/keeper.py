@@ -1,0 +1,357 @@
+"""The keeper loop: new block -> index -> prices -> screen -> exact check -> plan -> simulate -> profit gate -> send.
+
+Every liquidation opportunity gets a row in ``opportunities`` that moves seen -> simulated -> sent -> included, or
+ends as lost (another keeper was first: its ``Liquidated`` event is on-chain), skipped (dry run, unprofitable) or
+failed (with the reason). An account with an open opportunity is not planned again until that one is resolved, so
+a keeper never sends a duplicate; the chain arbitrates between keepers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from eth_utils import to_checksum_address
+from web3.exceptions import ContractLogicError
+
+from ..chain import Chain
+from ..db import acct_int, acct_key
+from ..errors import ChainUnavailable
+from ..indexer import Indexer
+from ..ops import Metrics
+from ..risk.margin import WAD, AccountState, Layout, MarginConfig, account_margin
+from ..risk.screen import Book, ScreenParams, screen
+from .planner import LiquidationTerms, Plan, plan_liquidation
+from .txmanager import SendError, TxManager
+
+log = logging.getLogger(__name__)
+OPEN = ("seen", "simulated", "sent")
+ZERO = "0x0000000000000000000000000000000000000000"
+RACE_ERRORS = {"AccountHealthy", "BadLiquidationItem", "LiquidationEmpty", "LiquidationTooLarge",
+               "LiquidationNotImproving"}
+
+
+def _sql(v: Any) -> Any:
+    """SQLite binds 64-bit integers only: wider ones (USD 1e18 amounts) are stored as text."""
+    return str(v) if isinstance(v, int) and not -2**63 <= v < 2**63 else v
+
+
+def shard_of(account: int, n: int) -> int:
+    """The shard (0..n-1) of an account: a hash of its id, so subaccounts of one owner spread too."""
+    return int.from_bytes(hashlib.blake2b(account.to_bytes(32, "big"), digest_size=8).digest(), "big") % n
+
+
+@dataclass
+class KeeperOptions:
+    shard: tuple[int, int] = (0, 1)
+    dry_run: bool = False
+    min_profit_usd: float = 0.0
+    cleanup_bad_debt: bool = True
+    gas_token_asset: int | None = 1
+    gas_token_usd: float | None = None
+    gas_limit_multiplier: float = 1.25
+    max_per_block: int = 50
+    poll_interval: float = 1.0
+    lens_batch: int = 200
+
+
+@dataclass
+class StepReport:
+    block: int
+    candidates: int = 0
+    liquidatable: int = 0
+    sent: list[int] = field(default_factory=list)  # accounts
+    outcomes: list[tuple[int, str]] = field(default_factory=list)  # (opportunity, status)
+
+
+class Keeper:
+    def __init__(self, chain: Chain, indexer: Indexer, txm: TxManager | None, options: KeeperOptions,
+                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                 reconcile_every: int = 0) -> None:
+        self.chain, self.indexer, self.txm, self.opt = chain, indexer, txm, options
+        self.conn = indexer.conn
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.address = txm.address if txm is not None else ZERO
+        self.reconcile_every = reconcile_every
+        self.last_block = -1
+        self.last_ok = clock()
+        self.book: Book | None = None
+        self.states: dict[int, AccountState] = {}
+        self._layout_key: tuple[int, int] | None = None
+        self.layout: Layout | None = None
+        self._params: tuple[MarginConfig, ScreenParams] | None = None
+        self._last_reconcile = -1
+
+    # ------------------------------------------------------------------------------------------ health
+    def health(self) -> dict[str, Any]:
+        rpc = self.chain.rpc
+        stale = self.clock() - self.last_ok > max(30.0, 10 * self.opt.poll_interval)
+        return {"healthy": rpc.healthy and not stale, "head": self.last_block, "rpc_down": rpc.down,
+                "stalled": rpc.stalled, "seconds_since_step": round(self.clock() - self.last_ok, 1),
+                "endpoint": rpc.active}
+
+    # ------------------------------------------------------------------------------------------ loop
+    def run(self, stop: threading.Event) -> None:
+        log.info("keeper %s running (shard %d/%d%s)", self.address, *self.opt.shard,
+                 ", dry run" if self.opt.dry_run else "")
+        while not stop.is_set():
+            self.step()
+            stop.wait(self.opt.poll_interval)
+        log.info("keeper stopped at block %d", self.last_block)
+
+    def step(self) -> StepReport | None:
+        """One iteration; never raises for RPC trouble (reports unhealthy and tries again next time)."""
+        t0 = time.perf_counter()
+        try:
+            report = self._step()
+        except ChainUnavailable as e:
+            log.error("step skipped: %s", e)
+            report = None
+        finally:
+            self.metrics.healthy.set(1 if self.health()["healthy"] else 0)
+            self.metrics.step_seconds.set(time.perf_counter() - t0)
+        return report
+
+    def _step(self) -> StepReport | None:
+        head = self.chain.rpc.head()
+        report = StepReport(head)
+        if self.txm is not None:
+            for outcome in self.txm.poll():
+                report.outcomes.append((outcome.opportunity, self._resolve(outcome)))
+        if head == self.last_block:
+            self.last_ok = self.clock()
+            return report
+        sync = self.indexer.sync(head)
+        self._refresh_market(head)
+        mine = {a for a in sync.changed if self._mine(a)}
+        if mine:
+            fresh = self.indexer.states(mine)
+            self.states.update(fresh)
+            assert self.book is not None
+            self.book.update(fresh, self.layout, self._scale)
+        if sync.reorg_depth:
+            self._reopen_after_reorg(head - sync.reorg_depth)
+        self.metrics.accounts.set(len(self.states))
+        if self.reconcile_every and head - self._last_reconcile >= self.reconcile_every:
+            self._last_reconcile = head
+            bad = self.indexer.reconcile(lens_batch=self.opt.lens_batch)
+            if bad:
+                self.metrics.reconcile_mismatches.inc(len(bad))
+                fresh = self.indexer.states(bad)
+                self.states.update(fresh)
+                self.book.update(fresh, self.layout, self._scale)
+        self._liquidate(head, report)
+        self.last_block = head
+        self.last_ok = self.clock()
+        self.metrics.head.set(head)
+        self.metrics.lag.set(max(0, self.chain.rpc.last_head - head))
+        return report
+
+    def _mine(self, account: int) -> bool:
+        return account != self._fund_id() and shard_of(account, self.opt.shard[1]) == self.opt.shard[0]
+
+    def _refresh_market(self, head: int) -> None:
+        at = self.chain.at(head)
+        key = (int(at.vault.numMarkets()), int(at.vault.numCollaterals()))
+        layout, prices, cfg = None, None, None
+        if key != self._layout_key or self.layout is None:
+            layout, prices, cfg = self.indexer.market_view(head)
+            self.layout, self._layout_key = layout, key
+            self._scale = np.array([10.0 ** -d for d in layout.collateral_decimals])
+            self.book = Book(len(layout.collateral_asset))
+            self.states = self.indexer.states([a for a in self.indexer.accounts() if self._mine(a)])
+            self.book.update(self.states, layout, self._scale)
+        else:
+            from ..risk.snapshot import read_margin_config, read_prices
+            prices, cfg = read_prices(at.oracle, self.layout), read_margin_config(at.params)
+        if self._params is None or self._params[0] != cfg:
+            self._params = (cfg, ScreenParams.build(cfg, self.layout))
+        self.prices = prices
+        self.terms = LiquidationTerms(*(int(x) for x in at.params.liquidationConfig()))
+        self.fund_settlement = int(at.vault.settlementOf(at.vault.fundAccount()))
+
+    # ------------------------------------------------------------------------------------------ liquidation
+    def _liquidate(self, head: int, report: StepReport) -> None:
+        assert self.book is not None and self.layout is not None and self._params is not None
+        cfg, params = self._params
+        if len(self.book) == 0:
+            return
+        res = screen(self.book, params, np.array(self.prices, dtype=float) / WAD)
+        rows = res.candidates
+        report.candidates = len(rows)
+        self.metrics.candidates.set(len(rows))
+        open_accounts = {acct_int(r[0]) for r in self.conn.execute(
+            f"SELECT account FROM opportunities WHERE keeper = ? AND status IN ({','.join('?' * len(OPEN))})",
+            (self.address, *OPEN))}
+        confirmed = []
+        for r in rows:
+            account = self.book.ids[r]
+            m = account_margin(self.states[account], self.layout, self.prices, cfg)
+            if m.liquidatable:
+                confirmed.append((m.equity - m.maintenance, account, m))
+        report.liquidatable = len(confirmed)
+        self.metrics.liquidatable.set(len(confirmed))
+        sent = 0
+        for _, account, m in sorted(confirmed):  # deepest first
+            if account in open_accounts or sent >= self.opt.max_per_block:
+                continue
+            if self._attempt(account, m, head, cfg):
+                report.sent.append(account)
+                sent += 1
+
+    def _fund_id(self) -> int:
+        return int(self.chain.address("CrossMarginVault"), 16) << 96
+
+    def _attempt(self, account: int, m: Any, head: int, cfg: MarginConfig) -> bool:
+        plan = plan_liquidation(self.states[account], self.layout, self.prices, cfg, self.terms)
+        opp = self._record(account, head, m, plan)
+        if plan is None:
+            self._close(opp, "failed", "no plan raises E - MM within the rule", head)
+            self.metrics.failed.inc()
+            return False
+        try:
+            reward = int(self.chain.rpc.read(lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
+                                             .liquidate(account, plan.as_args()).call({"from": self.address}, "latest")))
+            gas = int(self.chain.rpc.read(lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
+                                          .liquidate(account, plan.as_args()).estimate_gas({"from": self.address})))
+        except ContractLogicError as e:
+            reason = self.chain.errors.from_exception(e)
+            other = self._liquidated_by_other(account, head)
+            if other or self.chain.errors.name(reason) in RACE_ERRORS and self._state_moved(account):
+                self._close(opp, "lost", f"simulation: {reason}; liquidated first by {other or 'another tx'}", head)
+                self.metrics.lost.inc()
+            else:
+                self._close(opp, "failed", f"simulation: {reason}", head)
+                self.metrics.failed.inc()
+            return False
+        gas = int(gas * self.opt.gas_limit_multiplier)
+        self._update(opp, "simulated", reward=reward)
+        if self.opt.dry_run or self.txm is None:
+            self._close(opp, "skipped", "dry run", head)
+            return False
+        max_fee, _ = self.txm.fees()
+        gas_usd = self._gas_usd(gas * max_fee)
+        self._update(opp, "simulated", gas_cost_usd=gas_usd)
+        deficit = m.equity < 0
+        profit = reward - gas_usd
+        if profit < int(self.opt.min_profit_usd * WAD) and not (deficit and self.opt.cleanup_bad_debt):
+            self._close(opp, "skipped", f"unprofitable: reward {reward / WAD:.4f} USD, gas up to "
+                        f"{gas_usd / WAD:.4f} USD", head)
+            return False
+        # replacements may spend up to the reward (or the fee cap for bad-debt cleanup)
+        cap = self._usd_to_wei(reward) if profit >= 0 else gas * self.txm.policy.max_fee_cap
+        cap = max(cap, gas * max_fee)
+        try:
+            data = self.chain.encode("CrossMarginVault", "liquidate", account, plan.as_args())
+            h = self.txm.send(opp, self.chain.address("CrossMarginVault"), data, gas, cap)
+        except SendError as e:
+            self._close(opp, "failed", str(e), head)
+            self.metrics.failed.inc()
+            return False
+        self._update(opp, "sent", tx_hash=h)
+        self.metrics.sent.inc()
+        return True
+
+    def _gas_price_usd(self) -> int:
+        if self.opt.gas_token_usd is not None:
+            return int(self.opt.gas_token_usd * WAD)
+        return int(self.prices[self.opt.gas_token_asset])
+
+    def _gas_usd(self, wei: int) -> int:
+        return wei * self._gas_price_usd() // WAD
+
+    def _usd_to_wei(self, usd: int) -> int:
+        price = self._gas_price_usd()
+        return usd * WAD // price if price else 0
+
+    def _liquidated_by_other(self, account: int, since: int) -> str | None:
+        vault = self.chain.address("CrossMarginVault")
+        topic0 = "0x" + self.indexer.t_liquidated.hex()
+        logs = self.chain.rpc.read(lambda w3: w3.eth.get_logs({
+            "address": vault, "fromBlock": since, "toBlock": "latest",
+            "topics": [topic0, "0x" + account.to_bytes(32, "big").hex()]}))
+        for lg in logs:
+            keeper = to_checksum_address(bytes(lg["topics"][2])[12:])
+            if keeper != self.address:
+                return keeper
+        return None
+
+    def _state_moved(self, account: int) -> bool:
+        from ..risk.snapshot import read_account_state
+        from ..indexer import _canon
+        return _canon(read_account_state(self.chain.at("latest").vault, account)) != _canon(self.states[account])
+
+    # ------------------------------------------------------------------------------------------ outcomes
+    def _resolve(self, outcome: Any) -> str:
+        row = self.conn.execute("SELECT account, block_seen FROM opportunities WHERE id = ?",
+                                (outcome.opportunity,)).fetchone()
+        account, seen = acct_int(row[0]), row[1]
+        if outcome.status == "included":
+            reward = self._reward_in(outcome.tx_hash)
+            self._close(outcome.opportunity, "included", f"gas used {outcome.gas_used}", outcome.block,
+                        reward=reward)
+            self.metrics.included.inc()
+            return "included"
+        other = self._liquidated_by_other(account, seen)
+        if other:
+            self._close(outcome.opportunity, "lost", f"{outcome.status}: liquidated first by {other}", outcome.block)
+            self.metrics.lost.inc()
+            return "lost"
+        reason = outcome.status
+        if outcome.status == "reverted":
+            reason = f"reverted: {self._revert_reason(outcome.tx_hash, outcome.block)}"
+        self._close(outcome.opportunity, "failed", reason, outcome.block)
+        self.metrics.failed.inc()
+        return "failed"
+
+    def _reward_in(self, tx_hash: str) -> int:
+        receipt = self.chain.rpc.read(lambda w3: w3.eth.get_transaction_receipt(tx_hash))
+        for lg in receipt["logs"]:
+            if bytes(lg["topics"][0]) == self.indexer.t_liquidated:
+                return int.from_bytes(bytes(lg["data"])[64:96], "big")
+        return 0
+
+    def _revert_reason(self, tx_hash: str, block: int | None) -> str:
+        tx = self.chain.rpc.read(lambda w3: w3.eth.get_transaction(tx_hash))
+        try:
+            self.chain.rpc.read(lambda w3: w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"]},
+                                                       block))
+        except ContractLogicError as e:
+            return self.chain.errors.from_exception(e)
+        return "unknown (does not revert when replayed)"
+
+    def _reopen_after_reorg(self, fork: int) -> None:
+        """Opportunities concluded in blocks that no longer exist are re-checked from scratch."""
+        n = self.conn.execute("UPDATE opportunities SET status = 'failed', reason = 'reorged out' "
+                              "WHERE keeper = ? AND block_done > ? AND status != 'sent'",
+                              (self.address, fork)).rowcount
+        if n:
+            log.warning("%d opportunities concluded after block %d were reorged out", n, fork)
+
+    # ------------------------------------------------------------------------------------------ records
+    def _record(self, account: int, block: int, m: Any, plan: Plan | None) -> int:
+        now = self.clock()
+        cur = self.conn.execute(
+            "INSERT INTO opportunities (account, keeper, status, block_seen, equity, maintenance, plan, taken, "
+            "created, updated) VALUES (?, ?, 'seen', ?, ?, ?, ?, ?, ?, ?)",
+            (acct_key(account), self.address, block, str(m.equity), str(m.maintenance),
+             json.dumps({"shape": plan.shape, "items": plan.as_args()}) if plan else "", str(plan.taken if plan else 0),
+             now, now))
+        log.info("opportunity %d: account %#x equity %.2f MM %.2f plan %s", cur.lastrowid, account, m.equity / WAD,
+                 m.maintenance / WAD, plan.shape if plan else None)
+        return int(cur.lastrowid)
+
+    def _update(self, opp: int, status: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.conn.execute(f"UPDATE opportunities SET status = ?, updated = ?{', ' + sets if sets else ''} "
+                          "WHERE id = ?", (status, self.clock(), *(_sql(v) for v in fields.values()), opp))
+
+    def _close(self, opp: int, status: str, reason: str, block: int | None, **fields: Any) -> None:
+        self._update(opp, status, reason=reason, block_done=block, **fields)
+        log.info("opportunity %d %s: %s", opp, status, reason)
