@@ -85,6 +85,32 @@ class RiskSpec(BaseModel):
     def stress_index(self, name: str) -> int:
         return [s.name for s in self.stress].index(name)
 
+    def margin_config(self) -> "MarginConfig":
+        """The margin words ``RiskParameters`` publishes for this set, packed off-chain (no chain needed)."""
+        from .margin import MarginConfig, pair_index
+
+        def put(word: int, bit: int, value: int) -> int:
+            return word | ((value & 0xFFFF) << bit)
+
+        g = 0
+        for k, rw in self.risk_weights.items():
+            g = put(g, 16 * k, rw)
+        for slot, v in ((8, self.alpha_bps), (9, self.basis_bps), (10, self.floor_bps)):
+            g = put(g, 16 * slot, v)
+        g |= len(self.stress) << 176
+        corr = [0, 0]
+        for (a, b), rho in self.correlations.items():
+            p = pair_index(a, b)
+            corr[p // 16] = put(corr[p // 16], 16 * (p % 16), rho)
+        haircuts = 0
+        for j, h in self.haircuts.items():
+            haircuts = put(haircuts, 16 * j, h)
+        stress = [0] * 8
+        for s, vector in enumerate(self.stress):
+            for k, bps in enumerate(vector.as_array()):
+                stress[s // 2] = put(stress[s // 2], 128 * (s % 2) + 16 * k, bps)
+        return MarginConfig(g, corr[0], corr[1], haircuts, tuple(stress))
+
 
 def apply_spec(params: Any, spec: RiskSpec, sender: Any) -> None:
     """Submit every parameter of ``spec`` to a ``RiskParameters`` contract (Brownie handle) from ``sender``.
