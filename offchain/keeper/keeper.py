@@ -63,6 +63,7 @@ class KeeperOptions:
 @dataclass
 class StepReport:
     block: int
+    screened: bool = False  # False when the head had not moved (only pending transactions were polled)
     candidates: int = 0
     liquidatable: int = 0
     sent: list[int] = field(default_factory=list)  # accounts
@@ -184,6 +185,7 @@ class Keeper:
             return
         res = screen(self.book, params, np.array(self.prices, dtype=float) / WAD)
         rows = res.candidates
+        report.screened = True
         report.candidates = len(rows)
         self.metrics.candidates.set(len(rows))
         open_accounts = {acct_int(r[0]) for r in self.conn.execute(

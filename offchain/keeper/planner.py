@@ -6,10 +6,12 @@ simulated on-chain: taken <= ``maxTake`` and ``E − MM`` rises. :func:`plan_liq
 the one that raises ``E − MM`` most:
 
 - proportional: every position reduced by the same fraction, as much as the rule allows;
-- greedy: repeatedly close (as much as allowed of) the single position whose closing helps most;
 - full: close every position and seize collateral to cover a negative settlement balance (when the rule allows it,
   i.e. the account is deeply underwater or the rest would be dust);
-- collateral only: when no positions remain, seize collateral (lowest liquidation discount first).
+- collateral: seize collateral to cover a negative settlement balance (lowest liquidation discount first);
+- greedy: repeatedly take (as much as the allowance left permits of) the single position or collateral whose taking
+  helps most: this is the shape that works when collateral itself carries the risk (e.g. a volatile token whose
+  single-asset collapse scenario sets MM).
 """
 from __future__ import annotations
 
@@ -143,31 +145,36 @@ def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int],
         # proportional: amount_i = |size_i| * allowed / sum_j |size_j| P_j  (so sum of floor(amount_i P_i) <= allowed)
         weight = sum(abs(q) * price_of[m] for m, q in positions)
         consider([(0, m, min(abs(q), abs(q) * allowed * WAD // weight)) for m, q in positions], "proportional")
-        # greedy: close the most helpful position first, as far as what is left of the allowance permits
-        chosen: list[Item] = []
-        left = allowed
-        for _ in range(len(positions)):
-            round_best = None
-            for m, q in positions:
-                if any(c[1] == m for c in chosen):
-                    continue
-                amount = min(abs(q), left * WAD // price_of[m])
-                plan = consider(chosen + [(0, m, amount)], "greedy")
-                if plan is not None and (round_best is None or plan.surplus_after > round_best.surplus_after):
-                    round_best = plan
-            if round_best is None:
-                break
-            chosen = list(round_best.items)
-            left = allowed - round_best.taken
-            if left <= 0:
-                break
-        # full close (+ collateral to cover a negative settlement)
         close_all: list[Item] = [(0, m, abs(q)) for m, q in positions]
         consider(close_all, "full")
         consider(close_all + _seize(state, layout, prices, terms, close_all, allowed), "full")
-    else:
-        consider(_seize(state, layout, prices, terms, [], allowed), "collateral")
+    consider(_seize(state, layout, prices, terms, [], allowed), "collateral")
+    # greedy: take the most helpful position or collateral first, as far as what is left of the allowance permits
+    candidates = [(0, m, abs(q), price_of[m], WAD) for m, q in positions] + [
+        (1, j, bal, prices[layout.collateral_asset[j]], 10 ** layout.collateral_decimals[j])
+        for j, bal in sorted(state.collateral.items()) if bal]
+    chosen: list[Item] = []
+    left = allowed
+    for _ in range(len(candidates)):
+        round_best = None
+        for kind, i, cap, price, unit in candidates:
+            if any(c[0] == kind and c[1] == i for c in chosen):
+                continue
+            plan = consider(chosen + [(kind, i, min(cap, _max_amount(left, price, unit)))], "greedy")
+            if plan is not None and (round_best is None or plan.surplus_after > round_best.surplus_after):
+                round_best = plan
+        if round_best is None:
+            break
+        chosen = list(round_best.items)
+        left = allowed - round_best.taken
+        if left <= 0:
+            break
     return best
+
+
+def _max_amount(usd: int, price: int, unit: int) -> int:
+    """The largest amount whose value floor(amount * price / unit) is at most ``usd``."""
+    return ((usd + 1) * unit - 1) // price if price else 0
 
 
 def _seize(state: AccountState, layout: Layout, prices: Sequence[int], terms: LiquidationTerms,
@@ -192,7 +199,7 @@ def _seize(state: AccountState, layout: Layout, prices: Sequence[int], terms: Li
         # credit = floor(floor(a p / unit) (BPS - disc) / BPS) >= need + penalty on it; ask for a little more than need
         want_value = -(-(need + mul_div_up(need, terms.penalty, BPS)) * BPS // (BPS - disc)) if disc < BPS else need
         amount = -(-want_value * unit // price) + 1
-        amount = min(amount, after.collateral[cid], left * unit // price)
+        amount = min(amount, after.collateral[cid], _max_amount(left, price, unit))
         if amount <= 0:
             continue
         value = token_value_down(amount, price, layout.collateral_decimals[cid])

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from eth_utils import to_checksum_address
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
@@ -227,9 +229,7 @@ class TxManager:
 
 
 def _decode_raw(raw: str) -> dict[str, Any]:
-    from eth_account.typed_transactions import TypedTransaction
-
-    t = TypedTransaction.from_bytes(bytes.fromhex(raw.removeprefix("0x"))).as_dict()
+    t = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
     return {"chainId": t["chainId"], "nonce": t["nonce"], "to": to_checksum_address(bytes(t["to"])), "data": "0x" +
             bytes(t["data"]).hex(), "gas": t["gas"], "value": t["value"], "maxFeePerGas": t["maxFeePerGas"],
             "maxPriorityFeePerGas": t["maxPriorityFeePerGas"], "type": 2}

@@ -39,11 +39,20 @@ def deployment_file(protocol, tmp_path):
 
 
 @pytest.fixture
-def keeper_wallet(deployer):
-    """A fresh local key with gas money (its private key signs the keeper's transactions)."""
-    wallet = accounts.add()
-    deployer.transfer(wallet, 100 * WAD)
-    return wallet
+def new_wallet(deployer):
+    """new_wallet() -> a fresh local key with gas money (its private key signs a keeper's transactions)."""
+
+    def _new():
+        wallet = accounts.add()
+        deployer.transfer(wallet, 100 * WAD)
+        return wallet
+
+    return _new
+
+
+@pytest.fixture
+def keeper_wallet(new_wallet):
+    return new_wallet()
 
 
 @pytest.fixture
@@ -117,9 +126,10 @@ class BookBuilder:
         layout = read_layout(self.p.vault)
         return layout, read_prices(self.p.oracle, layout), read_margin_config(self.p.params)
 
-    def random_book(self, n, rng: random.Random, leverage=(0.2, 1.8), owner_seed=None):
+    def random_book(self, n, rng: random.Random, leverage=(0.2, 1.8), owner_seed=None, direction=None):
         """``n`` random accounts: 1-3 collaterals (USDC, WBTC, WETH, WSOL, LINK), 1-3 positions with gross notional
-        ``leverage`` x the collateral value, hedged or directional. Returns the account ids."""
+        ``leverage`` x the collateral value, hedged or directional (all long: ``direction=1``, all short: -1).
+        Returns the account ids."""
         owner_rng = random.Random(owner_seed if owner_seed is not None else rng.random())
         ids = [(owner_rng.getrandbits(160) << 96) | owner_rng.getrandbits(8) for _ in range(n)]
         tokens = self.tokens()
@@ -139,7 +149,7 @@ class BookBuilder:
         for i in range(n):
             gross = value[i] * rng.uniform(*leverage)
             markets = rng.sample(range(4), rng.randint(1, 3))
-            wanted = {m: gross / len(markets) / USD_PER_TOKEN[m] * rng.choice((1, -1)) for m in markets}
+            wanted = {m: gross / len(markets) / USD_PER_TOKEN[m] * (direction or rng.choice((1, -1))) for m in markets}
             state = AccountState(collateral={j - 1: deposits[j][i] for j in range(1, 5) if deposits[j][i]},
                                  settlement=deposits[0][i] * 10**12)
             for shrink in (1.0, 0.6, 0.3, 0.1, 0.0):  # the venue would revert below IM: keep it above, exactly
