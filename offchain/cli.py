@@ -194,11 +194,12 @@ def cmd_opportunities(settings: Settings, args: argparse.Namespace) -> int:
         params.append(args.status)
     q += " ORDER BY id DESC LIMIT ?"
     params.append(args.limit)
-    lines = [f"{'id':>5} {'account':<18} {'status':<10} {'seen':>6} {'done':>6} {'taken USD':>14} "
+    lines = [f"{'id':>5} {'account':<19} {'status':<9} {'seen':>7} {'done':>7} {'taken USD':>14} "
              f"{'reward USD':>11}  reason"]
-    for oid, acct, keeper, status, seen, done, taken, reward, tx, reason in conn.execute(q, params):
-        lines.append(f"{oid:>5} {acct_int(acct):#018x}"[:24] + f" {status:<10} {seen:>6} {done or '':>6} "
-                     f"{int(taken) / WAD:>14,.2f} {int(reward) / WAD:>11,.2f}  {reason}")
+    for oid, acct, _keeper, status, seen, done, taken, reward, _tx, reason in conn.execute(q, params):
+        short = f"0x{acct[:8]}..{acct[-6:]}"
+        lines.append(f"{oid:>5} {short:<19} {status:<9} {seen:>7} {done or '':>7} {int(taken) / WAD:>14,.2f} "
+                     f"{int(reward) / WAD:>11,.2f}  {reason}")
     _write("\n".join(lines))
     return 0
 
