@@ -1,5 +1,6 @@
 # xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
 #   make test    install everything, compile, run the whole suite on a local Ganache chain
+#   make build   install everything and compile the contracts (the ABIs the xmargin keeper reads)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
 #   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
 SHELL := /bin/bash
@@ -15,7 +16,7 @@ BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
 TESTS ?= tests
 
-.PHONY: install test gas deploy clean
+.PHONY: install build test gas deploy clean
 
 install: $(VENV)/.installed node_modules/.installed .cache/solcx/solc-v$(SOLC_VERSION)
 
@@ -34,6 +35,9 @@ node_modules/.installed: package.json package-lock.json
 	mkdir -p $(dir $@) $(TOOL_HOME)
 	printf '#!/bin/sh\nexec node "%s" "$$@"\n' "$(CURDIR)/tools/solc-shim.js" > $@
 	chmod +x $@
+
+build: install
+	$(BROWNIE) compile
 
 test: install
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from .chain import Chain, Rpc
 from .config import Settings, load_settings, reference
-from .db import acct_int, connect
+from .db import connect
 from .errors import ConfigError, XMarginError
 from .indexer import Indexer
 from .ops import Metrics, OpsServer, setup_logging
@@ -175,7 +175,7 @@ def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
               f"  basis add-on         {_usd(b.basis):>18}",
               f"  floor charge         {_usd(b.floor_charge):>18}",
               f"  standard requirement {_usd(std):>18} (per position, no offsets)",
-              f"  net delta by asset   " + ", ".join(f"{_name(names, k)} {_usd(d)}" for k, d in enumerate(m.delta) if d),
+              "  net delta by asset   " + ", ".join(f"{_name(names, k)} {_usd(d)}" for k, d in enumerate(m.delta) if d),
               f"  status               {'LIQUIDATABLE' if m.liquidatable else 'healthy'}"]
     _write("\n".join(lines))
     return 0

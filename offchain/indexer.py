@@ -23,6 +23,7 @@ from web3.exceptions import Web3RPCError
 
 from .chain import Chain
 from .db import acct_int, acct_key, get_meta, set_meta
+from .errors import ConfigError
 from .risk.margin import AccountState, Layout, MarginConfig, account_margin
 from .risk.snapshot import read_account_state, read_layout, read_margin_config, read_prices
 
@@ -70,7 +71,6 @@ class Indexer:
             set_meta(self.conn, "vault", vault)
             set_meta(self.conn, "chain_id", str(self.chain.chain_id))
         elif stored != vault or get_meta(self.conn, "chain_id") != str(self.chain.chain_id):
-            from .errors import ConfigError
             raise ConfigError(f"indexer.database holds chain {get_meta(self.conn, 'chain_id')} vault {stored}, not "
                               f"chain {self.chain.chain_id} vault {vault}: use another database file")
 
@@ -306,7 +306,7 @@ class Indexer:
         for a, e, m in zip(accounts, equity, maintenance):
             mine = account_margin(states[a], layout, prices, cfg)
             chain_state = read_account_state(vault, a)
-            if (mine.equity, mine.maintenance) != (e, m) or _canon(chain_state) != _canon(states[a]):
+            if (mine.equity, mine.maintenance) != (e, m) or chain_state.canonical() != states[a].canonical():
                 bad.append(a)
                 self._repair(a, chain_state)
         if bad:
@@ -332,7 +332,3 @@ def _norm(h: str) -> str:
     h = h.lower()
     return h if h.startswith("0x") else "0x" + h
 
-
-def _canon(s: AccountState) -> tuple:
-    return (s.settlement, sorted((m, p) for m, p in s.positions.items() if p[0] != 0),
-            sorted((c, b) for c, b in s.collateral.items() if b != 0))

@@ -26,6 +26,7 @@ from ..indexer import Indexer
 from ..ops import Metrics
 from ..risk.margin import WAD, AccountState, Layout, MarginConfig, account_margin
 from ..risk.screen import Book, ScreenParams, screen
+from ..risk.snapshot import read_account_state, read_margin_config, read_prices
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager
 
@@ -169,7 +170,6 @@ class Keeper:
             self.states = self.indexer.states([a for a in self.indexer.accounts() if self._mine(a)])
             self.book.update(self.states, layout, self._scale)
         else:
-            from ..risk.snapshot import read_margin_config, read_prices
             prices, cfg = read_prices(at.oracle, self.layout), read_margin_config(at.params)
         if self._params is None or self._params[0] != cfg:
             self._params = (cfg, ScreenParams.build(cfg, self.layout))
@@ -285,9 +285,7 @@ class Keeper:
         return None
 
     def _state_moved(self, account: int) -> bool:
-        from ..risk.snapshot import read_account_state
-        from ..indexer import _canon
-        return _canon(read_account_state(self.chain.at("latest").vault, account)) != _canon(self.states[account])
+        return read_account_state(self.chain.at("latest").vault, account).canonical() != self.states[account].canonical()
 
     # ------------------------------------------------------------------------------------------ outcomes
     def _resolve(self, outcome: Any) -> str:

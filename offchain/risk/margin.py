@@ -208,6 +208,11 @@ class AccountState:
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # market -> (size, openNotional)
     collateral: dict[int, int] = field(default_factory=dict)  # collateral id -> token units
 
+    def canonical(self) -> tuple:
+        """A comparable form: zero entries dropped, keys sorted (equal iff the vault would store the same)."""
+        return (self.settlement, sorted((m, p) for m, p in self.positions.items() if p[0] != 0),
+                sorted((c, b) for c, b in self.collateral.items() if b != 0))
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -5,9 +5,12 @@ Units: ratios in basis points (10_000 = 100%), USD amounts 1e18, sizes base unit
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from .margin import MarginConfig
 
 log = logging.getLogger(__name__)
 

@@ -40,3 +40,13 @@ def test_accounts_account_and_opportunities_commands(book, protocol, deployer, d
     _run("-c", str(cfg), "keeper", "run", "--once")
     log = _run("-c", str(cfg), "opportunities").splitlines()
     assert len(log) == 1 + len(under) and all(" skipped " in line and "dry run" in line for line in log[1:])
+
+
+def test_readme_documents_every_setting():
+    from offchain.config import ChainSettings, IndexerSettings, KeeperSettings, OpsSettings
+
+    readme = (ROOT / "README.md").read_text()
+    for section, model in (("chain", ChainSettings), ("indexer", IndexerSettings), ("keeper", KeeperSettings),
+                           ("ops", OpsSettings)):
+        for name, field in model.model_fields.items():
+            assert f"| `{section}.{name}` |" in readme and field.description in readme, f"{section}.{name}"

@@ -8,7 +8,7 @@ from brownie import chain
 
 from offchain.cli import open_runtime
 from offchain.db import connect
-from offchain.indexer import Indexer, _canon
+from offchain.indexer import Indexer
 from offchain.risk.margin import account_margin
 from offchain.risk.snapshot import read_account_state
 from scripts.deploy import set_price
@@ -58,8 +58,8 @@ def test_indexer_rolls_back_a_reorg(book, settings_for):
     book.trade(1, ids[6:], [-(10**16)] * 6)
     res = rt.indexer.sync()
     assert res.reorg_depth > 0 and set(ids) <= res.changed | set(ids[6:])
-    assert {a: _canon(s) for a, s in rt.indexer.states(ids).items()} == \
-        {a: _canon(s) for a, s in _chain_states(rt, ids, res.head).items()}
+    assert {a: s.canonical() for a, s in rt.indexer.states(ids).items()} == \
+        {a: s.canonical() for a, s in _chain_states(rt, ids, res.head).items()}
     del snap
 
 
