@@ -267,9 +267,9 @@ def test_solvency_invariants(protocol, mirror, keeper):
         venue.trade(ids[2 * pair], ids[2 * pair + 1], market, usd * WAD * WAD // price, price, 0, {"from": deployer})
     Solvency.context = {"protocol": protocol, "venue": venue, "mirror": mirror, "keeper": keeper}
     chain.snapshot()
-    run_state_machine_as_test(
-        Solvency, settings=settings(max_examples=16, stateful_step_count=25, deadline=None)
-    )
+    # derandomize: the same sequences on every run and machine, so CI cannot pass or fail by luck of the draw
+    run_state_machine_as_test(Solvency, settings=settings(max_examples=16, stateful_step_count=25, deadline=None,
+                                                          derandomize=True, database=None))
     print("successful actions:", Solvency.done, "steps:", Solvency.steps)
     for kind in ("CrossMarginVault.withdraw", "TestVenue.trade", "CrossMarginVault.liquidate"):
         assert Solvency.done.get(kind, 0) > 0, f"the random sequences never performed {kind}"
