@@ -2,6 +2,7 @@
 #   make test    install everything, compile, run the whole suite on a local Ganache chain
 #   make build   install everything and compile the contracts (the ABIs the xmargin keeper reads)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
+#   make bench-keeper  the keeper scan benchmark on Anvil (writes scripts/bench/results/keeper_scan.json)
 #   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
 TESTS ?= tests
 
-.PHONY: install build test gas deploy clean
+.PHONY: install build test gas bench-keeper deploy clean
 
 install: $(VENV)/.installed node_modules/.installed .cache/solcx/solc-v$(SOLC_VERSION)
 
@@ -44,6 +45,16 @@ test: install
 
 gas: install
 	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)
+
+# The keeper scan benchmark runs on Anvil (Ganache is too slow to seed 10,000 accounts), registered as the Brownie
+# network anvil-bench (port 8655) under its own HOME, so it never meets a suite running on 8545 with .cache/home.
+BENCH_HOME := $(CURDIR)/.cache/home-bench
+BENCH_BROWNIE := $(BROWNIE_ENV) HOME="$(BENCH_HOME)" $(VENV)/bin/brownie
+bench-keeper: install
+	mkdir -p $(BENCH_HOME)
+	$(BENCH_BROWNIE) networks list | grep -q anvil-bench || $(BENCH_BROWNIE) networks add Development anvil-bench \
+		cmd=anvil host=http://127.0.0.1 port=8655 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
+	$(BENCH_BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
 
 deploy: install
 	$(BROWNIE) run scripts/deploy.py --network $(NETWORK)

@@ -138,22 +138,26 @@ class ScreenResult:
 
 
 def screen(book: Book, p: ScreenParams, prices: np.ndarray) -> ScreenResult:
-    """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account)."""
+    """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account).
+
+    The products with the small parameter matrices are ``np.einsum`` rather than ``@``: on a million rows ``@`` goes
+    to multi-threaded BLAS, whose threads wait for each other whenever another process holds a core (the node, on a
+    keeper machine), which made the screen 2-5x slower and erratic on 2 cores; einsum runs in the calling thread."""
     prices = np.asarray(prices, dtype=float)
     perp_val = book.perp * prices
     coll_val = book.coll * prices[..., p.coll_asset] if book.coll.size else np.zeros((len(book), 0))
-    coll_by_asset = coll_val @ p.coll_to_asset
+    coll_by_asset = np.einsum("...c,ca->...a", coll_val, p.coll_to_asset)
     delta = perp_val + coll_by_asset
     gross = book.perp_abs * prices + coll_by_asset
-    equity = book.const + perp_val.sum(axis=1) + coll_val @ (1.0 - p.haircut)
+    equity = book.const + perp_val.sum(axis=1) + np.einsum("...c,c->...", coll_val, 1.0 - p.haircut)
     abs_delta = np.abs(delta)
     ws = delta * p.rw
     k = np.zeros(len(book))
     for r in range(3):
-        q = np.einsum("ij,ij->i", ws @ p.rho[r], ws)
+        q = np.einsum("ij,ij->i", np.einsum("ij,jk->ik", ws, p.rho[r]), ws)
         np.maximum(k, np.sqrt(np.maximum(q, 0.0)), out=k)
     if len(p.stress):
-        np.maximum(k, (-(delta @ p.stress.T)).max(axis=1), out=k)
+        np.maximum(k, (-np.einsum("ij,sj->is", delta, p.stress)).max(axis=1), out=k)
     mm = np.maximum(k + p.basis * (gross - abs_delta).sum(axis=1), p.floor * abs_delta.sum(axis=1))
     scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm
     return ScreenResult(equity, mm, REL_BAND * scale + ABS_BAND)
