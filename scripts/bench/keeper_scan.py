@@ -137,7 +137,8 @@ class Seeder:
             part = pairs[i:i + TRADE_CHUNK]
             self.send(self.venue.tradeMany, self.maker, [a for a, _ in part], market, [q for _, q in part], price)
 
-    def random_book(self, n: int, rng: random.Random, layout: Layout, prices: list[int], cfg: MarginConfig) -> list[int]:
+    def random_book(self, n: int, rng: random.Random, layout: Layout, prices: list[int],
+                    cfg: MarginConfig) -> list[int]:
         """``n`` random accounts, each passing the initial-margin check; returns their ids."""
         ids = [(rng.getrandbits(160) << 96) | rng.getrandbits(8) for _ in range(n)]
         deposits = [[0] * n for _ in USD_START]
@@ -150,7 +151,8 @@ class Seeder:
                 value += usd
             markets = rng.sample(range(len(layout.market_asset)), rng.randint(1, 3))
             style = rng.choice(("long", "short", "hedged"))
-            signs = {m: (1 if style == "long" else -1 if style == "short" else (-1) ** k) for k, m in enumerate(markets)}
+            signs = {m: (1 if style == "long" else -1 if style == "short" else (-1) ** k)
+                     for k, m in enumerate(markets)}
             gross = value * rng.uniform(*LEVERAGE)
             base = {m: gross / len(markets) / USD_START[1 + layout.market_asset[m]] * signs[m] for m in markets}
             state = AccountState(settlement=deposits[0][i] * 10**12,
@@ -403,8 +405,8 @@ METHOD = {
                "then prices moved along price_move until ~3% of accounts screen below MM",
     "screen_exact": "read_prices + read_margin_config at the block, ScreenParams.build, screen() over a Book of the "
                     "n accounts (built from the index beforehand), account_margin for every candidate; best of 3",
-    "lens_batched": "AccountLens.equityAndMaintenance in batches of lens_batch (largest of 2000/1000/750/600/500/... that "
-                    "fits the call gas cap), Chain.lens_health; best of 3",
+    "lens_batched": "AccountLens.equityAndMaintenance in batches of lens_batch (largest of 2000/1000/750/600/500/... "
+                    "that fits the call gas cap), Chain.lens_health; best of 3",
     "per_account": "CrossMarginVault.margin(account), one eth_call each; one run",
     "screen_1m": "screen() + candidates on synthetic_accounts random accounts, 8 assets, 8 collaterals, 8 stress "
                  "vectors; best of 5; index time (indexing_seconds, book_build_seconds_10k) not included anywhere",
