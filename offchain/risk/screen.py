@@ -127,8 +127,18 @@ class ScreenResult:
 
     @property
     def candidates(self) -> np.ndarray:
-        """Rows that may be liquidatable (confirm each with the exact mirror)."""
+        """Rows that may be liquidatable: ``certain`` and ``near_line`` together."""
         return np.nonzero(self.equity < self.maintenance + self.band)[0]
+
+    @property
+    def certain(self) -> np.ndarray:
+        """Rows liquidatable whatever the float error: ``E < MM − band``."""
+        return np.nonzero(self.equity < self.maintenance - self.band)[0]
+
+    @property
+    def near_line(self) -> np.ndarray:
+        """Rows within the band of the line, where only the exact mirror can decide."""
+        return np.nonzero(np.abs(self.equity - self.maintenance) <= self.band)[0]
 
     @property
     def health(self) -> np.ndarray:

@@ -38,10 +38,13 @@ def test_screen_never_misses_a_liquidatable_account(cfg):
         prices = [int(p * rng.uniform(0.6, 1.4) * WAD) for p in START] + [0] * 4
         res = screen(book, params, np.array(prices, dtype=float) / WAD)
         flagged = set(res.candidates.tolist())
+        certain, near = set(res.certain.tolist()), set(res.near_line.tolist())
+        assert certain | near == flagged and not certain & near
         for i, s in states.items():
             m = account_margin(s, LAYOUT, prices, cfg)
             liquidatable += m.liquidatable
             missed += m.liquidatable and book.row[i] not in flagged
+            assert m.liquidatable or book.row[i] not in certain  # "certain" never names a healthy account
             # the float values agree with the exact ones far inside the band
             assert abs(res.equity[book.row[i]] - m.equity / WAD) <= res.band[book.row[i]]
             assert abs(res.maintenance[book.row[i]] - m.maintenance / WAD) <= res.band[book.row[i]]
