@@ -316,6 +316,5 @@ class Pinned:
     def __init__(self, chain: Chain, block: int | str) -> None:
         self.block = block
         self.vault = _Handle(chain, "CrossMarginVault", block)
-        self.lens = _Handle(chain, "AccountLens", block)
         self.oracle = _Handle(chain, "OracleRouter", block)
         self.params = _Handle(chain, "RiskParameters", block)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3.exceptions import Web3RPCError
@@ -45,6 +45,7 @@ class SyncResult:
     changed: set[int] = field(default_factory=set)  # accounts whose state changed (or was rolled back)
     reorg_depth: int = 0  # blocks rolled back (0: no reorg)
     logs: int = 0
+    listing_changed: bool = False  # a market or collateral was listed: the layout must be read again
 
 
 class Indexer:
@@ -60,7 +61,7 @@ class Indexer:
         self.t_collateral = _topic(abi, "CollateralUpdated")
         self.t_settlement = _topic(abi, "SettlementUpdated")
         self.t_liquidated = _topic(abi, "Liquidated")
-        self.t_listed = _topic(abi, "CollateralListed")
+        self.t_listed = (_topic(abi, "CollateralListed"), _topic(abi, "MarketListed"))
         self._token_ids: dict[str, int] = {}
         self._check_identity()
 
@@ -107,7 +108,9 @@ class Indexer:
             logs, end_hash = got
             with self.conn:
                 self.conn.execute("BEGIN")
-                res.changed |= self._apply(logs)
+                changed, listed = self._apply(logs)
+                res.changed |= changed
+                res.listing_changed |= listed
                 self._record_block(end, end_hash)
                 set_meta(self.conn, "checkpoint", str(end))
                 self._prune(end)
@@ -150,8 +153,10 @@ class Indexer:
                                for j in range(vault.numCollaterals())}
         return self._token_ids[token]
 
-    def _apply(self, logs: Iterable) -> set[int]:
+    def _apply(self, logs: Iterable) -> tuple[set[int], bool]:
+        """Store ``logs``; returns the accounts whose state changed and whether anything was listed."""
         changed: set[int] = set()
+        listed = False
         for lg in logs:
             topics = lg["topics"]
             t0 = bytes(topics[0])
@@ -179,9 +184,10 @@ class Indexer:
                 self.conn.execute("INSERT OR REPLACE INTO liquidations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                   (bn, li, lg["transactionHash"].hex(), acct_key(account), keeper, str(taken),
                                    str(penalty), str(reward)))
-            elif t0 == self.t_listed:
+            elif t0 in self.t_listed:
                 self._token_ids = {}  # reload the token -> id map on next use
-        return changed
+                listed = True
+        return changed, listed
 
     def _set_state(self, kind: str, account: int, key: int, a: int, b: int) -> None:
         k = acct_key(account)
@@ -249,32 +255,25 @@ class Indexer:
 
     def states(self, accounts: Iterable[int] | None = None) -> dict[int, AccountState]:
         """Indexed state of ``accounts`` (default: all)."""
-        wanted = None if accounts is None else {acct_key(a) for a in accounts}
-        out: dict[int, AccountState] = {}
-
-        def get(k: str) -> AccountState | None:
-            if wanted is not None and k not in wanted:
-                return None
-            return out.setdefault(acct_int(k), AccountState())
-
-        for k, bal in self.conn.execute("SELECT account, balance FROM settlement"):
-            if (s := get(k)) is not None:
-                s.settlement = int(bal)
-        for k, m, size, on in self.conn.execute("SELECT account, market, size, open_notional FROM positions"):
-            if (s := get(k)) is not None:
-                s.positions[m] = (int(size), int(on))
-        for k, cid, bal in self.conn.execute("SELECT account, cid, balance FROM collateral"):
-            if (s := get(k)) is not None:
-                s.collateral[cid] = int(bal)
-        if wanted is not None:
-            for k in wanted:
-                out.setdefault(acct_int(k), AccountState())
+        if accounts is None:
+            out: dict[int, AccountState] = {}
+            self._load(out, "", ())
+            return out
+        keys = [acct_key(a) for a in accounts]
+        out = {acct_int(k): AccountState() for k in keys}
+        for i in range(0, len(keys), 500):  # only the rows asked for (the keeper asks every block)
+            part = keys[i:i + 500]
+            self._load(out, f" WHERE account IN ({','.join('?' * len(part))})", part)
         return out
 
-    def liquidations_of(self, account: int, since_block: int) -> list[tuple[int, str, str]]:
-        """(block, keeper, tx hash) of each ``Liquidated`` event of ``account`` from ``since_block`` on."""
-        return self.conn.execute("SELECT block, keeper, tx_hash FROM liquidations WHERE account = ? AND block >= ? "
-                                 "ORDER BY block, log_index", (acct_key(account), since_block)).fetchall()
+    def _load(self, out: dict[int, AccountState], where: str, args: Sequence[str]) -> None:
+        for k, bal in self.conn.execute("SELECT account, balance FROM settlement" + where, args):
+            out.setdefault(acct_int(k), AccountState()).settlement = int(bal)
+        for k, m, size, on in self.conn.execute("SELECT account, market, size, open_notional FROM positions" + where,
+                                                args):
+            out.setdefault(acct_int(k), AccountState()).positions[m] = (int(size), int(on))
+        for k, cid, bal in self.conn.execute("SELECT account, cid, balance FROM collateral" + where, args):
+            out.setdefault(acct_int(k), AccountState()).collateral[cid] = int(bal)
 
     # ------------------------------------------------------------------------------------------ reconciliation
     def market_view(self, block: int) -> tuple[Layout, list[int], MarginConfig]:

@@ -85,7 +85,6 @@ class Keeper:
         self.last_ok = clock()
         self.book: Book | None = None
         self.states: dict[int, AccountState] = {}
-        self._layout_key: tuple[int, int] | None = None
         self.layout: Layout | None = None
         self._params: tuple[MarginConfig, ScreenParams] | None = None
         self._last_reconcile = -1
@@ -130,7 +129,7 @@ class Keeper:
             self.last_ok = self.clock()
             return report
         sync = self.indexer.sync(head)
-        self._refresh_market(head)
+        self._refresh_market(head, sync.listing_changed)
         mine = {a for a in sync.changed if self._mine(a)}
         if mine:
             fresh = self.indexer.states(mine)
@@ -158,13 +157,13 @@ class Keeper:
     def _mine(self, account: int) -> bool:
         return account != self._fund_id() and shard_of(account, self.opt.shard[1]) == self.opt.shard[0]
 
-    def _refresh_market(self, head: int) -> None:
+    def _refresh_market(self, head: int, listing_changed: bool) -> None:
+        """Prices, margin words and liquidation terms at ``head``; the layout (and the book) only when the indexer
+        saw a listing event."""
         at = self.chain.at(head)
-        key = (int(at.vault.numMarkets()), int(at.vault.numCollaterals()))
-        layout, prices, cfg = None, None, None
-        if key != self._layout_key or self.layout is None:
+        if listing_changed or self.layout is None:
             layout, prices, cfg = self.indexer.market_view(head)
-            self.layout, self._layout_key = layout, key
+            self.layout = layout
             self._scale = np.array([10.0 ** -d for d in layout.collateral_decimals])
             self.book = Book(len(layout.collateral_asset))
             self.states = self.indexer.states([a for a in self.indexer.accounts() if self._mine(a)])
@@ -175,7 +174,6 @@ class Keeper:
             self._params = (cfg, ScreenParams.build(cfg, self.layout))
         self.prices = prices
         self.terms = LiquidationTerms(*(int(x) for x in at.params.liquidationConfig()))
-        self.fund_settlement = int(at.vault.settlementOf(at.vault.fundAccount()))
 
     # ------------------------------------------------------------------------------------------ liquidation
     def _liquidate(self, head: int, report: StepReport) -> None:

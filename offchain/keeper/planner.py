@@ -36,21 +36,8 @@ class LiquidationTerms:
     def penalty(self) -> int:
         return u16(self.word, 1)
 
-    @property
-    def keeper_share(self) -> int:
-        return u16(self.word, 2)
-
-    @property
-    def min_reward(self) -> int:
-        return (self.word >> 64) & ((1 << 96) - 1)
-
     def discount(self, cid: int) -> int:
         return u16(self.discounts, cid)
-
-    def reward(self, penalty: int, fund_settlement: int) -> int:
-        """Keeper reward (USD 1e18) for a penalty, capped by what the fund holds (``_keeperReward``)."""
-        usd = max(penalty * self.keeper_share // BPS, self.min_reward)
-        return min(usd, max(fund_settlement + penalty, 0))
 
 
 @dataclass(frozen=True)

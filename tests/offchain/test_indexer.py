@@ -7,8 +7,6 @@ import time
 from brownie import chain
 
 from offchain.cli import open_runtime
-from offchain.db import connect
-from offchain.indexer import Indexer
 from offchain.risk.margin import account_margin
 from offchain.risk.snapshot import read_account_state
 from scripts.deploy import set_price
@@ -37,8 +35,8 @@ def test_mirror_equals_lens_to_the_wei_on_500_random_accounts(book, settings_for
     liquidatable = 0
     for a, row in zip(ids, rows):
         m = account_margin(states[a], layout, prices, cfg)
-        assert (row[0], row[1], row[2], row[1]) == (a, m.equity, m.maintenance, row[1])
-        assert row[3] == m.initial and list(row[5]) == list(m.delta), hex(a)
+        assert (row[0], row[1], row[2], row[3]) == (a, m.equity, m.maintenance, m.initial), hex(a)
+        assert list(row[5]) == list(m.delta), hex(a)
         liquidatable += m.liquidatable
     assert 0 < liquidatable < len(ids)  # the move left some accounts under water: both branches are compared
     assert rt.indexer.reconcile(ids) == []
@@ -49,7 +47,7 @@ def test_indexer_rolls_back_a_reorg(book, settings_for):
     ids = book.random_book(12, rng)
     rt = open_runtime(settings_for("reorg"))
     rt.indexer.sync()
-    snap = chain.snapshot()
+    chain.snapshot()
     book.trade(0, ids[:6], [10**15] * 6)  # the branch that will be dropped
     first = rt.indexer.sync()
     assert first.changed >= set(ids[:6])
@@ -60,7 +58,6 @@ def test_indexer_rolls_back_a_reorg(book, settings_for):
     assert res.reorg_depth > 0 and set(ids) <= res.changed | set(ids[6:])
     assert {a: s.canonical() for a, s in rt.indexer.states(ids).items()} == \
         {a: s.canonical() for a, s in _chain_states(rt, ids, res.head).items()}
-    del snap
 
 
 def test_indexer_resumes_from_its_checkpoint_after_a_restart(book, settings_for):
@@ -84,7 +81,7 @@ def test_indexer_shrinks_log_ranges_a_node_rejects(book, settings_for):
     with RpcProxy(max_log_range=3) as proxy:
         rt = open_runtime(settings_for("chunks", chain={"rpc_urls": [proxy.url]}, indexer={"log_chunk": 5000}))
         res = rt.indexer.sync()
-        assert proxy.rejected > 0 and rt.indexer.chunk <= 5000
+        assert proxy.rejected > 0
         assert set(ids) <= set(rt.indexer.accounts()) and res.logs > 0
         assert rt.indexer.reconcile(ids) == []
 
@@ -96,4 +93,4 @@ def test_reconciliation_repairs_a_corrupted_row(book, settings_for):
     rt.indexer.conn.execute("UPDATE settlement SET balance = '12345' WHERE account = ?", (f"{ids[0]:064x}",))
     assert rt.indexer.reconcile(ids) == [ids[0]]
     assert rt.indexer.reconcile(ids) == []
-    assert isinstance(connect(":memory:"), object) and isinstance(rt.indexer, Indexer)
+    assert rt.indexer.states([ids[0]])[ids[0]].settlement != 12345
