@@ -40,8 +40,29 @@ node_modules/.installed: package.json package-lock.json
 build: install
 	$(BROWNIE) compile
 
-test: install
+test: install slither
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
+
+# Static analysis (docs/SECURITY.md): Slither in its own venv .venv-slither (pinned in requirements-slither.lock; its
+# web3/eth-* pins clash with Brownie's). It compiles contracts/*.sol with the same solc-js shim, from a Standard-JSON
+# input written here (remappings, Shanghai, optimizer 200 runs, as in brownie-config.yaml); the triage is in
+# slither.config.json and docs/SECURITY.md. Fails on any Medium or High finding outside node_modules/ and contracts/test/.
+SLITHER_VENV := $(CURDIR)/.venv-slither
+SLITHER_INPUT := .cache/slither/input.json
+.PHONY: slither
+$(SLITHER_VENV)/.installed: requirements-slither.lock
+	test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-slither.lock
+	touch $@
+
+slither: install $(SLITHER_VENV)/.installed
+	mkdir -p $(dir $(SLITHER_INPUT))
+	$(SLITHER_VENV)/bin/python -c 'import glob, json; print(json.dumps({"language": "Solidity", \
+		"sources": {f: {"urls": [f]} for f in sorted(glob.glob("contracts/*.sol"))}, "settings": {"evmVersion": "shanghai", \
+		"optimizer": {"enabled": True, "runs": 200}, "remappings": ["@openzeppelin=node_modules/@openzeppelin", \
+		"@chainlink=node_modules/@chainlink"]}}, indent=1))' > $(SLITHER_INPUT)
+	$(SLITHER_VENV)/bin/slither $(SLITHER_INPUT) --config-file slither.config.json \
+		--solc .cache/solcx/solc-v$(SOLC_VERSION) --fail-medium
 
 gas: install
 	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)

@@ -31,6 +31,7 @@ contract AccountLens is IAccountLens {
         equity = new int256[](accounts.length);
         maintenance = new uint256[](accounts.length);
         for (uint256 i; i < accounts.length; ++i) {
+            // slither-disable-next-line unused-return (the screen needs E and MM only; IM is dropped on purpose)
             (equity[i], maintenance[i],) = vault.margin(accounts[i]);
         }
     }

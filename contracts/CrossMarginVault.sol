@@ -128,12 +128,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         bool isSettlement = token == address(settlementToken);
         uint256 id = isSettlement ? 0 : _collateralId(token);
         uint256 before = IERC20(token).balanceOf(address(this));
+        // slither-disable-next-line reentrancy-balance (nonReentrant: a token hook can only add tokens; docs/SECURITY.md)
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
         credited = IERC20(token).balanceOf(address(this)) - before;
+        // slither-disable-next-line incorrect-equality (nothing arrived: not an attacker-steerable equality)
         if (credited == 0) revert ZeroAmount();
         Account memory acc = _accounts[account];
         if (isSettlement) {
-            acc.settlement = (acc.settlement + (credited * settlementScale).toInt256()).toInt128();
+            acc.settlement = (int256(acc.settlement) + (credited * settlementScale).toInt256()).toInt128();
             emit SettlementUpdated(account, acc.settlement);
         } else {
             uint256 balance = _collateral[account][id] + credited;
@@ -160,7 +162,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 uint256 held = acc.settlement < 0 ? 0 : uint256(int256(acc.settlement)) / settlementScale;
                 revert InsufficientBalance(account, token, held, amount);
             }
-            acc.settlement = (acc.settlement - value).toInt128();
+            acc.settlement = (int256(acc.settlement) - value).toInt128();
             emit SettlementUpdated(account, acc.settlement);
             uint256 debt = badDebt;
             if (debt != 0) {
@@ -250,7 +252,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     {
         Account memory acc = _accounts[account];
         (increased, longChange) = _fill(account, acc, market, delta, price, mword);
-        acc.settlement = (acc.settlement - fee.toInt256()).toInt128();
+        acc.settlement = (int256(acc.settlement) - fee.toInt256()).toInt128();
         _accounts[account] = acc;
         emit SettlementUpdated(account, acc.settlement);
     }
@@ -272,7 +274,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             int256 closed = PortfolioMargin.abs(delta) < PortfolioMargin.abs(size) ? delta : -size;
             int256 basisClosed = (on * closed) / -size; // share of the cost basis released
             int256 realised = PortfolioMargin.floorDiv(-closed * int256(price), 1e18) - basisClosed;
-            acc.settlement = (acc.settlement + realised).toInt128();
+            acc.settlement = (int256(acc.settlement) + realised).toInt128();
             on -= basisClosed;
             if (closed != delta) {
                 increased = true; // flipped: the remainder opens a new position
@@ -304,7 +306,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     function _creditFund(int256 amount) internal {
         uint256 fund = fundAccount();
-        int128 balance = (_accounts[fund].settlement + amount).toInt128();
+        int128 balance = (int256(_accounts[fund].settlement) + amount).toInt128();
         _accounts[fund].settlement = balance;
         emit SettlementUpdated(fund, balance);
     }
@@ -340,12 +342,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         (l.params, l.discounts) = riskParams.liquidationConfig();
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
+        // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
         if (l.taken == 0 && (acc.markets != 0 || acc.collaterals != 0)) revert LiquidationEmpty(account);
         uint256 allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
         if (l.taken > allowed) revert LiquidationTooLarge(account, l.taken, allowed);
         l.penalty = Math.mulDiv(l.taken, l.params.penalty(), BPS, Math.Rounding.Ceil);
-        acc.settlement = (acc.settlement - l.penalty.toInt256()).toInt128();
-        f.settlement = (f.settlement + l.penalty.toInt256()).toInt128();
+        acc.settlement = (int256(acc.settlement) - l.penalty.toInt256()).toInt128();
+        f.settlement = (int256(f.settlement) + l.penalty.toInt256()).toInt128();
 
         l.surplusBefore = l.equity - int256(l.maintenance);
         l.surplusAfter = l.surplusBefore;
@@ -357,6 +360,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             }
         }
         reward = _keeperReward(f, l.penalty, l.params);
+        // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
         if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement < 0) _writeOff(account, acc, f);
         uint256 keeperAccount = accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
@@ -365,7 +369,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         emit SettlementUpdated(account, acc.settlement);
         emit SettlementUpdated(fundAccount(), f.settlement);
         if (reward != 0 && keeperAccount != account) {
-            int128 kb = (_accounts[keeperAccount].settlement + int256(reward)).toInt128();
+            int128 kb = (int256(_accounts[keeperAccount].settlement) + int256(reward)).toInt128();
             _accounts[keeperAccount].settlement = kb;
             emit SettlementUpdated(keeperAccount, kb);
         }
@@ -390,7 +394,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 usd = Math.max(Math.mulDiv(penalty, liq.keeperShare(), BPS), liq.minKeeperReward());
         uint256 available = f.settlement > 0 ? uint256(int256(f.settlement)) : 0;
         reward = Math.min(usd, available);
-        f.settlement = (f.settlement - reward.toInt256()).toInt128();
+        f.settlement = (int256(f.settlement) - reward.toInt256()).toInt128();
     }
 
     /// @dev Moves one item from the account to the fund; returns the USD amount taken.
@@ -430,8 +434,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 amount, ctx.prices[_collateralAssetOf(ctx.layout, id)], _collateralDecimalsOf(ctx.layout, id)
             );
             int256 credit = int256(PortfolioMargin.haircutDown(taken, discounts.u16(id)));
-            acc.settlement = (acc.settlement + credit).toInt128();
-            f.settlement = (f.settlement - credit).toInt128();
+            acc.settlement = (int256(acc.settlement) + credit).toInt128();
+            f.settlement = (int256(f.settlement) - credit).toInt128();
             address token = _collateralTokens[id];
             emit CollateralUpdated(account, token, balance);
             emit CollateralUpdated(fund, token, fundBalance);
@@ -497,6 +501,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @dev `ctx.prices = oracle.prices(assetMask)` (nothing when the mask is empty), the returned data copied straight
     ///      into `ctx.prices` (a uint256[8] is ABI-encoded as its eight words): no decoding pass, no second array.
     function _readPrices(uint256 assetMask, Ctx memory ctx) internal view {
+        // slither-disable-next-line incorrect-equality (an empty bit mask: nothing to price)
         if (assetMask == 0) return;
         uint256[8] memory out = ctx.prices;
         address router = address(oracle);

@@ -112,6 +112,7 @@ contract OracleRouter is IOracleRouter {
     function _checkSequencer() internal view {
         AggregatorV3Interface seq = sequencerFeed;
         if (address(seq) == address(0)) return;
+        // slither-disable-next-line unused-return (an uptime feed is read through answer and startedAt only)
         (, int256 answer, uint256 startedAt,,) = seq.latestRoundData();
         // Chainlink's uptime feeds answer 0 when the sequencer is up, 1 when it is down.
         if (answer != 0 || block.timestamp < startedAt + sequencerGracePeriod) {

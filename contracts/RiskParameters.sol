@@ -105,6 +105,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (tightening || delay == 0) return true;
         bytes32 id = keccak256(msg.data);
         uint256 ready = readyAt[id];
+        // slither-disable-next-line incorrect-equality (0 is the "not queued" sentinel, never a reachable time)
         if (ready == 0) {
             ready = block.timestamp + delay;
             readyAt[id] = ready;
