@@ -98,3 +98,64 @@ contract ReentrantToken is TestToken {
 contract ChainlinkFeed is MockV3Aggregator {
     constructor(uint8 decimals_, int256 initialAnswer) MockV3Aggregator(decimals_, initialAnswer) {}
 }
+
+/// @notice A rebasing token (stETH/AMPL-style): a balance is shares x `index` / 1e18, and `rebase` moves every
+///         holder's balance at once, with no transfer. Shares round down on transfers, as stETH's do.
+contract RebasingToken {
+    string public constant name = "Rebasing";
+    string public constant symbol = "REB";
+    uint8 public constant decimals = 18;
+    uint256 public index = 1e18;
+    uint256 public totalShares;
+    mapping(address => uint256) public sharesOf;
+    mapping(address => mapping(address => uint256)) public allowance;
+
+    event Transfer(address indexed from, address indexed to, uint256 value);
+    event Approval(address indexed owner, address indexed spender, uint256 value);
+
+    /// @notice Sets the index (1e18 = the original balances): every balance scales by newIndex / index.
+    function rebase(uint256 newIndex) external {
+        index = newIndex;
+    }
+
+    function totalSupply() external view returns (uint256) {
+        return totalShares * index / 1e18;
+    }
+
+    function balanceOf(address holder) public view returns (uint256) {
+        return sharesOf[holder] * index / 1e18;
+    }
+
+    function mint(address to, uint256 amount) external {
+        uint256 shares = amount * 1e18 / index;
+        sharesOf[to] += shares;
+        totalShares += shares;
+        emit Transfer(address(0), to, amount);
+    }
+
+    function approve(address spender, uint256 amount) external returns (bool) {
+        allowance[msg.sender][spender] = amount;
+        emit Approval(msg.sender, spender, amount);
+        return true;
+    }
+
+    function transfer(address to, uint256 amount) external returns (bool) {
+        _move(msg.sender, to, amount);
+        return true;
+    }
+
+    function transferFrom(address from, address to, uint256 amount) external returns (bool) {
+        require(allowance[from][msg.sender] >= amount, "allowance");
+        allowance[from][msg.sender] -= amount;
+        _move(from, to, amount);
+        return true;
+    }
+
+    function _move(address from, address to, uint256 amount) internal {
+        require(balanceOf(from) >= amount, "balance");
+        uint256 shares = amount * 1e18 / index;
+        sharesOf[from] -= shares;
+        sharesOf[to] += shares;
+        emit Transfer(from, to, amount);
+    }
+}
