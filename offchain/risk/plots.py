@@ -1,0 +1,87 @@
+"""Charts (PNG, matplotlib's Agg backend, no display needed): the backtest, the stress table, the cascade
+distribution."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def backtest_chart(results: Sequence, path: Path | str, title: str = "Margin requirement backtest") -> Path:
+    """One panel per :class:`~offchain.risk.backtest.BacktestResult`: daily loss, requirement, exceptions."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(results), 1, figsize=(11, 3.2 * len(results)), squeeze=False)
+    for ax, r in zip(axes[:, 0], results):
+        x = np.arange(r.days)
+        scale = np.abs(r.requirement).max() or 1.0
+        ax.plot(x, r.losses / scale, lw=0.5, color="0.5", label="loss over the horizon")
+        ax.plot(x, r.requirement / scale, lw=0.9, color="tab:blue", label="requirement (MM)")
+        hit = r.hits.astype(bool)
+        ax.scatter(x[hit], r.losses[hit] / scale, s=10, color="tab:red", zorder=3,
+                   label=f"exceptions: {r.exceptions} (expected {r.expected:.1f})")
+        ax.set_title(f"{r.name}: Kupiec p = {r.kupiec_p:.3f}, Christoffersen p = {r.christoffersen_p:.3f}, "
+                     f"{r.traffic_light}", fontsize=9)
+        ax.set_ylabel("x max requirement")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def stress_chart(rows: Sequence[dict], path: Path | str, fund: float | None = None,
+                 title: str = "Hypothetical stress: shortfall if nothing were liquidated first") -> Path:
+    plt = _plt()
+    names = [r["name"] for r in rows]
+    short = np.array([r["shortfall"] for r in rows]) / 1e6
+    liq = [r["liquidatable"] for r in rows]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    bars = ax.bar(names, short, color="tab:red")
+    for b, n in zip(bars, liq):
+        ax.annotate(f"{n} liq.", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                    fontsize=7)
+    if fund is not None:
+        ax.axhline(fund / 1e6, color="k", ls="--", lw=0.8, label=f"insurance fund {fund / 1e6:.1f}M")
+        ax.legend(fontsize=8)
+    ax.set_ylabel("shortfall, million USD")
+    ax.set_title(title, fontsize=10)
+    plt.setp(ax.get_xticklabels(), rotation=40, ha="right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def cascade_chart(results: dict[str, np.ndarray], fund: float, path: Path | str,
+                  title: str = "Cascade simulation: bad debt across runs") -> Path:
+    """Box plot of bad debt per scenario (USD) with the insurance fund as a line."""
+    plt = _plt()
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    ax.boxplot([np.asarray(results[n]) / 1e6 for n in names], whis=(5, 95), showfliers=True)
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.axhline(fund / 1e6, color="k", ls="--", lw=0.8, label=f"insurance fund {fund / 1e6:.1f}M")
+    ax.set_ylabel("bad debt, million USD (whiskers 5-95%)")
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    plt.setp(ax.get_xticklabels(), rotation=35, ha="right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path | str) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return p

@@ -1,0 +1,153 @@
+"""The portfolio margin vectorised in float64 over many accounts and many price scenarios at once.
+
+The same formula as the exact mirror (:mod:`offchain.risk.margin`), without the integer rounding: a float
+equivalent for simulations (cascades, stress tables, VaR). The tests compare it with ``account_margin`` on whole
+populations (relative difference below 1e-9). Shapes: ``A`` accounts, ``K`` assets, ``M`` markets, ``J``
+collaterals, and any leading scenario shape ``...`` on prices (``(..., K)``) that broadcasts through every result
+(``(..., A)``). USD amounts are floats in whole USD.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .margin import BPS, WAD, AccountState, Layout, MarginConfig
+
+
+@dataclass(frozen=True)
+class MarginArrays:
+    """A :class:`MarginConfig` decoded into arrays (ratios as fractions)."""
+
+    rw: np.ndarray  # (K,)
+    rho: np.ndarray  # (3, K, K) low, medium, high regimes, unit diagonal
+    stress: np.ndarray  # (S, K) shocks as fractions of price
+    alpha: float
+    basis: float
+    floor: float
+    haircut: np.ndarray  # (J,)
+
+    @classmethod
+    def from_config(cls, cfg: MarginConfig, n_assets: int, n_collaterals: int) -> "MarginArrays":
+        k = n_assets
+        med = np.eye(k)
+        for a in range(k):
+            for b in range(a + 1, k):
+                med[a, b] = med[b, a] = cfg.correlation(a, b) / BPS
+        low = np.maximum(2 * med - 1, 0.75 * med)
+        high = np.minimum(1.25 * med, 1.0)
+        for m in (low, high):
+            np.fill_diagonal(m, 1.0)
+        stress = np.array([[cfg.shock(s, a) / BPS for a in range(k)] for s in range(cfg.num_stress)]).reshape(-1, k)
+        return cls(np.array([cfg.risk_weight(a) / BPS for a in range(k)]), np.stack([low, med, high]), stress,
+                   cfg.alpha / BPS, cfg.basis_addon / BPS, cfg.floor_rate / BPS,
+                   np.array([cfg.haircut(j) / BPS for j in range(n_collaterals)]))
+
+
+@dataclass
+class Portfolio:
+    """Many accounts as arrays (floats): settlement USD, position sizes (units) and open notional (USD) per market,
+    collateral amounts (whole tokens) per collateral id. Mutable: the cascade simulation updates it in place."""
+
+    settlement: np.ndarray  # (A,) or (R, A) once copied per run
+    size: np.ndarray  # (A, M)
+    open_notional: np.ndarray  # (A, M)
+    collateral: np.ndarray  # (A, J)
+    market_asset: np.ndarray  # (M,)
+    collateral_asset: np.ndarray  # (J,)
+    n_assets: int
+
+    @classmethod
+    def from_states(cls, states: Sequence[AccountState], layout: Layout, n_assets: int | None = None) -> "Portfolio":
+        a, m, j = len(states), len(layout.market_asset), len(layout.collateral_asset)
+        n_assets = n_assets or 1 + max(layout.market_asset + layout.collateral_asset)
+        settle, size, on, coll = np.zeros(a), np.zeros((a, m)), np.zeros((a, m)), np.zeros((a, j))
+        for i, s in enumerate(states):
+            settle[i] = s.settlement / WAD
+            for mk, (q, o) in s.positions.items():
+                size[i, mk] = q / WAD
+                on[i, mk] = o / WAD
+            for c, bal in s.collateral.items():
+                coll[i, c] = bal / 10 ** layout.collateral_decimals[c]
+        return cls(settle, size, on, coll, np.asarray(layout.market_asset), np.asarray(layout.collateral_asset),
+                   n_assets)
+
+    def copy(self) -> "Portfolio":
+        return Portfolio(self.settlement.copy(), self.size.copy(), self.open_notional.copy(), self.collateral.copy(),
+                         self.market_asset, self.collateral_asset, self.n_assets)
+
+    def _onehot(self) -> tuple[np.ndarray, np.ndarray]:
+        mk = np.zeros((len(self.market_asset), self.n_assets))
+        mk[np.arange(len(self.market_asset)), self.market_asset] = 1.0
+        cj = np.zeros((len(self.collateral_asset), self.n_assets))
+        cj[np.arange(len(self.collateral_asset)), self.collateral_asset] = 1.0
+        return mk, cj
+
+    def values(self, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position values (..., A, M), collateral values (..., A, J)) in USD at ``prices`` (..., K)."""
+        p = np.asarray(prices, dtype=float)
+        pm = p[..., self.market_asset][..., None, :]
+        pc = p[..., self.collateral_asset][..., None, :]
+        return self.size * pm, self.collateral * pc
+
+    def exposure(self, prices: np.ndarray, haircut: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(equity (..., A), net delta (..., A, K), gross (..., A, K))."""
+        v, c = self.values(prices)
+        mk, cj = self._onehot()
+        equity = self.settlement + (c * (1.0 - haircut)).sum(-1) + (v - self.open_notional).sum(-1)
+        delta = v @ mk + c @ cj
+        gross = np.abs(v) @ mk + c @ cj
+        return equity, delta, gross
+
+    def sensitivity(self, prices: np.ndarray, haircut: np.ndarray) -> np.ndarray:
+        """d equity / d (relative price move) per asset, (..., A, K): position values plus haircut collateral values.
+        Equity after a move ``x`` (fractions, (..., K)) is exactly ``equity + sensitivity @ x`` (equity is linear in
+        prices)."""
+        v, c = self.values(prices)
+        mk, cj = self._onehot()
+        return v @ mk + (c * (1.0 - haircut)) @ cj
+
+
+@dataclass(frozen=True)
+class Margin:
+    equity: np.ndarray
+    maintenance: np.ndarray
+    initial: np.ndarray
+    gross: np.ndarray  # (..., A) sum over assets
+    delta: np.ndarray  # (..., A, K)
+
+
+def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays) -> tuple[np.ndarray, np.ndarray]:
+    """(MM, IM) from net delta and gross per asset (..., A, K), the float form of ``margin.breakdown``."""
+    ws = delta * arr.rw
+    q = np.einsum("...k,rkl,...l->r...", ws, arr.rho, ws)
+    k_rho = np.sqrt(np.clip(q, 0.0, None)).max(axis=0)
+    if len(arr.stress):
+        k_s = np.clip((-(delta @ arr.stress.T)).max(axis=-1), 0.0, None)
+    else:
+        k_s = np.zeros_like(k_rho)
+    absd = np.abs(delta)
+    basis = arr.basis * (gross - absd).sum(-1)
+    floor = arr.floor * absd.sum(-1)
+    mm = np.maximum(np.maximum(k_rho, k_s) + basis, floor)
+    return mm, arr.alpha * mm
+
+
+def margin(portfolio: Portfolio, prices: np.ndarray, arr: MarginArrays) -> Margin:
+    """Equity, MM and IM of every account at ``prices`` (..., K)."""
+    equity, delta, gross = portfolio.exposure(prices, arr.haircut)
+    mm, im = requirement(delta, gross, arr)
+    return Margin(equity, mm, im, gross.sum(-1), delta)
+
+
+def max_take(equity: np.ndarray, mm: np.ndarray, im: np.ndarray, gross: np.ndarray, close_factor: float,
+             penalty: float, deep: float, dust: float) -> np.ndarray:
+    """The float form of ``margin.max_take``: the most a liquidation may take (USD)."""
+    allowed = gross * close_factor
+    den = im - penalty * gross
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.where(den > 0, gross * (im - equity) / np.where(den > 0, den, 1.0), np.inf)
+    allowed = np.minimum(allowed, needed)
+    allowed = np.where(equity < mm * deep, gross, allowed)
+    return np.where(gross - allowed < dust, gross, np.clip(allowed, 0.0, None))
