@@ -6,6 +6,7 @@
     xmargin [--config FILE] account ID
     xmargin [--config FILE] opportunities [--status S] [--limit N]
     xmargin config reference | xmargin [--config FILE] config check
+    xmargin [--config FILE] risk {calibrate,backtest,stress,var,cascade,efficiency,propose} ...
 
 Exit codes: 0 ok, 1 other error, 2 bad settings, 3 key problem, 4 no RPC endpoint answered, 5 deployment/artifacts
 do not match the chain, 130 interrupted.
@@ -241,6 +242,9 @@ def parser() -> argparse.ArgumentParser:
     opp.add_argument("--limit", type=int, default=50)
     cfg = sub.add_parser("config", help="settings reference and validation")
     cfg.add_argument("action", choices=["reference", "check"])
+    from .risk.commands import add_parser as add_risk_parser
+
+    add_risk_parser(sub)
     return p
 
 
@@ -249,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             return cmd_config(args.config, args)
+        if args.command == "risk":
+            from .risk.commands import run as run_risk
+
+            return run_risk(args.config, args)
         keeper_flags = {}
         ops_flags = {}
         if args.command == "keeper":

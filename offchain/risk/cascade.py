@@ -163,7 +163,6 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
     trough = np.ones((R, K))
     prev = np.repeat(p0[None], R, 0)
     path0 = np.empty((blocks + 1, K))
-    rows = np.arange(R)[:, None]
 
     for b in range(blocks + 1):
         price = p0 * np.exp(base[b] + noise[b] + impact)
@@ -235,7 +234,6 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
         fund_units -= sell
         impact -= np.sign(sell) * move
         fund_min = np.minimum(fund_min, fund_eq)
-    _ = rows
     return CascadeResult(s, float(fund), bad, fund_eq, fund_min, notional, calls, touched.sum(1).astype(float),
                          trough, path0)
 
@@ -243,13 +241,16 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
 # ---------------------------------------------------------------------------------------------- sweeps
 def _run(args: tuple) -> dict:
     portfolio, prices0, arr, rule, fund, s = args
-    return simulate(portfolio, prices0, arr, rule, fund, s).summary()
+    res = simulate(portfolio, prices0, arr, rule, fund, s)
+    out = res.summary()
+    out["bad_debt_runs"] = res.bad_debt.tolist()
+    return out
 
 
 def sweep(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, rule: LiquidationRule, fund: float,
           scenarios: Sequence[CascadeScenario], scheduler: str | None = None, workers: int = 2,
           local: bool = False) -> dict[str, dict]:
-    """Every scenario's summary, computed on a Dask cluster: a ``LocalCluster`` of ``workers`` processes by default,
+    """Every scenario's summary (with ``bad_debt_runs``, the bad debt of every run), computed on a Dask cluster: a ``LocalCluster`` of ``workers`` processes by default,
     or the running scheduler at ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``) when one machine is not enough.
     ``local=True`` runs in this process (no Dask), e.g. in tests."""
     tasks = [(portfolio, tuple(prices0), arr, rule, fund, s) for s in scenarios]

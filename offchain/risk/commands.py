@@ -1,0 +1,369 @@
+"""``xmargin risk ...``: thin commands over the risk analytics library.
+
+    xmargin risk calibrate  [--dataset D] [--out spec.json|spec.toml] [--report report.json] [model options]
+    xmargin risk backtest   [--dataset D] [--out results.json] [--plot chart.png] [model options]
+    xmargin risk stress     [--spec FILE] [--population N] [--seed S] [--plot chart.png]
+    xmargin risk var        [--spec FILE] [--population N] [--seed S] [--level Q] [--dataset D]
+    xmargin risk cascade    [--spec FILE] [--crash -0.5] [--latency 1] [--runs N] [--scheduler ADDR] [--plot F]
+    xmargin risk efficiency [--spec FILE] [--population N] [--seed S]
+    xmargin [--config FILE] risk propose SPEC [--dry-run]
+
+The population commands use the demo population (``offchain.population.generate``; 300 books, seed 7) at the local
+start prices. A dataset D is ``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq`` or a CSV of daily closes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+DATASETS_HELP = "synthetic | sp500 | nasdaq | sp500_nasdaq | path/to/closes.csv"
+
+
+def add_parser(sub: Any) -> None:
+    r = sub.add_parser("risk", help="risk analytics: calibration, backtests, stress, VaR, cascades, proposals")
+    rs = r.add_subparsers(dest="action", required=True)
+
+    def model_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dataset", default="synthetic", help=DATASETS_HELP)
+        p.add_argument("--days", type=int, default=3000, help="days of synthetic history")
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--lam", type=float, help="EWMA decay (default 0.94)")
+        p.add_argument("--es-level", type=float, help="ES level behind the risk weights (default 0.99)")
+        p.add_argument("--apc-floor", type=float, help="anti-procyclical floor, fraction of long-run vol (0.5)")
+        p.add_argument("--horizon-days", type=float, help="liquidation horizon in days (default 1)")
+
+    def pop_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--spec", help="RiskSpec JSON/TOML (default: the deployment default)")
+        p.add_argument("--population", type=int, default=300, help="books in the demo population")
+        p.add_argument("--pop-seed", type=int, default=7, help="seed of the demo population")
+
+    c = rs.add_parser("calibrate", help="estimate a RiskSpec from a price history")
+    model_opts(c)
+    c.add_argument("--out", default="risk_spec.json", help="where to write the spec (.json or .toml)")
+    c.add_argument("--report", help="write the calibration report (JSON) here")
+    b = rs.add_parser("backtest", help="Kupiec/Christoffersen backtest of the rolling requirement")
+    model_opts(b)
+    b.add_argument("--out", help="write the results (JSON) here")
+    b.add_argument("--plot", help="write a PNG chart here")
+    s = rs.add_parser("stress", help="stress library and reverse stress on the population")
+    pop_opts(s)
+    s.add_argument("--fund", type=float, default=1_000_000.0, help="insurance fund, USD")
+    s.add_argument("--plot", help="write a PNG chart here")
+    v = rs.add_parser("var", help="VaR/ES per account and for the protocol")
+    pop_opts(v)
+    v.add_argument("--dataset", default="synthetic", help=DATASETS_HELP + " (the returns behind the scenarios)")
+    v.add_argument("--level", type=float, default=0.99)
+    v.add_argument("--top", type=int, default=10, help="accounts shown (largest ES first)")
+    k = rs.add_parser("cascade", help="liquidation-cascade simulation")
+    pop_opts(k)
+    k.add_argument("--crash", type=float, default=-0.5, help="move of every asset, e.g. -0.5")
+    k.add_argument("--latency", type=int, nargs="+", default=[1, 3, 10], help="keeper latencies (blocks)")
+    k.add_argument("--crash-blocks", type=int, default=100)
+    k.add_argument("--runs", type=int, default=200)
+    k.add_argument("--fund", type=float, default=1_000_000.0, help="insurance fund, USD")
+    k.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
+    k.add_argument("--workers", type=int, default=2, help="local cluster processes")
+    k.add_argument("--local", action="store_true", help="run in this process, without Dask")
+    k.add_argument("--plot", help="write a PNG chart here")
+    e = rs.add_parser("efficiency", help="portfolio margin vs standard requirement by book type")
+    pop_opts(e)
+    p = rs.add_parser("propose", help="submit a RiskSpec to RiskParameters (tightening now, loosening queued)")
+    p.add_argument("spec", help="RiskSpec JSON/TOML (from `xmargin risk calibrate`)")
+    p.add_argument("--dry-run", action="store_true", help="show the diff and its effect on every account only")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _settings(args: argparse.Namespace):
+    from .calibrate import CalibrationSettings
+
+    fields = {"lam": args.lam, "es_level": args.es_level, "apc_floor": args.apc_floor,
+              "horizon_days": args.horizon_days}
+    try:
+        return CalibrationSettings(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as e:
+        errs = [f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors()]
+        raise ConfigError("invalid model options:\n  " + "\n  ".join(errs)) from None
+
+
+def _history(args: argparse.Namespace):
+    from .data import load
+
+    if args.days < 300 and args.dataset == "synthetic":
+        raise ConfigError(f"--days {args.days}: a synthetic history for calibration needs at least 300 days")
+    return load(args.dataset, args.days, args.seed)
+
+
+def _spec(path: str | None):
+    from .defaults import DEFAULT_SPEC
+    from .propose import load_spec
+
+    return DEFAULT_SPEC if path is None else load_spec(path)
+
+
+def _population(args: argparse.Namespace):
+    from ..population import LOCAL_LAYOUT, generate, prices_wad, to_state
+    from .defaults import START_PRICES_USD
+
+    if args.population < 1:
+        raise ConfigError(f"--population {args.population}: give at least 1 book")
+    books = generate(args.population, args.pop_seed)
+    prices = prices_wad(START_PRICES_USD)
+    return books, [to_state(b, prices) for b in books], LOCAL_LAYOUT, prices
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _dump(obj: Any, path: str | Path) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+    from .propose import write_spec
+
+    h = _history(args)
+    if not args.out.endswith((".json", ".toml")):
+        raise ConfigError(f"--out {args.out}: the spec is written as .json or .toml")
+    cal = calibrate(h.returns, h.assets, _settings(args), source=h.description)
+    path = write_spec(cal.spec, args.out)
+    if args.report:
+        _dump(cal.report, args.report)
+    lines = [f"calibrated on {h.description}", f"{'asset':<6} {'sigma EWMA':>10} {'sigma long':>10} {'RW bps':>7} "
+             f"{'base':>6}"]
+    for name, a in cal.report["assets"].items():
+        lines.append(f"{name:<6} {a['sigma_ewma_daily']:>10.4f} {a['sigma_long_daily']:>10.4f} "
+                     f"{a['risk_weight_bps']:>7} {a['base_risk_weight_bps'] or '-':>6}"
+                     + ("  (floor binds)" if a["floor_binding"] else ""))
+    lines += [f"correlations (bps): {cal.report['correlations_bps']}"]
+    lines += [f"stress {s['name']}: {s['shocks_bps']}" for s in cal.report["stress"]]
+    lines += [f"warning: {w}" for w in cal.report["warnings"]]
+    lines.append(f"spec written to {path}")
+    _write("\n".join(lines))
+    return 0
+
+
+def backtest_portfolios(assets: Sequence[str]) -> dict[str, np.ndarray]:
+    """The portfolios a backtest runs (USD sensitivity per asset, 1 million notional per leg)."""
+    k = len(assets)
+    out = {f"long_{assets[0]}": np.eye(k)[0], f"short_{assets[0]}": -np.eye(k)[0]}
+    if k > 1:
+        out[f"long_{assets[0]}_short_{assets[1]}"] = np.eye(k)[0] - np.eye(k)[1]
+        out["long_all"] = np.ones(k)
+    return {n: 1e6 * c for n, c in out.items()}
+
+
+def run_backtest(h, settings) -> tuple[dict, list]:
+    from .backtest import backtest_requirement
+
+    results = {}
+    objects = []
+    for name, c in backtest_portfolios(h.assets).items():
+        r = backtest_requirement(f"{h.name} {name}", h.returns, c, settings)
+        results[name] = r.as_dict()
+        objects.append(r)
+    return results, objects
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    h = _history(args)
+    settings = _settings(args)
+    results, objects = run_backtest(h, settings)
+    lines = [f"{h.description}", f"{'portfolio':<28} {'days':>5} {'exc':>4} {'exp':>6} {'Kupiec p':>9} "
+             f"{'Chr. p':>7} {'light':>7}"]
+    for name, r in results.items():
+        lines.append(f"{name:<28} {r['days']:>5} {r['exceptions']:>4} {r['expected']:>6.1f} {r['kupiec_p']:>9.3f} "
+                     f"{r['christoffersen_p']:>7.3f} {r['traffic_light']:>7}")
+    if args.out:
+        _dump({"dataset": h.description, "settings": settings.model_dump(), "portfolios": results}, args.out)
+    if args.plot:
+        from .plots import backtest_chart
+
+        backtest_chart(objects, args.plot, f"Requirement backtest: {h.name}")
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_stress(args: argparse.Namespace) -> int:
+    from .defaults import ASSETS, START_PRICES_USD
+    from .stress import hypothetical, reverse_summary
+    from .vmargin import MarginArrays, Portfolio
+
+    spec = _spec(args.spec)
+    _, states, layout, prices = _population(args)
+    cfg = spec.margin_config()
+    rows = [r.as_dict() for r in hypothetical(states, layout, prices, cfg, ASSETS)]
+    pf = Portfolio.from_states(states, layout, len(ASSETS))
+    arr = MarginArrays.from_config(cfg, len(ASSETS), len(layout.collateral_asset))
+    rev = reverse_summary(pf, arr, np.asarray(START_PRICES_USD, float), ASSETS, args.fund)
+    lines = [f"{'scenario':<20} {'liquidatable':>12} {'insolvent':>9} {'shortfall USD':>15} {'equity change USD':>18}"]
+    for r in rows:
+        lines.append(f"{r['name']:<20} {r['liquidatable']:>12} {r['insolvent']:>9} {r['shortfall']:>15,.0f} "
+                     f"{r['equity_change']:>18,.0f}")
+    lines.append(f"reverse stress (fraction of each direction, largest shock scaled to -100%): first account insolvent "
+                 f"/ book shortfall above the fund of {args.fund:,.0f} USD")
+    for name, t in rev.directions.items():
+        lines.append(f"  {name:<20} {rev.first_account[name]:>8.3f} / {t:>8.3f}")
+    if args.plot:
+        from .plots import stress_chart
+
+        stress_chart(rows, args.plot, args.fund)
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_var(args: argparse.Namespace) -> int:
+    from .defaults import ASSETS, START_PRICES_USD
+    from .ewma import ewma_covariance
+    from .var import all_methods, fhs_scenarios, shortfall_figure
+    from .vmargin import MarginArrays, Portfolio, margin
+
+    spec = _spec(args.spec)
+    _, states, layout, _ = _population(args)
+    from .data import load
+
+    h = load(args.dataset, 3000, 7)
+    if len(h.assets) != len(ASSETS):
+        raise ConfigError(f"--dataset {args.dataset} has assets {h.assets}; VaR of the population needs "
+                          f"{', '.join(ASSETS)} (use synthetic or a CSV with those columns)")
+    if not 0.5 < args.level < 1:
+        raise ConfigError(f"--level {args.level}: give a confidence level between 0.5 and 1, e.g. 0.99")
+    cfg = spec.margin_config()
+    pf = Portfolio.from_states(states, layout, len(ASSETS))
+    arr = MarginArrays.from_config(cfg, len(ASSETS), len(layout.collateral_asset))
+    p0 = np.asarray(START_PRICES_USD, float)
+    sens = pf.sensitivity(p0, arr.haircut)
+    m = margin(pf, p0, arr)
+    total = sens.sum(0)
+    lines = [f"returns: {h.description}", f"protocol (sum of all accounts' sensitivities) at {args.level:.1%}:"]
+    for f in all_methods(total, h.returns, args.level):
+        lines.append(f"  {f.method:<12} VaR {f.var:>14,.0f}  ES {f.es:>14,.0f}  ES by asset "
+                     + ", ".join(f"{a} {x:,.0f}" for a, x in zip(ASSETS, f.es_contrib)))
+    sf = shortfall_figure(m.equity, sens, fhs_scenarios(h.returns), args.level)
+    lines.append(f"protocol shortfall if nothing were liquidated within the day (FHS): VaR {sf['var']:,.0f} ES "
+                 f"{sf['es']:,.0f} P(any) {sf['p_any']:.4f}")
+    cov = ewma_covariance(h.returns)[-1]
+    rows = []
+    for i in range(len(states)):
+        from .var import from_scenarios, parametric
+
+        fhs = from_scenarios(sens[i], fhs_scenarios(h.returns), args.level, "fhs")
+        rows.append((fhs.es, i, parametric(sens[i], cov, args.level).var, fhs.var, m.maintenance[i]))
+    rows.sort(reverse=True)
+    lines.append(f"{'account':>7} {'param VaR':>12} {'FHS VaR':>12} {'FHS ES':>12} {'MM':>12}")
+    for es, i, pv, fv, mm in rows[: args.top]:
+        lines.append(f"{i:>7} {pv:>12,.0f} {fv:>12,.0f} {es:>12,.0f} {mm:>12,.0f}")
+    _write("\n".join(lines))
+    return 0
+
+
+def cascade_inputs(spec, states, layout):
+    from .cascade import LiquidationRule
+    from .defaults import ASSETS
+    from .vmargin import MarginArrays, Portfolio
+
+    pf = Portfolio.from_states(states, layout, len(ASSETS))
+    arr = MarginArrays.from_config(spec.margin_config(), len(ASSETS), len(layout.collateral_asset))
+    return pf, arr, LiquidationRule.from_spec(spec, len(layout.collateral_asset))
+
+
+def cmd_cascade(args: argparse.Namespace) -> int:
+    from .cascade import CascadeScenario, sweep
+    from .defaults import ASSETS, START_PRICES_USD
+
+    if not -0.99 <= args.crash <= 1.0:
+        raise ConfigError(f"--crash {args.crash}: give a move between -0.99 and 1 (e.g. -0.5)")
+    if args.runs < 1 or args.crash_blocks < 1 or any(lat < 0 for lat in args.latency):
+        raise ConfigError("--runs and --crash-blocks must be >= 1 and every --latency >= 0")
+    spec = _spec(args.spec)
+    _, states, layout, _ = _population(args)
+    pf, arr, rule = cascade_inputs(spec, states, layout)
+    scenarios = [CascadeScenario(f"crash_{abs(args.crash) * 100:.0f}_latency_{lat}", (args.crash,) * len(ASSETS),
+                                 latency=lat, crash_blocks=args.crash_blocks, runs=args.runs)
+                 for lat in args.latency]
+    out = sweep(pf, START_PRICES_USD, arr, rule, args.fund, scenarios, args.scheduler, args.workers, args.local)
+    lines = [f"{'scenario':<24} {'bad debt p95':>14} {'fund':>12} {'depletion p95':>14} {'liquidated p95':>15} "
+             f"{'accounts':>8}"]
+    for name, r in out.items():
+        lines.append(f"{name:<24} {r['bad_debt']:>14,.0f} {r['insurance_fund']:>12,.0f} {r['fund_depletion']:>14,.0f} "
+                     f"{r['liquidated_notional']:>15,.0f} {r['accounts_liquidated']:>8.0f}")
+    if args.plot:
+        from .cascade import simulate
+        from .plots import cascade_chart
+
+        dist = {s.name: simulate(pf, START_PRICES_USD, arr, rule, args.fund, s).bad_debt for s in scenarios}
+        cascade_chart(dist, args.fund, args.plot)
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_efficiency(args: argparse.Namespace) -> int:
+    from .efficiency import efficiency
+
+    spec = _spec(args.spec)
+    books, *_ = _population(args)
+    lines = [f"{'group':<32} {'books':>5} {'PM USD':>12} {'STD USD':>12} {'saving med':>10} {'saving agg':>10} "
+             f"{'exc. rate':>9} coverage"]
+    for r in efficiency(books, spec):
+        d = r.as_dict()
+        med = "n/a" if d["saving_median"] is None else f"{d['saving_median']:.1%}"
+        agg = "n/a" if d["saving_aggregate"] is None else f"{d['saving_aggregate']:.1%}"
+        lines.append(f"{r.group:<32} {r.books:>5} {r.pm_total:>12,.0f} {r.std_total:>12,.0f} {med:>10} {agg:>10} "
+                     f"{r.exception_rate:>9.4f} {'holds' if r.coverage_holds else 'FAILS'}")
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
+    from ..cli import open_runtime
+    from ..config import load_settings
+    from ..keys import load_signer
+    from ..ops import setup_logging
+    from .propose import Submitter, describe, effect, load_spec, prepare, submit
+
+    proposed = load_spec(args.spec)  # refuses a malformed or out-of-bounds spec before touching the chain
+    settings = load_settings(config, keeper={"dry_run": True} if args.dry_run else {})
+    setup_logging(settings.ops.log_format, settings.ops.log_level)
+    rt = open_runtime(settings)
+    res = rt.indexer.sync()
+    layout, prices, _ = rt.indexer.market_view(res.head)
+    proposal = prepare(rt.chain, proposed, res.head, len(layout.market_asset))
+    fund = int(rt.chain.address("CrossMarginVault"), 16) << 96
+    proposal.effect = effect(rt.indexer.states(), layout, prices, proposal.current, proposal.changes, skip=[fund])
+    if not args.dry_run:
+        signer = load_signer(settings, rt.chain.chain_id)
+        if signer is None:
+            raise ConfigError("propose needs a key: set keeper.keystore (or keeper.private_key_env on a local "
+                              "chain), or use --dry-run")
+        k = settings.keeper
+        submit(proposal, Submitter(rt.chain, signer, k.max_fee_gwei, k.min_priority_fee_gwei))
+    _write(("dry run: nothing sent\n" if args.dry_run else "") + "\n".join(describe(proposal)))
+    rt.indexer.conn.close()
+    return 0
+
+
+def run(config: str | None, args: argparse.Namespace) -> int:
+    """Dispatch ``xmargin risk <action>``; library ValueErrors (bad numbers) become ConfigError (exit 2)."""
+    if args.action == "propose":
+        return cmd_propose(config, args)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    commands = {"calibrate": cmd_calibrate, "backtest": cmd_backtest, "stress": cmd_stress, "var": cmd_var,
+                "cascade": cmd_cascade, "efficiency": cmd_efficiency}
+    try:
+        return commands[args.action](args)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
