@@ -10,7 +10,7 @@ the day before. With ``n`` days, ``x`` exceptions and coverage ``p`` (0.01 for a
   ``LR_ind = -2 ln[(1-pi)^(n00+n10) pi^(n01+n11)] + 2 ln[(1-pi01)^n00 pi01^n01 (1-pi11)^n10 pi11^n11]`` ~ chi2(1)
   (exceptions do not cluster), and ``LR_cc = LR_pof + LR_ind`` ~ chi2(2).
 - Basel traffic light (BCBS 1996): green while ``P(X <= x) < 95%`` for X ~ Binomial(n, p), red once
-  ``P(X >= x) < 0.01%``, yellow in between; for 250 days at 99% that is the familiar 0-4 / 5-9 / 10+.
+  ``P(X <= x) >= 99.99%``, yellow in between; for 250 days at 99% that is the familiar 0-4 / 5-9 / 10+.
 """
 from __future__ import annotations
 
@@ -65,11 +65,10 @@ def conditional_coverage(hits: np.ndarray, p: float) -> tuple[float, float]:
 
 def traffic_light(n: int, x: int, p: float = 0.01) -> str:
     """'green', 'yellow' or 'red' for ``x`` exceptions in ``n`` days at coverage ``p``."""
-    if stats.binom.cdf(x, n, p) < 0.95:
+    cdf = stats.binom.cdf(x, n, p)
+    if cdf < 0.95:
         return "green"
-    if stats.binom.sf(x - 1, n, p) < 1e-4:
-        return "red"
-    return "yellow"
+    return "red" if cdf >= 0.9999 else "yellow"
 
 
 @dataclass

@@ -1,0 +1,161 @@
+"""The vectorised margin against the exact mirror, reverse stress, the cascade against a direct computation,
+calibration, efficiency and the proposal diff (pure: no chain)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from offchain.population import LOCAL_LAYOUT, generate, prices_wad, to_state
+from offchain.risk.calibrate import CalibrationSettings, calibrate, es_multiple, risk_weights_bps
+from offchain.risk.cascade import CascadeScenario, LiquidationRule, simulate
+from offchain.risk.data import synthetic
+from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
+from offchain.risk.efficiency import efficiency
+from offchain.risk.margin import WAD, AccountState, account_margin
+from offchain.risk.propose import bound_errors, decode_spec, diff, merged, spec_from_dict, spec_to_dict
+from offchain.risk.stress import book_shortfall, reverse_account, reverse_book, shocked_prices
+from offchain.risk.vmargin import MarginArrays, Portfolio, margin
+
+P = prices_wad(START_PRICES_USD)
+CFG = DEFAULT_SPEC.margin_config()
+
+
+@pytest.fixture(scope="module")
+def population():
+    books = generate(120, seed=3)
+    return books, [to_state(b, P) for b in books]
+
+
+def test_vectorised_margin_equals_the_exact_mirror(population):
+    _, states = population
+    pf = Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+    arr = MarginArrays.from_config(CFG, 4, 4)
+    moves = np.array([[0, 0, 0, 0], [-0.3, -0.35, -0.4, -0.2], [0.1, -0.2, 0.05, 0.3]])
+    m = margin(pf, np.asarray(START_PRICES_USD, float) * (1 + moves), arr)  # (3, A)
+    for s_i, mv in enumerate(moves):
+        p = shocked_prices(P, mv)
+        for i, st in enumerate(states):
+            ex = account_margin(st, LOCAL_LAYOUT, p, CFG)
+            assert m.maintenance[s_i, i] == pytest.approx(ex.maintenance / WAD, rel=1e-9, abs=1e-6)
+            assert m.equity[s_i, i] == pytest.approx(ex.equity / WAD, rel=1e-9, abs=1e-6)
+            assert m.initial[s_i, i] == pytest.approx(ex.initial / WAD, rel=1e-9, abs=1e-6)
+
+
+def test_reverse_stress_move_makes_equity_negative_and_a_slightly_smaller_one_does_not():
+    state = AccountState(settlement=10_000 * WAD, positions={0: (2 * WAD, 120_000 * WAD)})  # 2 BTC long at 60k
+    u = np.array([-1.0, 0, 0, 0])
+    res = reverse_account(state, LOCAL_LAYOUT, P, CFG, u)
+    assert res.scale == pytest.approx(10_000 / 120_000, rel=1e-6)  # closed form: E0 / exposure
+    at = account_margin(state, LOCAL_LAYOUT, shocked_prices(P, res.scale * u), CFG).equity
+    before = account_margin(state, LOCAL_LAYOUT, shocked_prices(P, res.scale * (1 - 1e-6) * u), CFG).equity
+    assert at < 0 <= before
+    assert reverse_account(state, LOCAL_LAYOUT, P, CFG, -u).scale == float("inf")  # a rally never hurts a long
+
+
+def test_reverse_book_crosses_the_fund_exactly(population):
+    _, states = population
+    pf = Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+    arr = MarginArrays.from_config(CFG, 4, 4)
+    p0 = np.asarray(START_PRICES_USD, float)
+    u = -np.ones(4)
+    t = reverse_book(pf, arr, p0, u, 100_000.0)
+    assert book_shortfall(pf, arr, p0, t * u) > 100_000.0 >= book_shortfall(pf, arr, p0, (t - 1e-6) * u)
+
+
+def _perp_only(states):
+    return [AccountState(s.settlement, dict(s.positions), {}) for s in states]
+
+
+def test_cascade_without_impact_or_latency_equals_a_direct_computation(population):
+    _, states = population
+    states = _perp_only(states)
+    pf = Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+    arr = MarginArrays.from_config(CFG, 4, 4)
+    rule = LiquidationRule(close_factor=1.0, penalty=0.01, keeper_share=0.3, deep=1.0, min_keeper_reward=0.0,
+                           dust=0.0, discount=(0.0,) * 4)
+    s = CascadeScenario("direct", (-0.6,) * 4, latency=0, crash_blocks=40, after_blocks=5, noise_bps=0.0,
+                        impact_y=0.0, unwind_blocks=1, runs=2)
+    res = simulate(pf, START_PRICES_USD, arr, rule, 1e6, s)
+    # direct: each account is closed in full at the first block where E < MM
+    p0 = np.asarray(START_PRICES_USD, float)
+    path = np.exp(np.minimum(np.arange(46) / 40, 1.0)[:, None] * np.log(0.4) * np.ones(4))
+    bad = fund = notional = 0.0
+    count = 0
+    for i in range(len(states)):
+        one = Portfolio(pf.settlement[i:i + 1], pf.size[i:i + 1], pf.open_notional[i:i + 1],
+                        pf.collateral[i:i + 1], pf.market_asset, pf.collateral_asset, 4)
+        for b in range(46):
+            m = margin(one, p0 * path[b], arr)
+            if m.equity[0] < m.maintenance[0]:
+                v = one.size[0] * (p0 * path[b])[pf.market_asset]
+                taken = np.abs(v).sum()
+                after = one.settlement[0] + (v - one.open_notional[0]).sum() - 0.01 * taken
+                bad += max(0.0, -after)
+                fund += 0.01 * taken * 0.7
+                notional += taken
+                count += 1
+                break
+    assert res.bad_debt[0] == pytest.approx(bad, rel=1e-9, abs=1e-6)
+    assert res.accounts_liquidated[0] == count and res.calls[0] == count
+    assert res.liquidated_notional[0] == pytest.approx(notional, rel=1e-9)
+    assert res.fund_end[0] == pytest.approx(1e6 + fund - bad, rel=1e-9)
+
+
+def test_cascade_latency_and_impact_only_make_things_worse(population):
+    _, states = population
+    pf = Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+    arr = MarginArrays.from_config(CFG, 4, 4)
+    rule = LiquidationRule.from_spec(DEFAULT_SPEC, 4)
+    base = CascadeScenario("b", (-0.5,) * 4, latency=0, crash_blocks=5, after_blocks=20, noise_bps=0, runs=1,
+                           impact_y=0.0)
+    r0 = simulate(pf, START_PRICES_USD, arr, rule, 1e6, base)
+    r_late = simulate(pf, START_PRICES_USD, arr, rule, 1e6, base.with_(latency=3))
+    r_imp = simulate(pf, START_PRICES_USD, arr, rule, 1e6, base.with_(impact_y=1.0))
+    assert r_late.bad_debt[0] >= r0.bad_debt[0] and r_late.bad_debt[0] > 0
+    assert r_imp.trough[0].max() < 0.5 + 1e-12  # the fund's sales push prices below the exogenous -50%
+
+
+def test_calibrated_risk_weight_is_the_normal_es():
+    s = CalibrationSettings(apc_floor=0.0, horizon_days=4.0)
+    rw = risk_weights_bps(np.array([0.02]), np.array([0.05]), s)
+    assert rw[0] == int(np.ceil(0.02 * 2 * es_multiple(0.99) * 10_000))
+    floored = risk_weights_bps(np.array([0.02]), np.array([0.05]), CalibrationSettings(apc_floor=0.8))
+    assert floored[0] == int(np.ceil(0.04 * es_multiple(0.99) * 10_000))
+
+
+def test_calibrate_produces_a_valid_spec_and_roundtrips_through_json():
+    h = synthetic(600, seed=5)
+    cal = calibrate(h.returns, h.assets)
+    assert set(cal.spec.risk_weights) >= {0, 1, 2, 3} and not bound_errors(cal.spec)
+    assert [v.name for v in cal.spec.stress][:2] == ["crash", "rally"]
+    assert spec_from_dict(spec_to_dict(cal.spec)) == cal.spec
+    assert cal.spec.margin_config() == spec_from_dict(spec_to_dict(cal.spec)).margin_config()
+
+
+def test_efficiency_hedged_btc_eth_pairs_save_half_with_coverage():
+    rows = {r.group: r for r in efficiency(generate(300, seed=7))}
+    pair = rows["hedged_pair_long_btc_short_eth"]
+    assert pair.coverage_holds and pair.saving_median >= 0.5
+    assert rows["directional"].saving_median == pytest.approx(0.0, abs=1e-9)  # no offsets to credit
+
+
+def test_diff_classifies_like_the_contract_and_merge_applies_only_tightening():
+    cur = decode_spec(CFG, 0, 0, 0, [])
+    prop = DEFAULT_SPEC.model_copy(update={"risk_weights": {0: 1500, 1: 1000},
+                                           "correlations": {(0, 1): 7000}})
+    changes = {c.fn + str(c.args[:1]): c for c in diff(cur, prop)}
+    assert changes["setRiskWeight(0,)"].tightening and not changes["setRiskWeight(1,)"].tightening
+    assert not changes["setCorrelation(0,)"].tightening
+    now = merged(cur, list(changes.values()), only_tightening=True).margin_config()
+    assert now.risk_weight(0) == 1500 and now.risk_weight(1) == 1200 and now.correlation(0, 1) == 8000
+
+
+def test_decode_spec_reproduces_the_margin_words():
+    cur = decode_spec(CFG, 0, 0, 0, [])
+    assert cur.margin_config() == CFG
+
+
+def test_bound_errors_name_the_field():
+    bad = DEFAULT_SPEC.model_copy(update={"risk_weights": {0: 20_000}, "price_band_bps": 5})
+    errs = bound_errors(bad)
+    assert any("risk_weights[0] = 20000" in e for e in errs) and any("price_band_bps = 5" in e for e in errs)
