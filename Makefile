@@ -82,3 +82,9 @@ deploy: install
 
 clean:
 	rm -rf build .cache reports .hypothesis
+
+# Risk analytics report: requirement backtests (synthetic + arch's S&P 500/Nasdaq data), cascade scenarios on a local
+# Dask cluster, capital efficiency and the stress table; writes JSON and PNGs under scripts/bench/results/.
+.PHONY: risk-report
+risk-report: install
+	PYTHONPATH="$(CURDIR)" MPLBACKEND=Agg $(VENV)/bin/python scripts/bench/risk_report.py
