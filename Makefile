@@ -1,4 +1,5 @@
 # xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
+#   make demo    install everything, start a local Ganache, deploy, run the crash demo (DEMO_ARGS="--help" lists options)
 #   make test    install everything, compile, run the whole suite on a local Ganache chain
 #   make build   install everything and compile the contracts (the ABIs the xmargin keeper reads)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
@@ -17,7 +18,7 @@ BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
 TESTS ?= tests
 
-.PHONY: install build test gas bench-keeper deploy clean
+.PHONY: install build demo test gas bench-keeper deploy clean
 
 install: $(VENV)/.installed node_modules/.installed .cache/solcx/solc-v$(SOLC_VERSION)
 
@@ -39,6 +40,18 @@ node_modules/.installed: package.json package-lock.json
 
 build: install
 	$(BROWNIE) compile
+
+# The demo runs on its own Brownie network, xmargin-demo (a Ganache that Brownie starts on port 8547), under its own
+# HOME, so it can run while the test suite uses 8545.
+DEMO_HOME := $(CURDIR)/.cache/home-demo
+DEMO_ENV := $(BROWNIE_ENV) HOME="$(DEMO_HOME)"
+DEMO_ARGS ?=
+demo: build
+	mkdir -p $(DEMO_HOME)
+	$(DEMO_ENV) $(VENV)/bin/brownie networks list | grep -q xmargin-demo || $(DEMO_ENV) $(VENV)/bin/brownie networks add \
+		Development xmargin-demo cmd=ganache-cli host=http://127.0.0.1 port=8547 evm_version=shanghai \
+		gas_limit=30000000 accounts=10 mnemonic=brownie
+	$(DEMO_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 test: install slither
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
@@ -77,8 +90,9 @@ bench-keeper: install
 		cmd=anvil host=http://127.0.0.1 port=8655 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
 	$(BENCH_BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
 
-deploy: install
-	$(BROWNIE) run scripts/deploy.py --network $(NETWORK)
+DEPLOY_ARGS ?=
+deploy: build
+	$(BROWNIE_ENV) HOME="$(TOOL_HOME)" $(VENV)/bin/python scripts/deploy.py --network $(NETWORK) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf build .cache reports .hypothesis

@@ -1,45 +1,151 @@
-"""Deploy the whole xmargin protocol to the active Brownie network.
+"""Deploy the whole xmargin protocol to a Brownie network and write ``deployments/<chain-id>.json``.
 
-    brownie run scripts/deploy.py --network ganache-cli
+    .venv/bin/python scripts/deploy.py --network ganache-cli                     # a local chain Brownie starts
+    .venv/bin/python scripts/deploy.py --network sepolia --account deployer      # a testnet, a Brownie keystore
+    make deploy NETWORK=sepolia DEPLOY_ARGS="--account deployer"                 # the same through make
+    brownie run scripts/deploy.py --network ganache-cli                          # local chains only
 
-On a local chain it also deploys test tokens and Chainlink mock feeds (``MockV3Aggregator``) with starting prices.
-It writes ``deployments/<chain-id>.json`` with every address, which the off-chain side reads.
+What is deployed where comes from ``deployments/networks.toml``: each Brownie network id names its Chainlink feeds
+(real feed addresses, or ``mock_price`` for a feed the deployer updates) and its tokens (existing addresses, or test
+tokens to deploy). A network without an entry gets the local plan: test tokens, mock feeds and an insurance fund of
+1,000,000 test USDC; that plan is refused on chains other than the local development ids 1337 and 31337.
+
+Re-running is safe. Every finished step (a contract deployed, a setting applied) is written at once to
+``deployments/<chain-id>.partial.json``; a run that stops half-way resumes from there, checking that each recorded
+contract still has code, and configuration steps check the chain before sending. When the deployment is complete,
+``<chain-id>.json`` is written and the journal removed; a later run finds every contract in place and sends nothing
+(``--fresh`` deploys a new set and keeps the old file as ``<chain-id>.<timestamp>.json``).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import sys
+import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from brownie import (
-    ZERO_ADDRESS,
-    AccountLens,
-    ChainlinkFeed,
-    CrossMarginVault,
-    OracleRouter,
-    OrderSettlement,
-    RiskParameters,
-    TestToken,
-    accounts,
-    chain,
-    web3,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, WAD
-from offchain.risk.params import RiskSpec, apply_spec
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-log = logging.getLogger(__name__)
+from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
+from offchain.risk.params import RiskSpec, apply_spec  # noqa: E402
 
-DEPLOYMENTS = Path(__file__).resolve().parent.parent / "deployments"
+log = logging.getLogger("xmargin.deploy")
 
-# Local chain: (symbol, decimals, asset index, start price USD) of each collateral; the settlement token is USDC.
-LOCAL_COLLATERALS = (("WBTC", 8, 0, 60_000), ("WETH", 18, 1, 3_000), ("WSOL", 9, 2, 150), ("LINK", 18, 3, 15))
+DEPLOYMENTS = ROOT / "deployments"
+NETWORKS_FILE = DEPLOYMENTS / "networks.toml"
+LOCAL_CHAIN_IDS = (1337, 31337)
 FEED_DECIMALS = 8
 FEED_MAX_AGE = 3600
 FUND_SEED_USDC = 1_000_000  # whole tokens deposited into the insurance fund on a local chain
 MAKER_FEE_BPS, TAKER_FEE_BPS = 2, 5
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+class FeedPlan(BaseModel):
+    """One asset's price feed: an existing Chainlink aggregator, or a mock the deployer updates."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: str | None = Field(None, description="Chainlink AggregatorV3 proxy address")
+    mock_price: float | None = Field(None, gt=0, description="deploy a mock feed starting at this USD price")
+    max_age: int = Field(FEED_MAX_AGE, gt=0, lt=2**32, description="seconds; the feed's heartbeat plus a margin")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "FeedPlan":
+        if (self.address is None) == (self.mock_price is None):
+            raise ValueError("set exactly one of `address` (a real feed) and `mock_price` (a mock feed)")
+        return self
+
+
+class NetworkPlan(BaseModel):
+    """What to deploy on one network."""
+
+    model_config = ConfigDict(extra="forbid")
+    chain_id: int | None = Field(None, description="expected chain id (checked against the node)")
+    feeds: dict[str, FeedPlan] = Field(description="asset symbol -> feed, for every asset of the risk set")
+    settlement_token: str | None = Field(None, description="existing USD stablecoin address; unset: deploy test USDC")
+    collaterals: dict[str, str | None] = Field(
+        default_factory=lambda: {symbol: None for symbol, *_ in LOCAL_COLLATERALS},
+        description="collateral symbol -> existing token address, or unset to deploy a test token")
+    sequencer_feed: str | None = Field(None, description="L2 sequencer uptime feed (unset on L1)")
+    sequencer_grace: int = Field(0, ge=0, lt=2**32, description="seconds after a sequencer restart")
+    seed_fund_usdc: int = Field(0, ge=0, description="test USDC minted into the insurance fund (test USDC only)")
+
+    @field_validator("feeds")
+    @classmethod
+    def _all_assets(cls, feeds: dict[str, FeedPlan]) -> dict[str, FeedPlan]:
+        missing = [a for a in ASSETS if a not in feeds]
+        unknown = [a for a in feeds if a not in ASSETS]
+        if missing or unknown:
+            raise ValueError(f"feeds must name exactly the assets {', '.join(ASSETS)} (missing: {missing or '-'}, "
+                             f"unknown: {unknown or '-'})")
+        return feeds
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "NetworkPlan":
+        symbols = [symbol for symbol, *_ in LOCAL_COLLATERALS]
+        if sorted(self.collaterals) != sorted(symbols):
+            raise ValueError(f"collaterals must name exactly {', '.join(symbols)} (got {', '.join(self.collaterals)})")
+        if self.seed_fund_usdc and self.settlement_token is not None:
+            raise ValueError("seed_fund_usdc needs the test USDC: unset settlement_token or set seed_fund_usdc = 0")
+        return self
+
+    @property
+    def uses_mocks(self) -> bool:
+        return any(f.mock_price is not None for f in self.feeds.values())
+
+
+LOCAL_PLAN = NetworkPlan(feeds={a: FeedPlan(mock_price=p) for a, p in zip(ASSETS, START_PRICES_USD)},
+                         seed_fund_usdc=FUND_SEED_USDC)
+
+
+def load_plan(network: str, path: Path = NETWORKS_FILE) -> NetworkPlan:
+    """The plan for Brownie network ``network`` from ``path`` (the local plan when the file has no entry)."""
+    if not path.exists():
+        return LOCAL_PLAN
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SystemExit(f"{path}: not valid TOML ({e})") from None
+    entry = data.get("networks", {}).get(network)
+    if entry is None:
+        return LOCAL_PLAN
+    try:
+        return NetworkPlan.model_validate(entry)
+    except ValidationError as e:
+        problems = "; ".join(f"[networks.{network}].{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                             for err in e.errors())
+        raise SystemExit(f"{path}: {problems}") from None
+
+
+# ---------------------------------------------------------------------------------------------- the journal
+class Journal:
+    """Finished steps of one deployment, saved after each step so an interrupted run can resume."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.done: dict[str, Any] = json.loads(path.read_text()) if path is not None and path.exists() else {}
+
+    def get(self, step: str) -> Any:
+        return self.done.get(step)
+
+    def record(self, step: str, value: Any = True) -> None:
+        self.done[step] = value
+        if self.path is not None:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.done, indent=2) + "\n")
+            tmp.replace(self.path)
+
+    def close(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -57,6 +163,8 @@ class Deployment:
     start_block: int = 0  # the block before the first deployment transaction: indexers start here
 
     def addresses(self) -> dict:
+        from brownie import chain, web3
+
         return {
             "chainId": chain.id,
             "settlementToken": self.usdc.address,
@@ -78,56 +186,215 @@ def set_price(feed: Any, usd: float | int, sender: Any) -> None:
     feed.updateAnswer(int(round(usd * 10**FEED_DECIMALS)), {"from": sender})
 
 
-def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool = True) -> Deployment:
-    """Deploy tokens, mock feeds and the protocol, list everything and apply ``spec``; ``deployer`` holds every role."""
+# ---------------------------------------------------------------------------------------------- deploying
+def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAULT_SPEC,
+           journal: Journal | None = None) -> Deployment:
+    """Deploy and configure everything ``plan`` asks for; ``deployer`` holds every role afterwards.
+
+    With a ``journal``, steps it records as done are not repeated (contracts are re-attached and checked)."""
+    from brownie import (ZERO_ADDRESS, AccountLens, ChainlinkFeed, Contract, CrossMarginVault, OracleRouter,
+                         OrderSettlement, RiskParameters, TestToken, web3)
+
+    j = journal or Journal(None)
     tx = {"from": deployer}
-    start_block = web3.eth.block_number
-    usdc = TestToken.deploy("USD Coin", "USDC", 6, tx)
-    tokens, feeds = [], []
-    for symbol, decimals, _, price in LOCAL_COLLATERALS:
-        tokens.append(TestToken.deploy(f"Wrapped {symbol}", symbol, decimals, tx))
-        feeds.append(ChainlinkFeed.deploy(FEED_DECIMALS, price * 10**FEED_DECIMALS, tx))
-    oracle = OracleRouter.deploy(deployer, ZERO_ADDRESS, 0, tx)  # no L2 sequencer feed on a local chain
-    for asset, feed in enumerate(feeds):
-        oracle.setFeed(asset, feed, FEED_MAX_AGE, tx)
-    params = RiskParameters.deploy(deployer, tx)
-    params.grantRole(params.RISK_ADMIN_ROLE(), deployer, tx)
-    params.grantRole(params.GUARDIAN_ROLE(), deployer, tx)
-    vault = CrossMarginVault.deploy(params, oracle, usdc, tx)
-    params.setVault(vault, tx)  # the vault now follows every change of the margin words
-    for token, (_, _, asset, _) in zip(tokens, LOCAL_COLLATERALS):
-        vault.listCollateral(token, asset, tx)
-    for asset in range(len(ASSETS)):
-        vault.listMarket(asset, tx)
-    venue = OrderSettlement.deploy(vault, params, MAKER_FEE_BPS, TAKER_FEE_BPS, tx)
-    vault.setVenue(venue, True, tx)
-    vault.setFundOperator(deployer, True, tx)
-    lens = AccountLens.deploy(vault, tx)
-    apply_spec(params, spec, deployer)
-    d = Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block)
-    if seed_fund:
-        amount = FUND_SEED_USDC * 10**6
-        usdc.mint(deployer, amount, tx)
-        usdc.approve(vault, amount, tx)
-        vault.deposit(vault.fundAccount(), usdc, amount, tx)
-    return d
+
+    def contract(step: str, container: Any, *args: Any) -> Any:
+        address = j.get(step)
+        if address is not None:
+            if len(web3.eth.get_code(address)) == 0:
+                raise SystemExit(f"the journal says {step} is at {address}, but there is no code there: the chain "
+                                 f"was reset. Delete {j.path} (or pass --fresh) and deploy again.")
+            log.info("  %-22s %s (already deployed)", step, address)
+            return container.at(address)
+        c = container.deploy(*args, tx)
+        j.record(step, c.address)
+        log.info("  %-22s %s", step, c.address)
+        return c
+
+    def once(step: str, action: Callable[[], Any], done: Callable[[], bool] = lambda: False) -> None:
+        if j.get(step) or done():
+            return
+        action()
+        j.record(step)
+
+    start_block = j.get("startBlock")
+    if start_block is None:
+        start_block = web3.eth.block_number
+        j.record("startBlock", start_block)
+    usdc = contract("USDC", TestToken, "USD Coin", "USDC", 6) if plan.settlement_token is None else \
+        Contract.from_abi("USDC", plan.settlement_token, TestToken.abi)
+    tokens = []
+    for symbol, decimals, _, _ in LOCAL_COLLATERALS:
+        address = plan.collaterals[symbol]
+        tokens.append(contract(symbol, TestToken, f"Wrapped {symbol}", symbol, decimals) if address is None else
+                      Contract.from_abi(symbol, address, TestToken.abi))
+    feeds = []
+    for asset in ASSETS:
+        f = plan.feeds[asset]
+        feeds.append(contract(f"feed:{asset}", ChainlinkFeed, FEED_DECIMALS, int(f.mock_price * 10**FEED_DECIMALS))
+                     if f.address is None else Contract.from_abi(f"{asset}/USD", f.address, ChainlinkFeed.abi))
+    oracle = contract("OracleRouter", OracleRouter, deployer, plan.sequencer_feed or ZERO_ADDRESS,
+                      plan.sequencer_grace)
+    for i, (asset, feed) in enumerate(zip(ASSETS, feeds)):
+        max_age = plan.feeds[asset].max_age
+        once(f"oracle.setFeed:{asset}", lambda i=i, feed=feed, a=max_age: oracle.setFeed(i, feed, a, tx),
+             lambda i=i, feed=feed, a=max_age: tuple(oracle.feedOf(i))[::2] == (feed.address, a))
+    params = contract("RiskParameters", RiskParameters, deployer)
+    for role in ("RISK_ADMIN_ROLE", "GUARDIAN_ROLE"):
+        role_id = getattr(params, role)()
+        once(f"params.grant:{role}", lambda r=role_id: params.grantRole(r, deployer, tx),
+             lambda r=role_id: params.hasRole(r, deployer))
+    vault = contract("CrossMarginVault", CrossMarginVault, params, oracle, usdc)
+    once("params.setVault", lambda: params.setVault(vault, tx))
+    for cid, (token, (symbol, _, asset, _)) in enumerate(zip(tokens, LOCAL_COLLATERALS)):
+        once(f"vault.listCollateral:{symbol}", lambda t=token, a=asset: vault.listCollateral(t, a, tx),
+             lambda c=cid: vault.numCollaterals() > c)
+    for m in range(len(ASSETS)):
+        once(f"vault.listMarket:{m}", lambda m=m: vault.listMarket(m, tx), lambda m=m: vault.numMarkets() > m)
+    venue = contract("OrderSettlement", OrderSettlement, vault, params, MAKER_FEE_BPS, TAKER_FEE_BPS)
+    once("vault.setVenue", lambda: vault.setVenue(venue, True, tx))
+    once("vault.setFundOperator", lambda: vault.setFundOperator(deployer, True, tx))
+    lens = contract("AccountLens", AccountLens, vault)
+    once("params.applySpec", lambda: apply_spec(params, spec, deployer))
+    if plan.seed_fund_usdc:
+        amount = plan.seed_fund_usdc * 10**6
+
+        def seed() -> None:
+            usdc.mint(deployer, amount, tx)
+            usdc.approve(vault, amount, tx)
+            vault.deposit(vault.fundAccount(), usdc, amount, tx)
+
+        once("fund.seed", seed)
+    return Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block)
 
 
-def write_deployment(d: Deployment) -> Path:
-    DEPLOYMENTS.mkdir(exist_ok=True)
-    path = DEPLOYMENTS / f"{chain.id}.json"
-    path.write_text(json.dumps(d.addresses(), indent=2) + "\n")
+def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool = True) -> Deployment:
+    """Test tokens, mock feeds and the protocol on a local chain, in one go (no journal): tests and benchmarks."""
+    plan = LOCAL_PLAN if seed_fund else LOCAL_PLAN.model_copy(update={"seed_fund_usdc": 0})
+    return deploy(deployer, plan, spec)
+
+
+def write_deployment(d: Deployment, directory: Path = DEPLOYMENTS) -> Path:
+    from brownie import chain
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{chain.id}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(d.addresses(), indent=2) + "\n")
+    tmp.replace(path)
     return path
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    deployer = accounts[0]
-    d = deploy_local(deployer)
-    path = write_deployment(d)
+def existing(path: Path) -> bool:
+    """A complete deployment file whose contracts all have code on the connected chain."""
+    from brownie import web3
+
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text())
+    names = ("OracleRouter", "RiskParameters", "CrossMarginVault", "OrderSettlement", "AccountLens")
+    missing = [n for n in names if len(web3.eth.get_code(data[n])) == 0]
+    if missing:
+        log.warning("%s lists contracts without code on this chain (%s): deploying anew", path, ", ".join(missing))
+    return not missing
+
+
+def run_deploy(network: str, deployer: Any, plan: NetworkPlan, out: Path = DEPLOYMENTS, fresh: bool = False,
+               spec: RiskSpec = DEFAULT_SPEC) -> Path:
+    """Deploy (or resume, or confirm) the protocol on the connected chain; returns the deployment file."""
+    from brownie import chain
+
+    if plan.chain_id is not None and plan.chain_id != chain.id:
+        raise SystemExit(f"network {network!r} is configured for chain id {plan.chain_id} but the node reports "
+                         f"{chain.id}: check the RPC URL of the Brownie network or chain_id in {NETWORKS_FILE}")
+    if (plan.uses_mocks or plan.seed_fund_usdc) and plan == LOCAL_PLAN and chain.id not in LOCAL_CHAIN_IDS:
+        raise SystemExit(f"chain {chain.id} has no entry in {NETWORKS_FILE} and is not a local development chain "
+                         f"({', '.join(map(str, LOCAL_CHAIN_IDS))}): add [networks.{network}] with its feeds")
+    out.mkdir(parents=True, exist_ok=True)
+    final, partial = out / f"{chain.id}.json", out / f"{chain.id}.partial.json"
+    if fresh:
+        for path in (final, partial):
+            if path.exists():
+                path.rename(path.with_name(f"{path.stem}.{int(time.time())}.json"))
+    elif existing(final):
+        log.info("the protocol is already deployed on chain %d (%s); nothing sent. --fresh deploys a new set.",
+                 chain.id, final)
+        return final
+    journal = Journal(partial)
+    log.info("%s deployment on %s (chain %d) from %s", "resuming the" if journal.done else "starting a", network,
+             chain.id, deployer.address)
+    d = deploy(deployer, plan, spec, journal)
+    path = write_deployment(d, out)
+    journal.close()
     for name, addr in d.addresses().items():
         log.info("%-18s %s", name, addr)
     log.info("deployment written to %s", path)
+    return path
 
 
-__all__ = ["Deployment", "deploy_local", "set_price", "write_deployment", "WAD"]
+# ---------------------------------------------------------------------------------------------- CLI
+def deployer_account(account: str | None, chain_id: int) -> Any:
+    """A Brownie keystore account (asks for its password) or, on a local chain, the node's first account."""
+    from brownie import accounts
+
+    if account:
+        return accounts.load(account)
+    if chain_id in LOCAL_CHAIN_IDS and len(accounts):
+        return accounts[0]
+    raise SystemExit("no deployer: pass --account NAME (a Brownie keystore: `brownie accounts new NAME` or "
+                     "`brownie accounts import NAME keystore.json`)")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/deploy.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--network", default="ganache-cli", help="Brownie network id (default ganache-cli)")
+    p.add_argument("--account", help="Brownie keystore account of the deployer (default: node account 0 on a "
+                                     "local chain)")
+    p.add_argument("--config", type=Path, default=NETWORKS_FILE, help=f"network plans (default {NETWORKS_FILE})")
+    p.add_argument("--out", type=Path, default=DEPLOYMENTS, help="folder of the deployment file")
+    p.add_argument("--fresh", action="store_true", help="deploy a new set even if one exists")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``brownie run scripts/deploy.py`` calls this with no arguments; as a program it reads the command line."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from brownie import chain, network
+
+    if network.is_connected():  # brownie run: the network is chosen already
+        plan = load_plan(network.show_active())
+        run_deploy(network.show_active(), deployer_account(None, chain.id), plan)
+        return 0
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    plan = load_plan(args.network, args.config)
+    with brownie_network(args.network):
+        run_deploy(args.network, deployer_account(args.account, chain.id), plan, args.out, args.fresh)
+    return 0
+
+
+class brownie_network:  # noqa: N801 (a context manager used like a function)
+    """Load this Brownie project (its config and contracts) and connect to ``network`` for the ``with`` block."""
+
+    def __init__(self, network_id: str) -> None:
+        self.network_id = network_id
+
+    def __enter__(self) -> None:
+        from brownie import network, project
+        from brownie._config import CONFIG
+
+        p = project.load(ROOT, name="XmarginProject")
+        p.load_config()  # brownie-config.yaml: Shanghai, gas price "auto" (Ganache has a base fee)
+        p._add_to_main_namespace()  # what `brownie run` does: `from brownie import CrossMarginVault` works after it
+        CONFIG.argv["silent"] = True  # no per-transaction console output; the scripts log what they do
+        network.connect(self.network_id)
+
+    def __exit__(self, *exc: object) -> None:
+        from brownie import network
+
+        if network.is_connected():
+            network.disconnect()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

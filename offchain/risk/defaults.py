@@ -11,6 +11,11 @@ from .params import LiquidationParams, MarketRisk, RiskSpec, StressVector
 WAD = 10**18
 ASSETS = ("BTC", "ETH", "SOL", "LINK")
 BTC, ETH, SOL, LINK = range(4)
+# Local chain: (symbol, decimals, asset index, start price USD) of each collateral id; the settlement token is USDC
+# (6 decimals). Market m is the perpetual on asset m.
+LOCAL_COLLATERALS = (("WBTC", 8, BTC, 60_000), ("WETH", 18, ETH, 3_000), ("WSOL", 9, SOL, 150),
+                     ("LINK", 18, LINK, 15))
+START_PRICES_USD = tuple(price for *_, price in LOCAL_COLLATERALS)  # by asset index
 
 DEFAULT_SPEC = RiskSpec(
     risk_weights={BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800},

@@ -1,0 +1,566 @@
+"""xmargin crash demo: a few hundred cross-margined traders, a keeper, and a market crash, on a local chain.
+
+    make demo                                   # 300 traders, 12 March 2020, seed 7
+    make demo DEMO_ARGS="--traders 60 --blocks 40 --scenario oct2025 --seed 3"
+    .venv/bin/python scripts/demo.py --help     # every option
+
+What it does, in order:
+1. connects to a Brownie network (default ``xmargin-demo``: a Ganache that Brownie starts on port 8547) and deploys
+   the protocol with ``scripts/deploy.py`` (tokens, Chainlink mock feeds, the contracts, an insurance fund of
+   1,000,000 USDC), writing ``deployments/<chain-id>.json``;
+2. draws a population of traders (``offchain.population``: hedged pairs, directional books, baskets, volatile
+   collateral hedged by short perps, a few over-leveraged books), deposits their collateral and opens every position
+   with EIP-712 orders signed by the trader and a market maker and settled through ``OrderSettlement``;
+3. starts a keeper the way an operator would: ``xmargin keeper run`` in its own process, with a settings file, a
+   private key from the environment, JSON logs and a /health endpoint;
+4. drives a crash shaped after a real episode (``offchain.risk.episodes``) through the Chainlink feeds, one block
+   per step: the feed updates of a step go into the block with the lowest tip, after the keeper's transactions of
+   the previous block; the next block is mined once the keeper has processed the last one (a keeper that keeps up
+   with the chain, as on a 12-second chain);
+5. watches every account with its own indexer and the exact margin mirror, counts breaches of the maintenance
+   margin and the blocks until the liquidation that follows, and checks the end state against ``AccountLens``;
+6. writes ``summary.json``, ``blocks.csv``, ``chart.png`` and the keeper's log to the results folder and prints a
+   report. The exit code is 1 when a liquidation was missed.
+
+Deposits go through a batch depositor (``BookSeeder``, anyone may deposit into any account) to keep set-up short;
+every position is opened by signed orders.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from eth_account import Account  # noqa: E402
+from eth_utils import keccak  # noqa: E402
+
+from offchain.db import acct_int  # noqa: E402
+from offchain.orders import Order, sign_order  # noqa: E402
+from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
+from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
+from offchain.risk.episodes import EPISODES, episode  # noqa: E402
+from offchain.risk.margin import account_margin, standard_requirement  # noqa: E402
+
+log = logging.getLogger("xmargin.demo")
+
+USDC_DECIMALS = 6
+KEEPER_KEY_ENV = "XMARGIN_DEMO_KEEPER_KEY"
+SETTLE_GAS = 900_000
+DEPOSIT_CHUNK = 120
+
+
+@dataclass
+class Options:
+    traders: int = 300
+    scenario: str = "mar2020"
+    seed: int = 7
+    blocks: int = 90  # blocks the crash path takes
+    settle_blocks: int = 20  # extra blocks at the end prices, for the keeper to finish
+    keeper_timeout: float = 120.0  # seconds to wait for the keeper to process a block before mining the next
+    metrics_port: int = 9547
+    out: Path = ROOT / "results" / "demo"
+
+
+@dataclass
+class Series:
+    """Per-block observations of the crash (index 0 = the block before the first price move)."""
+
+    block: list[int] = field(default_factory=list)
+    prices: list[list[float]] = field(default_factory=list)
+    below_mm: list[int] = field(default_factory=list)
+    liquidations: list[int] = field(default_factory=list)
+    fund_usd: list[float] = field(default_factory=list)
+    keeper_seconds: list[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+def trader_key(seed: int, i: int) -> Any:
+    return Account.from_key(keccak(text=f"xmargin demo trader {seed} {i}"))
+
+
+def account_of(address: str, sub: int = 0) -> int:
+    return (int(address, 16) << 96) | sub
+
+
+class Seeder:
+    """Deposits and signed-order trades for the whole population, sent without waiting for each receipt."""
+
+    def __init__(self, d: Any, seeder: Any, relayer: Any, web3: Any, chain_id: int) -> None:
+        self.d, self.seeder, self.relayer, self.w3, self.chain_id = d, seeder, relayer, web3, chain_id
+        self.maker_key = Account.from_key(keccak(text="xmargin demo market maker"))
+        self.nonce = 0
+
+    def maker(self, market: int) -> int:
+        return account_of(self.maker_key.address, 1 + market)
+
+    def deposit(self, token: Any, ids: list[int], amounts: list[int]) -> None:
+        pairs = [(a, x) for a, x in zip(ids, amounts) if x > 0]
+        if not pairs:
+            return
+        tx = {"from": self.relayer}
+        total = sum(x for _, x in pairs)
+        token.mint(self.relayer, total, tx)
+        token.approve(self.seeder, total, tx)
+        for i in range(0, len(pairs), DEPOSIT_CHUNK):
+            part = pairs[i:i + DEPOSIT_CHUNK]
+            self.seeder.depositMany(token, [a for a, _ in part], [x for _, x in part], tx)
+
+    def orders(self, account: int, key: Any, market: int, size: int, price: int) -> tuple:
+        """A matched pair: the maker's order at the oracle price and the trader's order (1% limit slack)."""
+        self.nonce += 1
+        expiry = int(time.time()) + 86_400
+        buy = size > 0
+        maker = Order(self.maker(market), market, not buy, abs(size), price, expiry, self.nonce)
+        limit = price * 101 // 100 if buy else price * 99 // 100
+        taker = Order(account, market, buy, abs(size), limit, expiry, self.nonce)
+        venue = self.d.venue.address
+        return (maker, sign_order(maker, self.maker_key.key, self.chain_id, venue),
+                taker, sign_order(taker, key.key, self.chain_id, venue), abs(size))
+
+    def settle_all(self, trades: list[tuple]) -> None:
+        """Submit every matched pair; fail with the first reverted trade's account."""
+        hashes = []
+        for n, args in enumerate(trades, 1):
+            data = self.d.venue.settle.encode_input(*args)
+            hashes.append(self.w3.eth.send_transaction(
+                {"from": self.relayer.address, "to": self.d.venue.address, "data": data, "gas": SETTLE_GAS}))
+            if n % 100 == 0 or n == len(trades):
+                log.info("  orders settled: %d / %d", n, len(trades))
+        for h, args in zip(hashes, trades):
+            receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=600)
+            if receipt.status != 1:
+                raise RuntimeError(f"settlement of account {args[2].account:#x} market {args[2].market} reverted "
+                                   f"(tx {h.hex()}); the population sizing and the chain disagree")
+
+
+def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: Any, chain_id: int,
+                    seeder_contract: Any) -> tuple[list[int], Seeder]:
+    """Deposit every trader's collateral and the makers', then open every leg with signed orders."""
+    s = Seeder(d, seeder_contract, relayer, web3, chain_id)
+    keys = [trader_key(seed, i) for i in range(len(books))]
+    ids = [account_of(k.address) for k in keys]
+    prices = [int(p) * WAD for p in START_PRICES_USD]
+    gross = [0.0] * len(ASSETS)
+    for b in books:
+        for m, n in b.legs:
+            gross[m] += abs(n)
+    log.info("depositing collateral of %d traders and %d market makers", len(books), len(ASSETS))
+    usdc = [int(b.settlement_usd * 10**USDC_DECIMALS) for b in books]
+    makers = [s.maker(m) for m in range(len(ASSETS))]
+    s.deposit(d.usdc, ids + makers, usdc + [int((g + 1_000_000) * 10**USDC_DECIMALS) for g in gross])
+    for cid, (_, decimals, asset, _) in enumerate(LOCAL_COLLATERALS):
+        amounts = [int(b.collateral_usd.get(cid, 0.0) * 10**decimals * WAD // prices[asset]) for b in books]
+        s.deposit(d.tokens[cid], ids, amounts)
+    trades = []
+    for acct, key, b in zip(ids, keys, books):
+        for market, notional in b.legs:
+            size = sizes_of(market, notional, prices)
+            if size:
+                trades.append(s.orders(acct, key, market, size, prices[market]))
+    log.info("opening %d positions with signed orders through OrderSettlement", len(trades))
+    s.settle_all(trades)
+    return ids, s
+
+
+class FundDesk:
+    """The insurance fund's operator: after each block it closes the positions the fund took over in liquidations,
+    against the market maker at the oracle price (signed orders through the venue), as DESIGN.md's fund operator does.
+    Its orders carry a tip, so they land in the next block before that block's price update."""
+
+    MIN_NOTIONAL_USD = 25_000
+
+    def __init__(self, seeder: Seeder, fund: int, deployer: Any) -> None:
+        self.s, self.fund = seeder, fund
+        self.key = Account.from_key(keccak(text="xmargin demo fund desk"))
+        seeder.d.vault.setFundOperator(self.key.address, True, {"from": deployer})
+        self.unwinds = 0
+
+    def unwind(self, positions: dict[int, tuple[int, int]], prices: list[int]) -> None:
+        for market, (size, _) in sorted(positions.items()):
+            price = prices[market]
+            if size == 0 or abs(size) * price // WAD < self.MIN_NOTIONAL_USD * WAD:
+                continue
+            args = self.s.orders(self.fund, self.key, market, -size, price)
+            self.s.w3.eth.send_transaction({
+                "from": self.s.relayer.address, "to": self.s.d.venue.address, "gas": SETTLE_GAS,
+                "data": self.s.d.venue.settle.encode_input(*args), "maxPriorityFeePerGas": 2 * 10**9,
+                "maxFeePerGas": 4 * self.s.w3.eth.get_block("latest").get("baseFeePerGas", 0) + 3 * 10**9})
+            self.unwinds += 1
+
+
+# ---------------------------------------------------------------------------------------------- keeper
+def start_keeper(out: Path, rpc_url: str, deployment: Path, metrics_port: int, key: str) -> subprocess.Popen:
+    """``xmargin keeper run`` in its own process, configured by a settings file like an operator's."""
+    settings = out / "keeper.toml"
+    settings.write_text(
+        "# Settings of the demo's keeper (see `xmargin config reference`).\n"
+        f"[chain]\nrpc_urls = [\"{rpc_url}\"]\ndeployment = \"{deployment}\"\n"
+        f"build_dir = \"{ROOT / 'build' / 'contracts'}\"\nstall_seconds = 0\nrequest_timeout = 120\n"
+        f"[indexer]\ndatabase = \"{out / 'keeper.sqlite'}\"\nreconcile_every = 0\n"
+        f"[keeper]\nprivate_key_env = \"{KEEPER_KEY_ENV}\"\npoll_interval = 0.1\nreplace_after_seconds = 600\n"
+        "max_liquidations_per_block = 60\nmin_priority_fee_gwei = 1.0\n"
+        f"[ops]\nmetrics_port = {metrics_port}\nlog_format = \"json\"\n")
+    exe = Path(sys.executable).with_name("xmargin")
+    cmd = [str(exe), "--config", str(settings), "keeper", "run"] if exe.exists() else \
+        [sys.executable, "-m", "offchain.cli", "--config", str(settings), "keeper", "run"]
+    env = {**os.environ, KEEPER_KEY_ENV: key, "PYTHONPATH": str(ROOT)}
+    logfile = open(out / "keeper.log", "w")
+    log.info("starting the keeper: %s", " ".join(cmd))
+    return subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def keeper_head(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return json.loads(r.read())["head"]
+    except Exception:  # 503 while it is unhealthy, or not listening yet: it has not processed anything new
+        return None
+
+
+def wait_keeper(proc: subprocess.Popen, port: int, block: int, timeout: float) -> float:
+    """Seconds until the keeper reports ``block`` processed (raises if it died)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the keeper exited with code {proc.returncode}; see keeper.log")
+        head = keeper_head(port)
+        if head is not None and head >= block:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    log.warning("keeper has not processed block %d after %.0f s; mining on", block, timeout)
+    return timeout
+
+
+# ---------------------------------------------------------------------------------------------- crash
+class Monitor:
+    """Every account's exact margin after each block, from its own index of the vault's events."""
+
+    def __init__(self, runtime: Any, traders: list[int], fund: int) -> None:
+        self.rt, self.traders, self.fund = runtime, traders, fund
+        self.breach: dict[int, int] = {}  # account -> block its current breach started
+        self.latencies: list[int] = []  # blocks from breach to the liquidation that answered it
+        self.recovered = 0  # breaches that ended with the account back above MM without a liquidation
+        self.liquidated: set[int] = set()
+        self.breached: set[int] = set()
+        self.fund_positions: dict[int, tuple[int, int]] = {}
+        self.prices: list[int] = []
+
+    def observe(self, block: int) -> tuple[int, int, float]:
+        """Index up to ``block``; returns (accounts below MM, liquidations in the block, fund equity USD)."""
+        self.rt.indexer.sync(block)
+        layout, prices, cfg = self.rt.indexer.market_view(block)
+        states = self.rt.indexer.states(self.traders + [self.fund])
+        liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block = ?", (block,))
+        liquidated_now = {acct_int(a) for (a,) in liq_rows}
+        below = 0
+        for acct in self.traders:
+            st = states.get(acct)
+            m = account_margin(st, layout, prices, cfg) if st is not None else None
+            under = m is not None and m.liquidatable
+            if acct in liquidated_now:
+                self.liquidated.add(acct)
+                if acct in self.breach:
+                    self.latencies.append(block - self.breach.pop(acct))
+            if under:
+                below += 1
+                self.breached.add(acct)
+                self.breach.setdefault(acct, block)
+            elif acct in self.breach:
+                self.breach.pop(acct)
+                self.recovered += 1
+        fund = account_margin(states[self.fund], layout, prices, cfg).equity if self.fund in states else 0
+        self.fund_positions = states[self.fund].positions if self.fund in states else {}
+        self.prices = prices
+        return below, len(liquidated_now), fund / WAD
+
+
+def push_prices(d: Any, web3: Any, sender: str, usd: list[float]) -> None:
+    """Queue one ``updateAnswer`` per feed with no tip: they sort after the keeper's transactions in the block."""
+    base = web3.eth.get_block("latest").get("baseFeePerGas", 0)
+    for feed, p in zip(d.feeds, usd):
+        web3.eth.send_transaction({"from": sender, "to": feed.address, "gas": 120_000,
+                                   "data": feed.updateAnswer.encode_input(int(round(p * 1e8))),
+                                   "maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 0})
+
+
+def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> dict[str, dict[str, float]]:
+    """Portfolio MM against the standard per-position requirement, summed per book kind (USD)."""
+    layout, prices, cfg = rt.indexer.market_view(block)
+    states = rt.indexer.states(ids)
+    rates = [DEFAULT_SPEC.markets[m].standard_mmr_bps for m in range(len(layout.market_asset))]
+    out: dict[str, dict[str, float]] = {k: {"accounts": 0, "portfolio_mm": 0.0, "standard_mm": 0.0} for k in KINDS}
+    for acct, b in zip(ids, books):
+        st = states[acct]
+        row = out[b.kind]
+        row["accounts"] += 1
+        row["portfolio_mm"] += account_margin(st, layout, prices, cfg).maintenance / WAD
+        row["standard_mm"] += standard_requirement(st, layout, prices, rates) / WAD
+    for row in out.values():
+        row["saved_pct"] = 100 * (1 - row["portfolio_mm"] / row["standard_mm"]) if row["standard_mm"] else 0.0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- report
+def write_chart(path: Path, series: Series, scenario: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = list(range(len(series.block)))
+    fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    for a, name in enumerate(ASSETS):
+        axes[0].plot(x, [100 * p[a] / series.prices[0][a] for p in series.prices], label=name)
+    axes[0].set_ylabel("price, % of start")
+    axes[0].legend(loc="lower left", ncol=4)
+    axes[0].set_title(f"xmargin crash demo: {EPISODES[scenario].title}")
+    axes[1].step(x, series.below_mm, where="post", color="tab:red")
+    axes[1].set_ylabel("accounts below MM")
+    axes[2].bar(x, series.liquidations, color="tab:purple")
+    axes[2].set_ylabel("liquidations / block")
+    axes[3].plot(x, [f / 1e6 for f in series.fund_usd], color="tab:green")
+    axes[3].set_ylabel("insurance fund, M USD")
+    axes[3].set_xlabel("block since the crash began")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(summary: dict) -> str:
+    s = summary
+    rows = [
+        ("traders", f"{s['traders']}"),
+        ("scenario", f"{s['scenario']} ({s['crash_blocks']} blocks + {s['settle_blocks']} at the end prices)"),
+        ("accounts that breached MM", f"{s['breached_accounts']}"),
+        ("accounts liquidated", f"{s['liquidated_accounts']}"),
+        ("liquidation transactions", f"{s['liquidations']}"),
+        ("blocks breach -> liquidation", f"median {s['blocks_to_liquidation_median']}, "
+                                         f"max {s['blocks_to_liquidation_max']}"),
+        ("missed liquidations", f"{s['missed_liquidations']}"),
+        ("insurance fund before", f"{s['insurance_fund_before']:,.2f} USD"),
+        ("insurance fund after", f"{s['insurance_fund_after']:,.2f} USD"),
+        ("bad debt (covered by fund / socialised)", f"{s['bad_debt']:,.2f} USD ({s['bad_debt_covered_by_fund']:,.2f}"
+                                                    f" / {s['bad_debt_socialised']:,.2f})"),
+        ("keeper opportunities", ", ".join(f"{k} {v}" for k, v in sorted(s["keeper_opportunities"].items()))),
+        ("wall time", f"{s['seconds']['total']:.0f} s (set-up {s['seconds']['setup']:.0f}, crash "
+                      f"{s['seconds']['crash']:.0f})"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = ["", "xmargin crash demo — results", "-" * (width + 40)]
+    lines += [f"{k:<{width}}  {v}" for k, v in rows]
+    lines += ["", "margin required before the crash, by book type (portfolio MM vs standard per-position MM)",
+              f"{'book type':<18}{'accounts':>9}{'portfolio MM':>16}{'standard MM':>16}{'saved':>9}"]
+    for kind, r in s["margin_by_kind"].items():
+        lines.append(f"{kind:<18}{r['accounts']:>9}{r['portfolio_mm']:>16,.0f}{r['standard_mm']:>16,.0f}"
+                     f"{r['saved_pct']:>8.1f}%")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- the run
+def run(opts: Options, deployer: Any, relayer: Any) -> dict:
+    """The whole demo on the connected Brownie network; returns the summary (also written to ``opts.out``)."""
+    from brownie import BookSeeder, chain, web3
+
+    from offchain.cli import open_runtime
+    from offchain.config import load_settings
+    from scripts.deploy import deploy_local, write_deployment
+
+    t_start = time.monotonic()
+    path = episode(opts.scenario).path(opts.blocks, seed=opts.seed)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    log.info("results folder: %s", opts.out)
+    log.info("deploying the protocol (scripts/deploy.py) on chain %d", chain.id)
+    d = deploy_local(deployer)
+    deployment = write_deployment(d, opts.out)
+    seeder = BookSeeder.deploy(d.vault, {"from": relayer})
+    books = generate(opts.traders, opts.seed)
+    ids, seeding = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
+
+    rpc_url = web3.provider.endpoint_uri
+    keeper_key = Account.from_key(keccak(text=f"xmargin demo keeper {opts.seed}"))
+    deployer.transfer(keeper_key.address, 100 * WAD)
+    settings = load_settings(None, environ={}, chain={"rpc_urls": [rpc_url], "deployment": str(deployment),
+                             "build_dir": str(ROOT / "build" / "contracts"), "stall_seconds": 0,
+                             "request_timeout": 120}, indexer={"database": str(opts.out / "monitor.sqlite"),
+                                                               "reconcile_every": 0})
+    for stale in ("monitor.sqlite", "keeper.sqlite"):
+        (opts.out / stale).unlink(missing_ok=True)
+    rt = open_runtime(settings)
+    fund = int(d.vault.fundAccount())
+    monitor = Monitor(rt, ids, fund)
+    desk = FundDesk(seeding, fund, deployer)
+    keeper = start_keeper(opts.out, rpc_url, deployment, opts.metrics_port, keeper_key.key.hex())
+    series = Series()
+    summary: dict[str, Any] = {}
+    try:
+        head = web3.eth.block_number
+        wait_keeper(keeper, opts.metrics_port, head, opts.keeper_timeout)
+        below, _, fund_before = monitor.observe(head)
+        if below:
+            raise RuntimeError(f"{below} accounts are below MM before the crash; the population sizing is wrong")
+        by_kind = margins_by_kind(rt, ids, books, head)
+        bad_debt_before = d.vault.badDebt() / WAD
+        series.block.append(head)
+        series.prices.append([float(p) for p in START_PRICES_USD])
+        series.below_mm.append(0)
+        series.liquidations.append(0)
+        series.fund_usd.append(fund_before)
+        series.keeper_seconds.append(0.0)
+        t_crash = time.monotonic()
+        log.info("crash: %s over %d blocks, keeper %s", EPISODES[opts.scenario].title, opts.blocks,
+                 keeper_key.address)
+        web3.provider.make_request("miner_stop", [])
+        timing = {"keeper": 0.0, "mine": 0.0, "monitor": 0.0}
+        steps = [path[min(i, opts.blocks)] for i in range(1, opts.blocks + opts.settle_blocks + 1)]
+        for i, rel in enumerate(steps, 1):
+            usd = [float(p) * float(r) for p, r in zip(START_PRICES_USD, rel)]
+            t0 = time.monotonic()
+            if i <= opts.blocks:
+                push_prices(d, web3, deployer.address, usd)
+            web3.provider.make_request("evm_mine", [])
+            timing["mine"] += time.monotonic() - t0
+            block = web3.eth.block_number
+            t0 = time.monotonic()
+            waited = wait_keeper(keeper, opts.metrics_port, block, opts.keeper_timeout)
+            t1 = time.monotonic()
+            below, liq, fund_usd = monitor.observe(block)
+            desk.unwind(monitor.fund_positions, monitor.prices)
+            timing["keeper"] += t1 - t0
+            timing["monitor"] += time.monotonic() - t1
+            for lst, v in ((series.block, block), (series.prices, usd), (series.below_mm, below),
+                           (series.liquidations, liq), (series.fund_usd, fund_usd), (series.keeper_seconds, waited)):
+                lst.append(v)
+            if i % 5 == 0 or liq or i == len(steps):
+                moves = " ".join(f"{a} {100 * (float(r) - 1):+.1f}%" for a, r in zip(ASSETS, rel))
+                log.info("block %3d/%d  %s | below MM %3d | liquidated %3d (total %d) | fund %.3fM USD",
+                         i, len(steps), moves, below, liq, sum(series.liquidations), fund_usd / 1e6)
+            if i > opts.blocks and below == 0 and not monitor.breach:
+                break
+        web3.provider.make_request("miner_start", [])
+        t_end = time.monotonic()
+        final = web3.eth.block_number
+        equity, maintenance = rt.chain.lens_health(ids, final, 100)
+        still_below = [a for a, e, m in zip(ids, equity, maintenance) if e < m]
+        missed = sorted(set(still_below) | set(monitor.breach))
+        written_off = d.vault.events.get_sequence(series.block[0], final, "BadDebtWrittenOff")
+        covered = sum(e["coveredByFund"] for e in written_off) / WAD
+        socialised = sum(e["socialised"] for e in written_off) / WAD
+        opp = keeper_opportunities(opts.out / "keeper.sqlite")
+        lat = monitor.latencies
+        summary = {
+            "traders": opts.traders, "scenario": opts.scenario, "seed": opts.seed, "crash_blocks": opts.blocks,
+            "settle_blocks": len(series.block) - 1 - opts.blocks,
+            "chain_id": chain.id, "rpc_url": rpc_url, "deployment": str(deployment),
+            "breached_accounts": len(monitor.breached), "liquidated_accounts": len(monitor.liquidated),
+            "liquidations": sum(series.liquidations),
+            "blocks_to_liquidation_median": statistics.median(lat) if lat else 0,
+            "blocks_to_liquidation_max": max(lat) if lat else 0,
+            "breaches_recovered_without_liquidation": monitor.recovered,
+            "missed_liquidations": len(missed), "missed_accounts": [f"{a:#x}" for a in missed],
+            "insurance_fund_before": fund_before, "insurance_fund_after": series.fund_usd[-1],
+            "bad_debt": covered + socialised, "bad_debt_covered_by_fund": covered,
+            "bad_debt_socialised": socialised, "bad_debt_recorded_before": bad_debt_before,
+            "bad_debt_recorded_after": d.vault.badDebt() / WAD,
+            "keeper_opportunities": opp, "margin_by_kind": by_kind,
+            "fund_unwind_trades": desk.unwinds,
+            "seconds": {"setup": t_crash - t_start, "crash": t_end - t_crash, "total": t_end - t_start,
+                        "crash_waiting_for_keeper": timing["keeper"], "crash_mining": timing["mine"],
+                        "crash_monitor": timing["monitor"]},
+        }
+    finally:
+        web3.provider.make_request("miner_start", [])
+        keeper.terminate()
+        try:
+            code = keeper.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+            code = keeper.wait()
+        rt.indexer.conn.close()
+    summary["keeper_exit_code"] = code
+    summary["final_block"] = series.block[-1]
+    write_outputs(opts.out, summary, series)
+    return summary
+
+
+def keeper_opportunities(db: Path) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT status, COUNT(*) FROM opportunities GROUP BY status").fetchall())
+
+
+def write_outputs(out: Path, summary: dict, series: Series) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with open(out / "blocks.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["block", *[f"{a}_usd" for a in ASSETS], "below_mm", "liquidations", "fund_usd", "keeper_s"])
+        for row in zip(series.block, series.prices, series.below_mm, series.liquidations, series.fund_usd,
+                       series.keeper_seconds):
+            w.writerow([row[0], *[f"{p:.6f}" for p in row[1]], row[2], row[3], f"{row[4]:.2f}", f"{row[5]:.3f}"])
+    write_chart(out / "chart.png", series, summary["scenario"])
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def parse_args(argv: list[str]) -> tuple[Options, str]:
+    p = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = Options()
+    p.add_argument("--traders", type=int, default=d.traders, help=f"number of traders (default {d.traders})")
+    p.add_argument("--scenario", default=d.scenario, choices=sorted(EPISODES), help="crash shaped after which day")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the population and the price noise")
+    p.add_argument("--blocks", type=int, default=d.blocks, help=f"blocks the crash takes (default {d.blocks})")
+    p.add_argument("--settle-blocks", type=int, default=d.settle_blocks,
+                   help="at most this many blocks at the end prices for the keeper to finish")
+    p.add_argument("--network", default="xmargin-demo", help="Brownie network to run on (default xmargin-demo)")
+    p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="the keeper's /health and /metrics port")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/demo/<scenario>-<seed>)")
+    a = p.parse_args(argv)
+    for name, low in (("traders", 1), ("blocks", 2), ("settle_blocks", 0)):
+        if getattr(a, name) < low:
+            p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")
+    out = a.out or ROOT / "results" / "demo" / f"{a.scenario}-{a.seed}-{a.traders}"
+    return Options(a.traders, a.scenario, a.seed, a.blocks, a.settle_blocks, d.keeper_timeout, a.metrics_port,
+                   out.resolve()), a.network
+
+
+def interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    opts, network_name = parse_args(sys.argv[1:] if argv is None else argv)
+    from brownie import accounts
+
+    from scripts.deploy import brownie_network
+
+    signal.signal(signal.SIGTERM, interrupted)  # stop the keeper and the chain on the way out
+    with brownie_network(network_name):
+        summary = run(opts, accounts[0], accounts[2])
+    log.info(report(summary))
+    log.info("\nresults: %s (summary.json, chart.png, blocks.csv, keeper.log)", opts.out)
+    if summary["missed_liquidations"]:
+        log.error("%d liquidations were missed: %s", summary["missed_liquidations"], summary["missed_accounts"])
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
