@@ -92,7 +92,7 @@ bench-keeper: install
 
 DEPLOY_ARGS ?=
 deploy: build
-	$(BROWNIE_ENV) HOME="$(TOOL_HOME)" $(VENV)/bin/python scripts/deploy.py --network $(NETWORK) $(DEPLOY_ARGS)
+	$(BROWNIE_ENV) $(VENV)/bin/python scripts/deploy.py --network $(NETWORK) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf build .cache reports .hypothesis
@@ -102,3 +102,16 @@ clean:
 .PHONY: risk-report
 risk-report: install
 	PYTHONPATH="$(CURDIR)" MPLBACKEND=Agg $(VENV)/bin/python scripts/bench/risk_report.py
+
+# Long fuzzing campaign (docs/SECURITY.md, "Long fuzzing campaign"): the solvency state machine of
+# tests/stateful/machine.py on random sequences (>= 10,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
+# override), on Anvil registered as the Brownie network anvil-fuzz (port 8564) under its own HOME. Writes
+# scripts/bench/results/fuzz.json; fails if any invariant was violated.
+.PHONY: fuzz
+FUZZ_HOME := $(CURDIR)/.cache/home-fuzz
+FUZZ_BROWNIE := $(BROWNIE_ENV) HOME="$(FUZZ_HOME)" $(VENV)/bin/brownie
+fuzz: install
+	mkdir -p $(FUZZ_HOME)
+	$(FUZZ_BROWNIE) networks list | grep -q anvil-fuzz || $(FUZZ_BROWNIE) networks add Development anvil-fuzz \
+		cmd=anvil host=http://127.0.0.1 port=8564 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
+	$(BROWNIE_ENV) HOME="$(FUZZ_HOME)" nice -n 19 $(VENV)/bin/brownie run scripts/bench/fuzz.py --network anvil-fuzz

@@ -104,7 +104,8 @@ class KeeperSettings(_Section):
     fee_bump_percent: float = Field(
         default=12.5, ge=12.5, description="Fee increase of a replacement, percent (nodes require at least 12.5)."
     )
-    gas_limit_multiplier: float = Field(default=1.25, ge=1.0, description="Gas limit = estimate * this.")
+    gas_limit_multiplier: float = Field(default=1.25, ge=1.0,
+                                        description="Gas limit = (learned or estimated gas) * this.")
     max_liquidations_per_block: int = Field(default=50, ge=1, description="New liquidations sent per block.")
 
     @field_validator("shard")

@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     from scripts.deploy import brownie_network
 
     signal.signal(signal.SIGTERM, interrupted)  # stop the keeper and the chain on the way out
-    with brownie_network(network_name):
+    with brownie_network(network_name, quiet=True):
         summary = run(opts, accounts[0], accounts[2])
     log.info(report(summary))
     log.info("\nresults: %s (summary.json, chart.png, blocks.csv, keeper.log)", opts.out)

@@ -19,7 +19,9 @@ contract still has code, and configuration steps check the chain before sending.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import logging
 import sys
 import time
@@ -374,26 +376,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class brownie_network:  # noqa: N801 (a context manager used like a function)
-    """Load this Brownie project (its config and contracts) and connect to ``network`` for the ``with`` block."""
+    """Load this Brownie project (its config and contracts) and connect to ``network`` for the ``with`` block.
 
-    def __init__(self, network_id: str) -> None:
+    ``quiet`` sends Brownie's console output (a few lines per transaction) to /dev/null for the block; the scripts'
+    own progress goes through ``logging`` (stderr)."""
+
+    def __init__(self, network_id: str, quiet: bool = False) -> None:
         self.network_id = network_id
+        self.quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if quiet else contextlib.nullcontext()
 
     def __enter__(self) -> None:
         from brownie import network, project
-        from brownie._config import CONFIG
 
+        self.quiet.__enter__()
         p = project.load(ROOT, name="XmarginProject")
         p.load_config()  # brownie-config.yaml: Shanghai, gas price "auto" (Ganache has a base fee)
         p._add_to_main_namespace()  # what `brownie run` does: `from brownie import CrossMarginVault` works after it
-        CONFIG.argv["silent"] = True  # no per-transaction console output; the scripts log what they do
         network.connect(self.network_id)
 
     def __exit__(self, *exc: object) -> None:
         from brownie import network
 
-        if network.is_connected():
-            network.disconnect()
+        try:
+            if network.is_connected():
+                network.disconnect()
+        finally:
+            self.quiet.__exit__(*exc)
 
 
 if __name__ == "__main__":

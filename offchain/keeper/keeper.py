@@ -27,6 +27,7 @@ from ..ops import Metrics
 from ..risk.margin import WAD, AccountState, Layout, MarginConfig, account_margin
 from ..risk.screen import Book, ScreenParams, screen
 from ..risk.snapshot import read_account_state, read_margin_config, read_prices
+from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager
 
@@ -83,6 +84,7 @@ class Keeper:
         self.reconcile_every = reconcile_every
         self.last_block = -1
         self.last_ok = clock()
+        self.gas_model = GasModel()
         self.book: Book | None = None
         self.states: dict[int, AccountState] = {}
         self.layout: Layout | None = None
@@ -218,8 +220,9 @@ class Keeper:
         try:
             reward = int(self.chain.rpc.read(lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
                                              .liquidate(account, plan.as_args()).call({"from": self.address}, "latest")))
-            gas = int(self.chain.rpc.read(lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
-                                          .liquidate(account, plan.as_args()).estimate_gas({"from": self.address})))
+            gas = self.gas_model.limit(plan.items) or int(self.chain.rpc.read(
+                lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
+                .liquidate(account, plan.as_args()).estimate_gas({"from": self.address})))
         except ContractLogicError as e:
             reason = self.chain.errors.from_exception(e)
             other = self._liquidated_by_other(account, head)
@@ -287,10 +290,12 @@ class Keeper:
 
     # ------------------------------------------------------------------------------------------ outcomes
     def _resolve(self, outcome: Any) -> str:
-        row = self.conn.execute("SELECT account, block_seen FROM opportunities WHERE id = ?",
+        row = self.conn.execute("SELECT account, block_seen, plan FROM opportunities WHERE id = ?",
                                 (outcome.opportunity,)).fetchone()
         account, seen = acct_int(row[0]), row[1]
+        items = json.loads(row[2])["items"] if row[2] else []
         if outcome.status == "included":
+            self.gas_model.observe(items, outcome.gas_used)
             reward = self._reward_in(outcome.tx_hash)
             self._close(outcome.opportunity, "included", f"gas used {outcome.gas_used}", outcome.block,
                         reward=reward)
@@ -303,6 +308,7 @@ class Keeper:
             return "lost"
         reason = outcome.status
         if outcome.status == "reverted":
+            self.gas_model.forget(items)  # perhaps out of gas: estimate this shape again
             reason = f"reverted: {self._revert_reason(outcome.tx_hash, outcome.block)}"
         self._close(outcome.opportunity, "failed", reason, outcome.block)
         self.metrics.failed.inc()

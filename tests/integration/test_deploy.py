@@ -18,6 +18,7 @@ import pytest
 from brownie import CrossMarginVault, OracleRouter, RiskParameters, chain, web3
 
 from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
+from offchain.risk.margin import MarginConfig
 from scripts import deploy as d
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,15 @@ def check_deployment(path: Path, rpc) -> dict:
     return info
 
 
+def margin_terms(cfg: MarginConfig) -> tuple:
+    """Every term the margin formula reads from the packed words."""
+    n = len(ASSETS)
+    return (cfg.alpha, cfg.basis_addon, cfg.floor_rate, cfg.num_stress,
+            [cfg.risk_weight(k) for k in range(n)], [cfg.haircut(j) for j in range(n)],
+            [cfg.correlation(a, b) for a in range(n) for b in range(a + 1, n)],
+            [cfg.shock(s, k) for s in range(cfg.num_stress) for k in range(n)])
+
+
 def test_deploy_on_ganache_is_complete_and_idempotent(deployer, tmp_path):
     path = d.run_deploy("ganache-cli", deployer, d.LOCAL_PLAN, out=tmp_path)
     info = check_deployment(path, lambda m, *a: int(web3.eth.chain_id) if m == "eth_chainId" else
@@ -40,7 +50,7 @@ def test_deploy_on_ganache_is_complete_and_idempotent(deployer, tmp_path):
     vault = CrossMarginVault.at(info["CrossMarginVault"])
     params = RiskParameters.at(info["RiskParameters"])
     assert vault.numMarkets() == len(ASSETS) and vault.numCollaterals() == len(ASSETS)
-    assert tuple(int(w) for w in params.marginConfig()[:4]) == DEFAULT_SPEC.margin_config()[:4]
+    assert margin_terms(MarginConfig.from_chain(params.marginConfig())) == margin_terms(DEFAULT_SPEC.margin_config())
     oracle = OracleRouter.at(info["OracleRouter"])
     assert [oracle.price(a) // WAD for a in range(len(ASSETS))] == list(START_PRICES_USD)
     fund = vault.fundAccount()
@@ -105,10 +115,13 @@ def test_network_plans_file():
     assert d.load_plan("no-such-network") == d.LOCAL_PLAN
 
 
+MOCKS = "\n".join(f"feeds.{a} = {{ mock_price = 1 }}" for a in ASSETS)
+
+
 @pytest.mark.parametrize("entry, message", [
     ('feeds.BTC = { address = "0x1" , mock_price = 5 }', "exactly one of `address`"),
     ('feeds.BTC = { address = "0x1" }', "feeds must name exactly the assets"),
-    ('feeds = {}\nsettlement_token = "0x2"\nseed_fund_usdc = 5', "seed_fund_usdc needs the test USDC"),
+    (MOCKS + '\nsettlement_token = "0x2"\nseed_fund_usdc = 5', "seed_fund_usdc needs the test USDC"),
     ('feeds = {}\ncolour = "red"', "colour"),
 ])
 def test_network_plan_errors_name_the_field(tmp_path, entry, message):
@@ -183,7 +196,7 @@ def test_deploy_script_on_anvil(anvil, tmp_path):
     # the off-chain side reads this deployment from Anvil
     index = subprocess.run([str(Path(sys.executable).with_name("xmargin")), "index"], cwd=tmp_path, text=True,
                            capture_output=True, timeout=120,
-                           env={**env, "XMARGIN_CHAIN__RPC_URLS": f'["{url}"]', "XMARGIN_CHAIN__DEPLOYMENT": str(path),
+                           env={**env, "XMARGIN_CHAIN__RPC_URLS": url, "XMARGIN_CHAIN__DEPLOYMENT": str(path),
                                 "XMARGIN_CHAIN__BUILD_DIR": str(ROOT / "build" / "contracts"),
                                 "XMARGIN_INDEXER__DATABASE": str(tmp_path / "x.sqlite")})
     assert index.returncode == 0, index.stdout + index.stderr
