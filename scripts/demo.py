@@ -460,8 +460,8 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         still_below = [a for a, e, m in zip(ids, equity, maintenance) if e < m]
         missed = sorted(set(still_below) | set(monitor.breach))
         written_off = d.vault.events.get_sequence(series.block[0], final, "BadDebtWrittenOff")
-        covered = sum(e["coveredByFund"] for e in written_off) / WAD
-        socialised = sum(e["socialised"] for e in written_off) / WAD
+        covered = sum(e["args"]["coveredByFund"] for e in written_off) / WAD
+        socialised = sum(e["args"]["socialised"] for e in written_off) / WAD
         opp = keeper_opportunities(opts.out / "keeper.sqlite")
         lat = monitor.latencies
         summary = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import socket
 
+import pytest
+
 from brownie import CrossMarginVault, accounts
 
 from offchain.population import KINDS
@@ -35,7 +37,7 @@ def test_crash_demo_liquidates_every_breach(deployer, tmp_path):
     info = json.loads((tmp_path / "1337.json").read_text())
     vault = CrossMarginVault.at(info["CrossMarginVault"])
     events = vault.events.get_sequence(info["startBlock"], summary["final_block"], "Liquidated")
-    liquidated = {e["account"] for e in events}
+    liquidated = {e["args"]["account"] for e in events}
     assert summary["missed_liquidations"] == 0 and summary["missed_accounts"] == []
     assert summary["liquidated_accounts"] == len(liquidated) > 0
     assert summary["liquidations"] == len(events)
@@ -43,6 +45,8 @@ def test_crash_demo_liquidates_every_breach(deployer, tmp_path):
     assert summary["keeper_opportunities"] == {"included": len(events)}  # every send landed, nothing failed
     assert 1 <= summary["blocks_to_liquidation_median"] <= summary["blocks_to_liquidation_max"] <= 2
     assert summary["bad_debt"] == summary["bad_debt_covered_by_fund"] + summary["bad_debt_socialised"]
+    recorded = summary["bad_debt_recorded_after"] - summary["bad_debt_recorded_before"]
+    assert recorded == pytest.approx(summary["bad_debt_socialised"])  # the vault's own bad-debt ledger agrees
     assert summary["insurance_fund_before"] >= 1_000_000  # the seed, plus the trading fees of the set-up
     assert set(summary["margin_by_kind"]) == set(KINDS)
     assert sum(r["accounts"] for r in summary["margin_by_kind"].values()) == opts.traders
