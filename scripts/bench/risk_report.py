@@ -110,9 +110,9 @@ def efficiency_report(books) -> dict:
     cal_ttc = calibrate(h.returns, h.assets, CalibrationSettings(apc_floor=1.0), source=h.description)
     eth = DEFAULT_SPEC.stress_index("eth_decouple")
     what_if = DEFAULT_SPEC.model_copy(update={"stress": [
-        s if i != eth else StressVector(name="eth_decouple", shocks={1: -800}) for i, s in enumerate(DEFAULT_SPEC.stress)]})
+        s if i != eth else StressVector(name="eth_decouple", shocks={1: -1500}) for i, s in enumerate(DEFAULT_SPEC.stress)]})
     out = {"coverage_test": "pooled one-day exception rate of MM over 20,000 synthetic days <= 1%", "specs": {}}
-    for name, spec in (("default", DEFAULT_SPEC), ("default_eth_decouple_8pct", what_if),
+    for name, spec in (("default", DEFAULT_SPEC), ("eth_decouple_15pct", what_if),
                        ("calibrated_apc_0.5", cal.spec), ("calibrated_apc_1.0", cal_ttc.spec)):
         rows = [r.as_dict() for r in efficiency(books, spec)]
         out["specs"][name] = {r["group"]: r for r in rows}
