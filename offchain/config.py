@@ -128,11 +128,18 @@ class OpsSettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Logging level.")
 
 
+class RiskSettings(_Section):
+    scheduler: str | None = Field(default=None, description="Dask scheduler of risk sweeps (e.g. 'tcp://10.0.0.5:8786'); "
+                                  "unset: a local cluster on this machine.")
+    workers: int = Field(default=2, ge=1, le=256, description="Processes of the local Dask cluster (no scheduler set).")
+
+
 class Settings(_Section):
     chain: ChainSettings = ChainSettings()
     indexer: IndexerSettings = IndexerSettings()
     keeper: KeeperSettings = KeeperSettings()
     ops: OpsSettings = OpsSettings()
+    risk: RiskSettings = RiskSettings()
     source: str = Field(default="defaults", exclude=True, description="Where the settings came from (for messages).")
 
     @model_validator(mode="after")
@@ -155,6 +162,11 @@ class Settings(_Section):
         return SecretStr(value)
 
 
+SECTIONS: dict[str, type[_Section]] = {
+    name: f.annotation for name, f in Settings.model_fields.items() if isinstance(f.annotation, type)
+    and issubclass(f.annotation, _Section)}
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -167,7 +179,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    sections = {"chain": ChainSettings, "indexer": IndexerSettings, "keeper": KeeperSettings, "ops": OpsSettings}
+    sections = SECTIONS
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
@@ -222,8 +234,7 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
 def reference() -> str:
     """Every setting with its default and description, as TOML comments (``xmargin config reference``)."""
     out = []
-    for name, section in (("chain", ChainSettings), ("indexer", IndexerSettings), ("keeper", KeeperSettings),
-                          ("ops", OpsSettings)):
+    for name, section in SECTIONS.items():
         out.append(f"[{name}]")
         for field_name, f in section.model_fields.items():
             default = f.default

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import ValidationError
 
+from ..config import load_settings
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ def add_parser(sub: Any) -> None:
     k.add_argument("--crash-blocks", type=int, default=100)
     k.add_argument("--runs", type=int, default=200)
     k.add_argument("--fund", type=float, default=1_000_000.0, help="insurance fund, USD")
-    k.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    k.add_argument("--workers", type=int, default=2, help="local cluster processes")
+    k.add_argument("--scheduler", help="Dask scheduler address (default: risk.scheduler, else a local cluster)")
+    k.add_argument("--workers", type=int, help="local cluster processes (default: risk.workers)")
     k.add_argument("--local", action="store_true", help="run in this process, without Dask")
     k.add_argument("--plot", help="write a PNG chart here")
     e = rs.add_parser("efficiency", help="portfolio margin vs standard requirement by book type")
@@ -295,7 +296,9 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     scenarios = [CascadeScenario(f"crash_{abs(args.crash) * 100:.0f}_latency_{lat}", (args.crash,) * len(ASSETS),
                                  latency=lat, crash_blocks=args.crash_blocks, runs=args.runs)
                  for lat in args.latency]
-    out = sweep(pf, START_PRICES_USD, arr, rule, args.fund, scenarios, args.scheduler, args.workers, args.local)
+    risk = load_settings(args.config).risk  # the [risk] section: where sweeps run
+    out = sweep(pf, START_PRICES_USD, arr, rule, args.fund, scenarios, args.scheduler or risk.scheduler,
+                args.workers or risk.workers, args.local)
     lines = [f"{'scenario':<24} {'bad debt p95':>14} {'fund':>12} {'depletion p95':>14} {'liquidated p95':>15} "
              f"{'accounts':>8}"]
     for name, r in out.items():
@@ -330,7 +333,6 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
 
 def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
     from ..cli import open_runtime
-    from ..config import load_settings
     from ..keys import load_signer
     from ..ops import setup_logging
     from .propose import Submitter, describe, effect, load_spec, prepare, submit

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from .conftest import ROOT, rpc_url
 from .test_faults import _toml, _xmargin
 from .test_keeper import crash, under_water
@@ -43,10 +45,22 @@ def test_accounts_account_and_opportunities_commands(book, protocol, deployer, d
 
 
 def test_readme_documents_every_setting():
-    from offchain.config import ChainSettings, IndexerSettings, KeeperSettings, OpsSettings
+    from offchain.config import SECTIONS
 
     readme = (ROOT / "README.md").read_text()
-    for section, model in (("chain", ChainSettings), ("indexer", IndexerSettings), ("keeper", KeeperSettings),
-                           ("ops", OpsSettings)):
+    assert set(SECTIONS) == {"chain", "indexer", "keeper", "ops", "risk"}
+    for section, model in SECTIONS.items():
         for name, field in model.model_fields.items():
             assert f"| `{section}.{name}` |" in readme and field.description in readme, f"{section}.{name}"
+
+
+def test_risk_section_sets_where_sweeps_run():
+    from offchain.config import load_settings
+    from offchain.errors import ConfigError
+
+    env = {"XMARGIN_RISK__SCHEDULER": "tcp://10.0.0.5:8786", "XMARGIN_RISK__WORKERS": "6"}
+    risk = load_settings(None, environ=env).risk
+    assert (risk.scheduler, risk.workers) == ("tcp://10.0.0.5:8786", 6)
+    assert load_settings(None, environ={}).risk.scheduler is None
+    with pytest.raises(ConfigError, match="risk.workers"):
+        load_settings(None, environ={"XMARGIN_RISK__WORKERS": "0"})
