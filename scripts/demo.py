@@ -97,8 +97,9 @@ def account_of(address: str, sub: int = 0) -> int:
     return (int(address, 16) << 96) | sub
 
 
-class Seeder:
-    """Deposits and signed-order trades for the whole population, sent without waiting for each receipt."""
+class MarketMaker:
+    """The market maker (one account per market) and the relayer that submits matched orders: deposits and
+    signed order pairs for the whole population, sent without waiting for each receipt."""
 
     def __init__(self, d: Any, seeder: Any, relayer: Any, web3: Any, chain_id: int) -> None:
         self.d, self.seeder, self.relayer, self.w3, self.chain_id = d, seeder, relayer, web3, chain_id
@@ -149,9 +150,9 @@ class Seeder:
 
 
 def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: Any, chain_id: int,
-                    seeder_contract: Any) -> tuple[list[int], Seeder]:
+                    seeder_contract: Any) -> tuple[list[int], MarketMaker]:
     """Deposit every trader's collateral and the makers', then open every leg with signed orders."""
-    s = Seeder(d, seeder_contract, relayer, web3, chain_id)
+    s = MarketMaker(d, seeder_contract, relayer, web3, chain_id)
     keys = [trader_key(seed, i) for i in range(len(books))]
     ids = [account_of(k.address) for k in keys]
     prices = [int(p) * WAD for p in START_PRICES_USD]
@@ -178,16 +179,16 @@ def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: An
 
 
 class FundDesk:
-    """The insurance fund's operator: after each block it closes the positions the fund took over in liquidations,
-    against the market maker at the oracle price (signed orders through the venue), as DESIGN.md's fund operator does.
-    Its orders carry a tip, so they land in the next block before that block's price update."""
+    """The insurance fund's operator (what the vault's fund operators are for): after each block it closes the
+    positions the fund took over in liquidations, against the market maker at the oracle price, with signed orders
+    through the venue. Its orders carry a tip, so they land in the next block before that block's price update."""
 
     MIN_NOTIONAL_USD = 25_000
 
-    def __init__(self, seeder: Seeder, fund: int, deployer: Any) -> None:
-        self.s, self.fund = seeder, fund
+    def __init__(self, maker: MarketMaker, fund: int, deployer: Any) -> None:
+        self.s, self.fund = maker, fund
         self.key = Account.from_key(keccak(text="xmargin demo fund desk"))
-        seeder.d.vault.setFundOperator(self.key.address, True, {"from": deployer})
+        maker.d.vault.setFundOperator(self.key.address, True, {"from": deployer})
         self.unwinds = 0
 
     def unwind(self, positions: dict[int, tuple[int, int]], prices: list[int]) -> None:
@@ -391,7 +392,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     deployment = write_deployment(d, opts.out)
     seeder = BookSeeder.deploy(d.vault, {"from": relayer})
     books = generate(opts.traders, opts.seed)
-    ids, seeding = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
+    ids, maker = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
 
     rpc_url = web3.provider.endpoint_uri
     keeper_key = Account.from_key(keccak(text=f"xmargin demo keeper {opts.seed}"))
@@ -405,7 +406,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     rt = open_runtime(settings)
     fund = int(d.vault.fundAccount())
     monitor = Monitor(rt, ids, fund)
-    desk = FundDesk(seeding, fund, deployer)
+    desk = FundDesk(maker, fund, deployer)
     keeper = start_keeper(opts.out, rpc_url, deployment, opts.metrics_port, keeper_key.key.hex())
     series = Series()
     summary: dict[str, Any] = {}
