@@ -27,8 +27,10 @@ from .errors import ChainUnavailable, DeploymentError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A response cut mid-body (the connection closed before Content-Length bytes arrived) surfaces as
+# ChunkedEncodingError: transient like a dropped connection, not a reason for the caller to crash.
 TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.HTTPError,
-             ConnectionError, TimeoutError)
+             requests.exceptions.ChunkedEncodingError, ConnectionError, TimeoutError)
 
 
 class Rpc:

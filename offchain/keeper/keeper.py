@@ -130,6 +130,7 @@ class Keeper:
         if head == self.last_block:
             self.last_ok = self.clock()
             return report
+        checkpoint = self.indexer.checkpoint
         sync = self.indexer.sync(head)
         self._refresh_market(head, sync.listing_changed)
         mine = {a for a in sync.changed if self._mine(a)}
@@ -138,8 +139,8 @@ class Keeper:
             self.states.update(fresh)
             assert self.book is not None
             self.book.update(fresh, self.layout, self._scale)
-        if sync.reorg_depth:
-            self._reopen_after_reorg(head - sync.reorg_depth)
+        if sync.reorg_depth:  # the fork point: the old checkpoint minus the depth rolled back
+            self._reopen_after_reorg((checkpoint[0] if checkpoint else head) - sync.reorg_depth)
         self.metrics.accounts.set(len(self.states))
         if self.reconcile_every and head - self._last_reconcile >= self.reconcile_every:
             self._last_reconcile = head
@@ -213,6 +214,21 @@ class Keeper:
     def _attempt(self, account: int, m: Any, head: int, cfg: MarginConfig) -> bool:
         plan = plan_liquidation(self.states[account], self.layout, self.prices, cfg, self.terms)
         opp = self._record(account, head, m, plan)
+        try:
+            return self._pursue(opp, account, m, head, cfg, plan)
+        except ChainUnavailable as e:
+            # The node went away half-way. An opportunity left open would block the account for good (it is not
+            # planned again while open): close it, unless a signed transaction was persisted, which poll() resolves.
+            row = self.conn.execute("SELECT hash FROM txs WHERE opportunity = ? AND status = 'pending' "
+                                    "ORDER BY sent_at DESC LIMIT 1", (opp,)).fetchone()
+            if row is not None:
+                self._update(opp, "sent", tx_hash=row[0])
+            else:
+                self._close(opp, "failed", f"rpc unavailable: {e}", head)
+                self.metrics.failed.inc()
+            raise
+
+    def _pursue(self, opp: int, account: int, m: Any, head: int, cfg: MarginConfig, plan: Plan | None) -> bool:
         if plan is None:
             self._close(opp, "failed", "no plan raises E - MM within the rule", head)
             self.metrics.failed.inc()
@@ -331,7 +347,21 @@ class Keeper:
         return "unknown (does not revert when replayed)"
 
     def _reopen_after_reorg(self, fork: int) -> None:
-        """Opportunities concluded in blocks that no longer exist are re-checked from scratch."""
+        """Opportunities concluded in blocks that no longer exist are re-checked from scratch, except our own
+        liquidations that were reorged out: their signed transactions go back to pending (poll() re-offers the same
+        bytes, same nonce, or sees the nonce used), so the account is not planned a second time meanwhile. The
+        cached nonce is dropped: the nonces of reorged-out transactions are free again."""
+        if self.txm is not None:
+            rows = self.conn.execute(
+                "SELECT o.id, t.hash FROM opportunities o JOIN txs t ON t.opportunity = o.id WHERE o.keeper = ? "
+                "AND o.status = 'included' AND o.block_done > ? AND t.status = 'included'", (self.address, fork))
+            for opp, h in rows.fetchall():
+                if self.txm._receipt(h) is None:
+                    self.conn.execute("UPDATE txs SET status = 'pending', sent_at = ? WHERE hash = ?",
+                                      (self.clock(), h))
+                    self.conn.execute("UPDATE opportunities SET status = 'sent', block_done = NULL, reason = "
+                                      "'reorged out: transaction re-offered' WHERE id = ?", (opp,))
+            self.txm.resync()
         n = self.conn.execute("UPDATE opportunities SET status = 'failed', reason = 'reorged out' "
                               "WHERE keeper = ? AND block_done > ? AND status != 'sent'",
                               (self.address, fork)).rowcount

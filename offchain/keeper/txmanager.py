@@ -98,6 +98,10 @@ class TxManager:
             self._nonce = max(self._chain_nonce(), (row[0] + 1) if row[0] is not None else 0)
         return self._nonce
 
+    def resync(self) -> None:
+        """Forget the cached nonce (after a reorg): the next send asks the node and the database again."""
+        self._nonce = None
+
     def pending(self) -> list[tuple[str, int, int]]:
         """(hash, nonce, opportunity) of every transaction not yet resolved."""
         return self.conn.execute("SELECT hash, nonce, opportunity FROM txs WHERE keeper = ? AND status = 'pending' "
@@ -126,12 +130,16 @@ class TxManager:
 
     def send(self, opportunity: int, to: str, data: str, gas: int, max_cost_wei: int) -> str:
         """Sign, persist, broadcast. Returns the hash. Raises :class:`SendError` ('funds', 'fee_cap', 'other')."""
+        refused: tuple[int, int, int] | None = None
         for attempt in range(3):
             max_fee, tip = self.fees()
             if max_fee * gas > max_cost_wei:
                 max_fee = max_cost_wei // gas
                 tip = min(tip, max_fee)
             nonce = self.next_nonce()
+            if refused == (nonce, max_fee, tip):  # the same bytes again: refused again (and already persisted)
+                raise SendError("underpriced", f"refused at maxFee {max_fee / GWEI:.2f} gwei, the most this "
+                                "transaction may pay (fee cap or reward)")
             tx = {"chainId": self.chain_id, "nonce": nonce, "to": to, "data": data, "gas": gas, "value": 0,
                   "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "type": 2}
             h, raw = self._sign(tx)
@@ -146,6 +154,7 @@ class TxManager:
                     continue
                 if e.kind == "underpriced":
                     log.warning("fees refused (%s): re-reading the fee market", e)
+                    refused = (nonce, max_fee, tip)
                     continue
                 raise
             self._nonce = nonce + 1
