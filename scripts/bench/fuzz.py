@@ -1,0 +1,114 @@
+"""The long fuzzing campaign: the solvency state machine of tests/stateful/machine.py on random sequences.
+
+    make fuzz                                   # Anvil (Brownie network anvil-fuzz, port 8564), >= 10,000 steps
+    FUZZ_STEPS=2000 FUZZ_SEED=7 make fuzz       # a shorter campaign, another seed
+
+Runs batches of ``FUZZ_EXAMPLES`` state-machine runs of ``FUZZ_RUN_STEPS`` steps (hypothesis, not derandomized; the
+random generator of batch i is seeded with ``FUZZ_SEED + i``, so a campaign is reproducible) until ``FUZZ_STEPS``
+steps have run. Every invariant of the machine is asserted after every step. A batch that fails is recorded (the
+first failure, and hypothesis's minimal failing sequence) and the campaign goes on with the next batch: a failed
+assertion counts as a violation, any other exception (e.g. a transaction the node dropped) as a harness error. It
+exits with status 1 if there was either. Writes ``scripts/bench/results/fuzz.json`` after every batch.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import random
+import sys
+import time
+import traceback
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import hypothesis.core
+from brownie import accounts, chain, web3
+from brownie._config import CONFIG
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from offchain.risk.defaults import DEFAULT_SPEC  # noqa: E402
+from scripts.deploy import deploy_local  # noqa: E402
+from tests.stateful.machine import Solvency, setup  # noqa: E402
+
+OUT = ROOT / "scripts" / "bench" / "results" / "fuzz.json"
+
+
+def _env(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def main() -> None:
+    seed = _env("FUZZ_SEED", 20261121)
+    target = _env("FUZZ_STEPS", 10_000)
+    examples = _env("FUZZ_EXAMPLES", 250)
+    run_steps = _env("FUZZ_RUN_STEPS", 50)
+    CONFIG.argv["silent"] = True
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    deployer = accounts[0]
+    t0 = time.perf_counter()
+    with redirect_stdout(io.StringIO()):
+        protocol = deploy_local(deployer, DEFAULT_SPEC)
+        Solvency.context = setup(protocol, deployer)
+        chain.snapshot()
+    setup_s = time.perf_counter() - t0
+    violations: list = []
+    errors: list = []
+    batch = 0
+    started = time.perf_counter()
+    result: dict = {}
+    while Solvency.steps - Solvency.runs < target:
+        batch_seed = seed + batch
+        hypothesis.core._hypothesis_global_random = random.Random(batch_seed)
+        log = io.StringIO()
+        Solvency.failures.clear()
+        try:
+            with redirect_stdout(log):  # hypothesis prints the minimal failing sequence here
+                run_state_machine_as_test(Solvency, settings=settings(
+                    max_examples=examples, stateful_step_count=run_steps, deadline=None, derandomize=False,
+                    database=None, suppress_health_check=HealthCheck.all(), print_blob=False))
+        except Exception as e:
+            # What failed first (hypothesis may replay it as Flaky: chain time moves between runs). An assertion is an
+            # invariant or an allowed-refusal check of the machine: a violation. Anything else (a transaction the
+            # node dropped, a harness error) is recorded as an error; both fail the campaign.
+            kind, first = Solvency.failures[0] if Solvency.failures else (type(e).__name__, "")
+            entry = {"batch": batch, "seed": batch_seed, "first_failure": first, "error": f"{type(e).__name__}: {e}"[:2000],
+                     "sequence": log.getvalue()[-6000:], "trace": traceback.format_exc()[-3000:]}
+            (violations if kind == "AssertionError" else errors).append(entry)
+            print(f"batch {batch}: {'VIOLATION' if kind == 'AssertionError' else 'ERROR'} {first[:600]}", flush=True)
+        batch += 1
+        steps = Solvency.steps - Solvency.runs
+        runtime = time.perf_counter() - started
+        result = {
+            "steps": steps,
+            "runs": Solvency.runs,
+            "invariant_checks": Solvency.steps,
+            "violations": len(violations),
+            "violation_details": violations,
+            "harness_errors": len(errors),
+            "harness_error_details": errors,
+            "batches": batch,
+            "seed": seed,
+            "settings": {"target_steps": target, "examples_per_batch": examples, "steps_per_run": run_steps,
+                         "derandomize": False, "batch_seed": "seed + batch index"},
+            "runtime_s": round(runtime, 1),
+            "setup_s": round(setup_s, 1),
+            "ms_per_step": round(1000 * runtime / max(steps, 1), 1),
+            "rule_counts": dict(sorted(Solvency.rule_counts.items())),
+            "successful_transactions": dict(sorted(Solvency.done.items())),
+            "node": web3.provider.make_request("web3_clientVersion", [])["result"],
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "command": "make fuzz",
+        }
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"batch {batch}: {steps} steps, {Solvency.runs} runs, {len(violations)} violations, "
+              f"{runtime:.0f} s", flush=True)
+    print(json.dumps({k: result[k] for k in ("steps", "runs", "violations", "harness_errors", "runtime_s")}))
+    if violations or errors:
+        raise SystemExit(1)
