@@ -46,7 +46,7 @@ def _env(name: str, default: int) -> int:
 def main() -> None:
     seed = _env("FUZZ_SEED", 20261121)
     target = _env("FUZZ_STEPS", 10_000)
-    examples = _env("FUZZ_EXAMPLES", 250)
+    examples = _env("FUZZ_EXAMPLES", 60)
     run_steps = _env("FUZZ_RUN_STEPS", 50)
     CONFIG.argv["silent"] = True
     warnings.filterwarnings("ignore", category=FutureWarning)
