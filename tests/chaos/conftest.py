@@ -130,24 +130,27 @@ def duplicates(keeper, since: int, external: set[str] = frozenset()) -> int:
     return unknown + sum(c - 1 for c in per_opportunity.values())
 
 
+class ChaosResults(dict):
+    """Entries by fault, written to chaos.json as soon as each is recorded (merged with entries of faults not run)."""
+
+    def __setitem__(self, fault: str, entry: dict) -> None:
+        super().__setitem__(fault, entry)
+        old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        by_fault = {e["fault"]: e for e in old.get("faults", [])}
+        by_fault[fault] = entry
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({
+            "node": web3.provider.make_request("web3_clientVersion", [])["result"],
+            "block_time_s": BLOCK_TIME,
+            "recovery_limit_s": RECOVERY_LIMIT,
+            "written_by": "pytest tests/chaos (each test records its own entry)",
+            "faults": [by_fault[k] for k in sorted(by_fault)],
+        }, indent=1) + "\n")
+
+
 @pytest.fixture(scope="session")
 def chaos_results():
-    """Entries by fault; written to chaos.json at the end of the session (merged with entries of faults not run)."""
-    entries: dict[str, dict] = {}
-    yield entries
-    if not entries:
-        return
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    by_fault = {e["fault"]: e for e in old.get("faults", [])}
-    by_fault.update(entries)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "node": web3.provider.make_request("web3_clientVersion", [])["result"],
-        "block_time_s": BLOCK_TIME,
-        "recovery_limit_s": RECOVERY_LIMIT,
-        "written_by": "pytest tests/chaos (each test records its own entry)",
-        "faults": [by_fault[k] for k in sorted(by_fault)],
-    }, indent=1) + "\n")
+    return ChaosResults()
 
 
 @pytest.fixture
