@@ -92,6 +92,7 @@ def main() -> None:
             "violation_details": violations,
             "harness_errors": len(errors),
             "harness_error_details": errors,
+            "dropped_reports_recovered": getattr(Solvency, "recovered_receipts", 0),  # mined, per the node's receipt
             "batches": batch,
             "seed": seed,
             "settings": {"target_steps": target, "examples_per_batch": examples, "steps_per_run": run_steps,

@@ -1,4 +1,4 @@
-"""Stateful test of the solvency invariants (README, "Invariants"; DESIGN section 7, invariants 1-6).
+"""Stateful test of the solvency invariants 1-6 (README, "Invariants").
 
 The state machine, its deployment and its rules are in ``tests/stateful/machine.py``; this is the CI budget of it
 (derandomized: the same sequences on every run and machine, so CI cannot pass or fail by luck of the draw). The long
