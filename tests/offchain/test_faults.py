@@ -136,9 +136,13 @@ def test_keeper_reports_unhealthy_while_the_node_is_down_and_recovers(book, make
             proxy.drop, proxy.delay = False, 2.5  # back, but slower than the keeper's timeout
             assert keeper.step() is None and _get(base + "/health")[0] == 503
             proxy.delay = 0
-            report = keeper.step()
+            report = None
+            for _ in range(5):  # back to normal: healthy again within a few steps (a loaded node may miss 1 s once)
+                report = keeper.step()
+                if report is not None:
+                    break
             assert _get(base + "/health")[0] == 200
-            assert under and set(report.sent) == under
+            assert under and report is not None and set(report.sent) == under
             metrics = _get(base + "/metrics")[1]
             errors = [line for line in metrics.splitlines() if line.startswith("xmargin_rpc_errors_total")]
             assert errors and float(errors[0].split()[-1]) > 0
