@@ -104,7 +104,8 @@ def _size(book: Book, target: float, prices: Sequence[int], cfg, layout: Layout)
         if fits(sized, prices, cfg, layout):
             return sized
         sized = _scaled(sized, 0.95)
-    return _scaled(sized, 0.0)
+    raise ValueError(f"a {book.kind} book of {book.settlement_usd:,.0f} USD cannot be sized under the risk set "
+                     f"(still below IM at 5% of its target); check the parameters and prices")
 
 
 def _draw(kind: str, equity: float, rng: np.random.Generator) -> Book:

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
 from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, episode  # noqa: E402
 from offchain.risk.margin import account_margin, standard_requirement  # noqa: E402
+from offchain.risk.snapshot import read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
 
@@ -191,16 +192,16 @@ class FundDesk:
         maker.d.vault.setFundOperator(self.key.address, True, {"from": deployer})
         self.unwinds = 0
 
-    def unwind(self, positions: dict[int, tuple[int, int]], prices: list[int]) -> None:
+    def unwind(self, positions: dict[int, tuple[int, int]], prices: list[int], layout: Any, base_fee: int) -> None:
         for market, (size, _) in sorted(positions.items()):
-            price = prices[market]
+            price = prices[layout.market_asset[market]]
             if size == 0 or abs(size) * price // WAD < self.MIN_NOTIONAL_USD * WAD:
                 continue
             args = self.s.orders(self.fund, self.key, market, -size, price)
             self.s.w3.eth.send_transaction({
                 "from": self.s.relayer.address, "to": self.s.d.venue.address, "gas": SETTLE_GAS,
                 "data": self.s.d.venue.settle.encode_input(*args), "maxPriorityFeePerGas": 2 * 10**9,
-                "maxFeePerGas": 4 * self.s.w3.eth.get_block("latest").get("baseFeePerGas", 0) + 3 * 10**9})
+                "maxFeePerGas": 4 * base_fee + 3 * 10**9})
             self.unwinds += 1
 
 
@@ -220,9 +221,9 @@ def start_keeper(out: Path, rpc_url: str, deployment: Path, metrics_port: int, k
     cmd = [str(exe), "--config", str(settings), "keeper", "run"] if exe.exists() else \
         [sys.executable, "-m", "offchain.cli", "--config", str(settings), "keeper", "run"]
     env = {**os.environ, KEEPER_KEY_ENV: key, "PYTHONPATH": str(ROOT)}
-    logfile = open(out / "keeper.log", "w")
     log.info("starting the keeper: %s", " ".join(cmd))
-    return subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT)
+    with open(out / "keeper.log", "w") as logfile:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
 def keeper_head(port: int) -> int | None:
@@ -260,11 +261,14 @@ class Monitor:
         self.breached: set[int] = set()
         self.fund_positions: dict[int, tuple[int, int]] = {}
         self.prices: list[int] = []
+        # the listing and the margin words do not change during the crash: read once, then only the prices
+        self.layout, _, self.cfg = runtime.indexer.market_view(runtime.rpc.head())
 
     def observe(self, block: int) -> tuple[int, int, float]:
         """Index up to ``block``; returns (accounts below MM, liquidations in the block, fund equity USD)."""
         self.rt.indexer.sync(block)
-        layout, prices, cfg = self.rt.indexer.market_view(block)
+        layout, cfg = self.layout, self.cfg
+        prices = read_prices(self.rt.chain.at(block).oracle, layout)
         states = self.rt.indexer.states(self.traders + [self.fund])
         liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block = ?", (block,))
         liquidated_now = {acct_int(a) for (a,) in liq_rows}
@@ -290,9 +294,8 @@ class Monitor:
         return below, len(liquidated_now), fund / WAD
 
 
-def push_prices(d: Any, web3: Any, sender: str, usd: list[float]) -> None:
+def push_prices(d: Any, web3: Any, sender: str, usd: list[float], base: int) -> None:
     """Queue one ``updateAnswer`` per feed with no tip: they sort after the keeper's transactions in the block."""
-    base = web3.eth.get_block("latest").get("baseFeePerGas", 0)
     for feed, p in zip(d.feeds, usd):
         web3.eth.send_transaction({"from": sender, "to": feed.address, "gas": 120_000,
                                    "data": feed.updateAnswer.encode_input(int(round(p * 1e8))),
@@ -430,19 +433,21 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         web3.provider.make_request("miner_stop", [])
         timing = {"keeper": 0.0, "mine": 0.0, "monitor": 0.0}
         steps = [path[min(i, opts.blocks)] for i in range(1, opts.blocks + opts.settle_blocks + 1)]
+        base_fee = web3.eth.get_block("latest").get("baseFeePerGas", 0)
         for i, rel in enumerate(steps, 1):
             usd = [float(p) * float(r) for p, r in zip(START_PRICES_USD, rel)]
             t0 = time.monotonic()
             if i <= opts.blocks:
-                push_prices(d, web3, deployer.address, usd)
+                push_prices(d, web3, deployer.address, usd, base_fee)
             web3.provider.make_request("evm_mine", [])
             timing["mine"] += time.monotonic() - t0
-            block = web3.eth.block_number
+            head = web3.eth.get_block("latest")
+            block, base_fee = head["number"], head.get("baseFeePerGas", 0)
             t0 = time.monotonic()
             waited = wait_keeper(keeper, opts.metrics_port, block, opts.keeper_timeout)
             t1 = time.monotonic()
             below, liq, fund_usd = monitor.observe(block)
-            desk.unwind(monitor.fund_positions, monitor.prices)
+            desk.unwind(monitor.fund_positions, monitor.prices, monitor.layout, base_fee)
             timing["keeper"] += t1 - t0
             timing["monitor"] += time.monotonic() - t1
             for lst, v in ((series.block, block), (series.prices, usd), (series.below_mm, below),

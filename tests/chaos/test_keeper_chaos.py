@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from brownie import accounts, web3
 
 from offchain.keeper.txmanager import GWEI
-from tests.offchain.conftest import USD_PER_TOKEN
+from tests.offchain.conftest import USD_PER_TOKEN, wait_for
 
 from .conftest import RECOVERY_LIMIT, KeeperLoop, crash_all, duplicates, keeper_transactions, under_water, \
     wait_recovered
@@ -43,12 +44,29 @@ def _record(results, request, fault, injected, missed, dups, recovery, keeper=No
         results[fault]["opportunities"] = _outcomes(keeper)
 
 
-def _transport_fault(name, inject, clear, *, request, scenario, make_keeper, keeper_wallet, protocol, deployer,
-                     producer, chaos_results, injected, seed):
+# fault -> (scenario seed, inject, clear, what the proxy does, what happens after); each lasts until the keeper reports
+# unhealthy, then HOLD seconds more
+TRANSPORT_FAULTS = {
+    "connection_drop": (101, lambda p: setattr(p, "drop", True), lambda p: setattr(p, "drop", False),
+                        "every connection closed after the request is read", ""),
+    "slow_node": (102, lambda p: setattr(p, "delay", 6.0), lambda p: setattr(p, "delay", 0.0),
+                  "every answer delayed 6 s (keeper timeout 5 s)", ""),
+    "truncated_response": (103, lambda p: setattr(p, "truncate", True), lambda p: setattr(p, "truncate", False),
+                           "every answer cut after half its body (full Content-Length)", ""),
+    "node_restart": (104, lambda p: p.stop(), lambda p: p.start(),
+                     "the endpoint goes down (listener closed, open connections cut: connection refused)",
+                     "; then it listens again on the same port (chain state kept)"),
+}
+
+
+@pytest.mark.parametrize("fault", list(TRANSPORT_FAULTS))
+def test_transport_fault(fault, request, scenario, make_keeper, keeper_wallet, protocol, deployer, producer,
+                         chaos_results):
+    seed, inject, clear, what, after = TRANSPORT_FAULTS[fault]
     ids = scenario(seed)
     start = web3.eth.block_number
     with TcpProxy(web3.provider.endpoint_uri) as proxy:
-        keeper = _keeper(make_keeper, keeper_wallet, name, proxy.url)
+        keeper = _keeper(make_keeper, keeper_wallet, fault, proxy.url)
         with KeeperLoop(keeper) as loop:
             loop.synced()
             inject(proxy)
@@ -67,79 +85,13 @@ def _transport_fault(name, inject, clear, *, request, scenario, make_keeper, kee
         counts = dict(proxy.counts)
     missed = len(under_water(protocol, ids))
     dups = duplicates(keeper, start)
-    _record(chaos_results, request, name, injected, missed, dups, recovery, keeper, under_water_at_crash=len(under),
+    injected = f"{what}, until the keeper reports unhealthy, then {HOLD:.0f} s more{after}"
+    _record(chaos_results, request, fault, injected, missed, dups, recovery, keeper, under_water_at_crash=len(under),
             unhealthy_during_fault=blind, fault_s=fault_s, proxy=counts)
     assert alive, "the keeper loop died"
     assert blind, "the fault did not reach the keeper (it stayed healthy)"
     assert missed == 0 and dups == 0
     assert recovery is not None and recovery < RECOVERY_LIMIT
-
-
-
-def wait_until(condition, timeout: float) -> bool:
-    """Poll ``condition`` every 0.1 s for up to ``timeout`` seconds; whether it became true."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
-def test_connections_dropped(request, scenario, make_keeper, keeper_wallet, protocol, deployer, producer,
-                             chaos_results):
-    def inject(p):
-        p.drop = True
-
-    def clear(p):
-        p.drop = False
-
-    _transport_fault("connection_drop", inject, clear, request=request, scenario=scenario, make_keeper=make_keeper,
-                     keeper_wallet=keeper_wallet, protocol=protocol, deployer=deployer, producer=producer,
-                     chaos_results=chaos_results, seed=101,
-                     injected=f"every connection closed after the request is read, until the keeper reports unhealthy, then {HOLD:.0f} s more")
-
-
-def test_slow_node(request, scenario, make_keeper, keeper_wallet, protocol, deployer, producer, chaos_results):
-    def inject(p):
-        p.delay = 6.0
-
-    def clear(p):
-        p.delay = 0.0
-
-    _transport_fault("slow_node", inject, clear, request=request, scenario=scenario, make_keeper=make_keeper,
-                     keeper_wallet=keeper_wallet, protocol=protocol, deployer=deployer, producer=producer,
-                     chaos_results=chaos_results, seed=102,
-                     injected=f"every answer delayed 6 s (keeper timeout 5 s) until the keeper reports unhealthy, then {HOLD:.0f} s more")
-
-
-def test_truncated_responses(request, scenario, make_keeper, keeper_wallet, protocol, deployer, producer,
-                             chaos_results):
-    def inject(p):
-        p.truncate = True
-
-    def clear(p):
-        p.truncate = False
-
-    _transport_fault("truncated_response", inject, clear, request=request, scenario=scenario,
-                     make_keeper=make_keeper, keeper_wallet=keeper_wallet, protocol=protocol, deployer=deployer,
-                     producer=producer, chaos_results=chaos_results, seed=103,
-                     injected=f"every answer cut after half its body (full Content-Length) until the keeper reports unhealthy, then {HOLD:.0f} s more")
-
-
-def test_node_restart(request, scenario, make_keeper, keeper_wallet, protocol, deployer, producer, chaos_results):
-    def inject(p):
-        p.stop()
-
-    def clear(p):
-        p.start()
-
-    _transport_fault("node_restart", inject, clear, request=request, scenario=scenario, make_keeper=make_keeper,
-                     keeper_wallet=keeper_wallet, protocol=protocol, deployer=deployer, producer=producer,
-                     chaos_results=chaos_results, seed=104,
-                     injected=f"the endpoint goes down (listener closed, open connections cut: connection refused) "
-                              f"until the keeper reports unhealthy, then {HOLD:.0f} s more; then it listens again on "
-                              "the same port (chain state kept)")
 
 
 def test_reorg_removes_liquidations(request, scenario, make_keeper, keeper_wallet, protocol, deployer, producer,
@@ -260,7 +212,7 @@ def test_gas_price_spike(request, scenario, make_keeper, keeper_wallet, protocol
             proxy.min_gas_price = 40 * GWEI
             crash_all(protocol, deployer)
             under = under_water(protocol, ids)
-            wait_until(lambda: proxy.counts["refused_underpriced"] > 0, 60)  # the keeper met the spike
+            wait_for(lambda: proxy.counts["refused_underpriced"] > 0, 60, "the keeper to meet the spike")
             time.sleep(HOLD)
             during = len(keeper_transactions(keeper.address, start))
             proxy.min_gas_price = 10 * GWEI  # the spike falls within the cap

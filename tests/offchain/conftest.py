@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,16 @@ from offchain.risk.snapshot import read_layout, read_margin_config, read_prices
 
 ROOT = Path(__file__).resolve().parents[2]
 USD_PER_TOKEN = (60_000, 3_000, 150, 15)  # start prices of WBTC, WETH, WSOL, LINK (scripts/deploy.py)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll ``predicate`` every 0.1 s; fail the test if it is not true within ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rpc_url() -> str:
