@@ -23,8 +23,15 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     using RiskConfig for uint256;
 
     uint256 private constant BPS = 1e4;
+    /// @dev The settlement index at deployment (USD 1e18 per 1e18 shares) and the lowest it may fall to.
+    uint256 private constant INDEX_ONE = 1e18;
+    uint256 private constant MIN_INDEX = 1e9;
+    /// @dev A liquidation taking at least this share of what the rule allows earns the minimum keeper reward.
+    uint256 private constant FULL_TAKE_BPS = 9900;
 
-    /// @dev One slot per account: settlement balance (USD 1e18) and the masks of what it holds.
+    /// @dev One slot per account: settlement balance and the masks of what it holds. In storage a positive settlement
+    ///      balance is a number of shares of the claims pool (USD = shares * index / 1e18) and a negative one is USD
+    ///      owed; in memory (`_load` / `_store`) it is always USD 1e18.
     struct Account {
         int128 settlement; // slot 0, bytes 0-15
         uint16 markets; //    slot 0, bytes 16-17: bit m = holds a position in market m
@@ -64,6 +71,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     mapping(address operator => bool) public fundOperators;
     mapping(address venue => bool) public venues;
     uint256 public badDebt;
+    /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay; pushed on
+    ///      every change), [56,152) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls only when a
+    ///      write-off is socialised), [152,256) the total shares of all positive settlement balances.
+    uint256 internal _pool;
     /// @inheritdoc ICrossMarginVault
     address public marginConfigPointer;
     /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
@@ -73,6 +84,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
         riskParams = riskParams_;
+        _pool = (INDEX_ONE << 56) | riskParams_.control();
         marginConfigPointer = riskParams_.marginConfigPointer();
         _publishSnapshot(0);
         oracle = oracle_;
@@ -124,7 +136,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @inheritdoc ICrossMarginVault
     function deposit(uint256 account, address token, uint256 amount) external nonReentrant returns (uint256 credited) {
         if (amount == 0) revert ZeroAmount();
-        if (riskParams.control().paused(RiskConfig.PAUSE_DEPOSITS)) revert Paused(RiskConfig.PAUSE_DEPOSITS);
+        if (_pool.paused(RiskConfig.PAUSE_DEPOSITS)) revert Paused(RiskConfig.PAUSE_DEPOSITS);
         bool isSettlement = token == address(settlementToken);
         uint256 id = isSettlement ? 0 : _collateralId(token);
         uint256 before = IERC20(token).balanceOf(address(this));
@@ -133,17 +145,16 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         credited = IERC20(token).balanceOf(address(this)) - before;
         // slither-disable-next-line incorrect-equality (nothing arrived: not an attacker-steerable equality)
         if (credited == 0) revert ZeroAmount();
-        Account memory acc = _accounts[account];
+        Account memory acc = _load(account);
         if (isSettlement) {
             acc.settlement = (int256(acc.settlement) + (credited * settlementScale).toInt256()).toInt128();
-            emit SettlementUpdated(account, acc.settlement);
         } else {
             uint256 balance = _collateral[account][id] + credited;
             _collateral[account][id] = balance.toUint128();
             acc.collaterals |= uint16(1 << id);
             emit CollateralUpdated(account, token, balance);
         }
-        _accounts[account] = acc;
+        _store(account, acc);
     }
 
     /// @inheritdoc ICrossMarginVault
@@ -154,7 +165,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     {
         _requireAuthorized(account);
         if (amount == 0) revert ZeroAmount();
-        Account memory acc = _accounts[account];
+        Account memory acc = _load(account);
         paid = amount;
         if (token == address(settlementToken)) {
             int256 value = (amount * settlementScale).toInt256();
@@ -163,16 +174,6 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 revert InsufficientBalance(account, token, held, amount);
             }
             acc.settlement = (int256(acc.settlement) - value).toInt128();
-            emit SettlementUpdated(account, acc.settlement);
-            uint256 debt = badDebt;
-            if (debt != 0) {
-                // Socialisation rule: pay in proportion to the cover, retire the shortfall from bad debt.
-                uint256 held = settlementToken.balanceOf(address(this)) * settlementScale;
-                paid = Math.mulDiv(amount, held, held + debt);
-                uint256 shortfall = (amount - paid) * settlementScale;
-                badDebt = debt - Math.min(debt, shortfall);
-                emit BadDebtReduced(Math.min(debt, shortfall), badDebt);
-            }
         } else {
             uint256 id = _collateralId(token);
             uint256 balance = _collateral[account][id];
@@ -182,7 +183,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             if (balance == 0) acc.collaterals &= ~uint16(1 << id);
             emit CollateralUpdated(account, token, balance);
         }
-        _accounts[account] = acc;
+        _store(account, acc);
         _requireInitial(account, acc, _ctxFor(acc));
         IERC20(token).safeTransfer(to, paid);
     }
@@ -215,18 +216,48 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         _settle(Fill(buyer, seller, market, size, price, buyerFee, sellerFee));
     }
 
+    /// @dev One side of a trade: the account, its state before the fill, and what the fill did.
+    struct Side {
+        uint256 account;
+        Account before; // settlement in USD
+        Position positionBefore;
+        bool increased;
+        int256 longChange;
+    }
+
     function _settle(Fill memory t) internal {
-        (uint256 control, uint256 mword) = riskParams.tradeConfig(t.market);
+        uint256 control = _pool;
+        uint256 mword = riskParams.marketWord(t.market);
         Ctx memory ctx = _tradeCtx(t.buyer, t.seller, t.market, t.price, control);
-        (bool bUp, int256 oiB) = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword);
-        (bool sUp, int256 oiS) = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword);
-        if ((bUp || sUp) && control.paused(RiskConfig.PAUSE_TRADES)) revert Paused(RiskConfig.PAUSE_TRADES);
-        _addOpenInterest(t.market, oiB + oiS, mword);
+        Side memory b = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword);
+        Side memory s = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword);
+        if ((b.increased || s.increased) && control.paused(RiskConfig.PAUSE_TRADES)) {
+            revert Paused(RiskConfig.PAUSE_TRADES);
+        }
+        _addOpenInterest(t.market, b.longChange + s.longChange, mword);
         uint256 fees = t.buyerFee + t.sellerFee;
         if (fees != 0) _creditFund(int256(fees));
         emit Trade(t.buyer, t.seller, t.market, t.size, t.price, fees);
-        if (bUp) _requireInitial(t.buyer, _accounts[t.buyer], ctx);
-        if (sUp) _requireInitial(t.seller, _accounts[t.seller], ctx);
+        uint256 oraclePrice = ctx.prices[_marketAssetOf(ctx.layout, t.market)];
+        _requireSide(b, t.market, t.price <= oraclePrice, ctx);
+        _requireSide(s, t.market, t.price >= oraclePrice, ctx);
+    }
+
+    /// @dev The trade rule for one side (ICrossMarginVault): E >= IM afterwards, or a pure reduction filled no worse
+    ///      than the oracle price that raised E - MM and left E >= 0.
+    function _requireSide(Side memory x, uint256 market, bool fillNoWorseThanOracle, Ctx memory ctx) internal {
+        Account memory acc = _load(x.account);
+        (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(x.account, acc, ctx);
+        if (equity >= int256(initial)) return;
+        if (!x.increased && fillNoWorseThanOracle && equity >= 0) {
+            // the state before the fill: its position back in storage for one evaluation
+            Position memory current = _positions[x.account][market];
+            _positions[x.account][market] = x.positionBefore;
+            (int256 equity0, uint256 maintenance0,,) = _evaluate(x.account, x.before, ctx);
+            _positions[x.account][market] = current;
+            if (equity - int256(maintenance) > equity0 - int256(maintenance0)) return;
+        }
+        revert InsufficientMargin(x.account, equity, initial);
     }
 
     /// @dev Loads prices for both accounts and the market, and checks the price band.
@@ -239,7 +270,9 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 layout = ctx.layout;
         if (market >= _numMarkets(layout)) revert UnknownMarket(market);
         uint256 asset = _marketAssetOf(layout, market);
-        _readPrices(_assetMask(_accounts[buyer], layout) | _assetMask(_accounts[seller], layout) | (1 << asset), ctx);
+        (uint256 pb, uint256 cb) = _assetMasks(_accounts[buyer], layout);
+        (uint256 ps, uint256 cs) = _assetMasks(_accounts[seller], layout);
+        _readPrices(pb | ps | (1 << asset), cb | cs, ctx);
         uint256 p = ctx.prices[asset];
         uint256 dist = price > p ? price - p : p - price;
         if (dist * BPS > p * control.priceBand()) revert PriceOutsideBand(market, price, p, control.priceBand());
@@ -248,13 +281,15 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @dev One side of a trade: position, realised P&L and fee into the account's settlement balance.
     function _tradeSide(uint256 account, uint256 market, int256 delta, uint256 price, uint256 fee, uint256 mword)
         internal
-        returns (bool increased, int256 longChange)
+        returns (Side memory x)
     {
-        Account memory acc = _accounts[account];
-        (increased, longChange) = _fill(account, acc, market, delta, price, mword);
+        x.account = account;
+        Account memory acc = _load(account);
+        x.before = Account(acc.settlement, acc.markets, acc.collaterals);
+        x.positionBefore = _positions[account][market];
+        (x.increased, x.longChange) = _fill(account, acc, market, delta, price, mword);
         acc.settlement = (int256(acc.settlement) - fee.toInt256()).toInt128();
-        _accounts[account] = acc;
-        emit SettlementUpdated(account, acc.settlement);
+        _store(account, acc);
     }
 
     /// @dev Applies a fill of `delta` at `price` to a position; realised P&L goes to `acc.settlement` (in memory).
@@ -306,9 +341,71 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     function _creditFund(int256 amount) internal {
         uint256 fund = fundAccount();
-        int128 balance = (int256(_accounts[fund].settlement) + amount).toInt128();
-        _accounts[fund].settlement = balance;
-        emit SettlementUpdated(fund, balance);
+        Account memory f = _load(fund);
+        f.settlement = (int256(f.settlement) + amount).toInt128();
+        _store(fund, f);
+    }
+
+    // ================================================================ settlement balances and the claims pool
+    /// @dev The account with its settlement balance in USD 1e18.
+    function _load(uint256 account) internal view returns (Account memory acc) {
+        acc = _accounts[account];
+        if (acc.settlement > 0) acc.settlement = _usdOf(uint256(int256(acc.settlement)), _index(_pool)).toInt256().toInt128();
+    }
+
+    /// @dev Stores an account whose settlement balance is in USD: a positive balance becomes shares (rounded down,
+    ///      against the account; an unchanged balance keeps its shares), and the pool's total follows.
+    function _store(uint256 account, Account memory acc) internal {
+        int256 stored = _accounts[account].settlement;
+        int256 next = acc.settlement;
+        uint256 pool = _pool;
+        if (next > 0) {
+            uint256 index = _index(pool);
+            if (stored <= 0 || _usdOf(uint256(stored), index) != uint256(next)) {
+                next = _sharesOf(uint256(next), index).toInt256();
+            } else {
+                next = stored;
+            }
+        }
+        uint256 oldShares = stored > 0 ? uint256(stored) : 0;
+        uint256 newShares = next > 0 ? uint256(next) : 0;
+        if (newShares != oldShares) {
+            uint256 total = (pool >> 152) + newShares - oldShares;
+            if (total >> 104 != 0) revert ValueOverflow(int256(total));
+            _pool = (pool & type(uint152).max) | (total << 152);
+        }
+        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals);
+        if (next != stored) emit SettlementUpdated(account, next);
+    }
+
+    function _index(uint256 pool) internal pure returns (uint256) {
+        return (pool >> 56) & type(uint96).max;
+    }
+
+    /// @dev floor(shares * index / 1e18).
+    function _usdOf(uint256 shares, uint256 index) internal pure returns (uint256) {
+        return index == INDEX_ONE ? shares : Math.mulDiv(shares, index, INDEX_ONE);
+    }
+
+    /// @dev floor(usd * 1e18 / index).
+    function _sharesOf(uint256 usd, uint256 index) internal pure returns (uint256) {
+        return index == INDEX_ONE ? usd : Math.mulDiv(usd, INDEX_ONE, index);
+    }
+
+    /// @dev Spreads `loss` (USD 1e18) over every positive settlement balance by lowering the index (rounded down,
+    ///      against the holders); what exceeds all claims (or would take the index below MIN_INDEX) stays in `badDebt`.
+    function _socialise(uint256 loss) internal {
+        uint256 pool = _pool;
+        uint256 index = _index(pool);
+        uint256 shares = pool >> 152;
+        uint256 claims = _usdOf(shares, index);
+        uint256 next = claims > loss ? Math.mulDiv(index, claims - loss, claims) : 0;
+        if (next < MIN_INDEX) next = MIN_INDEX;
+        if (next > index) next = index;
+        uint256 socialised = claims - _usdOf(shares, next);
+        if (loss > socialised) badDebt += loss - socialised;
+        _pool = (pool & ~(uint256(type(uint96).max) << 56)) | (next << 56);
+        emit SettlementIndexUpdated(next, shares, socialised);
     }
 
     // ================================================================ liquidation
@@ -321,6 +418,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 params; // LIQUIDATION word
         uint256 discounts; // DISCOUNT word
         uint256 taken;
+        uint256 allowed;
         uint256 penalty;
         int256 surplusBefore;
         int256 surplusAfter;
@@ -332,46 +430,46 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         nonReentrant
         returns (uint256 reward)
     {
-        if (account == fundAccount()) revert FundNotLiquidatable();
-        Account memory acc = _accounts[account];
+        uint256 fund = fundAccount();
+        if (account == fund) revert FundNotLiquidatable();
+        Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
         Liq memory l;
         (l.equity, l.maintenance, l.initial, l.gross) = _evaluate(account, acc, ctx);
         if (l.equity >= int256(l.maintenance)) revert AccountHealthy(account, l.equity, l.maintenance);
-        Account memory f = _accounts[fundAccount()];
+        Account memory f = _load(fund);
         (l.params, l.discounts) = riskParams.liquidationConfig();
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
         // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
         if (l.taken == 0 && (acc.markets != 0 || acc.collaterals != 0)) revert LiquidationEmpty(account);
-        uint256 allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
-        if (l.taken > allowed) revert LiquidationTooLarge(account, l.taken, allowed);
-        l.penalty = Math.mulDiv(l.taken, l.params.penalty(), BPS, Math.Rounding.Ceil);
-        acc.settlement = (int256(acc.settlement) - l.penalty.toInt256()).toInt128();
-        f.settlement = (int256(f.settlement) + l.penalty.toInt256()).toInt128();
-
+        l.allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
+        if (l.taken > l.allowed) revert LiquidationTooLarge(account, l.taken, l.allowed);
         l.surplusBefore = l.equity - int256(l.maintenance);
         l.surplusAfter = l.surplusBefore;
         if (l.taken != 0) {
             (int256 e1, uint256 m1,,) = _evaluate(account, acc, ctx);
-            l.surplusAfter = e1 - int256(m1);
+            l.penalty = liquidationPenalty(l.taken, e1, l.maintenance, m1, l.params);
+            l.surplusAfter = e1 - int256(l.penalty) - int256(m1);
             if (l.surplusAfter <= l.surplusBefore) {
                 revert LiquidationNotImproving(account, l.surplusBefore, l.surplusAfter);
             }
+            reward = keeperReward(l.penalty, l.taken, l.allowed, l.params);
+            acc.settlement = (int256(acc.settlement) - int256(l.penalty)).toInt128();
+            f.settlement = (int256(f.settlement) + int256(l.penalty - reward)).toInt128();
         }
-        reward = _keeperReward(f, l.penalty, l.params);
-        // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
-        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement < 0) _writeOff(account, acc, f);
         uint256 keeperAccount = accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
-        _accounts[account] = acc;
-        _accounts[fundAccount()] = f;
-        emit SettlementUpdated(account, acc.settlement);
-        emit SettlementUpdated(fundAccount(), f.settlement);
+        uint256 loss;
+        // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
+        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement < 0) loss = _writeOff(account, acc, f);
+        _store(account, acc);
+        _store(fund, f);
+        if (loss != 0) _socialise(loss);
         if (reward != 0 && keeperAccount != account) {
-            int128 kb = (int256(_accounts[keeperAccount].settlement) + int256(reward)).toInt128();
-            _accounts[keeperAccount].settlement = kb;
-            emit SettlementUpdated(keeperAccount, kb);
+            Account memory k = _load(keeperAccount);
+            k.settlement = (int256(k.settlement) + int256(reward)).toInt128();
+            _store(keeperAccount, k);
         }
         emit Liquidated(account, msg.sender, l.taken, l.penalty, reward, l.surplusBefore, l.surplusAfter);
     }
@@ -389,12 +487,28 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev max(keeperShare * penalty, minKeeperReward), at most the fund's settlement balance (USD 1e18).
-    function _keeperReward(Account memory f, uint256 penalty, uint256 liq) internal pure returns (uint256 reward) {
-        uint256 usd = Math.max(Math.mulDiv(penalty, liq.keeperShare(), BPS), liq.minKeeperReward());
-        uint256 available = f.settlement > 0 ? uint256(int256(f.settlement)) : 0;
-        reward = Math.min(usd, available);
-        f.settlement = (int256(f.settlement) - reward.toInt256()).toInt128();
+    /// @inheritdoc ICrossMarginVault
+    function liquidationPenalty(
+        uint256 taken,
+        int256 equityAfter,
+        uint256 maintenanceBefore,
+        uint256 maintenanceAfter,
+        uint256 liq
+    ) public pure returns (uint256) {
+        uint256 penalty = Math.mulDiv(taken, liq.penalty(), BPS, Math.Rounding.Ceil);
+        uint256 freed = maintenanceAfter < maintenanceBefore ? (maintenanceBefore - maintenanceAfter) / 2 : 0;
+        uint256 left = equityAfter > 0 ? uint256(equityAfter) : 0;
+        return Math.min(penalty, Math.min(freed, left));
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function keeperReward(uint256 penalty, uint256 taken, uint256 allowed, uint256 liq)
+        public
+        pure
+        returns (uint256 reward)
+    {
+        reward = Math.mulDiv(penalty, liq.keeperShare(), BPS);
+        if (taken * BPS >= allowed * FULL_TAKE_BPS) reward = Math.max(reward, Math.min(liq.minKeeperReward(), penalty));
     }
 
     /// @dev Moves one item from the account to the fund; returns the USD amount taken.
@@ -423,16 +537,16 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
         if (item.kind == 1 && acc.collaterals & (1 << id) != 0) {
             uint256 balance = _collateral[account][id];
-            if (amount == 0 || amount > balance) revert BadLiquidationItem(account, 1, id, amount);
+            uint256 price = ctx.prices[_collateralAssetOf(ctx.layout, id)];
+            // slither-disable-next-line incorrect-equality (0: the collateral's price is unavailable, it counts as 0)
+            if (amount == 0 || amount > balance || price == 0) revert BadLiquidationItem(account, 1, id, amount);
             balance -= amount;
             _collateral[account][id] = uint128(balance);
             if (balance == 0) acc.collaterals &= ~uint16(1 << id);
             uint256 fundBalance = _collateral[fund][id] + amount;
             _collateral[fund][id] = fundBalance.toUint128();
             f.collaterals |= uint16(1 << id);
-            taken = PortfolioMargin.tokenValueDown(
-                amount, ctx.prices[_collateralAssetOf(ctx.layout, id)], _collateralDecimalsOf(ctx.layout, id)
-            );
+            taken = PortfolioMargin.tokenValueDown(amount, price, _collateralDecimalsOf(ctx.layout, id));
             int256 credit = int256(PortfolioMargin.haircutDown(taken, discounts.u16(id)));
             acc.settlement = (int256(acc.settlement) + credit).toInt128();
             f.settlement = (int256(f.settlement) - credit).toInt128();
@@ -444,7 +558,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         revert BadLiquidationItem(account, item.kind, id, amount);
     }
 
-    /// @notice The most a liquidation may take, USD 1e18 (see the rule in ICrossMarginVault).
+    /// @inheritdoc ICrossMarginVault
     function maxTake(int256 equity, uint256 maintenance, uint256 initial, uint256 gross, uint256 liq)
         public
         pure
@@ -460,14 +574,15 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return gross - allowed < liq.dust() ? gross : allowed;
     }
 
-    /// @dev Bad-debt waterfall: the fund's positive settlement balance first, the rest recorded and socialised.
-    function _writeOff(uint256 account, Account memory acc, Account memory f) internal {
+    /// @dev Bad-debt waterfall, first step: the fund's positive settlement balance covers what it can; returns the
+    ///      rest, which the caller socialises (`_socialise`) once both accounts are stored.
+    function _writeOff(uint256 account, Account memory acc, Account memory f) internal returns (uint256 rest) {
         uint256 debt = uint256(-int256(acc.settlement));
         uint256 cover = f.settlement > 0 ? Math.min(debt, uint256(int256(f.settlement))) : 0;
         f.settlement -= int128(int256(cover));
         acc.settlement = 0;
-        badDebt += debt - cover;
-        emit BadDebtWrittenOff(account, debt, cover, debt - cover);
+        rest = debt - cover;
+        emit BadDebtWrittenOff(account, debt, cover, rest);
     }
 
     /// @inheritdoc ICrossMarginVault
@@ -486,7 +601,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @dev The context of a margin evaluation of `acc`: the listing, the margin words, the prices of its assets.
     function _ctxFor(Account memory acc) internal view returns (Ctx memory ctx) {
         ctx = _loadCtx();
-        _readPrices(_assetMask(acc, ctx.layout), ctx);
+        (uint256 positionAssets, uint256 collateralAssets) = _assetMasks(acc, ctx.layout);
+        _readPrices(positionAssets, collateralAssets, ctx);
     }
 
     /// @dev The listing and the margin words from `_snapshot`; prices are left zero.
@@ -498,18 +614,21 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev `ctx.prices = oracle.prices(assetMask)` (nothing when the mask is empty), the returned data copied straight
-    ///      into `ctx.prices` (a uint256[8] is ABI-encoded as its eight words): no decoding pass, no second array.
-    function _readPrices(uint256 assetMask, Ctx memory ctx) internal view {
-        // slither-disable-next-line incorrect-equality (an empty bit mask: nothing to price)
-        if (assetMask == 0) return;
+    /// @dev `ctx.prices = oracle.pricesFor(required, optional)` (nothing when both masks are empty): positions need a
+    ///      valid price, collateral of an asset with none counts at 0. The returned data is copied straight into
+    ///      `ctx.prices` (a uint256[8] is ABI-encoded as its eight words): no decoding pass, no second array.
+    function _readPrices(uint256 required, uint256 optional, Ctx memory ctx) internal view {
+        // slither-disable-next-line incorrect-equality (empty bit masks: nothing to price)
+        if (required | optional == 0) return;
         uint256[8] memory out = ctx.prices;
         address router = address(oracle);
-        bytes4 selector = IOracleRouter.prices.selector;
+        bytes4 selector = IOracleRouter.pricesFor.selector;
         assembly ("memory-safe") {
-            mstore(0, selector)
-            mstore(4, assetMask)
-            if iszero(staticcall(gas(), router, 0, 0x24, out, 0x100)) {
+            let m := mload(0x40) // scratch at the free memory pointer, not kept
+            mstore(m, selector)
+            mstore(add(m, 4), required)
+            mstore(add(m, 0x24), optional)
+            if iszero(staticcall(gas(), router, m, 0x44, out, 0x100)) {
                 returndatacopy(0, 0, returndatasize())
                 revert(0, returndatasize())
             }
@@ -532,6 +651,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
         if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
         _snapshot = snapshot;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function setControl(uint256 word) external {
+        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
+        _pool = (_pool & ~uint256(type(uint56).max)) | (word & type(uint56).max);
     }
 
     /// @inheritdoc ICrossMarginVault
@@ -589,13 +714,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     /// @inheritdoc ICrossMarginVault
     function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
-        Account memory acc = _accounts[account];
+        Account memory acc = _load(account);
         (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc));
     }
 
     /// @inheritdoc ICrossMarginVault
     function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
-        Account memory acc = _accounts[account];
+        Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
         (d.equity,) = _exposure(account, acc, ctx, d.delta, d.gross);
         d.margin = PortfolioMargin.breakdown(d.delta, d.gross, ctx.cfg);
@@ -611,13 +736,19 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     // ================================================================ listing and layout helpers
-    function _assetMask(Account memory acc, uint256 layout) internal pure returns (uint256 mask) {
+    /// @dev Bit masks of the assets of the account's positions and of its collateral (other than those assets).
+    function _assetMasks(Account memory acc, uint256 layout)
+        internal
+        pure
+        returns (uint256 positionAssets, uint256 collateralAssets)
+    {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
-            mask |= 1 << _marketAssetOf(layout, _lowestBit(m));
+            positionAssets |= 1 << _marketAssetOf(layout, _lowestBit(m));
         }
         for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
-            mask |= 1 << _collateralAssetOf(layout, _lowestBit(c));
+            collateralAssets |= 1 << _collateralAssetOf(layout, _lowestBit(c));
         }
+        collateralAssets &= ~positionAssets;
     }
 
     /// @dev Index of the lowest set bit of a non-zero x < 2^16. x & -x isolates that bit, 2^i; as 2 is a primitive
@@ -670,6 +801,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         if (id >= RiskConfig.MAX_COLLATERALS) revert ListingFull(id);
         uint256 dec = IERC20Metadata(token).decimals();
         if (dec > 31) revert UnknownToken(token);
+        // slither-disable-next-line unused-return (called for its revert: the asset must have a valid price)
+        oracle.price(asset);
         layout = (layout + (1 << 8)) | (asset << (80 + 4 * id)) | (dec << (144 + 5 * id));
         _layout = layout;
         _publishSnapshot(layout);
@@ -719,7 +852,18 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     /// @inheritdoc ICrossMarginVault
     function settlementOf(uint256 account) external view returns (int256) {
-        return _accounts[account].settlement;
+        return _load(account).settlement;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function settlementIndex() external view returns (uint256 index, uint256 totalShares) {
+        uint256 pool = _pool;
+        return (_index(pool), pool >> 152);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function controlWord() external view returns (uint256) {
+        return _pool & type(uint56).max;
     }
 
     /// @inheritdoc ICrossMarginVault

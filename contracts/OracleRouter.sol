@@ -60,36 +60,56 @@ contract OracleRouter is IOracleRouter {
     /// @inheritdoc IOracleRouter
     function price(uint256 asset) external view returns (uint256) {
         _checkSequencer();
-        return _price(asset);
+        return _price(asset, true);
     }
 
     /// @inheritdoc IOracleRouter
-    function prices(uint256 assetMask) external view returns (uint256[8] memory out) {
-        if (assetMask == 0) return out;
-        _checkSequencer();
-        unchecked {
-            for (uint256 k; k < MAX_ASSETS && assetMask >> k != 0; ++k) {
-                if ((assetMask >> k) & 1 != 0) out[k] = _price(k);
+    function prices(uint256 assetMask) external view returns (uint256[8] memory) {
+        _pricesFor(assetMask, 0);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function pricesFor(uint256 required, uint256 optional) external view returns (uint256[8] memory) {
+        _pricesFor(required, optional);
+    }
+
+    /// @dev Returns (ends the call with) the eight prices: a uint256[8] is ABI-encoded as its eight words.
+    function _pricesFor(uint256 required, uint256 optional) internal view {
+        uint256[8] memory out;
+        uint256 mask = required | optional;
+        if (mask != 0) {
+            _checkSequencer();
+            unchecked {
+                for (uint256 k; k < MAX_ASSETS && mask >> k != 0; ++k) {
+                    if ((mask >> k) & 1 != 0) out[k] = _price(k, (required >> k) & 1 != 0);
+                }
             }
         }
         assembly ("memory-safe") {
-            return(out, 0x100) // a uint256[8] is ABI-encoded as its eight words
+            return(out, 0x100)
         }
     }
 
-    function _price(uint256 asset) internal view returns (uint256) {
+    /// @dev The normalised price of `asset`; when it is invalid: reverts if `strict`, else 0.
+    function _price(uint256 asset, bool strict) internal view returns (uint256 p) {
         if (asset >= MAX_ASSETS) revert FeedNotSet(asset);
         Feed memory f = _feeds[asset];
-        if (address(f.aggregator) == address(0)) revert FeedNotSet(asset);
-        (int256 answer, uint256 updatedAt) = _latestAnswer(f.aggregator);
-        if (answer <= 0) revert PriceNotPositive(asset, answer);
-        if (updatedAt + f.maxAge < block.timestamp) revert PriceStale(asset, updatedAt, f.maxAge, block.timestamp);
-        uint256 p = uint256(answer);
-        uint256 scale;
-        unchecked {
-            scale = 10 ** (f.decimals <= 18 ? 18 - f.decimals : f.decimals - 18); // at most 10^18 (decimals <= 36)
+        if (address(f.aggregator) == address(0)) {
+            if (strict) revert FeedNotSet(asset);
+            return 0;
         }
-        return f.decimals <= 18 ? p * scale : p / scale;
+        (int256 answer, uint256 updatedAt) = _latestAnswer(f.aggregator);
+        if (answer > 0) {
+            uint256 scale;
+            unchecked {
+                scale = 10 ** (f.decimals <= 18 ? 18 - f.decimals : f.decimals - 18); // at most 10^18 (decimals <= 36)
+            }
+            p = f.decimals <= 18 ? uint256(answer) * scale : uint256(answer) / scale;
+        }
+        if (!strict) return updatedAt + f.maxAge < block.timestamp ? 0 : p;
+        // slither-disable-next-line incorrect-equality (a positive answer that normalises to nothing is no price)
+        if (p == 0) revert PriceNotPositive(asset, answer);
+        if (updatedAt + f.maxAge < block.timestamp) revert PriceStale(asset, updatedAt, f.maxAge, block.timestamp);
     }
 
     /// @dev `answer` and `updatedAt` of `feed.latestRoundData()`, read from the returned words without decoding the
@@ -114,8 +134,10 @@ contract OracleRouter is IOracleRouter {
         if (address(seq) == address(0)) return;
         // slither-disable-next-line unused-return (an uptime feed is read through answer and startedAt only)
         (, int256 answer, uint256 startedAt,,) = seq.latestRoundData();
-        // Chainlink's uptime feeds answer 0 when the sequencer is up, 1 when it is down.
-        if (answer != 0 || block.timestamp < startedAt + sequencerGracePeriod) {
+        // Chainlink's uptime feeds answer 0 when the sequencer is up, 1 when it is down; a round that has not started
+        // (startedAt 0) says nothing about how long it has been up.
+        // slither-disable-next-line incorrect-equality (0 is the feed's "no round" value)
+        if (answer != 0 || startedAt == 0 || block.timestamp < startedAt + sequencerGracePeriod) {
             revert SequencerDown(startedAt, sequencerGracePeriod);
         }
     }

@@ -5,9 +5,10 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
 
-/// @notice What RiskParameters calls on its vault when the margin words change.
+/// @notice What RiskParameters calls on its vault when the margin words or the CONTROL word change.
 interface IMarginConfigSink {
     function setMarginConfigPointer(address pointer) external;
+    function setControl(uint256 word) external;
 }
 
 /// @title RiskParameters
@@ -82,6 +83,15 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (vault != address(0)) revert VaultAlreadySet(vault);
         vault = vault_;
         IMarginConfigSink(vault_).setMarginConfigPointer(marginConfigPointer);
+        IMarginConfigSink(vault_).setControl(_control);
+    }
+
+    /// @dev Writes the CONTROL word and pushes it to the vault (which reads pause flags and band from its copy).
+    function _setControl(uint256 word) internal {
+        _control = word;
+        address v = vault;
+        if (v != address(0)) IMarginConfigSink(v).setControl(word);
+        emit ParameterUpdated("control", 0, word);
     }
 
     // ================================================================ guards
@@ -98,22 +108,35 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (index >= count) revert BadIndex(name, index);
     }
 
-    /// @dev True when the change may be applied now: it tightens, there is no delay, or it was queued and is ready.
-    ///      Otherwise queues it (first call) or reverts (repeated too early).
-    function _mayApply(bool tightening) internal returns (bool) {
-        uint256 delay = _control.loosenDelay();
-        if (tightening || delay == 0) return true;
-        bytes32 id = keccak256(msg.data);
+    /// @dev True when the change may be applied now: it tightens, there is no delay, or it was queued and is ready;
+    ///      applying deletes its queue entry. Otherwise queues it (first call) or reverts (repeated too early). The
+    ///      id is the hash of the canonical call (`abi.encodeCall` of the decoded arguments), so extra calldata bytes
+    ///      cannot make a twin that escapes `cancel`.
+    function _mayApply(bool tightening, bytes memory call) internal returns (bool) {
+        bytes32 id = keccak256(call);
         uint256 ready = readyAt[id];
+        if (tightening || _control.loosenDelay() == 0) {
+            if (ready != 0) delete readyAt[id];
+            return true;
+        }
         // slither-disable-next-line incorrect-equality (0 is the "not queued" sentinel, never a reachable time)
         if (ready == 0) {
-            ready = block.timestamp + delay;
+            ready = block.timestamp + _control.loosenDelay();
             readyAt[id] = ready;
-            emit ChangeQueued(id, msg.data, ready);
+            emit ChangeQueued(id, call, ready);
             return false;
         }
         if (block.timestamp < ready) revert ChangeNotReady(id, ready, block.timestamp);
         delete readyAt[id];
+        return true;
+    }
+
+    /// @dev True when asset `k` has a zero medium correlation (hence zero in every regime) with every other asset:
+    ///      only then can a higher risk weight of `k` not lower any account's correlated charge.
+    function _uncorrelated(uint256 k) internal view returns (bool) {
+        for (uint256 l; l < RiskConfig.MAX_ASSETS; ++l) {
+            if (l != k && RiskConfig.correlation(_corr[0], _corr[1], RiskConfig.pairIndex(k, l)) != 0) return false;
+        }
         return true;
     }
 
@@ -158,7 +181,8 @@ contract RiskParameters is IRiskParameters, AccessControl {
     function setRiskWeight(uint256 asset, uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
         _index("asset", asset, RiskConfig.MAX_ASSETS);
         _bound("riskWeight", int256(bps), 100, int256(BPS));
-        if (!_mayApply(bps >= _global.riskWeight(asset))) return;
+        bool tightening = bps >= _global.riskWeight(asset) && _uncorrelated(asset);
+        if (!_mayApply(tightening, abi.encodeCall(this.setRiskWeight, (asset, bps)))) return;
         _global = _global.setU16(asset, bps);
         emit ParameterUpdated("margin", 0, _global);
         _publish();
@@ -170,7 +194,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _index("asset", b, RiskConfig.MAX_ASSETS);
         if (a == b) revert BadIndex("pair", a);
         _bound("correlation", bps, -int256(BPS), int256(BPS));
-        if (!_mayApply(false)) return;
+        if (!_mayApply(false, abi.encodeCall(this.setCorrelation, (a, b, bps)))) return;
         uint256 p = RiskConfig.pairIndex(a, b);
         _corr[p / 16] = _corr[p / 16].setI16(16 * (p % 16), bps);
         emit ParameterUpdated("correlation", p / 16, _corr[p / 16]);
@@ -183,15 +207,14 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (s > n || s >= RiskConfig.MAX_STRESS) revert BadIndex("stress", s);
         uint256 offset = 128 * (s % 2);
         uint256 word = _stress[s / 2];
-        bool tightening = true;
         for (uint256 k; k < 8; ++k) {
             int256 v = shocks[k];
             _bound("shock", v, -int256(BPS), int256(BPS));
-            int256 old = s < n ? word.i16(offset + 16 * k) : int256(0);
-            if (old != 0 && (v == 0 || (v > 0) != (old > 0) || (v > 0 ? v < old : v > old))) tightening = false;
             word = word.setI16(offset + 16 * k, v);
         }
-        if (!_mayApply(tightening)) return;
+        // Appending a vector can only raise max_s; editing one lowers the loss of some book (a long/short pair gains
+        // from a deeper shock on its short leg), so an edit is queued.
+        if (!_mayApply(s == n, abi.encodeCall(this.setStressVector, (s, shocks)))) return;
         _stress[s / 2] = word;
         if (s == n) _global = (_global & ~(uint256(0xff) << 176)) | ((n + 1) << 176);
         emit ParameterUpdated("stress", s / 2, word);
@@ -202,7 +225,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
     function popStressVector() external onlyRole_(RISK_ADMIN_ROLE) {
         uint256 n = _global.numStress();
         if (n == 0) revert BadIndex("stress", 0);
-        if (!_mayApply(false)) return;
+        if (!_mayApply(false, abi.encodeCall(this.popStressVector, ()))) return;
         uint256 s = n - 1;
         _stress[s / 2] &= ~(uint256(type(uint128).max) << (128 * (s % 2)));
         _global = (_global & ~(uint256(0xff) << 176)) | (s << 176);
@@ -220,7 +243,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _bound("floor", int256(floorBps), 0, 5000);
         uint256 g = _global;
         bool tightening = alphaBps >= g.alpha() && basisBps >= g.basisAddon() && floorBps >= g.floorRate();
-        if (!_mayApply(tightening)) return;
+        if (!_mayApply(tightening, abi.encodeCall(this.setMarginScalars, (alphaBps, basisBps, floorBps)))) return;
         _global = g.setU16(8, alphaBps).setU16(9, basisBps).setU16(10, floorBps);
         emit ParameterUpdated("margin", 0, _global);
         _publish();
@@ -231,7 +254,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _index("collateral", j, RiskConfig.MAX_COLLATERALS);
         _bound("haircut", int256(bps), 0, int256(BPS));
         if (bps < _discounts.u16(j)) revert DiscountAboveHaircut(j, _discounts.u16(j), bps);
-        if (!_mayApply(bps >= _haircuts.u16(j))) return;
+        if (!_mayApply(bps >= _haircuts.u16(j), abi.encodeCall(this.setHaircut, (j, bps)))) return;
         _haircuts = _haircuts.setU16(j, bps);
         emit ParameterUpdated("haircut", 0, _haircuts);
         _publish();
@@ -242,7 +265,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _index("collateral", j, RiskConfig.MAX_COLLATERALS);
         _bound("discount", int256(bps), 0, 5000);
         if (bps > _haircuts.u16(j)) revert DiscountAboveHaircut(j, bps, _haircuts.u16(j));
-        if (!_mayApply(false)) return;
+        if (!_mayApply(false, abi.encodeCall(this.setLiquidationDiscount, (j, bps)))) return;
         _discounts = _discounts.setU16(j, bps);
         emit ParameterUpdated("discount", 0, _discounts);
     }
@@ -259,7 +282,8 @@ contract RiskParameters is IRiskParameters, AccessControl {
         uint256 m = _markets[marketId];
         bool tightening = standardMmrBps >= m.standardRate() && maxOpenInterest <= m.maxOpenInterest()
             && maxPositionSize <= m.maxPositionSize();
-        if (!_mayApply(tightening)) return;
+        bytes memory call = abi.encodeCall(this.setMarket, (marketId, standardMmrBps, maxOpenInterest, maxPositionSize));
+        if (!_mayApply(tightening, call)) return;
         m = standardMmrBps | (maxOpenInterest << 16) | (maxPositionSize << 128);
         _markets[marketId] = m;
         emit ParameterUpdated("market", marketId, m);
@@ -280,7 +304,10 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _bound("deep", int256(deepBps), 0, int256(BPS));
         _bound("minKeeperReward", int256(minKeeperReward), 0, 1000e18);
         _bound("dust", int256(dust), 0, 1e24);
-        if (!_mayApply(false)) return;
+        bytes memory call = abi.encodeCall(
+            this.setLiquidation, (closeFactorBps, penaltyBps, keeperShareBps, deepBps, minKeeperReward, dust)
+        );
+        if (!_mayApply(false, call)) return;
         _liquidation = closeFactorBps | (penaltyBps << 16) | (keeperShareBps << 32) | (deepBps << 48)
             | (minKeeperReward << 64) | (dust << 160);
         emit ParameterUpdated("liquidation", 0, _liquidation);
@@ -289,17 +316,15 @@ contract RiskParameters is IRiskParameters, AccessControl {
     /// @inheritdoc IRiskParameters
     function setPriceBand(uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
         _bound("priceBand", int256(bps), 10, 2000);
-        if (!_mayApply(bps <= _control.priceBand())) return;
-        _control = (_control & ~(uint256(0xffff) << 8)) | (bps << 8);
-        emit ParameterUpdated("control", 0, _control);
+        if (!_mayApply(bps <= _control.priceBand(), abi.encodeCall(this.setPriceBand, (bps)))) return;
+        _setControl((_control & ~(uint256(0xffff) << 8)) | (bps << 8));
     }
 
     /// @inheritdoc IRiskParameters
     function setLoosenDelay(uint256 seconds_) external onlyRole_(DEFAULT_ADMIN_ROLE) {
         _bound("loosenDelay", int256(seconds_), 0, 30 days);
-        if (!_mayApply(seconds_ >= _control.loosenDelay())) return;
-        _control = (_control & ~(uint256(0xffffffff) << 24)) | (seconds_ << 24);
-        emit ParameterUpdated("control", 0, _control);
+        if (!_mayApply(seconds_ >= _control.loosenDelay(), abi.encodeCall(this.setLoosenDelay, (seconds_)))) return;
+        _setControl((_control & ~(uint256(0xffffffff) << 24)) | (seconds_ << 24));
     }
 
     /// @inheritdoc IRiskParameters
@@ -309,7 +334,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         bool clears = current & ~flags != 0;
         bytes32 role = clears ? DEFAULT_ADMIN_ROLE : GUARDIAN_ROLE;
         if (!hasRole(role, msg.sender) && !hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) revert Unauthorized(msg.sender, role);
-        _control = (_control & ~uint256(3)) | flags;
+        _setControl((_control & ~uint256(3)) | flags);
         emit PauseSet(flags);
     }
 

@@ -5,14 +5,17 @@ pragma solidity 0.8.28;
 /// @notice Assets are numbered 0..7. Each has one `AggregatorV3Interface` feed, its decimals (read once when the feed
 ///         is set) and a maximum age (the feed's heartbeat plus a margin). A price is returned only when the answer is
 ///         positive and not older than its maximum age, and, when an L2 sequencer-uptime feed is configured, the
-///         sequencer is up and has been for the grace period. Otherwise the call reverts with a custom error: every
-///         action that needs the price (trades, withdrawals, liquidations) waits for a valid one. A stale feed can be
-///         replaced by the owner at once.
+///         sequencer is up and has been for the grace period (a sequencer round that has not started, `startedAt` 0,
+///         counts as down). Otherwise the call reverts with a custom error: every action that needs the price
+///         (trades, withdrawals, liquidations) waits for a valid one. A stale feed can be replaced by the owner at once.
+///         `pricesFor` lets the vault value collateral at zero while its price is unavailable instead of reverting,
+///         so a stale collateral feed (or a dust deposit of such a token) never blocks a liquidation.
 ///         Assumptions on feeds: `latestRoundData` does not revert and reports the time of its answer in `updatedAt`.
 interface IOracleRouter {
     /// @notice No feed is configured for `asset`.
     error FeedNotSet(uint256 asset);
-    /// @notice The feed answered zero or a negative price.
+    /// @notice The feed answered zero or a negative price, or a positive answer that normalises to 0 (more than 18
+    ///         decimals).
     error PriceNotPositive(uint256 asset, int256 answer);
     /// @notice The answer is older than the feed's maximum age.
     error PriceStale(uint256 asset, uint256 updatedAt, uint256 maxAge, uint256 nowTimestamp);
@@ -33,6 +36,10 @@ interface IOracleRouter {
     /// @notice Prices of every asset whose bit is set in `assetMask` (bit k = asset k); other entries are zero and
     ///         bits above 7 are ignored.
     function prices(uint256 assetMask) external view returns (uint256[8] memory);
+    /// @notice Prices of the assets in `required | optional`: an invalid price of a `required` asset reverts as
+    ///         `prices` does; an `optional` asset (not also required) whose price is invalid (feed not set, answer not
+    ///         positive, stale) gets 0. A sequencer outage reverts for every asset.
+    function pricesFor(uint256 required, uint256 optional) external view returns (uint256[8] memory);
     /// @notice Owner: set the feed of `asset`, with its maximum age in seconds.
     function setFeed(uint256 asset, address feed, uint32 maxAge) external;
     /// @return feed The aggregator of `asset`. @return decimals Its decimals. @return maxAge Its maximum age.

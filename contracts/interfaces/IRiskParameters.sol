@@ -28,9 +28,11 @@ pragma solidity 0.8.28;
 ///
 ///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock; sets the loosening delay and the vault), RISK_ADMIN_ROLE
 ///         (sets every other parameter), GUARDIAN_ROLE
-///         (pauses trades and deposits, cancels queued changes). A change that tightens takes effect at once; a change
-///         that loosens (or whose direction is ambiguous) is queued: the first call records it, the same call repeated
-///         after the delay applies it. With a delay of zero every change applies at once (deployment set-up).
+///         (pauses trades and deposits, cancels queued changes). A change takes effect at once only if it cannot lower
+///         any account's requirement (it "tightens"); any other change is queued: the first call records it, the same
+///         call repeated after the delay applies it. With a delay of zero every change applies at once (deployment
+///         set-up). The queue id is keccak256 of the canonical call (selector and ABI-encoded decoded arguments, as
+///         emitted in `ChangeQueued`); applying a change, at once or after its delay, deletes its entry.
 interface IRiskParameters {
     /// @notice The words a margin check needs, in one call.
     struct MarginConfig {
@@ -82,11 +84,14 @@ interface IRiskParameters {
     /// @notice True when `account` holds `role` (shared by every xmargin contract for access control).
     function hasRole(bytes32 role, address account) external view returns (bool);
 
-    /// @notice Risk weight of asset `asset` (bps, 1% .. 100%). Raising it tightens.
+    /// @notice Risk weight of asset `asset` (bps, 1% .. 100%). Raising it tightens only when the asset's correlation
+    ///         with every other asset is zero: otherwise a higher weight on the smaller leg of a hedge of positively
+    ///         correlated assets lowers that book's charge, so the change is queued.
     function setRiskWeight(uint256 asset, uint256 bps) external;
     /// @notice Medium-regime correlation of assets `a` != `b` (bps, -100% .. 100%). Always treated as loosening.
     function setCorrelation(uint256 a, uint256 b, int256 bps) external;
-    /// @notice Sets stress vector `s` (s <= count; s == count appends). Tightens when every shock moves away from zero.
+    /// @notice Sets stress vector `s` (s <= count; s == count appends). Appending tightens; editing an existing vector
+    ///         is queued (a deeper shock on one leg of a long/short book lowers that book's loss).
     function setStressVector(uint256 s, int16[8] calldata shocks) external;
     /// @notice Removes the last stress vector (loosening).
     function popStressVector() external;
