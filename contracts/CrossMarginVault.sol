@@ -72,8 +72,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     mapping(address venue => bool) public venues;
     uint256 public badDebt;
     /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay; pushed on
-    ///      every change), [56,152) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls only when a
-    ///      write-off is socialised), [152,256) the total shares of all positive settlement balances.
+    ///      every change), [56,120) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls only when a
+    ///      write-off is socialised), [120,256) the total shares of all positive settlement balances.
     uint256 internal _pool;
     /// @inheritdoc ICrossMarginVault
     address public marginConfigPointer;
@@ -370,16 +370,16 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 oldShares = stored > 0 ? uint256(stored) : 0;
         uint256 newShares = next > 0 ? uint256(next) : 0;
         if (newShares != oldShares) {
-            uint256 total = (pool >> 152) + newShares - oldShares;
-            if (total >> 104 != 0) revert ValueOverflow(int256(total));
-            _pool = (pool & type(uint152).max) | (total << 152);
+            uint256 total = (pool >> 120) + newShares - oldShares;
+            if (total >> 136 != 0) revert ValueOverflow(int256(total));
+            _pool = (pool & type(uint120).max) | (total << 120);
         }
         _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals);
         if (next != stored) emit SettlementUpdated(account, next);
     }
 
     function _index(uint256 pool) internal pure returns (uint256) {
-        return (pool >> 56) & type(uint96).max;
+        return (pool >> 56) & type(uint64).max;
     }
 
     /// @dev floor(shares * index / 1e18).
@@ -397,14 +397,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     function _socialise(uint256 loss) internal {
         uint256 pool = _pool;
         uint256 index = _index(pool);
-        uint256 shares = pool >> 152;
+        uint256 shares = pool >> 120;
         uint256 claims = _usdOf(shares, index);
         uint256 next = claims > loss ? Math.mulDiv(index, claims - loss, claims) : 0;
         if (next < MIN_INDEX) next = MIN_INDEX;
         if (next > index) next = index;
         uint256 socialised = claims - _usdOf(shares, next);
         if (loss > socialised) badDebt += loss - socialised;
-        _pool = (pool & ~(uint256(type(uint96).max) << 56)) | (next << 56);
+        _pool = (pool & ~(uint256(type(uint64).max) << 56)) | (next << 56);
         emit SettlementIndexUpdated(next, shares, socialised);
     }
 
@@ -856,9 +856,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     /// @inheritdoc ICrossMarginVault
+    function storedSettlementOf(uint256 account) external view returns (int256) {
+        return _accounts[account].settlement;
+    }
+
+    /// @inheritdoc ICrossMarginVault
     function settlementIndex() external view returns (uint256 index, uint256 totalShares) {
         uint256 pool = _pool;
-        return (_index(pool), pool >> 152);
+        return (_index(pool), pool >> 120);
     }
 
     /// @inheritdoc ICrossMarginVault

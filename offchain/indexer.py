@@ -1,7 +1,9 @@
 """Rebuilds every account's state from the vault's post-state snapshot events into SQLite.
 
 The vault emits the full new value of whatever it changes (``PositionUpdated``, ``CollateralUpdated``,
-``SettlementUpdated``), so the latest event of each key *is* the state: no arithmetic is replayed. The indexer
+``SettlementUpdated``), so the latest event of each key *is* the state: no arithmetic is replayed. A positive
+settlement balance is stored (and emitted) as shares of the vault's claims pool; ``SettlementIndexUpdated`` carries
+the index that turns shares into USD, kept like any other key, and :meth:`Indexer.states` returns USD. The indexer
 
 - fetches ``eth_getLogs`` in chunks that halve when a node rejects a range (and grow back after successes);
 - checkpoints the last indexed block number and hash; before each sync it compares the checkpoint with the chain and,
@@ -24,7 +26,7 @@ from web3.exceptions import Web3RPCError
 from .chain import Chain
 from .db import acct_int, acct_key, get_meta, set_meta
 from .errors import ConfigError
-from .risk.margin import AccountState, Layout, MarginConfig, account_margin
+from .risk.margin import INDEX_ONE, AccountState, Layout, MarginConfig, account_margin, usd_of_shares
 from .risk.snapshot import read_account_state, read_layout, read_margin_config, read_prices
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,9 @@ class SyncResult:
     changed: set[int] = field(default_factory=set)  # accounts whose state changed (or was rolled back)
     reorg_depth: int = 0  # blocks rolled back (0: no reorg)
     logs: int = 0
-    listing_changed: bool = False  # a market or collateral was listed: the layout must be read again
+    # a market or collateral was listed (the layout must be read again), or the settlement index moved (every
+    # positive settlement balance changed value): read everything again
+    listing_changed: bool = False
 
 
 class Indexer:
@@ -60,6 +64,7 @@ class Indexer:
         self.t_position = _topic(abi, "PositionUpdated")
         self.t_collateral = _topic(abi, "CollateralUpdated")
         self.t_settlement = _topic(abi, "SettlementUpdated")
+        self.t_index = _topic(abi, "SettlementIndexUpdated")
         self.t_liquidated = _topic(abi, "Liquidated")
         self.t_listed = (_topic(abi, "CollateralListed"), _topic(abi, "MarketListed"))
         self._token_ids: dict[str, int] = {}
@@ -92,6 +97,7 @@ class Indexer:
         """Index up to ``head`` (default: the chain's head), handling a reorg first."""
         head = self.chain.rpc.head() if head is None else head
         res = SyncResult(head)
+        index = self.settlement_index
         cp = self.checkpoint
         if cp is not None and cp[0] <= head and self._hash(cp[0]) != cp[1]:
             res.reorg_depth = self._rollback(res.changed)
@@ -99,6 +105,7 @@ class Indexer:
         elif cp is not None and cp[0] > head:  # the node went back (a revert on a dev chain): also a reorg
             res.reorg_depth = self._rollback(res.changed)
             cp = self.checkpoint
+        res.listing_changed = self.settlement_index != index  # a reorg took back a socialised loss
         start = (cp[0] + 1) if cp is not None else self.chain.deployment.start_block
         while start <= head:
             end = min(start + self.chunk - 1, head)
@@ -184,6 +191,13 @@ class Indexer:
                 self.conn.execute("INSERT OR REPLACE INTO liquidations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                   (bn, li, lg["transactionHash"].hex(), acct_key(account), keeper, str(taken),
                                    str(penalty), str(reward)))
+            elif t0 == self.t_index:
+                index, shares = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:64], "big")
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, "index", acct_key(0), 0, str(index), str(shares)))
+                self._set_state("index", 0, 0, index, shares)
+                self._record_block(bn, lg["blockHash"].hex())
+                listed = True
             elif t0 in self.t_listed:
                 self._token_ids = {}  # reload the token -> id map on next use
                 listed = True
@@ -201,8 +215,15 @@ class Indexer:
                 self.conn.execute("DELETE FROM collateral WHERE account = ? AND cid = ?", (k, key))
             else:
                 self.conn.execute("INSERT OR REPLACE INTO collateral VALUES (?, ?, ?)", (k, key, str(a)))
+        elif kind == "index":
+            set_meta(self.conn, "settlement_index", str(a))
         else:
             self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(a)))
+
+    @property
+    def settlement_index(self) -> int:
+        """The vault's settlement index at the checkpoint (USD 1e18 per 1e18 shares)."""
+        return int(get_meta(self.conn, "settlement_index") or INDEX_ONE)
 
     # ------------------------------------------------------------------------------------------ reorgs
     def _rollback(self, changed: set[int]) -> int:
@@ -235,9 +256,12 @@ class Indexer:
                 a, b = (int(row[0]), int(row[1])) if row else (0, 0)
                 if kind == "settlement" and row is None:
                     self.conn.execute("DELETE FROM settlement WHERE account = ?", (account,))
+                elif kind == "index" and row is None:
+                    self.conn.execute("DELETE FROM meta WHERE key = 'settlement_index'")
                 else:
                     self._set_state(kind, acct_int(account), key, a, b)
-                changed.add(acct_int(account))
+                if kind != "index":
+                    changed.add(acct_int(account))
             if ancestor >= self.chain.deployment.start_block:
                 self._record_block(ancestor, self._hash(ancestor))
                 set_meta(self.conn, "checkpoint", str(ancestor))
@@ -267,8 +291,9 @@ class Indexer:
         return out
 
     def _load(self, out: dict[int, AccountState], where: str, args: Sequence[str]) -> None:
+        index = self.settlement_index
         for k, bal in self.conn.execute("SELECT account, balance FROM settlement" + where, args):
-            out.setdefault(acct_int(k), AccountState()).settlement = int(bal)
+            out.setdefault(acct_int(k), AccountState()).settlement = usd_of_shares(int(bal), index)
         for k, m, size, on in self.conn.execute("SELECT account, market, size, open_notional FROM positions" + where,
                                                 args):
             out.setdefault(acct_int(k), AccountState()).positions[m] = (int(size), int(on))
@@ -320,7 +345,8 @@ class Indexer:
             self.conn.execute("BEGIN")
             self.conn.execute("DELETE FROM positions WHERE account = ?", (k,))
             self.conn.execute("DELETE FROM collateral WHERE account = ?", (k,))
-            self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(state.settlement)))
+            stored = int(self.chain.at(self.checkpoint[0]).vault.storedSettlementOf(account))
+            self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(stored)))
             for m, (size, on) in state.positions.items():
                 self._set_state("position", account, m, size, on)
             for cid, bal in state.collateral.items():

@@ -188,7 +188,10 @@ interface ICrossMarginVault {
     function marginDetail(uint256 account) external view returns (MarginDetail memory);
     function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional);
     function collateralOf(uint256 account, uint256 collateralId) external view returns (uint256);
+    /// @return The settlement balance in USD 1e18 (positive: shares * index / 1e18, rounded down).
     function settlementOf(uint256 account) external view returns (int256);
+    /// @return The settlement balance as stored (and emitted in `SettlementUpdated`): shares when positive.
+    function storedSettlementOf(uint256 account) external view returns (int256);
     /// @notice Bit masks of the markets and collateral ids the account holds.
     function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals);
     /// @notice Sum of long sizes in `market` (base 1e18).

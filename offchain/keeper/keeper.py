@@ -24,7 +24,7 @@ from ..db import acct_int, acct_key
 from ..errors import ChainUnavailable
 from ..indexer import Indexer
 from ..ops import Metrics
-from ..risk.margin import WAD, AccountState, Layout, MarginConfig, account_margin
+from ..risk.margin import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin
 from ..risk.screen import Book, ScreenParams, screen
 from ..risk.snapshot import read_account_state, read_margin_config, read_prices
 from .gas import GasModel
@@ -195,7 +195,11 @@ class Keeper:
         confirmed = []
         for r in rows:
             account = self.book.ids[r]
-            m = account_margin(self.states[account], self.layout, self.prices, cfg)
+            try:
+                m = account_margin(self.states[account], self.layout, self.prices, cfg)
+            except PriceUnavailable as e:  # the vault cannot value it either: nothing to do until the feed is back
+                log.debug("account %#x skipped: %s", account, e)
+                continue
             if m.liquidatable:
                 confirmed.append((m.equity - m.maintenance, account, m))
         report.liquidatable = len(confirmed)

@@ -1,8 +1,11 @@
 """Choosing a liquidation: which positions to close and which collateral to seize, within the contract's rule.
 
 :func:`apply_liquidation` replays ``CrossMarginVault.liquidate`` on an :class:`AccountState` in exact integers (the
-same fills, roundings, penalty and collateral credit), so every plan is checked against the rule before it is
-simulated on-chain: taken <= ``maxTake`` and ``E − MM`` rises. :func:`plan_liquidation` tries a few shapes and keeps
+same fills, roundings, collateral credit and penalty: ceil(rate x taken), at most the equity left and half the
+maintenance margin the take frees), so every plan is checked against the rule before it is simulated on-chain:
+taken <= ``maxTake`` and ``E − MM`` rises. Because the penalty never eats more than half the margin a take frees,
+a proportional take of everything the account holds always raises ``E − MM``: some plan exists for every account
+below MM whose prices are valid. :func:`plan_liquidation` tries a few shapes and keeps
 the one that raises ``E − MM`` most:
 
 - proportional: every position reduced by the same fraction, as much as the rule allows;
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, account_margin, floor_div, haircut_down,
-                           max_take, mul_div_up, token_value_down, u16)
+                           liquidation_penalty, max_take, mul_div_up, token_value_down, u16)
 
 Item = tuple[int, int, int]  # (kind 0 position / 1 collateral, market or collateral id, amount)
 
@@ -60,10 +63,11 @@ def _tdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int], terms: LiquidationTerms,
-                      items: Sequence[Item]) -> tuple[AccountState, int, int]:
+def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
+                      terms: LiquidationTerms, items: Sequence[Item]) -> tuple[AccountState, int, int]:
     """The account after ``items`` are taken and the penalty charged: (state, taken, penalty). Raises ValueError for
     an item the contract would refuse."""
+    mm_before = account_margin(state, layout, prices, cfg).maintenance
     s = copy.deepcopy(state)
     taken = 0
     for kind, i, amount in items:
@@ -83,7 +87,7 @@ def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int]
             taken += amount * price // WAD
         elif kind == 1 and i in s.collateral:
             balance = s.collateral[i]
-            if amount == 0 or amount > balance:
+            if amount == 0 or amount > balance or prices[layout.collateral_asset[i]] == 0:
                 raise ValueError(f"collateral item {i}: amount {amount} vs balance {balance}")
             value = token_value_down(amount, prices[layout.collateral_asset[i]], layout.collateral_decimals[i])
             s.settlement += haircut_down(value, terms.discount(i))
@@ -94,7 +98,10 @@ def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int]
             taken += value
         else:
             raise ValueError(f"item {(kind, i, amount)} names nothing the account holds")
-    penalty = mul_div_up(taken, terms.penalty, BPS)
+    penalty = 0
+    if taken:
+        after = account_margin(s, layout, prices, cfg)
+        penalty = liquidation_penalty(taken, after.equity, mm_before, after.maintenance, terms.word)
     s.settlement -= penalty
     return s, taken, penalty
 
@@ -115,7 +122,7 @@ def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int],
         if not items:
             return None
         try:
-            after, taken, penalty = apply_liquidation(state, layout, prices, terms, items)
+            after, taken, penalty = apply_liquidation(state, layout, prices, cfg, terms, items)
         except ValueError:
             return None
         if taken == 0 or taken > allowed:
@@ -134,12 +141,18 @@ def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int],
         consider([(0, m, min(abs(q), abs(q) * allowed * WAD // weight)) for m, q in positions], "proportional")
         close_all: list[Item] = [(0, m, abs(q)) for m, q in positions]
         consider(close_all, "full")
-        consider(close_all + _seize(state, layout, prices, terms, close_all, allowed), "full")
-    consider(_seize(state, layout, prices, terms, [], allowed), "collateral")
+        consider(close_all + _seize(state, layout, prices, cfg, terms, close_all, allowed), "full")
+    consider(_seize(state, layout, prices, cfg, terms, [], allowed), "collateral")
+    # proportional over everything (positions and priced collateral): lowers MM in proportion, so it always improves
+    held = [(1, j, b) for j, b in sorted(state.collateral.items()) if b and prices[layout.collateral_asset[j]]]
+    worth = before.gross_total
+    if worth:
+        consider([(0, m, abs(q) * allowed // worth) for m, q in positions] +
+                 [(1, j, b * allowed // worth) for _, j, b in held], "proportional-all")
     # greedy: take the most helpful position or collateral first, as far as what is left of the allowance permits
     candidates = [(0, m, abs(q), price_of[m], WAD) for m, q in positions] + [
         (1, j, bal, prices[layout.collateral_asset[j]], 10 ** layout.collateral_decimals[j])
-        for j, bal in sorted(state.collateral.items()) if bal]
+        for j, bal in sorted(state.collateral.items()) if bal and prices[layout.collateral_asset[j]]]
     chosen: list[Item] = []
     left = allowed
     for _ in range(len(candidates)):
@@ -164,12 +177,12 @@ def _max_amount(usd: int, price: int, unit: int) -> int:
     return ((usd + 1) * unit - 1) // price if price else 0
 
 
-def _seize(state: AccountState, layout: Layout, prices: Sequence[int], terms: LiquidationTerms,
+def _seize(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig, terms: LiquidationTerms,
            first: list[Item], allowed: int) -> list[Item]:
     """Collateral items (lowest discount first) covering the settlement deficit left after ``first``, within
     ``allowed``; all collateral when the deficit exceeds its value."""
     try:
-        after, taken, _ = apply_liquidation(state, layout, prices, terms, first)
+        after, taken, _ = apply_liquidation(state, layout, prices, cfg, terms, first)
     except ValueError:
         return []
     need = -after.settlement

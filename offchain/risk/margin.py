@@ -24,6 +24,11 @@ class MarginOverflow(ArithmeticError):
     """A value outside the range the contract accepts: the contract reverts on the same input."""
 
 
+class PriceUnavailable(ValueError):
+    """An account holds a position on an asset without a valid oracle price (price 0 here): the vault reverts with
+    the oracle's error for it. Collateral of such an asset simply counts at zero."""
+
+
 def _check(x: int) -> int:
     if not INT256_MIN <= x <= INT256_MAX:
         raise MarginOverflow(x)
@@ -248,7 +253,8 @@ class AccountMargin:
 
 
 def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig):
-    """Equity, net delta and gross per asset, in the vault's order of operations."""
+    """Equity, net delta and gross per asset, in the vault's order of operations. A price of 0 means "no valid
+    price" (``read_prices``): collateral of that asset counts at 0, a position on it raises ``PriceUnavailable``."""
     equity = state.settlement
     delta = [0] * MAX_ASSETS
     gross = [0] * MAX_ASSETS
@@ -257,6 +263,8 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
         if size == 0:
             continue
         asset = layout.market_asset[market]
+        if prices[asset] == 0:
+            raise PriceUnavailable(f"market {market}: asset {asset} has no valid price")
         value = position_value_down(size, prices[asset])
         equity += value - open_notional
         delta[asset] += value
@@ -286,6 +294,30 @@ def standard_requirement(state: AccountState, layout: Layout, prices: Sequence[i
             value = position_value_down(size, prices[layout.market_asset[market]])
             total += mul_div_up(abs(value), rates[market], BPS)
     return total
+
+
+INDEX_ONE = 10**18  # the vault's settlement index at deployment (USD 1e18 per 1e18 shares)
+FULL_TAKE_BPS = 9_900  # CrossMarginVault.FULL_TAKE_BPS
+
+
+def usd_of_shares(shares: int, index: int) -> int:
+    """USD value of a stored settlement balance: shares when positive (floor(shares * index / 1e18)), USD when not."""
+    return shares * index // INDEX_ONE if shares > 0 else shares
+
+
+def liquidation_penalty(taken: int, equity_after: int, mm_before: int, mm_after: int, liq_word: int) -> int:
+    """``CrossMarginVault.liquidationPenalty``: ceil(rate * taken), at most max(E', 0) and (MM - MM') / 2."""
+    penalty = mul_div_up(taken, u16(liq_word, 1), BPS)
+    freed = (mm_before - mm_after) // 2 if mm_after < mm_before else 0
+    return min(penalty, freed, max(equity_after, 0))
+
+
+def keeper_reward(penalty: int, taken: int, allowed: int, liq_word: int) -> int:
+    """``CrossMarginVault.keeperReward``: share * penalty, raised to min(min reward, penalty) for a full take."""
+    reward = penalty * u16(liq_word, 2) // BPS
+    if taken * BPS >= allowed * FULL_TAKE_BPS:
+        reward = max(reward, min((liq_word >> 64) & (2**96 - 1), penalty))
+    return reward
 
 
 def max_take(equity: int, maintenance: int, initial: int, gross: int, liq_word: int) -> int:

@@ -36,9 +36,11 @@ def read_layout(vault: Any) -> Layout:
 
 
 def read_prices(oracle: Any, layout: Layout) -> list[int]:
-    """Oracle prices (USD 1e18) of every listed asset; zero for assets nothing refers to."""
+    """Oracle prices (USD 1e18) of every listed asset; zero for assets nothing refers to and for assets without a
+    valid price (stale, not positive, no feed), as the vault sees them: collateral of such an asset counts at 0 and
+    a position on it cannot be valued (``PriceUnavailable``). A sequencer outage raises, as on-chain."""
     mask = sum(1 << a for a in set(layout.market_asset + layout.collateral_asset))
-    return [int(x) for x in oracle.prices(mask)]
+    return [int(x) for x in oracle.pricesFor(0, mask)]
 
 
 def read_margin_config(params: Any) -> MarginConfig:
