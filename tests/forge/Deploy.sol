@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {CrossMarginVault} from "../../contracts/CrossMarginVault.sol";
+import {OracleRouter} from "../../contracts/OracleRouter.sol";
+import {RiskParameters} from "../../contracts/RiskParameters.sol";
+import {TestToken, ChainlinkFeed} from "../../contracts/test/TestTokens.sol";
+import {TestVenue} from "../../contracts/test/TestVenue.sol";
+import {LiquidationLooper} from "../../contracts/test/LiquidationLooper.sol";
+import {Env} from "./Env.sol";
+
+/// @notice Handles to the deployed protocol.
+struct Protocol {
+    TestToken usdc;
+    TestToken[5] tokens; // by collateral id (= asset)
+    ChainlinkFeed[5] feeds; // by asset
+    OracleRouter oracle;
+    RiskParameters params;
+    CrossMarginVault vault;
+    TestVenue venue;
+    LiquidationLooper looper;
+}
+
+/// @notice The local deployment of scripts/deploy.py (`deploy_local`) with the default risk set
+///         (offchain/risk/defaults.py), plus what the campaign needs: a fifth asset DUST (collateral 4, no market,
+///         its own feed, for dust deposits of a stale or unpriced token), a second market on ETH (market 4), a
+///         loosening delay of 600 s, the unsigned TestVenue, a LiquidationLooper and a smaller insurance fund. The caller holds every role.
+library Deploy {
+    uint256 internal constant FUND_SEED = 50_000e6;
+
+    function protocol() internal returns (Protocol memory p) {
+        p.usdc = new TestToken("USD Coin", "USDC", 6);
+        string[5] memory symbols = ["WBTC", "WETH", "WSOL", "LINK", "DUST"];
+        p.oracle = new OracleRouter(address(this), address(0), 0);
+        for (uint256 k; k < Env.ASSETS; ++k) {
+            p.tokens[k] = new TestToken(symbols[k], symbols[k], uint8(Env.decimals(k)));
+            p.feeds[k] = new ChainlinkFeed(uint8(Env.FEED_DECIMALS), int256(Env.startPrice(k) / 1e10));
+            p.oracle.setFeed(k, address(p.feeds[k]), uint32(Env.MAX_AGE));
+        }
+        p.params = new RiskParameters(address(this));
+        p.params.grantRole(p.params.RISK_ADMIN_ROLE(), address(this));
+        p.params.grantRole(p.params.GUARDIAN_ROLE(), address(this));
+        p.vault = new CrossMarginVault(p.params, p.oracle, p.usdc);
+        p.params.setVault(address(p.vault));
+        for (uint256 k; k < Env.COLLATERALS; ++k) {
+            p.vault.listCollateral(address(p.tokens[k]), k);
+        }
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            p.vault.listMarket(Env.marketAsset(m));
+        }
+        p.venue = new TestVenue(p.vault);
+        p.vault.setVenue(address(p.venue), true);
+        p.looper = new LiquidationLooper(p.vault);
+        _applyDefaultSpec(p.params);
+        // the insurance fund's seed: 50,000 USDC (1,000,000 on a local chain), so that write-offs outgrow it and
+        // socialised losses (the settlement index) are exercised
+        p.usdc.mint(address(this), FUND_SEED);
+        p.usdc.approve(address(p.vault), FUND_SEED);
+        p.vault.deposit(p.vault.fundAccount(), address(p.usdc), FUND_SEED);
+    }
+
+    /// @dev offchain/risk/params.py `apply_spec(DEFAULT_SPEC)`, with DUST (asset 4) at a 30% weight and haircut.
+    function _applyDefaultSpec(RiskParameters params) private {
+        uint16[5] memory rw = [uint16(1000), 1200, 1800, 1800, 3000];
+        for (uint256 k; k < Env.ASSETS; ++k) {
+            params.setRiskWeight(k, rw[k]);
+        }
+        params.setCorrelation(0, 1, 8000);
+        params.setCorrelation(0, 2, 7000);
+        params.setCorrelation(0, 3, 6500);
+        params.setCorrelation(1, 2, 7500);
+        params.setCorrelation(1, 3, 7000);
+        params.setCorrelation(2, 3, 6500);
+        int16[8][7] memory stress = [
+            [int16(-1000), -1200, -1800, -1800, 0, 0, 0, 0], // crash
+            [int16(1000), 1200, 1800, 1800, 0, 0, 0, 0], // rally
+            [int16(400), -600, -900, -900, 0, 0, 0, 0], // btc_up_alts_down
+            [int16(-400), 600, 900, 900, 0, 0, 0, 0], // btc_down_alts_up
+            [int16(0), -800, 0, 0, 0, 0, 0, 0], // eth_decouple
+            [int16(0), 0, -3000, 0, 0, 0, 0, 0], // sol_collapse
+            [int16(0), 0, 0, -3000, 0, 0, 0, 0] // link_collapse
+        ];
+        for (uint256 s; s < stress.length; ++s) {
+            params.setStressVector(s, stress[s]);
+        }
+        params.setMarginScalars(15_000, 50, 100);
+        uint16[5] memory haircut = [uint16(800), 1000, 1500, 1500, 3000];
+        uint16[5] memory discount = [uint16(400), 500, 750, 750, 1500];
+        for (uint256 j; j < Env.COLLATERALS; ++j) {
+            params.setHaircut(j, haircut[j]);
+            params.setLiquidationDiscount(j, discount[j]);
+        }
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            params.setMarket(m, rw[Env.marketAsset(m)], 1e12 * Env.WAD, 1e9 * Env.WAD);
+        }
+        params.setLiquidation(5000, 100, 3000, 5000, 5 * Env.WAD, 100 * Env.WAD);
+        params.setPriceBand(200);
+        params.setLoosenDelay(Env.LOOSEN_DELAY);
+    }
+}

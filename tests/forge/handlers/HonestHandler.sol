@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Protocol} from "../Deploy.sol";
+import {Env} from "../Env.sol";
+import {Ledger} from "../Ledger.sol";
+import {HandlerBase} from "./HandlerBase.sol";
+
+/// @title HonestHandler — ordinary traders.
+/// @notice Owns six subaccounts, each starting with 30,000 USDC and 10 WETH; pairs (0,1), (2,3), (4,5) hold opposite
+///         positions of 300k, 220k and 100k USD in BTC, ETH and SOL (near initial margin), so price moves create liquidations,
+///         bankruptcies and write-offs. Actions: deposits, withdrawals and trades between its own subaccounts (both
+///         sides agree, so any price within the band is fair).
+contract HonestHandler is HandlerBase {
+    uint256 public constant SUBS = 6;
+
+    constructor(Protocol memory p_, Ledger ledger_) HandlerBase(p_, ledger_) {
+        for (uint256 s; s < SUBS; ++s) {
+            ledger_.register(_account(s), false);
+            _deposit(_account(s), USDC, 30_000e6);
+            _deposit(_account(s), 1, 10 * Env.WAD);
+        }
+        uint32[3] memory usd = [uint32(300_000), 220_000, 100_000]; // each side near its initial margin
+        for (uint256 pair; pair < 3; ++pair) {
+            uint256 price = p_.oracle.price(pair);
+            p_.venue.trade(_account(2 * pair), _account(2 * pair + 1), pair, usd[pair] * Env.WAD * Env.WAD / price, price, 0);
+        }
+    }
+
+    /// @notice Deposits about 10 to 50,000 USD of a token (USDC, WBTC, WETH, WSOL or LINK) into subaccount `subSeed % 6`.
+    function deposit(uint256 subSeed, uint256 tokenSeed, uint256 usdSeed) external step {
+        uint256 id = tokenSeed % 5;
+        if (id == 4) id = USDC;
+        _deposit(_account(subSeed % SUBS), id, _units(id, Env.bound(usdSeed, 10, 50_000)));
+    }
+
+    /// @notice Withdraws 1 bps to 100% of what subaccount `subSeed % 6` holds of a token (its claim, for USDC).
+    function withdraw(uint256 subSeed, uint256 tokenSeed, uint256 fractionSeed) external step {
+        uint256 id = tokenSeed % 6;
+        _withdraw(_account(subSeed % SUBS), id, Env.bound(fractionSeed, 1, Env.BPS));
+    }
+
+    /// @notice Subaccount `buyerSeed % 6` buys 100 to 100,000 USD of market `marketSeed % 5` from subaccount
+    ///         `sellerSeed % 6` at a price within the band, paying a fee of 0 to 5 bps each.
+    function trade(uint256 buyerSeed, uint256 sellerSeed, uint256 marketSeed, uint256 usdSeed, uint256 priceSeed)
+        external
+        step
+    {
+        uint256 buyer = _account(buyerSeed % SUBS);
+        uint256 seller = _account(sellerSeed % SUBS);
+        if (buyer == seller) seller = _account((sellerSeed + 1) % SUBS);
+        ledger.touch(buyer);
+        ledger.touch(seller);
+        _trade(buyer, seller, marketSeed % Env.MARKETS, Env.bound(usdSeed, 100, 100_000), priceSeed, usdSeed % 6);
+    }
+}
