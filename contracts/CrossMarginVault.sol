@@ -78,8 +78,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @inheritdoc ICrossMarginVault
     address public marginConfigPointer;
     /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
-    ///      whose code is the code of `marginConfigPointer` (a STOP byte, then the 12 margin words) followed by the
-    ///      listing word `_layout`. Re-created whenever either changes (`_publishSnapshot`).
+    ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION and
+    ///      DISCOUNT words) followed by the listing word `_layout`. Re-created whenever either changes.
     address internal _snapshot;
 
     constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
@@ -438,7 +438,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         (l.equity, l.maintenance, l.initial, l.gross) = _evaluate(account, acc, ctx);
         if (l.equity >= int256(l.maintenance)) revert AccountHealthy(account, l.equity, l.maintenance);
         Account memory f = _load(fund);
-        (l.params, l.discounts) = riskParams.liquidationConfig();
+        (l.params, l.discounts) = _liquidationWords();
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
         // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
@@ -610,7 +610,17 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         address snapshot = _snapshot;
         RiskConfig.readMarginConfig(snapshot, ctx.cfg);
         assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 385, 32) // the listing word, after the STOP byte and the 12 margin words
+            extcodecopy(snapshot, ctx, 449, 32) // the listing word, after the STOP byte and 14 parameter words
+        }
+    }
+
+    /// @dev The LIQUIDATION and DISCOUNT words, published with the margin words (words 12 and 13 of the snapshot).
+    function _liquidationWords() internal view returns (uint256 liq, uint256 discounts) {
+        address snapshot = _snapshot;
+        assembly ("memory-safe") {
+            extcodecopy(snapshot, 0, 385, 64) // scratch space
+            liq := mload(0)
+            discounts := mload(0x20)
         }
     }
 
@@ -642,12 +652,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         address snapshot;
         assembly ("memory-safe") {
             let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 417 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
-            // then the runtime: the source's STOP byte and 384 bytes of margin words, and the listing word
-            mstore(m, shl(160, 0x6101a180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 385)
-            mstore(add(m, 397), layout)
-            snapshot := create(0, m, 429)
+            // init code, 12 bytes: PUSH2 481 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
+            // then the runtime: the source's STOP byte, 12 margin words and the LIQUIDATION and DISCOUNT words (448
+            // bytes), and the listing word
+            mstore(m, shl(160, 0x6101e180600c6000396000f3))
+            extcodecopy(source, add(m, 12), 0, 449)
+            mstore(add(m, 461), layout)
+            snapshot := create(0, m, 493)
         }
         if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
         _snapshot = snapshot;

@@ -33,8 +33,9 @@ contract RiskParameters is IRiskParameters, AccessControl {
 
     /// @notice Time from which a queued change may be applied (0: none queued).
     mapping(bytes32 id => uint256) public readyAt;
-    /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)`: the margin words read in one
-    ///         EXTCODECOPY instead of one cold SLOAD each. Re-published after every change to those words.
+    /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)` followed by the LIQUIDATION and
+    ///         DISCOUNT words: the words a margin check or a liquidation needs, read in one EXTCODECOPY instead of one
+    ///         cold SLOAD each. Re-published after every change to those words.
     address public marginConfigPointer;
     /// @notice The vault told about each new pointer (set once by the admin).
     address public vault;
@@ -65,7 +66,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         cfg.corr1 = _corr[1];
         cfg.haircuts = _haircuts;
         cfg.stress = _stress;
-        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg));
+        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg), _liquidation, _discounts);
         // init code: PUSH4 len, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the runtime bytes
         bytes memory init = abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
         address pointer;
@@ -268,6 +269,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         if (!_mayApply(false, abi.encodeCall(this.setLiquidationDiscount, (j, bps)))) return;
         _discounts = _discounts.setU16(j, bps);
         emit ParameterUpdated("discount", 0, _discounts);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -311,6 +313,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         _liquidation = closeFactorBps | (penaltyBps << 16) | (keeperShareBps << 32) | (deepBps << 48)
             | (minKeeperReward << 64) | (dust << 160);
         emit ParameterUpdated("liquidation", 0, _liquidation);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters

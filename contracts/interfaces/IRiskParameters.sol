@@ -66,8 +66,9 @@ interface IRiskParameters {
     event PauseSet(uint256 flags);
 
     /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
-    ///         `abi.encode(MarginConfig)`, 384 bytes) re-created on every change and pushed to the vault, which reads
-    ///         them with one cold account access instead of a cold SLOAD per word.
+    ///         `abi.encode(MarginConfig)`, 384 bytes, then the LIQUIDATION and DISCOUNT words) re-created on every
+    ///         change and pushed to the vault, which reads them with one cold account access instead of a cold SLOAD
+    ///         per word.
     function marginConfig() external view returns (MarginConfig memory);
     /// @return The current data contract holding the margin words.
     function marginConfigPointer() external view returns (address);
