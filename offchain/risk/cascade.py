@@ -13,9 +13,10 @@ Model, block by block and for many independent runs at once (float64, vectorised
    land ``max(latency, 1)`` blocks later.
 4. A call takes at most ``maxTake`` (close factor, deep-underwater and dust rules as the vault): positions first, in
    proportion, at the oracle price (the fund takes them over); if the account then has no positions and a negative
-   settlement balance, collateral is seized at its liquidation discount. The penalty (on the amount taken) goes to the
-   fund less the keeper's reward ``max(share x penalty, min reward)``. An account left with nothing but debt is
-   written off: the fund absorbs the debt (bad debt).
+   settlement balance, collateral is seized at its liquidation discount. The penalty (on the amount taken, at most
+   the account's equity left; the vault's further cap at half the margin freed is not modelled) goes to the fund less
+   the keeper's reward, paid out of it: ``max(share x penalty, min(min reward, penalty))`` (every modelled call takes
+   all it may). An account left with nothing but debt is written off: the fund absorbs the debt (bad debt).
 5. The fund unwinds its inventory (taken positions and seized collateral): a fraction ``1 / unwind_blocks`` of it per
    block, sold on the market at a price moved by the square-root law ``Y sigma_day sqrt(Q / V_day)`` (Q the USD
    amount sold, V the market's daily volume, sigma its daily volatility); that move is permanent and the oracle
@@ -208,9 +209,11 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
             fund_paid = (frac[:, None] * cv * (1.0 - disc)).sum(-1)
             coll = coll * (1.0 - frac[:, None])
             taken = taken + seize
-            penalty = pen * taken
+            # capped by the equity left: closing at the oracle price keeps equity, a seizure only adds to it, so the
+            # equity before the take is a lower bound of it
+            penalty = np.minimum(pen * taken, np.clip(m.equity[r_idx, a_idx], 0.0, None))
             settle -= penalty
-            reward = np.minimum(np.maximum(rule.keeper_share * penalty, rule.min_keeper_reward), penalty + fund_eq[r_idx])
+            reward = np.maximum(rule.keeper_share * penalty, np.minimum(rule.min_keeper_reward, penalty))
             # the fund: + penalty - reward - what it paid for collateral + collateral's value (marked) - bad debt
             np.add.at(fund_eq, r_idx, penalty - reward - fund_paid + seize)
             empty = (np.abs(size).sum(-1) == 0) & (coll.sum(-1) <= 1e-12)

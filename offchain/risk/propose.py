@@ -1,11 +1,12 @@
 """Parameter proposals: compare a RiskSpec with what ``RiskParameters`` holds, show the effect on every account, and
 submit the changes with the contract's rules (hard bounds; tightening applies at once, loosening is queued).
 
-The classification of each change mirrors the setters of ``contracts/RiskParameters.sol``:
-risk weight up, haircut up, price band narrower, loosening delay longer, margin scalars none lower, market rate not
-lower and caps not higher, a stress vector whose shocks all keep their sign and none moves toward zero (or a new
-one appended): tightening. Correlations, liquidation discounts, liquidation parameters and removing a stress vector:
-always loosening. With a zero delay on the contract everything applies at once.
+The classification of each change mirrors the setters of ``contracts/RiskParameters.sol``: a change applies at once
+only if it cannot lower any account's requirement. Risk weight up for an asset with no correlation to any other,
+haircut up, price band narrower, loosening delay longer, margin scalars none lower, market rate not lower and caps not
+higher, a new stress vector appended: tightening. Correlations, a risk weight of a correlated asset, an edit of an
+existing stress vector, removing one, liquidation discounts and liquidation parameters: queued. With a zero delay on
+the contract everything applies at once.
 
 Fields a proposal does not name (e.g. assets it has no risk weight for) are left as they are. The stress vectors
 of the proposal replace the published list (by position).
@@ -222,13 +223,6 @@ class Change:
     admin: bool = False  # needs DEFAULT_ADMIN_ROLE (the loosening delay)
 
 
-def _stress_tightens(old: Sequence[int], new: Sequence[int]) -> bool:
-    for o, v in zip(old, new):
-        if o != 0 and (v == 0 or (v > 0) != (o > 0) or (v < o if v > 0 else v > o)):
-            return False
-    return True
-
-
 def diff(current: RiskSpec, proposed: RiskSpec) -> list[Change]:
     """The setter calls that turn ``current`` into ``proposed``, in a safe order (discounts before a haircut that
     falls below them; the loosening delay last)."""
@@ -236,7 +230,10 @@ def diff(current: RiskSpec, proposed: RiskSpec) -> list[Change]:
     for k, v in sorted(proposed.risk_weights.items()):
         old = current.risk_weights.get(k, 10_000)
         if v != old:
-            out.append(Change(f"risk weight asset {k}", old, v, v >= old, "setRiskWeight", (k, v)))
+            # the contract reads the correlations in force when the call runs: the current ones (correlation
+            # changes are sent after the risk weights)
+            uncorrelated = all(c == 0 for (a, b), c in current.correlations.items() if k in (a, b))
+            out.append(Change(f"risk weight asset {k}", old, v, v >= old and uncorrelated, "setRiskWeight", (k, v)))
     for (a, b), v in sorted(proposed.correlations.items()):
         key = (min(a, b), max(a, b))
         old = current.correlations.get(key, 0)
@@ -247,8 +244,7 @@ def diff(current: RiskSpec, proposed: RiskSpec) -> list[Change]:
         new = vec.as_array()
         old = cur_s[s] if s < len(cur_s) else None
         if old != new:
-            out.append(Change(f"stress vector {s} ({vec.name})", old, new,
-                              old is None or _stress_tightens(old, new), "setStressVector", (s, new)))
+            out.append(Change(f"stress vector {s} ({vec.name})", old, new, old is None, "setStressVector", (s, new)))
     for s in range(len(proposed.stress), len(cur_s)):
         out.append(Change(f"stress vector {len(cur_s) - 1 - (s - len(proposed.stress))} removed", cur_s[s], None,
                           False, "popStressVector", ()))

@@ -144,10 +144,19 @@ def test_diff_classifies_like_the_contract_and_merge_applies_only_tightening():
     prop = DEFAULT_SPEC.model_copy(update={"risk_weights": {0: 1500, 1: 1000},
                                            "correlations": {(0, 1): 7000}})
     changes = {c.fn + str(c.args[:1]): c for c in diff(cur, prop)}
-    assert changes["setRiskWeight(0,)"].tightening and not changes["setRiskWeight(1,)"].tightening
+    # BTC is correlated with ETH, SOL and LINK: a higher weight can lower a hedged book's charge, so it is queued
+    assert not changes["setRiskWeight(0,)"].tightening and not changes["setRiskWeight(1,)"].tightening
     assert not changes["setCorrelation(0,)"].tightening
     now = merged(cur, list(changes.values()), only_tightening=True).margin_config()
-    assert now.risk_weight(0) == 1500 and now.risk_weight(1) == 1200 and now.correlation(0, 1) == 8000
+    assert now.risk_weight(0) == 1000 and now.risk_weight(1) == 1200 and now.correlation(0, 1) == 8000
+    # asset 4 has no correlation with any other: raising its weight tightens and applies at once
+    cur4 = cur.model_copy(update={"risk_weights": {**cur.risk_weights, 4: 5000}})
+    up = diff(cur4, cur4.model_copy(update={"risk_weights": {**cur.risk_weights, 4: 6000}}))
+    assert [(c.fn, c.args, c.tightening) for c in up] == [("setRiskWeight", (4, 6000), True)]
+    assert merged(cur4, up, only_tightening=True).margin_config().risk_weight(4) == 6000
+    # appending a stress vector tightens; editing one is queued
+    edit = cur.model_copy(update={"stress": [cur.stress[0].model_copy(update={"shocks": {0: -2000}})] + cur.stress[1:]})
+    assert [c.tightening for c in diff(cur, edit)] == [False]
 
 
 def test_decode_spec_reproduces_the_margin_words():
