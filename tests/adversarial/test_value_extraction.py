@@ -276,8 +276,9 @@ def _bankrupt_beyond_fund(protocol, test_venue, deployer, rich, move_price, hold
 @pytest.mark.parametrize("first", [0, 1])
 def test_write_off_costs_every_holder_the_same_fraction_whatever_the_order(protocol, test_venue, deployer, rich,
                                                                          move_price, keeper, first):
-    """After the write-off, two holders of 100,000 USDC withdraw in either order: each gets the same amount (before,
-    the first withdrawer was paid more, and a depositor after the loss was haircut too)."""
+    """After the write-off, two holders of 100,000 USDC withdraw in either order: each gets the same amount, and a
+    depositor after the loss gets all of its deposit back (before, it was haircut like the others: 99,714 of
+    100,000)."""
     holders = [Trader(protocol.vault), Trader(protocol.vault)]
     x = _bankrupt_beyond_fund(protocol, test_venue, deployer, rich, move_price, holders)
     tx = protocol.vault.liquidate(x.id, [(0, BTC, 2 * WAD)], {"from": keeper})  # anyone marks it, in one call
@@ -310,7 +311,7 @@ def delayed(protocol, deployer):
 
 def test_raising_a_correlated_risk_weight_is_queued(protocol, test_venue, deployer, rich, delayed, ledger):
     """Long 10 BTC / short 50 ETH (the smaller leg, by weight): raising ETH's weight lowers this hedge's
-    charge in every regime. Before, it applied at once (MM 6,648 -> 6,210 in the review) and a refused withdrawal
+    charge in every regime. Before, it applied at once (here MM 51,264 -> 49,862) and a refused withdrawal
     then passed; now it is queued and the withdrawal stays refused with the same values."""
     t = Trader(protocol.vault)
     deployer.transfer(t.wallet, "1 ether")
