@@ -115,6 +115,7 @@ def _cases(protocol, w, caller):
         ("CrossMarginVault", "setVenue"): (v.setVenue, (caller, True), not_admin),
         ("CrossMarginVault", "setFundOperator"): (v.setFundOperator, (caller, True), not_admin),
         ("CrossMarginVault", "setMarginConfigPointer"): (v.setMarginConfigPointer, (caller,), not_admin),
+        ("CrossMarginVault", "setControl"): (v.setControl, (1,), not_admin),  # RiskParameters only: pause trades
         ("CrossMarginVault", "settleTrade"): (v.settleTrade, (t.id, v.fundAccount(), 0, 1, 60_000 * WAD, 0, 0),
                                               err("NotVenue", caller)),
         ("CrossMarginVault", "withdraw"): (v.withdraw, (t.id, usdc, 1, caller), err("Unauthorized", caller, t.id)),
@@ -185,7 +186,8 @@ def test_unauthorised_calls_revert_and_move_nothing(protocol, world, ledger, who
     words = lambda: (p.control(), p.liquidationConfig(), p.marketWord(0), p.marginConfigPointer(),  # noqa: E731
                      protocol.oracle.owner(), protocol.oracle.feedOf(0), protocol.venue.makerFeeBps(),
                      protocol.vault.numMarkets(), protocol.vault.numCollaterals(), p.vault(),
-                     p.hasRole(world["ADMIN"], caller), protocol.vault.venues(caller))
+                     p.hasRole(world["ADMIN"], caller), protocol.vault.venues(caller),
+                     protocol.vault.controlWord(), protocol.vault.marginConfigPointer())
     before = words()
     with ledger([world["trader"].id], [caller]) as l:
         for (contract, name), (fn, args, expected) in sorted(cases.items()):

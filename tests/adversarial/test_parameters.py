@@ -80,15 +80,17 @@ def test_tightening_applies_to_the_next_trade_and_undoing_it_waits(protocol, set
                                                                    mirror, ledger):
     risk, guardian, t = setup
     p = protocol.params
-    size, price = WAD // 10, 60_000 * WAD  # 6,000 USD of BTC: IM 900 at 10%, 1,800 at 20%
-    assert _after_buy(mirror, t.id, size, price).initial <= 1_000 * WAD  # fits the current rule
-    p.setRiskWeight(BTC, 2000, {"from": risk})  # tightening: at once
+    size, price = WAD // 10, 60_000 * WAD  # 6,000 USD of BTC
+    before = _after_buy(mirror, t.id, size, price)
+    assert before.initial <= 1_000 * WAD  # fits the current rule (alpha 1.5)
+    cfg = mirror(t.id)[3]
+    p.setMarginScalars(30_000, cfg.basis_addon, cfg.floor_rate, {"from": risk})  # alpha 1.5 -> 3: at once
     m = _after_buy(mirror, t.id, size, price)
-    assert m.initial == 1_800 * WAD
+    assert m.maintenance == before.maintenance and m.initial == 3 * m.maintenance > 1_000 * WAD
     with ledger([t.id, rich.id]) as l:
         assert_reverts(err("InsufficientMargin", t.id, m.equity, m.initial), test_venue.trade, t.id, rich.id, BTC,
                        size, price, 0, {"from": deployer})
-        tx = p.setRiskWeight(BTC, 1000, {"from": risk})  # undoing it is a loosening: queued
+        tx = p.setMarginScalars(15_000, cfg.basis_addon, cfg.floor_rate, {"from": risk})  # undoing it: queued
         assert "ChangeQueued" in tx.events
         assert_reverts(err("InsufficientMargin", t.id, m.equity, m.initial), test_venue.trade, t.id, rich.id, BTC,
                        size, price, 0, {"from": deployer})

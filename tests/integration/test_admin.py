@@ -1,19 +1,34 @@
 """Integration tests for the vault's admin entry points (listCollateral, listMarket, setVenue, setFundOperator): access
-control by DEFAULT_ADMIN_ROLE of RiskParameters, listing limits and packing, and the contract size limit."""
+control by DEFAULT_ADMIN_ROLE of RiskParameters, listing limits and packing, listing only with a valid price for the
+collateral's asset, and the contract size limit."""
 import brownie
 import pytest
-from brownie import TestToken, TestVenue, accounts, web3
+from brownie import ChainlinkFeed, TestToken, TestVenue, accounts, chain, web3
 
-from tests.conftest import err
+from tests.conftest import NOW, err, reverts_at
 
 WAD = 10**18
 USDC = 10**6
 EIP170_LIMIT = 24_576
+MAX_AGE = 3600
 
 
 @pytest.fixture
 def new_token(deployer):
     return lambda decimals=18: TestToken.deploy("New", "NEW", decimals, {"from": deployer})
+
+
+@pytest.fixture
+def price_assets(protocol, deployer):
+    """price_assets(*assets): a fresh 8-decimal feed (1 USD) for each asset (the deployment prices assets 0..3 only;
+    a collateral can only be listed on an asset with a valid price)."""
+
+    def _set(*assets):
+        for a in assets:
+            feed = ChainlinkFeed.deploy(8, 10**8, {"from": deployer})
+            protocol.oracle.setFeed(a, feed, MAX_AGE, {"from": deployer})
+
+    return _set
 
 
 @pytest.fixture
@@ -139,8 +154,9 @@ def test_list_collateral_twice_reverts(protocol, deployer, new_token):
     assert vault.numCollaterals() == 5
 
 
-def test_list_unknown_asset_reverts(protocol, deployer, new_token):
+def test_list_unknown_asset_reverts(protocol, deployer, new_token, price_assets):
     vault = protocol.vault
+    price_assets(7)
     token = new_token()
     with brownie.reverts(err("UnknownAsset", 8)):
         vault.listCollateral(token, 8, {"from": deployer})
@@ -166,8 +182,9 @@ def test_list_collateral_too_many_decimals_reverts(protocol, deployer, new_token
     assert tuple(vault.collateralInfo(4)) == (ok.address, 0, 31)
 
 
-def test_list_collateral_when_full_reverts(protocol, deployer, new_token):
+def test_list_collateral_when_full_reverts(protocol, deployer, new_token, price_assets):
     vault = protocol.vault
+    price_assets(4, 5, 6, 7)
     listed = {j: tuple(vault.collateralInfo(j)) for j in range(4)}
     for j in range(4, 16):  # ids 4..15 with every asset and a spread of decimals, to check the packing
         token = new_token((j * 7) % 32)
@@ -181,6 +198,33 @@ def test_list_collateral_when_full_reverts(protocol, deployer, new_token):
         vault.listCollateral(extra, 0, {"from": deployer})
     with brownie.reverts(err("UnknownToken", "0x" + "00" * 20)):
         vault.collateralInfo(16)
+
+
+def test_list_collateral_without_feed_reverts_feed_not_set(protocol, deployer, new_token, price_assets):
+    """No feed for asset 5: the listing reverts with the oracle's error and lists nothing; with a feed it goes through."""
+    vault = protocol.vault
+    token = new_token()
+    assert tuple(protocol.oracle.feedOf(5))[0] == "0x" + "00" * 20
+    with brownie.reverts(err("FeedNotSet", 5)):
+        vault.listCollateral(token, 5, {"from": deployer})
+    assert vault.numCollaterals() == 4
+    price_assets(5)
+    vault.listCollateral(token, 5, {"from": deployer})
+    assert tuple(vault.collateralInfo(4)) == (token.address, 5, 18)
+
+
+def test_list_collateral_with_stale_price_reverts_price_stale(protocol, deployer, new_token):
+    """The ETH feed's answer is older than its max age: listing a token on ETH reverts PriceStale until it is fresh."""
+    vault, f = protocol.vault, protocol.feeds[1]
+    token = new_token()
+    old = chain[-1].timestamp - MAX_AGE - 1
+    f.updateRoundData(77, 3_000 * 10**8, old, old, {"from": deployer})
+    with reverts_at("PriceStale", 1, old, MAX_AGE, NOW):
+        vault.listCollateral(token, 1, {"from": deployer})
+    assert vault.numCollaterals() == 4
+    f.updateAnswer(3_000 * 10**8, {"from": deployer})
+    tx = vault.listCollateral(token, 1, {"from": deployer})
+    assert tx.events["CollateralListed"]["id"] == 4
 
 
 def test_list_collateral_highest_id_usable(protocol, deployer, new_token, make_trader, fund, mirror):

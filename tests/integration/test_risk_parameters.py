@@ -66,7 +66,7 @@ def discount(params, j) -> int:
 
 
 def call_id(params, fn: str, *args) -> bytes:
-    """The queue id of a call: keccak256 of its calldata."""
+    """The queue id of a call: keccak256 of the canonical call (selector and ABI-encoded arguments)."""
     return bytes(web3.keccak(hexstr=getattr(params, fn).encode_input(*args)))
 
 
@@ -407,13 +407,15 @@ def _rw0(p):
     return cfg(p).risk_weight(0)
 
 
-# (call, args, read, value before, value after); tightening calls apply at once even with a delay
+def _rw4(p):
+    return cfg(p).risk_weight(4)
+
+
+# (call, args, read, value before, value after); tightening calls apply at once even with a delay. Asset 4 has a
+# zero correlation with every other asset (its weight is set to 50% before the delay, in the test).
 TIGHTENING = [
-    ("setRiskWeight", (0, 1000), _rw0, 1000, 1000),  # unchanged counts as not loosening
-    ("setRiskWeight", (0, 1100), _rw0, 1000, 1100),
-    ("setStressVector", (0, shocks(btc=-1100, eth=-1300, sol=-1800, link=-2000, a4=-1)),
-     lambda p: [cfg(p).shock(0, k) for k in range(8)], DEFAULT_SPEC.stress[0].as_array(),
-     [-1100, -1300, -1800, -2000, -1, 0, 0, 0]),
+    ("setRiskWeight", (4, 5000), _rw4, 5000, 5000),  # unchanged counts as not loosening
+    ("setRiskWeight", (4, 6000), _rw4, 5000, 6000),  # raising an uncorrelated asset's weight
     ("setStressVector", (7, shocks(btc=500)), lambda p: cfg(p).num_stress, 7, 8),  # appending tightens
     ("setMarginScalars", (16_000, 60, 100), lambda p: (cfg(p).alpha, cfg(p).basis_addon, cfg(p).floor_rate),
      (15_000, 50, 100), (16_000, 60, 100)),
@@ -425,8 +427,11 @@ TIGHTENING = [
 ]
 
 
-def test_tightening_applies_at_once_with_delay(params, roles, delayed):
+def test_tightening_applies_at_once_with_delay(params, roles):
     """One after the other (each case touches its own parameter, or follows the previous one)."""
+    params.setRiskWeight(4, 5000, {"from": roles.admin})  # no delay yet: applies at once
+    assert all(cfg(params).correlation(4, k) == 0 for k in range(8) if k != 4)
+    params.setLoosenDelay(DELAY, {"from": roles.admin})
     for fn, args, read, old, new in TIGHTENING:
         assert read(params) == old, (fn, args)
         tx = getattr(params, fn)(*args, {"from": roles.admin})
@@ -439,9 +444,15 @@ def test_tightening_applies_at_once_with_delay(params, roles, delayed):
 # loosening (or ambiguous) changes: queued first
 LOOSENING = [
     ("setRiskWeight", (0, 900), _rw0, 1000, 900),
+    # raising BTC's weight: BTC is correlated with ETH, SOL and LINK, so a hedge's charge could fall
+    ("setRiskWeight", (0, 1100), _rw0, 1000, 1100),
     ("setCorrelation", (0, 1, 9000), lambda p: cfg(p).correlation(0, 1), 8000, 9000),  # always queued
     ("setStressVector", (0, shocks(btc=-900, eth=-1200, sol=-1800, link=-1800)),
      lambda p: cfg(p).shock(0, 0), -1000, -900),
+    # editing an existing vector, even every shock deeper, is queued (a long/short book gains from its short leg)
+    ("setStressVector", (0, shocks(btc=-1100, eth=-1300, sol=-1800, link=-2000, a4=-1)),
+     lambda p: [cfg(p).shock(0, k) for k in range(8)], DEFAULT_SPEC.stress[0].as_array(),
+     [-1100, -1300, -1800, -2000, -1, 0, 0, 0]),
     ("popStressVector", (), lambda p: cfg(p).num_stress, 7, 6),
     ("setMarginScalars", (16_000, 40, 100), lambda p: (cfg(p).alpha, cfg(p).basis_addon),
      (15_000, 50), (16_000, 40)),  # one of three falls
@@ -535,6 +546,56 @@ def test_cancel_queued_change_drops_it(params, roles, delayed, who):
     assert cfg(params).haircut(1) == 1000
     with brownie.reverts(err("BadIndex", b32("queued"), int.from_bytes(call_id(params, "setHaircut", 1, 800), "big"))):
         params.cancel(call_id(params, "setHaircut", 1, 800), {"from": roles.guardian})
+
+
+def test_trailing_calldata_bytes_make_no_twin(params, roles, delayed):
+    """setPriceBand(500) sent with four extra calldata bytes is queued under the canonical id (ChangeQueued carries the
+    canonical call), so repeating it is ChangeNotReady, and cancelling the canonical id stops it."""
+    canonical = params.setPriceBand.encode_input(500)
+    qid = call_id(params, "setPriceBand", 500)
+    tx = roles.admin.transfer(params.address, 0, data=canonical + "deadbeef")
+    ready = tx.timestamp + DELAY
+    ev = tx.events["ChangeQueued"]
+    assert (bytes(ev["id"]), bytes(ev["call"]), ev["readyAt"]) == (qid, web3.to_bytes(hexstr=canonical), ready)
+    assert params.readyAt(qid) == ready
+    assert params.readyAt(bytes(web3.keccak(hexstr=canonical + "deadbeef"))) == 0
+    with reverts_at("ChangeNotReady", qid, ready, NOW):  # the canonical call finds the same entry
+        params.setPriceBand(500, {"from": roles.admin})
+    tx = params.cancel(qid, {"from": roles.guardian})
+    assert bytes(tx.events["ChangeCancelled"]["id"]) == qid and params.readyAt(qid) == 0
+    chain.sleep(DELAY)
+    tx = roles.admin.transfer(params.address, 0, data=canonical + "00")  # after the delay: only queued afresh
+    assert bytes(tx.events["ChangeQueued"]["id"]) == qid
+    assert control(params)["band"] == 200
+
+
+def test_trailing_calldata_change_applied_by_canonical_call(params, roles, delayed):
+    canonical = params.setPriceBand.encode_input(500)
+    roles.admin.transfer(params.address, 0, data=canonical + "ff" * 32)
+    chain.sleep(DELAY)
+    tx = params.setPriceBand(500, {"from": roles.admin})
+    assert "ChangeQueued" not in tx.events and control(params)["band"] == 500
+    assert params.readyAt(call_id(params, "setPriceBand", 500)) == 0
+
+
+def test_queued_loosening_applied_as_tightening_leaves_no_entry(params, roles, delayed):
+    """Bands 300 and 400 are both queued (widening from 200). After the delay 400 is applied; 300 is now a narrowing
+    and applies at once, deleting its entry: once the band is back at 200, widening to 300 waits the full delay
+    again instead of reusing a stale entry."""
+    q300 = call_id(params, "setPriceBand", 300)
+    params.setPriceBand(300, {"from": roles.admin})
+    params.setPriceBand(400, {"from": roles.admin})
+    assert params.readyAt(q300) != 0
+    chain.sleep(DELAY)
+    params.setPriceBand(400, {"from": roles.admin})
+    assert params.readyAt(call_id(params, "setPriceBand", 400)) == 0
+    tx = params.setPriceBand(300, {"from": roles.admin})  # 400 -> 300: tightening
+    assert "ChangeQueued" not in tx.events and control(params)["band"] == 300
+    assert params.readyAt(q300) == 0
+    params.setPriceBand(200, {"from": roles.admin})  # tightening
+    tx = params.setPriceBand(300, {"from": roles.admin})
+    assert "ChangeQueued" in tx.events and control(params)["band"] == 200
+    assert params.readyAt(q300) == tx.timestamp + DELAY
 
 
 # ---------------------------------------------------------------------------------------------- pause
@@ -637,11 +698,18 @@ STRESS_TOWARDS_ZERO = [  # each from vector 2 as deployed
 ]
 
 
-def test_set_stress_vector_away_from_zero_applies_at_once(params, roles, delayed):
+def test_set_stress_vector_edit_away_from_zero_queues(params, roles, delayed):
+    """Editing an existing vector is queued whatever the direction of its shocks; after the delay it applies."""
+    deployed = DEFAULT_SPEC.stress[2].as_array()
     for vec in STRESS_AWAY_FROM_ZERO:
         tx = params.setStressVector(2, vec, {"from": roles.admin})
-        assert "ChangeQueued" not in tx.events, vec
-        assert [cfg(params).shock(2, k) for k in range(8)] == vec
+        assert "ChangeQueued" in tx.events and "ParameterUpdated" not in tx.events, vec
+        assert [cfg(params).shock(2, k) for k in range(8)] == deployed
+    chain.sleep(DELAY)
+    vec = STRESS_AWAY_FROM_ZERO[-1]
+    params.setStressVector(2, vec, {"from": roles.admin})
+    assert [cfg(params).shock(2, k) for k in range(8)] == vec
+    assert params.readyAt(call_id(params, "setStressVector", 2, vec)) == 0
 
 
 def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed):
@@ -654,11 +722,19 @@ def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed
 
 # ---------------------------------------------------------------------------------------------- published words
 def published(pointer) -> MarginConfig:
-    """Decode the data contract at `pointer`: one STOP byte, then abi.encode(MarginConfig) with uint256[8] stress."""
+    """Decode the data contract at `pointer`: one STOP byte, then abi.encode(MarginConfig) with uint256[8] stress,
+    then the LIQUIDATION and DISCOUNT words (`published_liquidation`)."""
     code = bytes(web3.eth.get_code(pointer))
-    assert code[0] == 0 and len(code) == 1 + 12 * 32
-    g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:])
+    assert code[0] == 0 and len(code) == 1 + 14 * 32
+    g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:1 + 12 * 32])
     return MarginConfig(g, c0, c1, h, tuple(stress))
+
+
+def published_liquidation(pointer) -> tuple[int, int]:
+    """The LIQUIDATION and DISCOUNT words after the margin words of the data contract at `pointer`."""
+    code = bytes(web3.eth.get_code(pointer))
+    assert len(code) == 1 + 14 * 32
+    return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:]))
 
 
 @pytest.fixture
@@ -674,6 +750,64 @@ def sink(params, roles):
 
 def test_margin_config_matches_published_data_contract(params):
     assert published(params.marginConfigPointer()) == cfg(params)
+    assert published_liquidation(params.marginConfigPointer()) == tuple(int(w) for w in params.liquidationConfig())
+
+
+LIQUIDATION_SETTERS = [
+    ("setLiquidation", (6000, 200, 4000, 4000, 7 * WAD, 50 * WAD), lambda p: liquidation(p)["close"] == 6000),
+    ("setLiquidationDiscount", (1, 300), lambda p: discount(p, 1) == 300),
+]
+
+
+@pytest.mark.parametrize("fn,args,check", LIQUIDATION_SETTERS, ids=[m[0] for m in LIQUIDATION_SETTERS])
+def test_liquidation_setter_publishes_words_to_vault(params, roles, sink, fn, args, check):
+    """The vault reads the LIQUIDATION and DISCOUNT words from the published data contract: a change republishes."""
+    old = params.marginConfigPointer()
+    getattr(params, fn)(*args, {"from": roles.admin})
+    new = params.marginConfigPointer()
+    assert check(params) and new != old and sink.marginConfigPointer() == new
+    assert published_liquidation(new) == tuple(int(w) for w in params.liquidationConfig())
+    assert published_liquidation(old) != published_liquidation(new)
+    assert published(new) == published(old)  # the margin words are unchanged
+
+
+# ---------------------------------------------------------------------------------------------- CONTROL word
+def test_set_vault_pushes_control_word(params, roles):
+    """A CONTROL change before the vault is set is not lost: setVault pushes the current word."""
+    tx = {"from": roles.admin}
+    vault = CrossMarginVault.deploy(params, OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx),
+                                    TestToken.deploy("USD Coin", "USDC", 6, tx), tx)
+    assert vault.controlWord() == params.control()
+    params.setPause(1, {"from": roles.guardian})
+    params.setPriceBand(150, tx)
+    assert vault.controlWord() != params.control()  # not connected yet
+    params.setVault(vault, tx)
+    assert vault.controlWord() == params.control() == (150 << 8) | 1
+
+
+def test_control_setters_push_control_word_to_vault(params, roles, sink):
+    assert sink.controlWord() == params.control()
+    steps = [
+        (params.setPause, (1,), roles.guardian, lambda c: c["flags"] == 1),
+        (params.setPause, (3,), roles.guardian, lambda c: c["flags"] == 3),
+        (params.setPriceBand, (150,), roles.risk, lambda c: c["band"] == 150),
+        (params.setLoosenDelay, (DELAY,), roles.admin, lambda c: c["delay"] == DELAY),
+        (params.setPriceBand, (120,), roles.risk, lambda c: c["band"] == 120),  # narrowing: at once
+        (params.setPause, (0,), roles.admin, lambda c: c["flags"] == 0),
+    ]
+    for fn, args, who, check in steps:
+        tx = fn(*args, {"from": who})
+        assert check(control(params)), fn
+        assert sink.controlWord() == params.control(), fn
+        assert tx.events["ParameterUpdated"]["word"] == params.control()
+    # a loosening is queued: the vault's copy does not move until it is applied
+    word = params.control()
+    params.setPriceBand(300, {"from": roles.risk})
+    assert params.control() == sink.controlWord() == word
+    chain.sleep(DELAY)
+    params.setPriceBand(300, {"from": roles.risk})
+    assert control(params)["band"] == 300
+    assert sink.controlWord() == params.control() != word
 
 
 def test_set_vault_by_non_admin_reverts(params, roles):
