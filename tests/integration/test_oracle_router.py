@@ -1,5 +1,6 @@
 """OracleRouter: normalisation to USD 1e18, every invalid-price revert (non-positive, stale, unset, sequencer down),
-configuration guards, and what the vault does when a price is invalid (trades, withdrawals and liquidations wait)."""
+`pricesFor` (required prices revert, optional ones read 0), configuration guards, and what the vault does when a
+price is invalid (positions wait for a valid one; collateral without one counts at zero)."""
 from __future__ import annotations
 
 
@@ -8,10 +9,12 @@ import pytest
 from brownie import ZERO_ADDRESS, ChainlinkFeed, OracleRouter, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 
+from offchain.risk.margin import account_margin
 from tests.conftest import NOW, Trader, err, reverts_at
 
 WAD = 10**18
 USDC = 10**6
+SCALE = 10**12
 MAX_AGE = 3600  # the local deployment's max age for every feed
 BTC, ETH = 0, 1
 
@@ -94,6 +97,20 @@ def test_price_non_positive_answer_reverts(router, feed, owner, answer):
         router.prices(0b1)
 
 
+@pytest.mark.parametrize("decimals,answer", [(19, 9), (20, 99), (36, 10**18 - 1)])
+def test_price_positive_answer_normalising_to_zero_reverts(router, feed, owner, decimals, answer):
+    """A positive answer below 1e-18 USD (more than 18 decimals) normalises to 0: no price."""
+    f = feed(decimals, answer)
+    router.setFeed(2, f, MAX_AGE, {"from": owner})
+    with brownie.reverts(err("PriceNotPositive", 2, answer)):
+        router.price(2)
+    with brownie.reverts(err("PriceNotPositive", 2, answer)):
+        router.prices(0b100)
+    assert ints(router.pricesFor(0, 0b100)) == [0] * 8  # optional: unavailable, read as 0
+    f.updateAnswer(answer * 10 ** (decimals - 18) + 10 ** (decimals - 18), {"from": owner})  # one unit more
+    assert router.price(2) == answer + 1
+
+
 def test_price_stale_after_max_age_reverts(router, feed, owner):
     f = feed(8, 3_000 * 10**8)
     router.setFeed(1, f, 100, {"from": owner})
@@ -161,6 +178,47 @@ def test_prices_returns_zeros_for_unset_bits(router, feed, owner):
     assert ints(router.prices(0b10000101)) == [60_000 * WAD, 0, 150 * WAD, 0, 0, 0, 0, 2 * WAD]
     assert ints(router.prices(0b100)) == [0, 0, 150 * WAD, 0, 0, 0, 0, 0]
     assert ints(router.prices(0)) == [0] * 8
+
+
+# ---------------------------------------------------------------------------------------------- pricesFor
+@pytest.fixture
+def mixed(router, feed, owner):
+    """Asset 0 valid (60,000), 1 stale, 2 no feed, 3 answer 0, 4 answer negative, 5 normalising to 0, 7 valid (2)."""
+    router.setFeed(0, feed(8, 60_000 * 10**8), MAX_AGE, {"from": owner})
+    stale = feed(8, 3_000 * 10**8)
+    router.setFeed(1, stale, MAX_AGE, {"from": owner})
+    old = chain[-1].timestamp - MAX_AGE - 1
+    stale.updateRoundData(3, 3_000 * 10**8, old, old, {"from": owner})
+    router.setFeed(3, feed(8, 0), MAX_AGE, {"from": owner})
+    router.setFeed(4, feed(8, -5), MAX_AGE, {"from": owner})
+    router.setFeed(5, feed(20, 99), MAX_AGE, {"from": owner})
+    router.setFeed(7, feed(18, 2 * WAD), MAX_AGE, {"from": owner})
+    return old
+
+
+def test_prices_for_optional_invalid_prices_read_zero(router, mixed):
+    valid = [60_000 * WAD, 0, 0, 0, 0, 0, 0, 2 * WAD]
+    assert ints(router.pricesFor(0, 0xFF)) == valid  # every invalid optional price is 0, no revert
+    assert ints(router.pricesFor(0b10000001, 0b01111110)) == valid  # required ones valid
+    assert ints(router.pricesFor(0b1, 0)) == [60_000 * WAD] + [0] * 7  # other entries zero
+    assert ints(router.pricesFor(0, 0)) == [0] * 8
+    assert ints(router.pricesFor(1 << 9, (1 << 8) | 0b1)) == [60_000 * WAD] + [0] * 7  # bits above 7 ignored
+
+
+@pytest.mark.parametrize("asset", [1, 2, 3, 4, 5])
+def test_prices_for_required_invalid_price_reverts(router, mixed, asset):
+    """A required asset reverts with the oracle's error, also when the same bit is optional too."""
+    expected = {
+        1: err("PriceStale", 1, mixed, MAX_AGE, chain[-1].timestamp),
+        2: err("FeedNotSet", 2),
+        3: err("PriceNotPositive", 3, 0),
+        4: err("PriceNotPositive", 4, -5),
+        5: err("PriceNotPositive", 5, 99),
+    }[asset]
+    for required, optional in [(1 << asset, 0), (1 << asset | 1, 0xFF), (1 << asset, 1 << asset)]:
+        with brownie.reverts(expected):
+            router.pricesFor(required, optional)
+    assert ints(router.pricesFor(1, 1 << asset)) == [60_000 * WAD] + [0] * 7
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -245,6 +303,25 @@ def test_price_sequencer_up_long_ago_succeeds(seq_router, seq, owner):
     assert seq_router.price(0) == 60_000 * WAD
 
 
+@pytest.mark.parametrize("grace", [0, 3600])
+def test_price_sequencer_round_not_started_reverts(owner, feed, seq, grace):
+    """An uptime round with startedAt 0 says nothing about how long the sequencer has been up: down, whatever the
+    grace period; it also stops optional prices (pricesFor)."""
+    r = deploy_router(owner, seq.address, grace)
+    r.setFeed(0, feed(8, 60_000 * 10**8), 10 * 86_400, {"from": owner})
+    t = chain[-1].timestamp
+    seq.updateRoundData(6, 0, t, 0, {"from": owner})  # answer 0 (up), startedAt 0
+    with brownie.reverts(err("SequencerDown", 0, grace)):
+        r.price(0)
+    with brownie.reverts(err("SequencerDown", 0, grace)):
+        r.prices(0b1)
+    with brownie.reverts(err("SequencerDown", 0, grace)):
+        r.pricesFor(0, 0b1)
+    started = t - grace - 1
+    seq.updateRoundData(7, 0, t, started, {"from": owner})  # a started round, past the grace period
+    assert r.price(0) == 60_000 * WAD
+
+
 def test_price_without_sequencer_feed_ignores_sequencer(seq_router, seq, feed, owner):
     t = chain[-1].timestamp
     seq.updateRoundData(5, 1, t, t, {"from": owner})  # down
@@ -290,15 +367,66 @@ def make_stale():
     chain.mine()
 
 
-def test_withdraw_on_stale_price_reverts(protocol, book, deployer):
+def test_withdraw_with_stale_collateral_price_counts_it_at_zero(protocol, book, test_venue, mirror, move_price,
+                                                                deployer):
+    """`holder` (10 WETH, 1,000 USDC) is long 0.1 BTC. ETH goes stale, BTC stays fresh: the WETH counts at 0 (no
+    equity, delta or gross), and a withdrawal passes exactly when E >= IM with it at 0."""
     vault, usdc, weth = protocol.vault, protocol.usdc, protocol.tokens[ETH]
-    _, _, holder = book
+    _, strong, holder = book
+    test_venue.trade(holder.id, strong.id, BTC, WAD // 10, 60_000 * WAD, 0, {"from": deployer})
+    make_stale()
+    move_price(BTC, 60_000)  # fresh again; ETH stays stale
+    e, mm, im = vault.margin(holder.id)
+    assert e == 1_000 * WAD  # the WETH adds nothing
+    m = account_margin(*mirror(holder.id))
+    assert (m.equity, m.maintenance, m.initial) == (e, mm, im)
+    d = vault.marginDetail(holder.id)
+    assert (d["delta"][ETH], d["gross"][ETH]) == (0, 0)
+    assert 0 < im < e
+    spare = (e - im) // SCALE  # the most USDC that keeps E >= IM
+    with brownie.reverts(err("InsufficientMargin", holder.id, e - (spare + 1) * SCALE, im)):
+        vault.withdraw(holder.id, usdc, spare + 1, holder.wallet, {"from": holder.wallet})
+    vault.withdraw(holder.id, usdc, spare, holder.wallet, {"from": holder.wallet})
+    assert usdc.balanceOf(holder.wallet) == spare
+    # the WETH counts at 0: taking it out leaves E and IM as they are, so it passes while E >= IM
+    vault.withdraw(holder.id, weth, 10 * WAD, holder.wallet, {"from": holder.wallet})
+    assert weth.balanceOf(holder.wallet) == 10 * WAD
+    assert tuple(vault.margin(holder.id)) == (e - spare * SCALE, mm, im)
+
+
+def test_withdraw_with_stale_collateral_below_initial_margin_reverts(protocol, book, test_venue, move_price,
+                                                                     deployer):
+    """With the WETH at 0 the same account is below IM after a larger position: nothing can be withdrawn, the WETH
+    neither, until its price is fresh again."""
+    vault, usdc, weth = protocol.vault, protocol.usdc, protocol.tokens[ETH]
+    _, strong, holder = book
+    test_venue.trade(holder.id, strong.id, BTC, WAD, 60_000 * WAD, 0, {"from": deployer})  # IM ~9,000 > 1,000 USDC
+    make_stale()
+    move_price(BTC, 60_000)
+    e, _, im = vault.margin(holder.id)
+    assert e == 1_000 * WAD < im
+    with brownie.reverts(err("InsufficientMargin", holder.id, e, im)):
+        vault.withdraw(holder.id, weth, 1, holder.wallet, {"from": holder.wallet})
+    with brownie.reverts(err("InsufficientMargin", holder.id, e - USDC * SCALE, im)):
+        vault.withdraw(holder.id, usdc, USDC, holder.wallet, {"from": holder.wallet})
+    protocol.feeds[ETH].updateAnswer(3_000 * 10**8, {"from": deployer})
+    vault.withdraw(holder.id, weth, WAD, holder.wallet, {"from": holder.wallet})
+    assert weth.balanceOf(holder.wallet) == WAD
+
+
+def test_withdraw_with_position_on_stale_asset_reverts(protocol, book, test_venue, deployer):
+    """A position needs its price: `holder`, short 1 ETH against its WETH, cannot withdraw while ETH is stale."""
+    vault, usdc, weth = protocol.vault, protocol.usdc, protocol.tokens[ETH]
+    _, strong, holder = book
+    test_venue.trade(strong.id, holder.id, ETH, WAD, 3_000 * WAD, 0, {"from": deployer})
     last = updated_at(protocol.feeds[ETH])
     make_stale()
     with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):  # a mined transaction
         vault.withdraw(holder.id, weth, WAD, holder.wallet, {"from": holder.wallet})
-    with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):  # the WETH left still needs its price
+    with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):
         vault.withdraw(holder.id, usdc, 100 * USDC, holder.wallet, {"from": holder.wallet})
+    with reverts_at("PriceStale", ETH, last, MAX_AGE, NOW):
+        vault.margin(holder.id)
     protocol.feeds[ETH].updateAnswer(3_000 * 10**8, {"from": deployer})
     vault.withdraw(holder.id, weth, WAD, holder.wallet, {"from": holder.wallet})
     assert vault.collateralOf(holder.id, ETH) == 9 * WAD
