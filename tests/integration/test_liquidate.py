@@ -1,20 +1,25 @@
-"""Integration tests for CrossMarginVault.liquidate, the bad-debt waterfall, socialised settlement withdrawals and
-resolveBadDebt. Expected values come from the Python mirror (offchain.risk.margin) applied to the chain state.
+"""Integration tests for CrossMarginVault.liquidate, the bad-debt waterfall (the fund first, then the settlement
+index), settlement withdrawals after a socialised loss and resolveBadDebt. Expected values come from the Python
+mirror (offchain.risk.margin: account_margin, max_take, liquidation_penalty, keeper_reward, usd_of_shares) applied
+to the chain state.
 
-Default parameters: penalty 1%, keeper share 30%, close factor 50%, deep 50%, min keeper reward 5 USD, dust 100 USD;
-the keeper reward is credited (USD 1e18) to the caller's subaccount 0 from the fund's settlement balance;
-BTC risk weight 10%, alpha 1.5 (a lone BTC position of value V has MM = 0.1 V, IM = 0.15 V); WETH haircut 10%,
-discount 5%.
+Default parameters: penalty 1%, keeper share 30%, close factor 50%, deep 50%, min keeper reward 5 USD, dust 100 USD.
+The penalty is min(ceil(1% x taken), max(E', 0), (MM - MM') / 2) with E', MM' after the take; the keeper reward is
+paid out of it (30%, raised to min(5 USD, penalty) for a take of at least 99% of maxTake) and credited (USD 1e18) to
+the caller's subaccount 0; the fund keeps penalty - reward. BTC risk weight 10%, alpha 1.5 (a lone BTC position of
+value V has MM = 0.1 V, IM = 0.15 V); WETH haircut 10%, discount 5%.
 """
 import copy
 from types import SimpleNamespace
 
 import brownie
 import pytest
-from brownie import accounts, web3
+from brownie import TestVenue, accounts, web3
 
-from offchain.risk.margin import BPS, account_margin, max_take, u16
-from scripts.deploy import set_price
+from offchain.risk.defaults import DEFAULT_SPEC
+from offchain.risk.margin import (BPS, account_margin, keeper_reward, liquidation_penalty, max_take, u16,
+                                  usd_of_shares)
+from scripts.deploy import deploy_local, set_price
 from tests.conftest import Trader, err, assert_reverts
 
 WAD = 10**18
@@ -29,9 +34,8 @@ def _tdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b >= 0) else -q
 
 
-def simulate(protocol, snapshot, items, fund_balance=None):
-    """What `liquidate(account, items)` should do, from the mirror state (the rule in ICrossMarginVault).
-    `fund_balance`: the fund's settlement balance before the call (default: the chain's)."""
+def simulate(protocol, snapshot, items):
+    """What `liquidate(account, items)` should do, from the mirror state (the rule in ICrossMarginVault)."""
     state, layout, prices, cfg = snapshot
     liq, discounts = (int(x) for x in protocol.params.liquidationConfig())
     before = account_margin(state, layout, prices, cfg)
@@ -57,19 +61,30 @@ def simulate(protocol, snapshot, items, fund_balance=None):
             if st.collateral[cid] == 0:
                 del st.collateral[cid]
             taken += value
-    penalty = -(-taken * u16(liq, 1) // BPS)  # rounded up
+    taken_state = account_margin(st, layout, prices, cfg)  # E', MM' (before the penalty)
+    allowed = max_take(before.equity, before.maintenance, before.initial, before.gross_total, liq)
+    penalty = reward = 0
+    if taken:
+        penalty = liquidation_penalty(taken, taken_state.equity, before.maintenance, taken_state.maintenance, liq)
+        reward = keeper_reward(penalty, taken, allowed, liq)
     st.settlement -= penalty
     after = account_margin(st, layout, prices, cfg)
-    if fund_balance is None:
-        fund_balance = protocol.vault.settlementOf(protocol.vault.fundAccount())
-    # max(keeperShare * penalty, minKeeperReward), at most what the fund holds after receiving the penalty
-    reward = min(max(penalty * u16(liq, 2) // BPS, (liq >> 64) & (2**96 - 1)), max(fund_balance + penalty, 0))
     return SimpleNamespace(
-        before=before, after=after, state=st, taken=taken, penalty=penalty, reward=reward,
-        allowed=max_take(before.equity, before.maintenance, before.initial, before.gross_total, liq),
+        before=before, after=after, state=st, taken=taken, penalty=penalty, reward=reward, allowed=allowed,
+        taken_equity=taken_state.equity, freed=max(before.maintenance - taken_state.maintenance, 0) // 2,
         surplus_before=before.equity - before.maintenance, surplus_after=after.equity - after.maintenance,
         liq=liq,
     )
+
+
+def shares_stored(usd: int, index: int, stored_before: int) -> int:
+    """What the vault stores for a settlement balance of `usd` (CrossMarginVault._store): shares rounded down when
+    positive (an unchanged USD value keeps its shares), USD when not."""
+    if usd <= 0:
+        return usd
+    if stored_before > 0 and usd_of_shares(stored_before, index) == usd:
+        return stored_before
+    return usd * WAD // index
 
 
 # ------------------------------------------------------------------ fixtures
@@ -219,7 +234,8 @@ def test_liquidate_partial_within_close_factor_improves(protocol, book, long_btc
     assert tuple(vault.positionOf(fund_id, 0)) == (amount, -(-amount * price // WAD))
     assert _net_size(vault, 0, book) == 0
     assert vault.openInterest(0) == oi_before
-    # penalty to the fund, keeper paid from the fund in USDC
+    # the penalty (the rate: neither E' nor half the freed margin binds) to the fund, the reward out of it
+    assert sim.penalty < min(sim.taken_equity, sim.freed)
     assert _keeper_credit(vault, keeper) - keeper_credit == sim.reward
     assert usdc.balanceOf(keeper) == keeper_wallet  # a credit, not a transfer
     assert vault.settlementOf(fund_id) - fund_before == sim.penalty - sim.reward
@@ -227,16 +243,49 @@ def test_liquidate_partial_within_close_factor_improves(protocol, book, long_btc
     assert (vault.accountId(keeper, 0), keeper_credit + sim.reward) in updates
 
 
-def test_liquidate_small_take_pays_min_keeper_reward(protocol, long_btc, mirror, keeper, move_price):
+def test_liquidate_small_take_pays_share_of_penalty_only(protocol, long_btc, mirror, keeper, move_price):
+    """A small slice earns its share of its own penalty, not the minimum reward (that needs a take of 99% of
+    maxTake), so slicing cannot farm minimum rewards."""
     vault = protocol.vault
+    fund_id = vault.fundAccount()
     move_price(BTC, 55_000)
-    amount = WAD // 100  # 550 USD: penalty 5.5, 30% = 1.65 < 5
+    amount = WAD // 100  # 550 USD: penalty 5.5, 30% = 1.65 < the 5 USD minimum
     sim = simulate(protocol, mirror(long_btc.id), [(0, 0, amount)])
     assert sim.penalty == 55 * WAD // 10
-    keeper_credit = _keeper_credit(vault, keeper)
+    assert sim.taken * BPS < sim.allowed * 9_900
+    keeper_credit, fund_before = _keeper_credit(vault, keeper), vault.settlementOf(fund_id)
     tx = vault.liquidate(long_btc.id, [(0, 0, amount)], {"from": keeper})
-    assert tx.events["Liquidated"]["keeperReward"] == sim.reward == 5 * WAD
-    assert _keeper_credit(vault, keeper) - keeper_credit == 5 * WAD
+    assert tx.events["Liquidated"]["keeperReward"] == sim.reward == 165 * WAD // 100
+    assert tx.return_value == sim.reward
+    assert _keeper_credit(vault, keeper) - keeper_credit == 165 * WAD // 100
+    assert vault.settlementOf(fund_id) - fund_before == sim.penalty - sim.reward == 385 * WAD // 100
+
+
+def test_liquidate_min_keeper_reward_only_for_a_take_of_99_percent_of_max_take(protocol, long_btc, mirror, keeper,
+                                                                             deployer, move_price):
+    """With a minimum reward of 1,000 USD (above any share here), the smallest take reaching 99% of maxTake earns
+    min(1,000, penalty) = the whole penalty; one wei of size less earns 30% of its penalty."""
+    vault, p = protocol.vault, protocol.params
+    lq = DEFAULT_SPEC.liquidation
+    p.setLiquidation(lq.close_factor_bps, lq.penalty_bps, lq.keeper_share_bps, lq.deep_bps, 1_000 * WAD, lq.dust,
+                     {"from": deployer})  # no loosening delay in the local deployment: applies at once
+    move_price(BTC, 55_000)
+    snap = mirror(long_btc.id)
+    allowed = simulate(protocol, snap, []).allowed
+    price = 55_000 * WAD
+    full = -(-allowed * 9_900 * WAD // (BPS * price))  # the least size whose notional is 99% of maxTake
+    assert (full * price // WAD) * BPS >= allowed * 9_900 > ((full - 1) * price // WAD) * BPS
+    at = simulate(protocol, snap, [(0, 0, full)])
+    below = simulate(protocol, snap, [(0, 0, full - 1)])
+    assert at.reward == at.penalty < 1_000 * WAD  # the minimum, capped at the penalty
+    assert below.reward == below.penalty * 3_000 // BPS < below.penalty
+    assert vault.liquidate.call(long_btc.id, [(0, 0, full - 1)], {"from": keeper}) == below.reward
+    fund_id = vault.fundAccount()
+    fund_before = vault.settlementOf(fund_id)
+    tx = vault.liquidate(long_btc.id, [(0, 0, full)], {"from": keeper})
+    ev = tx.events["Liquidated"]
+    assert (ev["taken"], ev["penalty"], ev["keeperReward"]) == (at.taken, at.penalty, at.reward)
+    assert vault.settlementOf(fund_id) == fund_before  # the keeper took the whole penalty, the fund nothing
 
 
 def test_liquidate_keeper_reward_withdrawable(protocol, long_btc, mirror, keeper, move_price):
@@ -252,21 +301,23 @@ def test_liquidate_keeper_reward_withdrawable(protocol, long_btc, mirror, keeper
     assert vault.settlementOf(keeper_account) == 0
 
 
-def test_liquidate_reward_capped_at_fund_balance(protocol, long_btc, mirror, keeper, deployer, move_price):
+def test_liquidate_reward_paid_out_of_penalty_with_empty_fund(protocol, long_btc, mirror, keeper, deployer,
+                                                             move_price):
+    """The fund drained to 0: the reward comes out of the penalty, so the fund's balance rises, never falls."""
     vault, usdc = protocol.vault, protocol.usdc
     fund_id = vault.fundAccount()
     vault.withdraw(fund_id, usdc, vault.settlementOf(fund_id) // SCALE, deployer, {"from": deployer})
     assert vault.settlementOf(fund_id) == 0
     move_price(BTC, 55_000)
-    items = [(0, 0, WAD // 1000)]  # 55 USD taken: penalty 0.55 < the 5 USD minimum reward
+    items = [(0, 0, WAD // 1000)]  # 55 USD taken: penalty 0.55
     sim = simulate(protocol, mirror(long_btc.id), items)
-    assert sim.penalty == 55 * WAD // 100 == sim.reward
+    assert sim.penalty == 55 * WAD // 100 and sim.reward == 165 * WAD // 1000
 
     tx = vault.liquidate(long_btc.id, items, {"from": keeper})
 
-    assert tx.events["Liquidated"]["keeperReward"] == 55 * WAD // 100
-    assert _keeper_credit(vault, keeper) == 55 * WAD // 100
-    assert vault.settlementOf(fund_id) == 0
+    assert tx.events["Liquidated"]["keeperReward"] == 165 * WAD // 1000
+    assert _keeper_credit(vault, keeper) == 165 * WAD // 1000
+    assert vault.settlementOf(fund_id) == 385 * WAD // 1000
 
 
 def test_liquidate_own_account_credits_reward_to_it(protocol, long_btc, mirror, deployer, move_price):
@@ -317,6 +368,7 @@ def test_liquidate_closing_hedge_not_improving_reverts(protocol, hedged, mirror,
     assert sim.before.liquidatable
     assert sim.before.equity * BPS >= sim.before.maintenance * 5000  # not deep
     assert sim.taken <= sim.allowed  # within the size rule: only the improvement rule fails
+    assert sim.after.maintenance > sim.before.maintenance and sim.penalty == 0  # nothing freed: no penalty
     assert sim.surplus_after < sim.surplus_before
     assert_reverts(
         err("LiquidationNotImproving", hedged.id, sim.surplus_before, sim.surplus_after),
@@ -400,7 +452,9 @@ def test_liquidate_dust_remainder_closes_all(protocol, make_trader, fund, counte
     tx = vault.liquidate(d.id, [(0, 0, size)], {"from": keeper})
 
     assert tx.events["Liquidated"]["taken"] == sim.taken
-    assert tx.events["Liquidated"]["keeperReward"] == 5 * WAD
+    # a full take: the minimum reward (5 USD), capped at the 1.65 USD penalty the call collects
+    assert tx.events["Liquidated"]["penalty"] == sim.penalty == 165 * WAD // 100
+    assert tx.events["Liquidated"]["keeperReward"] == sim.reward == sim.penalty
     assert tuple(vault.masksOf(d.id)) == (0, 0)
     assert vault.settlementOf(d.id) == sim.state.settlement > 0
 
@@ -455,24 +509,35 @@ def test_liquidate_position_and_collateral_sum_taken(protocol, make_trader, fund
 
 # ------------------------------------------------------------------ bad debt
 def test_liquidate_bad_debt_covered_by_fund(protocol, long_btc, mirror, keeper, move_price):
+    """E = -2,000: maxTake is everything, and no penalty can be charged (no equity left), so the keeper earns
+    nothing; the 2,000 of debt is written off in the same call and the fund covers it."""
     vault = protocol.vault
     fund_id = vault.fundAccount()
     move_price(BTC, 48_000)  # E = -2,000
     sim = simulate(protocol, mirror(long_btc.id), [(0, 0, WAD)])
-    assert sim.state.settlement == -2_480 * WAD  # 10,000 - 12,000 realised - 480 penalty
-    fund_before = vault.settlementOf(fund_id)
+    assert sim.allowed == sim.taken == 48_000 * WAD
+    assert (sim.penalty, sim.reward) == (0, 0)
+    assert sim.state.settlement == -2_000 * WAD  # 10,000 - 12,000 realised
+    fund_before, keeper_credit = vault.settlementOf(fund_id), _keeper_credit(vault, keeper)
+    index_before = tuple(vault.settlementIndex())
 
     tx = vault.liquidate(long_btc.id, [(0, 0, WAD)], {"from": keeper})
 
+    assert tx.return_value == 0
+    ev = tx.events["Liquidated"]
+    assert (ev["taken"], ev["penalty"], ev["keeperReward"]) == (48_000 * WAD, 0, 0)
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_480 * WAD, "coveredByFund": 2_480 * WAD, "socialised": 0,
+        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 2_000 * WAD, "socialised": 0,
     }
+    assert "SettlementIndexUpdated" not in tx.events
     assert vault.settlementOf(long_btc.id) == 0
     assert tuple(vault.masksOf(long_btc.id)) == (0, 0)
     assert vault.badDebt() == 0
-    reward = 480 * WAD * 3 // 10
-    assert vault.settlementOf(fund_id) - fund_before == 480 * WAD - reward - 2_480 * WAD
+    assert vault.settlementOf(fund_id) - fund_before == -2_000 * WAD
+    assert _keeper_credit(vault, keeper) == keeper_credit
     assert tuple(vault.margin(long_btc.id)) == (0, 0, 0)
+    # the shares of the liquidated account's former claim left the pool; the index did not move
+    assert tuple(vault.settlementIndex())[0] == index_before[0] == WAD
 
 
 def test_liquidate_seizing_last_collateral_writes_off(protocol, weth_in_debt, mirror, keeper, move_price):
@@ -481,109 +546,129 @@ def test_liquidate_seizing_last_collateral_writes_off(protocol, weth_in_debt, mi
     move_price(ETH, 2_000)  # 10 WETH = 20,000 (credit 18,000) vs -20,000: E = -2,000, deep
     sim = simulate(protocol, mirror(weth_in_debt.id), [(1, 1, 10 * WAD)])
     assert sim.allowed == sim.taken == 20_000 * WAD
+    assert (sim.penalty, sim.reward) == (0, 0)  # E' = -1,000: no penalty
     debt = -sim.state.settlement
-    assert debt == 20_000 * WAD - 19_000 * WAD + 200 * WAD
+    assert debt == 20_000 * WAD - 19_000 * WAD
     fund_before = vault.settlementOf(fund_id)
 
     tx = vault.liquidate(weth_in_debt.id, [(1, 1, 10 * WAD)], {"from": keeper})
 
     ev = tx.events["BadDebtWrittenOff"]
     assert (ev["debt"], ev["coveredByFund"], ev["socialised"]) == (debt, debt, 0)
+    assert (tx.events["Liquidated"]["penalty"], tx.events["Liquidated"]["keeperReward"]) == (0, 0)
     assert vault.settlementOf(weth_in_debt.id) == 0
     assert vault.collateralOf(fund_id, 1) == 10 * WAD
-    assert vault.settlementOf(fund_id) - fund_before == -19_000 * WAD + 200 * WAD - 60 * WAD - debt
+    assert vault.settlementOf(fund_id) - fund_before == -19_000 * WAD - debt
 
 
-def test_liquidate_flat_debtor_with_no_items_writes_off(protocol, long_btc, counterparty, test_venue, keeper,
-                                                       move_price):
-    """An account closed out by an ordinary (reduce-only) trade with a negative balance holds nothing to take:
-    liquidating it with no items writes the debt off and pays the keeper the minimum reward."""
+def test_liquidate_flat_debtor_cannot_be_left_by_a_trade_and_is_written_off_in_one_call(
+        protocol, long_btc, counterparty, test_venue, keeper, deployer, move_price):
+    """Closing a bankrupt position by an ordinary trade at the oracle price would leave a flat account in debt: the
+    trade rule refuses it (E < 0). One liquidation of everything closes it and writes the debt off at once; nothing
+    is left to liquidate afterwards."""
     vault = protocol.vault
     fund_id = vault.fundAccount()
     move_price(BTC, 48_000)
-    test_venue.trade(counterparty.id, long_btc.id, 0, WAD, 48_000 * WAD, 0, {"from": keeper})
-    assert vault.settlementOf(long_btc.id) == -2_000 * WAD
-    assert tuple(vault.masksOf(long_btc.id)) == (0, 0)
+    assert_reverts(err("InsufficientMargin", long_btc.id, -2_000 * WAD, 0),
+                   test_venue.trade, counterparty.id, long_btc.id, 0, WAD, 48_000 * WAD, 0, {"from": deployer})
     fund_before = vault.settlementOf(fund_id)
-    keeper_credit = _keeper_credit(vault, keeper)
 
-    tx = vault.liquidate(long_btc.id, [], {"from": keeper})
+    tx = vault.liquidate(long_btc.id, [(0, 0, WAD)], {"from": keeper})
 
-    assert tx.return_value == 5 * WAD
-    ev = tx.events["Liquidated"]
-    assert (ev["taken"], ev["penalty"], ev["keeperReward"]) == (0, 0, 5 * WAD)
-    assert ev["surplusBefore"] == ev["surplusAfter"] == -2_000 * WAD
-    assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 2_000 * WAD, "socialised": 0,
-    }
-    assert vault.settlementOf(long_btc.id) == 0
-    assert vault.settlementOf(fund_id) - fund_before == -5 * WAD - 2_000 * WAD
-    assert _keeper_credit(vault, keeper) - keeper_credit == 5 * WAD
-    # nothing left: the account is healthy now
+    assert tx.events["Liquidated"]["surplusBefore"] == -2_000 * WAD - 4_800 * WAD
+    assert tx.events["Liquidated"]["surplusAfter"] == -2_000 * WAD
+    assert tx.events["BadDebtWrittenOff"]["debt"] == 2_000 * WAD
+    assert vault.settlementOf(fund_id) - fund_before == -2_000 * WAD
     assert_reverts(
         err("AccountHealthy", long_btc.id, 0, 0), vault.liquidate, long_btc.id, [], {"from": keeper}
     )
 
 
 @pytest.fixture
-def socialised(protocol, long_btc, deployer, keeper, move_price):
-    """The fund drained by its operator, then a liquidation leaving 2,480 of debt it can cover only 336 of."""
+def socialised(protocol, book, long_btc, make_trader, fund, deployer, keeper, move_price):
+    """Two holders deposit 50,000 USDC each; the fund is drained by its operator; then a bankrupt account (E = -2,000)
+    is closed in one call: no penalty (no equity left), no fund cover, and the 2,000 of debt is socialised over every
+    positive settlement balance by lowering the index. Returns the transaction, the holders, the pool's shares at
+    the write-off and the index before and after."""
     vault, usdc = protocol.vault, protocol.usdc
     fund_id = vault.fundAccount()
-    vault.withdraw(fund_id, usdc, vault.settlementOf(fund_id) // SCALE, deployer, {"from": deployer})
-    assert vault.settlementOf(fund_id) == 0
-    move_price(BTC, 48_000)
-    tx = vault.liquidate(long_btc.id, [(0, 0, WAD)], {"from": keeper})
-    return tx
-
-
-def test_liquidate_bad_debt_beyond_fund_recorded(protocol, socialised, long_btc):
-    vault = protocol.vault
-    # fund: +480 penalty - 144 keeper reward = 336 covers part of the 2,480
-    assert dict(socialised.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_480 * WAD, "coveredByFund": 336 * WAD, "socialised": 2_144 * WAD,
-    }
-    assert socialised.events["Liquidated"]["keeperReward"] == 144 * WAD
-    assert vault.badDebt() == 2_144 * WAD
-    assert vault.settlementOf(vault.fundAccount()) == 0
-    assert vault.settlementOf(long_btc.id) == 0
-
-
-def test_withdraw_settlement_pays_pro_rata_while_bad_debt(protocol, socialised, make_trader, fund, deployer):
-    vault, usdc = protocol.vault, protocol.usdc
-    payers = []
+    holders = []
     for _ in range(2):
         t = make_trader()
         deployer.transfer(t.wallet, WAD // 10)
         fund(t.id, usdc, 50_000 * USDC)
-        payers.append(t)
-    fractions = []
-    for t in payers:
-        amount = 20_000 * USDC
-        held = usdc.balanceOf(vault) * SCALE
-        debt = vault.badDebt()
-        expected = amount * held // (held + debt)
-        assert expected < amount
+        holders.append(t)
+    vault.withdraw(fund_id, usdc, vault.settlementOf(fund_id) // SCALE, deployer, {"from": deployer})
+    assert vault.settlementOf(fund_id) == 0
+    move_price(BTC, 48_000)
+    index0, shares0 = vault.settlementIndex()
+    assert index0 == WAD
+    shares = shares0 - vault.storedSettlementOf(long_btc.id)  # the bankrupt account's claim leaves the pool first
+    loss = 2_000 * WAD
+    index1 = index0 * (shares - loss) // shares  # claims = shares at index 1
+    tx = vault.liquidate(long_btc.id, [(0, 0, WAD)], {"from": keeper})
+    return SimpleNamespace(tx=tx, holders=holders, shares=shares, index0=index0, index1=index1, loss=loss)
 
+
+def test_liquidate_bad_debt_beyond_fund_socialised_through_index(protocol, socialised, book, long_btc, keeper):
+    vault, tx = protocol.vault, socialised.tx
+    assert dict(tx.events["BadDebtWrittenOff"]) == {
+        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 0, "socialised": 2_000 * WAD,
+    }
+    assert (tx.events["Liquidated"]["penalty"], tx.events["Liquidated"]["keeperReward"]) == (0, 0)
+    lost = socialised.shares - usd_of_shares(socialised.shares, socialised.index1)  # rounded against the holders
+    assert 2_000 * WAD <= lost < 2_000 * WAD + WAD // 10**6
+    assert dict(tx.events["SettlementIndexUpdated"]) == {
+        "index": socialised.index1, "totalShares": socialised.shares, "socialised": lost,
+    }
+    assert tuple(vault.settlementIndex()) == (socialised.index1, socialised.shares)
+    assert vault.badDebt() == 0  # the claims covered all of it
+    assert vault.settlementOf(vault.fundAccount()) == 0
+    assert vault.settlementOf(long_btc.id) == 0
+    # every claim at that moment lost the same fraction: stored shares unchanged, USD value at the new index
+    for t in [book.b] + socialised.holders:
+        stored = vault.storedSettlementOf(t.id)
+        assert vault.settlementOf(t.id) == usd_of_shares(stored, socialised.index1)
+    assert vault.storedSettlementOf(socialised.holders[0].id) == 50_000 * WAD
+    assert vault.settlementOf(socialised.holders[0].id) == 50_000 * socialised.index1
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_withdraw_settlement_pays_in_full_after_socialised_loss(protocol, socialised, order):
+    """Both holders bore the same fraction at the write-off; each withdraws all it has, in either order, and is paid
+    exactly what it asked (no haircut at withdrawal time); the index does not move."""
+    vault, usdc = protocol.vault, protocol.usdc
+    value = 50_000 * socialised.index1  # USD of 50,000e18 shares
+    assert value < 50_000 * WAD
+    for i in order:
+        t = socialised.holders[i]
+        amount = value // SCALE
         tx = vault.withdraw(t.id, usdc, amount, t.wallet, {"from": t.wallet})
+        assert tx.return_value == amount
+        assert usdc.balanceOf(t.wallet) == amount
+        assert "BadDebtReduced" not in tx.events
+        left = value - amount * SCALE
+        assert vault.storedSettlementOf(t.id) == shares_stored(left, socialised.index1, 50_000 * WAD)
+        assert vault.settlementOf(t.id) == usd_of_shares(vault.storedSettlementOf(t.id), socialised.index1)
+        assert tuple(vault.settlementIndex())[0] == socialised.index1
+    assert usdc.balanceOf(socialised.holders[0].wallet) == usdc.balanceOf(socialised.holders[1].wallet)
 
-        assert usdc.balanceOf(t.wallet) == expected
-        assert vault.settlementOf(t.id) == 30_000 * WAD  # the account is debited the full amount
-        retired = (amount - expected) * SCALE
-        assert vault.badDebt() == debt - retired
-        assert dict(tx.events["BadDebtReduced"]) == {"amount": retired, "remaining": debt - retired}
-        fractions.append(expected / amount)
-    assert fractions[0] == pytest.approx(fractions[1], abs=2e-6)  # every withdrawer bears the same fraction
 
-
-def test_withdraw_settlement_return_value_is_paid_amount(protocol, socialised, make_trader, fund, deployer):
+def test_deposit_after_socialised_loss_is_not_haircut(protocol, socialised, make_trader, fund, deployer):
+    """A claim created after the write-off buys shares at the new index: it is worth its deposit (rounded down to
+    the wei) and is withdrawn in full."""
     vault, usdc = protocol.vault, protocol.usdc
     t = make_trader()
     deployer.transfer(t.wallet, WAD // 10)
     fund(t.id, usdc, 10_000 * USDC)
-    held, debt = usdc.balanceOf(vault) * SCALE, vault.badDebt()
-    tx = vault.withdraw(t.id, usdc, 10_000 * USDC, t.wallet, {"from": t.wallet})
-    assert tx.return_value == 10_000 * USDC * held // (held + debt) < 10_000 * USDC
+    shares = 10_000 * WAD * WAD // socialised.index1
+    assert vault.storedSettlementOf(t.id) == shares
+    value = usd_of_shares(shares, socialised.index1)
+    assert vault.settlementOf(t.id) == value and 10_000 * WAD - 1 <= value <= 10_000 * WAD
+    amount = value // SCALE
+    tx = vault.withdraw(t.id, usdc, amount, t.wallet, {"from": t.wallet})
+    assert tx.return_value == amount == usdc.balanceOf(t.wallet)
+    assert amount >= 10_000 * USDC - 1  # at most one token unit of rounding
 
 
 def test_withdraw_collateral_unaffected_by_bad_debt(protocol, socialised, make_trader, fund, deployer):
@@ -591,27 +676,75 @@ def test_withdraw_collateral_unaffected_by_bad_debt(protocol, socialised, make_t
     t = make_trader()
     deployer.transfer(t.wallet, WAD // 10)
     fund(t.id, weth, 3 * WAD)
-    vault.withdraw(t.id, weth, 3 * WAD, t.wallet, {"from": t.wallet})
+    tx = vault.withdraw(t.id, weth, 3 * WAD, t.wallet, {"from": t.wallet})
+    assert tx.return_value == 3 * WAD
     assert weth.balanceOf(t.wallet) == 3 * WAD
-    assert vault.badDebt() == 2_144 * WAD
+    assert vault.badDebt() == 0
+    assert tuple(vault.settlementIndex()) == (socialised.index1, socialised.shares)
 
 
-def test_resolve_bad_debt_reduces_then_tops_up_fund(protocol, socialised):
-    vault, usdc = protocol.vault, protocol.usdc
+@pytest.fixture
+def beyond_every_claim(deployer, keeper):
+    """A fresh deployment with an empty fund and one claim: `h` holds 1,000 USDC. `t`, long 1 BTC on 10,000 USDC
+    against `c` (who holds WBTC and no settlement balance), is liquidated at 40,000: a debt of 10,000 against 1,000 of
+    claims. The index falls to its floor (1e9) and what the claims could not absorb is recorded in badDebt."""
+    w = deploy_local(deployer, DEFAULT_SPEC, seed_fund=False)
+    venue = TestVenue.deploy(w.vault, {"from": deployer})
+    w.vault.setVenue(venue, True, {"from": deployer})
+
+    def deposit(account, token, amount):
+        token.mint(deployer, amount, {"from": deployer})
+        token.approve(w.vault, amount, {"from": deployer})
+        w.vault.deposit(account, token, amount, {"from": deployer})
+
+    t, c, h = Trader(w.vault), Trader(w.vault), Trader(w.vault)
+    deposit(t.id, w.usdc, 10_000 * USDC)
+    deposit(c.id, w.tokens[0], 2 * 10**8)
+    deposit(h.id, w.usdc, 1_000 * USDC)
+    venue.trade(t.id, c.id, 0, WAD, 60_000 * WAD, 0, {"from": deployer})
+    set_price(w.feeds[BTC], 40_000, deployer)
+    assert w.vault.margin(t.id)[0] == -10_000 * WAD
+    tx = w.vault.liquidate(t.id, [(0, 0, WAD)], {"from": keeper})
+    return SimpleNamespace(w=w, tx=tx, h=h)
+
+
+def test_bad_debt_beyond_every_claim_recorded(beyond_every_claim):
+    b = beyond_every_claim
+    vault, tx = b.w.vault, b.tx
+    min_index = 10**9
+    lost = 1_000 * WAD - usd_of_shares(1_000 * WAD, min_index)  # all but 1e-6 USD of the only claim
+    assert dict(tx.events["BadDebtWrittenOff"]) == {
+        "account": tx.events["Liquidated"]["account"], "debt": 10_000 * WAD, "coveredByFund": 0,
+        "socialised": 10_000 * WAD,
+    }
+    assert dict(tx.events["SettlementIndexUpdated"]) == {"index": min_index, "totalShares": 1_000 * WAD,
+                                                         "socialised": lost}
+    assert tuple(vault.settlementIndex()) == (min_index, 1_000 * WAD)
+    assert vault.settlementOf(b.h.id) == 1_000 * WAD - lost == 10**12
+    assert vault.badDebt() == 10_000 * WAD - lost
+
+
+def test_resolve_bad_debt_reduces_then_tops_up_fund(beyond_every_claim):
+    b = beyond_every_claim
+    vault, usdc = b.w.vault, b.w.usdc
     fund_id = vault.fundAccount()
+    debt = vault.badDebt()
+    assert debt == 9_000 * WAD + 10**12
     payer = accounts[5]
-    usdc.mint(payer, 3_000 * USDC, {"from": payer})
-    usdc.approve(vault, 3_000 * USDC, {"from": payer})
+    usdc.mint(payer, 10_000 * USDC, {"from": payer})
+    usdc.approve(vault, 10_000 * USDC, {"from": payer})
 
-    tx = vault.resolveBadDebt(1_000 * USDC, {"from": payer})
-    assert dict(tx.events["BadDebtReduced"]) == {"amount": 1_000 * WAD, "remaining": 1_144 * WAD}
-    assert vault.badDebt() == 1_144 * WAD
+    tx = vault.resolveBadDebt(5_000 * USDC, {"from": payer})
+    assert dict(tx.events["BadDebtReduced"]) == {"amount": 5_000 * WAD, "remaining": debt - 5_000 * WAD}
+    assert vault.badDebt() == debt - 5_000 * WAD
     assert vault.settlementOf(fund_id) == 0
 
-    tx = vault.resolveBadDebt(2_000 * USDC, {"from": payer})
-    assert dict(tx.events["BadDebtReduced"]) == {"amount": 1_144 * WAD, "remaining": 0}
+    tx = vault.resolveBadDebt(5_000 * USDC, {"from": payer})
+    assert dict(tx.events["BadDebtReduced"]) == {"amount": debt - 5_000 * WAD, "remaining": 0}
     assert vault.badDebt() == 0
-    assert vault.settlementOf(fund_id) == 856 * WAD  # the excess tops up the fund
+    excess = 10_000 * WAD - debt  # tops up the fund, as shares at the floor index
+    assert vault.storedSettlementOf(fund_id) == excess * WAD // 10**9
+    assert vault.settlementOf(fund_id) == excess
     assert usdc.balanceOf(payer) == 0
 
 
