@@ -705,7 +705,7 @@ def beyond_every_claim(deployer, keeper):
     set_price(w.feeds[BTC], 40_000, deployer)
     assert w.vault.margin(t.id)[0] == -10_000 * WAD
     tx = w.vault.liquidate(t.id, [(0, 0, WAD)], {"from": keeper})
-    return SimpleNamespace(w=w, tx=tx, h=h)
+    return SimpleNamespace(w=w, tx=tx, h=h, c=c, venue=venue)
 
 
 def test_bad_debt_beyond_every_claim_recorded(beyond_every_claim):
@@ -722,6 +722,40 @@ def test_bad_debt_beyond_every_claim_recorded(beyond_every_claim):
     assert tuple(vault.settlementIndex()) == (min_index, 1_000 * WAD)
     assert vault.settlementOf(b.h.id) == 1_000 * WAD - lost == 10**12
     assert vault.badDebt() == 10_000 * WAD - lost
+
+
+def test_write_off_after_index_floor_is_socialised(beyond_every_claim, deployer, keeper):
+    """R4: a write-off beyond the fund lowers the index over every claim at that moment; badDebt only keeps what
+    exceeds every claim. After the loss above left the index at its floor (1e9), a holder deposits 100,000 USDC and
+    a second account goes bankrupt by 2,000 (the fund has nothing to cover it): 100,000 of claims cover the 2,000, so
+    the index must fall by about 2% and badDebt must not grow."""
+    b = beyond_every_claim
+    w, vault = b.w, b.w.vault
+    debt0 = vault.badDebt()
+    h2, t2 = Trader(vault), Trader(vault)
+    for account, amount in ((h2.id, 100_000 * USDC), (t2.id, 10_000 * USDC)):
+        w.usdc.mint(deployer, amount, {"from": deployer})
+        w.usdc.approve(vault, amount, {"from": deployer})
+        vault.deposit(account, w.usdc, amount, {"from": deployer})
+    c = b.c
+    w.tokens[0].mint(deployer, 2 * 10**8, {"from": deployer})  # more WBTC for the counterparty's second short
+    w.tokens[0].approve(vault, 2 * 10**8, {"from": deployer})
+    vault.deposit(c.id, w.tokens[0], 2 * 10**8, {"from": deployer})
+    b.venue.trade(t2.id, c.id, 0, WAD, 40_000 * WAD, 0, {"from": deployer})
+    set_price(w.feeds[BTC], 28_000, deployer)
+    assert vault.margin(t2.id)[0] == -2_000 * WAD
+    assert vault.settlementOf(vault.fundAccount()) <= 0  # no cover
+    index0, shares0 = vault.settlementIndex()
+    claims = usd_of_shares(shares0 - vault.storedSettlementOf(t2.id), index0)
+    assert claims >= 100_000 * WAD - 1
+
+    tx = vault.liquidate(t2.id, [(0, 0, WAD)], {"from": keeper})
+
+    assert tx.events["BadDebtWrittenOff"]["socialised"] == 2_000 * WAD
+    assert vault.badDebt() == debt0  # the claims absorb all of it
+    index1, _ = vault.settlementIndex()
+    assert index1 == index0 * (claims - 2_000 * WAD) // claims
+    assert vault.settlementOf(h2.id) < 98_001 * WAD
 
 
 def test_resolve_bad_debt_reduces_then_tops_up_fund(beyond_every_claim):
