@@ -150,6 +150,54 @@ def _net_size(vault, market, book):
     return sum(vault.positionOf(i, market)[0] for i in ids)
 
 
+# ------------------------------------------------------------------ the rule's pure functions
+def liq_word(close=5000, penalty=100, share=3000, deep=5000, min_reward=5 * WAD, dust=100 * WAD) -> int:
+    """A LIQUIDATION word (IRiskParameters layout); the defaults are the deployment's."""
+    return close | penalty << 16 | share << 32 | deep << 48 | min_reward << 64 | dust << 160
+
+
+PENALTY_CASES = [  # (taken, E', MM, MM', expected): min(ceil(1% x taken), max(E', 0), (MM - MM') / 2)
+    (10_000 * WAD, 5_000 * WAD, 1_000 * WAD, 0, 100 * WAD),  # the rate binds
+    (10_001, 5_000 * WAD, 1_000 * WAD, 0, 101),  # rounded up
+    (10_000 * WAD, 40 * WAD, 1_000 * WAD, 0, 40 * WAD),  # the equity left binds
+    (10_000 * WAD, 0, 1_000 * WAD, 0, 0),
+    (10_000 * WAD, -5, 1_000 * WAD, 0, 0),  # no equity left: no penalty
+    (10_000 * WAD, 5_000 * WAD, 150 * WAD, 0, 75 * WAD),  # half the freed margin binds
+    (10_000 * WAD, 5_000 * WAD, 151, 0, 75),  # rounded down
+    (10_000 * WAD, 5_000 * WAD, 1_000 * WAD, 1_000 * WAD, 0),  # nothing freed
+    (10_000 * WAD, 5_000 * WAD, 1_000 * WAD, 1_001 * WAD, 0),  # the take raised MM
+]
+
+
+@pytest.mark.parametrize("taken,equity_after,mm_before,mm_after,expected", PENALTY_CASES)
+def test_liquidation_penalty_function(protocol, taken, equity_after, mm_before, mm_after, expected):
+    liq = liq_word()
+    assert protocol.vault.liquidationPenalty(taken, equity_after, mm_before, mm_after, liq) == expected
+    assert liquidation_penalty(taken, equity_after, mm_before, mm_after, liq) == expected
+
+
+REWARD_CASES = [  # (penalty, taken, allowed, word, expected)
+    (100 * WAD, 50, 100, liq_word(), 30 * WAD),  # 30% of the penalty
+    (100 * WAD, 99, 100, liq_word(), 30 * WAD),  # a full take: the share is above the minimum
+    (10 * WAD, 99, 100, liq_word(), 5 * WAD),  # a full take: raised to the minimum
+    (10 * WAD, 9_900, 10_000, liq_word(), 5 * WAD),  # exactly 99%
+    (10 * WAD, 9_899, 10_000, liq_word(), 3 * WAD),  # just below: the share only
+    (2 * WAD, 100, 100, liq_word(), 2 * WAD),  # the minimum capped at the penalty
+    (1, 100, 100, liq_word(), 1),
+    (1, 50, 100, liq_word(), 0),  # 30% of 1 wei, rounded down
+    (0, 100, 100, liq_word(), 0),
+    (7 * WAD, 1, 10**30, liq_word(share=10_000, min_reward=1_000 * WAD), 7 * WAD),  # share 100%: the penalty
+    (7 * WAD, 10**30, 10**30, liq_word(share=0, min_reward=1_000 * WAD), 7 * WAD),
+    (7 * WAD, 10**30, 10**30, liq_word(share=0, min_reward=0), 0),
+]
+
+
+@pytest.mark.parametrize("penalty,taken,allowed,word,expected", REWARD_CASES)
+def test_keeper_reward_function(protocol, penalty, taken, allowed, word, expected):
+    assert protocol.vault.keeperReward(penalty, taken, allowed, word) == expected
+    assert keeper_reward(penalty, taken, allowed, word) == expected
+
+
 # ------------------------------------------------------------------ preconditions
 def test_liquidate_healthy_account_reverts(protocol, long_btc, mirror, keeper, move_price):
     vault = protocol.vault
