@@ -53,8 +53,19 @@ demo: build
 		gas_limit=30000000 accounts=10 mnemonic=brownie
 	$(DEMO_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
-test: install slither
+test: install slither forge
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
+
+# Foundry invariant campaign (tests/forge, foundry.toml): the real contracts in forge's in-process EVM, compiled with the
+# same solc-js wrapper; handlers for honest traders, a keeper, an attacker, the risk admin and the market; invariants
+# conservation, zero-sum and E1-E5 (docs/SECURITY.md). `make forge` is the short campaign ([profile.default], about
+# 26,000 calls); the long one (FOUNDRY_PROFILE=long, >= 1,000,000 calls) runs in `make fuzz` through
+# scripts/bench/forge_fuzz.py. FORGE_ARGS passes options (e.g. FORGE_ARGS="--mt invariant_E1 -vvv").
+FORGE := $(CURDIR)/node_modules/.bin/forge
+FORGE_ARGS ?=
+.PHONY: forge
+forge: install
+	$(FORGE) test $(FORGE_ARGS)
 
 # Static analysis (docs/SECURITY.md): Slither in its own venv .venv-slither (pinned in requirements-slither.lock; its
 # web3/eth-* pins clash with Brownie's). It compiles contracts/*.sol with the same solc-js shim, from a Standard-JSON
@@ -103,7 +114,9 @@ clean:
 risk-report: install
 	PYTHONPATH="$(CURDIR)" MPLBACKEND=Agg $(VENV)/bin/python scripts/bench/risk_report.py
 
-# Long fuzzing campaign (docs/SECURITY.md, "Long fuzzing campaign"): the solvency state machine of
+# Long fuzzing campaign (docs/SECURITY.md, "Long fuzzing campaign"): first the long forge invariant campaign
+# (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;
+# merges forge_* keys into fuzz.json), then the solvency state machine of
 # tests/stateful/machine.py on random sequences (>= 10,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
 # override), on Anvil registered as the Brownie network anvil-fuzz (port 8564) under its own HOME. Writes
 # scripts/bench/results/fuzz.json; fails if any invariant was violated.
@@ -111,6 +124,7 @@ risk-report: install
 FUZZ_HOME := $(CURDIR)/.cache/home-fuzz
 FUZZ_BROWNIE := $(BROWNIE_ENV) HOME="$(FUZZ_HOME)" $(VENV)/bin/brownie
 fuzz: install
+	$(VENV)/bin/python scripts/bench/forge_fuzz.py
 	mkdir -p $(FUZZ_HOME)
 	$(FUZZ_BROWNIE) networks list | grep -q anvil-fuzz || $(FUZZ_BROWNIE) networks add Development anvil-fuzz \
 		cmd=anvil host=http://127.0.0.1 port=8564 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0

@@ -15,6 +15,7 @@ interface Vm {
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
+    function envOr(string calldata name, bool defaultValue) external view returns (bool);
     function writeLine(string calldata path, string calldata data) external;
 }
 

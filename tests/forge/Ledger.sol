@@ -24,6 +24,8 @@ contract Ledger is Valuation {
 
     struct Failure {
         uint256 step;
+        address actor; // the handler of the step
+        bytes4 action; //  its function selector
         uint256 account;
         int256 a;
         int256 b;
@@ -32,6 +34,10 @@ contract Ledger is Valuation {
 
     /// @dev Tolerance per vault event, in wei of USD, for rounding (shares, floors of position values).
     int256 internal constant WEI_PER_EVENT = 4;
+    /// @dev Collateral worth less than this (true price) is dust for E5.
+    uint256 internal constant DUST_USD = 1e18;
+    /// @dev The settlement index never falls below this (CrossMarginVault.MIN_INDEX).
+    uint256 internal constant MIN_INDEX = 1e9;
 
     LivenessProbe public immutable probe;
 
@@ -52,11 +58,13 @@ contract Ledger is Valuation {
     uint256 public writeOffs;
     uint256 public vaultEvents;
     /// @notice Coverage: write-offs whose E4 check compared at least two other holders; E5 probes run and accepted;
-    ///         E5 candidates skipped (evaluation reverts on a stale position asset, or only unpriced collateral left).
+    ///         E5 candidates skipped (evaluation reverts: a position on an asset without a valid price) or waiting (only
+    ///         unpriced collateral left to take, worth at least the deficit at its true price).
     uint256 public e4Checks;
     uint256 public e5Probes;
     uint256 public e5Accepted;
     uint256 public e5Skipped;
+    uint256 public e5Waiting;
 
     // ---------------------------------------------------------------- E1 checkpoint (reset at every price move)
     address public attacker;
@@ -69,6 +77,8 @@ contract Ledger is Valuation {
     uint256 internal constant ACTION = 1; // a step that may change accounts
     uint256 internal constant WORLD = 2; //  prices, feeds, time, parameters: no account changes
     uint256 internal _kind;
+    address internal _actor;
+    bytes4 internal _action;
     uint256 internal _indexBefore;
     /// @dev The fund's and the attacker's values, kept current: recomputed after a price move and after a step whose
     ///      events name one of their accounts or move the index (nothing else changes them).
@@ -83,6 +93,7 @@ contract Ledger is Valuation {
     mapping(uint256 account => int256) internal _eqBefore;
     mapping(uint256 account => int256) internal _valueBefore;
     mapping(uint256 account => uint256) internal _targetIn; // step number + 1
+    uint256 internal _unsocialised; // debt beyond the fund's cover written off in this step
     address[] internal _keepers;
     mapping(address keeper => uint256) internal _expectedCalls;
     mapping(address keeper => uint256) internal _expectedRewards;
@@ -149,19 +160,21 @@ contract Ledger is Valuation {
     }
 
     // ================================================================ steps
-    /// @notice Opens a step that may change accounts: notes the index and records the vault's events.
-    function begin() external {
-        _open(ACTION);
+    /// @notice Opens a step that may change accounts (`action`: the handler function's selector, for reports): notes
+    ///         the index and records the vault's events.
+    function begin(bytes4 action) external {
+        _open(ACTION, action);
     }
 
     /// @notice Opens a step that changes prices, feeds, time or parameters only (the vault must emit nothing).
-    function beginWorld() external {
-        _open(WORLD);
+    function beginWorld(bytes4 action) external {
+        _open(WORLD, action);
     }
 
-    function _open(uint256 kind) internal {
+    function _open(uint256 kind, bytes4 action) internal {
         require(_kind == NONE, "nested step");
         _kind = kind;
+        (_actor, _action) = (msg.sender, action);
         ++steps;
         delete _touched;
         for (uint256 i; i < _keepers.length; ++i) {
@@ -169,6 +182,7 @@ contract Ledger is Valuation {
             (_expectedCalls[k], _expectedRewards[k], _seenCalls[k], _seenRewards[k]) = (0, 0, 0, 0);
         }
         delete _keepers;
+        _unsocialised = 0;
         _indexBefore = settlementIndex();
         Env.VM.recordLogs();
     }
@@ -267,6 +281,7 @@ contract Ledger is Valuation {
                 ++writeOffs;
                 totalCover += cover;
                 totalSocialised += socialised;
+                _unsocialised += socialised;
                 int256 before = _targetIn[account] == steps + 1 ? _valueBefore[account] : int256(0);
                 if (before < 0) allowance -= before;
             }
@@ -329,9 +344,14 @@ contract Ledger is Valuation {
         if (v > bound) _fail(Check.E1, 0, v - cpValue, int256(attackerRewardsFromOthers - cpRewards), "attacker gained");
     }
 
-    /// @dev E4: the index never rises; when it falls, every untouched holder's claim fell by the same fraction.
+    /// @dev E4: the index never rises; debt beyond the fund's cover lowers it at once while there are claims (and it
+    ///      is above its floor); when it falls, every untouched holder's claim fell by the same fraction.
     function _checkClaims(uint256 indexAfter) internal {
         if (indexAfter > _indexBefore) _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index rose");
+        (, uint256 shares) = vault.settlementIndex();
+        if (_unsocialised > 0 && indexAfter == _indexBefore && shares > 0 && _indexBefore > MIN_INDEX) {
+            _fail(Check.E4, 0, int256(_unsocialised), 0, "debt beyond the fund's cover not socialised at once");
+        }
         if (indexAfter >= _indexBefore) return;
         if (_claimsAt != steps + 1) {
             _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index fell in a step that liquidated nothing");
@@ -364,24 +384,33 @@ contract Ledger is Valuation {
     function _probe(uint256 account) internal {
         (bool ok, int256 e, uint256 mm,) = margin(account);
         if (!ok) {
-            ++e5Skipped;
+            ++e5Skipped; // a position on an asset without a valid price: nothing can be evaluated until it has one
             return;
         }
         if (e >= int256(mm)) return;
-        (ICrossMarginVault.LiquidationItem[] memory items, bool holdsSomething) = proportionalTake(account, 1e4);
-        if (items.length == 0 && holdsSomething) {
-            ++e5Skipped; // only collateral without a valid price left: nothing can be taken until it has one
-            return;
-        }
+        (ICrossMarginVault.LiquidationItem[] memory items,) = proportionalTake(account, 1e4);
         ++e5Probes;
         try probe.liquidate(account, items) {}
         catch (bytes memory data) {
             (bool accepted,) = probe.outcome(data);
             if (accepted) {
                 ++e5Accepted;
+            } else if (bytes4(data) == ICrossMarginVault.LiquidationEmpty.selector && unpricedValue(account) >= DUST_USD) {
+                // nothing priced can be taken and the account holds collateral without a valid price worth at least
+                // 1 USD at its true price: it cannot be seized (R3), waiting for its price is the rule. (Dust of a stale
+                // token, worth less, must never block a liquidation: R3.)
+                ++e5Waiting;
             } else {
                 _fail(Check.E5, account, e, int256(mm), _describeRevert(data));
             }
+        }
+    }
+
+    /// @notice True value (USD 1e18) of `account`'s collateral without a valid price.
+    function unpricedValue(uint256 account) public view returns (uint256 value) {
+        (, uint256 collaterals) = vault.masksOf(account);
+        for (uint256 j; collaterals >> j != 0; ++j) {
+            if ((collaterals >> j) & 1 != 0 && !_priced(j)) value += tokenUsd(j, vault.collateralOf(account, j));
         }
     }
 
@@ -447,25 +476,61 @@ contract Ledger is Valuation {
 
     // ================================================================ violations
     function _fail(Check c, uint256 account, int256 a, int256 b, string memory what) internal {
-        if (violations[uint256(c)]++ == 0) _first[uint256(c)] = Failure(steps, account, a, b, what);
+        if (violations[uint256(c)]++ == 0) _first[uint256(c)] = Failure(steps, _actor, _action, account, a, b, what);
     }
 
     /// @notice "<what> (step s, account 0x.., a, b)" for the first violation of `check`, or "" if none.
     function describe(Check check) external view returns (string memory) {
         Failure memory f = _first[uint256(check)];
         if (violations[uint256(check)] == 0) return "";
+        string[6] memory names = ["E1", "E2", "E3", "E4", "E5", "Accounting"];
         return string.concat(
-            f.what, " (step ", _uint(f.step), ", account ", _uint(f.account), ", ", _int(f.a), ", ", _int(f.b), ")"
+            names[uint256(check)], ": ", f.what, " (step ", _uint(f.step), ", ", _hex(uint160(f.actor), 40), ".0x",
+            _hex(uint32(f.action), 8), ", account ", _hex(f.account, 64), ", ", _int(f.a), ", ", _int(f.b), ")"
         );
+    }
+
+    /// @notice This run's counters and violations as one JSON object (USD amounts in whole USD).
+    function reportJson() external view returns (string memory j) {
+        j = string.concat(
+            '{"steps":', _uint(steps), ',"price_moves":', _uint(priceMoves), ',"liquidations":', _uint(liquidations),
+            ',"write_offs":', _uint(writeOffs), ',"write_offs_checked_pro_rata":', _uint(e4Checks)
+        );
+        j = string.concat(
+            j, ',"e5_probes":', _uint(e5Probes), ',"e5_accepted":', _uint(e5Accepted), ',"e5_skipped_unpriced_position":',
+            _uint(e5Skipped), ',"e5_waiting_unpriced_collateral":', _uint(e5Waiting)
+        );
+        j = string.concat(
+            j, ',"penalties_usd":', _uint(totalPenalty / 1e18), ',"rewards_usd":', _uint(totalReward / 1e18),
+            ',"attacker_rewards_on_others_usd":', _uint(attackerRewardsFromOthers / 1e18), ',"covered_by_fund_usd":',
+            _uint(totalCover / 1e18), ',"socialised_usd":', _uint(totalSocialised / 1e18), ',"violations":{'
+        );
+        string[6] memory names = ["E1", "E2", "E3", "E4", "E5", "Accounting"];
+        for (uint256 c; c < 6; ++c) {
+            j = string.concat(j, c == 0 ? '"' : ',"', names[c], '":', _uint(violations[c]));
+        }
+        j = string.concat(j, '},"first":{');
+        bool any;
+        for (uint256 c; c < 6; ++c) {
+            if (violations[c] == 0) continue;
+            j = string.concat(j, any ? ',"' : '"', names[c], '":"', this.describe(Check(c)), '"');
+            any = true;
+        }
+        j = string.concat(j, "}}");
     }
 
     function _describeRevert(bytes memory data) internal pure returns (string memory) {
         bytes4 selector = data.length >= 4 ? bytes4(data) : bytes4(0);
-        bytes memory hex_ = new bytes(8);
-        for (uint256 i; i < 8; ++i) {
-            hex_[i] = bytes16("0123456789abcdef")[(uint32(selector) >> (28 - 4 * i)) & 0xf];
+        return string.concat("liquidation refused with error 0x", _hex(uint32(selector), 8));
+    }
+
+    /// @dev The low `digits` hex digits of `x`.
+    function _hex(uint256 x, uint256 digits) internal pure returns (string memory) {
+        bytes memory out = new bytes(digits);
+        for (uint256 i; i < digits; ++i) {
+            out[digits - 1 - i] = bytes16("0123456789abcdef")[(x >> (4 * i)) & 0xf];
         }
-        return string.concat("liquidation refused with error 0x", string(hex_));
+        return string(out);
     }
 
     function _uint(uint256 x) internal pure returns (string memory s) {

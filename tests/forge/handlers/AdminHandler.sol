@@ -20,7 +20,7 @@ contract AdminHandler is HandlerBase {
     uint256 public appliedAfterDelay;
     uint256 public queuedCount;
 
-    constructor(Protocol memory p_, Ledger ledger_) HandlerBase(p_, ledger_) {
+    constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) HandlerBase(p_, ledger_, salt_) {
         params = p_.params;
     }
 
@@ -31,7 +31,8 @@ contract AdminHandler is HandlerBase {
     ///         reward and dust up to 1,000 USD), market (rate 5-30%, caps 1,000 units to the defaults), price band
     ///         (0.5-5%).
     function propose(uint256 kindSeed, uint256 a, uint256 b) external {
-        ledger.beginWorld();
+        (kindSeed, a, b) = (_mix(kindSeed), _mix(a), _mix(b));
+        ledger.beginWorld(msg.sig);
         bytes memory call = _change(kindSeed % 10, a, b);
         bool applied;
         if (params.readyAt(keccak256(call)) == 0) {
@@ -47,6 +48,7 @@ contract AdminHandler is HandlerBase {
 
     /// @notice Applies queued call `indexSeed`: waits (warps) until it is ready, then repeats it.
     function applyQueued(uint256 indexSeed) external worldStep {
+        indexSeed = _mix(indexSeed);
         if (queued.length == 0) return;
         uint256 i = indexSeed % queued.length;
         bytes memory call = queued[i];
@@ -60,6 +62,7 @@ contract AdminHandler is HandlerBase {
 
     /// @notice The guardian cancels queued call `indexSeed`.
     function cancelQueued(uint256 indexSeed) external {
+        indexSeed = _mix(indexSeed);
         if (queued.length == 0) return;
         uint256 i = indexSeed % queued.length;
         params.cancel(keccak256(queued[i]));

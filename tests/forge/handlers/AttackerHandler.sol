@@ -17,7 +17,7 @@ contract AttackerHandler is HandlerBase {
     uint256 public constant SUBS = 4;
     uint256 public constant MAX_SLICES = 40;
 
-    constructor(Protocol memory p_, Ledger ledger_) HandlerBase(p_, ledger_) {
+    constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) HandlerBase(p_, ledger_, salt_) {
         ledger_.setAttacker(address(this));
         for (uint256 s; s < SUBS; ++s) {
             ledger_.register(_account(s), true);
@@ -32,18 +32,21 @@ contract AttackerHandler is HandlerBase {
     // ================================================================ capital
     /// @notice Deposits about 10 to 100,000 USD of any token (USDC or a collateral) into subaccount `subSeed % 4`.
     function deposit(uint256 subSeed, uint256 tokenSeed, uint256 usdSeed) external step {
+        (subSeed, tokenSeed, usdSeed) = (_mix(subSeed), _mix(tokenSeed), _mix(usdSeed));
         uint256 id = tokenSeed % 6;
         _deposit(_account(subSeed % SUBS), id, _units(id, Env.bound(usdSeed, 10, 100_000)));
     }
 
     /// @notice Withdraws 1 bps to 100% of what subaccount `subSeed % 4` holds of a token (its claim, for USDC).
     function withdraw(uint256 subSeed, uint256 tokenSeed, uint256 fractionSeed) external step {
+        (subSeed, tokenSeed, fractionSeed) = (_mix(subSeed), _mix(tokenSeed), _mix(fractionSeed));
         _withdraw(_account(subSeed % SUBS), tokenSeed % 6, Env.bound(fractionSeed, 1, Env.BPS));
     }
 
-    /// @notice Deposits 1 to 1e6 units (dust) of a collateral into another owner's account or the fund: DUST (whose
-    ///         feed the market may have broken) half the time, else any collateral, priced or not.
+    /// @notice Deposits dust (1 unit up to about 1 USD) of a collateral into another owner's account or the fund: DUST
+    ///         (whose feed the market may have broken) half the time, else any collateral, priced or not.
     function dustDeposit(uint256 targetSeed, uint256 tokenSeed, uint256 amountSeed) external step {
+        (targetSeed, tokenSeed, amountSeed) = (_mix(targetSeed), _mix(tokenSeed), _mix(amountSeed));
         uint256[] memory all = _allAccounts();
         uint256[] memory others = new uint256[](all.length + 1);
         uint256 n;
@@ -52,7 +55,8 @@ contract AttackerHandler is HandlerBase {
         }
         others[n++] = vault.fundAccount();
         uint256 id = tokenSeed % 2 == 0 ? 4 : (tokenSeed / 2) % 5;
-        _deposit(others[targetSeed % n], id, Env.bound(amountSeed, 1, 1e6));
+        uint256 oneUsd = _units(id, 1);
+        _deposit(others[targetSeed % n], id, Env.bound(amountSeed, 1, oneUsd > 1 ? oneUsd - 1 : 1));
     }
 
     // ================================================================ trades between its own subaccounts
@@ -62,6 +66,8 @@ contract AttackerHandler is HandlerBase {
         external
         step
     {
+        (buyerSeed, sellerSeed, marketSeed) = (_mix(buyerSeed), _mix(sellerSeed), _mix(marketSeed));
+        (usdSeed, priceSeed) = (_mix(usdSeed), _mix(priceSeed));
         uint256 buyer = _account(buyerSeed % SUBS);
         uint256 seller = _account((buyerSeed + 1 + sellerSeed % (SUBS - 1)) % SUBS);
         ledger.touch(buyer);
@@ -76,6 +82,8 @@ contract AttackerHandler is HandlerBase {
         external
         step
     {
+        (subSeed, toSeed, marketSeed) = (_mix(subSeed), _mix(toSeed), _mix(marketSeed));
+        (fractionSeed, priceSeed) = (_mix(fractionSeed), _mix(priceSeed));
         uint256 sub = _account(subSeed % SUBS);
         uint256 to = _account((subSeed + 1 + toSeed % (SUBS - 1)) % SUBS);
         uint256 market = marketSeed % Env.MARKETS;
@@ -93,6 +101,7 @@ contract AttackerHandler is HandlerBase {
     /// @notice Subaccount `subSeed % 4` goes long 100 to 200,000 USD of ETH in market 1 and short the same size in
     ///         market 4 (both on ETH) against another of its subaccounts, each leg at the band's edge or within it.
     function hedgeSharedAsset(uint256 subSeed, uint256 toSeed, uint256 usdSeed, uint256 priceSeed) external step {
+        (subSeed, toSeed, usdSeed, priceSeed) = (_mix(subSeed), _mix(toSeed), _mix(usdSeed), _mix(priceSeed));
         uint256 sub = _account(subSeed % SUBS);
         uint256 to = _account((subSeed + 1 + toSeed % (SUBS - 1)) % SUBS);
         (uint256 oracle, uint256 longPrice) = _fillPrice(1, _offset(priceSeed));
@@ -108,12 +117,14 @@ contract AttackerHandler is HandlerBase {
     /// @notice Liquidates the first account below MM from position `targetSeed` (anyone's, its own included),
     ///         taking 1 bps to 100% of maxTake in proportion; the reward goes to its subaccount 0.
     function liquidate(uint256 targetSeed, uint256 fractionSeed) external step {
+        (targetSeed, fractionSeed) = (_mix(targetSeed), _mix(fractionSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
         if (found) _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS));
     }
 
     /// @notice Liquidates one of its own subaccounts below MM (self-liquidation), 1 bps to 100% of maxTake.
     function selfLiquidate(uint256 subSeed, uint256 fractionSeed) external step {
+        (subSeed, fractionSeed) = (_mix(subSeed), _mix(fractionSeed));
         uint256[] memory own = new uint256[](SUBS);
         for (uint256 s; s < SUBS; ++s) {
             own[s] = _account(s);
@@ -128,6 +139,7 @@ contract AttackerHandler is HandlerBase {
     ///         reverted) says how many calls pass; exactly those are then made in strict mode, so every event the
     ///         ledger reads is from a call that succeeded.
     function slice(uint256 targetSeed, uint256 itemSeed, uint256 amountSeed, uint256 timesSeed) external step {
+        (targetSeed, itemSeed, amountSeed, timesSeed) = (_mix(targetSeed), _mix(itemSeed), _mix(amountSeed), _mix(timesSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
         if (!found) return;
         (ICrossMarginVault.LiquidationItem[] memory all,) = ledger.proportionalTake(target, Env.BPS);
@@ -155,6 +167,7 @@ contract AttackerHandler is HandlerBase {
     ///         be written off in that call), then withdraws the rest of the claim. Every withdrawal must pay in full;
     ///         the other holders' claims must fall by the index fraction (E4, checked by the ledger).
     function raceWriteOff(uint256 subSeed, uint256 targetSeed) external step {
+        (subSeed, targetSeed) = (_mix(subSeed), _mix(targetSeed));
         uint256[] memory all = _allAccounts();
         uint256 target;
         bool found;

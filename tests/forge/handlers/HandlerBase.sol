@@ -19,11 +19,15 @@ abstract contract HandlerBase {
 
     /// @dev Token ids: collateral ids 0..4, and 5 for the settlement token (USDC).
     uint256 internal constant USDC = 5;
+    /// @dev The campaign's salt: forge gives every campaign of a `forge test` run the same random inputs, so each
+    ///      handler hashes its inputs with the salt of its campaign (`_mix`), and campaigns explore different sequences.
+    uint256 internal immutable salt;
 
-    constructor(Protocol memory p_, Ledger ledger_) {
+    constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) {
         p = p_;
         vault = p_.vault;
         ledger = ledger_;
+        salt = salt_;
         for (uint256 id; id <= USDC; ++id) {
             _token(id).approve(address(p_.vault), type(uint256).max);
         }
@@ -31,7 +35,7 @@ abstract contract HandlerBase {
 
     /// @dev One ledger step without a price move.
     modifier step() {
-        ledger.begin();
+        ledger.begin(msg.sig);
         _;
         ledger.end(false);
     }
@@ -39,10 +43,15 @@ abstract contract HandlerBase {
     /// @dev One ledger step that changes feeds, time or parameters (no account), then the E5 probe of every account
     ///      below MM (such a step may change who is below MM).
     modifier worldStep() {
-        ledger.beginWorld();
+        ledger.beginWorld(msg.sig);
         _;
         ledger.end(false);
         ledger.probeAll();
+    }
+
+    /// @dev A fuzzed input made specific to this campaign.
+    function _mix(uint256 x) internal view returns (uint256) {
+        return uint256(keccak256(abi.encode(x, salt)));
     }
 
     function _token(uint256 id) internal view returns (TestToken) {

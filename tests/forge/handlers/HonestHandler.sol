@@ -14,7 +14,7 @@ import {HandlerBase} from "./HandlerBase.sol";
 contract HonestHandler is HandlerBase {
     uint256 public constant SUBS = 6;
 
-    constructor(Protocol memory p_, Ledger ledger_) HandlerBase(p_, ledger_) {
+    constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) HandlerBase(p_, ledger_, salt_) {
         for (uint256 s; s < SUBS; ++s) {
             ledger_.register(_account(s), false);
             _deposit(_account(s), USDC, 30_000e6);
@@ -29,6 +29,7 @@ contract HonestHandler is HandlerBase {
 
     /// @notice Deposits about 10 to 50,000 USD of a token (USDC, WBTC, WETH, WSOL or LINK) into subaccount `subSeed % 6`.
     function deposit(uint256 subSeed, uint256 tokenSeed, uint256 usdSeed) external step {
+        (subSeed, tokenSeed, usdSeed) = (_mix(subSeed), _mix(tokenSeed), _mix(usdSeed));
         uint256 id = tokenSeed % 5;
         if (id == 4) id = USDC;
         _deposit(_account(subSeed % SUBS), id, _units(id, Env.bound(usdSeed, 10, 50_000)));
@@ -36,6 +37,7 @@ contract HonestHandler is HandlerBase {
 
     /// @notice Withdraws 1 bps to 100% of what subaccount `subSeed % 6` holds of a token (its claim, for USDC).
     function withdraw(uint256 subSeed, uint256 tokenSeed, uint256 fractionSeed) external step {
+        (subSeed, tokenSeed, fractionSeed) = (_mix(subSeed), _mix(tokenSeed), _mix(fractionSeed));
         uint256 id = tokenSeed % 6;
         _withdraw(_account(subSeed % SUBS), id, Env.bound(fractionSeed, 1, Env.BPS));
     }
@@ -46,6 +48,8 @@ contract HonestHandler is HandlerBase {
         external
         step
     {
+        (buyerSeed, sellerSeed, marketSeed) = (_mix(buyerSeed), _mix(sellerSeed), _mix(marketSeed));
+        (usdSeed, priceSeed) = (_mix(usdSeed), _mix(priceSeed));
         uint256 buyer = _account(buyerSeed % SUBS);
         uint256 seller = _account(sellerSeed % SUBS);
         if (buyer == seller) seller = _account((sellerSeed + 1) % SUBS);

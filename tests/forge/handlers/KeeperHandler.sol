@@ -10,13 +10,14 @@ import {HandlerBase} from "./HandlerBase.sol";
 /// @notice Liquidates accounts below MM with proportional takes of every position and priced collateral (1 bps to
 ///         100% of maxTake) and withdraws the rewards credited to its subaccount 0.
 contract KeeperHandler is HandlerBase {
-    constructor(Protocol memory p_, Ledger ledger_) HandlerBase(p_, ledger_) {
+    constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) HandlerBase(p_, ledger_, salt_) {
         ledger_.register(_account(0), false);
     }
 
     /// @notice Liquidates the first account below MM from position `targetSeed` of the ledger's list, taking
     ///         `fractionSeed` (1 bps to 100%) of maxTake. Nothing happens when every account is healthy.
     function liquidate(uint256 targetSeed, uint256 fractionSeed) external step {
+        (targetSeed, fractionSeed) = (_mix(targetSeed), _mix(fractionSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
         if (!found) return;
         _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS));
@@ -24,6 +25,7 @@ contract KeeperHandler is HandlerBase {
 
     /// @notice Withdraws 1 bps to 100% of the rewards (USDC claim) of subaccount 0.
     function withdrawRewards(uint256 fractionSeed) external step {
+        fractionSeed = _mix(fractionSeed);
         _withdraw(_account(0), USDC, Env.bound(fractionSeed, 1, Env.BPS));
     }
 }

@@ -17,13 +17,14 @@ contract MarketHandler is HandlerBase {
     /// @notice Feeds broken on purpose (stale, zero or negative) and not repaired since.
     bool[5] public broken;
 
-    constructor(Protocol memory p_, Ledger ledger_) HandlerBase(p_, ledger_) {}
+    constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) HandlerBase(p_, ledger_, salt_) {}
 
     /// @notice Moves the true price of asset `assetSeed % 5` by a signed amount within +-15%; every feed that is not
     ///         broken publishes its price (a broken feed keeps failing: the market moves during the outage and the
     ///         price gaps when the feed is repaired).
     function movePrice(uint256 assetSeed, uint256 bpsSeed) external {
-        ledger.beginWorld();
+        (assetSeed, bpsSeed) = (_mix(assetSeed), _mix(bpsSeed));
+        ledger.beginWorld(msg.sig);
         _move(assetSeed % Env.ASSETS, int256(Env.bound(bpsSeed, 0, 2 * MAX_MOVE_BPS)) - int256(MAX_MOVE_BPS));
         _publishWorking();
         ledger.end(true);
@@ -33,7 +34,8 @@ contract MarketHandler is HandlerBase {
     /// @notice A market-wide move: every asset moves the same way (down when `seed` is even), each by 0 to 15%;
     ///         every feed that is not broken publishes.
     function shock(uint256 seed) external {
-        ledger.beginWorld();
+        seed = _mix(seed);
+        ledger.beginWorld(msg.sig);
         int256 sign = seed % 2 == 0 ? -1 : int256(1);
         for (uint256 k; k < Env.ASSETS; ++k) {
             _move(k, sign * int256((seed >> (1 + 16 * k)) % (MAX_MOVE_BPS + 1)));
@@ -69,6 +71,7 @@ contract MarketHandler is HandlerBase {
     /// @notice Breaks the feed of asset `assetSeed % 5`: mode 0 stale (last update older than the maximum age),
     ///         1 a zero answer, 2 a negative answer. The true price does not change.
     function breakFeed(uint256 assetSeed, uint256 modeSeed) external worldStep {
+        (assetSeed, modeSeed) = (_mix(assetSeed), _mix(modeSeed));
         uint256 asset = assetSeed % Env.ASSETS;
         int256 answer = int256(ledger.truePrice(asset) / 1e10);
         uint256 mode = modeSeed % 3;
@@ -84,6 +87,7 @@ contract MarketHandler is HandlerBase {
 
     /// @notice Publishes the true price of asset `assetSeed % 5` again (recovery of a broken or stale feed).
     function repairFeed(uint256 assetSeed) external worldStep {
+        assetSeed = _mix(assetSeed);
         _publish(assetSeed % Env.ASSETS);
     }
 
@@ -96,6 +100,7 @@ contract MarketHandler is HandlerBase {
 
     /// @notice Lets 1 s to 30 min pass: feeds not refreshed for their maximum age (1 h) go stale.
     function timePasses(uint256 secondsSeed) external worldStep {
+        secondsSeed = _mix(secondsSeed);
         Env.VM.warp(block.timestamp + Env.bound(secondsSeed, 1, Env.MAX_AGE / 2));
     }
 }
