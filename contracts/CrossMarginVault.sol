@@ -399,6 +399,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 index = _index(pool);
         uint256 shares = pool >> 120;
         uint256 claims = _usdOf(shares, index);
+        // slither-disable-next-line incorrect-equality (no claim at all: nothing to spread the loss over)
+        if (shares == 0) index = INDEX_ONE; // the index of an empty pool is arbitrary: start afresh, not at the floor
         uint256 next = claims > loss ? Math.mulDiv(index, claims - loss, claims) : 0;
         if (next < MIN_INDEX) next = MIN_INDEX;
         if (next > index) next = index;
