@@ -55,6 +55,9 @@ contract Ledger is Valuation {
     uint256 public steps;
     uint256 public priceMoves;
     uint256 public liquidations;
+    /// @notice Liquidations made through the LiquidationLooper (slices), and rewards those paid out.
+    uint256 public slices;
+    uint256 public sliceRewards;
     uint256 public writeOffs;
     uint256 public vaultEvents;
     /// @notice Coverage: write-offs whose E4 check compared at least two other holders; E5 probes run and accepted;
@@ -293,6 +296,7 @@ contract Ledger is Valuation {
         address keeper = address(uint160(uint256(log.topics[2])));
         (, uint256 penalty, uint256 reward,,) = abi.decode(log.data, (uint256, uint256, uint256, int256, int256));
         ++liquidations;
+        if (keeper == address(p.looper)) (slices, sliceRewards) = (slices + 1, sliceRewards + reward);
         totalPenalty += penalty;
         totalReward += reward;
         ++_seenCalls[keeper];
@@ -494,7 +498,8 @@ contract Ledger is Valuation {
     function reportJson() external view returns (string memory j) {
         j = string.concat(
             '{"steps":', _uint(steps), ',"price_moves":', _uint(priceMoves), ',"liquidations":', _uint(liquidations),
-            ',"write_offs":', _uint(writeOffs), ',"write_offs_checked_pro_rata":', _uint(e4Checks)
+            ',"slices":', _uint(slices), ',"slice_rewards_usd":', _uint(sliceRewards / 1e18), ',"write_offs":',
+            _uint(writeOffs), ',"write_offs_checked_pro_rata":', _uint(e4Checks)
         );
         j = string.concat(
             j, ',"e5_probes":', _uint(e5Probes), ',"e5_accepted":', _uint(e5Accepted), ',"e5_skipped_unpriced_position":',

@@ -60,8 +60,9 @@ contract AttackerHandler is HandlerBase {
     }
 
     // ================================================================ trades between its own subaccounts
-    /// @notice Subaccount `buyerSeed % 4` buys 100 to 200,000 USD of market `marketSeed % 5` from subaccount
-    ///         `sellerSeed % 4` at the band's edge or anywhere within it; a fee of 0 to 5 bps each.
+    /// @notice Subaccount `buyerSeed % 4` buys 100 to 2,000,000 USD (log-uniform: up to the margin) of market
+    ///         `marketSeed % 5` from subaccount `sellerSeed % 4` at the band's edge or anywhere within it; a fee of 0 to
+    ///         5 bps each.
     function washTrade(uint256 buyerSeed, uint256 sellerSeed, uint256 marketSeed, uint256 usdSeed, uint256 priceSeed)
         external
         step
@@ -72,33 +73,75 @@ contract AttackerHandler is HandlerBase {
         uint256 seller = _account((buyerSeed + 1 + sellerSeed % (SUBS - 1)) % SUBS);
         ledger.touch(buyer);
         ledger.touch(seller);
-        _trade(buyer, seller, marketSeed % Env.MARKETS, Env.bound(usdSeed, 100, 200_000), priceSeed, usdSeed % 6);
+        _trade(buyer, seller, marketSeed % Env.MARKETS, _logUsd(usdSeed, 2_000_000), priceSeed, (usdSeed >> 64) % 6);
     }
 
-    /// @notice Subaccount `subSeed % 4` reduces (never flips) 1 bps to 100% of its position in market `marketSeed % 5`
-    ///         against another of its subaccounts, at the band's edge or anywhere within it: a dump of value between
-    ///         siblings when the fill is worse than the oracle price for the reducer.
+    /// @notice Subaccount `subSeed % 4` levers up: opens (long or short, against another of its subaccounts, at the
+    ///         oracle price) about as much of market `marketSeed % 5` as its equity carries at initial margin
+    ///         (E / (alpha * risk weight), 50-100% of it), so that the next price move can put it below MM.
+    function leverUp(uint256 subSeed, uint256 toSeed, uint256 marketSeed, uint256 sizeSeed) external step {
+        (subSeed, toSeed, marketSeed, sizeSeed) = (_mix(subSeed), _mix(toSeed), _mix(marketSeed), _mix(sizeSeed));
+        uint256 s = subSeed % SUBS;
+        uint256 sub = _account(s);
+        uint256 to = _account((s + 1 + toSeed % (SUBS - 1)) % SUBS);
+        uint256 market = marketSeed % Env.MARKETS;
+        (bool ok, int256 e,, uint256 im) = ledger.margin(sub);
+        if (!ok || e <= int256(im)) return;
+        uint256 g = p.params.marginConfig().global;
+        uint256 rw = (g >> (16 * Env.marketAsset(market))) & 0xffff;
+        uint256 alpha = (g >> 128) & 0xffff;
+        uint256 usd = uint256(e - int256(im)) * 1e8 / (alpha * rw) * Env.bound(sizeSeed, 5000, 10_000) / Env.BPS;
+        (uint256 oracle,) = _fillPrice(market, 0);
+        uint256 size = usd * Env.WAD / oracle;
+        if (size == 0) return;
+        ledger.touch(sub);
+        ledger.touch(to);
+        if ((sizeSeed >> 128) % 2 == 0) p.venue.trade(sub, to, market, size, oracle, 0);
+        else p.venue.trade(to, sub, market, size, oracle, 0);
+    }
+
+    /// @notice A subaccount reduces (never flips) 1 bps to 100% of a position against another of its subaccounts: a
+    ///         dump of value between siblings when the fill is worse than the oracle price for the reducer. Half of
+    ///         the time the reducer is the most distressed subaccount (lowest E - MM), the position its first one and
+    ///         the fill at the band's edge worst for it; else subaccount `subSeed % 4`, market `marketSeed % 5` and a
+    ///         fill at either edge or anywhere within the band.
     function reduceTrade(uint256 subSeed, uint256 toSeed, uint256 marketSeed, uint256 fractionSeed, uint256 priceSeed)
         external
         step
     {
         (subSeed, toSeed, marketSeed) = (_mix(subSeed), _mix(toSeed), _mix(marketSeed));
         (fractionSeed, priceSeed) = (_mix(fractionSeed), _mix(priceSeed));
-        uint256 sub = _account(subSeed % SUBS);
-        uint256 to = _account((subSeed + 1 + toSeed % (SUBS - 1)) % SUBS);
+        bool distressed = subSeed % 2 == 0;
+        uint256 s = distressed ? _mostDistressed() : (subSeed >> 1) % SUBS;
+        uint256 sub = _account(s);
+        uint256 to = _account((s + 1 + toSeed % (SUBS - 1)) % SUBS);
         uint256 market = marketSeed % Env.MARKETS;
+        (uint256 markets,) = vault.masksOf(sub);
+        if (distressed && markets != 0) {
+            for (market = 0; (markets >> market) & 1 == 0; ++market) {}
+        }
         (int256 size,) = vault.positionOf(sub, market);
         if (size == 0) return;
         uint256 amount = (size > 0 ? uint256(size) : uint256(-size)) * Env.bound(fractionSeed, 1, Env.BPS) / Env.BPS;
         if (amount == 0) return;
-        (, uint256 price) = _fillPrice(market, _offset(priceSeed));
+        int256 worst = size > 0 ? -int256(_band()) : int256(_band()); // a long sells low, a short buys high
+        (, uint256 price) = _fillPrice(market, distressed ? worst : _offset(priceSeed));
         ledger.touch(sub);
         ledger.touch(to);
         if (size > 0) p.venue.trade(to, sub, market, amount, price, 0);
         else p.venue.trade(sub, to, market, amount, price, 0);
     }
 
-    /// @notice Subaccount `subSeed % 4` goes long 100 to 200,000 USD of ETH in market 1 and short the same size in
+    /// @dev The subaccount with the lowest E - MM among those the vault can evaluate (0 if none).
+    function _mostDistressed() internal view returns (uint256 best) {
+        int256 lowest = type(int256).max;
+        for (uint256 s; s < SUBS; ++s) {
+            (bool ok, int256 e, uint256 mm,) = ledger.margin(_account(s));
+            if (ok && e - int256(mm) < lowest) (best, lowest) = (s, e - int256(mm));
+        }
+    }
+
+    /// @notice Subaccount `subSeed % 4` goes long 100 to 2,000,000 USD (log-uniform) of ETH in market 1 and short the same size in
     ///         market 4 (both on ETH) against another of its subaccounts, each leg at the band's edge or within it.
     function hedgeSharedAsset(uint256 subSeed, uint256 toSeed, uint256 usdSeed, uint256 priceSeed) external step {
         (subSeed, toSeed, usdSeed, priceSeed) = (_mix(subSeed), _mix(toSeed), _mix(usdSeed), _mix(priceSeed));
@@ -106,7 +149,7 @@ contract AttackerHandler is HandlerBase {
         uint256 to = _account((subSeed + 1 + toSeed % (SUBS - 1)) % SUBS);
         (uint256 oracle, uint256 longPrice) = _fillPrice(1, _offset(priceSeed));
         (, uint256 shortPrice) = _fillPrice(4, _offset(priceSeed / 7));
-        uint256 size = Env.bound(usdSeed, 100, 200_000) * Env.WAD * Env.WAD / oracle;
+        uint256 size = _logUsd(usdSeed, 2_000_000) * Env.WAD * Env.WAD / oracle;
         ledger.touch(sub);
         ledger.touch(to);
         p.venue.trade(sub, to, 1, size, longPrice, 0);
@@ -115,14 +158,15 @@ contract AttackerHandler is HandlerBase {
 
     // ================================================================ liquidations
     /// @notice Liquidates the first account below MM from position `targetSeed` (anyone's, its own included),
-    ///         taking 1 bps to 100% of maxTake in proportion; the reward goes to its subaccount 0.
+    ///         taking 1 bps to 100% of maxTake in proportion, half of the time divided by up to 2^63 (tiny takes);
+    ///         the reward goes to its subaccount 0.
     function liquidate(uint256 targetSeed, uint256 fractionSeed) external step {
         (targetSeed, fractionSeed) = (_mix(targetSeed), _mix(fractionSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
-        if (found) _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS));
+        if (found) _liquidate(target, _fraction(fractionSeed), _shift(fractionSeed));
     }
 
-    /// @notice Liquidates one of its own subaccounts below MM (self-liquidation), 1 bps to 100% of maxTake.
+    /// @notice Liquidates one of its own subaccounts below MM (self-liquidation), as `liquidate` sizes its takes.
     function selfLiquidate(uint256 subSeed, uint256 fractionSeed) external step {
         (subSeed, fractionSeed) = (_mix(subSeed), _mix(fractionSeed));
         uint256[] memory own = new uint256[](SUBS);
@@ -130,12 +174,22 @@ contract AttackerHandler is HandlerBase {
             own[s] = _account(s);
         }
         (bool found, uint256 target) = _liquidatable(own, subSeed);
-        if (found) _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS));
+        if (found) _liquidate(target, _fraction(fractionSeed), _shift(fractionSeed));
+    }
+
+    /// @dev 100% of maxTake a quarter of the time, else 1 bps to 100%.
+    function _fraction(uint256 seed) internal pure returns (uint256) {
+        return seed % 4 == 0 ? Env.BPS : Env.bound(seed >> 2, 1, Env.BPS);
+    }
+
+    /// @dev Half of the time, every item divided by 2^1 .. 2^63 (tiny takes); else not.
+    function _shift(uint256 seed) internal pure returns (uint256) {
+        return (seed >> 20) % 2 == 0 ? 0 : 1 + (seed >> 21) % 63;
     }
 
     /// @notice Slices: through the LiquidationLooper, liquidates the first account below MM from `targetSeed` up to
-    ///         40 times in one transaction, each call taking one item (a position or a priced collateral) of 1 wei
-    ///         (half the time) up to that item's share of maxTake. The looper's non-strict run (in a probe that is
+    ///         40 times in one transaction, each call taking one item (a position or a priced collateral) of 1 wei up
+    ///         to that item's share of maxTake (log-uniform). The looper's non-strict run (in a probe that is
     ///         reverted) says how many calls pass; exactly those are then made in strict mode, so every event the
     ///         ledger reads is from a call that succeeded.
     function slice(uint256 targetSeed, uint256 itemSeed, uint256 amountSeed, uint256 timesSeed) external step {
@@ -146,7 +200,7 @@ contract AttackerHandler is HandlerBase {
         if (all.length == 0) return;
         ICrossMarginVault.LiquidationItem[] memory items = new ICrossMarginVault.LiquidationItem[](1);
         items[0] = all[itemSeed % all.length];
-        items[0].amount = amountSeed % 2 == 0 ? 1 : Env.bound(amountSeed, 1, items[0].amount);
+        items[0].amount = _logScale(items[0].amount, amountSeed);
         uint256 calls;
         try ledger.probe().loop(target, items, Env.bound(timesSeed, 1, MAX_SLICES)) {}
         catch (bytes memory data) {
@@ -179,8 +233,16 @@ contract AttackerHandler is HandlerBase {
         if (!found) return;
         uint256 sub = _account(subSeed % SUBS);
         _tryWithdrawClaim(sub, 5000);
-        _liquidate(target, Env.BPS);
+        _liquidate(target, Env.BPS, 0);
         _tryWithdrawClaim(sub, Env.BPS);
+    }
+
+    /// @dev 1 wei a quarter of the time, else `amount` scaled down by 2^0 .. 2^63 (log-uniform: slices of every size,
+    ///      from the whole item to fractions of a cent).
+    function _logScale(uint256 amount, uint256 seed) internal pure returns (uint256) {
+        if (seed % 4 == 0) return 1;
+        amount >>= (seed >> 2) % 64;
+        return amount == 0 ? 1 : amount;
     }
 
     /// @dev Withdraws `fractionBps` of `account`'s USDC claim if the vault allows it (it may not: margin).

@@ -108,6 +108,12 @@ abstract contract HandlerBase {
         p.venue.trade(buyer, seller, market, usd * Env.WAD * Env.WAD / oracle, price, usd * Env.WAD * feeBps / Env.BPS);
     }
 
+    /// @dev A USD amount from 100 to about `max`, log-uniform (small trades as often as ones that reach the margin).
+    function _logUsd(uint256 seed, uint256 max) internal pure returns (uint256) {
+        uint256 usd = max >> (seed % 14); // max / 1 .. max / 8192
+        return usd < 100 ? 100 : Env.bound(seed >> 8, usd / 2, usd);
+    }
+
     /// @dev The price band in bps.
     function _band() internal view returns (uint256) {
         return (p.params.control() >> 8) & 0xffff;
@@ -138,9 +144,13 @@ abstract contract HandlerBase {
         }
     }
 
-    /// @dev Liquidates `target` directly, taking `fractionBps` of maxTake in proportion; returns the reward.
-    function _liquidate(uint256 target, uint256 fractionBps) internal returns (uint256 reward) {
+    /// @dev Liquidates `target` directly, taking `fractionBps` of maxTake in proportion, each amount divided by
+    ///      2^`shift` (at least 1 unit); returns the reward.
+    function _liquidate(uint256 target, uint256 fractionBps, uint256 shift) internal returns (uint256 reward) {
         (ICrossMarginVault.LiquidationItem[] memory items,) = ledger.proportionalTake(target, fractionBps);
+        for (uint256 i; i < items.length && shift != 0; ++i) {
+            items[i].amount = items[i].amount >> shift == 0 ? 1 : items[i].amount >> shift;
+        }
         ledger.touchTarget(target);
         ledger.touch(_account(0));
         reward = vault.liquidate(target, items);

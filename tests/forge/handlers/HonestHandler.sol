@@ -42,7 +42,7 @@ contract HonestHandler is HandlerBase {
         _withdraw(_account(subSeed % SUBS), id, Env.bound(fractionSeed, 1, Env.BPS));
     }
 
-    /// @notice Subaccount `buyerSeed % 6` buys 100 to 100,000 USD of market `marketSeed % 5` from subaccount
+    /// @notice Subaccount `buyerSeed % 6` buys 100 to 1,000,000 USD (log-uniform) of market `marketSeed % 5` from subaccount
     ///         `sellerSeed % 6` at a price within the band, paying a fee of 0 to 5 bps each.
     function trade(uint256 buyerSeed, uint256 sellerSeed, uint256 marketSeed, uint256 usdSeed, uint256 priceSeed)
         external
@@ -55,6 +55,6 @@ contract HonestHandler is HandlerBase {
         if (buyer == seller) seller = _account((sellerSeed + 1) % SUBS);
         ledger.touch(buyer);
         ledger.touch(seller);
-        _trade(buyer, seller, marketSeed % Env.MARKETS, Env.bound(usdSeed, 100, 100_000), priceSeed, usdSeed % 6);
+        _trade(buyer, seller, marketSeed % Env.MARKETS, _logUsd(usdSeed, 1_000_000), priceSeed, (usdSeed >> 64) % 6);
     }
 }

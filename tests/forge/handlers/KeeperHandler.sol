@@ -20,7 +20,7 @@ contract KeeperHandler is HandlerBase {
         (targetSeed, fractionSeed) = (_mix(targetSeed), _mix(fractionSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
         if (!found) return;
-        _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS));
+        _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS), 0);
     }
 
     /// @notice Withdraws 1 bps to 100% of the rewards (USDC claim) of subaccount 0.

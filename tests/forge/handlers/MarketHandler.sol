@@ -7,8 +7,9 @@ import {Ledger} from "../Ledger.sol";
 import {HandlerBase} from "./HandlerBase.sol";
 
 /// @title MarketHandler — the outside world: prices, feeds and time.
-/// @notice Moves true prices (at most +-15% per step), breaks feeds (stale, zero, negative answer) and repairs them,
-///         and lets time pass (feeds go stale after their 3,600 s maximum age). After every step the ledger tries a
+/// @notice Moves true prices (one asset or all at once, at most +-15% per step, or all a little in a heartbeat), breaks
+///         feeds (stale, zero, negative answer) and repairs them, and lets time pass (feeds go stale after their
+///         3,600 s maximum age). After every step the ledger tries a
 ///         liquidation of every account below MM (E5); a price move also moves the E1 checkpoint.
 contract MarketHandler is HandlerBase {
     /// @notice Largest price move per step, bps.
@@ -91,11 +92,17 @@ contract MarketHandler is HandlerBase {
         _publish(assetSeed % Env.ASSETS);
     }
 
-    /// @notice Heartbeat: every feed publishes its true price again.
-    function refreshFeeds() external worldStep {
+    /// @notice Heartbeat: every asset moves by -3% to +3% (independently) and every feed publishes (broken ones are
+    ///         repaired).
+    function tick(uint256 seed) external {
+        seed = _mix(seed);
+        ledger.beginWorld(msg.sig);
         for (uint256 k; k < Env.ASSETS; ++k) {
+            _move(k, int256((seed >> (16 * k)) % 601) - 300);
             _publish(k);
         }
+        ledger.end(true);
+        ledger.probeAll();
     }
 
     /// @notice Lets 1 s to 30 min pass: feeds not refreshed for their maximum age (1 h) go stale.
