@@ -1,14 +1,18 @@
-"""The long fuzzing campaign: the solvency state machine of tests/stateful/machine.py on random sequences.
+"""The long fuzzing campaign: the solvency state machine of tests/stateful/machine.py (invariants 1-6, the economic
+invariants E1-E5 and the attacker of tests/stateful/attacker.py) on random sequences.
 
-    make fuzz                                   # Anvil (Brownie network anvil-fuzz, port 8564), >= 10,000 steps
-    FUZZ_STEPS=2000 FUZZ_SEED=7 make fuzz       # a shorter campaign, another seed
+    make fuzz                                   # Anvil (Brownie network anvil-fuzz, port 8564), >= 20,000 steps
+    FUZZ_STEPS=2000 FUZZ_SEED=7 make fuzz       # a shorter campaign, another seed (FUZZ_OUT: another file)
 
 Runs batches of ``FUZZ_EXAMPLES`` state-machine runs of ``FUZZ_RUN_STEPS`` steps (hypothesis, not derandomized; the
 random generator of batch i is seeded with ``FUZZ_SEED + i``, so a campaign is reproducible) until ``FUZZ_STEPS``
 steps have run. Every invariant of the machine is asserted after every step. A batch that fails is recorded (the
 first failure, and hypothesis's minimal failing sequence) and the campaign goes on with the next batch: a failed
 assertion counts as a violation, any other exception (e.g. a transaction the node dropped) as a harness error. It
-exits with status 1 if there was either. Writes ``scripts/bench/results/fuzz.json`` after every batch.
+exits with status 1 if there was either, or if some attacker rule never ran. Writes
+``scripts/bench/results/fuzz.json`` after every batch: ``steps``, ``violations``, ``attacker_rules`` (rule name ->
+times it ran), ...; keys starting with ``forge`` already in the file (the forge campaign's counts, merged by
+scripts/bench/forge_fuzz.py) are kept.
 """
 from __future__ import annotations
 
@@ -34,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from offchain.risk.defaults import DEFAULT_SPEC  # noqa: E402
 from scripts.deploy import deploy_local  # noqa: E402
-from tests.stateful.machine import Solvency, setup  # noqa: E402
+from tests.stateful.machine import ATTACKER_RULES, Solvency, setup  # noqa: E402
 
-OUT = ROOT / "scripts" / "bench" / "results" / "fuzz.json"
+OUT = Path(os.environ.get("FUZZ_OUT", ROOT / "scripts" / "bench" / "results" / "fuzz.json"))
 
 
 def _env(name: str, default: int) -> int:
@@ -45,7 +49,7 @@ def _env(name: str, default: int) -> int:
 
 def main() -> None:
     seed = _env("FUZZ_SEED", 20261121)
-    target = _env("FUZZ_STEPS", 10_000)
+    target = _env("FUZZ_STEPS", 20_000)
     examples = _env("FUZZ_EXAMPLES", 60)
     run_steps = _env("FUZZ_RUN_STEPS", 50)
     CONFIG.argv["silent"] = True
@@ -62,6 +66,12 @@ def main() -> None:
     batch = 0
     started = time.perf_counter()
     result: dict = {}
+    kept = {}  # the forge campaign's keys, merged into the same file by another script
+    if OUT.exists():
+        try:
+            kept = {k: v for k, v in json.loads(OUT.read_text()).items() if k.startswith("forge")}
+        except ValueError:
+            kept = {}
     while Solvency.steps - Solvency.runs < target:
         batch_seed = seed + batch
         hypothesis.core._hypothesis_global_random = random.Random(batch_seed)
@@ -84,6 +94,7 @@ def main() -> None:
         batch += 1
         steps = Solvency.steps - Solvency.runs
         runtime = time.perf_counter() - started
+        attacker = {name: Solvency.rule_counts.get(name, 0) for name in ATTACKER_RULES}
         result = {
             "steps": steps,
             "runs": Solvency.runs,
@@ -92,7 +103,8 @@ def main() -> None:
             "violation_details": violations,
             "harness_errors": len(errors),
             "harness_error_details": errors,
-            "dropped_reports_recovered": getattr(Solvency, "recovered_receipts", 0),  # mined, per the node's receipt
+            "attacker_rules": attacker,  # every one must have run
+            "attacker_rules_missing": [name for name, n in attacker.items() if n == 0],
             "batches": batch,
             "seed": seed,
             "settings": {"target_steps": target, "examples_per_batch": examples, "steps_per_run": run_steps,
@@ -102,14 +114,19 @@ def main() -> None:
             "ms_per_step": round(1000 * runtime / max(steps, 1), 1),
             "rule_counts": dict(sorted(Solvency.rule_counts.items())),
             "successful_transactions": dict(sorted(Solvency.done.items())),
+            "checks": dict(sorted(Solvency.checks.items())),  # how often each check met a case that exercises it
             "node": web3.provider.make_request("web3_clientVersion", [])["result"],
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "command": "make fuzz",
+            **kept,
         }
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(result, indent=1) + "\n")
         print(f"batch {batch}: {steps} steps, {Solvency.runs} runs, {len(violations)} violations, "
               f"{runtime:.0f} s", flush=True)
-    print(json.dumps({k: result[k] for k in ("steps", "runs", "violations", "harness_errors", "runtime_s")}))
-    if violations or errors:
+    print(json.dumps({k: result[k] for k in ("steps", "runs", "violations", "harness_errors", "runtime_s",
+                                             "attacker_rules")}))
+    if result["attacker_rules_missing"]:
+        print("attacker rules that never ran:", ", ".join(result["attacker_rules_missing"]), flush=True)
+    if violations or errors or result["attacker_rules_missing"]:
         raise SystemExit(1)

@@ -1,36 +1,49 @@
-"""The solvency state machine (README, "Invariants"; DESIGN section 7, invariants 1-6), shared by the CI test
-(tests/stateful/test_invariants.py) and the long campaign (scripts/bench/fuzz.py, ``make fuzz``).
+"""The solvency state machine (README, "Invariants"; DESIGN section 7, invariants 1-6) with an attacker and the
+economic invariants E1-E5, shared by the CI test (tests/stateful/test_invariants.py) and the long campaign
+(scripts/bench/fuzz.py, ``make fuzz``).
 
 Its own deployment (``setup``) adds to the local protocol: a fee-on-transfer token (collateral 4, priced as ETH) and a
-token whose transfers return nothing (collateral 5, priced as SOL), both with a 10% haircut; a guardian distinct from
-the admin; a loosening delay of 600 s; eight accounts (four owners x two subaccounts) with margin in USDC and WETH
-and a leveraged pair book. Rules cover every user-facing action:
+token whose transfers return nothing (collateral 5, priced as SOL), both with a 10% haircut; a DUST token (collateral
+6) on asset 4, which has its own feed and no correlation with anything; a second ETH market (market 4, so two books
+share an asset); a guardian distinct from the admin; a loosening delay of 600 s; an insurance fund of 25,000 USD (the
+rest withdrawn, so write-offs beyond the fund's cover happen); eight honest accounts (four owners x two subaccounts)
+with USDC, WETH and volatile collateral and books of longs, shorts and hedges (across assets and across the two ETH
+markets); an attacker (three subaccounts with capital, a wallet of tokens and a LiquidationLooper).
 
-  deposits (all six collaterals and USDC, credited by balance difference), withdrawals (by the owner or an
-  operator), trades through a registered venue, price moves, oracle failures (stale, zero and negative answers),
-  keeper passes (proportional closes, and the bundled keeper's planner), parameter changes (a tightening applies at
-  once, a loosening is queued and applied after the delay, or cancelled by the guardian), pauses (the guardian sets
-  flags; only the admin clears them) and the passage of time.
+Honest rules (this module) cover every user-facing action: deposits, withdrawals (by the owner or an operator),
+trades through a registered venue, price moves, oracle failures (stale, zero and negative answers), keeper passes
+(proportional closes, and the bundled keeper's planner), parameter changes (R5: at once only when no requirement can
+fall, otherwise queued and applied after the delay, or cancelled by the guardian), pauses and the passage of time.
+Attacker rules are in ``tests/stateful/attacker.py``. Every action is first simulated with eth_call and sent only if
+it succeeds; trades (R2), liquidations (R1) and withdrawals are predicted in exact integers
+(``tests/stateful/economics.py``) and the vault must do exactly that: the same verdict, the same refusal, the same
+taken / penalty / keeper reward, the same post-trade books.
 
-Every action is first simulated with eth_call and sent only if it succeeds; the reason of every refusal must be one
-the rule allows. After every step (invariants):
+After every step (invariants):
   1. token conservation (each collateral: vault balance >= sum of balances; settlement token: held * scale +
      badDebt >= sum(settlement) + unrealised P&L);
   2. zero-sum per market, open interest = sum of longs;
   6. the off-chain indexer (SQLite, rebuilt from the vault's events) holds exactly the chain's state for every
-     account, and the Python margin of that state equals AccountLens's equity and maintenance margin to the wei.
-Invariants 3, 4 and 5 are checked inside the rules that can break them (withdraw, trade, liquidate, oracle failure).
+     account, and the Python margin of that state equals AccountLens's equity and maintenance margin to the wei;
+  E1-E3 over the segment since the last checkpoint (every price move starts a new segment, so a segment never spans
+     one): E1 no owner's value (sum over its subaccounts of max(net value, 0) at the oracle price) rises by more than
+     its deposits - withdrawals + the keeper rewards R1 allows (at most the penalty) + what other owners' fills
+     gave it; E2 keeper rewards never exceed penalties and the fund's value falls only by the bad debt it covers,
+     debt of accounts already under water at the last price move; E3 no account's equity falls below min(its
+     equity at the start of the segment, 0) beyond a few wei per fill and its share of a socialised loss.
+Invariants 3, 4 and 5, E4 (every positive settlement balance bears the same fraction of a socialised write-off) and
+E5 (after every price move every account below MM has a liquidation the rule accepts, and the bundled planner's plan
+succeeds in eth_call) are checked inside the rules that can break them.
 """
 from __future__ import annotations
 
 import functools
-import itertools
+import logging
 from pathlib import Path
 
 import requests
-from brownie import FeeOnTransferToken, NoReturnToken, TestVenue, accounts, chain, web3
-from brownie.exceptions import TransactionError
-from brownie.network.transaction import TransactionReceipt
+from brownie import (ChainlinkFeed, FeeOnTransferToken, LiquidationLooper, NoReturnToken, TestToken, TestVenue,
+                     accounts, chain, web3)
 from eth_abi import decode as abi_decode
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -38,59 +51,29 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from offchain.chain import Chain, Deployment, Rpc, load_abis
 from offchain.db import connect
 from offchain.indexer import Indexer
-from offchain.keeper.planner import LiquidationTerms, plan_liquidation
-from offchain.risk.margin import AccountState, MarginConfig, account_margin, max_take, u16
-from offchain.risk.snapshot import read_account_state, read_layout, read_prices
+from offchain.keeper.planner import LiquidationTerms as PlannerTerms
+from offchain.keeper.planner import plan_liquidation
+from offchain.risk.margin import AccountState, MarginConfig, account_margin, u16
+from offchain.risk.snapshot import read_layout
 
+from . import economics as econ
+from .attacker import ATTACKER_RULES, AttackerRules
+from .common import (BIG_GAS, DUST, DUST_ASSET, HONEST_TOKENS, LOOSEN_DELAY, NCOLL, NMARKETS, OWNERS,
+                     SHARED_MARKET, SUBS, USDC_T, WAD, account_id, raw_send, send)
+
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
-WAD = 10**18
-OWNERS = 4
-SUBS = 2
-NCOLL = 6  # 0 WBTC, 1 WETH, 2 WSOL, 3 LINK, 4 fee-on-transfer (ETH), 5 no-return (SOL); token 6 = USDC
-USDC_T = NCOLL
-LOOSEN_DELAY = 600
-ALLOWED_TRADE_REFUSALS = ("InsufficientMargin", "PositionTooLarge", "OpenInterestTooLarge", "PriceOutsideBand")
-ORACLE_ERRORS = ("PriceStale", "PriceNotPositive")
-
-
-def txp(sender):
-    """Transaction parameters with a gas limit unique in this process: every run replays from the same snapshot, and a
-    transaction identical to one of an earlier, reverted run (same nonce, same data, same hash) confuses Brownie's
-    receipt tracking on Anvil ("Tx dropped without known replacement")."""
-    return {"from": sender, "gas_limit": 5_000_000 + next(_UNIQUE)}
-
-
-_UNIQUE = itertools.count()
-DROPPED = "Tx dropped without known replacement: "
-
-
-def send(fn, args, sender):
-    """``fn(*args)`` as a transaction from ``sender``. Brownie 1.22 on Anvil now and then reports a transaction it has
-    just sent as dropped while the node has mined it; the node's receipt decides: mined, the receipt is returned;
-    not mined within 30 s (really dropped), the error stands."""
-    try:
-        return fn(*args, txp(sender))
-    except TransactionError as e:
-        if DROPPED not in str(e):
-            raise
-        txid = str(e).split(DROPPED, 1)[1].split()[0]
-        try:
-            mined = web3.eth.wait_for_transaction_receipt(txid, timeout=30)
-        except Exception:
-            raise e from None
-        assert mined["status"] == 1, f"{txid} was mined but reverted after a successful simulation"
-        Solvency.recovered_receipts = getattr(Solvency, "recovered_receipts", 0) + 1
-        return TransactionReceipt(txid, silent=True)
-
-
-def account_id(owner, sub):
-    return (int(owner.address, 16) << 96) | sub
+_SESSION = requests.Session()  # one keep-alive connection for the batched reads
+_SESSION.trust_env = False  # no proxy lookup per request (it showed up in profiles)
+FUND_LEFT_USDC = 25_000  # the insurance fund keeps this much; the rest of the local seed is withdrawn in setup
+ATTACKER_CAPITAL = (5_000, 40_000, 40_000)  # USDC per attacker subaccount
+__all__ = ["Solvency", "setup", "ATTACKER_RULES"]
 
 
 def setup(protocol, deployer):
     """The machine's deployment on top of ``deploy_local`` (see the module doc). Returns the context."""
     tx = {"from": deployer}
-    v, params = protocol.vault, protocol.params
+    v, params, oracle = protocol.vault, protocol.params, protocol.oracle
     venue = TestVenue.deploy(v, tx)
     v.setVenue(venue, True, tx)
     fee_token = FeeOnTransferToken.deploy(tx)
@@ -99,26 +82,50 @@ def setup(protocol, deployer):
     v.listCollateral(no_return, 2, tx)
     params.setHaircut(4, 1000, tx)  # tightening from 0: applies at once
     params.setHaircut(5, 1000, tx)
+    dust_feed = ChainlinkFeed.deploy(8, 10**8, tx)  # 1 USD
+    oracle.setFeed(DUST_ASSET, dust_feed, 3600, tx)
+    dust = TestToken.deploy("Dust", "DUST", 18, tx)
+    v.listCollateral(dust, DUST_ASSET, tx)
+    params.setHaircut(DUST, 5000, tx)  # the loosening delay is still 0: these apply at once
+    params.setRiskWeight(DUST_ASSET, 4000, tx)  # haircut + risk weight <= 100%: a deposit never lowers E - MM
+    v.listMarket(1, tx)  # market 4: a second ETH perpetual
+    params.setMarket(SHARED_MARKET, 1200, 10**12 * WAD, 10**9 * WAD, tx)
     guardian = accounts[8]
     params.grantRole(params.GUARDIAN_ROLE(), guardian, tx)
     params.setLoosenDelay(LOOSEN_DELAY, tx)  # lengthening: at once
-    tokens = [*protocol.tokens, fee_token, no_return, protocol.usdc]
+    tokens = [*protocol.tokens, fee_token, no_return, dust, protocol.usdc]
     for t in tokens:
         t.mint(deployer, 10**40, tx)
         t.approve(v, 2**256 - 1, tx)
+    fund = v.fundAccount()
+    seed = int(v.settlementOf(fund)) // int(v.settlementScale())
+    v.withdraw(fund, protocol.usdc, seed - FUND_LEFT_USDC * 10**6, deployer, tx)
     owners = [accounts[2 + i] for i in range(OWNERS)]
     ids = [account_id(o, s) for o in owners for s in range(SUBS)]
     for acct in ids:  # 60,000 USD of margin each: half USDC, half WETH
         v.deposit(acct, protocol.usdc, 30_000 * 10**6, tx)
-        v.deposit(acct, protocol.tokens[1], 10 * WAD, tx)
+        v.deposit(acct, tokens[1], 10 * WAD, tx)
+    v.deposit(ids[1], tokens[0], 10**8, tx)  # the short BTC book also holds 1 WBTC (a hedge)
+    v.deposit(ids[4], tokens[2], 200 * 10**9, tx)  # the long SOL book also holds 200 WSOL (more of the same risk)
     # a leveraged book: accounts 2i and 2i+1 hold opposite positions in market i % 4, near their IM
     for pair in range(len(ids) // 2):
         market = pair % 4
         price = protocol.oracle.price(market)
         usd = (200_000, 150_000, 100_000, 100_000)[market]
         venue.trade(ids[2 * pair], ids[2 * pair + 1], market, usd * WAD * WAD // price, price, 0, tx)
+    eth = protocol.oracle.price(1)
+    venue.trade(ids[7], ids[0], SHARED_MARKET, 50_000 * WAD * WAD // eth, eth, 0, tx)  # long BTC / short ETH
+    venue.trade(ids[5], ids[2], SHARED_MARKET, 30_000 * WAD * WAD // eth, eth, 0, tx)  # ETH long in one, short in other
+    attacker = accounts[7]
+    looper = LiquidationLooper.deploy(v, {"from": attacker})
+    for t in (protocol.usdc, dust, tokens[0], tokens[1]):
+        t.mint(attacker, 10**40, tx)
+        t.approve(v, 2**256 - 1, {"from": attacker})
+    for sub, usd in enumerate(ATTACKER_CAPITAL):
+        v.deposit(account_id(attacker, sub), protocol.usdc, usd * 10**6, {"from": attacker})
     return {"protocol": protocol, "venue": venue, "tokens": tokens, "guardian": guardian, "owners": owners,
-            "ids": ids, "keeper": accounts[1], "deployer": deployer, "addresses": protocol.addresses()}
+            "ids": ids, "keeper": accounts[1], "deployer": deployer, "addresses": protocol.addresses(),
+            "attacker": attacker, "looper": looper, "dust_feed": dust_feed}
 
 
 def offchain_chain(addresses) -> Chain:
@@ -130,9 +137,19 @@ def offchain_chain(addresses) -> Chain:
     return Chain(rpc, dep, load_abis(ROOT / "build" / "contracts"))
 
 
+def _topic(signature: str) -> str:
+    return "0x" + bytes(web3.keccak(text=signature)).hex().removeprefix("0x")
+
+
+T_LIQUIDATED = _topic("Liquidated(uint256,address,uint256,uint256,uint256,int256,int256)")
+T_WRITE_OFF = _topic("BadDebtWrittenOff(uint256,uint256,uint256,uint256)")
+T_INDEX = _topic("SettlementIndexUpdated(uint256,uint256,uint256)")
+T_TOUCH = {_topic("PositionUpdated(uint256,uint256,int256,int256)"),
+           _topic("CollateralUpdated(uint256,address,uint256)"), _topic("SettlementUpdated(uint256,int256)")}
+
 traders = st.integers(0, OWNERS * SUBS - 1)
-tokens_st = st.integers(0, NCOLL)
-markets = st.integers(0, 3)
+tokens_st = st.sampled_from(HONEST_TOKENS)
+markets = st.integers(0, NMARKETS - 1)
 assets = st.integers(0, 3)
 usds = st.integers(100, 300_000)
 fracs = st.integers(1, 100)  # percent
@@ -141,7 +158,7 @@ price_moves = st.sampled_from([-40, -25, -12, -5, 5, 12, 25, 40])  # percent
 PARAMS = ("risk_weight", "haircut", "price_band", "scalars")
 
 
-class Solvency(RuleBasedStateMachine):
+class Solvency(AttackerRules, RuleBasedStateMachine):
     context: dict = {}  # set by setup(): protocol, venue, tokens, ...
     done: dict = {}  # successful transactions by kind, over all runs
     rule_counts: dict = {}  # rule executions by name, over all runs
@@ -162,32 +179,79 @@ class Solvency(RuleBasedStateMachine):
         self.keeper = c["keeper"]
         self.deployer = c["deployer"]
         self.guardian = c["guardian"]
-        self.everyone = self.accounts + [self.v.fundAccount(), account_id(self.keeper, 0)]
-        self.scale = int(self.v.settlementScale())
-        self.c = offchain_chain(c["addresses"])
+        self.attacker = c["attacker"]
+        self.looper = c["looper"]
+        self.feeds = [*self.p.feeds, c["dust_feed"]]  # by asset
+        self.fund = int(self.v.fundAccount())
+        self.keeper_account = account_id(self.keeper, 0)
+        self.attacker_accounts = [account_id(self.attacker, s) for s in range(3)]
+        self.looper_account = account_id(self.looper.address, 0)
+        # every account with a margin (checked against AccountLens), and every account the invariants follow
+        self.margined = self.accounts + [self.keeper_account] + self.attacker_accounts + [self.looper_account]
+        self.everyone = self.margined + [self.fund]
+        # E1's owners: who each account's value belongs to; who is credited a liquidation caller's reward
+        self.owner_of = {a: f"owner{i // SUBS}" for i, a in enumerate(self.accounts)}
+        self.owner_of[self.keeper_account] = "keeper"
+        self.owner_of.update({a: "attacker" for a in self.attacker_accounts + [self.looper_account]})
+        self.owner_accounts: dict[str, list[int]] = {}
+        for a, o in self.owner_of.items():
+            self.owner_accounts.setdefault(o, []).append(a)
+        self.reward_owner = {self.keeper.address.lower(): "keeper", self.attacker.address.lower(): "attacker",
+                             self.looper.address.lower(): "attacker"}
+        if "chain" not in c:  # built once per process: the listing does not change after setup
+            c["chain"] = offchain_chain(c["addresses"])
+            c["layout"] = read_layout(c["chain"].at("latest").vault)
+            c["scale"] = int(self.v.settlementScale())
+        self.scale = c["scale"]
+        self.c = c["chain"]
         self.at = self.c.at("latest")
-        self.layout = read_layout(self.at.vault)
+        self.layout = c["layout"]
         self.indexer = Indexer(self.c, connect(":memory:"))  # rebuilt from the events in every run
-        self.queued: list[tuple[str, tuple, bytes]] = []  # loosenings waiting for the delay: (setter, args, id)
+        self.queued: list[tuple] = []  # loosenings waiting for the delay: (kind, index, fn, args, new, id)
         self.operators: dict[int, int] = {}  # owner index -> operator owner index
+        self.prev: econ.Snapshot | None = None  # the economic checkpoint (set by the first invariant check)
+        self.seg = econ.Segment()
         Solvency.runs += 1
 
     # ------------------------------------------------------------------ helpers
     def _count(self, name):
         Solvency.rule_counts[name] = Solvency.rule_counts.get(name, 0) + 1
 
+    @staticmethod
+    def _tally(name, n=1):
+        """How often a check met a case that exercises it (fuzz.json "checks"): a check never met proves nothing."""
+        Solvency.checks[name] = Solvency.checks.get(name, 0) + n
+
+    def _call(self, fn, *args):
+        """A view at the latest block, decoded: one round trip (a Brownie call or the off-chain Chain costs more)."""
+        return self._batch([(fn, args)], "latest")[0]
+
+    def _price(self, asset):
+        return int(self._call(self.p.oracle.price, asset))
+
     def _amount(self, t, usd):
         if t == USDC_T:
             return usd * 10**6
         asset, decimals = self.layout.collateral_asset[t], self.layout.collateral_decimals[t]
-        return usd * 10**decimals * WAD // int(self.c.call("OracleRouter", "price", asset))
+        return usd * 10**decimals * WAD // self._price(asset)
 
-    def _simulate(self, fn, args, sender):
-        """eth_call of ``fn(*args)`` from ``sender``: (True, '') or (False, decoded custom error)."""
-        req = [{"from": sender.address, "to": fn._address, "data": fn.encode_input(*args)}, "latest"]
-        resp = web3.provider.make_request("eth_call", req)
+    def _usd(self, t, amount, prices=None):
+        """USD value (1e18) of ``amount`` of token ``t`` at the oracle price."""
+        if t == USDC_T:
+            return amount * self.scale
+        prices = prices or self._market()[0]
+        return econ.token_usd(amount, prices[self.layout.collateral_asset[t]], self.layout.collateral_decimals[t])
+
+    def _simulate(self, fn, args, sender, gas=None, data=None):
+        """eth_call of ``fn(*args)`` (or of raw ``data`` to ``fn``'s contract) from ``sender``: (True, return data)
+        or (False, decoded custom error)."""
+        call = {"from": sender.address if hasattr(sender, "address") else sender, "to": fn._address,
+                "data": data or fn.encode_input(*args)}
+        if gas:
+            call["gas"] = hex(gas)
+        resp = web3.provider.make_request("eth_call", [call, "latest"])
         if "error" not in resp:
-            return True, ""
+            return True, resp.get("result", "0x")
         err = resp["error"]
         data = err.get("data")
         data = (data.get("data") or data.get("result")) if isinstance(data, dict) else data
@@ -195,67 +259,337 @@ class Solvency(RuleBasedStateMachine):
             return False, self.c.errors.decode(data)
         return False, str(err.get("message"))
 
-    def _try(self, fn, *args, sender):
+    def _try(self, fn, *args, sender, gas=5_000_000):
         """Simulate first; send only if it succeeds. Returns (ok, reason, receipt)."""
-        ok, msg = self._simulate(fn, args, sender)
+        ok, msg = self._simulate(fn, args, sender, gas=gas if gas > 5_000_000 else None)
         if not ok:
             return False, msg, None
-        receipt = send(fn, args, sender)
+        self._last_result = msg  # the call's return data
+        receipt = send(fn, args, sender, gas)
         name = getattr(fn, "_name", str(fn))
         Solvency.done[name] = Solvency.done.get(name, 0) + 1
         return True, "", receipt
 
     def _state(self, acct):
-        return read_account_state(self.at.vault, acct)
+        return self._read_states("latest", [acct])[acct]
 
     def _margin(self, acct):
-        return self.c.call("CrossMarginVault", "margin", acct)  # (E, MM, IM) from the chain
+        return self._call(self.v.margin, acct)  # (E, MM, IM) from the chain
 
     def _market(self):
-        prices = read_prices(self.at.oracle, self.layout)
-        return prices, MarginConfig.from_chain(self.c.call("RiskParameters", "marginConfig"))
+        """Prices as the vault sees them (0: no valid price) and the margin words (one batch)."""
+        prices, cfg = self._batch([(self.p.oracle.pricesFor, (0, self._asset_mask())),
+                                   (self.params.marginConfig, ())], "latest")
+        return [int(x) for x in prices], MarginConfig.from_chain(cfg)
+
+    def _terms(self):
+        return econ.LiquidationTerms(*(int(x) for x in self._call(self.params.liquidationConfig)))
+
+    def _index(self):
+        return int(self._call(self.v.settlementIndex)[0])
 
     def _control(self):
-        return int(self.c.call("RiskParameters", "control"))
+        return int(self._call(self.params.control))
 
     def _paused(self, flag):
         return self._control() & flag != 0
 
-    def _assets_of(self, acct):
+    def _assets_of(self, acct, positions_only=False):
         s = self._state(acct)
-        return {self.layout.market_asset[m] for m in s.positions} | {self.layout.collateral_asset[j]
-                                                                     for j in s.collateral}
+        out = {self.layout.market_asset[m] for m in s.positions}
+        return out if positions_only else out | {self.layout.collateral_asset[j] for j in s.collateral}
+
+    def _eoa(self, acct):
+        """Who can withdraw from ``acct`` (None for the looper's account: the contract has no withdraw)."""
+        if acct in self.accounts:
+            return self.owners[self.accounts.index(acct) // SUBS]
+        return {self.keeper_account: self.keeper, **{a: self.attacker for a in self.attacker_accounts}}.get(acct)
+
+    def _seizable(self, state, prices):
+        """Does the account hold anything a liquidation can take (a position, or collateral with a price)?"""
+        return bool(state.positions) or any(b and prices[self.layout.collateral_asset[j]]
+                                            for j, b in state.collateral.items())
 
     def _bal(self, t, holder):
-        return int(self.tokens[t].balanceOf(holder))
+        return self._call(self.tokens[t].balanceOf, holder)
 
     def _holdings(self, acct):
         s = self._state(acct)
         return s.canonical(), [self._bal(t, self.v) for t in range(NCOLL + 1)]
 
-    # ------------------------------------------------------------------ rules: collateral
-    @rule(trader=traders, token=tokens_st, usd=usds)
-    def deposit(self, trader, token, usd):
-        self._count("deposit")
-        acct = self.accounts[trader]
-        amount = self._amount(token, usd)
-        if amount == 0:
-            return
+    # ------------------------------------------------------------------ checked actions
+    def _deposit(self, acct, token, amount, sender):
+        """A deposit into ``acct`` (by anyone): credited by balance difference, counted as value entering the
+        account's owner (E1). Returns the amount credited (0 when refused: only while deposits are paused)."""
         before = self._state(acct)
+        m0 = account_margin(before, self.layout, *self._market())
         held = self._bal(token, self.v)
-        ok, msg, _ = self._try(self.v.deposit, acct, self.tokens[token], amount, sender=self.deployer)
+        ok, msg, _ = self._try(self.v.deposit, acct, self.tokens[token], amount, sender=sender)
         if not ok:
             assert self._paused(2) and msg.startswith("Paused"), msg
-            return
+            return 0
         arrived = self._bal(token, self.v) - held
         expected = amount - amount // 100 if token == 4 else amount  # the fee token burns 1% of every transfer
         assert arrived == expected, "token accounting: the vault did not receive what the token moved"
         after = self._state(acct)
         if token == USDC_T:
-            assert after.settlement - before.settlement == arrived * self.scale, "deposit credited != arrived"
+            credited = after.settlement - before.settlement
+            assert arrived * self.scale - 1 <= credited <= arrived * self.scale, "deposit credited != arrived"
         else:
             assert after.collateral.get(token, 0) - before.collateral.get(token, 0) == arrived, \
                 "deposit credited != arrived (fee-on-transfer safety)"
+        prices, cfg = self._market()
+        if acct in self.owner_of:
+            self.seg.flow(self.owner_of[acct], self._usd(token, arrived, prices))
+        m1 = account_margin(after, self.layout, prices, cfg)
+        assert m1.equity - m1.maintenance >= m0.equity - m0.maintenance - 4, \
+            "a deposit lowered the account's E - MM (someone else's deposit could make it liquidatable)"
+        return arrived
+
+    def _withdraw(self, acct, token, amount, sender, to=None):
+        """A withdrawal, predicted from the mirror: it goes through iff E >= IM afterwards (invariant 3), pays in full
+        (R4) and counts as value leaving the owner (E1). Returns (ok, reason)."""
+        to = to or sender
+        s = self._state(acct)
+        prices, cfg = self._market()
+        after = econ.copy.deepcopy(s)
+        if token == USDC_T:
+            value = amount * self.scale
+            enough = s.settlement >= value
+            after.settlement = econ.roundtrip(s.settlement, s.settlement - value, self._index())
+        else:
+            enough = s.collateral.get(token, 0) >= amount
+            after.collateral[token] = s.collateral.get(token, 0) - amount
+        m1 = account_margin(after, self.layout, prices, cfg) if enough else None
+        wallet = self._bal(token, to)
+        ok, msg, _ = self._try(self.v.withdraw, acct, self.tokens[token], amount, to, sender=sender)
+        if not enough:
+            assert not ok and msg.startswith("InsufficientBalance"), msg
+            return ok, msg
+        assert ok == (m1.equity >= m1.initial), f"withdrawal verdict: E' {m1.equity} IM' {m1.initial}: {msg or 'ok'}"
+        if not ok:
+            assert msg.startswith("InsufficientMargin"), msg
+            return ok, msg
+        e, _, im = self._margin(acct)
+        assert e >= im, "invariant 3: a withdrawal left the account below IM"
+        paid = self._bal(token, to) - wallet
+        sent = amount - amount // 100 if token == 4 else amount
+        assert paid == sent, f"R4: a withdrawal of {amount} paid {paid}"
+        assert self._state(acct).canonical() == after.canonical(), "withdrawal: the books differ from the rule"
+        if acct in self.owner_of:
+            self.seg.flow(self.owner_of[acct], -self._usd(token, amount, prices))
+        return ok, msg
+
+    def _trade(self, buyer, seller, market, size, price, fee=0):
+        """A fill through the test venue, predicted by the trade rule (R2, economics.trade_verdict): the vault must
+        refuse exactly what the rule refuses (with the same error) and leave exactly the books the rule computes.
+        Fills between two owners at a price away from the oracle move value between them: recorded for E1."""
+        sb, ss = self._state(buyer), self._state(seller)
+        prices, cfg = self._market()
+        word = int(self._call(self.params.marketWord, market))
+        mk = econ.Market(self.layout.market_asset[market], (word >> 128) & (2**112 - 1), (word >> 16) & (2**112 - 1),
+                         int(self._call(self.v.openInterest, market)))
+        control = self._control()
+        verdict = econ.trade_verdict(sb, ss, mk, market, size, price, self.layout, prices, cfg, (control >> 8) & 0xFFFF,
+                                     control & 1 != 0, self._index()) if fee == 0 else None
+        ok, msg, _ = self._try(self.venue.trade, buyer, seller, market, size, price, fee, sender=self.deployer)
+        if verdict is not None:
+            self._tally(f"R2 {verdict.error or 'accepted'}" + (" below IM" if any(verdict.below_im) else ""))
+            assert ok == (verdict.error == ""), f"R2: trade verdict {verdict.error or 'ok'} but the vault said " \
+                                                f"{msg or 'ok'} (size {size}, price {price})"
+            if not ok:
+                assert msg.startswith(verdict.error), f"R2: expected {verdict.error}, got {msg}"
+                return False, msg, verdict
+            after = (self._state(buyer), self._state(seller))
+            assert [s.canonical() for s in after] == [s.canonical() for s in verdict.after], \
+                "the fill's books differ from the rule's"
+            for acct, below in zip((buyer, seller), verdict.below_im):
+                e, mm, im = self._margin(acct)
+                assert e >= im or (below and e >= 0), "invariant 3: a trade left an account below IM against R2"
+        elif not ok:
+            return False, msg, None
+        oracle = prices[mk.asset]
+        ob, os_ = self.owner_of.get(buyer), self.owner_of.get(seller)
+        if ob != os_:
+            gain = size * (oracle - price) // WAD  # the buyer's gain at the oracle price (the seller's loss)
+            if ob is not None:
+                self.seg.transfer(ob, max(gain, 0) + 2)
+            if os_ is not None:
+                self.seg.transfer(os_, max(-gain, 0) + 2)
+        return True, "", verdict
+
+    def _holders(self):
+        """settlementOf of every followed account (one batch)."""
+        return dict(zip(self.everyone, (int(x) for x in self._batch(
+            [(self.v.settlementOf, (a,)) for a in self.everyone], "latest"))))
+
+    def _liquidate(self, acct, items, sender, times=0, outcomes=None):
+        """``liquidate(acct, items)`` from ``sender`` (or ``times`` of them in one transaction through the
+        LiquidationLooper, called by the attacker), predicted by R1 (economics.liquidation_outcome): the same verdict,
+        then each Liquidated event with the predicted taken, penalty, keeper reward and E - MM before and after.
+        A call that writes debt off is checked for E4. Returns (ok, reason, receipt, outcomes)."""
+        prices, cfg = self._market()
+        terms = self._terms()
+        via = self.looper if times else None
+        keeper_acct = account_id(via.address if via else sender, 0)
+        state = self._state(acct)
+        index = self._index()
+        if outcomes is None:
+            outcomes, s = [], state
+            for _ in range(max(times, 1)):
+                o = econ.liquidation_outcome(s, items, self.layout, prices, cfg, terms, keeper_acct == acct, index)
+                outcomes.append(o)
+                if o.error:
+                    break
+                s = o.after
+        bankrupt = account_margin(state, self.layout, prices, cfg).equity < 0
+        before = (self._holders(), int(self._call(self.v.badDebt))) if bankrupt else None
+        if via:
+            ok, msg, tx = self._try(via.loop, acct, items, times, False, sender=sender, gas=BIG_GAS)
+        else:
+            ok, msg, tx = self._try(self.v.liquidate, acct, items, sender=sender)
+        good = [o for o in outcomes if not o.error]
+        if not via:
+            assert ok == (outcomes[0].error == ""), f"R1: liquidation verdict {outcomes[0].error or 'ok'}, vault: " \
+                                                    f"{msg or 'ok'} (items {items})"
+            if not ok:
+                assert msg.startswith(outcomes[0].error), f"R1: expected {outcomes[0].error}, got {msg}"
+                return False, msg, None, outcomes
+        else:
+            assert ok, f"the looper never reverts (strict=False): {msg}"
+            calls, rewards = abi_decode(["uint256", "uint256"], bytes.fromhex(self._last_result[2:]))
+            assert calls == len(good), f"R1: {calls} of {times} looped liquidations went through, expected {len(good)}"
+            assert rewards == sum(o.reward for o in good), "R1: looped rewards differ from the rule"
+        events = list(tx.events["Liquidated"]) if "Liquidated" in tx.events else []
+        assert len(events) == len(good), "one Liquidated event per liquidation"
+        for ev, o in zip(events, good):
+            got = (ev["taken"], ev["penalty"], ev["keeperReward"], ev["surplusBefore"], ev["surplusAfter"])
+            want = (o.taken, o.penalty, o.reward, o.surplus_before, o.surplus_after)
+            assert got == want, f"R1: liquidation (taken, penalty, reward, E-MM before, after) {got} != rule {want}"
+            self._tally("R1 liquidations" + (" in a loop" if via else ""))
+            self._tally("R1 penalty capped" if o.penalty < econ.mul_div_up(o.taken, terms.penalty_rate, 10_000) else
+                        "R1 penalty at the rate")
+            assert ev["keeperReward"] <= ev["penalty"], "E2: a keeper reward above the penalty"
+        if good:
+            left, expect = self._state(acct), good[-1].after
+            assert left.canonical() == expect.canonical(), f"R1: the account's books {left.canonical()} differ from " \
+                                                           f"the rule's {expect.canonical()}"
+        if before is not None and "BadDebtWrittenOff" in tx.events:
+            self._check_socialisation(before, tx, acct, keeper_acct, sum(ev["keeperReward"] for ev in events))
+        return True, "", tx, outcomes
+
+    def _check_socialisation(self, before, tx, acct, keeper_acct, reward):
+        """E4: a write-off beyond the fund's cover lowers every positive settlement balance by the same fraction, and
+        holders lose together exactly the uncovered debt (or what exceeds every claim is recorded as bad debt)."""
+        held, debt0 = before
+        now = self._holders()
+        debt1 = int(self._call(self.v.badDebt))
+        uncovered = sum(e["socialised"] for e in tx.events["BadDebtWrittenOff"])
+        holders = [a for a in self.everyone if held[a] > 0 and a not in (acct, self.fund)]
+        after = {a: now[a] - (reward if a == keeper_acct else 0) for a in holders}
+        if holders:
+            ref = max(holders, key=lambda a: held[a])
+            for h in holders:
+                gap = abs(after[h] * held[ref] - held[h] * after[ref])
+                assert gap <= 2 * held[ref] + 2 * held[h], \
+                    f"E4: {h:#x} kept {after[h]}/{held[h]} of its claim, {ref:#x} kept {after[ref]}/{held[ref]}"
+        lost = sum(held[h] - after[h] for h in holders)
+        if not uncovered:
+            assert lost <= 2 * len(holders), f"E4: holders lost {lost} to a write-off the fund covered"
+            self._tally("E4 write-off covered by the fund")
+            return
+        self._tally("E4 write-off socialised")
+        assert "SettlementIndexUpdated" in tx.events, "E4: an uncovered write-off did not move the index"
+        # the index is rounded down (against the holders): by less than one unit, i.e. shares / 1e18 wei in all
+        slack = tx.events["SettlementIndexUpdated"]["totalShares"] // 10**18 + 2 * len(holders) + 2
+        gap = lost + (debt1 - debt0) - uncovered
+        assert -2 * len(holders) - 2 <= gap <= slack, \
+            f"E4: holders lost {lost}, bad debt rose {debt1 - debt0}, uncovered debt {uncovered} (slack {slack})"
+
+    # ------------------------------------------------------------------ price moves (E5) and checkpoints
+    def _set_answer(self, asset, answer, keeper=True):
+        """A new price for ``asset``: the economic segment ends before it (E1-E3 checked) and a new one starts after;
+        then E5 for every account below MM, then (``keeper``) the keepers react."""
+        self._checkpoint()
+        raw_send(self.feeds[asset].updateAnswer, (max(int(answer), 1),), self.deployer)
+        self.prev, self.seg = self._snapshot(), econ.Segment()
+        self._check_liveness()
+        if keeper:
+            self.keeper_pass(100)
+
+    def _check_liveness(self):
+        """E5: every account below MM has a liquidation the rule accepts (R1's witness: the same fraction of every
+        position and priced collateral, as much as maxTake allows) and the bundled keeper's plan, both succeeding in
+        eth_call against the vault in this block."""
+        prices, cfg = self._market()
+        terms = self._terms()
+        pterms = PlannerTerms(terms.word, terms.discounts)
+        for acct, state in self._read_states("latest", self.margined).items():
+            m = account_margin(state, self.layout, prices, cfg)
+            if not m.liquidatable:
+                continue
+            self._tally("E5 accounts below MM after a price move")
+            items = econ.proportional_items(state, self.layout, prices, cfg, terms)
+            o = econ.liquidation_outcome(state, items, self.layout, prices, cfg, terms)
+            assert o.error == "", f"E5: the proportional take of {acct:#x} ({items}) fails the rule: {o.error}"
+            ok, msg = self._simulate(self.v.liquidate, (acct, items), self.keeper)
+            assert ok, f"E5: the proportional take of {acct:#x} is refused by the vault: {msg}"
+            plan = plan_liquidation(state, self.layout, prices, cfg, pterms)
+            assert plan is not None, f"E5: the keeper's planner finds no liquidation for {acct:#x} below MM"
+            ok, msg = self._simulate(self.v.liquidate, (acct, plan.as_args()), self.keeper)
+            assert ok, f"E5: the keeper's plan {plan} for {acct:#x} is refused: {msg}"
+
+    def _snapshot(self) -> econ.Snapshot:
+        block = web3.eth.block_number
+        states = self._read_states(block)
+        (index, _), prices, cfg, bad_debt = self._batch([
+            (self.v.settlementIndex, ()), (self.p.oracle.prices, (self._asset_mask(),)), (self.params.marginConfig, ()),
+            (self.v.badDebt, ())], block)
+        return econ.Snapshot(block, states, [int(x) for x in prices], MarginConfig.from_chain(cfg), int(index),
+                             int(bad_debt))
+
+    def _checkpoint(self, now: econ.Snapshot | None = None):
+        """E1-E3 over the segment since the last checkpoint (no price move in between); starts a new segment."""
+        now = now or self._snapshot()
+        if self.prev is not None:
+            assert now.prices == self.prev.prices, "harness: a price moved without a checkpoint"
+            liquidations, write_offs = self._segment_events(self.prev.block + 1, now.block)
+            self._tally("E1-E3 segments")
+            problems = econ.check_segment(self.prev, now, self.seg, self.owner_accounts, self.fund, self.reward_owner,
+                                          self.layout, liquidations, write_offs)
+            assert not problems, "; ".join(problems)
+        self.prev, self.seg = now, econ.Segment()
+
+    def _segment_events(self, start, end):
+        liquidations, write_offs = [], []
+        if start > end:
+            return liquidations, write_offs
+        logs = web3.provider.make_request("eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end),
+                                                           "address": self.v.address}])["result"]
+        for lg in logs:
+            t0 = lg["topics"][0]
+            data = bytes.fromhex(lg["data"][2:])
+            if t0 == T_LIQUIDATED:
+                taken, penalty, reward = abi_decode(["uint256"] * 3, data[:96])
+                keeper = "0x" + lg["topics"][2][-40:]
+                liquidations.append(econ.Liquidation(int(lg["topics"][1], 16), keeper, taken, penalty, reward))
+            elif t0 == T_WRITE_OFF:
+                debt, covered, socialised = abi_decode(["uint256"] * 3, data)
+                write_offs.append(econ.WriteOff(int(lg["topics"][1], 16), debt, covered, socialised))
+            elif t0 in T_TOUCH:
+                self.seg.touched(int(lg["topics"][1], 16))
+        return liquidations, write_offs
+
+    def _asset_mask(self):
+        return sum(1 << a for a in set(self.layout.market_asset + self.layout.collateral_asset))
+
+    # ------------------------------------------------------------------ rules: collateral
+    @rule(trader=traders, token=tokens_st, usd=usds)
+    def deposit(self, trader, token, usd):
+        self._count("deposit")
+        amount = self._amount(token, usd)
+        if amount:
+            self._deposit(self.accounts[trader], token, amount, self.deployer)
 
     @rule(trader=traders, token=tokens_st, frac=st.sampled_from([1, 2, 5, 10, 25, 50, 100]), by_operator=st.booleans())
     def withdraw(self, trader, token, frac, by_operator):
@@ -268,14 +602,8 @@ class Solvency(RuleBasedStateMachine):
         s = self._state(acct)
         bal = max(s.settlement, 0) // self.scale if token == USDC_T else s.collateral.get(token, 0)
         amount = bal * frac // 100
-        if amount == 0:
-            return
-        ok, msg, _ = self._try(self.v.withdraw, acct, self.tokens[token], amount, sender, sender=sender)
-        if ok:
-            e, _, im = self._margin(acct)
-            assert e >= im, "invariant 3: a withdrawal left the account below IM"
-        else:
-            assert msg.startswith("InsufficientMargin"), msg
+        if amount:
+            self._withdraw(acct, token, amount, sender)
 
     @rule(owner=st.integers(0, OWNERS - 1), operator=st.integers(0, OWNERS - 1), approve=st.booleans())
     def set_operator(self, owner, operator, approve):
@@ -288,7 +616,7 @@ class Solvency(RuleBasedStateMachine):
             self.operators[owner] = operator
         elif self.operators.get(owner) == operator:
             del self.operators[owner]
-        assert self.v.isAuthorized(self.accounts[owner * SUBS], self.owners[operator]) == approve
+        assert self._call(self.v.isAuthorized, self.accounts[owner * SUBS], self.owners[operator].address) == approve
 
     # ------------------------------------------------------------------ rules: trading
     @rule(trader=traders, other=traders, market=markets, usd=st.sampled_from([300, 2_000, 10_000, 50_000, 200_000]),
@@ -304,76 +632,101 @@ class Solvency(RuleBasedStateMachine):
             trader, other = other, trader  # the short side buys, the long side sells
         if trader == other:
             return
-        buyer, seller = self.accounts[trader], self.accounts[other]
-        oracle = int(self.c.call("OracleRouter", "price", self.layout.market_asset[market]))
-        price = oracle * (1000 + move) // 1000
+        oracle = self._price(self.layout.market_asset[market])
         size = usd * WAD * WAD // oracle
-        if size == 0:
-            return
-        before = {a: self._state(a).positions.get(market, (0, 0))[0] for a in (buyer, seller)}
-        increases = {}
-        for acct, delta in ((buyer, size), (seller, -size)):
-            old = before[acct]
-            new = old + delta
-            increases[acct] = old == 0 or (old > 0) == (delta > 0) or (new != 0 and (new > 0) != (old > 0))
-        ok, msg, _ = self._try(self.venue.trade, buyer, seller, market, size, price, 0, sender=self.deployer)
-        if not ok:
-            paused_ok = self._paused(1) and any(increases.values()) and msg.startswith("Paused")
-            assert paused_ok or msg.startswith(ALLOWED_TRADE_REFUSALS), msg
-            return
-        assert not (self._paused(1) and any(increases.values())), "a trade that adds risk went through a pause"
-        for acct in (buyer, seller):
-            if increases[acct]:
-                e, _, im = self._margin(acct)
-                assert e >= im, "invariant 3: a trade that added risk left the account below IM"
+        if size:
+            self._trade(self.accounts[trader], self.accounts[other], market, size, oracle * (1000 + move) // 1000)
 
     # ------------------------------------------------------------------ rules: oracle
     @rule(asset=assets, move=price_moves)
     def move_price(self, asset, move):
         self._count("move_price")
-        feed = self.p.feeds[asset]
-        answer = int(feed.latestAnswer()) * (100 + move) // 100
-        feed.updateAnswer(max(answer, 1), txp(self.deployer))
-        self.keeper_pass(100)  # keepers react to every price update
+        self._set_answer(asset, self._call(self.feeds[asset].latestAnswer) * (100 + move) // 100)
 
-    @rule(trader=traders, other=traders, asset=assets, kind=st.sampled_from(["stale", "zero", "negative"]))
+    @rule(trader=traders, other=traders, asset=st.integers(0, DUST_ASSET),
+          kind=st.sampled_from(["stale", "zero", "negative"]))
     def oracle_failure(self, trader, other, asset, kind):
-        """A feed goes stale or answers <= 0: nothing that needs it moves (invariant 5); a fresh answer restores."""
+        """A feed goes stale or answers <= 0 (R3): an account with a position on the asset cannot withdraw, trade or
+        be liquidated (the oracle's error; nothing moves: invariant 5); collateral of the asset counts at zero, so
+        an account holding only that collateral is valued, withdraws and is liquidated without it (and the
+        collateral cannot be seized). A fresh answer restores the price."""
         self._count(f"oracle_failure_{kind}")
         acct = self.accounts[trader]
-        owner = self.owners[trader // SUBS]
-        feed = self.p.feeds[asset]
-        answer = int(feed.latestAnswer())
-        if kind == "stale":
-            now = chain.time()
-            feed.updateRoundData(int(feed.latestRound()) + 1, answer, now - 7200, now - 7200, txp(self.deployer))
-        else:
-            feed.updateAnswer(0 if kind == "zero" else -answer, txp(self.deployer))
         expected = "PriceStale" if kind == "stale" else "PriceNotPositive"
-        try:
-            if asset in self._assets_of(acct):
-                snapshot = self._holdings(acct)
-                s = self._state(acct)
-                held = [(self.tokens[j], 1) for j in sorted(s.collateral)][:1]
-                if s.settlement >= self.scale:
-                    held.append((self.tokens[USDC_T], 1))
-                for token, amount in held[:1]:
-                    ok, msg, _ = self._try(self.v.withdraw, acct, token, amount, owner, sender=owner)
-                    assert not ok and msg.startswith(expected), f"invariant 5: withdrawal on a bad price: {msg}"
-                ok, msg, _ = self._try(self.v.liquidate, acct, [], sender=self.keeper)
-                assert not ok and msg.startswith(expected), f"invariant 5: liquidation on a bad price: {msg}"
-                assert self._holdings(acct) == snapshot, "invariant 5: something moved on a bad price"
-            # a trade in the broken market between two accounts: refused whatever they hold
-            if other != trader:
-                market = asset  # market m is the perpetual on asset m
-                buyer, seller = acct, self.accounts[other]
-                snap = (self._holdings(buyer), self._holdings(seller))
-                ok, msg, _ = self._try(self.venue.trade, buyer, seller, market, WAD // 100, 10**18, 0,
-                                       sender=self.deployer)
+        with self._broken_feed(asset, kind):
+            snapshot = self._holdings(acct)
+            self._check_broken_asset(acct, asset, expected)
+            if other != trader and asset < DUST_ASSET:  # a trade in a market on the broken asset: refused
+                books = [m for m, a in enumerate(self.layout.market_asset) if a == asset]
+                market = books[trader % len(books)]
+                ok, msg = self._simulate(self.venue.trade, (acct, self.accounts[other], market, WAD // 100, 10**18,
+                                                            0), self.deployer)
                 assert not ok and msg.startswith(expected), f"invariant 5: trade on a bad price: {msg}"
-                assert (self._holdings(buyer), self._holdings(seller)) == snap, "invariant 5"
-        finally:
-            feed.updateAnswer(answer, txp(self.deployer))
+            assert self._holdings(acct) == snapshot, "invariant 5: something moved on a bad price"
+
+    def _broken_feed(self, asset, kind):
+        machine = self
+
+        class Broken:
+            def __enter__(self):
+                feed = machine.feeds[asset]
+                self.answer = machine._call(feed.latestAnswer)
+                if kind == "stale":
+                    now = chain.time()
+                    raw_send(feed.updateRoundData, (machine._call(feed.latestRound) + 1, self.answer, now - 7200,
+                                                    now - 7200), machine.deployer)
+                else:
+                    raw_send(feed.updateAnswer, (0 if kind == "zero" else -self.answer,), machine.deployer)
+
+            def __exit__(self, *exc):
+                raw_send(machine.feeds[asset].updateAnswer, (self.answer,), machine.deployer)
+
+        return Broken()
+
+    def _check_broken_asset(self, acct, asset, expected):
+        """R3 for one account while ``asset`` has no valid price (simulated only: nothing is sent)."""
+        owner = self._eoa(acct) or self.keeper  # the looper's account: nobody may withdraw (Unauthorized)
+        s = self._state(acct)
+        held = [(j, s.collateral[j]) for j in sorted(s.collateral)]
+        if asset in self._assets_of(acct, positions_only=True):
+            for j, bal in held[:1] + ([(USDC_T, 1)] if s.settlement >= self.scale else []):
+                ok, msg = self._simulate(self.v.withdraw, (acct, self.tokens[j], 1, owner), owner)
+                assert not ok and msg.startswith(expected), f"invariant 5: withdrawal on a bad price: {msg}"
+            ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
+            assert not ok and msg.startswith(expected), f"invariant 5: liquidation on a bad price: {msg}"
+            return
+        prices, cfg = self._market()
+        assert prices[asset] == 0
+        m = account_margin(s, self.layout, prices, cfg)
+        e, mm, im = self._margin(acct)
+        assert (e, mm, im) == (m.equity, m.maintenance, m.initial), "R3: collateral without a price must count 0"
+        for j, bal in held:
+            after = econ.copy.deepcopy(s)
+            after.collateral[j] = bal // 2
+            m1 = account_margin(after, self.layout, prices, cfg)
+            ok, msg = self._simulate(self.v.withdraw, (acct, self.tokens[j], bal - bal // 2, owner), owner)
+            if self._eoa(acct) is None:
+                assert not ok and msg.startswith("Unauthorized"), msg
+                continue
+            assert ok == (m1.equity >= m1.initial), f"R3: withdrawal verdict with an unpriced asset: {msg or 'ok'}"
+            if self.layout.collateral_asset[j] == asset and m.liquidatable:
+                ok, msg = self._simulate(self.v.liquidate, (acct, [(1, j, 1)]), self.keeper)
+                assert not ok and msg.startswith("BadLiquidationItem"), f"R3: unpriced collateral seized: {msg}"
+        terms = self._terms()
+        if m.liquidatable and self._seizable(s, prices):
+            plan = plan_liquidation(s, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+            assert plan is not None, f"R3: no liquidation for {acct:#x} below MM while asset {asset} has no price"
+            ok, msg = self._simulate(self.v.liquidate, (acct, plan.as_args()), self.keeper)
+            assert ok, f"R3: the keeper's plan for {acct:#x} is refused while asset {asset} has no price: {msg}"
+        elif m.liquidatable:  # only unpriced collateral left: nothing to take until the feed is back
+            ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
+            if s.collateral:
+                assert not ok and msg.startswith("LiquidationEmpty"), f"R3: {msg}"
+            else:
+                assert ok, f"R4: an account holding nothing but debt must be written off: {msg}"
+        else:
+            ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
+            assert not ok and msg.startswith("AccountHealthy"), f"R3: {msg}"
 
     # ------------------------------------------------------------------ rules: liquidation
     @rule(frac=fracs)
@@ -382,59 +735,67 @@ class Solvency(RuleBasedStateMachine):
         position; 100: the bundled keeper's planner) and tries one healthy account, which must be refused."""
         self._count("keeper_pass")
         prices, cfg = self._market()
-        terms = LiquidationTerms(*(int(x) for x in self.c.call("RiskParameters", "liquidationConfig")))
+        terms = self._terms()
         healthy_tried = False
-        for acct in self.accounts:
-            healthy_tried = self._liquidate(acct, prices, cfg, terms, frac, healthy_tried)
-
-    def _liquidate(self, acct, prices, cfg, terms, frac, healthy_tried):
-        state = self._state(acct)
-        m = account_margin(state, self.layout, prices, cfg)
-        e, mm, _ = self._margin(acct)
-        assert (m.equity, m.maintenance) == (e, mm), "invariant 6: mirror margin != vault margin"
-        allowed = max_take(m.equity, m.maintenance, m.initial, m.gross_total, terms.word) if m.liquidatable else 0
-        if not m.liquidatable:
-            if not healthy_tried and state.positions:
-                items = [(0, mk, 1) for mk in sorted(state.positions)][:1]
-                ok, msg, _ = self._try(self.v.liquidate, acct, items, sender=self.keeper)
-                assert not ok and msg.startswith("AccountHealthy"), "invariant 3: a healthy account was liquidated"
-                return True
-            return healthy_tried
-        planned = None
-        if frac == 100:
-            planned = plan_liquidation(state, self.layout, prices, cfg, terms)
-            items = planned.as_args() if planned is not None else []
-        else:
-            share = (allowed * frac // 100, max(m.gross_total, 1))
-            items = [(0, mk, abs(size) * share[0] // share[1]) for mk, (size, _) in sorted(state.positions.items())]
-            items = [it for it in items if it[2] > 0] or [(0, mk, 1) for mk in sorted(state.positions)][:1]
-        ok, msg, tx = self._try(self.v.liquidate, acct, items, sender=self.keeper)
-        if not ok:
-            # proportional closes can fail to raise E - MM when collateral hedges a position; a planned one may not
-            assert planned is None, f"the keeper's plan {planned} was refused: {msg}"
-            assert msg.startswith(("LiquidationNotImproving", "LiquidationEmpty")), msg
-            return healthy_tried
-        ev = tx.events["Liquidated"]
-        assert ev["taken"] <= allowed, "invariant 4: took more than the rule allows"
-        if planned is not None:
-            assert (ev["taken"], ev["surplusAfter"]) == (planned.taken, planned.surplus_after), \
-                "the planner's replay differs from the contract"
-        if ev["taken"]:
-            assert ev["surplusAfter"] > ev["surplusBefore"], "invariant 4: E - MM did not rise"
-            e, mm, _ = self._margin(acct)
-            left = self._state(acct)
-            if left.positions or left.collateral:
-                assert e - mm == ev["surplusAfter"], "the event's E - MM is not the account's"
-            else:  # nothing left: a negative balance was written off after the event's figure
-                assert e - mm >= ev["surplusAfter"] and left.settlement >= 0
-        return healthy_tried
+        states = self._read_states("latest", self.margined)
+        equity, maintenance = self._call(self.p.lens.equityAndMaintenance, self.margined)
+        for acct, e, mm in zip(self.margined, equity, maintenance):
+            state = states[acct]
+            m = account_margin(state, self.layout, prices, cfg)
+            if (m.equity, m.maintenance) != (e, mm):  # an earlier liquidation of this pass credited it a reward
+                state = self._state(acct)
+                m = account_margin(state, self.layout, prices, cfg)
+                e, mm, _ = self._margin(acct)
+            assert (m.equity, m.maintenance) == (e, mm), "invariant 6: mirror margin != vault margin"
+            if not m.liquidatable:
+                if not healthy_tried and state.positions:
+                    items = [(0, mk, 1) for mk in sorted(state.positions)][:1]
+                    ok, msg, _, _ = self._liquidate(acct, items, self.keeper)
+                    assert not ok and msg.startswith("AccountHealthy"), "invariant 3: a healthy account was liquidated"
+                    healthy_tried = True
+                continue
+            allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
+            if frac == 100:
+                plan = plan_liquidation(state, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+                assert plan is not None, f"no plan for {acct:#x} below MM"
+                items = plan.as_args()
+            else:
+                share = (allowed * frac // 100, max(m.gross_total, 1))
+                items = [(0, mk, abs(size) * share[0] // share[1]) for mk, (size, _) in sorted(state.positions.items())]
+                items = [it for it in items if it[2] > 0] or [(0, mk, 1) for mk in sorted(state.positions)][:1]
+            ok, msg, tx, outcomes = self._liquidate(acct, items, self.keeper)
+            if not ok:
+                # proportional closes of positions alone can fail to raise E - MM when collateral hedges a position
+                assert frac != 100, f"the keeper's plan {items} was refused: {msg}"
+                continue
+            ev = tx.events["Liquidated"]
+            assert ev["taken"] <= allowed, "invariant 4: took more than the rule allows"
+            if ev["taken"]:
+                assert ev["surplusAfter"] > ev["surplusBefore"], "invariant 4: E - MM did not rise"
 
     # ------------------------------------------------------------------ rules: parameters and pauses
+    def _at_once(self, kind, args):
+        """R5: does this change apply at once (it cannot lower any account's requirement)?"""
+        cfg = MarginConfig.from_chain(self._call(self.params.marginConfig))
+        if kind == "risk_weight":
+            a, new = args
+            uncorrelated = all(cfg.correlation(a, b) == 0 for b in range(8) if b != a)
+            return new >= u16(cfg.global_word, a) and uncorrelated
+        if kind == "haircut":
+            return args[1] >= u16(cfg.haircuts, args[0])
+        if kind == "price_band":
+            return args[0] <= (self._control() >> 8) & 0xFFFF
+        if kind == "scalars":
+            return all(n >= u16(cfg.global_word, 8 + i) for i, n in enumerate(args))
+        raise ValueError(kind)
+
     @rule(kind=st.sampled_from(PARAMS), index=st.integers(0, 5), tighten=st.booleans(), step=st.integers(1, 6))
     def change_parameter(self, kind, index, tighten, step):
-        """Risk admin: a tightening applies at once (and keepers react); a loosening is only queued."""
+        """Risk admin: raise (``tighten``) or lower a parameter. R5 decides: a change that cannot lower any account's
+        requirement applies at once (and keepers react); any other (a risk weight of a correlated asset, whichever
+        way) is only queued."""
         self._count(f"param_{kind}_{'tighten' if tighten else 'loosen'}")
-        cfg = MarginConfig.from_chain(self.c.call("RiskParameters", "marginConfig"))
+        cfg = MarginConfig.from_chain(self._call(self.params.marginConfig))
         sign = 1 if tighten else -1
         if kind == "risk_weight":
             a = index % 4
@@ -442,8 +803,8 @@ class Solvency(RuleBasedStateMachine):
             new = min(max(old + sign * 100 * step, 100), 3000)
             fn, args = self.params.setRiskWeight, (a, new)
         elif kind == "haircut":
-            j = index % NCOLL
-            disc = u16(int(self.c.call("RiskParameters", "liquidationConfig")[1]), j)
+            j = index % 6
+            disc = u16(int(self._call(self.params.liquidationConfig)[1]), j)
             old = u16(cfg.haircuts, j)
             new = min(max(old + sign * 250 * step, disc), 5000)
             fn, args = self.params.setHaircut, (j, new)
@@ -458,8 +819,9 @@ class Solvency(RuleBasedStateMachine):
             fn, args = self.params.setMarginScalars, new
         if new == old:
             return
+        at_once = self._at_once(kind, args)
         ident = bytes(web3.keccak(hexstr=fn.encode_input(*args)))
-        if not tighten and any(q[5] == ident for q in self.queued):  # the same change is already queued
+        if not at_once and any(q[5] == ident for q in self.queued):  # the same change is already queued
             ok, msg = self._simulate(fn, args, self.deployer)
             assert ok or msg.startswith("ChangeNotReady"), msg
             return
@@ -467,28 +829,30 @@ class Solvency(RuleBasedStateMachine):
         ok, msg, tx = self._try(fn, *args, sender=self.deployer)
         assert ok, f"{kind} {args}: {msg}"
         after = self._param_value(kind, index)
-        if tighten:
-            assert after == new, f"a tightening of {kind} did not apply at once"
+        if at_once:
+            assert after == new, f"R5: a change of {kind} that cannot lower a requirement did not apply at once"
+            assert int(self._call(self.params.readyAt, ident)) == 0, "R5: applying a change must delete its queue entry"
+            self.queued = [q for q in self.queued if q[5] != ident]
             self.keeper_pass(100)
         else:
-            assert after == before, f"a loosening of {kind} applied before the delay"
+            assert after == before, f"R5: a change of {kind} {args} that can lower a requirement applied at once"
             assert "ChangeQueued" in tx.events
-            assert int(self.params.readyAt(ident)) > 0
+            assert int(self._call(self.params.readyAt, ident)) > 0
             self.queued.append((kind, index, fn, args, new, ident))
 
     def _param_value(self, kind, index):
-        cfg = MarginConfig.from_chain(self.c.call("RiskParameters", "marginConfig"))
+        cfg = MarginConfig.from_chain(self._call(self.params.marginConfig))
         if kind == "risk_weight":
             return u16(cfg.global_word, index % 4)
         if kind == "haircut":
-            return u16(cfg.haircuts, index % NCOLL)
+            return u16(cfg.haircuts, index % 6)
         if kind == "price_band":
             return (self._control() >> 8) & 0xFFFF
         return (u16(cfg.global_word, 8), u16(cfg.global_word, 9), u16(cfg.global_word, 10))
 
     @rule(early=st.booleans())
     def apply_queued(self, early):
-        """The oldest queued loosening: refused before its time (ChangeNotReady), applied after it."""
+        """The oldest queued change: refused before its time (ChangeNotReady), applied after it."""
         self._count("apply_queued")
         if not self.queued:
             return
@@ -503,7 +867,9 @@ class Solvency(RuleBasedStateMachine):
         self.queued.pop(0)
         ok, msg, _ = self._try(fn, *args, sender=self.deployer)
         assert ok, msg
-        assert self._param_value(kind, index) == new, f"a queued loosening of {kind} did not apply after the delay"
+        assert self._param_value(kind, index) == new, f"a queued change of {kind} did not apply after the delay"
+        assert int(self._call(self.params.readyAt, ident)) == 0, "R5: applying a queued change must delete its entry"
+        self.keeper_pass(100)  # a queued risk-weight rise tightens
 
     @rule()
     def cancel_queued(self):
@@ -516,7 +882,7 @@ class Solvency(RuleBasedStateMachine):
         kind, index, fn, args, new, ident = self.queued.pop()
         ok, msg, _ = self._try(self.params.cancel, ident, sender=self.guardian)
         assert ok, msg
-        assert int(self.params.readyAt(ident)) == 0
+        assert int(self._call(self.params.readyAt, ident)) == 0
 
     @rule(flags=st.integers(1, 3))
     def guardian_pause(self, flags):
@@ -525,6 +891,7 @@ class Solvency(RuleBasedStateMachine):
         ok, msg, _ = self._try(self.params.setPause, current | flags, sender=self.guardian)
         assert ok, msg
         assert self._control() & 3 == current | flags
+        assert int(self._call(self.v.controlWord)) & 3 == current | flags, "the vault's copy"
         if current | flags:
             ok, msg, _ = self._try(self.params.setPause, 0, sender=self.guardian)  # clearing is the admin's
             assert not ok and msg.startswith("Unauthorized"), msg
@@ -541,20 +908,28 @@ class Solvency(RuleBasedStateMachine):
     def time_passes(self, seconds):
         """Time goes by; feeds keep their heartbeat (each is refreshed once it is more than 30 minutes old)."""
         self._count("time_passes")
+        self._sleep(seconds)
+
+    def _sleep(self, seconds):
+        """Time passes; feeds keep their heartbeat (each is refreshed, at the same answer, once it is more than 30
+        minutes old: prices never move here)."""
         chain.sleep(seconds)
         chain.mine()
         now = chain.time()
-        for feed in self.p.feeds:
-            if now - int(feed.latestTimestamp()) > 1800:
-                feed.updateAnswer(int(feed.latestAnswer()), txp(self.deployer))
+        stamps = self._batch([(f.latestTimestamp, ()) for f in self.feeds] + [(f.latestAnswer, ()) for f in self.feeds],
+                             "latest")
+        for feed, stamp, answer in zip(self.feeds, stamps, stamps[len(self.feeds):]):
+            if now - stamp > 1800:
+                raw_send(feed.updateAnswer, (answer,), self.deployer)
 
     # ------------------------------------------------------------------ invariants
     def _batch(self, calls, block):
         """One JSON-RPC batch of eth_calls [(contract fn, args)] at ``block``: the decoded results, in order."""
+        tag = block if isinstance(block, str) else hex(block)
         payload = [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
-                    "params": [{"to": fn._address, "data": fn.encode_input(*args)}, hex(block)]}
+                    "params": [{"to": fn._address, "data": fn.encode_input(*args)}, tag]}
                    for i, (fn, args) in enumerate(calls)]
-        out = sorted(requests.post(web3.provider.endpoint_uri, json=payload, timeout=120).json(),
+        out = sorted(_SESSION.post(web3.provider.endpoint_uri, json=payload, timeout=120).json(),
                      key=lambda r: r["id"])
         decoded = []
         for (fn, _), r in zip(calls, out):
@@ -565,26 +940,13 @@ class Solvency(RuleBasedStateMachine):
             decoded.append(vals[0] if len(vals) == 1 else vals)
         return decoded
 
-    @invariant()
-    def solvency_and_mirror(self):
-        Solvency.steps += 1
-        head = self.c.rpc.head()
-        self.indexer.sync(head)
-        v, n = self.v, len(self.everyone)
-        first = [(v.masksOf, (a,)) for a in self.everyone] + [(v.settlementOf, (a,)) for a in self.everyone]
-        first += [(t.balanceOf, (v.address,)) for t in self.tokens] + [(v.badDebt, ())]
-        first += [(v.openInterest, (mk,)) for mk in range(4)]
-        first += [(self.p.lens.equityAndMaintenance, (self.accounts,)), (self.params.marginConfig, ())]
-        mask = sum(1 << a for a in set(self.layout.market_asset + self.layout.collateral_asset))
-        first += [(self.p.oracle.prices, (mask,))]
-        r = self._batch(first, head)
-        masks, settlement = r[:n], r[n:2 * n]
-        balances = r[2 * n:2 * n + NCOLL + 1]
-        bad_debt = r[2 * n + NCOLL + 1]
-        oi = r[2 * n + NCOLL + 2:2 * n + NCOLL + 6]
-        (equity, maintenance), cfg_words, prices = r[2 * n + NCOLL + 6:]
+    def _read_states(self, block, which=None):
+        """The state of every followed account (or of ``which``) at ``block`` (two batches)."""
+        which = self.everyone if which is None else which
+        v, n = self.v, len(which)
+        r = self._batch([(v.masksOf, (a,)) for a in which] + [(v.settlementOf, (a,)) for a in which], block)
         second, keys = [], []
-        for a, (mk_mask, c_mask) in zip(self.everyone, masks):
+        for a, (mk_mask, c_mask) in zip(which, r[:n]):
             for mk in range(16):
                 if mk_mask >> mk & 1:
                     second.append((v.positionOf, (a, mk)))
@@ -593,36 +955,56 @@ class Solvency(RuleBasedStateMachine):
                 if c_mask >> j & 1:
                     second.append((v.collateralOf, (a, j)))
                     keys.append((a, "c", j))
-        states = {a: AccountState(settlement=int(s)) for a, s in zip(self.everyone, settlement)}
-        for (a, kind, k), val in zip(keys, self._batch(second, head) if second else []):
+        states = {a: AccountState(settlement=int(s)) for a, s in zip(which, r[n:])}
+        for (a, kind, k), val in zip(keys, self._batch(second, block) if second else []):
             if kind == "p":
                 states[a].positions[k] = (int(val[0]), int(val[1]))
             else:
                 states[a].collateral[k] = int(val)
+        return states
+
+    @invariant()
+    def solvency_and_mirror(self):
+        Solvency.steps += 1
+        head = self.c.rpc.head()
+        self.indexer.sync(head)
+        v = self.v
+        states = self._read_states(head)
+        first = [(t.balanceOf, (v.address,)) for t in self.tokens] + [(v.badDebt, ())]
+        first += [(v.openInterest, (mk,)) for mk in range(NMARKETS)]
+        first += [(self.p.lens.equityAndMaintenance, (self.margined,)), (self.params.marginConfig, ())]
+        first += [(self.p.oracle.prices, (self._asset_mask(),)), (v.settlementIndex, ())]
+        r = self._batch(first, head)
+        balances = r[:NCOLL + 1]
+        bad_debt = int(r[NCOLL + 1])
+        oi = r[NCOLL + 2:NCOLL + 2 + NMARKETS]
+        (equity, maintenance), cfg_words, prices, (index, _) = r[NCOLL + 2 + NMARKETS:]
         indexed = self.indexer.states(self.everyone)
         for a in self.everyone:  # invariant 6: the indexed state is the chain's
             assert indexed[a].canonical() == states[a].canonical(), f"invariant 6: indexed state of {a:#x}"
         cfg = MarginConfig.from_chain(cfg_words)
         prices = [int(x) for x in prices]
-        for a, e, mm in zip(self.accounts, equity, maintenance):
+        for a, e, mm in zip(self.margined, equity, maintenance):
             m = account_margin(indexed[a], self.layout, prices, cfg)
             assert (m.equity, m.maintenance) == (e, mm), f"invariant 6: off-chain margin of {a:#x} != AccountLens"
         for j in range(NCOLL):  # invariant 1
             assert balances[j] >= sum(s.collateral.get(j, 0) for s in states.values()), f"invariant 1: collateral {j}"
-        held = balances[USDC_T] * self.scale + int(bad_debt)
+        held = balances[USDC_T] * self.scale + bad_debt
         claims = sum(s.settlement for s in states.values())
         unrealised = -sum(on for s in states.values() for (_, on) in s.positions.values())
         assert held >= claims + unrealised, "invariant 1: settlement token"
-        for mk in range(4):  # invariant 2
+        for mk in range(NMARKETS):  # invariant 2
             sizes = [s.positions.get(mk, (0, 0))[0] for s in states.values()]
             assert sum(sizes) == 0, f"invariant 2: market {mk}"
             assert int(oi[mk]) == sum(x for x in sizes if x > 0), f"open interest {mk}"
+        self._checkpoint(econ.Snapshot(head, states, prices, cfg, int(index), bad_debt))  # E1-E3
 
 
 # The first exception of every failing step is recorded before hypothesis replays and shrinks the sequence: chain
 # time moves between the first run and the replay, so the replay can take another path (hypothesis then reports the
 # failure as Flaky); the campaign reports what actually failed.
 Solvency.failures = []
+Solvency.checks = {}
 
 
 def _recording(fn):

@@ -1,8 +1,9 @@
-"""Stateful test of the solvency invariants 1-6 (README, "Invariants").
+"""Stateful test of the solvency invariants 1-6 and the economic invariants E1-E5 under an attacker
+(tests/stateful/machine.py, the attacker in tests/stateful/attacker.py).
 
-The state machine, its deployment and its rules are in ``tests/stateful/machine.py``; this is the CI budget of it
-(derandomized: the same sequences on every run and machine, so CI cannot pass or fail by luck of the draw). The long
-campaign is ``make fuzz`` (scripts/bench/fuzz.py), random sequences from a recorded seed.
+This is the CI budget of the machine (derandomized: the same sequences on every run and machine, so CI cannot pass or
+fail by luck of the draw). The long campaign is ``make fuzz`` (scripts/bench/fuzz.py), random sequences from a
+recorded seed.
 """
 import os
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from .machine import Solvency, setup
+from .machine import ATTACKER_RULES, Solvency, setup
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -18,9 +19,11 @@ EXAMPLES = int(os.environ.get("XMARGIN_STATEFUL_EXAMPLES", 30))  # the CI budget
 STEPS = int(os.environ.get("XMARGIN_STATEFUL_STEPS", 20))
 # every kind of action must have happened at least once over the CI budget, or the budget is too small to mean much
 MUST_SUCCEED = ("CrossMarginVault.deposit", "CrossMarginVault.withdraw", "TestVenue.trade", "CrossMarginVault.liquidate",
-                "RiskParameters.setPause", "RiskParameters.cancel", "CrossMarginVault.setOperator")
+                "RiskParameters.setPause", "RiskParameters.cancel", "CrossMarginVault.setOperator",
+                "LiquidationLooper.loop")
 MUST_RUN = ("oracle_failure_stale", "oracle_failure_zero", "oracle_failure_negative", "apply_queued",
-            "param_risk_weight_tighten", "param_haircut_loosen", "guardian_pause", "admin_unpause", "time_passes")
+            "param_risk_weight_tighten", "param_haircut_loosen", "guardian_pause", "admin_unpause", "time_passes",
+            *ATTACKER_RULES)
 
 
 def test_solvency_invariants(protocol, deployer):
