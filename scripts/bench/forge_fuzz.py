@@ -8,8 +8,9 @@ profile of foundry.toml, at least 1,000,000 handler calls in all.
 
 forge runs one campaign per ``invariant_*`` function (runs x depth calls each) and asserts that function after every
 call; a failure ends that campaign (forge shrinks it to a short call sequence). The step checks E1-E5 run inside every
-call of every campaign: here (XMARGIN_FORGE_TALLY) a run that breaks one of them is counted, not stopped, so each
-campaign runs to its end and a contract bug met early does not hide the rest. Afterwards this script reads forge's
+call of every campaign; here (XMARGIN_FORGE_TALLY) their violations are counted per run, not asserted, so every campaign
+runs to its end and a contract bug met early does not hide the rest (conservation and zero-sum are always asserted).
+`make forge` runs the same campaigns strictly: the first violation fails and forge prints its shrunk sequence. Afterwards this script reads forge's
 ``--json`` report and the per-run counters (.cache/forge/coverage) and merges into ``scripts/bench/results/fuzz.json``
 (read-modify-write: every other key is kept):
 

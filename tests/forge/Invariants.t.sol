@@ -50,16 +50,15 @@ abstract contract XMarginCampaign {
     /// @notice After each run: every step check held in the whole run, and conservation and zero-sum hold. (forge
     ///         asserts only the campaign's own `invariant_*` function after each call; this catches, e.g., an E5
     ///         failure met in the E1 campaign.) With XMARGIN_FORGE_TALLY=true (the long campaign) step-check
-    ///         violations are counted instead of failing the run, so every campaign runs to its end. When
+    ///         violations are counted, not asserted (here and in the `invariant_E*` functions), so every campaign runs
+    ///         to its end; conservation and zero-sum are always asserted. When
     ///         XMARGIN_FORGE_COVERAGE names a file (under .cache/forge/coverage), the run's counters and violations
     ///         are appended to it as one JSON line (scripts/bench/forge_fuzz.py sums them).
     function afterInvariant() public {
         _conservation();
         _zeroSum();
-        if (!Env.VM.envOr("XMARGIN_FORGE_TALLY", false)) {
-            for (uint256 c; c <= uint256(Ledger.Check.Accounting); ++c) {
-                _assertNone(Ledger.Check(c));
-            }
+        for (uint256 c; c <= uint256(Ledger.Check.Accounting); ++c) {
+            _assertNone(Ledger.Check(c));
         }
         string memory path = Env.VM.envOr("XMARGIN_FORGE_COVERAGE", string(""));
         if (bytes(path).length != 0) Env.VM.writeLine(path, ledger.reportJson());
@@ -101,8 +100,11 @@ abstract contract XMarginCampaign {
         }
     }
 
+    /// @dev Reverts with the first violation of `check`, unless XMARGIN_FORGE_TALLY (the long campaign counts them).
     function _assertNone(Ledger.Check check) internal view {
-        if (ledger.violations(uint256(check)) != 0) revert(ledger.describe(check));
+        if (ledger.violations(uint256(check)) != 0 && !Env.VM.envOr("XMARGIN_FORGE_TALLY", false)) {
+            revert(ledger.describe(check));
+        }
     }
 
     /// @dev Settlement balance plus unrealised P&L at true prices (USD 1e18).
@@ -162,7 +164,9 @@ contract E2FundLosesOnlyBadDebt is XMarginCampaign {
 
     function invariant_E2_fundLosesOnlyBadDebt() public view {
         _assertNone(Ledger.Check.E2);
-        require(ledger.totalReward() <= ledger.totalPenalty(), "keeper rewards above penalties");
+        if (!Env.VM.envOr("XMARGIN_FORGE_TALLY", false)) {
+            require(ledger.totalReward() <= ledger.totalPenalty(), "keeper rewards above penalties");
+        }
     }
 }
 
