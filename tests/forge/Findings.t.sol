@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {Deploy, Protocol} from "./Deploy.sol";
+import {Env} from "./Env.sol";
+
+/// @title Findings of the invariant campaigns, as deterministic tests of the rule they break (they fail while the
+///        contract does). Same deployment as the campaigns (tests/forge/Deploy.sol: fund seeded with 50,000 USDC).
+contract Findings {
+    Protocol internal p;
+
+    function setUp() public {
+        Env.VM.warp(Env.START_TIME);
+        p = Deploy.protocol();
+        p.usdc.approve(address(p.vault), type(uint256).max);
+        p.tokens[4].approve(address(p.vault), type(uint256).max);
+        p.usdc.mint(address(this), 1_000_000e6);
+        p.vault.setVenue(address(this), true); // this test settles trades itself
+    }
+
+    /// @notice E5 / R3 + R4 (found by E5, shrunk sequence: dustDeposit of 1,988 wei DUST into an honest account,
+    ///         two BTC shocks, breakFeed(DUST), the keeper's full liquidation, then the probe). A bankrupt account
+    ///         holding dust of a collateral without a valid price cannot be written off: after everything priced is
+    ///         taken, `liquidate` reverts LiquidationEmpty until that feed recovers. Anyone can deposit the dust;
+    ///         meanwhile holders withdraw in full ahead of the socialised loss, and those left bear it.
+    function test_staleDustDoesNotBlockWriteOff() public {
+        uint256 a = p.vault.accountId(address(this), 1);
+        uint256 b = p.vault.accountId(address(this), 2);
+        p.vault.deposit(a, address(p.usdc), 60_000e6);
+        p.vault.deposit(b, address(p.usdc), 200_000e6);
+        uint256 btc = p.oracle.price(0);
+        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0); // a long 400k BTC
+        p.feeds[0].updateAnswer(36_000e8); // BTC -40%: a owes about 100,000 USD
+        _breakFeed(4); // the DUST feed goes stale
+        p.tokens[4].mint(address(this), 1);
+        p.vault.deposit(a, address(p.tokens[4]), 1); // 1 wei of DUST, from anyone
+        (int256 size,) = p.vault.positionOf(a, 0);
+        ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
+        all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
+        p.vault.liquidate(a, all); // everything priced is taken
+        (int256 e, uint256 mm,) = p.vault.margin(a);
+        require(e < int256(mm), "a is below MM");
+        // the rule: the bankrupt account can be written off now, before anyone withdraws ahead of the loss
+        p.vault.liquidate(a, new ICrossMarginVault.LiquidationItem[](0));
+        require(p.vault.settlementOf(a) >= 0, "debt left");
+    }
+
+    /// @notice E3 / R1 (found by E3: AttackerHandler.liquidate took an honest account from +1,139 USD to -1 wei). The
+    ///         penalty is capped by the equity left after the take, E', computed in USD; storing the positive
+    ///         settlement balance as shares (rounded down) afterwards loses 1 wei, so a penalty equal to E' leaves
+    ///         E = -1 wei once the settlement index is below 1e18: "never makes equity negative" fails by 1 wei, and
+    ///         the account becomes bankrupt (maxTake = everything).
+    function test_penaltyNeverMakesEquityNegative() public {
+        p.params.setLiquidation(5000, 2000, 3000, 0, 5e18, 100e18); // penalty 20%, deep 0: queued ...
+        Env.VM.warp(block.timestamp + Env.LOOSEN_DELAY + 1);
+        p.params.setLiquidation(5000, 2000, 3000, 0, 5e18, 100e18); // ... and applied
+        for (uint256 k; k < Env.ASSETS; ++k) {
+            p.feeds[k].updateAnswer(int256(Env.startPrice(k) / 1e10));
+        }
+        uint256 a = p.vault.accountId(address(this), 1);
+        uint256 b = p.vault.accountId(address(this), 2);
+        uint256 x = p.vault.accountId(address(this), 3);
+        // a socialised write-off: the index falls to 0.833e18
+        p.vault.deposit(a, address(p.usdc), 60_000e6);
+        p.vault.deposit(b, address(p.usdc), 300_000e6);
+        uint256 btc = p.oracle.price(0);
+        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0);
+        p.feeds[0].updateAnswer(36_000e8);
+        (int256 size,) = p.vault.positionOf(a, 0);
+        ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
+        all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
+        p.vault.liquidate(a, all);
+        // x: a 30,000 USDC claim (shares) and long 150k ETH; ETH -18.7% leaves it 2,000 USD of equity, below MM
+        p.vault.deposit(x, address(p.usdc), 30_000e6);
+        uint256 eth = p.oracle.price(1);
+        p.vault.settleTrade(x, b, 1, 150_000e18 * 1e18 / eth, eth, 0, 0);
+        p.feeds[1].updateAnswer(2440e8);
+        (int256 e, uint256 mm, uint256 im) = p.vault.margin(x);
+        ICrossMarginVault.MarginDetail memory d = p.vault.marginDetail(x);
+        (uint256 liq,) = p.params.liquidationConfig();
+        uint256 take = p.vault.maxTake(e, mm, im, d.gross[1], liq);
+        (size,) = p.vault.positionOf(x, 1);
+        ICrossMarginVault.LiquidationItem[] memory part = new ICrossMarginVault.LiquidationItem[](1);
+        part[0] = ICrossMarginVault.LiquidationItem(0, 1, uint256(size) * (take - 2) / d.gross[1]);
+        p.vault.liquidate(x, part); // penalty = min(20% x taken, E', freed / 2) = E'
+        (e,,) = p.vault.margin(x);
+        require(e >= 0, "the penalty made equity negative");
+    }
+
+    function _breakFeed(uint256 asset) internal {
+        uint80 round = uint80(p.feeds[asset].latestRound());
+        uint256 old = block.timestamp - Env.MAX_AGE - 1;
+        p.feeds[asset].updateRoundData(round, int256(Env.startPrice(asset) / 1e10), old, old);
+    }
+}
