@@ -20,6 +20,7 @@ runs to its end and a contract bug met early does not hide the rest (conservatio
                                    broke it, violations counted, the first one described)
     forge_handler_calls            "Handler.function" -> calls (reverted calls included; forge_handler_reverts)
     forge_runtime_s                wall time of the forge run (compilation included)
+    forge_failed_tests             unit tests of tests/forge that failed (Findings.t.sol: known contract bugs)
     forge_coverage                 the ledger's counters summed over runs (liquidations, write-offs, E5 probes, ...)
     forge_settings                 profile, runs, depth, seed, machine
 
@@ -59,11 +60,14 @@ def summarise(report: dict) -> dict:
     handler_calls: Counter = Counter()
     handler_reverts: Counter = Counter()
     failures = []
+    failed_tests = []
     tests = 0
     for suite in report.values():
         for name, result in suite["test_results"].items():
             inv = (result.get("kind") or {}).get("Invariant")
-            if inv is None:
+            if inv is None:  # a unit test (tests/forge/Findings.t.sol: known contract bugs as failing tests)
+                if result["status"] != "Success":
+                    failed_tests.append({"test": name, "reason": result.get("reason")})
                 continue
             tests += 1
             calls += inv["calls"]
@@ -76,7 +80,8 @@ def summarise(report: dict) -> dict:
                 failures.append({"invariant": name, "reason": result.get("reason"),
                                  "sequence": _sequence(result.get("counterexample"))})
     return {"tests": tests, "calls": calls, "runs": runs, "handler_calls": dict(sorted(handler_calls.items())),
-            "handler_reverts": dict(sorted(handler_reverts.items())), "failures": failures}
+            "handler_reverts": dict(sorted(handler_reverts.items())), "failures": failures,
+            "failed_tests": failed_tests}
 
 
 def _sequence(counterexample) -> list[str]:
@@ -159,12 +164,13 @@ def main() -> int:
         "forge_handler_reverts": s["handler_reverts"],
         "forge_failures": s["failures"],
         "forge_tally": {k: v for k, v in sorted(tally.items()) if v["runs"]},
+        "forge_failed_tests": s["failed_tests"],
         "forge_invariants": s["tests"],
         "forge_coverage": cov,
         "forge_settings": {
             "profile": profile,
-            "runs_per_invariant": env.get("FOUNDRY_INVARIANT_RUNS", f"foundry.toml [profile.{profile}.invariant]"),
-            "depth": env.get("FOUNDRY_INVARIANT_DEPTH", f"foundry.toml [profile.{profile}.invariant]"),
+            "runs_per_invariant": s["runs"] // max(s["tests"], 1),
+            "depth": s["calls"] // max(s["runs"], 1),
             "seed": seed or "random",
             "forge": subprocess.run([str(FORGE), "--version"], capture_output=True, text=True).stdout.splitlines()[0],
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -172,6 +178,7 @@ def main() -> int:
         },
     }
     merge(result)
+    cov_path.unlink(missing_ok=True)
     log.info("%d invariants, %d runs, %d calls (%.0f calls/s), %d violations, %.0f s; coverage: %s", s["tests"],
              s["runs"], s["calls"], s["calls"] / max(runtime, 1e-9), result["forge_violations"], runtime,
              json.dumps(cov))
@@ -179,13 +186,15 @@ def main() -> int:
         log.error("VIOLATION %s: %s\n  %s", f["invariant"], f["reason"], "\n  ".join(f["sequence"][-40:]))
     for check, t in result["forge_tally"].items():
         log.error("VIOLATION %s in %d runs (%d counted), first: %s", check, t["runs"], t["violations"], t["first"])
+    for t in s["failed_tests"]:
+        log.error("FAILED TEST %s: %s", t["test"], t["reason"])
     if s["calls"] < MIN_CALLS and profile == "long" and not ({"FORGE_FUZZ_RUNS", "FORGE_FUZZ_DEPTH"} & set(os.environ)):
         log.warning("the long profile made %d calls, fewer than %d: raise runs or depth in foundry.toml", s["calls"],
                     MIN_CALLS)
-    if proc.returncode != 0 and not s["failures"]:
+    if proc.returncode != 0 and not (s["failures"] or s["failed_tests"]):
         log.error("forge exited with %d:\n%s", proc.returncode, proc.stderr[-4000:])
         return 1
-    return 1 if result["forge_violations"] else 0
+    return 1 if result["forge_violations"] or s["failed_tests"] else 0
 
 
 if __name__ == "__main__":
