@@ -24,7 +24,8 @@ struct Protocol {
 /// @notice The local deployment of scripts/deploy.py (`deploy_local`) with the default risk set
 ///         (offchain/risk/defaults.py), plus what the campaign needs: a fifth asset DUST (collateral 4, no market,
 ///         its own feed, for dust deposits of a stale or unpriced token), a second market on ETH (market 4), a
-///         loosening delay of 600 s, the unsigned TestVenue, a LiquidationLooper and a smaller insurance fund. The caller holds every role.
+///         loosening delay of 600 s, the unsigned TestVenue, a LiquidationLooper and a smaller insurance fund. The
+///         caller holds every role.
 library Deploy {
     uint256 internal constant FUND_SEED = 50_000e6;
 

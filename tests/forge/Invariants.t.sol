@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {Deploy, Protocol} from "./Deploy.sol";
 import {Env} from "./Env.sol";
 import {Ledger} from "./Ledger.sol";
+import {Violations} from "./Violations.sol";
 import {AdminHandler} from "./handlers/AdminHandler.sol";
 import {AttackerHandler} from "./handlers/AttackerHandler.sol";
 import {HonestHandler} from "./handlers/HonestHandler.sol";
@@ -11,7 +12,8 @@ import {KeeperHandler} from "./handlers/KeeperHandler.sol";
 import {MarketHandler} from "./handlers/MarketHandler.sol";
 
 /// @title Invariant campaigns of xmargin (forge, in-process): the real protocol, five actor handlers, the ledger's
-///        ghost accounting. `make forge` runs the short campaigns, `make fuzz` the long ones (scripts/bench/forge_fuzz.py).
+///        ghost accounting. `make forge` runs the short campaigns, `make fuzz` the long ones
+///        (scripts/bench/forge_fuzz.py).
 /// @notice forge runs one campaign per `invariant_*` function, calling random actions of `targetContracts()` and
 ///         asserting that function after every call. Each invariant has its own contract below, with its own salt:
 ///         forge feeds every campaign of a run the same random inputs, and the handlers hash them with the salt, so
@@ -57,8 +59,8 @@ abstract contract XMarginCampaign {
     function afterInvariant() public {
         _conservation();
         _zeroSum();
-        for (uint256 c; c <= uint256(Ledger.Check.Accounting); ++c) {
-            _assertNone(Ledger.Check(c));
+        for (uint256 c; c <= uint256(Violations.Check.Accounting); ++c) {
+            _assertNone(Violations.Check(c));
         }
         string memory path = Env.VM.envOr("XMARGIN_FORGE_COVERAGE", string(""));
         if (bytes(path).length != 0) Env.VM.writeLine(path, ledger.reportJson());
@@ -101,7 +103,7 @@ abstract contract XMarginCampaign {
     }
 
     /// @dev Reverts with the first violation of `check`, unless XMARGIN_FORGE_TALLY (the long campaign counts them).
-    function _assertNone(Ledger.Check check) internal view {
+    function _assertNone(Violations.Check check) internal view {
         if (ledger.violations(uint256(check)) != 0 && !Env.VM.envOr("XMARGIN_FORGE_TALLY", false)) {
             revert(ledger.describe(check));
         }
@@ -151,7 +153,7 @@ contract E1AttackerCannotExtract is XMarginCampaign {
     }
 
     function invariant_E1_attackerCannotExtract() public view {
-        _assertNone(Ledger.Check.E1);
+        _assertNone(Violations.Check.E1);
     }
 }
 
@@ -163,7 +165,7 @@ contract E2FundLosesOnlyBadDebt is XMarginCampaign {
     }
 
     function invariant_E2_fundLosesOnlyBadDebt() public view {
-        _assertNone(Ledger.Check.E2);
+        _assertNone(Violations.Check.E2);
         if (!Env.VM.envOr("XMARGIN_FORGE_TALLY", false)) {
             require(ledger.totalReward() <= ledger.totalPenalty(), "keeper rewards above penalties");
         }
@@ -177,7 +179,7 @@ contract E3NoBankruptcyWithoutPriceMove is XMarginCampaign {
     }
 
     function invariant_E3_noBankruptcyWithoutPriceMove() public view {
-        _assertNone(Ledger.Check.E3);
+        _assertNone(Violations.Check.E3);
     }
 }
 
@@ -189,7 +191,7 @@ contract E4WriteOffsProRata is XMarginCampaign {
     }
 
     function invariant_E4_writeOffsProRata() public view {
-        _assertNone(Ledger.Check.E4);
+        _assertNone(Violations.Check.E4);
     }
 }
 
@@ -201,7 +203,7 @@ contract E5LiquidationAlwaysPossible is XMarginCampaign {
     }
 
     function invariant_E5_liquidationAlwaysPossible() public view {
-        _assertNone(Ledger.Check.E5);
+        _assertNone(Violations.Check.E5);
     }
 }
 
@@ -212,6 +214,6 @@ contract EventsMatchCalls is XMarginCampaign {
     }
 
     function invariant_eventsMatchCalls() public view {
-        _assertNone(Ledger.Check.Accounting);
+        _assertNone(Violations.Check.Accounting);
     }
 }

@@ -6,43 +6,17 @@ import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.so
 import {LivenessProbe} from "./Probe.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env, Vm} from "./Env.sol";
-import {Valuation} from "./Valuation.sol";
+import {Liveness} from "./Liveness.sol";
 
 /// @notice Ghost state and the step checks of the campaign. Every handler step runs between `begin` and `end`; `end`
 ///         reads the vault's events of the step (penalties, rewards, write-offs) and checks E1-E4 against the state
-///         before the step; `probeAll` checks E5. A violation is counted and the first one of each kind kept; the
-///         `invariant_*` functions of the test assert the counters are zero. Not a fuzzing target.
-contract Ledger is Valuation {
-    enum Check {
-        E1, //         the attacker gains, with no price move, no more than the rewards it earned on others' accounts
-        E2, //         the fund loses, with no price move, no more than the debt price moves had created; reward <= penalty
-        E3, //         no account's equity becomes negative in a step without a price move or a socialised loss
-        E4, //         a write-off lowers every other claim by the same fraction, at once; withdrawals pay in full
-        E5, //         every account below MM accepts a proportional liquidation at maxTake
-        Accounting // the events of a step match what the handlers did
-    }
-
-    struct Failure {
-        uint256 step;
-        address actor; // the handler of the step
-        bytes4 action; //  its function selector
-        uint256 account;
-        int256 a;
-        int256 b;
-        string what;
-    }
-
+///         before the step; `probeAll` (Liveness) checks E5. A violation is counted and the first one of each kind
+///         kept; the `invariant_*` functions of the test assert the counters are zero. Not a fuzzing target.
+contract Ledger is Liveness {
     /// @dev Tolerance per vault event, in wei of USD, for rounding (shares, floors of position values).
     int256 internal constant WEI_PER_EVENT = 4;
-    /// @dev Collateral worth less than this (true price) is dust for E5.
-    uint256 internal constant DUST_USD = 1e18;
     /// @dev The settlement index never falls below this (CrossMarginVault.MIN_INDEX).
     uint256 internal constant MIN_INDEX = 1e9;
-
-    LivenessProbe public immutable probe;
-
-    uint256[6] public violations;
-    mapping(uint256 check => Failure) internal _first;
 
     // ---------------------------------------------------------------- ghost totals
     mapping(address owner => int256) public depositedUsd;
@@ -52,7 +26,6 @@ contract Ledger is Valuation {
     uint256 public totalCover;
     uint256 public totalSocialised;
     uint256 public attackerRewardsFromOthers;
-    uint256 public steps;
     uint256 public priceMoves;
     uint256 public liquidations;
     /// @notice Liquidations made through the LiquidationLooper (slices), and rewards those paid out.
@@ -60,15 +33,8 @@ contract Ledger is Valuation {
     uint256 public sliceRewards;
     uint256 public writeOffs;
     uint256 public vaultEvents;
-    /// @notice Coverage: write-offs whose E4 check compared at least two other holders; E5 probes run and accepted;
-    ///         E5 candidates skipped (evaluation reverts: a position on an asset without a valid price) or waiting (only
-    ///         unpriced collateral left to take, worth at least the deficit at its true price).
+    /// @notice Coverage: write-offs whose E4 check compared at least two other holders.
     uint256 public e4Checks;
-    uint256 public e5Probes;
-    uint256 public e5Accepted;
-    uint256 public e5Skipped;
-    uint256 public e5Waiting;
-
     // ---------------------------------------------------------------- E1 checkpoint (reset at every price move)
     address public attacker;
     int256 public cpValue;
@@ -80,8 +46,6 @@ contract Ledger is Valuation {
     uint256 internal constant ACTION = 1; // a step that may change accounts
     uint256 internal constant WORLD = 2; //  prices, feeds, time, parameters: no account changes
     uint256 internal _kind;
-    address internal _actor;
-    bytes4 internal _action;
     uint256 internal _indexBefore;
     /// @dev The fund's and the attacker's values, kept current: recomputed after a price move and after a step whose
     ///      events name one of their accounts or move the index (nothing else changes them).
@@ -103,11 +67,10 @@ contract Ledger is Valuation {
     mapping(address keeper => uint256) internal _seenCalls;
     mapping(address keeper => uint256) internal _seenRewards;
 
-    constructor(Protocol memory p_) {
+    constructor(Protocol memory p_) Liveness(new LivenessProbe(p_.vault, p_.looper)) {
         p = p_;
         vault = p_.vault;
         fund = p_.vault.fundAccount();
-        probe = new LivenessProbe(p_.vault, p_.looper);
         isAttackerKeeper[address(p_.looper)] = true;
         for (uint256 k; k < Env.ASSETS; ++k) {
             truePrice[k] = Env.startPrice(k);
@@ -231,7 +194,9 @@ contract Ledger is Valuation {
     function afterLiquidation(uint256 account) external {
         (uint256 markets, uint256 collaterals) = vault.masksOf(account);
         int256 s = vault.settlementOf(account);
-        if (markets | collaterals == 0 && s < 0) _fail(Check.E4, account, s, 0, "debt left after everything was taken");
+        if (markets | collaterals == 0 && s < 0) {
+            _fail(Check.E4, account, s, 0, "debt left after everything was taken");
+        }
     }
 
     /// @notice Closes a step and checks it. `priceMoved`: a true price changed in this step (E1 checkpoint moves).
@@ -240,7 +205,9 @@ contract Ledger is Valuation {
         (int256 allowance, uint256 events, bool fundChanged, bool attackerChanged) = _readEvents();
         _checkKeepers();
         uint256 indexAfter = settlementIndex();
-        if (_kind == WORLD && events != 0) _fail(Check.Accounting, 0, int256(events), 0, "vault events in a world step");
+        if (_kind == WORLD && events != 0) {
+            _fail(Check.Accounting, 0, int256(events), 0, "vault events in a world step");
+        }
         if (_kind == ACTION && !priceMoved) {
             if (fundChanged) _checkFund(allowance, events);
             if (indexAfter == _indexBefore) _checkEquities();
@@ -256,10 +223,7 @@ contract Ledger is Valuation {
     /// @dev Reads the step's vault events. Returns the E2 allowance (the sum over accounts written off in this step of
     ///      their negative value before it: debt that price moves had already created), the number of vault events,
     ///      and whether an event changed the fund's or an attacker's account (or the index: every claim).
-    function _readEvents()
-        internal
-        returns (int256 allowance, uint256 events, bool fundChanged, bool attackerChanged)
-    {
+    function _readEvents() internal returns (int256 allowance, uint256 events, bool fundChanged, bool attackerChanged) {
         Vm.Log[] memory logs = Env.VM.getRecordedLogs();
         for (uint256 i; i < logs.length; ++i) {
             Vm.Log memory log = logs[i];
@@ -268,7 +232,8 @@ contract Ledger is Valuation {
             ++vaultEvents;
             bytes32 topic = log.topics[0];
             if (
-                topic == ICrossMarginVault.SettlementUpdated.selector || topic == ICrossMarginVault.PositionUpdated.selector
+                topic == ICrossMarginVault.SettlementUpdated.selector
+                    || topic == ICrossMarginVault.PositionUpdated.selector
                     || topic == ICrossMarginVault.CollateralUpdated.selector
             ) {
                 uint256 account = uint256(log.topics[1]);
@@ -343,9 +308,11 @@ contract Ledger is Valuation {
     /// @dev E1: since the last price move the attacker's value rose by at most its rewards from others' accounts.
     function _checkAttacker() internal {
         int256 v = _attackerValue + withdrawnUsd[attacker] - depositedUsd[attacker];
-        int256 bound = cpValue + int256(attackerRewardsFromOthers - cpRewards)
-            + WEI_PER_EVENT * int256(vaultEvents - cpEvents + 1);
-        if (v > bound) _fail(Check.E1, 0, v - cpValue, int256(attackerRewardsFromOthers - cpRewards), "attacker gained");
+        int256 bound = cpValue + int256(attackerRewardsFromOthers - cpRewards) + WEI_PER_EVENT
+            * int256(vaultEvents - cpEvents + 1);
+        if (v > bound) {
+            _fail(Check.E1, 0, v - cpValue, int256(attackerRewardsFromOthers - cpRewards), "attacker gained");
+        }
     }
 
     /// @dev E4: the index never rises; debt beyond the fund's cover lowers it at once while there are claims (and it
@@ -358,7 +325,7 @@ contract Ledger is Valuation {
         }
         if (indexAfter >= _indexBefore) return;
         if (_claimsAt != steps + 1) {
-            _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index fell in a step that liquidated nothing");
+            _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index fell in a step liquidating nothing");
             return;
         }
         uint256 holders;
@@ -376,139 +343,48 @@ contract Ledger is Valuation {
         if (holders >= 2) ++e4Checks;
     }
 
-    // ================================================================ E5: liveness of liquidations
-    /// @notice Tries, without keeping it, a proportional liquidation at maxTake of every account below MM.
-    function probeAll() public {
-        for (uint256 i; i < accounts.length; ++i) {
-            _probe(accounts[i]);
-        }
-        Env.VM.recordLogs(); // the probes' reverted events are recorded: drop them
-    }
-
-    function _probe(uint256 account) internal {
-        (bool ok, int256 e, uint256 mm,) = margin(account);
-        if (!ok) {
-            ++e5Skipped; // a position on an asset without a valid price: nothing can be evaluated until it has one
-            return;
-        }
-        if (e >= int256(mm)) return;
-        (ICrossMarginVault.LiquidationItem[] memory items,) = proportionalTake(account, 1e4);
-        ++e5Probes;
-        try probe.liquidate(account, items) {}
-        catch (bytes memory data) {
-            (bool accepted,) = probe.outcome(data);
-            if (accepted) {
-                ++e5Accepted;
-            } else if (bytes4(data) == ICrossMarginVault.LiquidationEmpty.selector && unpricedValue(account) >= DUST_USD) {
-                // nothing priced can be taken and the account holds collateral without a valid price worth at least
-                // 1 USD at its true price: it cannot be seized (R3), waiting for its price is the rule. (Dust of a stale
-                // token, worth less, must never block a liquidation: R3.)
-                ++e5Waiting;
-            } else {
-                _fail(Check.E5, account, e, int256(mm), _describeRevert(data));
-            }
-        }
-    }
-
-    /// @notice True value (USD 1e18) of `account`'s collateral without a valid price.
-    function unpricedValue(uint256 account) public view returns (uint256 value) {
-        (, uint256 collaterals) = vault.masksOf(account);
-        for (uint256 j; collaterals >> j != 0; ++j) {
-            if ((collaterals >> j) & 1 != 0 && !_priced(j)) value += tokenUsd(j, vault.collateralOf(account, j));
-        }
-    }
-
-    /// @notice Items taking `fractionBps` of maxTake from every position and every priced collateral, in proportion
-    ///         (everything when maxTake is everything and the fraction is 100%). `holdsSomething`: the account has
-    ///         positions or collateral at all.
-    function proportionalTake(uint256 account, uint256 fractionBps)
-        public
-        view
-        returns (ICrossMarginVault.LiquidationItem[] memory items, bool holdsSomething)
-    {
-        (uint256 markets, uint256 collaterals) = vault.masksOf(account);
-        holdsSomething = markets | collaterals != 0;
-        (uint256 take, uint256 gross) = maxTakeOf(account);
-        bool all = take >= gross && fractionBps == 1e4;
-        uint256 n = _count(markets) + _count(collaterals);
-        // each item's value may round up by < 1 wei against the proportional share: keep n + 1 wei below maxTake
-        uint256 target = take * fractionBps / 1e4;
-        target = target > n + 1 ? target - n - 1 : 0;
-        items = new ICrossMarginVault.LiquidationItem[](n);
-        uint256 count;
-        for (uint256 m; markets >> m != 0; ++m) {
-            if ((markets >> m) & 1 == 0) continue;
-            (int256 size,) = vault.positionOf(account, m);
-            uint256 amount = size < 0 ? uint256(-size) : uint256(size);
-            if (!all) amount = Math.mulDiv(amount, target, gross);
-            if (amount != 0) items[count++] = ICrossMarginVault.LiquidationItem(0, uint8(m), amount);
-        }
-        for (uint256 j; collaterals >> j != 0; ++j) {
-            if ((collaterals >> j) & 1 == 0 || !_priced(j)) continue; // collateral j is on asset j
-            uint256 amount = vault.collateralOf(account, j);
-            if (!all) amount = Math.mulDiv(amount, target, gross);
-            if (amount != 0) items[count++] = ICrossMarginVault.LiquidationItem(1, uint8(j), amount);
-        }
-        assembly ("memory-safe") {
-            mstore(items, count)
-        }
-    }
-
-    /// @notice The vault's maxTake for `account` now, and its gross (positions and priced collateral, USD 1e18).
-    function maxTakeOf(uint256 account) public view returns (uint256 take, uint256 gross) {
-        ICrossMarginVault.MarginDetail memory d = vault.marginDetail(account);
-        for (uint256 k; k < 8; ++k) {
-            gross += d.gross[k];
-        }
-        (uint256 liq,) = p.params.liquidationConfig();
-        take = vault.maxTake(d.equity, d.margin.maintenance, d.margin.initial, gross, liq);
-    }
-
-    function _priced(uint256 asset) internal view returns (bool) {
-        try p.oracle.price(asset) returns (uint256) {
-            return true;
-        } catch {
-            return false;
-        }
-    }
-
-    function _count(uint256 mask) internal pure returns (uint256 n) {
-        for (; mask != 0; mask &= mask - 1) {
-            ++n;
-        }
-    }
-
-    // ================================================================ violations
-    function _fail(Check c, uint256 account, int256 a, int256 b, string memory what) internal {
-        if (violations[uint256(c)]++ == 0) _first[uint256(c)] = Failure(steps, _actor, _action, account, a, b, what);
-    }
-
-    /// @notice "<what> (step s, account 0x.., a, b)" for the first violation of `check`, or "" if none.
-    function describe(Check check) external view returns (string memory) {
-        Failure memory f = _first[uint256(check)];
-        if (violations[uint256(check)] == 0) return "";
-        string[6] memory names = ["E1", "E2", "E3", "E4", "E5", "Accounting"];
-        return string.concat(
-            names[uint256(check)], ": ", f.what, " (step ", _uint(f.step), ", ", _hex(uint160(f.actor), 40), ".0x",
-            _hex(uint32(f.action), 8), ", account ", _hex(f.account, 64), ", ", _int(f.a), ", ", _int(f.b), ")"
-        );
-    }
-
     /// @notice This run's counters and violations as one JSON object (USD amounts in whole USD).
     function reportJson() external view returns (string memory j) {
         j = string.concat(
-            '{"steps":', _uint(steps), ',"price_moves":', _uint(priceMoves), ',"liquidations":', _uint(liquidations),
-            ',"slices":', _uint(slices), ',"slice_rewards_usd":', _uint(sliceRewards / 1e18), ',"write_offs":',
-            _uint(writeOffs), ',"write_offs_checked_pro_rata":', _uint(e4Checks)
+            '{"steps":',
+            _uint(steps),
+            ',"price_moves":',
+            _uint(priceMoves),
+            ',"liquidations":',
+            _uint(liquidations),
+            ',"slices":',
+            _uint(slices),
+            ',"slice_rewards_usd":',
+            _uint(sliceRewards / 1e18),
+            ',"write_offs":',
+            _uint(writeOffs),
+            ',"write_offs_checked_pro_rata":',
+            _uint(e4Checks)
         );
         j = string.concat(
-            j, ',"e5_probes":', _uint(e5Probes), ',"e5_accepted":', _uint(e5Accepted), ',"e5_skipped_unpriced_position":',
-            _uint(e5Skipped), ',"e5_waiting_unpriced_collateral":', _uint(e5Waiting)
+            j,
+            ',"e5_probes":',
+            _uint(e5Probes),
+            ',"e5_accepted":',
+            _uint(e5Accepted),
+            ',"e5_skipped_unpriced_position":',
+            _uint(e5Skipped),
+            ',"e5_waiting_unpriced_collateral":',
+            _uint(e5Waiting)
         );
         j = string.concat(
-            j, ',"penalties_usd":', _uint(totalPenalty / 1e18), ',"rewards_usd":', _uint(totalReward / 1e18),
-            ',"attacker_rewards_on_others_usd":', _uint(attackerRewardsFromOthers / 1e18), ',"covered_by_fund_usd":',
-            _uint(totalCover / 1e18), ',"socialised_usd":', _uint(totalSocialised / 1e18), ',"violations":{'
+            j,
+            ',"penalties_usd":',
+            _uint(totalPenalty / 1e18),
+            ',"rewards_usd":',
+            _uint(totalReward / 1e18),
+            ',"attacker_rewards_on_others_usd":',
+            _uint(attackerRewardsFromOthers / 1e18),
+            ',"covered_by_fund_usd":',
+            _uint(totalCover / 1e18),
+            ',"socialised_usd":',
+            _uint(totalSocialised / 1e18),
+            ',"violations":{'
         );
         string[6] memory names = ["E1", "E2", "E3", "E4", "E5", "Accounting"];
         for (uint256 c; c < 6; ++c) {
@@ -522,30 +398,5 @@ contract Ledger is Valuation {
             any = true;
         }
         j = string.concat(j, "}}");
-    }
-
-    function _describeRevert(bytes memory data) internal pure returns (string memory) {
-        bytes4 selector = data.length >= 4 ? bytes4(data) : bytes4(0);
-        return string.concat("liquidation refused with error 0x", _hex(uint32(selector), 8));
-    }
-
-    /// @dev The low `digits` hex digits of `x`.
-    function _hex(uint256 x, uint256 digits) internal pure returns (string memory) {
-        bytes memory out = new bytes(digits);
-        for (uint256 i; i < digits; ++i) {
-            out[digits - 1 - i] = bytes16("0123456789abcdef")[(x >> (4 * i)) & 0xf];
-        }
-        return string(out);
-    }
-
-    function _uint(uint256 x) internal pure returns (string memory s) {
-        if (x == 0) return "0";
-        for (; x != 0; x /= 10) {
-            s = string.concat(string(abi.encodePacked(bytes1(uint8(48 + x % 10)))), s);
-        }
-    }
-
-    function _int(int256 x) internal pure returns (string memory) {
-        return x < 0 ? string.concat("-", _uint(uint256(-x))) : _uint(uint256(x));
     }
 }

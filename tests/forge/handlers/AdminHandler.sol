@@ -88,7 +88,8 @@ contract AdminHandler is HandlerBase {
         if (kind == 3) return abi.encodeCall(RiskParameters.popStressVector, ());
         if (kind == 4) {
             return abi.encodeCall(
-                RiskParameters.setMarginScalars, (Env.bound(a, 11_000, 25_000), Env.bound(b, 0, 200), Env.bound(b >> 16, 0, 300))
+                RiskParameters.setMarginScalars,
+                (Env.bound(a, 11_000, 25_000), Env.bound(b, 0, 200), Env.bound(b >> 16, 0, 300))
             );
         }
         if (kind == 5) {
@@ -115,7 +116,8 @@ contract AdminHandler is HandlerBase {
         }
         if (kind == 8) {
             uint256 cap = Env.bound(b, 1e3, 1e9) * Env.WAD;
-            return abi.encodeCall(RiskParameters.setMarket, (a % Env.MARKETS, Env.bound(a >> 8, 500, 3000), cap * 1e3, cap));
+            uint256 rate = Env.bound(a >> 8, 500, 3000);
+            return abi.encodeCall(RiskParameters.setMarket, (a % Env.MARKETS, rate, cap * 1e3, cap));
         }
         return abi.encodeCall(RiskParameters.setPriceBand, (Env.bound(b, 50, 500)));
     }

@@ -61,8 +61,8 @@ contract AttackerHandler is HandlerBase {
 
     // ================================================================ trades between its own subaccounts
     /// @notice Subaccount `buyerSeed % 4` buys 100 to 2,000,000 USD (log-uniform: up to the margin) of market
-    ///         `marketSeed % 5` from subaccount `sellerSeed % 4` at the band's edge or anywhere within it; a fee of 0 to
-    ///         5 bps each.
+    ///         `marketSeed % 5` from subaccount `sellerSeed % 4` at the band's edge or anywhere within it; a fee of
+    ///         0 to 5 bps each.
     function washTrade(uint256 buyerSeed, uint256 sellerSeed, uint256 marketSeed, uint256 usdSeed, uint256 priceSeed)
         external
         step
@@ -141,8 +141,9 @@ contract AttackerHandler is HandlerBase {
         }
     }
 
-    /// @notice Subaccount `subSeed % 4` goes long 100 to 2,000,000 USD (log-uniform) of ETH in market 1 and short the same size in
-    ///         market 4 (both on ETH) against another of its subaccounts, each leg at the band's edge or within it.
+    /// @notice Subaccount `subSeed % 4` goes long 100 to 2,000,000 USD (log-uniform) of ETH in market 1 and short
+    ///         the same size in market 4 (both on ETH) against another of its subaccounts, each leg at the band's
+    ///         edge or within it.
     function hedgeSharedAsset(uint256 subSeed, uint256 toSeed, uint256 usdSeed, uint256 priceSeed) external step {
         (subSeed, toSeed, usdSeed, priceSeed) = (_mix(subSeed), _mix(toSeed), _mix(usdSeed), _mix(priceSeed));
         uint256 sub = _account(subSeed % SUBS);
@@ -193,7 +194,8 @@ contract AttackerHandler is HandlerBase {
     ///         reverted) says how many calls pass; exactly those are then made in strict mode, so every event the
     ///         ledger reads is from a call that succeeded.
     function slice(uint256 targetSeed, uint256 itemSeed, uint256 amountSeed, uint256 timesSeed) external step {
-        (targetSeed, itemSeed, amountSeed, timesSeed) = (_mix(targetSeed), _mix(itemSeed), _mix(amountSeed), _mix(timesSeed));
+        (targetSeed, itemSeed) = (_mix(targetSeed), _mix(itemSeed));
+        (amountSeed, timesSeed) = (_mix(amountSeed), _mix(timesSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
         if (!found) return;
         (ICrossMarginVault.LiquidationItem[] memory all,) = ledger.proportionalTake(target, Env.BPS);

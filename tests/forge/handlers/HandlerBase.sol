@@ -20,7 +20,7 @@ abstract contract HandlerBase {
     /// @dev Token ids: collateral ids 0..4, and 5 for the settlement token (USDC).
     uint256 internal constant USDC = 5;
     /// @dev The campaign's salt: forge gives every campaign of a `forge test` run the same random inputs, so each
-    ///      handler hashes its inputs with the salt of its campaign (`_mix`), and campaigns explore different sequences.
+    ///      handler hashes its inputs with the salt of its campaign (`_mix`): campaigns explore different sequences.
     uint256 internal immutable salt;
 
     constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) {

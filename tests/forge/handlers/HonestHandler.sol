@@ -8,9 +8,9 @@ import {HandlerBase} from "./HandlerBase.sol";
 
 /// @title HonestHandler — ordinary traders.
 /// @notice Owns six subaccounts, each starting with 30,000 USDC and 10 WETH; pairs (0,1), (2,3), (4,5) hold opposite
-///         positions of 300k, 220k and 100k USD in BTC, ETH and SOL (near initial margin), so price moves create liquidations,
-///         bankruptcies and write-offs. Actions: deposits, withdrawals and trades between its own subaccounts (both
-///         sides agree, so any price within the band is fair).
+///         positions of 300k, 220k and 100k USD in BTC, ETH and SOL (near initial margin), so price moves create
+///         liquidations, bankruptcies and write-offs. Actions: deposits, withdrawals and trades between its own
+///         subaccounts (both sides agree, so any price within the band is fair).
 contract HonestHandler is HandlerBase {
     uint256 public constant SUBS = 6;
 
@@ -23,11 +23,13 @@ contract HonestHandler is HandlerBase {
         uint32[3] memory usd = [uint32(300_000), 220_000, 100_000]; // each side near its initial margin
         for (uint256 pair; pair < 3; ++pair) {
             uint256 price = p_.oracle.price(pair);
-            p_.venue.trade(_account(2 * pair), _account(2 * pair + 1), pair, usd[pair] * Env.WAD * Env.WAD / price, price, 0);
+            uint256 size = usd[pair] * Env.WAD * Env.WAD / price;
+            p_.venue.trade(_account(2 * pair), _account(2 * pair + 1), pair, size, price, 0);
         }
     }
 
-    /// @notice Deposits about 10 to 50,000 USD of a token (USDC, WBTC, WETH, WSOL or LINK) into subaccount `subSeed % 6`.
+    /// @notice Deposits about 10 to 50,000 USD of a token (USDC, WBTC, WETH, WSOL or LINK) into subaccount
+    ///         `subSeed % 6`.
     function deposit(uint256 subSeed, uint256 tokenSeed, uint256 usdSeed) external step {
         (subSeed, tokenSeed, usdSeed) = (_mix(subSeed), _mix(tokenSeed), _mix(usdSeed));
         uint256 id = tokenSeed % 5;
@@ -42,8 +44,8 @@ contract HonestHandler is HandlerBase {
         _withdraw(_account(subSeed % SUBS), id, Env.bound(fractionSeed, 1, Env.BPS));
     }
 
-    /// @notice Subaccount `buyerSeed % 6` buys 100 to 1,000,000 USD (log-uniform) of market `marketSeed % 5` from subaccount
-    ///         `sellerSeed % 6` at a price within the band, paying a fee of 0 to 5 bps each.
+    /// @notice Subaccount `buyerSeed % 6` buys 100 to 1,000,000 USD (log-uniform) of market `marketSeed % 5` from
+    ///         subaccount `sellerSeed % 6` at a price within the band, paying a fee of 0 to 5 bps each.
     function trade(uint256 buyerSeed, uint256 sellerSeed, uint256 marketSeed, uint256 usdSeed, uint256 priceSeed)
         external
         step
