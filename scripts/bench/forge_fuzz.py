@@ -10,21 +10,21 @@ forge runs one campaign per ``invariant_*`` function (runs x depth calls each) a
 call; a failure ends that campaign (forge shrinks it to a short call sequence). The step checks E1-E5 run inside every
 call of every campaign; here (XMARGIN_FORGE_TALLY) their violations are counted per run, not asserted, so every campaign
 runs to its end and a contract bug met early does not hide the rest (conservation and zero-sum are always asserted).
-`make forge` runs the same campaigns strictly: the first violation fails and forge prints its shrunk sequence. Afterwards this script reads forge's
-``--json`` report and the per-run counters (.cache/forge/coverage) and merges into ``scripts/bench/results/fuzz.json``
-(read-modify-write: every other key is kept):
+`make forge` runs the same campaigns strictly: the first violation fails and forge prints its shrunk sequence.
+Afterwards this script reads forge's ``--json`` report and the per-run counters (.cache/forge/coverage) and merges
+into ``scripts/bench/results/fuzz.json`` (read-modify-write: every other key is kept):
 
     forge_calls, forge_runs        handler calls and runs, summed over the invariant functions
-    forge_violations               failed invariant functions (forge_failures: reason and shrunk call sequence) plus
-                                   runs x step checks broken in other campaigns (forge_tally: per check, runs that
-                                   broke it, violations counted, the first one described)
+    forge_violations               failed invariant functions (forge_failures: reason and shrunk call sequence) plus,
+                                   per step check, the runs that broke it (forge_tally: runs, violations counted,
+                                   the first one described)
     forge_handler_calls            "Handler.function" -> calls (reverted calls included; forge_handler_reverts)
     forge_runtime_s                wall time of the forge run (compilation included)
     forge_failed_tests             unit tests of tests/forge that failed (Findings.t.sol: known contract bugs)
     forge_coverage                 the ledger's counters summed over runs (liquidations, write-offs, E5 probes, ...)
     forge_settings                 profile, runs, depth, seed, machine
 
-Exits with status 1 if an invariant failed or forge did not run.
+Exits with status 1 if an invariant or a unit test of tests/forge failed, or forge did not run.
 """
 from __future__ import annotations
 
