@@ -47,6 +47,7 @@ contract Ledger is Liveness {
     uint256 internal constant WORLD = 2; //  prices, feeds, time, parameters: no account changes
     uint256 internal _kind;
     uint256 internal _indexBefore;
+    uint256 internal _sharesBefore;
     /// @dev The fund's and the attacker's values, kept current: recomputed after a price move and after a step whose
     ///      events name one of their accounts or move the index (nothing else changes them).
     int256 internal _fundValue;
@@ -149,7 +150,7 @@ contract Ledger is Liveness {
         }
         delete _keepers;
         _unsocialised = 0;
-        _indexBefore = settlementIndex();
+        (_indexBefore, _sharesBefore) = vault.settlementIndex();
         Env.VM.recordLogs();
     }
 
@@ -315,10 +316,13 @@ contract Ledger is Liveness {
         }
     }
 
-    /// @dev E4: the index never rises; debt beyond the fund's cover lowers it at once while there are claims (and it
-    ///      is above its floor); when it falls, every untouched holder's claim fell by the same fraction.
+    /// @dev E4: the index never rises while there are claims (an empty pool may restart); debt beyond the fund's
+    ///      cover lowers it at once while there are claims (and it is above its floor); when it falls, every
+    ///      untouched holder's claim fell by the same fraction.
     function _checkClaims(uint256 indexAfter) internal {
-        if (indexAfter > _indexBefore) _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index rose");
+        if (indexAfter > _indexBefore && _sharesBefore != 0) {
+            _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index rose while claims were held");
+        }
         (, uint256 shares) = vault.settlementIndex();
         if (_unsocialised > 0 && indexAfter == _indexBefore && shares > 0 && _indexBefore > MIN_INDEX) {
             _fail(Check.E4, 0, int256(_unsocialised), 0, "debt beyond the fund's cover not socialised at once");
