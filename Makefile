@@ -71,6 +71,7 @@ forge: install
 # web3/eth-* pins clash with Brownie's). It compiles contracts/*.sol with the same solc-js shim, from a Standard-JSON
 # input written here (remappings, Shanghai, optimizer 200 runs, as in brownie-config.yaml); the triage is in
 # slither.config.json and docs/SECURITY.md. Fails on any Medium or High finding outside node_modules/ and contracts/test/.
+# Slither sees foundry.toml and asks `forge config` for the settings (the same ones), so forge must be on its PATH.
 SLITHER_VENV := $(CURDIR)/.venv-slither
 SLITHER_INPUT := .cache/slither/input.json
 .PHONY: slither
@@ -85,7 +86,7 @@ slither: install $(SLITHER_VENV)/.installed
 		"sources": {f: {"urls": [f]} for f in sorted(glob.glob("contracts/*.sol"))}, "settings": {"evmVersion": "shanghai", \
 		"optimizer": {"enabled": True, "runs": 200}, "remappings": ["@openzeppelin=node_modules/@openzeppelin", \
 		"@chainlink=node_modules/@chainlink"]}}, indent=1))' > $(SLITHER_INPUT)
-	$(SLITHER_VENV)/bin/slither $(SLITHER_INPUT) --config-file slither.config.json \
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(SLITHER_VENV)/bin/slither $(SLITHER_INPUT) --config-file slither.config.json \
 		--solc .cache/solcx/solc-v$(SOLC_VERSION) --fail-medium
 
 gas: install

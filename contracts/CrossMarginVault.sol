@@ -23,19 +23,26 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     using RiskConfig for uint256;
 
     uint256 private constant BPS = 1e4;
-    /// @dev The settlement index at deployment (USD 1e18 per 1e18 shares) and the lowest it may fall to.
+    /// @dev The settlement index at deployment (USD 1e18 per 1e18 shares) and the lowest it may fall to: a loss that
+    ///      would take it lower takes every claim, and the pool restarts (a new epoch).
     uint256 private constant INDEX_ONE = 1e18;
-    uint256 private constant MIN_INDEX = 1e9;
+    uint256 private constant MIN_INDEX = 1e12;
+    /// @dev `_pool` fields: index bits [56,116), total shares [116,236), epoch [236,256).
+    uint256 private constant SHARES_SHIFT = 116;
+    uint256 private constant EPOCH_SHIFT = 236;
+    uint256 private constant MAX_EPOCH = (1 << 20) - 1;
     /// @dev A liquidation taking at least this share of what the rule allows earns the minimum keeper reward.
     uint256 private constant FULL_TAKE_BPS = 9900;
 
     /// @dev One slot per account: settlement balance and the masks of what it holds. In storage a positive settlement
     ///      balance is a number of shares of the claims pool (USD = shares * index / 1e18) and a negative one is USD
-    ///      owed; in memory (`_load` / `_store`) it is always USD 1e18.
+    ///      owed; in memory (`_load` / `_store`) it is always USD 1e18. Shares stored in an earlier epoch of the pool
+    ///      are worth 0 (a loss took every claim of that epoch).
     struct Account {
         int128 settlement; // slot 0, bytes 0-15
         uint16 markets; //    slot 0, bytes 16-17: bit m = holds a position in market m
         uint16 collaterals; // slot 0, bytes 18-19: bit j = holds collateral j
+        uint32 epoch; //      slot 0, bytes 20-23: the pool's epoch when the balance was stored
     }
 
     /// @dev One slot per (account, market).
@@ -71,9 +78,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     mapping(address operator => bool) public fundOperators;
     mapping(address venue => bool) public venues;
     uint256 public badDebt;
-    /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay; pushed on
-    ///      every change), [56,120) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls only when a
-    ///      write-off is socialised), [120,256) the total shares of all positive settlement balances.
+    /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay;
+    ///      pushed on every change), [56,116) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls
+    ///      only when a write-off is socialised), [116,236) the total shares of all positive settlement balances of
+    ///      the current epoch, [236,256) the epoch (starts at 0; a loss that takes every claim starts the next one).
     uint256 internal _pool;
     /// @inheritdoc ICrossMarginVault
     address public marginConfigPointer;
@@ -134,6 +142,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     // ================================================================ collateral
     /// @inheritdoc ICrossMarginVault
+    // slither-disable-next-line reentrancy-no-eth (nonReentrant; the pool total is written after the transfer)
     function deposit(uint256 account, address token, uint256 amount) external nonReentrant returns (uint256 credited) {
         if (amount == 0) revert ZeroAmount();
         if (_pool.paused(RiskConfig.PAUSE_DEPOSITS)) revert Paused(RiskConfig.PAUSE_DEPOSITS);
@@ -285,7 +294,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     {
         x.account = account;
         Account memory acc = _load(account);
-        x.before = Account(acc.settlement, acc.markets, acc.collaterals);
+        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch);
         x.positionBefore = _positions[account][market];
         (x.increased, x.longChange) = _fill(account, acc, market, delta, price, mword);
         acc.settlement = (int256(acc.settlement) - fee.toInt256()).toInt128();
@@ -331,6 +340,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     function _addOpenInterest(uint256 market, int256 change, uint256 mword) internal {
+        // slither-disable-next-line incorrect-equality (no change in open interest: nothing to write)
         if (change == 0) return;
         uint256 oi = uint256(int256(openInterest[market]) + change);
         if (change > 0 && oi > mword.maxOpenInterest()) {
@@ -350,15 +360,22 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @dev The account with its settlement balance in USD 1e18.
     function _load(uint256 account) internal view returns (Account memory acc) {
         acc = _accounts[account];
-        if (acc.settlement > 0) acc.settlement = _usdOf(uint256(int256(acc.settlement)), _index(_pool)).toInt256().toInt128();
+        if (acc.settlement > 0) {
+            uint256 pool = _pool;
+            acc.settlement = acc.epoch == pool >> EPOCH_SHIFT
+                ? _usdOf(uint256(int256(acc.settlement)), _index(pool)).toInt256().toInt128()
+                : int128(0);
+        }
     }
 
     /// @dev Stores an account whose settlement balance is in USD: a positive balance becomes shares (rounded down,
     ///      against the account; an unchanged balance keeps its shares), and the pool's total follows.
     function _store(uint256 account, Account memory acc) internal {
-        int256 stored = _accounts[account].settlement;
-        int256 next = acc.settlement;
+        Account memory old = _accounts[account];
         uint256 pool = _pool;
+        uint256 epoch = pool >> EPOCH_SHIFT;
+        int256 stored = old.epoch == epoch ? int256(old.settlement) : int256(0);
+        int256 next = acc.settlement;
         if (next > 0) {
             uint256 index = _index(pool);
             if (stored <= 0 || _usdOf(uint256(stored), index) != uint256(next)) {
@@ -370,44 +387,59 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 oldShares = stored > 0 ? uint256(stored) : 0;
         uint256 newShares = next > 0 ? uint256(next) : 0;
         if (newShares != oldShares) {
-            uint256 total = (pool >> 120) + newShares - oldShares;
-            if (total >> 136 != 0) revert ValueOverflow(int256(total));
-            _pool = (pool & type(uint120).max) | (total << 120);
+            uint256 total = _totalShares(pool) + newShares - oldShares;
+            if (total >> 120 != 0) revert ValueOverflow(int256(total));
+            _pool = (pool & ~(uint256(type(uint120).max) << SHARES_SHIFT)) | (total << SHARES_SHIFT);
         }
-        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals);
+        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals, uint32(epoch));
         if (next != stored) emit SettlementUpdated(account, next);
     }
 
     function _index(uint256 pool) internal pure returns (uint256) {
-        return (pool >> 56) & type(uint64).max;
+        return (pool >> 56) & ((1 << 60) - 1);
+    }
+
+    function _totalShares(uint256 pool) internal pure returns (uint256) {
+        return (pool >> SHARES_SHIFT) & type(uint120).max;
     }
 
     /// @dev floor(shares * index / 1e18).
     function _usdOf(uint256 shares, uint256 index) internal pure returns (uint256) {
+        // slither-disable-next-line incorrect-equality (a shortcut: both branches give the same result at 1e18)
         return index == INDEX_ONE ? shares : Math.mulDiv(shares, index, INDEX_ONE);
     }
 
     /// @dev floor(usd * 1e18 / index).
     function _sharesOf(uint256 usd, uint256 index) internal pure returns (uint256) {
+        // slither-disable-next-line incorrect-equality (a shortcut: both branches give the same result at 1e18)
         return index == INDEX_ONE ? usd : Math.mulDiv(usd, INDEX_ONE, index);
     }
 
     /// @dev Spreads `loss` (USD 1e18) over every positive settlement balance by lowering the index (rounded down,
-    ///      against the holders); what exceeds all claims (or would take the index below MIN_INDEX) stays in `badDebt`.
+    ///      against the holders). A loss that would take the index below MIN_INDEX takes every claim: they are all
+    ///      worth 0 from now on, the pool restarts empty at index 1e18 in the next epoch, and what the claims held
+    ///      beyond the loss (at most ~1e-6 of them) goes to the fund. What exceeds all claims stays in `badDebt`.
     function _socialise(uint256 loss) internal {
         uint256 pool = _pool;
         uint256 index = _index(pool);
-        uint256 shares = pool >> 120;
+        uint256 shares = _totalShares(pool);
+        uint256 epoch = pool >> EPOCH_SHIFT;
         uint256 claims = _usdOf(shares, index);
-        // slither-disable-next-line incorrect-equality (no claim at all: nothing to spread the loss over)
-        if (shares == 0) index = INDEX_ONE; // the index of an empty pool is arbitrary: start afresh, not at the floor
         uint256 next = claims > loss ? Math.mulDiv(index, claims - loss, claims) : 0;
-        if (next < MIN_INDEX) next = MIN_INDEX;
-        if (next > index) next = index;
-        uint256 socialised = claims - _usdOf(shares, next);
+        uint256 socialised;
+        uint256 excess;
+        if (next >= MIN_INDEX || epoch == MAX_EPOCH) {
+            if (next < MIN_INDEX) next = MIN_INDEX; // every epoch used: the rest of the loss stays bad debt
+            socialised = claims - _usdOf(shares, next);
+        } else {
+            if (shares != 0) ++epoch; // an empty pool has no claims to end: it only restarts at 1e18
+            excess = claims > loss ? claims - loss : 0;
+            (next, shares, socialised) = (INDEX_ONE, 0, claims);
+        }
         if (loss > socialised) badDebt += loss - socialised;
-        _pool = (pool & ~(uint256(type(uint64).max) << 56)) | (next << 56);
+        _pool = (pool & type(uint56).max) | (next << 56) | (shares << SHARES_SHIFT) | (epoch << EPOCH_SHIFT);
         emit SettlementIndexUpdated(next, shares, socialised);
+        if (excess != 0) _creditFund(int256(excess));
     }
 
     // ================================================================ liquidation
@@ -443,8 +475,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         (l.params, l.discounts) = _liquidationWords();
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
+        // nothing left to take: no position and no collateral with a valid price (what has none counts 0)
         // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
-        if (l.taken == 0 && (acc.markets != 0 || acc.collaterals != 0)) revert LiquidationEmpty(account);
+        bool bankrupt = acc.markets == 0 && _pricedCollaterals(acc, ctx) == 0;
+        if (l.taken == 0 && !(bankrupt && acc.settlement < 0)) revert LiquidationEmpty(account);
         l.allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
         if (l.taken > l.allowed) revert LiquidationTooLarge(account, l.taken, l.allowed);
         l.surplusBefore = l.equity - int256(l.maintenance);
@@ -457,14 +491,16 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 revert LiquidationNotImproving(account, l.surplusBefore, l.surplusAfter);
             }
             reward = keeperReward(l.penalty, l.taken, l.allowed, l.params);
-            acc.settlement = (int256(acc.settlement) - int256(l.penalty)).toInt128();
-            f.settlement = (int256(f.settlement) + int256(l.penalty - reward)).toInt128();
+            int256 settlement = int256(acc.settlement) - int256(l.penalty);
+            // rounding never makes a solvent account insolvent: the fund makes up the few wei
+            uint256 shortfall = l.equity >= 0 ? _roundingShortfall(e1 - int256(l.penalty), settlement) : 0;
+            acc.settlement = (settlement + int256(shortfall)).toInt128();
+            f.settlement = (int256(f.settlement) + int256(l.penalty - reward) - int256(shortfall)).toInt128();
         }
         uint256 keeperAccount = accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
         uint256 loss;
-        // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
-        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement < 0) loss = _writeOff(account, acc, f);
+        if (bankrupt && acc.settlement < 0) loss = _writeOff(account, acc, f);
         _store(account, acc);
         _store(fund, f);
         if (loss != 0) _socialise(loss);
@@ -576,9 +612,44 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return gross - allowed < liq.dust() ? gross : allowed;
     }
 
-    /// @dev Bad-debt waterfall, first step: the fund's positive settlement balance covers what it can; returns the
-    ///      rest, which the caller socialises (`_socialise`) once both accounts are stored.
+    /// @dev The amount the fund adds to a liquidated account's settlement balance (in memory, USD) so that its equity,
+    ///      `equity` in memory, stays >= 0 once the balance is stored: the take's rounding may leave it a few wei below
+    ///      0, and storing a positive balance as shares may lose 1 wei more (never at index 1e18).
+    function _roundingShortfall(int256 equity, int256 settlement) internal view returns (uint256 shortfall) {
+        uint256 index = _index(_pool);
+        int256 kept = settlement;
+        if (settlement > 0) kept = int256(_usdOf(_sharesOf(uint256(settlement), index), index));
+        int256 stored = equity - (settlement - kept);
+        if (stored >= 0) return 0;
+        shortfall = uint256(-stored);
+        if (index != INDEX_ONE) ++shortfall; // the larger balance may lose 1 wei in its turn
+    }
+
+    /// @dev Bit mask of the account's collateral ids whose asset has a valid price in `ctx`.
+    function _pricedCollaterals(Account memory acc, Ctx memory ctx) internal pure returns (uint256 priced) {
+        for (uint256 left = acc.collaterals; left != 0; left &= left - 1) {
+            uint256 id = _lowestBit(left);
+            if (ctx.prices[_collateralAssetOf(ctx.layout, id)] != 0) priced |= 1 << id;
+        }
+    }
+
+    /// @dev Bad-debt waterfall, first step: collateral without a valid price (all the account has left) passes to the
+    ///      fund, and the fund's positive settlement balance covers what it can; returns the rest, which the caller
+    ///      socialises (`_socialise`) once both accounts are stored.
     function _writeOff(uint256 account, Account memory acc, Account memory f) internal returns (uint256 rest) {
+        uint256 fund = fundAccount();
+        for (uint256 left = acc.collaterals; left != 0; left &= left - 1) {
+            uint256 id = _lowestBit(left);
+            uint256 amount = _collateral[account][id];
+            uint256 fundBalance = _collateral[fund][id] + amount;
+            _collateral[account][id] = 0;
+            _collateral[fund][id] = fundBalance.toUint128();
+            address token = _collateralTokens[id];
+            emit CollateralUpdated(account, token, 0);
+            emit CollateralUpdated(fund, token, fundBalance);
+        }
+        f.collaterals |= acc.collaterals;
+        acc.collaterals = 0;
         uint256 debt = uint256(-int256(acc.settlement));
         uint256 cover = f.settlement > 0 ? Math.min(debt, uint256(int256(f.settlement))) : 0;
         f.settlement -= int128(int256(cover));
@@ -870,13 +941,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
     /// @inheritdoc ICrossMarginVault
     function storedSettlementOf(uint256 account) external view returns (int256) {
-        return _accounts[account].settlement;
+        Account memory acc = _accounts[account];
+        return acc.settlement > 0 && acc.epoch != _pool >> EPOCH_SHIFT ? int256(0) : int256(acc.settlement);
     }
 
     /// @inheritdoc ICrossMarginVault
     function settlementIndex() external view returns (uint256 index, uint256 totalShares) {
         uint256 pool = _pool;
-        return (_index(pool), pool >> 120);
+        return (_index(pool), _totalShares(pool));
     }
 
     /// @inheritdoc ICrossMarginVault

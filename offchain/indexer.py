@@ -3,7 +3,9 @@
 The vault emits the full new value of whatever it changes (``PositionUpdated``, ``CollateralUpdated``,
 ``SettlementUpdated``), so the latest event of each key *is* the state: no arithmetic is replayed. A positive
 settlement balance is stored (and emitted) as shares of the vault's claims pool; ``SettlementIndexUpdated`` carries
-the index that turns shares into USD, kept like any other key, and :meth:`Indexer.states` returns USD. The indexer
+the index that turns shares into USD, kept like any other key, and :meth:`Indexer.states` returns USD. An index event
+with total shares 0 means the pool restarted (a loss took every claim): every positive balance stored before it is
+void, so it zeroes them. The indexer
 
 - fetches ``eth_getLogs`` in chunks that halve when a node rejects a range (and grow back after successes);
 - checkpoints the last indexed block number and hash; before each sync it compares the checkpoint with the chain and,
@@ -196,6 +198,8 @@ class Indexer:
                 self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   (bn, li, "index", acct_key(0), 0, str(index), str(shares)))
                 self._set_state("index", 0, 0, index, shares)
+                if shares == 0:  # the pool restarted: every claim stored before is void
+                    changed |= self._void_claims()
                 self._record_block(bn, lg["blockHash"].hex())
                 listed = True
             elif t0 in self.t_listed:
@@ -219,6 +223,27 @@ class Indexer:
             set_meta(self.conn, "settlement_index", str(a))
         else:
             self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(a)))
+
+    def _void_claims(self) -> set[int]:
+        voided = [acct_int(k) for (k,) in self.conn.execute(
+            "SELECT account FROM settlement WHERE balance NOT LIKE '-%' AND balance != '0'")]
+        self.conn.execute("UPDATE settlement SET balance = '0' WHERE balance NOT LIKE '-%'")
+        return set(voided)
+
+    def _replay_settlement(self, account: str) -> None:
+        """Recomputes one account's stored balance from the events kept: its latest ``SettlementUpdated``, void
+        (0) if positive and a pool restart came after it."""
+        row = self.conn.execute("SELECT block, log_index, a FROM events WHERE kind = 'settlement' AND account = ? "
+                                "ORDER BY block DESC, log_index DESC LIMIT 1", (account,)).fetchone()
+        if row is None:
+            self.conn.execute("DELETE FROM settlement WHERE account = ?", (account,))
+            return
+        block, log_index, balance = row
+        if int(balance) > 0 and self.conn.execute(
+                "SELECT 1 FROM events WHERE kind = 'index' AND b = '0' AND (block > ? OR (block = ? AND log_index > ?))"
+                " LIMIT 1", (block, block, log_index)).fetchone():
+            balance = "0"
+        self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (account, balance))
 
     @property
     def settlement_index(self) -> int:
@@ -246,6 +271,10 @@ class Indexer:
             self.conn.execute("BEGIN")
             keys = self.conn.execute("SELECT DISTINCT kind, account, key FROM events WHERE block > ?",
                                      (ancestor,)).fetchall()
+            if any(kind == "index" for kind, _, _ in keys):  # a restart may be undone: every claim is recomputed
+                keys += [("settlement", a, 0) for (a,) in self.conn.execute(
+                    "SELECT DISTINCT account FROM events WHERE kind = 'settlement'")]
+                keys = list(dict.fromkeys(keys))
             self.conn.execute("DELETE FROM events WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM liquidations WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM blocks WHERE number > ?", (ancestor,))
@@ -254,8 +283,8 @@ class Indexer:
                     "SELECT a, b FROM events WHERE kind = ? AND account = ? AND key = ? "
                     "ORDER BY block DESC, log_index DESC LIMIT 1", (kind, account, key)).fetchone()
                 a, b = (int(row[0]), int(row[1])) if row else (0, 0)
-                if kind == "settlement" and row is None:
-                    self.conn.execute("DELETE FROM settlement WHERE account = ?", (account,))
+                if kind == "settlement":
+                    self._replay_settlement(account)
                 elif kind == "index" and row is None:
                     self.conn.execute("DELETE FROM meta WHERE key = 'settlement_index'")
                 else:

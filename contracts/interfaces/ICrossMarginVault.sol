@@ -37,18 +37,23 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         and, when anything is taken, E - MM must rise. With E' and MM' the account's equity and maintenance margin
 ///         after the take, the penalty moved from the account to the fund is `liquidationPenalty`:
 ///         min(ceil(rate * taken), max(E', 0), (MM - MM') / 2): it never makes equity negative and never eats more than
-///         half of the margin the take frees, so a take that lowers MM always raises E - MM. The caller's subaccount 0
+///         half of the margin the take frees, so a take that lowers MM always raises E - MM. Rounding never makes a
+///         solvent account insolvent either: when E >= 0 before, the fund adds the few wei by which the take's rounding
+///         and the share rounding of the stored balance would leave E below 0. The caller's subaccount 0
 ///         is credited the keeper reward, paid out of that penalty (`keeperReward`): keeperShare * penalty, raised to
 ///         min(minKeeperReward, penalty) when the call takes at least 99% of `maxTake`. Rewards never exceed the
 ///         penalties collected, so slicing a liquidation into many small calls earns nothing the single call would not.
 ///
-///         Bad debt. When an account is left with no positions, no collateral and a negative settlement balance, the
-///         debt is written off in the same call: the fund's positive settlement balance covers it first; the rest is
-///         socialised at once over every positive settlement balance by lowering the index, so every holder of a
+///         Bad debt. When an account is left with no positions, no collateral with a valid price and a negative
+///         settlement balance, the debt is written off in the same call (a call naming no items may do it): collateral
+///         without a valid price passes to the fund, whose positive settlement balance covers the debt first; the rest
+///         is socialised at once over every positive settlement balance by lowering the index, so every holder of a
 ///         claim at that moment bears the same fraction whatever the order of later withdrawals, and claims created
 ///         later (deposits, P&L) are not haircut. A bankrupt account (E < 0) is liquidatable by anyone and `maxTake`
-///         is then everything, so the loss can be marked in one call before anyone withdraws ahead of it. What exceeds
-///         every claim is recorded in `badDebt`; `resolveBadDebt` lets anyone retire it.
+///         is then everything, so the loss can be marked in one call before anyone withdraws ahead of it. A loss that
+///         would take the index below 1e-6 (of its start) takes every claim: they are all worth 0, the pool restarts
+///         empty at index 1e18 (SettlementIndexUpdated with totalShares 0), and what those claims held beyond the loss
+///         goes to the fund. What exceeds every claim is recorded in `badDebt`; `resolveBadDebt` lets anyone retire it.
 ///
 ///         Assumptions on tokens: standard ERC20 behaviour or a subset (missing return values and fees on transfer
 ///         are handled: deposits are credited by balance difference). Rebasing tokens are not supported as collateral.
@@ -119,7 +124,8 @@ interface ICrossMarginVault {
     event BadDebtWrittenOff(uint256 indexed account, uint256 debt, uint256 coveredByFund, uint256 socialised);
     event BadDebtReduced(uint256 amount, uint256 remaining);
     /// @notice A write-off was socialised: the settlement index is now `index` (USD 1e18 per 1e18 shares) over
-    ///         `totalShares` shares; holders lost `socialised` USD in all.
+    ///         `totalShares` shares; holders lost `socialised` USD in all. `totalShares` 0: every claim is worth 0 (the
+    ///         pool restarted; stored shares from before are void).
     event SettlementIndexUpdated(uint256 index, uint256 totalShares, uint256 socialised);
     event OperatorSet(address indexed owner, address indexed operator, bool approved);
     event CollateralListed(uint256 indexed id, address indexed token, uint256 asset, uint256 decimals);
@@ -190,7 +196,8 @@ interface ICrossMarginVault {
     function collateralOf(uint256 account, uint256 collateralId) external view returns (uint256);
     /// @return The settlement balance in USD 1e18 (positive: shares * index / 1e18, rounded down).
     function settlementOf(uint256 account) external view returns (int256);
-    /// @return The settlement balance as stored (and emitted in `SettlementUpdated`): shares when positive.
+    /// @return The settlement balance as stored (and emitted in `SettlementUpdated`): shares when positive (0 when
+    ///         they are from before the pool last restarted).
     function storedSettlementOf(uint256 account) external view returns (int256);
     /// @notice Bit masks of the markets and collateral ids the account holds.
     function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals);

@@ -176,7 +176,7 @@ class Keeper:
         if self._params is None or self._params[0] != cfg:
             self._params = (cfg, ScreenParams.build(cfg, self.layout))
         self.prices = prices
-        self.terms = LiquidationTerms(*(int(x) for x in at.params.liquidationConfig()))
+        self.terms = LiquidationTerms(*(int(x) for x in at.params.liquidationConfig()), self.indexer.settlement_index)
 
     # ------------------------------------------------------------------------------------------ liquidation
     def _liquidate(self, head: int, report: StepReport) -> None:

@@ -2,7 +2,8 @@
 
 :func:`apply_liquidation` replays ``CrossMarginVault.liquidate`` on an :class:`AccountState` in exact integers (the
 same fills, roundings, collateral credit and penalty: ceil(rate x taken), at most the equity left and half the
-maintenance margin the take frees), so every plan is checked against the rule before it is simulated on-chain:
+maintenance margin the take frees; for an account with E >= 0, the fund's make-up of the take's and the share
+rounding), so every plan is checked against the rule before it is simulated on-chain:
 taken <= ``maxTake`` and ``E − MM`` rises. Because the penalty never eats more than half the margin a take frees,
 a proportional take of everything the account holds always raises ``E − MM``: some plan exists for every account
 below MM whose prices are valid. :func:`plan_liquidation` tries a few shapes and keeps
@@ -22,18 +23,21 @@ import copy
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, account_margin, floor_div, haircut_down,
-                           liquidation_penalty, max_take, mul_div_up, token_value_down, u16)
+from ..risk.margin import (BPS, INDEX_ONE, WAD, AccountState, Layout, MarginConfig, account_margin, floor_div,
+                           haircut_down, liquidation_penalty, max_take, mul_div_up, rounding_shortfall,
+                           token_value_down, u16)
 
 Item = tuple[int, int, int]  # (kind 0 position / 1 collateral, market or collateral id, amount)
 
 
 @dataclass(frozen=True)
 class LiquidationTerms:
-    """The liquidation word and discounts word of ``RiskParameters.liquidationConfig()``, decoded."""
+    """The liquidation word and discounts word of ``RiskParameters.liquidationConfig()``, decoded, and the vault's
+    settlement index (``settlementIndex()``; it decides the share rounding of a stored balance)."""
 
     word: int
     discounts: int
+    index: int = INDEX_ONE
 
     @property
     def penalty(self) -> int:
@@ -67,7 +71,7 @@ def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int]
                       terms: LiquidationTerms, items: Sequence[Item]) -> tuple[AccountState, int, int]:
     """The account after ``items`` are taken and the penalty charged: (state, taken, penalty). Raises ValueError for
     an item the contract would refuse."""
-    mm_before = account_margin(state, layout, prices, cfg).maintenance
+    before = account_margin(state, layout, prices, cfg)
     s = copy.deepcopy(state)
     taken = 0
     for kind, i, amount in items:
@@ -101,8 +105,10 @@ def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int]
     penalty = 0
     if taken:
         after = account_margin(s, layout, prices, cfg)
-        penalty = liquidation_penalty(taken, after.equity, mm_before, after.maintenance, terms.word)
-    s.settlement -= penalty
+        penalty = liquidation_penalty(taken, after.equity, before.maintenance, after.maintenance, terms.word)
+        s.settlement -= penalty
+        if before.equity >= 0:
+            s.settlement += rounding_shortfall(after.equity - penalty, s.settlement, terms.index)
     return s, taken, penalty
 
 

@@ -305,6 +305,16 @@ def usd_of_shares(shares: int, index: int) -> int:
     return shares * index // INDEX_ONE if shares > 0 else shares
 
 
+def rounding_shortfall(equity: int, settlement: int, index: int) -> int:
+    """``CrossMarginVault._roundingShortfall``: what the fund adds to a liquidated account that had E >= 0 so that
+    ``equity`` (in memory, with the USD balance ``settlement``) stays >= 0 once the balance is stored as shares."""
+    kept = usd_of_shares(settlement * INDEX_ONE // index, index) if settlement > 0 else settlement
+    stored = equity - (settlement - kept)
+    if stored >= 0:
+        return 0
+    return -stored + (1 if index != INDEX_ONE else 0)
+
+
 def liquidation_penalty(taken: int, equity_after: int, mm_before: int, mm_after: int, liq_word: int) -> int:
     """``CrossMarginVault.liquidationPenalty``: ceil(rate * taken), at most max(E', 0) and (MM - MM') / 2."""
     penalty = mul_div_up(taken, u16(liq_word, 1), BPS)

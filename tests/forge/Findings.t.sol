@@ -22,8 +22,8 @@ contract Findings {
     /// @notice E5 / R3 + R4 (found by E5, shrunk sequence: dustDeposit of 1,988 wei DUST into an honest account,
     ///         two BTC shocks, breakFeed(DUST), the keeper's full liquidation, then the probe). A bankrupt account
     ///         holding dust of a collateral without a valid price cannot be written off: after everything priced is
-    ///         taken, `liquidate` reverts LiquidationEmpty until that feed recovers. Anyone can deposit the dust;
-    ///         meanwhile holders withdraw in full ahead of the socialised loss, and those left bear it.
+    ///         taken, `liquidate` reverted LiquidationEmpty until that feed recovered. Anyone can deposit the dust;
+    ///         meanwhile holders could withdraw in full ahead of the socialised loss, and those left bore it.
     function test_staleDustDoesNotBlockWriteOff() public {
         uint256 a = p.vault.accountId(address(this), 1);
         uint256 b = p.vault.accountId(address(this), 2);
@@ -38,12 +38,16 @@ contract Findings {
         (int256 size,) = p.vault.positionOf(a, 0);
         ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
         all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
+        uint256 fund = p.vault.fundAccount();
+        uint256 dustBefore = p.vault.collateralOf(fund, 4);
         p.vault.liquidate(a, all); // everything priced is taken
-        (int256 e, uint256 mm,) = p.vault.margin(a);
-        require(e < int256(mm), "a is below MM");
-        // the rule: the bankrupt account can be written off now, before anyone withdraws ahead of the loss
-        p.vault.liquidate(a, new ICrossMarginVault.LiquidationItem[](0));
-        require(p.vault.settlementOf(a) >= 0, "debt left");
+        // the rule: the bankrupt account is written off in the same call, before anyone withdraws ahead of the loss;
+        // the collateral without a price passes to the fund with the debt
+        require(p.vault.settlementOf(a) == 0, "debt left");
+        require(p.vault.collateralOf(a, 4) == 0, "unpriced dust left with the account");
+        require(p.vault.collateralOf(fund, 4) == dustBefore + 1, "the fund did not receive the dust");
+        (uint256 markets, uint256 collaterals) = p.vault.masksOf(a);
+        require(markets == 0 && collaterals == 0, "account not empty");
     }
 
     /// @notice E3 / R1 (found by E3: AttackerHandler.liquidate took an honest account from +1,139 USD to -1 wei). The

@@ -15,8 +15,6 @@ import {Liveness} from "./Liveness.sol";
 contract Ledger is Liveness {
     /// @dev Tolerance per vault event, in wei of USD, for rounding (shares, floors of position values).
     int256 internal constant WEI_PER_EVENT = 4;
-    /// @dev The settlement index never falls below this (CrossMarginVault.MIN_INDEX).
-    uint256 internal constant MIN_INDEX = 1e9;
 
     // ---------------------------------------------------------------- ghost totals
     mapping(address owner => int256) public depositedUsd;
@@ -316,20 +314,21 @@ contract Ledger is Liveness {
         }
     }
 
-    /// @dev E4: the index never rises while there are claims (an empty pool may restart); debt beyond the fund's
-    ///      cover lowers it at once while there are claims (and it is above its floor); when it falls, every
-    ///      untouched holder's claim fell by the same fraction.
+    /// @dev E4: the index never rises while there are claims, except when a loss took every claim and the pool
+    ///      restarted (total shares 0, index 1e18); debt beyond the fund's cover lowers it at once while there are
+    ///      claims; when it falls, every untouched holder's claim fell by the same fraction (to 0 on a restart).
     function _checkClaims(uint256 indexAfter) internal {
-        if (indexAfter > _indexBefore && _sharesBefore != 0) {
+        (, uint256 shares) = vault.settlementIndex();
+        bool restarted = indexAfter > _indexBefore && shares == 0;
+        if (indexAfter > _indexBefore && _sharesBefore != 0 && !restarted) {
             _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index rose while claims were held");
         }
-        (, uint256 shares) = vault.settlementIndex();
-        if (_unsocialised > 0 && indexAfter == _indexBefore && shares > 0 && _indexBefore > MIN_INDEX) {
+        if (_unsocialised > 0 && indexAfter == _indexBefore && shares > 0) {
             _fail(Check.E4, 0, int256(_unsocialised), 0, "debt beyond the fund's cover not socialised at once");
         }
-        if (indexAfter >= _indexBefore) return;
+        if (indexAfter >= _indexBefore && !restarted) return;
         if (_claimsAt != steps + 1) {
-            _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index fell in a step liquidating nothing");
+            _fail(Check.E4, 0, int256(_indexBefore), int256(indexAfter), "index moved in a step liquidating nothing");
             return;
         }
         uint256 holders;
@@ -337,7 +336,7 @@ contract Ledger is Liveness {
             uint256 a = accounts[i];
             int256 before = _claimsBefore[i];
             if (before <= 0 || _touchedIn[a] == steps + 1) continue;
-            int256 expected = int256(Math.mulDiv(uint256(before), indexAfter, _indexBefore));
+            int256 expected = restarted ? int256(0) : int256(Math.mulDiv(uint256(before), indexAfter, _indexBefore));
             int256 got = vault.settlementOf(a);
             if (got > expected + 2 || got < expected - 2) {
                 _fail(Check.E4, a, expected, got, "claim not cut by the index fraction");
