@@ -13,6 +13,8 @@ the one that raises ``E − MM`` most:
 - full: close every position and seize collateral to cover a negative settlement balance (when the rule allows it,
   i.e. the account is deeply underwater or the rest would be dust);
 - collateral: seize collateral to cover a negative settlement balance (lowest liquidation discount first);
+- write-off: nothing is left to take (no position, no collateral with a valid price) and the balance is negative: a
+  call naming no items writes the debt off;
 - greedy: repeatedly take (as much as the allowance left permits of) the single position or collateral whose taking
   helps most: this is the shape that works when collateral itself carries the risk (e.g. a volatile token whose
   single-asset collapse scenario sets MM).
@@ -120,6 +122,10 @@ def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int],
         return None
     surplus0 = before.equity - before.maintenance
     allowed = max_take(before.equity, before.maintenance, before.initial, before.gross_total, terms.word)
+    priced = [j for j, b in state.collateral.items() if b and prices[layout.collateral_asset[j]]]
+    if not any(q for q, _ in state.positions.values()) and not priced and state.settlement < 0:
+        # nothing left to take: a call naming no items writes the debt off (unpriced collateral goes to the fund)
+        return Plan((), 0, 0, allowed, surplus0, 0, "write-off")
     best: Plan | None = None
 
     def consider(items: list[Item], shape: str) -> Plan | None:

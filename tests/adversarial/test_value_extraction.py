@@ -7,19 +7,23 @@ balance. Findings and their rules (ICrossMarginVault):
 1. Slice liquidations drained the fund: the keeper reward is now paid out of the penalty the call collects.
 2. Reduce-only fills were never margin-checked: a side may end below IM only by a pure reduction at no worse than the
    oracle price that raises E - MM and leaves E >= 0.
-3. Dust of a stale asset blocked liquidation: collateral without a valid price counts at 0; listing needs a price.
-4. Bad-debt socialisation was first-come: a write-off lowers the settlement index over every claim at once.
+3. Dust of a stale asset blocked liquidation: collateral without a valid price counts at 0; listing needs a price;
+   once nothing priced is left, the account is written off at once and the unpriced dust passes to the fund.
+4. Bad-debt socialisation was first-come: a write-off lowers the settlement index over every claim at once; a loss
+   that takes every claim restarts the pool, so later losses are socialised again instead of parked in badDebt.
 5. The parameter-direction rule loosened at once: tightening only when no requirement can fall; canonical queue ids.
 6. Oracle edges: a positive answer that normalises to 0 is no price.
 7. Liveness: the penalty never eats more than half the margin a take frees, so some take always improves E - MM.
+8. Rounding: a liquidation never makes a solvent account insolvent (the penalty capped at E' left E = -1 wei once
+   the stored balance was rounded to shares); the fund makes up the wei.
 """
 from __future__ import annotations
 
 import pytest
 from brownie import ChainlinkFeed, LiquidationLooper, TestToken, accounts, chain, web3
 
-from offchain.keeper.planner import LiquidationTerms, plan_liquidation
-from offchain.risk.margin import account_margin, keeper_reward, liquidation_penalty
+from offchain.keeper.planner import LiquidationTerms, apply_liquidation, plan_liquidation
+from offchain.risk.margin import INDEX_ONE, account_margin, keeper_reward, liquidation_penalty, usd_of_shares
 from tests.adversarial.helpers import BPS, BTC, ETH, LINK, SCALE, USDC, WAD, deposit, model
 from tests.conftest import Trader, assert_reverts, err
 from scripts.deploy import FEED_MAX_AGE, set_price
@@ -246,6 +250,33 @@ def test_dust_of_a_stale_token_does_not_freeze_a_strangers_withdrawals(protocol,
     assert protocol.usdc.balanceOf(stranger.wallet) == 1_000 * USDC
 
 
+def test_stale_dust_cannot_delay_a_write_off(protocol, test_venue, deployer, rich, move_price, mirror, keeper):
+    """Anyone deposits 1 wei of LINK, whose feed is stale, into a bankrupt account. Before, once everything priced
+    was taken, `liquidate` reverted LiquidationEmpty until the feed recovered, and holders could withdraw in full
+    ahead of the loss. Now the keeper's plan writes the debt off in the same call; the dust passes to the fund."""
+    victim = Trader(protocol.vault)
+    deposit(protocol, deployer, victim.id, protocol.usdc, 9_500 * USDC)
+    move_price(BTC, START[BTC])
+    test_venue.trade(victim.id, rich.id, BTC, WAD, START[BTC] * WAD, 0, {"from": deployer})
+    move_price(BTC, START[BTC] * 80 // 100)  # E = 9,500 - 12,000 < 0
+    _stale(protocol, deployer, LINK)
+    deposit(protocol, deployer, victim.id, protocol.tokens[LINK], 1)
+    state, layout, prices, cfg = mirror(victim.id)
+    assert prices[LINK] == 0 and equity(protocol, victim.id) < 0
+    fund = protocol.vault.fundAccount()
+    fund_link, fund_usd = protocol.vault.collateralOf(fund, LINK), usd(protocol, fund)
+    terms = LiquidationTerms(*(int(x) for x in protocol.params.liquidationConfig()))
+    plan = plan_liquidation(state, layout, prices, cfg, terms)
+    tx = protocol.vault.liquidate(victim.id, plan.as_args(), {"from": keeper})
+    debt = tx.events["BadDebtWrittenOff"]["debt"]
+    assert debt > 0 and usd(protocol, victim.id) == 0
+    assert tuple(protocol.vault.masksOf(victim.id)) == (0, 0)
+    assert protocol.vault.collateralOf(victim.id, LINK) == 0
+    assert protocol.vault.collateralOf(fund, LINK) == fund_link + 1
+    assert usd(protocol, fund) == fund_usd - debt + tx.events["Liquidated"]["penalty"] - \
+        tx.events["Liquidated"]["keeperReward"]
+
+
 def test_listing_a_collateral_without_a_feed_refused(protocol, deployer, ledger):
     """Before, a collateral listed before its feed made every account holding it revert FeedNotSet (and anyone can
     deposit it into any account). Now the listing itself needs a valid price."""
@@ -402,3 +433,52 @@ def test_hedged_book_with_margin_below_the_penalty_rate_stays_liquidatable(proto
     assert ev["surplusAfter"] == plan.surplus_after > ev["surplusBefore"]
     e1, m1, _ = protocol.vault.margin(a.id)
     assert ev["penalty"] == liquidation_penalty(ev["taken"], e1 + ev["penalty"], mm, m1, liq) < ev["taken"] // 100
+
+
+# ---------------------------------------------------------------------------------------------- 8. rounding
+def test_liquidation_never_makes_a_solvent_account_insolvent(protocol, test_venue, deployer, rich, move_price, mirror,
+                                                            keeper):
+    """After a socialised loss (index below 1e18), an account with 100 USD of equity, below MM, loses half its BTC
+    long to a keeper. The penalty is capped at the equity left (E' = 100 USD), and the balance left is stored as
+    shares rounded down: before, that left E = -1 wei, a bankrupt account (everything takable) made by rounding. Now
+    the fund adds the wei, and the mirror predicts the exact books."""
+    holders = [Trader(protocol.vault)]
+    x = _bankrupt_beyond_fund(protocol, test_venue, deployer, rich, move_price, holders)
+    protocol.vault.liquidate(x.id, [(0, BTC, 2 * WAD)], {"from": keeper})
+    index = protocol.vault.settlementIndex()[0]
+    assert index < INDEX_ONE
+    move_price(BTC, START[BTC])
+    v = Trader(protocol.vault)
+    deposit(protocol, deployer, v.id, protocol.usdc, 9_500 * USDC)
+    test_venue.trade(v.id, rich.id, BTC, WAD, START[BTC] * WAD, 0, {"from": deployer})
+    move_price(BTC, START[BTC] - 9_400)  # E = 9,500 - 9,400 = 100 USD
+    e, mm, im = protocol.vault.margin(v.id)
+    assert 0 < e < mm
+    state, layout, prices, cfg = mirror(v.id)
+    terms = LiquidationTerms(*(int(x) for x in protocol.params.liquidationConfig()), index)
+    liq = terms.word
+    gross = account_margin(state, layout, prices, cfg).gross_total
+    allowed = protocol.vault.maxTake(e, mm, im, gross, liq)
+    price = prices[layout.market_asset[BTC]]
+    # a take whose penalty is capped at E' and whose balance left loses 1 wei as shares (found by a short search)
+    for amount in range(allowed * WAD // price // 2, allowed * WAD // price // 2 - 50, -1):
+        items = [(0, BTC, amount)]
+        after, taken, penalty = apply_liquidation(state, layout, prices, cfg, terms, items)
+        no_makeup, _, _ = apply_liquidation(state, layout, prices, cfg, LiquidationTerms(liq, terms.discounts), items)
+        left = no_makeup.settlement  # the balance in memory before storing, under the old rule (no make-up)
+        old_equity = account_margin(no_makeup, layout, prices, cfg).equity - left + usd_of_shares(
+            left * INDEX_ONE // index, index)
+        if old_equity < 0:
+            break
+    assert old_equity < 0, "no take in the range shows the rounding"
+    assert penalty < -(-taken * (liq >> 16 & 0xFFFF) // BPS)  # capped, not the rate
+    fund = protocol.vault.fundAccount()
+    fund0 = usd(protocol, fund)
+    tx = protocol.vault.liquidate(v.id, items, {"from": keeper})
+    ev = tx.events["Liquidated"]
+    assert (ev["taken"], ev["penalty"]) == (taken, penalty)
+    assert equity(protocol, v.id) >= 0
+    assert usd(protocol, v.id) == usd_of_shares(after.settlement * INDEX_ONE // index, index)
+    makeup = after.settlement - no_makeup.settlement
+    assert 0 < makeup <= 3
+    assert abs(usd(protocol, fund) - fund0 - (penalty - ev["keeperReward"] - makeup)) <= 1  # the fund's own shares

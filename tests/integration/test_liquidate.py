@@ -735,7 +735,8 @@ def test_withdraw_collateral_unaffected_by_bad_debt(protocol, socialised, make_t
 def beyond_every_claim(deployer, keeper):
     """A fresh deployment with an empty fund and one claim: `h` holds 1,000 USDC. `t`, long 1 BTC on 10,000 USDC
     against `c` (who holds WBTC and no settlement balance), is liquidated at 40,000: a debt of 10,000 against 1,000 of
-    claims. The index falls to its floor (1e9) and what the claims could not absorb is recorded in badDebt."""
+    claims. The loss takes every claim: the pool restarts (index 1e18, no shares) and what the claims could not absorb
+    is recorded in badDebt."""
     w = deploy_local(deployer, DEFAULT_SPEC, seed_fund=False)
     venue = TestVenue.deploy(w.vault, {"from": deployer})
     w.vault.setVenue(venue, True, {"from": deployer})
@@ -759,22 +760,22 @@ def beyond_every_claim(deployer, keeper):
 def test_bad_debt_beyond_every_claim_recorded(beyond_every_claim):
     b = beyond_every_claim
     vault, tx = b.w.vault, b.tx
-    min_index = 10**9
-    lost = 1_000 * WAD - usd_of_shares(1_000 * WAD, min_index)  # all but 1e-6 USD of the only claim
     assert dict(tx.events["BadDebtWrittenOff"]) == {
         "account": tx.events["Liquidated"]["account"], "debt": 10_000 * WAD, "coveredByFund": 0,
         "socialised": 10_000 * WAD,
     }
-    assert dict(tx.events["SettlementIndexUpdated"]) == {"index": min_index, "totalShares": 1_000 * WAD,
-                                                         "socialised": lost}
-    assert tuple(vault.settlementIndex()) == (min_index, 1_000 * WAD)
-    assert vault.settlementOf(b.h.id) == 1_000 * WAD - lost == 10**12
-    assert vault.badDebt() == 10_000 * WAD - lost
+    assert dict(tx.events["SettlementIndexUpdated"]) == {"index": WAD, "totalShares": 0, "socialised": 1_000 * WAD}
+    assert tuple(vault.settlementIndex()) == (WAD, 0)
+    assert vault.settlementOf(b.h.id) == 0 == vault.storedSettlementOf(b.h.id)  # the claim is void
+    assert vault.badDebt() == 9_000 * WAD
+    accounts[0].transfer(b.h.wallet, "1 ether")
+    assert_reverts(err("InsufficientBalance", b.h.id, b.w.usdc, 0, 1), vault.withdraw, b.h.id, b.w.usdc, 1,
+                   b.h.wallet, {"from": b.h.wallet})
 
 
-def test_write_off_after_index_floor_is_socialised(beyond_every_claim, deployer, keeper):
+def test_write_off_after_restart_is_socialised(beyond_every_claim, deployer, keeper):
     """R4: a write-off beyond the fund lowers the index over every claim at that moment; badDebt only keeps what
-    exceeds every claim. After the loss above left the index at its floor (1e9), a holder deposits 100,000 USDC and
+    exceeds every claim. After the loss above restarted the pool, a holder deposits 100,000 USDC and
     a second account goes bankrupt by 2,000 (the fund has nothing to cover it): 100,000 of claims cover the 2,000, so
     the index must fall by about 2% and badDebt must not grow."""
     b = beyond_every_claim
@@ -804,6 +805,7 @@ def test_write_off_after_index_floor_is_socialised(beyond_every_claim, deployer,
     index1, _ = vault.settlementIndex()
     assert index1 == index0 * (claims - 2_000 * WAD) // claims
     assert vault.settlementOf(h2.id) < 98_001 * WAD
+    assert vault.settlementOf(b.h.id) == 0  # the claim voided by the restart stays void
 
 
 def test_resolve_bad_debt_reduces_then_tops_up_fund(beyond_every_claim):
@@ -811,7 +813,7 @@ def test_resolve_bad_debt_reduces_then_tops_up_fund(beyond_every_claim):
     vault, usdc = b.w.vault, b.w.usdc
     fund_id = vault.fundAccount()
     debt = vault.badDebt()
-    assert debt == 9_000 * WAD + 10**12
+    assert debt == 9_000 * WAD
     payer = accounts[5]
     usdc.mint(payer, 10_000 * USDC, {"from": payer})
     usdc.approve(vault, 10_000 * USDC, {"from": payer})
@@ -824,8 +826,8 @@ def test_resolve_bad_debt_reduces_then_tops_up_fund(beyond_every_claim):
     tx = vault.resolveBadDebt(5_000 * USDC, {"from": payer})
     assert dict(tx.events["BadDebtReduced"]) == {"amount": debt - 5_000 * WAD, "remaining": 0}
     assert vault.badDebt() == 0
-    excess = 10_000 * WAD - debt  # tops up the fund, as shares at the floor index
-    assert vault.storedSettlementOf(fund_id) == excess * WAD // 10**9
+    excess = 10_000 * WAD - debt  # tops up the fund, as shares at the restarted index 1e18
+    assert vault.storedSettlementOf(fund_id) == excess
     assert vault.settlementOf(fund_id) == excess
     assert usdc.balanceOf(payer) == 0
 

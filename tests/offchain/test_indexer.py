@@ -1,15 +1,18 @@
 """Indexer and mirror against the chain: exact equality with AccountLens, reorgs, restarts, shrinking log ranges."""
 from __future__ import annotations
 
+import json
 import random
 import time
 
-from brownie import chain
+from brownie import TestVenue, chain
 
 from offchain.cli import open_runtime
-from offchain.risk.margin import account_margin
+from offchain.risk.defaults import DEFAULT_SPEC
+from offchain.risk.margin import WAD, account_margin
 from offchain.risk.snapshot import read_account_state
-from scripts.deploy import set_price
+from scripts.deploy import deploy_local, set_price
+from tests.conftest import Trader
 
 from .rpc_proxy import RpcProxy
 
@@ -94,3 +97,40 @@ def test_reconciliation_repairs_a_corrupted_row(book, settings_for):
     assert rt.indexer.reconcile(ids) == [ids[0]]
     assert rt.indexer.reconcile(ids) == []
     assert rt.indexer.states([ids[0]])[ids[0]].settlement != 12345
+
+
+def test_indexer_voids_claims_when_the_pool_restarts_and_restores_them_on_a_reorg(settings_for, deployer, tmp_path):
+    """A write-off beyond every claim restarts the vault's claims pool (SettlementIndexUpdated with totalShares 0):
+    the stored shares of the holder `h` are void on-chain, and the indexer must zero them although no
+    SettlementUpdated names `h`. When a reorg takes the write-off back, the claim comes back."""
+    w = deploy_local(deployer, DEFAULT_SPEC, seed_fund=False)  # an empty fund: the loss reaches the claims
+    venue = TestVenue.deploy(w.vault, {"from": deployer})
+    w.vault.setVenue(venue, True, {"from": deployer})
+    path = tmp_path / "fresh.json"
+    path.write_text(json.dumps(w.addresses()))
+    t, c, h = (Trader(w.vault) for _ in range(3))
+    for account, token, amount in ((t.id, w.usdc, 10_000 * 10**6), (c.id, w.tokens[0], 2 * 10**8),
+                                   (h.id, w.usdc, 1_000 * 10**6)):
+        token.mint(deployer, amount, {"from": deployer})
+        token.approve(w.vault, amount, {"from": deployer})
+        w.vault.deposit(account, token, amount, {"from": deployer})
+    venue.trade(t.id, c.id, 0, WAD, 60_000 * WAD, 0, {"from": deployer})
+    set_price(w.feeds[0], 40_000, deployer)
+    rt = open_runtime(settings_for("restart", chain={"deployment": str(path)}))
+    rt.indexer.sync()
+    assert rt.indexer.states([h.id])[h.id].settlement == 1_000 * WAD
+    chain.snapshot()
+    tx = w.vault.liquidate(t.id, [(0, 0, WAD)], {"from": deployer})
+    assert tx.events["SettlementIndexUpdated"]["totalShares"] == 0
+    res = rt.indexer.sync()
+    assert h.id in res.changed and res.listing_changed
+    assert rt.indexer.states([h.id])[h.id].settlement == 0 == w.vault.settlementOf(h.id)
+    assert rt.indexer.reconcile([t.id, c.id, h.id]) == []
+    chain.revert()
+    set_price(w.feeds[1], 3_100, deployer)  # the new branch: no write-off
+    set_price(w.feeds[1], 3_000, deployer)
+    res = rt.indexer.sync()
+    assert res.reorg_depth > 0
+    assert rt.indexer.states([h.id])[h.id].settlement == 1_000 * WAD == w.vault.settlementOf(h.id)
+    assert rt.indexer.settlement_index == WAD
+    assert rt.indexer.reconcile([t.id, c.id, h.id]) == []

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from offchain.risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, account_margin, ceil_div, floor_div,
-                                  haircut_down, mul_div_up, position_value_down, token_value_down, u16)
+                                  haircut_down, mul_div_up, position_value_down, rounding_shortfall, token_value_down,
+                                  u16)
 
 INDEX_ONE = 10**18
 FULL_TAKE_BPS = 9_900  # R1: a take of at least 99% of maxTake earns the minimum keeper reward
@@ -205,8 +206,8 @@ class LiquidationOutcome:
     allowed: int = 0
     surplus_before: int = 0
     surplus_after: int = 0
-    after: AccountState | None = None  # the account after the call (before a write-off)
-    debt: int = 0  # written off in the same call
+    after: AccountState | None = None  # the account after the call (and its write-off)
+    debt: int = 0  # written off in the same call (the unpriced collateral passing to the fund with it)
 
 
 def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int]], layout: Layout,
@@ -240,7 +241,9 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
             taken += value
         else:
             return LiquidationOutcome("BadLiquidationItem")
-    if taken == 0 and (s.positions or s.collateral):
+    # nothing left to take: no position, no collateral with a valid price (collateral without one counts 0)
+    bankrupt = not s.positions and not any(prices[layout.collateral_asset[j]] for j in s.collateral)
+    if taken == 0 and not (bankrupt and s.settlement < 0):
         return LiquidationOutcome("LiquidationEmpty")
     allowed = allowed_take(m0.equity, m0.maintenance, m0.initial, m0.gross_total, t)
     if taken > allowed:
@@ -256,11 +259,14 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
             return LiquidationOutcome("LiquidationNotImproving", taken, penalty, 0, allowed, before, after)
         reward = rule_reward(penalty, taken, allowed, t)
         s.settlement -= penalty
+        if m0.equity >= 0:  # rounding never makes a solvent account insolvent: the fund makes up the wei
+            s.settlement += rounding_shortfall(m1.equity - penalty, s.settlement, index)
     if self_keeper:
         s.settlement += reward
-    debt = -s.settlement if not s.positions and not s.collateral and s.settlement < 0 else 0
+    debt = -s.settlement if bankrupt and s.settlement < 0 else 0
     if debt:
         s.settlement = 0
+        s.collateral = {}
     s.settlement = roundtrip(state.settlement, s.settlement, index)
     return LiquidationOutcome("", taken, penalty, reward, allowed, before, after, s, debt)
 
@@ -299,6 +305,7 @@ class Segment:
     flows: dict[str, int] = field(default_factory=dict)  # owner -> USD that entered (+) or left (-) its accounts
     transfers: dict[str, int] = field(default_factory=dict)  # owner -> USD gained from other owners' fills
     fills: dict[int, int] = field(default_factory=dict)  # account -> fills and takes (rounding allowance)
+    restarts: int = 0  # pool restarts (a loss took every claim: all claims held before are void)
 
     def flow(self, owner: str, usd: int) -> None:
         self.flows[owner] = self.flows.get(owner, 0) + usd
@@ -363,22 +370,28 @@ def check_segment(prev: Snapshot, now: Snapshot, seg: Segment, owners: dict[str,
     tol = 8 * n_events + 8
     if fund_after - fund_before < -covered - tol:
         problems.append(f"E2: the fund lost {fund_before - fund_after} with {covered} of covered bad debt")
+    ratio = (now.index, prev.index)
+
+    def socialised_share(s0: AccountState) -> int:  # what an index drop took from the account's positive balance
+        if seg.restarts:
+            return max(s0.settlement, 0)
+        return max(s0.settlement, 0) - max(s0.settlement, 0) * ratio[0] // ratio[1]
+
     for w in write_offs:
         s0 = prev.states.get(w.account)
         e0 = account_margin(s0, layout, prices, now.cfg).equity if s0 is not None else 0
-        if s0 is None or e0 >= 0:
+        if s0 is None or e0 - socialised_share(s0) >= 0:
             problems.append(f"E2: bad debt {w.debt} written off for {w.account:#x}, whose equity was {e0} >= 0 at the "
                             f"last price move: a trade or a liquidation created it")
     # E3: negative equity only from price moves: no account's equity falls below min(its equity at the start of the
     # segment, revalued with the current parameters, 0), beyond rounding and its share of a socialised loss
-    ratio = (now.index, prev.index)
     for a, s1 in now.states.items():
         if a == fund or a not in prev.states:
             continue
         s0 = prev.states[a]
         e0 = account_margin(s0, layout, prices, now.cfg).equity
         e1 = account_margin(s1, layout, prices, now.cfg).equity
-        haircut = max(s0.settlement, 0) - max(s0.settlement, 0) * ratio[0] // ratio[1]
+        haircut = socialised_share(s0)
         tol = 3 * seg.fills.get(a, 0) + 3 + haircut
         if e1 < min(e0, 0) - tol:
             problems.append(f"E3: equity of {a:#x} went from {e0} to {e1} without a price move"

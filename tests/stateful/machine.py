@@ -212,6 +212,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         self.prev: econ.Snapshot | None = None  # the economic checkpoint (set by the first invariant check)
         self.seg = econ.Segment()
         Solvency.runs += 1
+        Solvency.last_rule = "the start of the run"
 
     # ------------------------------------------------------------------ helpers
     def _count(self, name):
@@ -503,6 +504,11 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         # the index is rounded down (against the holders): by less than one unit, i.e. shares / 1e18 wei in all
         slack = tx.events["SettlementIndexUpdated"]["totalShares"] // 10**18 + 2 * len(holders) + 2
         gap = lost + (debt1 - debt0) - uncovered
+        if tx.events["SettlementIndexUpdated"]["totalShares"] == 0:
+            # a loss that takes (almost) every claim: all are void, and what they held beyond the loss goes to the fund
+            self._tally("E4 write-off took every claim (pool restarted)")
+            assert all(after[h] == 0 for h in holders), "E4: a claim survived the restart of the pool"
+            gap -= max(lost - uncovered, 0)
         assert -2 * len(holders) - 2 <= gap <= slack, \
             f"E4: holders lost {lost}, bad debt rose {debt1 - debt0}, uncovered debt {uncovered} (slack {slack})"
 
@@ -576,6 +582,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             elif t0 == T_WRITE_OFF:
                 debt, covered, socialised = abi_decode(["uint256"] * 3, data)
                 write_offs.append(econ.WriteOff(int(lg["topics"][1], 16), debt, covered, socialised))
+            elif t0 == T_INDEX and abi_decode(["uint256"] * 3, data)[1] == 0:
+                self.seg.restarts += 1  # the pool restarted: every claim held before is void
             elif t0 in T_TOUCH:
                 self.seg.touched(int(lg["topics"][1], 16))
         return liquidations, write_offs
@@ -1007,19 +1015,23 @@ Solvency.failures = []
 Solvency.checks = {}
 
 
-def _recording(fn):
+def _recording(fn, is_rule):
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
+        if is_rule:
+            Solvency.last_rule = f"{fn.__name__}{kwargs or ''}"
         try:
             return fn(self, *args, **kwargs)
         except Exception as e:
-            Solvency.failures.append((type(e).__name__, f"{fn.__name__}{kwargs or ''}: {type(e).__name__}: {e}"[:1500]))
+            where = fn.__name__ + (str(kwargs) if kwargs else "") + ("" if is_rule else f" after {Solvency.last_rule}")
+            Solvency.failures.append((type(e).__name__, f"{where}: {type(e).__name__}: {e}"[:1500]))
             raise
 
     return wrapper
 
 
+Solvency.last_rule = "the start of the run"
 for _r in Solvency.rules():
-    _r.function = _recording(_r.function)
+    _r.function = _recording(_r.function, True)
 for _i in Solvency.invariants():
-    _i.function = _recording(_i.function)
+    _i.function = _recording(_i.function, False)
