@@ -362,6 +362,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         acc = _accounts[account];
         if (acc.settlement > 0) {
             uint256 pool = _pool;
+            // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
             acc.settlement = acc.epoch == pool >> EPOCH_SHIFT
                 ? _usdOf(uint256(int256(acc.settlement)), _index(pool)).toInt256().toInt128()
                 : int128(0);
@@ -374,6 +375,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         Account memory old = _accounts[account];
         uint256 pool = _pool;
         uint256 epoch = pool >> EPOCH_SHIFT;
+        // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
         int256 stored = old.epoch == epoch ? int256(old.settlement) : int256(0);
         int256 next = acc.settlement;
         if (next > 0) {
@@ -428,7 +430,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 next = claims > loss ? Math.mulDiv(index, claims - loss, claims) : 0;
         uint256 socialised;
         uint256 excess;
-        if (next >= MIN_INDEX || epoch == MAX_EPOCH) {
+        if (next >= MIN_INDEX || epoch >= MAX_EPOCH) {
             if (next < MIN_INDEX) next = MIN_INDEX; // every epoch used: the rest of the loss stays bad debt
             socialised = claims - _usdOf(shares, next);
         } else {
@@ -476,8 +478,9 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
         // nothing left to take: no position and no collateral with a valid price (what has none counts 0)
-        // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
+        // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
         bool bankrupt = acc.markets == 0 && _pricedCollaterals(acc, ctx) == 0;
+        // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
         if (l.taken == 0 && !(bankrupt && acc.settlement < 0)) revert LiquidationEmpty(account);
         l.allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
         if (l.taken > l.allowed) revert LiquidationTooLarge(account, l.taken, l.allowed);
