@@ -47,6 +47,14 @@ def _env(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _forge_keys() -> dict:
+    """The forge campaign's keys in OUT (merged into the same file by scripts/bench/forge_fuzz.py)."""
+    try:
+        return {k: v for k, v in json.loads(OUT.read_text()).items() if k.startswith("forge")}
+    except (OSError, ValueError):
+        return {}
+
+
 def main() -> None:
     seed = _env("FUZZ_SEED", 20261121)
     target = _env("FUZZ_STEPS", 20_000)
@@ -66,12 +74,6 @@ def main() -> None:
     batch = 0
     started = time.perf_counter()
     result: dict = {}
-    kept = {}  # the forge campaign's keys, merged into the same file by another script
-    if OUT.exists():
-        try:
-            kept = {k: v for k, v in json.loads(OUT.read_text()).items() if k.startswith("forge")}
-        except ValueError:
-            kept = {}
     while Solvency.steps - Solvency.runs < target:
         batch_seed = seed + batch
         hypothesis.core._hypothesis_global_random = random.Random(batch_seed)
@@ -118,10 +120,12 @@ def main() -> None:
             "node": web3.provider.make_request("web3_clientVersion", [])["result"],
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "command": "make fuzz",
-            **kept,
+            **_forge_keys(),  # read again at every write: the forge campaign may finish meanwhile
         }
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(result, indent=1) + "\n")
+        tmp = OUT.with_suffix(".brownie.tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(OUT)
         print(f"batch {batch}: {steps} steps, {Solvency.runs} runs, {len(violations)} violations, "
               f"{runtime:.0f} s", flush=True)
     print(json.dumps({k: result[k] for k in ("steps", "runs", "violations", "harness_errors", "runtime_s",
