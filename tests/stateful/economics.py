@@ -2,7 +2,7 @@
 planner: the trade rule (R2), the liquidation rule with its penalty and keeper reward (R1), the value of an account
 and of an owner, and the per-segment ledger behind the invariants E1-E4 (README of tests/stateful/machine.py).
 
-Everything here is written from the rules (docs of ICrossMarginVault, /tmp/brief/rules.md R1-R5) and the margin
+Everything here is written from the rules (NatSpec of ICrossMarginVault; R1-R5 in docs/SECURITY.md) and the margin
 mirror ``offchain.risk.margin`` (equity, MM, IM of a state, verified against the chain by invariant 6). Nothing reads
 the chain: the machine passes states, prices and parameter words in.
 """
