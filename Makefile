@@ -115,7 +115,7 @@ clean:
 risk-report: install
 	PYTHONPATH="$(CURDIR)" MPLBACKEND=Agg $(VENV)/bin/python scripts/bench/risk_report.py
 
-# Long fuzzing campaign (docs/SECURITY.md, "Long fuzzing campaign"): first the long forge invariant campaign
+# Long fuzzing campaigns (docs/SECURITY.md, "Long fuzzing campaigns"): first the long forge invariant campaign
 # (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;
 # merges forge_* keys into fuzz.json), then the solvency state machine of
 # tests/stateful/machine.py on random sequences (>= 10,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
