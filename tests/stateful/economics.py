@@ -103,7 +103,9 @@ def trade_verdict(buyer: AccountState, seller: AccountState, market: Market, mar
                   layout: Layout, prices: Sequence[int], cfg: MarginConfig, band_bps: int, trades_paused: bool,
                   index: int) -> TradeVerdict:
     """What the vault must do with ``buyer`` buying ``size`` from ``seller`` at ``price`` (fees 0), in its order of
-    checks: band, position caps (buyer, seller), pause, open interest, then the trade rule R2 for each side."""
+    checks: size, band, position caps (buyer, seller), pause, open interest, then the trade rule R2 for each side."""
+    if size == 0:
+        return TradeVerdict("ZeroAmount")
     oracle = prices[market.asset]
     if abs(price - oracle) * BPS > oracle * band_bps:
         return TradeVerdict("PriceOutsideBand")
