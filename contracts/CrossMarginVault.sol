@@ -477,11 +477,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         (l.params, l.discounts) = _liquidationWords();
 
         l.taken = _takeAll(account, acc, f, items, ctx, l.discounts);
-        // nothing left to take: no position and no collateral with a valid price (what has none counts 0)
+        // a write-off: nothing left to take (no position, no collateral with a valid price, what has none is dust)
+        // and a debt (a penalty or a make-up never turns a debt into a credit here: E' = the balance)
         // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
-        bool bankrupt = acc.markets == 0 && _pricedCollaterals(acc, ctx) == 0;
-        // slither-disable-next-line incorrect-equality (emptiness checks on amounts and bit masks)
-        if (l.taken == 0 && !(bankrupt && acc.settlement < 0)) revert LiquidationEmpty(account);
+        bool writeOff = acc.markets == 0 && _pricedCollaterals(acc, ctx) == 0 && acc.settlement < 0
+            && _unpricedIsDust(account, acc, ctx.layout, l.params.dust());
+        // slither-disable-next-line incorrect-equality (emptiness checks on amounts)
+        if (l.taken == 0 && !writeOff) revert LiquidationEmpty(account);
         l.allowed = maxTake(l.equity, l.maintenance, l.initial, l.gross, l.params);
         if (l.taken > l.allowed) revert LiquidationTooLarge(account, l.taken, l.allowed);
         l.surplusBefore = l.equity - int256(l.maintenance);
@@ -503,7 +505,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 keeperAccount = accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
         uint256 loss;
-        if (bankrupt && acc.settlement < 0) loss = _writeOff(account, acc, f);
+        if (writeOff && acc.settlement < 0) loss = _writeOff(account, acc, f);
         _store(account, acc);
         _store(fund, f);
         if (loss != 0) _socialise(loss);
@@ -636,8 +638,24 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev Bad-debt waterfall, first step: collateral without a valid price (all the account has left) passes to the
-    ///      fund, and the fund's positive settlement balance covers what it can; returns the rest, which the caller
+    /// @dev True if the account's collateral (none of it has a valid price) is worth less than `dust` in all at its
+    ///      feeds' last answers (`IOracleRouter.lastPrice`: a stale feed's last value; 0 for a non-positive answer).
+    function _unpricedIsDust(uint256 account, Account memory acc, uint256 layout, uint256 dust)
+        internal
+        view
+        returns (bool)
+    {
+        uint256 value;
+        for (uint256 left = acc.collaterals; left != 0; left &= left - 1) {
+            uint256 id = _lowestBit(left);
+            uint256 p = oracle.lastPrice(_collateralAssetOf(layout, id));
+            value += PortfolioMargin.tokenValueDown(_collateral[account][id], p, _collateralDecimalsOf(layout, id));
+        }
+        return value < dust;
+    }
+
+    /// @dev Bad-debt waterfall, first step: collateral without a valid price (dust: all the account has left) passes
+    ///      to the fund, and the fund's positive settlement balance covers what it can; returns the rest, which the caller
     ///      socialises (`_socialise`) once both accounts are stored.
     function _writeOff(uint256 account, Account memory acc, Account memory f) internal returns (uint256 rest) {
         uint256 fund = fundAccount();

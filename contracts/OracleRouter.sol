@@ -90,6 +90,13 @@ contract OracleRouter is IOracleRouter {
         }
     }
 
+    /// @inheritdoc IOracleRouter
+    function lastPrice(uint256 asset) external view returns (uint256 p) {
+        if (asset >= MAX_ASSETS) return 0;
+        Feed memory f = _feeds[asset];
+        if (address(f.aggregator) != address(0)) (p,,) = _normalised(f);
+    }
+
     /// @dev The normalised price of `asset`; when it is invalid: reverts if `strict`, else 0.
     function _price(uint256 asset, bool strict) internal view returns (uint256 p) {
         if (asset >= MAX_ASSETS) revert FeedNotSet(asset);
@@ -98,7 +105,19 @@ contract OracleRouter is IOracleRouter {
             if (strict) revert FeedNotSet(asset);
             return 0;
         }
-        (int256 answer, uint256 updatedAt) = _latestAnswer(f.aggregator);
+        int256 answer;
+        uint256 updatedAt;
+        (p, answer, updatedAt) = _normalised(f);
+        if (!strict) return updatedAt + f.maxAge < block.timestamp ? 0 : p;
+        // slither-disable-next-line incorrect-equality (a positive answer that normalises to nothing is no price)
+        if (p == 0) revert PriceNotPositive(asset, answer);
+        if (updatedAt + f.maxAge < block.timestamp) revert PriceStale(asset, updatedAt, f.maxAge, block.timestamp);
+    }
+
+    /// @dev The feed's latest answer normalised to 1e18 (0 when not positive or normalising to nothing), the raw
+    ///      answer and its `updatedAt`.
+    function _normalised(Feed memory f) internal view returns (uint256 p, int256 answer, uint256 updatedAt) {
+        (answer, updatedAt) = _latestAnswer(f.aggregator);
         if (answer > 0) {
             uint256 scale;
             unchecked {
@@ -106,10 +125,6 @@ contract OracleRouter is IOracleRouter {
             }
             p = f.decimals <= 18 ? uint256(answer) * scale : uint256(answer) / scale;
         }
-        if (!strict) return updatedAt + f.maxAge < block.timestamp ? 0 : p;
-        // slither-disable-next-line incorrect-equality (a positive answer that normalises to nothing is no price)
-        if (p == 0) revert PriceNotPositive(asset, answer);
-        if (updatedAt + f.maxAge < block.timestamp) revert PriceStale(asset, updatedAt, f.maxAge, block.timestamp);
     }
 
     /// @dev `answer` and `updatedAt` of `feed.latestRoundData()`, read from the returned words without decoding the

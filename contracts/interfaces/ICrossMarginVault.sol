@@ -45,8 +45,10 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         penalties collected, so slicing a liquidation into many small calls earns nothing the single call would not.
 ///
 ///         Bad debt. When an account is left with no positions, no collateral with a valid price and a negative
-///         settlement balance, the debt is written off in the same call (a call naming no items may do it): collateral
-///         without a valid price passes to the fund, whose positive settlement balance covers the debt first; the rest
+///         settlement balance, and its collateral without a valid price is dust (worth less than the LIQUIDATION
+///         word's dust threshold at its feeds' last answers, `IOracleRouter.lastPrice`: a stale feed's last value, 0
+///         for a non-positive answer), the debt is written off in the same call (a call naming no items may do it):
+///         that collateral passes to the fund, whose positive settlement balance covers the debt first; the rest
 ///         is socialised at once over every positive settlement balance by lowering the index, so every holder of a
 ///         claim at that moment bears the same fraction whatever the order of later withdrawals, and claims created
 ///         later (deposits, P&L) are not haircut. A bankrupt account (E < 0) is liquidatable by anyone and `maxTake`
@@ -54,6 +56,8 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         would take the index below 1e-6 (of its start) takes every claim: they are all worth 0, the pool restarts
 ///         empty at index 1e18 (SettlementIndexUpdated with totalShares 0), and what those claims held beyond the loss
 ///         goes to the fund. What exceeds every claim is recorded in `badDebt`; `resolveBadDebt` lets anyone retire it.
+///         Collateral worth at least the dust threshold at a stale feed's last answer is never given to the fund: the
+///         write-off waits for the feed, and the account is liquidated as usual once it has a price again.
 ///
 ///         Assumptions on tokens: standard ERC20 behaviour or a subset (missing return values and fees on transfer
 ///         are handled: deposits are credited by balance difference). Rebasing tokens are not supported as collateral.

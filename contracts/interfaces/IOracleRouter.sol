@@ -33,6 +33,10 @@ interface IOracleRouter {
 
     /// @return The price of `asset` in USD per whole unit, 1e18 fixed point (reverts on an invalid price).
     function price(uint256 asset) external view returns (uint256);
+    /// @return The feed's latest answer for `asset`, normalised like `price`, whatever its age and the sequencer's
+    ///         state: the last known value of a stale feed. 0 when no feed is set or the answer is not positive.
+    ///         Never a trading or margin price: the vault uses it only to recognise dust (`ICrossMarginVault`).
+    function lastPrice(uint256 asset) external view returns (uint256);
     /// @notice Prices of every asset whose bit is set in `assetMask` (bit k = asset k); other entries are zero and
     ///         bits above 7 are ignored.
     function prices(uint256 assetMask) external view returns (uint256[8] memory);

@@ -277,6 +277,35 @@ def test_stale_dust_cannot_delay_a_write_off(protocol, test_venue, deployer, ric
         tx.events["Liquidated"]["keeperReward"]
 
 
+def test_own_collateral_behind_a_stale_feed_is_not_given_to_the_fund(protocol, test_venue, deployer, rich, move_price,
+                                                                     mirror, keeper):
+    """The other side of the write-off rule: a bankrupt account's own WETH (3,000 USD at the feed's last answer, far
+    above the 100 USD dust threshold) while the ETH feed is stale. Its BTC long is taken, but the write-off waits
+    (`LiquidationEmpty`): the WETH is not handed to the fund for a smaller debt. Once ETH has a price again, the keeper
+    seizes WETH as usual, at the discount, and the account keeps the rest."""
+    victim = Trader(protocol.vault)
+    deposit(protocol, deployer, victim.id, protocol.usdc, 7_000 * USDC)
+    deposit(protocol, deployer, victim.id, protocol.tokens[ETH], WAD)  # 3,000 USD of WETH
+    move_price(BTC, START[BTC])
+    test_venue.trade(victim.id, rich.id, BTC, WAD, START[BTC] * WAD, 0, {"from": deployer})
+    move_price(BTC, START[BTC] * 80 // 100)  # -12,000: the USDC balance ends 5,000 below 0, the WETH is worth 3,000
+    _stale(protocol, deployer, ETH)
+    fund = protocol.vault.fundAccount()
+    fund_weth = protocol.vault.collateralOf(fund, ETH)
+    protocol.vault.liquidate(victim.id, [(0, BTC, WAD)], {"from": keeper})  # everything priced is taken
+    assert usd(protocol, victim.id) < 0 and protocol.vault.collateralOf(victim.id, ETH) == WAD
+    assert protocol.oracle.lastPrice(ETH) == START[ETH] * WAD
+    assert_reverts(err("LiquidationEmpty", victim.id), protocol.vault.liquidate, victim.id, [], {"from": keeper})
+    assert protocol.vault.collateralOf(fund, ETH) == fund_weth
+    set_price(protocol.feeds[ETH], START[ETH], deployer)  # the feed is back
+    state, layout, prices, cfg = mirror(victim.id)
+    plan = plan_liquidation(state, layout, prices, cfg, LiquidationTerms(*(int(x) for x in
+                                                                           protocol.params.liquidationConfig())))
+    assert plan is not None and any(kind == 1 for kind, _, _ in plan.items)
+    tx = protocol.vault.liquidate(victim.id, plan.as_args(), {"from": keeper})
+    assert tx.events["Liquidated"]["taken"] > 0
+
+
 def test_listing_a_collateral_without_a_feed_refused(protocol, deployer, ledger):
     """Before, a collateral listed before its feed made every account holding it revert FeedNotSet (and anyone can
     deposit it into any account). Now the listing itself needs a valid price."""

@@ -325,13 +325,21 @@ class AttackerRules:
                 if not m.liquidatable:
                     break
                 if not self._seizable(state, prices):
-                    # only unpriced collateral is left: nothing can be taken until its feed is back. Acceptable for
-                    # the account's own collateral; not when it is the attacker's dust keeping a bankrupt account
-                    # from its write-off (R3: dust never blocks a liquidation; R4: the loss is marked in one call)
-                    assert not (m.equity < 0 and had == 0 and dust and set(state.collateral) == {j}), \
-                        f"R3/R4: {dust} units of unpriced collateral {j} the attacker deposited keep bankrupt " \
-                        f"{acct:#x} (settlement {state.settlement}) from its write-off: liquidate reverts " \
-                        f"LiquidationEmpty / BadLiquidationItem until the feed is back, claims can leave before it"
+                    # only unpriced collateral is left: a bankrupt account whose unpriced collateral is dust at its
+                    # feed's last answer is written off by a call naming nothing (R3: the attacker's dust never
+                    # blocks it; R4: the loss is marked in one call); collateral worth more waits for its feed
+                    last = self._last_prices()
+                    o = econ.liquidation_outcome(state, [], self.layout, prices, cfg, terms, index=self._index(),
+                                                 last_prices=last)
+                    ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
+                    assert ok == (o.error == ""), f"R3/R4: write-off of {acct:#x} with only unpriced collateral: " \
+                        f"rule {o.error or 'ok'}, vault {msg or 'ok'} (state {state.canonical()}, last {last})"
+                    if m.equity < 0 and had == 0 and dust and set(state.collateral) == {j}:
+                        assert ok, f"R3/R4: the attacker's {dust} units of {j} (feed {kind}) block a write-off"
+                    if ok:
+                        self._tally("R4 write-off with unpriced dust")
+                        ok, msg, _, _ = self._liquidate(acct, [], self.keeper)
+                        assert ok, msg
                     break
                 plan = plan_liquidation(state, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
                 witness = econ.proportional_items(state, self.layout, prices, cfg, terms)

@@ -12,9 +12,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from offchain.risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, account_margin, ceil_div, floor_div,
-                                  haircut_down, mul_div_up, position_value_down, rounding_shortfall, token_value_down,
-                                  u16)
+from offchain.risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin,
+                                  ceil_div, floor_div, haircut_down, mul_div_up, position_value_down,
+                                  rounding_shortfall, token_value_down, u16)
 
 INDEX_ONE = 10**18
 FULL_TAKE_BPS = 9_900  # R1: a take of at least 99% of maxTake earns the minimum keeper reward
@@ -214,10 +214,13 @@ class LiquidationOutcome:
 
 def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int]], layout: Layout,
                         prices: Sequence[int], cfg: MarginConfig, t: LiquidationTerms,
-                        self_keeper: bool = False, index: int = INDEX_ONE) -> LiquidationOutcome:
+                        self_keeper: bool = False, index: int = INDEX_ONE,
+                        last_prices: Sequence[int] | None = None) -> LiquidationOutcome:
     """What ``liquidate(account, items)`` must do (ICrossMarginVault and R1), in the vault's order of checks.
     ``self_keeper``: the caller's subaccount 0 is the account (the reward is credited to it); ``index``: the
-    settlement index (the balance is stored as shares, rounded down)."""
+    settlement index (the balance is stored as shares, rounded down); ``last_prices``: the feeds' last answers
+    (``IOracleRouter.lastPrice``, 0 when not positive), which decide whether unpriced collateral is dust (default:
+    ``prices``)."""
     m0 = account_margin(state, layout, prices, cfg)
     if m0.equity >= m0.maintenance:
         return LiquidationOutcome("AccountHealthy")
@@ -243,9 +246,14 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
             taken += value
         else:
             return LiquidationOutcome("BadLiquidationItem")
-    # nothing left to take: no position, no collateral with a valid price (collateral without one counts 0)
-    bankrupt = not s.positions and not any(prices[layout.collateral_asset[j]] for j in s.collateral)
-    if taken == 0 and not (bankrupt and s.settlement < 0):
+    # a write-off: nothing left to take (no position, no collateral with a valid price, what has none is dust at its
+    # feed's last answer) and a debt
+    last = prices if last_prices is None else last_prices
+    unpriced = sum(token_value_down(b, last[layout.collateral_asset[j]], layout.collateral_decimals[j])
+                   for j, b in s.collateral.items())
+    bankrupt = (not s.positions and not any(prices[layout.collateral_asset[j]] for j in s.collateral)
+                and s.settlement < 0 and unpriced < t.dust)
+    if taken == 0 and not bankrupt:
         return LiquidationOutcome("LiquidationEmpty")
     allowed = allowed_take(m0.equity, m0.maintenance, m0.initial, m0.gross_total, t)
     if taken > allowed:
@@ -379,10 +387,16 @@ def check_segment(prev: Snapshot, now: Snapshot, seg: Segment, owners: dict[str,
             return max(s0.settlement, 0)
         return max(s0.settlement, 0) - max(s0.settlement, 0) * ratio[0] // ratio[1]
 
+    def equity(state: AccountState) -> int | None:  # None: a position on an asset without a valid price
+        try:
+            return account_margin(state, layout, prices, now.cfg).equity
+        except PriceUnavailable:
+            return None
+
     for w in write_offs:
         s0 = prev.states.get(w.account)
-        e0 = account_margin(s0, layout, prices, now.cfg).equity if s0 is not None else 0
-        if s0 is None or e0 - socialised_share(s0) >= 0:
+        e0 = equity(s0) if s0 is not None else 0
+        if s0 is None or (e0 is not None and e0 - socialised_share(s0) >= 0):
             problems.append(f"E2: bad debt {w.debt} written off for {w.account:#x}, whose equity was {e0} >= 0 at the "
                             f"last price move: a trade or a liquidation created it")
     # E3: negative equity only from price moves: no account's equity falls below min(its equity at the start of the
@@ -391,8 +405,9 @@ def check_segment(prev: Snapshot, now: Snapshot, seg: Segment, owners: dict[str,
         if a == fund or a not in prev.states:
             continue
         s0 = prev.states[a]
-        e0 = account_margin(s0, layout, prices, now.cfg).equity
-        e1 = account_margin(s1, layout, prices, now.cfg).equity
+        e0, e1 = equity(s0), equity(s1)
+        if e0 is None or e1 is None:
+            continue
         haircut = socialised_share(s0)
         tol = 3 * seg.fills.get(a, 0) + 3 + haircut
         if e1 < min(e0, 0) - tol:

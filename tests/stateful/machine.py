@@ -286,6 +286,11 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
     def _terms(self):
         return econ.LiquidationTerms(*(int(x) for x in self._call(self.params.liquidationConfig)))
 
+    def _last_prices(self):
+        """Every asset's last feed answer (IOracleRouter.lastPrice: a stale feed's last value, 0 if not positive)."""
+        assets = range(max(self.layout.market_asset + self.layout.collateral_asset) + 1)
+        return [int(x) for x in self._batch([(self.p.oracle.lastPrice, (a,)) for a in assets], "latest")]
+
     def _index(self):
         return int(self._call(self.v.settlementIndex)[0])
 
@@ -435,10 +440,12 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         keeper_acct = account_id(via.address if via else sender, 0)
         state = self._state(acct)
         index = self._index()
+        last = self._last_prices()
         if outcomes is None:
             outcomes, s = [], state
             for _ in range(max(times, 1)):
-                o = econ.liquidation_outcome(s, items, self.layout, prices, cfg, terms, keeper_acct == acct, index)
+                o = econ.liquidation_outcome(s, items, self.layout, prices, cfg, terms, keeper_acct == acct, index,
+                                             last)
                 outcomes.append(o)
                 if o.error:
                     break
@@ -529,6 +536,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         eth_call against the vault in this block."""
         prices, cfg = self._market()
         terms = self._terms()
+        last = self._last_prices()
         pterms = PlannerTerms(terms.word, terms.discounts)
         for acct, state in self._read_states("latest", self.margined).items():
             m = account_margin(state, self.layout, prices, cfg)
@@ -536,7 +544,14 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 continue
             self._tally("E5 accounts below MM after a price move")
             items = econ.proportional_items(state, self.layout, prices, cfg, terms)
-            o = econ.liquidation_outcome(state, items, self.layout, prices, cfg, terms)
+            o = econ.liquidation_outcome(state, items, self.layout, prices, cfg, terms, last_prices=last)
+            if o.error == "LiquidationEmpty" and not items and not state.positions:
+                # only collateral without a valid price is left, worth at least the dust threshold at its feed's
+                # last answer: it is never given away, the account waits for the feed (ICrossMarginVault, bad debt)
+                self._tally("E5 waiting for a stale feed (collateral above dust)")
+                ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
+                assert not ok and msg.startswith("LiquidationEmpty"), f"E5/R4: the vault wrote {acct:#x} off: {msg}"
+                continue
             assert o.error == "", f"E5: the proportional take of {acct:#x} ({items}) fails the rule: {o.error}"
             ok, msg = self._simulate(self.v.liquidate, (acct, items), self.keeper)
             assert ok, f"E5: the proportional take of {acct:#x} is refused by the vault: {msg}"
@@ -549,7 +564,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         block = web3.eth.block_number
         states = self._read_states(block)
         (index, _), prices, cfg, bad_debt = self._batch([
-            (self.v.settlementIndex, ()), (self.p.oracle.prices, (self._asset_mask(),)), (self.params.marginConfig, ()),
+            (self.v.settlementIndex, ()), (self.p.oracle.pricesFor, (0, self._asset_mask())),
+            (self.params.marginConfig, ()),
             (self.v.badDebt, ())], block)
         return econ.Snapshot(block, states, [int(x) for x in prices], MarginConfig.from_chain(cfg), int(index),
                              int(bad_debt))
@@ -675,19 +691,26 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
     def _broken_feed(self, asset, kind):
         machine = self
 
+        # for the vault a broken feed is a price move to 0 (its collateral counts 0): the economic segment ends
+        # before the break and before the repair (E1-E3 compare states at the same prices only)
         class Broken:
             def __enter__(self):
                 feed = machine.feeds[asset]
                 self.answer = machine._call(feed.latestAnswer)
+                machine._checkpoint()
                 if kind == "stale":
                     now = chain.time()
                     raw_send(feed.updateRoundData, (machine._call(feed.latestRound) + 1, self.answer, now - 7200,
                                                     now - 7200), machine.deployer)
                 else:
                     raw_send(feed.updateAnswer, (0 if kind == "zero" else -self.answer,), machine.deployer)
+                machine.prev, machine.seg = machine._snapshot(), econ.Segment()
 
             def __exit__(self, *exc):
+                if exc[0] is None:
+                    machine._checkpoint()
                 raw_send(machine.feeds[asset].updateAnswer, (self.answer,), machine.deployer)
+                machine.prev, machine.seg = machine._snapshot(), econ.Segment()
 
         return Broken()
 
