@@ -481,7 +481,7 @@ def submit(proposal: Proposal, submitter: Submitter) -> list[Outcome]:
 def describe(p: Proposal, names: Sequence[str] = ()) -> list[str]:
     lines = [f"{len(p.changes)} change(s); loosening delay on the contract: {p.delay} s"]
     for c in p.changes:
-        kind = "tighten" if c.tightening else "loosen "
+        kind = "tighten" if c.tightening else "delayed"  # delayed: it may lower some account's requirement
         lines.append(f"  [{kind}] {c.what}: {c.old} -> {c.new}  ({p.expected_status(c)})")
     if p.effect is not None:
         e = p.effect

@@ -9,7 +9,7 @@ from brownie import web3
 
 from offchain.cli import open_runtime
 from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import account_margin
+from offchain.risk.margin import account_margin, u16
 from offchain.risk.propose import Submitter, diff, effect, prepare, spec_to_dict, submit, write_spec
 
 from .conftest import ROOT, rpc_url
@@ -38,7 +38,9 @@ def test_dry_run_diff_and_effect_match_a_direct_computation(book, protocol, depl
     layout, prices, cfg = rt.indexer.market_view(head)
     p = prepare(rt.chain, proposed, head, len(layout.market_asset))
     assert p.current.margin_config() == cfg  # the decoded on-chain set reproduces the published words
-    assert {c.fn for c in p.changes} == {"setRiskWeight"} and all(c.tightening for c in p.changes)
+    # every asset is correlated with another in the default set: a risk weight rise can lower a hedge's charge, so
+    # the contract queues it (R5) and the proposal says so
+    assert {c.fn for c in p.changes} == {"setRiskWeight"} and not any(c.tightening for c in p.changes)
     eff = effect(rt.indexer.states(), layout, prices, p.current, p.changes)
     new_cfg = proposed.margin_config()
     direct_now = sorted(a for a in ids if account_margin(_state(protocol, a), layout, prices,
@@ -47,14 +49,15 @@ def test_dry_run_diff_and_effect_match_a_direct_computation(book, protocol, depl
                                                            new_cfg).liquidatable)
     assert direct_after and len(direct_after) > len(direct_now)
     assert sorted(set(eff.liquidatable_all) & set(ids)) == direct_after
-    assert sorted(set(eff.newly_immediate) & set(ids)) == sorted(set(direct_after) - set(direct_now))
+    assert sorted(set(eff.newly_all) & set(ids)) == sorted(set(direct_after) - set(direct_now))
+    assert eff.newly_immediate == []  # nothing applies before the delay
     block = web3.eth.block_number
     proc = _xmargin("-c", str(_config(tmp_path, deployment_file, "cli")), "risk", "propose", str(spec_path),
                     "--dry-run")
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
-    assert "dry run: nothing sent" in out and "[tighten] risk weight asset 0: 1000 -> 2000" in out
-    assert f"(+{len(eff.newly_immediate)})" in out
+    assert "dry run: nothing sent" in out and "[delayed] risk weight asset 0: 1000 -> 2000" in out
+    assert f"(+{len(eff.newly_all)})" in out
     assert web3.eth.block_number == block  # nothing was sent
     assert protocol.params.marginConfig()[0] == cfg.global_word
 
@@ -70,24 +73,25 @@ def test_submit_tightens_at_once_and_queues_a_loosening(protocol, deployer, new_
     admin = new_wallet()
     params.grantRole(params.RISK_ADMIN_ROLE(), admin, {"from": deployer})
     params.setLoosenDelay(3600, {"from": deployer})  # lengthening: applies at once
-    proposed = DEFAULT_SPEC.model_copy(update={"risk_weights": {**DEFAULT_SPEC.risk_weights, 0: 1300},
+    haircut0 = DEFAULT_SPEC.haircuts[0]
+    proposed = DEFAULT_SPEC.model_copy(update={"haircuts": {**DEFAULT_SPEC.haircuts, 0: haircut0 + 500},
                                                "correlations": {**DEFAULT_SPEC.correlations, (0, 1): 7000},
                                                "loosen_delay": 3600})
     rt = open_runtime(settings_for("submit", admin))
     head = rt.indexer.sync().head
     p = prepare(rt.chain, proposed, head, 4)
-    assert [(c.fn, c.tightening) for c in p.changes] == [("setRiskWeight", True), ("setCorrelation", False)]
+    assert [(c.fn, c.tightening) for c in p.changes] == [("setCorrelation", False), ("setHaircut", True)]
     from offchain.keys import load_signer
 
     signer = load_signer(settings_for("submit", admin), rt.chain.chain_id)
     outcomes = submit(p, Submitter(rt.chain, signer))
-    assert [(o.change.fn, o.status) for o in outcomes] == [("setRiskWeight", "applied"), ("setCorrelation", "queued")]
+    assert [(o.change.fn, o.status) for o in outcomes] == [("setCorrelation", "queued"), ("setHaircut", "applied")]
     words = params.marginConfig()
     from offchain.risk.margin import MarginConfig
 
     cfg = MarginConfig.from_chain(words)
-    assert cfg.risk_weight(0) == 1300 and cfg.correlation(0, 1) == 8000  # loosening not applied yet
-    ready = outcomes[1].ready_at
+    assert u16(cfg.haircuts, 0) == haircut0 + 500 and cfg.correlation(0, 1) == 8000  # the queued one not yet
+    ready = outcomes[0].ready_at
     assert ready == web3.eth.get_block("latest")["timestamp"] + 3600 or ready > 0
     # proposing again before the delay reports the queued change and sends nothing new
     nonce = web3.eth.get_transaction_count(admin.address)
