@@ -638,8 +638,9 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev True if the account's collateral (none of it has a valid price) is worth less than `dust` in all at its
-    ///      feeds' last answers (`IOracleRouter.lastPrice`: a stale feed's last value; 0 for a non-positive answer).
+    /// @dev True if the account's collateral (none of it has a valid price) is worth less than `dust` (at least 1 wei:
+    ///      nothing is always dust) in all at its feeds' last answers (`IOracleRouter.lastPrice`: a stale feed's last
+    ///      value; 0 for a non-positive answer).
     function _unpricedIsDust(uint256 account, Account memory acc, uint256 layout, uint256 dust)
         internal
         view
@@ -651,7 +652,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             uint256 p = oracle.lastPrice(_collateralAssetOf(layout, id));
             value += PortfolioMargin.tokenValueDown(_collateral[account][id], p, _collateralDecimalsOf(layout, id));
         }
-        return value < dust;
+        return value < Math.max(dust, 1);
     }
 
     /// @dev Bad-debt waterfall, first step: collateral without a valid price (dust: all the account has left) passes

@@ -45,8 +45,8 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         penalties collected, so slicing a liquidation into many small calls earns nothing the single call would not.
 ///
 ///         Bad debt. When an account is left with no positions, no collateral with a valid price and a negative
-///         settlement balance, and its collateral without a valid price is dust (worth less than the LIQUIDATION
-///         word's dust threshold at its feeds' last answers, `IOracleRouter.lastPrice`: a stale feed's last value, 0
+///         settlement balance, and its collateral without a valid price is dust (worth nothing, or less than the
+///         LIQUIDATION word's dust threshold, at its feeds' last answers, `IOracleRouter.lastPrice`: a stale feed's last value, 0
 ///         for a non-positive answer), the debt is written off in the same call (a call naming no items may do it):
 ///         that collateral passes to the fund, whose positive settlement balance covers the debt first; the rest
 ///         is socialised at once over every positive settlement balance by lowering the index, so every holder of a

@@ -92,6 +92,30 @@ contract Findings {
         require(e >= 0, "the penalty made equity negative");
     }
 
+    /// @notice E4 + E5 / R4 (found by the long campaign on the dust rule: AdminHandler had set the dust threshold
+    ///         to 0). "Unpriced collateral worth less than the dust threshold" was `value < dust`: with a threshold
+    ///         of 0 even an account holding nothing at all was not written off (LiquidationEmpty, debt left).
+    function test_emptyAccountWrittenOffWithDustThresholdZero() public {
+        p.params.setLiquidation(5000, 100, 3000, 5000, 5e18, 0); // dust 0: queued (a loosening) ...
+        Env.VM.warp(block.timestamp + Env.LOOSEN_DELAY + 1);
+        p.params.setLiquidation(5000, 100, 3000, 5000, 5e18, 0); // ... and applied
+        for (uint256 k; k < Env.ASSETS; ++k) {
+            p.feeds[k].updateAnswer(int256(Env.startPrice(k) / 1e10));
+        }
+        uint256 a = p.vault.accountId(address(this), 1);
+        uint256 b = p.vault.accountId(address(this), 2);
+        p.vault.deposit(a, address(p.usdc), 60_000e6);
+        p.vault.deposit(b, address(p.usdc), 200_000e6);
+        uint256 btc = p.oracle.price(0);
+        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0);
+        p.feeds[0].updateAnswer(36_000e8); // BTC -40%: a owes about 100,000 USD
+        (int256 size,) = p.vault.positionOf(a, 0);
+        ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
+        all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
+        p.vault.liquidate(a, all);
+        require(p.vault.settlementOf(a) == 0, "debt left after everything was taken");
+    }
+
     function _breakFeed(uint256 asset) internal {
         uint80 round = uint80(p.feeds[asset].latestRound());
         uint256 old = block.timestamp - Env.MAX_AGE - 1;

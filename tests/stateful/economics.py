@@ -252,7 +252,7 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
     unpriced = sum(token_value_down(b, last[layout.collateral_asset[j]], layout.collateral_decimals[j])
                    for j, b in s.collateral.items())
     bankrupt = (not s.positions and not any(prices[layout.collateral_asset[j]] for j in s.collateral)
-                and s.settlement < 0 and unpriced < t.dust)
+                and s.settlement < 0 and unpriced < max(t.dust, 1))
     if taken == 0 and not bankrupt:
         return LiquidationOutcome("LiquidationEmpty")
     allowed = allowed_take(m0.equity, m0.maintenance, m0.initial, m0.gross_total, t)
