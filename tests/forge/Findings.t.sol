@@ -25,19 +25,11 @@ contract Findings {
     ///         taken, `liquidate` reverted LiquidationEmpty until that feed recovered. Anyone can deposit the dust;
     ///         meanwhile holders could withdraw in full ahead of the socialised loss, and those left bore it.
     function test_staleDustDoesNotBlockWriteOff() public {
-        uint256 a = p.vault.accountId(address(this), 1);
-        uint256 b = p.vault.accountId(address(this), 2);
-        p.vault.deposit(a, address(p.usdc), 60_000e6);
-        p.vault.deposit(b, address(p.usdc), 200_000e6);
-        uint256 btc = p.oracle.price(0);
-        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0); // a long 400k BTC
-        p.feeds[0].updateAnswer(36_000e8); // BTC -40%: a owes about 100,000 USD
+        (uint256 a,) = _bankruptLong(200_000e6);
         _breakFeed(4); // the DUST feed goes stale
         p.tokens[4].mint(address(this), 1);
         p.vault.deposit(a, address(p.tokens[4]), 1); // 1 wei of DUST, from anyone
-        (int256 size,) = p.vault.positionOf(a, 0);
-        ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
-        all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
+        ICrossMarginVault.LiquidationItem[] memory all = _wholePosition(a, 0);
         uint256 fund = p.vault.fundAccount();
         uint256 dustBefore = p.vault.collateralOf(fund, 4);
         p.vault.liquidate(a, all); // everything priced is taken
@@ -56,25 +48,11 @@ contract Findings {
     ///         E = -1 wei once the settlement index is below 1e18: "never makes equity negative" fails by 1 wei, and
     ///         the account becomes bankrupt (maxTake = everything).
     function test_penaltyNeverMakesEquityNegative() public {
-        p.params.setLiquidation(5000, 2000, 3000, 0, 5e18, 100e18); // penalty 20%, deep 0: queued ...
-        Env.VM.warp(block.timestamp + Env.LOOSEN_DELAY + 1);
-        p.params.setLiquidation(5000, 2000, 3000, 0, 5e18, 100e18); // ... and applied
-        for (uint256 k; k < Env.ASSETS; ++k) {
-            p.feeds[k].updateAnswer(int256(Env.startPrice(k) / 1e10));
-        }
-        uint256 a = p.vault.accountId(address(this), 1);
-        uint256 b = p.vault.accountId(address(this), 2);
+        _setLiquidationAfterDelay(2000, 0, 100e18); // penalty 20%, deep 0
         uint256 x = p.vault.accountId(address(this), 3);
         // a socialised write-off: the index falls to 0.833e18
-        p.vault.deposit(a, address(p.usdc), 60_000e6);
-        p.vault.deposit(b, address(p.usdc), 300_000e6);
-        uint256 btc = p.oracle.price(0);
-        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0);
-        p.feeds[0].updateAnswer(36_000e8);
-        (int256 size,) = p.vault.positionOf(a, 0);
-        ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
-        all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
-        p.vault.liquidate(a, all);
+        (uint256 a, uint256 b) = _bankruptLong(300_000e6);
+        p.vault.liquidate(a, _wholePosition(a, 0));
         // x: a 30,000 USDC claim (shares) and long 150k ETH; ETH -18.7% leaves it 2,000 USD of equity, below MM
         p.vault.deposit(x, address(p.usdc), 30_000e6);
         uint256 eth = p.oracle.price(1);
@@ -84,7 +62,7 @@ contract Findings {
         ICrossMarginVault.MarginDetail memory d = p.vault.marginDetail(x);
         (uint256 liq,) = p.params.liquidationConfig();
         uint256 take = p.vault.maxTake(e, mm, im, d.gross[1], liq);
-        (size,) = p.vault.positionOf(x, 1);
+        (int256 size,) = p.vault.positionOf(x, 1);
         ICrossMarginVault.LiquidationItem[] memory part = new ICrossMarginVault.LiquidationItem[](1);
         part[0] = ICrossMarginVault.LiquidationItem(0, 1, uint256(size) * (take - 2) / d.gross[1]);
         p.vault.liquidate(x, part); // penalty = min(20% x taken, E', freed / 2) = E'
@@ -96,24 +74,43 @@ contract Findings {
     ///         to 0). "Unpriced collateral worth less than the dust threshold" was `value < dust`: with a threshold
     ///         of 0 even an account holding nothing at all was not written off (LiquidationEmpty, debt left).
     function test_emptyAccountWrittenOffWithDustThresholdZero() public {
-        p.params.setLiquidation(5000, 100, 3000, 5000, 5e18, 0); // dust 0: queued (a loosening) ...
+        _setLiquidationAfterDelay(100, 5000, 0); // dust threshold 0
+        (uint256 a,) = _bankruptLong(200_000e6);
+        p.vault.liquidate(a, _wholePosition(a, 0));
+        require(p.vault.settlementOf(a) == 0, "debt left after everything was taken");
+    }
+
+    /// @dev Subaccount 1 long 400,000 USD of BTC on 60,000 USDC against subaccount 2 (`usdcB`), then BTC -40%:
+    ///      subaccount 1 owes about 100,000 USD.
+    function _bankruptLong(uint256 usdcB) internal returns (uint256 a, uint256 b) {
+        a = p.vault.accountId(address(this), 1);
+        b = p.vault.accountId(address(this), 2);
+        p.vault.deposit(a, address(p.usdc), 60_000e6);
+        p.vault.deposit(b, address(p.usdc), usdcB);
+        uint256 btc = p.oracle.price(0);
+        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0);
+        p.feeds[0].updateAnswer(36_000e8);
+    }
+
+    function _wholePosition(uint256 account, uint8 market)
+        internal
+        view
+        returns (ICrossMarginVault.LiquidationItem[] memory items)
+    {
+        (int256 size,) = p.vault.positionOf(account, market);
+        items = new ICrossMarginVault.LiquidationItem[](1);
+        items[0] = ICrossMarginVault.LiquidationItem(0, market, uint256(size));
+    }
+
+    /// @dev LIQUIDATION word with close factor 50%, keeper share 30%, min reward 5 USD and the given penalty, deep
+    ///      threshold and dust, applied after the loosening delay; then every feed republishes its start price.
+    function _setLiquidationAfterDelay(uint256 penaltyBps, uint256 deepBps, uint256 dust) internal {
+        p.params.setLiquidation(5000, penaltyBps, 3000, deepBps, 5e18, dust); // queued (a loosening) ...
         Env.VM.warp(block.timestamp + Env.LOOSEN_DELAY + 1);
-        p.params.setLiquidation(5000, 100, 3000, 5000, 5e18, 0); // ... and applied
+        p.params.setLiquidation(5000, penaltyBps, 3000, deepBps, 5e18, dust); // ... and applied
         for (uint256 k; k < Env.ASSETS; ++k) {
             p.feeds[k].updateAnswer(int256(Env.startPrice(k) / 1e10));
         }
-        uint256 a = p.vault.accountId(address(this), 1);
-        uint256 b = p.vault.accountId(address(this), 2);
-        p.vault.deposit(a, address(p.usdc), 60_000e6);
-        p.vault.deposit(b, address(p.usdc), 200_000e6);
-        uint256 btc = p.oracle.price(0);
-        p.vault.settleTrade(a, b, 0, 400_000e18 * 1e18 / btc, btc, 0, 0);
-        p.feeds[0].updateAnswer(36_000e8); // BTC -40%: a owes about 100,000 USD
-        (int256 size,) = p.vault.positionOf(a, 0);
-        ICrossMarginVault.LiquidationItem[] memory all = new ICrossMarginVault.LiquidationItem[](1);
-        all[0] = ICrossMarginVault.LiquidationItem(0, 0, uint256(size));
-        p.vault.liquidate(a, all);
-        require(p.vault.settlementOf(a) == 0, "debt left after everything was taken");
     }
 
     function _breakFeed(uint256 asset) internal {
