@@ -42,8 +42,28 @@ class LiquidationTerms:
     index: int = INDEX_ONE
 
     @property
+    def close_factor(self) -> int:
+        return u16(self.word, 0)
+
+    @property
     def penalty(self) -> int:
         return u16(self.word, 1)
+
+    @property
+    def keeper_share(self) -> int:
+        return u16(self.word, 2)
+
+    @property
+    def deep(self) -> int:
+        return u16(self.word, 3)
+
+    @property
+    def min_reward(self) -> int:
+        return (self.word >> 64) & (2**96 - 1)
+
+    @property
+    def dust(self) -> int:
+        return self.word >> 160
 
     def discount(self, cid: int) -> int:
         return u16(self.discounts, cid)

@@ -490,7 +490,7 @@ class AttackerRules:
                                  pos // f if up else pos * f)
         if family == "liquidation":
             t = econ.LiquidationTerms(liq, disc)
-            return p.setLiquidation, (t.close_factor, clamp(t.penalty_rate + sign * 50 * step, 0, 2000), t.keeper_share,
+            return p.setLiquidation, (t.close_factor, clamp(t.penalty + sign * 50 * step, 0, 2000), t.keeper_share,
                                       t.deep, t.min_reward, t.dust)
         if family == "band":
             return p.setPriceBand, (clamp(((self._control() >> 8) & 0xFFFF) - sign * 25 * step, 50, 500),)

@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from offchain.keeper.planner import LiquidationTerms  # the decoder of liquidationConfig()
 from offchain.risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin,
                                   ceil_div, floor_div, haircut_down, mul_div_up, position_value_down,
                                   rounding_shortfall, token_value_down, u16)
@@ -137,48 +138,13 @@ def trade_verdict(buyer: AccountState, seller: AccountState, market: Market, mar
 
 
 # ---------------------------------------------------------------------------------------------- liquidation (R1)
-@dataclass(frozen=True)
-class LiquidationTerms:
-    """The LIQUIDATION and DISCOUNT words of RiskParameters.liquidationConfig()."""
-
-    word: int
-    discounts: int
-
-    @property
-    def close_factor(self) -> int:
-        return u16(self.word, 0)
-
-    @property
-    def penalty_rate(self) -> int:
-        return u16(self.word, 1)
-
-    @property
-    def keeper_share(self) -> int:
-        return u16(self.word, 2)
-
-    @property
-    def deep(self) -> int:
-        return u16(self.word, 3)
-
-    @property
-    def min_reward(self) -> int:
-        return (self.word >> 64) & (2**96 - 1)
-
-    @property
-    def dust(self) -> int:
-        return self.word >> 160
-
-    def discount(self, j: int) -> int:
-        return u16(self.discounts, j)
-
-
 def allowed_take(equity: int, mm: int, im: int, gross: int, t: LiquidationTerms) -> int:
     """maxTake (ICrossMarginVault): everything when deep under water or when the rest would be dust, else
     min(closeFactor * gross, the amount that restores IM if the requirement fell in proportion)."""
     if equity * BPS < mm * t.deep:
         return gross
     allowed = gross * t.close_factor // BPS
-    den = im * BPS - t.penalty_rate * gross
+    den = im * BPS - t.penalty * gross
     if den > 0:
         allowed = min(allowed, mul_div_up(gross * BPS, im - equity, den))
     return gross if gross - allowed < t.dust else allowed
@@ -187,7 +153,7 @@ def allowed_take(equity: int, mm: int, im: int, gross: int, t: LiquidationTerms)
 def rule_penalty(taken: int, equity_after: int, mm_before: int, mm_after: int, t: LiquidationTerms) -> int:
     """R1: min(ceil(rate * taken), max(E', 0), (MM - MM') / 2 if MM' < MM else 0)."""
     freed = (mm_before - mm_after) // 2 if mm_after < mm_before else 0
-    return min(mul_div_up(taken, t.penalty_rate, BPS), max(equity_after, 0), freed)
+    return min(mul_div_up(taken, t.penalty, BPS), max(equity_after, 0), freed)
 
 
 def rule_reward(penalty: int, taken: int, allowed: int, t: LiquidationTerms) -> int:

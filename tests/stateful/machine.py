@@ -475,7 +475,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             want = (o.taken, o.penalty, o.reward, o.surplus_before, o.surplus_after)
             assert got == want, f"R1: liquidation (taken, penalty, reward, E-MM before, after) {got} != rule {want}"
             self._tally("R1 liquidations" + (" in a loop" if via else ""))
-            self._tally("R1 penalty capped" if o.penalty < econ.mul_div_up(o.taken, terms.penalty_rate, 10_000) else
+            self._tally("R1 penalty capped" if o.penalty < econ.mul_div_up(o.taken, terms.penalty, 10_000) else
                         "R1 penalty at the rate")
             assert ev["keeperReward"] <= ev["penalty"], "E2: a keeper reward above the penalty"
         if good:
