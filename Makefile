@@ -118,7 +118,7 @@ risk-report: install
 # Long fuzzing campaigns (docs/SECURITY.md, "Long fuzzing campaigns"): first the long forge invariant campaign
 # (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;
 # merges forge_* keys into fuzz.json), then the solvency state machine of
-# tests/stateful/machine.py on random sequences (>= 10,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
+# tests/stateful/machine.py on random sequences (>= 20,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
 # override), on Anvil registered as the Brownie network anvil-fuzz (port 8564) under its own HOME. Writes
 # scripts/bench/results/fuzz.json; fails if any invariant was violated.
 .PHONY: fuzz
