@@ -535,9 +535,13 @@ class AttackerRules:
         self._sleep(LOOSEN_DELAY + 1)
 
     def _stale_queue(self, step):
+        p = self.params
+        for q in [q for q in self.queued if q[0] == "price_band"]:  # start from no queued band change
+            ok, msg, _ = self._try(p.cancel, q[5], sender=self.guardian)
+            assert ok, msg
+            self.queued.remove(q)
         band = (self._control() >> 8) & 0xFFFF
         lo, hi = min(band, 400), min(band, 400) + 25 * step
-        p = self.params
         if band != lo:
             assert self._param_call(p.setPriceBand, (lo,)) == "applied"
         mid = (lo + hi) // 2
