@@ -18,62 +18,16 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from typing import Sequence
 
-from .chain import Chain, Rpc
 from .config import Settings, load_settings, reference
 from .db import connect
 from .errors import ConfigError, XMarginError
-from .indexer import Indexer
-from .ops import Metrics, OpsServer, setup_logging
-from .risk.margin import WAD, account_margin, standard_requirement
+from .margin.exact import WAD, account_margin, standard_requirement
+from .ops import OpsServer, setup_logging
+from .runtime import build_keeper, open_runtime
 
 log = logging.getLogger("xmargin")
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    rpc: Rpc
-    chain: Chain
-    indexer: Indexer
-    metrics: Metrics
-
-
-def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
-    """Connect to the chain, load the contracts and open the database, as the settings say."""
-    metrics = metrics or Metrics()
-    c = settings.chain
-    rpc = Rpc(c.rpc_urls, timeout=c.request_timeout, retries=c.retries, backoff=c.retry_backoff,
-              stall_seconds=c.stall_seconds, on_error=lambda url: metrics.rpc_errors.labels(url.split("//")[-1]).inc())
-    chain = Chain.connect(rpc, c.deployment, c.build_dir)
-    i = settings.indexer
-    indexer = Indexer(chain, connect(i.database), log_chunk=i.log_chunk, reorg_window=i.reorg_window,
-                      reconcile_every=i.reconcile_every, reconcile_sample=i.reconcile_sample)
-    return Runtime(settings, rpc, chain, indexer, metrics)
-
-
-def build_keeper(rt: Runtime):
-    """The keeper of these settings (signer, transaction manager, options)."""
-    from .keeper.keeper import Keeper, KeeperOptions
-    from .keeper.txmanager import GWEI, FeePolicy, TxManager
-    from .keys import load_signer
-
-    k = rt.settings.keeper
-    signer = load_signer(rt.settings, rt.chain.chain_id)
-    txm = None
-    if signer is not None and not k.dry_run:
-        policy = FeePolicy(int(k.max_fee_gwei * GWEI), int(k.min_priority_fee_gwei * GWEI), k.fee_history_blocks,
-                           k.priority_percentile, k.fee_bump_percent, k.replace_after_seconds)
-        txm = TxManager(rt.rpc, rt.indexer.conn, signer, rt.chain.chain_id, policy)
-    opts = KeeperOptions(k.shard_pair, k.dry_run, k.min_profit_usd, k.cleanup_bad_debt, k.gas_token_asset,
-                         k.gas_token_usd, k.gas_limit_multiplier, k.max_liquidations_per_block, k.poll_interval,
-                         rt.settings.chain.lens_batch)
-    keeper = Keeper(rt.chain, rt.indexer, txm, opts, rt.metrics, reconcile_every=rt.settings.indexer.reconcile_every)
-    if signer is not None and txm is None:
-        keeper.address = signer.address  # dry run: simulate as the configured keeper
-    return keeper
 
 
 # ---------------------------------------------------------------------------------------------- commands

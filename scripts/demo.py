@@ -52,10 +52,10 @@ from eth_utils import keccak  # noqa: E402
 from offchain.db import acct_int  # noqa: E402
 from offchain.orders import Order, sign_order  # noqa: E402
 from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, episode  # noqa: E402
-from offchain.risk.margin import account_margin, standard_requirement  # noqa: E402
-from offchain.risk.snapshot import read_prices  # noqa: E402
+from offchain.margin.exact import account_margin, standard_requirement  # noqa: E402
+from offchain.margin.snapshot import read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
 
@@ -382,7 +382,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     """The whole demo on the connected Brownie network; returns the summary (also written to ``opts.out``)."""
     from brownie import BookSeeder, chain, web3
 
-    from offchain.cli import open_runtime
+    from offchain.runtime import open_runtime
     from offchain.config import load_settings
     from scripts.deploy import deploy_local, write_deployment
 

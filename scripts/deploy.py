@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD  # noqa: E402
-from offchain.risk.params import RiskSpec, apply_spec  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD  # noqa: E402
+from offchain.margin.params import RiskSpec, apply_spec  # noqa: E402
 
 log = logging.getLogger("xmargin.deploy")
 

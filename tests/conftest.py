@@ -10,9 +10,9 @@ from brownie import TestVenue, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 
 from offchain.orders import Order, sign_order
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.snapshot import read_account_state as read_state
-from offchain.risk.snapshot import read_layout, read_margin_config, read_prices
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.snapshot import read_account_state as read_state
+from offchain.margin.snapshot import read_layout, read_margin_config, read_prices
 from scripts.deploy import deploy_local, set_price
 
 WAD = 10**18

@@ -24,9 +24,9 @@ from ..db import acct_int, acct_key
 from ..errors import ChainUnavailable
 from ..indexer import Indexer
 from ..ops import Metrics
-from ..risk.margin import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin
-from ..risk.screen import Book, ScreenParams, screen
-from ..risk.snapshot import read_account_state, read_margin_config, read_prices
+from ..margin.exact import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin
+from ..margin.screen import Book, ScreenParams, screen
+from ..margin.snapshot import read_account_state, read_margin_config, read_prices
 from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager

@@ -7,7 +7,7 @@ Model, block by block and for many independent runs at once (float64, vectorised
    (per asset) over ``crash_blocks`` and stays there; ``noise`` is a random walk with per-block volatility
    ``noise_bps`` (70% of its variance common to all assets); ``impact`` is the permanent square-root impact of the
    fund's sales (below).
-2. Margin of every account at that price: :func:`offchain.risk.vmargin.margin` (the float form of the exact mirror).
+2. Margin of every account at that price: :func:`offchain.margin.vector.margin` (the float form of the exact mirror).
 3. Keepers. An account seen with E < MM at block b is liquidated at block ``b + latency`` if it is still
    liquidatable then (latency 0: in the same block); one call per account per block; after a call the next one can
    land ``max(latency, 1)`` blocks later.
@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .vmargin import MarginArrays, Portfolio, margin, max_take
+from ..margin.vector import MarginArrays, Portfolio, margin, max_take
 
 log = logging.getLogger(__name__)
 

@@ -105,7 +105,7 @@ def _history(args: argparse.Namespace):
 
 
 def _spec(path: str | None):
-    from .defaults import DEFAULT_SPEC
+    from ..margin.defaults import DEFAULT_SPEC
     from .propose import load_spec
 
     return DEFAULT_SPEC if path is None else load_spec(path)
@@ -113,7 +113,7 @@ def _spec(path: str | None):
 
 def _population(args: argparse.Namespace):
     from ..population import LOCAL_LAYOUT, generate, prices_wad, to_state
-    from .defaults import START_PRICES_USD
+    from ..margin.defaults import START_PRICES_USD
 
     if args.population < 1:
         raise ConfigError(f"--population {args.population}: give at least 1 book")
@@ -200,9 +200,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from .defaults import ASSETS, START_PRICES_USD
+    from ..margin.defaults import ASSETS, START_PRICES_USD
     from .stress import hypothetical, reverse_summary
-    from .vmargin import MarginArrays, Portfolio
+    from ..margin.vector import MarginArrays, Portfolio
 
     spec = _spec(args.spec)
     _, states, layout, prices = _population(args)
@@ -228,10 +228,10 @@ def cmd_stress(args: argparse.Namespace) -> int:
 
 
 def cmd_var(args: argparse.Namespace) -> int:
-    from .defaults import ASSETS, START_PRICES_USD
+    from ..margin.defaults import ASSETS, START_PRICES_USD
     from .ewma import ewma_covariance
     from .var import all_methods, fhs_scenarios, shortfall_figure
-    from .vmargin import MarginArrays, Portfolio, margin
+    from ..margin.vector import MarginArrays, Portfolio, margin
 
     spec = _spec(args.spec)
     _, states, layout, _ = _population(args)
@@ -274,8 +274,8 @@ def cmd_var(args: argparse.Namespace) -> int:
 
 def cascade_inputs(spec, states, layout):
     from .cascade import LiquidationRule
-    from .defaults import ASSETS
-    from .vmargin import MarginArrays, Portfolio
+    from ..margin.defaults import ASSETS
+    from ..margin.vector import MarginArrays, Portfolio
 
     pf = Portfolio.from_states(states, layout, len(ASSETS))
     arr = MarginArrays.from_config(spec.margin_config(), len(ASSETS), len(layout.collateral_asset))
@@ -284,7 +284,7 @@ def cascade_inputs(spec, states, layout):
 
 def cmd_cascade(args: argparse.Namespace) -> int:
     from .cascade import CascadeScenario, sweep
-    from .defaults import ASSETS, START_PRICES_USD
+    from ..margin.defaults import ASSETS, START_PRICES_USD
 
     if not -0.99 <= args.crash <= 1.0:
         raise ConfigError(f"--crash {args.crash}: give a move between -0.99 and 1 (e.g. -0.5)")
@@ -332,7 +332,7 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
 
 
 def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
-    from ..cli import open_runtime
+    from ..runtime import open_runtime
     from ..keys import load_signer
     from ..ops import setup_logging
     from .propose import Submitter, describe, effect, load_spec, prepare, submit

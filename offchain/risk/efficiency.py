@@ -18,10 +18,10 @@ import numpy as np
 
 from ..population import LOCAL_LAYOUT, Book, prices_wad, to_state
 from .data import synthetic
-from .defaults import ASSETS, BTC, DEFAULT_SPEC, ETH, START_PRICES_USD
-from .margin import WAD, account_margin, standard_requirement
-from .params import RiskSpec
-from .vmargin import MarginArrays, Portfolio
+from ..margin.defaults import ASSETS, BTC, DEFAULT_SPEC, ETH, START_PRICES_USD
+from ..margin.exact import WAD, account_margin, standard_requirement
+from ..margin.params import RiskSpec
+from ..margin.vector import MarginArrays, Portfolio
 
 
 def groups_of(book: Book) -> list[str]:

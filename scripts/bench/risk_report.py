@@ -24,9 +24,9 @@ from offchain.risk.calibrate import CalibrationSettings, calibrate  # noqa: E402
 from offchain.risk.cascade import CascadeScenario, sweep  # noqa: E402
 from offchain.risk.commands import cascade_inputs, run_backtest  # noqa: E402
 from offchain.risk.data import real, synthetic  # noqa: E402
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD  # noqa: E402
 from offchain.risk.efficiency import efficiency  # noqa: E402
-from offchain.risk.params import StressVector  # noqa: E402
+from offchain.margin.params import StressVector  # noqa: E402
 from offchain.risk.plots import backtest_chart, cascade_chart, stress_chart  # noqa: E402
 from offchain.risk.stress import hypothetical, reverse_summary  # noqa: E402
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from brownie import CrossMarginVault, OracleRouter, RiskParameters, chain, web3
 
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
-from offchain.risk.margin import MarginConfig
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.exact import MarginConfig
 from scripts import deploy as d
 
 ROOT = Path(__file__).resolve().parents[2]
