@@ -1,7 +1,7 @@
 # xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
 #   make demo    install everything, start a local Ganache, deploy, run the crash demo (DEMO_ARGS="--help" lists options)
 #   make test    install everything, compile, run the whole suite on a local Ganache chain
-#   make build   install everything and compile the contracts (the ABIs the xmargin keeper reads)
+#   make build   install everything, compile the contracts and write the ABIs the package ships (offchain/abi/)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
 #   make bench-keeper  the keeper scan benchmark on Anvil (writes scripts/bench/results/keeper_scan.json)
 #   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
@@ -40,6 +40,7 @@ node_modules/.installed: package.json package-lock.json
 
 build: install
 	$(BROWNIE) compile
+	$(VENV)/bin/python scripts/export_abis.py
 
 # The demo runs on its own Brownie network, xmargin-demo (a Ganache that Brownie starts on port 8547), under its own
 # HOME, so it can run while the test suite uses 8545.

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -170,12 +171,22 @@ class Deployment:
             raise DeploymentError(f"deployment file {path} is incomplete or malformed ({e!r})") from None
 
 
-def load_abis(build_dir: Path) -> dict[str, list]:
+def load_abis(build_dir: Path | None = None) -> dict[str, list]:
+    """The ABIs of :data:`CONTRACTS`: shipped with the package (``offchain/abi/``, written by ``make build``) when
+    ``build_dir`` is None, else read from Brownie build artifacts there (``<name>.json``, key ``abi``)."""
     abis = {}
     for name in CONTRACTS:
+        if build_dir is None:
+            p = resources.files("offchain.abi") / f"{name}.json"
+            if not p.is_file():
+                raise DeploymentError(f"ABI {name}.json missing from the installed package: reinstall xmargin, or "
+                                      "set chain.build_dir to a Brownie build folder")
+            abis[name] = json.loads(p.read_text())
+            continue
         p = build_dir / f"{name}.json"
         if not p.is_file():
-            raise DeploymentError(f"ABI {p} not found: compile the contracts (`make build`) or set chain.build_dir")
+            raise DeploymentError(f"ABI {p} not found: compile the contracts (`make build`) or unset chain.build_dir "
+                                  "to use the ABIs shipped with the package")
         abis[name] = json.loads(p.read_text())["abi"]
     return abis
 
@@ -232,7 +243,7 @@ class Chain:
         self.errors = ErrorDecoder(self.abis.values())
 
     @classmethod
-    def connect(cls, rpc: Rpc, deployment_path: Path | None, build_dir: Path) -> "Chain":
+    def connect(cls, rpc: Rpc, deployment_path: Path | None, build_dir: Path | None = None) -> "Chain":
         chain_id = rpc.read(lambda w3: w3.eth.chain_id)
         path = deployment_path or Path("deployments") / f"{chain_id}.json"
         deployment = Deployment.load(path)

@@ -20,9 +20,10 @@ import sys
 import threading
 from typing import Sequence
 
+from . import __version__
 from .config import Settings, load_settings, reference
 from .db import connect
-from .errors import ConfigError, XMarginError
+from .errors import ChainUnavailable, ConfigError, XMarginError
 from .margin.exact import WAD, account_margin, standard_requirement
 from .ops import OpsServer, setup_logging
 from .runtime import build_keeper, open_runtime
@@ -36,7 +37,12 @@ def cmd_keeper_run(settings: Settings, args: argparse.Namespace) -> int:
     keeper = build_keeper(rt)
     server = None
     if settings.ops.metrics_port:
-        server = OpsServer(settings.ops.metrics_host, settings.ops.metrics_port, rt.metrics, keeper.health).start()
+        o = settings.ops
+        try:
+            server = OpsServer(o.metrics_host, o.metrics_port, rt.metrics, keeper.health).start()
+        except OSError as e:
+            raise ConfigError(f"ops.metrics_port: cannot serve on {o.metrics_host}:{o.metrics_port} ({e.strerror}): "
+                              "choose a free port (--metrics-port), or 0 for none") from None
         log.info("metrics and health on http://%s:%d/", settings.ops.metrics_host, server.port)
     stop = threading.Event()
 
@@ -48,7 +54,12 @@ def cmd_keeper_run(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         if args.once:
-            keeper.step()
+            r = keeper.step()
+            _write("no answer from the node: nothing done" if r is None else
+                   f"block {r.block}: {len(keeper.states)} accounts tracked, {r.candidates} flagged by the screen, "
+                   f"{r.liquidatable} liquidatable, {len(r.sent)} liquidations sent"
+                   + (" (dry run)" if settings.keeper.dry_run else ""))
+            return 0 if r is not None else ChainUnavailable.exit_code
         else:
             keeper.run(stop)
     finally:
@@ -99,21 +110,39 @@ def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
+    """One account's breakdown; given an owner's address (0x + 40 hex digits), every subaccount of it that the
+    indexer knows (account id = owner << 96 | subaccount)."""
     try:
         account = int(args.id, 0)
     except ValueError:
         raise ConfigError(f"account id {args.id!r} is not a number (decimal or 0x-hex)") from None
+    owner = args.id.lower().startswith("0x") and len(args.id) == 42
     rt = open_runtime(settings)
     res = rt.indexer.sync()
-    layout, prices, cfg = rt.indexer.market_view(res.head)
+    if owner:
+        subs = [a for a in rt.indexer.accounts() if a >> 96 == account]
+        if not subs:
+            _write(f"owner {args.id} has no account with a balance, position or collateral at block {res.head} "
+                   f"(its subaccount n is the id {args.id} << 96 | n)")
+            return 0
+        return sum(_account(rt, res.head, a) for a in subs)
+    return _account(rt, res.head, account)
+
+
+def _account(rt, head: int, account: int) -> int:
+    layout, prices, cfg = rt.indexer.market_view(head)
     s = rt.indexer.states([account])[account]
+    if not s.positions and not s.collateral and not s.settlement:
+        _write(f"account {account:#066x} is empty at block {head} (no balance, position or collateral); an owner's "
+               f"subaccount n is the id owner << 96 | n, or give the owner's address")
+        return 0
     m = account_margin(s, layout, prices, cfg)
-    at = rt.chain.at(res.head)
+    at = rt.chain.at(head)
     rates = [int(at.params.marketWord(i)) & 0xFFFF for i in range(len(layout.market_asset))]
     std = standard_requirement(s, layout, prices, rates)
     b = m.margin
     names = rt.chain.deployment.assets
-    lines = [f"account {account:#066x} at block {res.head}",
+    lines = [f"account {account:#066x} (owner {account >> 96:#042x}, subaccount {account & (2**96 - 1)}) at block {head}",
              f"  settlement balance   {_usd(s.settlement):>18} USD"]
     for mk, (size, on) in sorted(s.positions.items()):
         asset = layout.market_asset[mk]
@@ -178,6 +207,7 @@ def _write(text: str) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xmargin", description="xmargin off-chain engine: indexer, risk, keeper.")
     p.add_argument("--config", "-c", help="TOML settings file (see `xmargin config reference`)")
+    p.add_argument("--version", action="version", version=f"xmargin {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     k = sub.add_parser("keeper", help="run the liquidation keeper").add_subparsers(dest="action", required=True)
     run = k.add_parser("run", help="run until SIGTERM/SIGINT")

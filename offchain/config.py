@@ -41,8 +41,9 @@ class ChainSettings(_Section):
     deployment: Path | None = Field(
         default=None, description="Deployment file with the contract addresses (default: deployments/<chain-id>.json)."
     )
-    build_dir: Path = Field(
-        default=Path("build/contracts"), description="Brownie build artifacts holding the contract ABIs."
+    build_dir: Path | None = Field(
+        default=None, description="Brownie build folder to read the contract ABIs from (default: the ABIs shipped with "
+        "the package, written by `make build`; set it, e.g. to build/contracts, while editing the contracts)."
     )
     lens_batch: int = Field(default=200, ge=1, le=5000, description="Accounts per AccountLens call.")
 
@@ -107,6 +108,10 @@ class KeeperSettings(_Section):
     gas_limit_multiplier: float = Field(default=1.25, ge=1.0,
                                         description="Gas limit = (learned or estimated gas) * this.")
     max_liquidations_per_block: int = Field(default=50, ge=1, description="New liquidations sent per block.")
+    low_balance_eth: float = Field(
+        default=0.05, ge=0, description="Warn in the log, and set the xmargin_keeper_balance_low "
+        "gauge to 1, while the keeper's account holds less than this much of the chain's native token for gas; 0 = never "
+        "warn.")
 
     @field_validator("shard")
     @classmethod

@@ -26,7 +26,7 @@ import logging
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -163,10 +163,16 @@ class Deployment:
     venue: Any
     lens: Any
     start_block: int = 0  # the block before the first deployment transaction: indexers start here
+    txs: dict[str, str] = field(default_factory=dict)  # deployment transaction hash by contract name
 
     def addresses(self) -> dict:
+        """The deployment file: addresses (top level, by contract name) and, under ``contracts``, each protocol
+        contract's address, the name of its ABI (``offchain/abi/<name>.json`` in the package) and the hash of the
+        transaction that created it."""
         from brownie import chain, web3
 
+        handles = {"OracleRouter": self.oracle, "RiskParameters": self.params, "CrossMarginVault": self.vault,
+                   "OrderSettlement": self.venue, "AccountLens": self.lens}
         return {
             "chainId": chain.id,
             "settlementToken": self.usdc.address,
@@ -180,6 +186,8 @@ class Deployment:
             "AccountLens": self.lens.address,
             "startBlock": self.start_block,
             "block": web3.eth.block_number,
+            "contracts": {name: {"address": c.address, "abi": name, "tx": self.txs.get(name)}
+                          for name, c in handles.items()},
         }
 
 
@@ -200,16 +208,21 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
     j = journal or Journal(None)
     tx = {"from": deployer}
 
+    txs: dict[str, str] = {}
+
     def contract(step: str, container: Any, *args: Any) -> Any:
-        address = j.get(step)
-        if address is not None:
+        entry = j.get(step)
+        if entry is not None:
+            address = entry["address"]
             if len(web3.eth.get_code(address)) == 0:
                 raise SystemExit(f"the journal says {step} is at {address}, but there is no code there: the chain "
                                  f"was reset. Delete {j.path} (or pass --fresh) and deploy again.")
             log.info("  %-22s %s (already deployed)", step, address)
+            txs[step] = entry["tx"]
             return container.at(address)
         c = container.deploy(*args, tx)
-        j.record(step, c.address)
+        txs[step] = c.tx.txid
+        j.record(step, {"address": c.address, "tx": c.tx.txid})
         log.info("  %-22s %s", step, c.address)
         return c
 
@@ -267,7 +280,7 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
             vault.deposit(vault.fundAccount(), usdc, amount, tx)
 
         once("fund.seed", seed)
-    return Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block)
+    return Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block, txs)
 
 
 def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool = True) -> Deployment:

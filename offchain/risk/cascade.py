@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import optional
 from ..margin.vector import MarginArrays, Portfolio, margin, max_take
 
 log = logging.getLogger(__name__)
@@ -259,8 +260,8 @@ def sweep(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, rul
     tasks = [(portfolio, tuple(prices0), arr, rule, fund, s) for s in scenarios]
     if local:
         return {s.name: _run(t) for s, t in zip(scenarios, tasks)}
-    from dask.distributed import Client, LocalCluster
-
+    distributed = optional("dask.distributed", "a cascade on a Dask cluster")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if scheduler:
         client = Client(scheduler)
         cluster = None
