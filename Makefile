@@ -9,8 +9,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 SOLC_VERSION := 0.8.28
-# Brownie keeps its data (network list, compiler cache, hypothesis db) under $HOME/.brownie; it gets a
-# project-local HOME so nothing from an earlier run elsewhere on the machine is used.
+# Brownie keeps its data (network list, accounts, compiler cache, hypothesis db) under $HOME/.brownie; the project has
+# one HOME of its own for every target (each kind of run has its own network name and port, so they never meet), and
+# nothing from elsewhere on the machine is used.
 TOOL_HOME := $(CURDIR)/.cache/home
 BROWNIE_ENV := PATH="$(CURDIR)/node_modules/.bin:$(VENV)/bin:$$PATH" HOME="$(TOOL_HOME)" \
 	SOLCX_BINARY_PATH="$(CURDIR)/.cache/solcx" PYTHONPATH="$(CURDIR)"
@@ -42,17 +43,14 @@ build: install
 	$(BROWNIE) compile
 	$(VENV)/bin/python scripts/export_abis.py
 
-# The demo runs on its own Brownie network, xmargin-demo (a Ganache that Brownie starts on port 8547), under its own
-# HOME, so it can run while the test suite uses 8545.
-DEMO_HOME := $(CURDIR)/.cache/home-demo
-DEMO_ENV := $(BROWNIE_ENV) HOME="$(DEMO_HOME)"
+# The demo runs on its own Brownie network, xmargin-demo (a Ganache that Brownie starts on port 8547), so it can run
+# while the test suite uses 8545.
 DEMO_ARGS ?=
 demo: build
-	mkdir -p $(DEMO_HOME)
-	$(DEMO_ENV) $(VENV)/bin/brownie networks list | grep -q xmargin-demo || $(DEMO_ENV) $(VENV)/bin/brownie networks add \
+	$(BROWNIE) networks list | grep -q xmargin-demo || $(BROWNIE) networks add \
 		Development xmargin-demo cmd=ganache-cli host=http://127.0.0.1 port=8547 evm_version=shanghai \
 		gas_limit=30000000 accounts=10 mnemonic=brownie
-	$(DEMO_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
+	$(BROWNIE_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
 test: install slither forge
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
@@ -94,14 +92,23 @@ gas: install
 	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)
 
 # The keeper scan benchmark runs on Anvil (Ganache is too slow to seed 10,000 accounts), registered as the Brownie
-# network anvil-bench (port 8655) under its own HOME, so it never meets a suite running on 8545 with .cache/home.
-BENCH_HOME := $(CURDIR)/.cache/home-bench
-BENCH_BROWNIE := $(BROWNIE_ENV) HOME="$(BENCH_HOME)" $(VENV)/bin/brownie
+# network anvil-bench (port 8655), so it never meets a suite running on 8545.
 bench-keeper: install
-	mkdir -p $(BENCH_HOME)
-	$(BENCH_BROWNIE) networks list | grep -q anvil-bench || $(BENCH_BROWNIE) networks add Development anvil-bench \
+	$(BROWNIE) networks list | grep -q anvil-bench || $(BROWNIE) networks add Development anvil-bench \
 		cmd=anvil host=http://127.0.0.1 port=8655 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
-	$(BENCH_BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
+	$(BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
+
+# Register a local node of your own as a Brownie network (once): Brownie attaches to a node already listening on
+# HOST:PORT, or starts CMD there. Then `make deploy NETWORK=<NAME>` and point the keeper's chain.rpc_urls at it.
+#   make network NAME=my-anvil PORT=8545                     # an Anvil you run (anvil --port 8545)
+#   make network NAME=my-ganache PORT=7545 CMD=ganache-cli
+.PHONY: network
+HOST ?= http://127.0.0.1
+CMD ?= anvil
+network: install
+	@test -n "$(NAME)" -a -n "$(PORT)" || { echo "usage: make network NAME=<name> PORT=<port> [HOST=$(HOST)] [CMD=anvil|ganache-cli]"; exit 2; }
+	$(BROWNIE) networks add Development $(NAME) cmd=$(CMD) host=$(HOST) port=$(PORT) evm_version=shanghai \
+		gas_limit=30000000 accounts=10 $(if $(filter ganache-cli,$(CMD)),mnemonic=brownie,base_fee=0)
 
 DEPLOY_ARGS ?=
 deploy: build
@@ -120,14 +127,11 @@ risk-report: install
 # (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;
 # merges forge_* keys into fuzz.json), then the solvency state machine of
 # tests/stateful/machine.py on random sequences (>= 20,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
-# override), on Anvil registered as the Brownie network anvil-fuzz (port 8564) under its own HOME. Writes
+# override), on Anvil registered as the Brownie network anvil-fuzz (port 8564). Writes
 # scripts/bench/results/fuzz.json; fails if any invariant was violated.
 .PHONY: fuzz
-FUZZ_HOME := $(CURDIR)/.cache/home-fuzz
-FUZZ_BROWNIE := $(BROWNIE_ENV) HOME="$(FUZZ_HOME)" $(VENV)/bin/brownie
 fuzz: install
 	$(VENV)/bin/python scripts/bench/forge_fuzz.py
-	mkdir -p $(FUZZ_HOME)
-	$(FUZZ_BROWNIE) networks list | grep -q anvil-fuzz || $(FUZZ_BROWNIE) networks add Development anvil-fuzz \
+	$(BROWNIE) networks list | grep -q anvil-fuzz || $(BROWNIE) networks add Development anvil-fuzz \
 		cmd=anvil host=http://127.0.0.1 port=8564 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
-	$(BROWNIE_ENV) HOME="$(FUZZ_HOME)" nice -n 19 $(VENV)/bin/brownie run scripts/bench/fuzz.py --network anvil-fuzz
+	$(BROWNIE_ENV) nice -n 19 $(VENV)/bin/brownie run scripts/bench/fuzz.py --network anvil-fuzz

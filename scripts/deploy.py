@@ -213,12 +213,13 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
     def contract(step: str, container: Any, *args: Any) -> Any:
         entry = j.get(step)
         if entry is not None:
-            address = entry["address"]
+            # an older journal holds the address only
+            address, txid = (entry, None) if isinstance(entry, str) else (entry["address"], entry["tx"])
             if len(web3.eth.get_code(address)) == 0:
                 raise SystemExit(f"the journal says {step} is at {address}, but there is no code there: the chain "
                                  f"was reset. Delete {j.path} (or pass --fresh) and deploy again.")
             log.info("  %-22s %s (already deployed)", step, address)
-            txs[step] = entry["tx"]
+            txs[step] = txid
             return container.at(address)
         c = container.deploy(*args, tx)
         txs[step] = c.tx.txid
@@ -400,7 +401,13 @@ class brownie_network:  # noqa: N801 (a context manager used like a function)
 
     def __enter__(self) -> None:
         from brownie import network, project
+        from brownie._config import CONFIG
 
+        if self.network_id not in CONFIG.networks:
+            known = ", ".join(sorted(CONFIG.networks))
+            raise SystemExit(f"Brownie network {self.network_id!r} is not registered under {Path.home()}: register "
+                             f"your node with `make network NAME={self.network_id} PORT=<port>` (README, \"Deploying\"), "
+                             f"or use one of: {known}")
         self.quiet.__enter__()
         p = project.load(ROOT, name="XmarginProject")
         p.load_config()  # brownie-config.yaml: Shanghai, gas price "auto" (Ganache has a base fee)
@@ -417,5 +424,18 @@ class brownie_network:  # noqa: N801 (a context manager used like a function)
             self.quiet.__exit__(*exc)
 
 
+def use_project_tools() -> None:
+    """Run directly (not through ``make``), this file uses what ``make`` does: the project's Brownie HOME
+    (``.cache/home``: its networks and accounts; ``XMARGIN_BROWNIE_HOME`` names another), its solc-js compiler shim
+    and its node binaries (ganache, anvil).
+    Without the shim (``make build`` not run yet) it stops with that advice rather than Brownie's "Solc not installed"."""
+    shim = Path(os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".cache" / "solcx")))
+    if not any(shim.glob("solc-v*")):
+        raise SystemExit(f"no compiler under {shim}: run `make build` once first")
+    os.environ["HOME"] = os.environ.get("XMARGIN_BROWNIE_HOME", str(ROOT / ".cache" / "home"))
+    os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 if __name__ == "__main__":
+    use_project_tools()
     sys.exit(main())
