@@ -12,8 +12,8 @@ SOLC_VERSION := 0.8.28
 # Brownie keeps its data (network list, accounts, compiler cache, hypothesis db) under $HOME/.brownie; the project has
 # one HOME of its own for every target (each kind of run has its own network name and port, so they never meet), and
 # nothing from elsewhere on the machine is used.
-TOOL_HOME := $(CURDIR)/.cache/home
-BROWNIE_ENV := PATH="$(CURDIR)/node_modules/.bin:$(VENV)/bin:$$PATH" HOME="$(TOOL_HOME)" \
+TOOL_HOME ?= $(CURDIR)/.cache/home
+BROWNIE_ENV := PATH="$(CURDIR)/node_modules/.bin:$(VENV)/bin:$$PATH" HOME="$(TOOL_HOME)" XMARGIN_BROWNIE_HOME="$(TOOL_HOME)" \
 	SOLCX_BINARY_PATH="$(CURDIR)/.cache/solcx" PYTHONPATH="$(CURDIR)"
 BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
@@ -98,7 +98,7 @@ bench-keeper: install
 		cmd=anvil host=http://127.0.0.1 port=8655 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
 	$(BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
 
-# Register a local node of your own as a Brownie network (once): Brownie attaches to a node already listening on
+# Register a local node of your own as a Brownie network (again: replaces it): Brownie attaches to a node already listening on
 # HOST:PORT, or starts CMD there. Then `make deploy NETWORK=<NAME>` and point the keeper's chain.rpc_urls at it.
 #   make network NAME=my-anvil PORT=8545                     # an Anvil you run (anvil --port 8545)
 #   make network NAME=my-ganache PORT=7545 CMD=ganache-cli
@@ -107,6 +107,7 @@ HOST ?= http://127.0.0.1
 CMD ?= anvil
 network: install
 	@test -n "$(NAME)" -a -n "$(PORT)" || { echo "usage: make network NAME=<name> PORT=<port> [HOST=$(HOST)] [CMD=anvil|ganache-cli]"; exit 2; }
+	$(BROWNIE) networks delete $(NAME) >/dev/null 2>&1 || true
 	$(BROWNIE) networks add Development $(NAME) cmd=$(CMD) host=$(HOST) port=$(PORT) evm_version=shanghai \
 		gas_limit=30000000 accounts=10 $(if $(filter ganache-cli,$(CMD)),mnemonic=brownie,base_fee=0)
 

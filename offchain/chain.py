@@ -157,6 +157,9 @@ class Deployment:
     addresses: dict[str, str]
     start_block: int
     assets: tuple[str, ...]
+    settlement_token: str | None = None
+    collaterals: tuple[str, ...] = ()  # token address by collateral id
+    feeds: tuple[str, ...] = ()  # Chainlink feed address by asset index
 
     @classmethod
     def load(cls, path: Path) -> "Deployment":
@@ -166,9 +169,21 @@ class Deployment:
         try:
             raw = json.loads(path.read_text())
             addresses = {name: to_checksum_address(raw[name]) for name in CONTRACTS}
-            return cls(int(raw["chainId"]), addresses, int(raw.get("startBlock", 0)), tuple(raw.get("assets", ())))
+            token = raw.get("settlementToken")
+            return cls(int(raw["chainId"]), addresses, int(raw.get("startBlock", 0)), tuple(raw.get("assets", ())),
+                       to_checksum_address(token) if token else None,
+                       tuple(to_checksum_address(a) for a in raw.get("collaterals", ())),
+                       tuple(to_checksum_address(a) for a in raw.get("feeds", ())))
         except (KeyError, ValueError, TypeError) as e:
             raise DeploymentError(f"deployment file {path} is incomplete or malformed ({e!r})") from None
+
+
+def package_abi(name: str) -> list:
+    """An ABI shipped with the package (``offchain/abi/<name>.json``)."""
+    p = resources.files("offchain.abi") / f"{name}.json"
+    if not p.is_file():
+        raise DeploymentError(f"ABI {name}.json missing from the installed package: reinstall xmargin")
+    return json.loads(p.read_text())
 
 
 def load_abis(build_dir: Path | None = None) -> dict[str, list]:
@@ -177,11 +192,7 @@ def load_abis(build_dir: Path | None = None) -> dict[str, list]:
     abis = {}
     for name in CONTRACTS:
         if build_dir is None:
-            p = resources.files("offchain.abi") / f"{name}.json"
-            if not p.is_file():
-                raise DeploymentError(f"ABI {name}.json missing from the installed package: reinstall xmargin, or "
-                                      "set chain.build_dir to a Brownie build folder")
-            abis[name] = json.loads(p.read_text())
+            abis[name] = package_abi(name)
             continue
         p = build_dir / f"{name}.json"
         if not p.is_file():

@@ -7,6 +7,7 @@
     xmargin [--config FILE] opportunities [--status S] [--limit N]
     xmargin config reference | xmargin [--config FILE] config check
     xmargin [--config FILE] risk {calibrate,backtest,stress,var,cascade,efficiency,propose} ...
+    xmargin [--config FILE] sandbox {accounts,deposit,trade,price,fund,new-key} ...   (local chains only)
 
 Exit codes: 0 ok, 1 other error, 2 bad settings, 3 key problem, 4 no RPC endpoint answered, 5 deployment/artifacts
 do not match the chain, 130 interrupted.
@@ -188,6 +189,39 @@ def cmd_opportunities(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from .runtime import open_chain
+    from .sandbox import Sandbox
+
+    sb = Sandbox(open_chain(settings))
+    if args.action == "accounts":
+        usdc = sb.usdc.functions.symbol().call()
+        lines = [f"{'#':>2} {'address':<42} {'native':>12} {usdc + ' wallet':>16}  role"]
+        for h in sb.holders():
+            role = "deployer, fund payer" if h.index == 0 else "market maker" if h.index == len(sb.node_accounts) - 1 \
+                else ""
+            lines.append(f"{h.index:>2} {h.address} {h.native / 1e18:>12,.3f} "
+                         f"{h.usdc / 10 ** sb.usdc.functions.decimals().call():>16,.2f}  {role}")
+        _write("\n".join(lines))
+    elif args.action == "deposit":
+        account = sb.deposit(args.owner, args.token, args.amount, args.sub)
+        _write(f"deposited {args.amount:,} {args.token.upper()} into account {account:#x}")
+    elif args.action == "trade":
+        px = sb.trade(args.owner, args.market, args.size, args.price, args.sub)
+        account = int(sb.owner(args.owner), 16) << 96 | args.sub
+        _write(f"{'bought' if args.size > 0 else 'sold'} {abs(args.size):,} on {args.market.upper()} at "
+               f"{px / WAD:,.2f} USD for account {account:#x}")
+    elif args.action == "price":
+        sb.set_price(args.asset, args.usd)
+        _write(f"{args.asset.upper()} feed set to {args.usd:,} USD")
+    elif args.action == "new-key":
+        _write(sb.new_key(args.native))
+    elif args.action == "fund":
+        sb.fund(args.usdc)
+        _write(f"insurance fund topped up by {args.usdc:,} USD")
+    return 0
+
+
 def cmd_config(settings_path: str | None, args: argparse.Namespace) -> int:
     if args.action == "reference":
         _write(reference())
@@ -224,6 +258,27 @@ def parser() -> argparse.ArgumentParser:
     opp = sub.add_parser("opportunities", help="the keeper's liquidation records")
     opp.add_argument("--status", choices=["seen", "simulated", "sent", "included", "lost", "skipped", "failed"])
     opp.add_argument("--limit", type=int, default=50)
+    sb = sub.add_parser("sandbox", help="local chains only: test tokens, trades, mock prices, the fund")
+    sba = sb.add_subparsers(dest="action", required=True)
+    sba.add_parser("accounts", help="the node's unlocked accounts (owners by index)")
+    dep = sba.add_parser("deposit", help="mint a test token to an owner and deposit it into its account")
+    dep.add_argument("owner", help="index into `sandbox accounts`, or an address")
+    dep.add_argument("token", help="USDC or a collateral symbol (WBTC, WETH, ...)")
+    dep.add_argument("amount", type=float, help="whole tokens")
+    tr = sba.add_parser("trade", help="fill a signed order pair against the sandbox market maker")
+    tr.add_argument("owner", help="index into `sandbox accounts`, or an address")
+    tr.add_argument("market", help="the asset of the market (BTC, ETH, ...) or a market id")
+    tr.add_argument("size", type=float, help="units: positive buys, negative sells (e.g. -- -2 to sell 2)")
+    tr.add_argument("--price", type=float, help="USD (default: the oracle price)")
+    for p_ in (dep, tr):
+        p_.add_argument("--sub", type=int, default=0, help="subaccount (account id = owner << 96 | sub)")
+    pr = sba.add_parser("price", help="set a mock feed's price")
+    pr.add_argument("asset", help="BTC, ETH, ...")
+    pr.add_argument("usd", type=float)
+    nk = sba.add_parser("new-key", help="print a fresh private key, its address paid coins for gas (a keeper key)")
+    nk.add_argument("--native", type=float, default=10.0, help="coins sent to it (default 10)")
+    fu = sba.add_parser("fund", help="deposit test USDC into the insurance fund")
+    fu.add_argument("usdc", type=float)
     cfg = sub.add_parser("config", help="settings reference and validation")
     cfg.add_argument("action", choices=["reference", "check"])
     from .risk.commands import add_parser as add_risk_parser
@@ -249,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, keeper=keeper_flags, ops=ops_flags)
         setup_logging(settings.ops.log_format, settings.ops.log_level)
         commands = {"keeper": cmd_keeper_run, "index": cmd_index, "accounts": cmd_accounts, "account": cmd_account,
-                    "opportunities": cmd_opportunities}
+                    "opportunities": cmd_opportunities, "sandbox": cmd_sandbox}
         return commands[args.command](settings, args)
     except XMarginError as e:
         sys.stderr.write(f"xmargin: {e}\n")

@@ -21,13 +21,20 @@ class Runtime:
     metrics: Metrics
 
 
+def open_chain(settings: Settings, metrics: Metrics | None = None) -> Chain:
+    """Connect to the chain and load the contracts of the deployment, as the settings say."""
+    c = settings.chain
+    on_error = (lambda url: metrics.rpc_errors.labels(url.split("//")[-1]).inc()) if metrics else None
+    rpc = Rpc(c.rpc_urls, timeout=c.request_timeout, retries=c.retries, backoff=c.retry_backoff,
+              stall_seconds=c.stall_seconds, on_error=on_error)
+    return Chain.connect(rpc, c.deployment, c.build_dir)
+
+
 def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
     """Connect to the chain, load the contracts and open the database, as the settings say."""
     metrics = metrics or Metrics()
-    c = settings.chain
-    rpc = Rpc(c.rpc_urls, timeout=c.request_timeout, retries=c.retries, backoff=c.retry_backoff,
-              stall_seconds=c.stall_seconds, on_error=lambda url: metrics.rpc_errors.labels(url.split("//")[-1]).inc())
-    chain = Chain.connect(rpc, c.deployment, c.build_dir)
+    chain = open_chain(settings, metrics)
+    rpc = chain.rpc
     i = settings.indexer
     indexer = Indexer(chain, connect(i.database), log_chunk=i.log_chunk, reorg_window=i.reorg_window,
                       reconcile_every=i.reconcile_every, reconcile_sample=i.reconcile_sample)

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from offchain.chain import CONTRACTS  # noqa: E402
 
+# the protocol's contracts, and the local test token and mock feed the sandbox commands drive
+SHIPPED = (*CONTRACTS, "TestToken", "ChainlinkFeed")
+
 OUT = ROOT / "offchain" / "abi"
 
 
@@ -25,7 +28,7 @@ def render(abi: list) -> str:
 def main(build: Path) -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / "__init__.py").write_text('"""Contract ABIs shipped with the package (written by scripts/export_abis.py)."""\n')
-    for name in CONTRACTS:
+    for name in SHIPPED:
         artifact = build / f"{name}.json"
         if not artifact.is_file():
             raise SystemExit(f"{artifact} not found: compile first (make build)")
