@@ -228,10 +228,14 @@ class ErrorDecoder:
         return f"{name}({', '.join(str(a) for a in args)})"
 
     def from_exception(self, e: BaseException) -> str:
-        if isinstance(e, ContractCustomError):
-            return self.decode(e.data if isinstance(e.data, str) else e.args[0])
-        if isinstance(e, (ContractPanicError, ContractLogicError)):
-            return self.decode(e.data) if isinstance(e.data, str) and e.data.startswith("0x") else str(e)
+        """The decoded revert of a web3 exception; nodes put the revert data in different places (Anvil: ``data``
+        as a hex string; Ganache: a dict with ``result`` or ``data``, sometimes only in the exception's args)."""
+        if isinstance(e, (ContractCustomError, ContractPanicError, ContractLogicError)):
+            for where in (e.data, *e.args):
+                if isinstance(where, dict):
+                    where = where.get("result") or where.get("data")
+                if isinstance(where, str) and where.startswith("0x"):
+                    return self.decode(where)
         return str(e)
 
     @staticmethod

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 
+import pytest
 from brownie import chain as brownie_chain
 
 from .conftest import ROOT, rpc_url
@@ -98,3 +99,32 @@ def test_walkthrough_on_ganache(deployment_file, tmp_path):
     shutil.copy(deployment_file, tmp_path / "deployments" / f"{brownie_chain.id}.json")
     port = int(rpc_url().rsplit(":", 1)[1])
     _check(_run(after_deploy, tmp_path, dict(os.environ), port, []), after_deploy)
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["sandbox", "trade", "1", "BTC", "1000"], 1, "refused: InsufficientMargin("),
+    (["sandbox", "deposit", "1", "DOGE", "5"], 2, "token 'DOGE' is not listed: choose one of USDC, WBTC"),
+    (["sandbox", "price", "XRP", "1"], 2, "asset 'XRP' is not listed"),
+    (["sandbox", "deposit", "99", "USDC", "5"], 2, "owner '99': give an index 0..9"),
+])
+def test_sandbox_mistakes_get_one_line(deployment_file, tmp_path, args, code, words):
+    cfg = tmp_path / "x.toml"
+    cfg.write_text(f'[chain]\nrpc_urls = ["{rpc_url()}"]\ndeployment = "{deployment_file}"\nstall_seconds = 0\n')
+    p = subprocess.run([str(ROOT / ".venv/bin/xmargin"), "-c", str(cfg), *args], capture_output=True, text=True,
+                       timeout=120)
+    errors = [line for line in p.stderr.splitlines() if not line.startswith('{"ts"')]  # log lines aside
+    assert p.returncode == code and "Traceback" not in p.stderr and len(errors) == 1, p.stderr
+    assert errors[0].startswith("xmargin: ") and words in errors[0], errors[0]
+
+
+def test_sandbox_refuses_a_chain_that_is_not_local():
+    from offchain.chain import Deployment
+    from offchain.errors import ConfigError
+    from offchain.sandbox import Sandbox
+
+    class Remote:  # only what the guard reads: the chain id of a public network
+        chain_id = 11155111
+        deployment = Deployment(11155111, {}, 0, ("BTC",))
+
+    with pytest.raises(ConfigError, match="only on a local chain .* this node is chain 11155111"):
+        Sandbox(Remote())
