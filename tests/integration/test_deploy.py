@@ -6,12 +6,8 @@ half-way that resumes from its journal and reuses what was deployed; the chain i
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -145,41 +141,6 @@ def test_network_plan_errors_name_the_field(tmp_path, entry, message):
     with pytest.raises(SystemExit, match=message) as e:
         d.load_plan("x", path)
     assert "[networks.x]" in str(e.value)
-
-
-# ---------------------------------------------------------------------------------------------- Anvil
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def anvil(tmp_path):
-    """An Anvil node on a free port, and a Brownie HOME where the network `anvil-test` points at it."""
-    exe = shutil.which("anvil", path=str(ROOT / "node_modules" / ".bin"))
-    assert exe, "anvil is installed by `make install` (npm package @foundry-rs/anvil-linux-amd64)"
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--hardfork", "shanghai", "--gas-limit", "30000000",
-                             "--accounts", "10", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    home = tmp_path / "home"
-    shutil.copytree(Path(os.environ["HOME"]) / ".brownie", home / ".brownie",
-                    ignore=shutil.ignore_patterns("accounts", "packages"))
-    env = {**os.environ, "HOME": str(home), "XMARGIN_BROWNIE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    brownie_cli = [str(Path(sys.executable).with_name("brownie"))]
-    subprocess.run(brownie_cli + ["networks", "add", "Development", "anvil-test", "cmd=anvil", f"port={port}",
-                                  "host=http://127.0.0.1", "evm_version=shanghai", "accounts=10"],
-                   env=env, cwd=ROOT, check=True, capture_output=True)
-    for _ in range(100):
-        try:
-            rpc_call(url, "eth_chainId")
-            break
-        except Exception:
-            time.sleep(0.1)
-    yield url, env
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_deploy_script_on_anvil(anvil, tmp_path):
