@@ -135,8 +135,9 @@ class OpsSettings(_Section):
 
 class RiskSettings(_Section):
     scheduler: str | None = Field(default=None, description="Dask scheduler of risk sweeps (e.g. 'tcp://10.0.0.5:8786'); "
-                                  "unset: a local cluster on this machine.")
-    workers: int = Field(default=2, ge=1, le=256, description="Processes of the local Dask cluster (no scheduler set).")
+                                  "unset: see workers.")
+    workers: int = Field(default=0, ge=0, le=256, description="With no scheduler: 0 runs sweeps in this process, N > 0 "
+                         "on a local Dask cluster of N processes.")
 
 
 class Settings(_Section):

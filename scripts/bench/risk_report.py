@@ -73,7 +73,7 @@ def backtests() -> dict:
 
 
 def cascades(states) -> dict:
-    pf, arr, rule = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT)
+    pf, arr, rule = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT, len(ASSETS))
     crash50 = (-0.5,) * 4
     base = CascadeScenario("crash_50_latency_1", crash50, latency=1, runs=RUNS, seed=1)
     scenarios = [
@@ -129,7 +129,7 @@ def stress_report(states) -> dict:
     prices = prices_wad(START_PRICES_USD)
     cfg = DEFAULT_SPEC.margin_config()
     rows = [r.as_dict() for r in hypothetical(states, LOCAL_LAYOUT, prices, cfg, ASSETS)]
-    pf, arr, _ = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT)
+    pf, arr, _ = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT, len(ASSETS))
     rev = reverse_summary(pf, arr, np.asarray(START_PRICES_USD, float), ASSETS, FUND_USD)
     stress_chart(rows, OUT / "stress.png", FUND_USD)
     print(f"  {'scenario':<20} {'liq.':>5} {'insolvent':>9} {'shortfall USD':>14}")

@@ -69,8 +69,9 @@ def test_risk_section_sets_where_sweeps_run():
     risk = load_settings(None, environ=env).risk
     assert (risk.scheduler, risk.workers) == ("tcp://10.0.0.5:8786", 6)
     assert load_settings(None, environ={}).risk.scheduler is None
+    assert load_settings(None, environ={}).risk.workers == 0  # in this process unless asked
     with pytest.raises(ConfigError, match="risk.workers"):
-        load_settings(None, environ={"XMARGIN_RISK__WORKERS": "0"})
+        load_settings(None, environ={"XMARGIN_RISK__WORKERS": "-1"})
 
 
 def _fails_in_one_line(*args, code=2):
