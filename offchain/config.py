@@ -8,6 +8,7 @@ environment variables the file names, held as ``SecretStr`` and never logged.
 """
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -200,14 +201,17 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _format(err: ValidationError, source: str) -> str:
+def _format(err: ValidationError, source: str, origin: Mapping[tuple[str, str], str]) -> str:
+    """One line per problem, each naming the field and where its value came from (``origin``: (section, field) ->
+    the file, the environment variable or the command-line flag)."""
     lines = [f"invalid settings ({source}):"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        where = origin.get(tuple(str(p) for p in e["loc"][:2]), source)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field: remove it or check its spelling (see `xmargin config reference`)"
-        lines.append(f"  {loc}: {msg}")
+        lines.append(f"  {loc} (from {where}): {msg}")
     return "\n".join(lines)
 
 
@@ -227,25 +231,43 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
         source = str(p)
+    origin = {(section, name): source for section, values in data.items() if isinstance(values, dict)
+              for name in values}
     for section, values in _env_overrides(environ).items():
         data.setdefault(section, {}).update(values)
+        origin.update({(section, name): f"{ENV_PREFIX}{section.upper()}__{name.upper()}" for name in values})
     for section, values in overrides.items():
-        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        data.setdefault(section, {}).update(given)
+        origin.update({(section, name): f"the --{name.replace('_', '-')} flag" for name in given})
     try:
         return Settings(**data, source=source)
     except ValidationError as e:
-        raise ConfigError(_format(e, source)) from None
+        raise ConfigError(_format(e, source, origin)) from None
+
+
+def _toml(value: Any) -> str:
+    """``value`` as a TOML literal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
 
 
 def reference() -> str:
-    """Every setting with its default and description, as TOML comments (``xmargin config reference``)."""
+    """Every setting with its description and default, as TOML comments (``xmargin config reference``): remove the
+    ``# `` in front of a ``name = value`` line and the file is valid TOML with that default. Settings without a
+    default are listed as ``## name: unset``."""
     out = []
     for name, section in SECTIONS.items():
         out.append(f"[{name}]")
         for field_name, f in section.model_fields.items():
-            default = f.default
-            shown = "unset" if default is None else repr(str(default) if isinstance(default, Path) else default)
+            if f.exclude:
+                continue
             out.append(f"# {f.description}")
-            out.append(f"# {field_name} = {shown}")
+            out.append(f"## {field_name}: unset" if f.default is None else f"# {field_name} = {_toml(f.default)}")
         out.append("")
     return "\n".join(out)

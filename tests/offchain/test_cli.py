@@ -101,3 +101,30 @@ def test_operator_mistakes_get_one_line_and_the_documented_exit_code(deployment_
     out, _ = version.communicate(timeout=60)
     declared = re.search(r'__version__ = "(.+)"', (ROOT / "offchain" / "__init__.py").read_text()).group(1)
     assert version.returncode == 0 and out.strip() == f"xmargin {declared}"
+
+
+def test_config_reference_is_valid_toml_with_the_defaults_once_uncommented():
+    import tomllib
+
+    from offchain.config import load_settings, reference
+
+    text = reference()
+    uncommented = "\n".join(line[2:] if re.match(r"# [a-z_]+ = ", line) else line for line in text.splitlines())
+    data = tomllib.loads(uncommented)
+    assert data["keeper"]["dry_run"] is False and data["chain"]["rpc_urls"] == ["http://127.0.0.1:8545"]
+    assert sum(len(v) for v in data.values()) > 30
+    assert load_settings(None, environ={}, **data).model_dump() == load_settings(None, environ={}).model_dump()
+
+
+def test_a_bad_value_names_where_it_came_from(tmp_path):
+    from offchain.config import load_settings
+    from offchain.errors import ConfigError
+
+    cfg = tmp_path / "k.toml"
+    cfg.write_text("[keeper]\npoll_interval = 2.0\n[indexer]\nlog_chunk = -5\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg, environ={"XMARGIN_KEEPER__POLL_INTERVAL": "-1"}, ops={"metrics_port": 70000})
+    text = str(e.value)
+    assert "keeper.poll_interval (from XMARGIN_KEEPER__POLL_INTERVAL):" in text
+    assert f"indexer.log_chunk (from {cfg}):" in text
+    assert "ops.metrics_port (from the --metrics-port flag):" in text
