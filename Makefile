@@ -1,6 +1,6 @@
 # xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
 #   make demo    install everything, start a local Ganache, deploy, run the crash demo (DEMO_ARGS="--help" lists options)
-#   make test    install everything, compile, run the whole suite on a local Ganache chain
+#   make test    install everything, compile, build the docs, run the whole suite on a local Ganache chain
 #   make build   install everything, compile the contracts and write the ABIs the package ships (offchain/abi/)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
 #   make bench-keeper  the keeper scan benchmark on Anvil (writes scripts/bench/results/keeper_scan.json)
@@ -52,7 +52,13 @@ demo: build
 		gas_limit=30000000 accounts=10 mnemonic=brownie
 	$(BROWNIE_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
-test: install slither forge
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or anchor fails (not --quiet: it hides the
+# warnings that strict mode counts).
+.PHONY: docs
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: install slither forge docs
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
 
 # Foundry invariant campaign (tests/forge, foundry.toml): the real contracts in forge's in-process EVM, compiled with the

@@ -51,10 +51,10 @@ def test_accounts_account_and_opportunities_commands(book, protocol, deployer, d
     assert len(log) == 1 + len(under) and all(" skipped " in line and "dry run" in line for line in log[1:])
 
 
-def test_readme_documents_every_setting():
+def test_docs_document_every_setting():
     from offchain.config import SECTIONS
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "keeper.md").read_text()
     assert set(SECTIONS) == {"chain", "indexer", "keeper", "ops", "risk"}
     for section, model in SECTIONS.items():
         for name, field in model.model_fields.items():
