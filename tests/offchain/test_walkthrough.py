@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from brownie import chain as brownie_chain
@@ -78,8 +79,8 @@ def test_walkthrough_on_anvil(tmp_path):
     lines = walkthrough()
     assert lines[0].startswith("node_modules/.bin/anvil") and lines[1].startswith("make network")
     home = tmp_path / "home"  # a Brownie HOME of its own, so the test never edits the project's network list
-    shutil.copytree(ROOT / ".cache" / "home" / ".brownie", home / ".brownie",
-                    ignore=shutil.ignore_patterns("packages", "hypothesis*", "*.db"))
+    shutil.copytree(Path(os.environ["HOME"]) / ".brownie", home / ".brownie",
+                    ignore=shutil.ignore_patterns("accounts", "packages"))
     port = _free_port()
     env = {**os.environ, "TOOL_HOME": str(home)}
     env.pop("MAKEFLAGS", None)
