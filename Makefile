@@ -1,7 +1,7 @@
 # xmargin — every target installs what it needs on a fresh machine (Python 3.11 + Node 20).
 #   make demo    install everything, start a local Ganache, deploy, run the crash demo (DEMO_ARGS="--help" lists options)
-#   make test    install everything, compile, run the whole suite on a local Ganache chain
-#   make build   install everything and compile the contracts (the ABIs the xmargin keeper reads)
+#   make test    install everything, compile, build the docs, run the whole suite on a local Ganache chain
+#   make build   install everything, compile the contracts and write the ABIs the package ships (offchain/abi/)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
 #   make bench-keeper  the keeper scan benchmark on Anvil (writes scripts/bench/results/keeper_scan.json)
 #   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
@@ -9,10 +9,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 SOLC_VERSION := 0.8.28
-# Brownie keeps its data (network list, compiler cache, hypothesis db) under $HOME/.brownie; it gets a
-# project-local HOME so nothing from an earlier run elsewhere on the machine is used.
-TOOL_HOME := $(CURDIR)/.cache/home
-BROWNIE_ENV := PATH="$(CURDIR)/node_modules/.bin:$(VENV)/bin:$$PATH" HOME="$(TOOL_HOME)" \
+# Brownie keeps its data (network list, accounts, compiler cache, hypothesis db) under $HOME/.brownie; the project has
+# one HOME of its own for every target (each kind of run has its own network name and port, so they never meet), and
+# nothing from elsewhere on the machine is used.
+TOOL_HOME ?= $(CURDIR)/.cache/home
+BROWNIE_ENV := PATH="$(CURDIR)/node_modules/.bin:$(VENV)/bin:$$PATH" HOME="$(TOOL_HOME)" XMARGIN_BROWNIE_HOME="$(TOOL_HOME)" \
 	SOLCX_BINARY_PATH="$(CURDIR)/.cache/solcx" PYTHONPATH="$(CURDIR)"
 BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
@@ -40,20 +41,24 @@ node_modules/.installed: package.json package-lock.json
 
 build: install
 	$(BROWNIE) compile
+	$(VENV)/bin/python scripts/export_abis.py
 
-# The demo runs on its own Brownie network, xmargin-demo (a Ganache that Brownie starts on port 8547), under its own
-# HOME, so it can run while the test suite uses 8545.
-DEMO_HOME := $(CURDIR)/.cache/home-demo
-DEMO_ENV := $(BROWNIE_ENV) HOME="$(DEMO_HOME)"
+# The demo runs on its own Brownie network, xmargin-demo (a Ganache that Brownie starts on port 8547), so it can run
+# while the test suite uses 8545.
 DEMO_ARGS ?=
 demo: build
-	mkdir -p $(DEMO_HOME)
-	$(DEMO_ENV) $(VENV)/bin/brownie networks list | grep -q xmargin-demo || $(DEMO_ENV) $(VENV)/bin/brownie networks add \
+	$(BROWNIE) networks list | grep -q xmargin-demo || $(BROWNIE) networks add \
 		Development xmargin-demo cmd=ganache-cli host=http://127.0.0.1 port=8547 evm_version=shanghai \
 		gas_limit=30000000 accounts=10 mnemonic=brownie
-	$(DEMO_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
+	$(BROWNIE_ENV) $(VENV)/bin/python scripts/demo.py $(DEMO_ARGS)
 
-test: install slither forge
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or anchor fails (not --quiet: it hides the
+# warnings that strict mode counts).
+.PHONY: docs
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: install slither forge docs
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
 
 # Foundry invariant campaign (tests/forge, foundry.toml): the real contracts in forge's in-process EVM, compiled with the
@@ -93,14 +98,24 @@ gas: install
 	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)
 
 # The keeper scan benchmark runs on Anvil (Ganache is too slow to seed 10,000 accounts), registered as the Brownie
-# network anvil-bench (port 8655) under its own HOME, so it never meets a suite running on 8545 with .cache/home.
-BENCH_HOME := $(CURDIR)/.cache/home-bench
-BENCH_BROWNIE := $(BROWNIE_ENV) HOME="$(BENCH_HOME)" $(VENV)/bin/brownie
+# network anvil-bench (port 8655), so it never meets a suite running on 8545.
 bench-keeper: install
-	mkdir -p $(BENCH_HOME)
-	$(BENCH_BROWNIE) networks list | grep -q anvil-bench || $(BENCH_BROWNIE) networks add Development anvil-bench \
+	$(BROWNIE) networks list | grep -q anvil-bench || $(BROWNIE) networks add Development anvil-bench \
 		cmd=anvil host=http://127.0.0.1 port=8655 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
-	$(BENCH_BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
+	$(BROWNIE) run scripts/bench/keeper_scan.py --network anvil-bench
+
+# Register a local node of your own as a Brownie network (again: replaces it): Brownie attaches to a node already listening on
+# HOST:PORT, or starts CMD there. Then `make deploy NETWORK=<NAME>` and point the keeper's chain.rpc_urls at it.
+#   make network NAME=my-anvil PORT=8545                     # an Anvil you run (anvil --port 8545)
+#   make network NAME=my-ganache PORT=7545 CMD=ganache-cli
+.PHONY: network
+HOST ?= http://127.0.0.1
+CMD ?= anvil
+network: install
+	@test -n "$(NAME)" -a -n "$(PORT)" || { echo "usage: make network NAME=<name> PORT=<port> [HOST=$(HOST)] [CMD=anvil|ganache-cli]"; exit 2; }
+	$(BROWNIE) networks delete $(NAME) >/dev/null 2>&1 || true
+	$(BROWNIE) networks add Development $(NAME) cmd=$(CMD) host=$(HOST) port=$(PORT) evm_version=shanghai \
+		gas_limit=30000000 accounts=10 $(if $(filter ganache-cli,$(CMD)),mnemonic=brownie,base_fee=0)
 
 DEPLOY_ARGS ?=
 deploy: build
@@ -119,14 +134,11 @@ risk-report: install
 # (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;
 # merges forge_* keys into fuzz.json), then the solvency state machine of
 # tests/stateful/machine.py on random sequences (>= 20,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
-# override), on Anvil registered as the Brownie network anvil-fuzz (port 8564) under its own HOME. Writes
+# override), on Anvil registered as the Brownie network anvil-fuzz (port 8564). Writes
 # scripts/bench/results/fuzz.json; fails if any invariant was violated.
 .PHONY: fuzz
-FUZZ_HOME := $(CURDIR)/.cache/home-fuzz
-FUZZ_BROWNIE := $(BROWNIE_ENV) HOME="$(FUZZ_HOME)" $(VENV)/bin/brownie
 fuzz: install
 	$(VENV)/bin/python scripts/bench/forge_fuzz.py
-	mkdir -p $(FUZZ_HOME)
-	$(FUZZ_BROWNIE) networks list | grep -q anvil-fuzz || $(FUZZ_BROWNIE) networks add Development anvil-fuzz \
+	$(BROWNIE) networks list | grep -q anvil-fuzz || $(BROWNIE) networks add Development anvil-fuzz \
 		cmd=anvil host=http://127.0.0.1 port=8564 evm_version=shanghai gas_limit=300000000 accounts=10 base_fee=0
-	$(BROWNIE_ENV) HOME="$(FUZZ_HOME)" nice -n 19 $(VENV)/bin/brownie run scripts/bench/fuzz.py --network anvil-fuzz
+	$(BROWNIE_ENV) nice -n 19 $(VENV)/bin/brownie run scripts/bench/fuzz.py --network anvil-fuzz

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -156,6 +157,9 @@ class Deployment:
     addresses: dict[str, str]
     start_block: int
     assets: tuple[str, ...]
+    settlement_token: str | None = None
+    collaterals: tuple[str, ...] = ()  # token address by collateral id
+    feeds: tuple[str, ...] = ()  # Chainlink feed address by asset index
 
     @classmethod
     def load(cls, path: Path) -> "Deployment":
@@ -165,17 +169,35 @@ class Deployment:
         try:
             raw = json.loads(path.read_text())
             addresses = {name: to_checksum_address(raw[name]) for name in CONTRACTS}
-            return cls(int(raw["chainId"]), addresses, int(raw.get("startBlock", 0)), tuple(raw.get("assets", ())))
+            token = raw.get("settlementToken")
+            return cls(int(raw["chainId"]), addresses, int(raw.get("startBlock", 0)), tuple(raw.get("assets", ())),
+                       to_checksum_address(token) if token else None,
+                       tuple(to_checksum_address(a) for a in raw.get("collaterals", ())),
+                       tuple(to_checksum_address(a) for a in raw.get("feeds", ())))
         except (KeyError, ValueError, TypeError) as e:
             raise DeploymentError(f"deployment file {path} is incomplete or malformed ({e!r})") from None
 
 
-def load_abis(build_dir: Path) -> dict[str, list]:
+def package_abi(name: str) -> list:
+    """An ABI shipped with the package (``offchain/abi/<name>.json``)."""
+    p = resources.files("offchain.abi") / f"{name}.json"
+    if not p.is_file():
+        raise DeploymentError(f"ABI {name}.json missing from the installed package: reinstall xmargin")
+    return json.loads(p.read_text())
+
+
+def load_abis(build_dir: Path | None = None) -> dict[str, list]:
+    """The ABIs of :data:`CONTRACTS`: shipped with the package (``offchain/abi/``, written by ``make build``) when
+    ``build_dir`` is None, else read from Brownie build artifacts there (``<name>.json``, key ``abi``)."""
     abis = {}
     for name in CONTRACTS:
+        if build_dir is None:
+            abis[name] = package_abi(name)
+            continue
         p = build_dir / f"{name}.json"
         if not p.is_file():
-            raise DeploymentError(f"ABI {p} not found: compile the contracts (`make build`) or set chain.build_dir")
+            raise DeploymentError(f"ABI {p} not found: compile the contracts (`make build`) or unset chain.build_dir "
+                                  "to use the ABIs shipped with the package")
         abis[name] = json.loads(p.read_text())["abi"]
     return abis
 
@@ -206,10 +228,14 @@ class ErrorDecoder:
         return f"{name}({', '.join(str(a) for a in args)})"
 
     def from_exception(self, e: BaseException) -> str:
-        if isinstance(e, ContractCustomError):
-            return self.decode(e.data if isinstance(e.data, str) else e.args[0])
-        if isinstance(e, (ContractPanicError, ContractLogicError)):
-            return self.decode(e.data) if isinstance(e.data, str) and e.data.startswith("0x") else str(e)
+        """The decoded revert of a web3 exception; nodes put the revert data in different places (Anvil: ``data``
+        as a hex string; Ganache: a dict with ``result`` or ``data``, sometimes only in the exception's args)."""
+        if isinstance(e, (ContractCustomError, ContractPanicError, ContractLogicError)):
+            for where in (e.data, *e.args):
+                if isinstance(where, dict):
+                    where = where.get("result") or where.get("data")
+                if isinstance(where, str) and where.startswith("0x"):
+                    return self.decode(where)
         return str(e)
 
     @staticmethod
@@ -232,7 +258,7 @@ class Chain:
         self.errors = ErrorDecoder(self.abis.values())
 
     @classmethod
-    def connect(cls, rpc: Rpc, deployment_path: Path | None, build_dir: Path) -> "Chain":
+    def connect(cls, rpc: Rpc, deployment_path: Path | None, build_dir: Path | None = None) -> "Chain":
         chain_id = rpc.read(lambda w3: w3.eth.chain_id)
         path = deployment_path or Path("deployments") / f"{chain_id}.json"
         deployment = Deployment.load(path)

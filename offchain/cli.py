@@ -7,6 +7,7 @@
     xmargin [--config FILE] opportunities [--status S] [--limit N]
     xmargin config reference | xmargin [--config FILE] config check
     xmargin [--config FILE] risk {calibrate,backtest,stress,var,cascade,efficiency,propose} ...
+    xmargin [--config FILE] sandbox {accounts,deposit,trade,price,fund,new-key} ...   (local chains only)
 
 Exit codes: 0 ok, 1 other error, 2 bad settings, 3 key problem, 4 no RPC endpoint answered, 5 deployment/artifacts
 do not match the chain, 130 interrupted.
@@ -18,62 +19,17 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from typing import Sequence
 
-from .chain import Chain, Rpc
+from . import __version__
 from .config import Settings, load_settings, reference
 from .db import connect
-from .errors import ConfigError, XMarginError
-from .indexer import Indexer
-from .ops import Metrics, OpsServer, setup_logging
-from .risk.margin import WAD, account_margin, standard_requirement
+from .errors import ChainUnavailable, ConfigError, XMarginError
+from .margin.exact import WAD, account_margin, standard_requirement
+from .ops import OpsServer, setup_logging
+from .runtime import build_keeper, open_runtime
 
 log = logging.getLogger("xmargin")
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    rpc: Rpc
-    chain: Chain
-    indexer: Indexer
-    metrics: Metrics
-
-
-def open_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
-    """Connect to the chain, load the contracts and open the database, as the settings say."""
-    metrics = metrics or Metrics()
-    c = settings.chain
-    rpc = Rpc(c.rpc_urls, timeout=c.request_timeout, retries=c.retries, backoff=c.retry_backoff,
-              stall_seconds=c.stall_seconds, on_error=lambda url: metrics.rpc_errors.labels(url.split("//")[-1]).inc())
-    chain = Chain.connect(rpc, c.deployment, c.build_dir)
-    i = settings.indexer
-    indexer = Indexer(chain, connect(i.database), log_chunk=i.log_chunk, reorg_window=i.reorg_window,
-                      reconcile_every=i.reconcile_every, reconcile_sample=i.reconcile_sample)
-    return Runtime(settings, rpc, chain, indexer, metrics)
-
-
-def build_keeper(rt: Runtime):
-    """The keeper of these settings (signer, transaction manager, options)."""
-    from .keeper.keeper import Keeper, KeeperOptions
-    from .keeper.txmanager import GWEI, FeePolicy, TxManager
-    from .keys import load_signer
-
-    k = rt.settings.keeper
-    signer = load_signer(rt.settings, rt.chain.chain_id)
-    txm = None
-    if signer is not None and not k.dry_run:
-        policy = FeePolicy(int(k.max_fee_gwei * GWEI), int(k.min_priority_fee_gwei * GWEI), k.fee_history_blocks,
-                           k.priority_percentile, k.fee_bump_percent, k.replace_after_seconds)
-        txm = TxManager(rt.rpc, rt.indexer.conn, signer, rt.chain.chain_id, policy)
-    opts = KeeperOptions(k.shard_pair, k.dry_run, k.min_profit_usd, k.cleanup_bad_debt, k.gas_token_asset,
-                         k.gas_token_usd, k.gas_limit_multiplier, k.max_liquidations_per_block, k.poll_interval,
-                         rt.settings.chain.lens_batch)
-    keeper = Keeper(rt.chain, rt.indexer, txm, opts, rt.metrics, reconcile_every=rt.settings.indexer.reconcile_every)
-    if signer is not None and txm is None:
-        keeper.address = signer.address  # dry run: simulate as the configured keeper
-    return keeper
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -82,7 +38,12 @@ def cmd_keeper_run(settings: Settings, args: argparse.Namespace) -> int:
     keeper = build_keeper(rt)
     server = None
     if settings.ops.metrics_port:
-        server = OpsServer(settings.ops.metrics_host, settings.ops.metrics_port, rt.metrics, keeper.health).start()
+        o = settings.ops
+        try:
+            server = OpsServer(o.metrics_host, o.metrics_port, rt.metrics, keeper.health).start()
+        except OSError as e:
+            raise ConfigError(f"ops.metrics_port: cannot serve on {o.metrics_host}:{o.metrics_port} ({e.strerror}): "
+                              "choose a free port (--metrics-port), or 0 for none") from None
         log.info("metrics and health on http://%s:%d/", settings.ops.metrics_host, server.port)
     stop = threading.Event()
 
@@ -94,7 +55,12 @@ def cmd_keeper_run(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         if args.once:
-            keeper.step()
+            r = keeper.step()
+            _write("no answer from the node: nothing done" if r is None else
+                   f"block {r.block}: {len(keeper.states)} accounts tracked, {r.candidates} flagged by the screen, "
+                   f"{r.liquidatable} liquidatable, {len(r.sent)} liquidations sent"
+                   + (" (dry run)" if settings.keeper.dry_run else ""))
+            return 0 if r is not None else ChainUnavailable.exit_code
         else:
             keeper.run(stop)
     finally:
@@ -145,21 +111,39 @@ def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
+    """One account's breakdown; given an owner's address (0x + 40 hex digits), every subaccount of it that the
+    indexer knows (account id = owner << 96 | subaccount)."""
     try:
         account = int(args.id, 0)
     except ValueError:
         raise ConfigError(f"account id {args.id!r} is not a number (decimal or 0x-hex)") from None
+    owner = args.id.lower().startswith("0x") and len(args.id) == 42
     rt = open_runtime(settings)
     res = rt.indexer.sync()
-    layout, prices, cfg = rt.indexer.market_view(res.head)
+    if owner:
+        subs = [a for a in rt.indexer.accounts() if a >> 96 == account]
+        if not subs:
+            _write(f"owner {args.id} has no account with a balance, position or collateral at block {res.head} "
+                   f"(its subaccount n is the id {args.id} << 96 | n)")
+            return 0
+        return sum(_account(rt, res.head, a) for a in subs)
+    return _account(rt, res.head, account)
+
+
+def _account(rt, head: int, account: int) -> int:
+    layout, prices, cfg = rt.indexer.market_view(head)
     s = rt.indexer.states([account])[account]
+    if not s.positions and not s.collateral and not s.settlement:
+        _write(f"account {account:#066x} is empty at block {head} (no balance, position or collateral); an owner's "
+               f"subaccount n is the id owner << 96 | n, or give the owner's address")
+        return 0
     m = account_margin(s, layout, prices, cfg)
-    at = rt.chain.at(res.head)
+    at = rt.chain.at(head)
     rates = [int(at.params.marketWord(i)) & 0xFFFF for i in range(len(layout.market_asset))]
     std = standard_requirement(s, layout, prices, rates)
     b = m.margin
     names = rt.chain.deployment.assets
-    lines = [f"account {account:#066x} at block {res.head}",
+    lines = [f"account {account:#066x} (owner {account >> 96:#042x}, subaccount {account & (2**96 - 1)}) at block {head}",
              f"  settlement balance   {_usd(s.settlement):>18} USD"]
     for mk, (size, on) in sorted(s.positions.items()):
         asset = layout.market_asset[mk]
@@ -205,6 +189,39 @@ def cmd_opportunities(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from .runtime import open_chain
+    from .sandbox import Sandbox
+
+    sb = Sandbox(open_chain(settings))
+    if args.action == "accounts":
+        usdc = sb.usdc.functions.symbol().call()
+        lines = [f"{'#':>2} {'address':<42} {'native':>12} {usdc + ' wallet':>16}  role"]
+        for h in sb.holders():
+            role = "deployer, fund payer" if h.index == 0 else "market maker" if h.index == len(sb.node_accounts) - 1 \
+                else ""
+            lines.append(f"{h.index:>2} {h.address} {h.native / 1e18:>12,.3f} "
+                         f"{h.usdc / 10 ** sb.usdc.functions.decimals().call():>16,.2f}  {role}")
+        _write("\n".join(lines))
+    elif args.action == "deposit":
+        account = sb.deposit(args.owner, args.token, args.amount, args.sub)
+        _write(f"deposited {args.amount:,} {args.token.upper()} into account {account:#x}")
+    elif args.action == "trade":
+        px = sb.trade(args.owner, args.market, args.size, args.price, args.sub)
+        account = int(sb.owner(args.owner), 16) << 96 | args.sub
+        _write(f"{'bought' if args.size > 0 else 'sold'} {abs(args.size):,} on {args.market.upper()} at "
+               f"{px / WAD:,.2f} USD for account {account:#x}")
+    elif args.action == "price":
+        sb.set_price(args.asset, args.usd)
+        _write(f"{args.asset.upper()} feed set to {args.usd:,} USD")
+    elif args.action == "new-key":
+        _write(sb.new_key(args.native))
+    elif args.action == "fund":
+        sb.fund(args.usdc)
+        _write(f"insurance fund topped up by {args.usdc:,} USD")
+    return 0
+
+
 def cmd_config(settings_path: str | None, args: argparse.Namespace) -> int:
     if args.action == "reference":
         _write(reference())
@@ -224,6 +241,7 @@ def _write(text: str) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xmargin", description="xmargin off-chain engine: indexer, risk, keeper.")
     p.add_argument("--config", "-c", help="TOML settings file (see `xmargin config reference`)")
+    p.add_argument("--version", action="version", version=f"xmargin {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     k = sub.add_parser("keeper", help="run the liquidation keeper").add_subparsers(dest="action", required=True)
     run = k.add_parser("run", help="run until SIGTERM/SIGINT")
@@ -240,6 +258,27 @@ def parser() -> argparse.ArgumentParser:
     opp = sub.add_parser("opportunities", help="the keeper's liquidation records")
     opp.add_argument("--status", choices=["seen", "simulated", "sent", "included", "lost", "skipped", "failed"])
     opp.add_argument("--limit", type=int, default=50)
+    sb = sub.add_parser("sandbox", help="local chains only: test tokens, trades, mock prices, the fund")
+    sba = sb.add_subparsers(dest="action", required=True)
+    sba.add_parser("accounts", help="the node's unlocked accounts (owners by index)")
+    dep = sba.add_parser("deposit", help="mint a test token to an owner and deposit it into its account")
+    dep.add_argument("owner", help="index into `sandbox accounts`, or an address")
+    dep.add_argument("token", help="USDC or a collateral symbol (WBTC, WETH, ...)")
+    dep.add_argument("amount", type=float, help="whole tokens")
+    tr = sba.add_parser("trade", help="fill a signed order pair against the sandbox market maker")
+    tr.add_argument("owner", help="index into `sandbox accounts`, or an address")
+    tr.add_argument("market", help="the asset of the market (BTC, ETH, ...) or a market id")
+    tr.add_argument("size", type=float, help="units: positive buys, negative sells (e.g. -- -2 to sell 2)")
+    tr.add_argument("--price", type=float, help="USD (default: the oracle price)")
+    for p_ in (dep, tr):
+        p_.add_argument("--sub", type=int, default=0, help="subaccount (account id = owner << 96 | sub)")
+    pr = sba.add_parser("price", help="set a mock feed's price")
+    pr.add_argument("asset", help="BTC, ETH, ...")
+    pr.add_argument("usd", type=float)
+    nk = sba.add_parser("new-key", help="print a fresh private key, its address paid coins for gas (a keeper key)")
+    nk.add_argument("--native", type=float, default=10.0, help="coins sent to it (default 10)")
+    fu = sba.add_parser("fund", help="deposit test USDC into the insurance fund")
+    fu.add_argument("usdc", type=float)
     cfg = sub.add_parser("config", help="settings reference and validation")
     cfg.add_argument("action", choices=["reference", "check"])
     from .risk.commands import add_parser as add_risk_parser
@@ -265,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, keeper=keeper_flags, ops=ops_flags)
         setup_logging(settings.ops.log_format, settings.ops.log_level)
         commands = {"keeper": cmd_keeper_run, "index": cmd_index, "accounts": cmd_accounts, "account": cmd_account,
-                    "opportunities": cmd_opportunities}
+                    "opportunities": cmd_opportunities, "sandbox": cmd_sandbox}
         return commands[args.command](settings, args)
     except XMarginError as e:
         sys.stderr.write(f"xmargin: {e}\n")

@@ -8,6 +8,7 @@ environment variables the file names, held as ``SecretStr`` and never logged.
 """
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -41,8 +42,9 @@ class ChainSettings(_Section):
     deployment: Path | None = Field(
         default=None, description="Deployment file with the contract addresses (default: deployments/<chain-id>.json)."
     )
-    build_dir: Path = Field(
-        default=Path("build/contracts"), description="Brownie build artifacts holding the contract ABIs."
+    build_dir: Path | None = Field(
+        default=None, description="Brownie build folder to read the contract ABIs from (default: the ABIs shipped with "
+        "the package, written by `make build`; set it, e.g. to build/contracts, while editing the contracts)."
     )
     lens_batch: int = Field(default=200, ge=1, le=5000, description="Accounts per AccountLens call.")
 
@@ -107,6 +109,10 @@ class KeeperSettings(_Section):
     gas_limit_multiplier: float = Field(default=1.25, ge=1.0,
                                         description="Gas limit = (learned or estimated gas) * this.")
     max_liquidations_per_block: int = Field(default=50, ge=1, description="New liquidations sent per block.")
+    low_balance_eth: float = Field(
+        default=0.05, ge=0, description="Warn in the log, and set the xmargin_keeper_balance_low "
+        "gauge to 1, while the keeper's account holds less than this much of the chain's native token for gas; 0 = never "
+        "warn.")
 
     @field_validator("shard")
     @classmethod
@@ -130,8 +136,9 @@ class OpsSettings(_Section):
 
 class RiskSettings(_Section):
     scheduler: str | None = Field(default=None, description="Dask scheduler of risk sweeps (e.g. 'tcp://10.0.0.5:8786'); "
-                                  "unset: a local cluster on this machine.")
-    workers: int = Field(default=2, ge=1, le=256, description="Processes of the local Dask cluster (no scheduler set).")
+                                  "unset: see workers.")
+    workers: int = Field(default=0, ge=0, le=256, description="With no scheduler: 0 runs sweeps in this process, N > 0 "
+                         "on a local Dask cluster of N processes.")
 
 
 class Settings(_Section):
@@ -194,14 +201,17 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _format(err: ValidationError, source: str) -> str:
+def _format(err: ValidationError, source: str, origin: Mapping[tuple[str, str], str]) -> str:
+    """One line per problem, each naming the field and where its value came from (``origin``: (section, field) ->
+    the file, the environment variable or the command-line flag)."""
     lines = [f"invalid settings ({source}):"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        where = origin.get(tuple(str(p) for p in e["loc"][:2]), source)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field: remove it or check its spelling (see `xmargin config reference`)"
-        lines.append(f"  {loc}: {msg}")
+        lines.append(f"  {loc} (from {where}): {msg}")
     return "\n".join(lines)
 
 
@@ -221,25 +231,43 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {p} is not valid TOML: {e}") from None
         source = str(p)
+    origin = {(section, name): source for section, values in data.items() if isinstance(values, dict)
+              for name in values}
     for section, values in _env_overrides(environ).items():
         data.setdefault(section, {}).update(values)
+        origin.update({(section, name): f"{ENV_PREFIX}{section.upper()}__{name.upper()}" for name in values})
     for section, values in overrides.items():
-        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        data.setdefault(section, {}).update(given)
+        origin.update({(section, name): f"the --{name.replace('_', '-')} flag" for name in given})
     try:
         return Settings(**data, source=source)
     except ValidationError as e:
-        raise ConfigError(_format(e, source)) from None
+        raise ConfigError(_format(e, source, origin)) from None
+
+
+def _toml(value: Any) -> str:
+    """``value`` as a TOML literal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
 
 
 def reference() -> str:
-    """Every setting with its default and description, as TOML comments (``xmargin config reference``)."""
+    """Every setting with its description and default, as TOML comments (``xmargin config reference``): remove the
+    ``# `` in front of a ``name = value`` line and the file is valid TOML with that default. Settings without a
+    default are listed as ``## name: unset``."""
     out = []
     for name, section in SECTIONS.items():
         out.append(f"[{name}]")
         for field_name, f in section.model_fields.items():
-            default = f.default
-            shown = "unset" if default is None else repr(str(default) if isinstance(default, Path) else default)
+            if f.exclude:
+                continue
             out.append(f"# {f.description}")
-            out.append(f"# {field_name} = {shown}")
+            out.append(f"## {field_name}: unset" if f.default is None else f"# {field_name} = {_toml(f.default)}")
         out.append("")
     return "\n".join(out)

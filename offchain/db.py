@@ -8,6 +8,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from .errors import ConfigError
+
+# Schema version 1 (``PRAGMA user_version``); its statements are idempotent, so a database written before versions
+# were recorded (user_version 0 with these tables) is brought to version 1 by running them again.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- block hashes of the checkpoint and of every block that carried a vault event, to find a reorg's fork point
@@ -47,14 +51,30 @@ CREATE INDEX IF NOT EXISTS txs_pending ON txs (keeper, status, nonce);
 """
 
 
+# Ordered migrations: MIGRATIONS[i] takes a database from version i to version i + 1. A new version appends a
+# script (ALTER TABLE, CREATE ...); never edit a released one.
+MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (and create) the database; WAL so a CLI reader never blocks the keeper."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(SCHEMA)
+    """Open (and create, or migrate to :data:`SCHEMA_VERSION`) the database; WAL so a CLI reader never blocks the
+    keeper. A path that cannot be opened, or a database written by a newer xmargin, is a :class:`ConfigError`."""
+    try:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except (OSError, sqlite3.Error) as e:
+        raise ConfigError(f"indexer.database: cannot open {path} ({e}): choose a writable path") from None
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise ConfigError(f"indexer.database: {path} has schema version {version}, newer than this xmargin's "
+                          f"{SCHEMA_VERSION}: upgrade xmargin, or use another database file")
+    for v in range(version, SCHEMA_VERSION):
+        conn.executescript(f"BEGIN;\n{MIGRATIONS[v]}\nPRAGMA user_version = {v + 1};\nCOMMIT;")
     return conn
 
 

@@ -28,8 +28,8 @@ from web3.exceptions import Web3RPCError
 from .chain import Chain
 from .db import acct_int, acct_key, get_meta, set_meta
 from .errors import ConfigError
-from .risk.margin import INDEX_ONE, AccountState, Layout, MarginConfig, account_margin, usd_of_shares
-from .risk.snapshot import read_account_state, read_layout, read_margin_config, read_prices
+from .margin.exact import INDEX_ONE, AccountState, Layout, MarginConfig, account_margin, usd_of_shares
+from .margin.snapshot import read_account_state, read_layout, read_margin_config, read_prices
 
 log = logging.getLogger(__name__)
 

@@ -54,6 +54,10 @@ class Metrics:
         self.head = Gauge("xmargin_head_block", "Last block processed", registry=r)
         self.step_seconds = Gauge("xmargin_step_seconds", "Duration of the last keeper step", registry=r)
         self.healthy = Gauge("xmargin_healthy", "1 while healthy", registry=r)
+        self.balance = Gauge("xmargin_keeper_balance_eth", "Native balance of the keeper's account (pays gas)",
+                             registry=r)
+        self.balance_low = Gauge("xmargin_keeper_balance_low", "1 while the balance is below keeper.low_balance_eth",
+                                 registry=r)
         self.reconcile_mismatches = Counter("xmargin_reconcile_mismatches", "Accounts repaired by reconciliation",
                                             registry=r)
 

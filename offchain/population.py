@@ -20,9 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .risk.defaults import BTC, DEFAULT_SPEC, ETH, LINK, LOCAL_COLLATERALS, SOL, START_PRICES_USD, WAD
-from .risk.margin import AccountState, Layout, account_margin, standard_requirement
-from .risk.params import RiskSpec
+from .margin.defaults import BTC, DEFAULT_SPEC, ETH, LINK, LOCAL_COLLATERALS, SOL, START_PRICES_USD, WAD
+from .margin.exact import AccountState, Layout, account_margin, standard_requirement
+from .margin.params import RiskSpec
 
 KINDS = ("hedged_pair", "directional", "basket", "collateral_hedge", "overleveraged")
 MIX = (0.30, 0.28, 0.20, 0.15, 0.07)  # share of each kind in a population

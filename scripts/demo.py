@@ -52,10 +52,10 @@ from eth_utils import keccak  # noqa: E402
 from offchain.db import acct_int  # noqa: E402
 from offchain.orders import Order, sign_order  # noqa: E402
 from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, episode  # noqa: E402
-from offchain.risk.margin import account_margin, standard_requirement  # noqa: E402
-from offchain.risk.snapshot import read_prices  # noqa: E402
+from offchain.margin.exact import account_margin, standard_requirement  # noqa: E402
+from offchain.margin.snapshot import read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
 
@@ -261,16 +261,21 @@ class Monitor:
         self.breached: set[int] = set()
         self.fund_positions: dict[int, tuple[int, int]] = {}
         self.prices: list[int] = []
+        self.last = runtime.rpc.head()  # liquidations are counted over every block after this one, whoever mined it
         # the listing and the margin words do not change during the crash: read once, then only the prices
         self.layout, _, self.cfg = runtime.indexer.market_view(runtime.rpc.head())
 
     def observe(self, block: int) -> tuple[int, int, float]:
-        """Index up to ``block``; returns (accounts below MM, liquidations in the block, fund equity USD)."""
+        """Index up to ``block``; returns (accounts below MM, liquidations since the last observation, fund equity
+        USD). Liquidations come from the vault's ``Liquidated`` events in every block since the last observation, so
+        a block the demo did not mine itself (a node that mined on its own) is counted too."""
         self.rt.indexer.sync(block)
         layout, cfg = self.layout, self.cfg
         prices = read_prices(self.rt.chain.at(block).oracle, layout)
         states = self.rt.indexer.states(self.traders + [self.fund])
-        liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block = ?", (block,))
+        liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block > ? AND block <= ?",
+                                                (self.last, block)).fetchall()
+        self.last = block
         liquidated_now = {acct_int(a) for (a,) in liq_rows}
         below = 0
         for acct in self.traders:
@@ -291,7 +296,36 @@ class Monitor:
         fund = account_margin(states[self.fund], layout, prices, cfg).equity if self.fund in states else 0
         self.fund_positions = states[self.fund].positions if self.fund in states else {}
         self.prices = prices
-        return below, len(liquidated_now), fund / WAD
+        return below, len(liq_rows), fund / WAD
+
+
+class ManualMining:
+    """Between :meth:`stop` and :meth:`restore` the node mines only when the demo asks (``evm_mine``): Ganache
+    through ``miner_stop``/``miner_start``, Anvil (and Hardhat) through ``evm_setAutomine``. A node that takes
+    neither is refused with one line: the crash is replayed one block at a time, and the keeper's reaction measured
+    per block, only on a node the demo can drive."""
+
+    MODES = ((("miner_stop", []), ("miner_start", [])), (("evm_setAutomine", [False]), ("evm_setAutomine", [True])))
+
+    def __init__(self, web3: Any) -> None:
+        self.web3 = web3
+        self.resume: tuple[str, list] | None = None
+
+    def stop(self) -> None:
+        answers = []
+        for (stop, args), resume in self.MODES:
+            resp = self.web3.provider.make_request(stop, args)
+            if "error" not in resp:
+                self.resume = resume
+                return
+            answers.append(f"{stop}: {resp['error'].get('message')}")
+        raise SystemExit(f"the node at {self.web3.provider.endpoint_uri} cannot be made to mine on demand "
+                         f"({'; '.join(answers)}): run the demo on Ganache or Anvil")
+
+    def restore(self) -> None:
+        if self.resume is not None:
+            self.web3.provider.make_request(*self.resume)
+            self.resume = None
 
 
 def push_prices(d: Any, web3: Any, sender: str, usd: list[float], base: int) -> None:
@@ -382,7 +416,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     """The whole demo on the connected Brownie network; returns the summary (also written to ``opts.out``)."""
     from brownie import BookSeeder, chain, web3
 
-    from offchain.cli import open_runtime
+    from offchain.runtime import open_runtime
     from offchain.config import load_settings
     from scripts.deploy import deploy_local, write_deployment
 
@@ -413,6 +447,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     keeper = start_keeper(opts.out, rpc_url, deployment, opts.metrics_port, keeper_key.key.hex())
     series = Series()
     summary: dict[str, Any] = {}
+    mining = ManualMining(web3)
     try:
         head = web3.eth.block_number
         wait_keeper(keeper, opts.metrics_port, head, opts.keeper_timeout)
@@ -430,7 +465,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         t_crash = time.monotonic()
         log.info("crash: %s over %d blocks, keeper %s", EPISODES[opts.scenario].title, opts.blocks,
                  keeper_key.address)
-        web3.provider.make_request("miner_stop", [])
+        mining.stop()
         timing = {"keeper": 0.0, "mine": 0.0, "monitor": 0.0}
         steps = [path[min(i, opts.blocks)] for i in range(1, opts.blocks + opts.settle_blocks + 1)]
         base_fee = web3.eth.get_block("latest").get("baseFeePerGas", 0)
@@ -459,9 +494,13 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
                          i, len(steps), moves, below, liq, sum(series.liquidations), fund_usd / 1e6)
             if i > opts.blocks and below == 0 and not monitor.breach:
                 break
-        web3.provider.make_request("miner_start", [])
+        mining.restore()
         t_end = time.monotonic()
         final = web3.eth.block_number
+        on_chain = len(d.vault.events.get_sequence(series.block[0] + 1, final, "Liquidated"))
+        if on_chain != sum(series.liquidations):  # the block-by-block record must be the chain's
+            raise RuntimeError(f"the demo counted {sum(series.liquidations)} liquidations but the chain has "
+                               f"{on_chain} Liquidated events after block {series.block[0]}")
         equity, maintenance = rt.chain.lens_health(ids, final, 100)
         still_below = [a for a, e, m in zip(ids, equity, maintenance) if e < m]
         missed = sorted(set(still_below) | set(monitor.breach))
@@ -491,7 +530,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
                         "crash_monitor": timing["monitor"]},
         }
     finally:
-        web3.provider.make_request("miner_start", [])
+        mining.restore()
         keeper.terminate()
         try:
             code = keeper.wait(timeout=30)

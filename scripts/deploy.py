@@ -26,7 +26,7 @@ import logging
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD  # noqa: E402
-from offchain.risk.params import RiskSpec, apply_spec  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD  # noqa: E402
+from offchain.margin.params import RiskSpec, apply_spec  # noqa: E402
 
 log = logging.getLogger("xmargin.deploy")
 
@@ -163,10 +163,16 @@ class Deployment:
     venue: Any
     lens: Any
     start_block: int = 0  # the block before the first deployment transaction: indexers start here
+    txs: dict[str, str] = field(default_factory=dict)  # deployment transaction hash by contract name
 
     def addresses(self) -> dict:
+        """The deployment file: addresses (top level, by contract name) and, under ``contracts``, each protocol
+        contract's address, the name of its ABI (``offchain/abi/<name>.json`` in the package) and the hash of the
+        transaction that created it."""
         from brownie import chain, web3
 
+        handles = {"OracleRouter": self.oracle, "RiskParameters": self.params, "CrossMarginVault": self.vault,
+                   "OrderSettlement": self.venue, "AccountLens": self.lens}
         return {
             "chainId": chain.id,
             "settlementToken": self.usdc.address,
@@ -180,6 +186,8 @@ class Deployment:
             "AccountLens": self.lens.address,
             "startBlock": self.start_block,
             "block": web3.eth.block_number,
+            "contracts": {name: {"address": c.address, "abi": name, "tx": self.txs.get(name)}
+                          for name, c in handles.items()},
         }
 
 
@@ -200,16 +208,22 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
     j = journal or Journal(None)
     tx = {"from": deployer}
 
+    txs: dict[str, str] = {}
+
     def contract(step: str, container: Any, *args: Any) -> Any:
-        address = j.get(step)
-        if address is not None:
+        entry = j.get(step)
+        if entry is not None:
+            # an older journal holds the address only
+            address, txid = (entry, None) if isinstance(entry, str) else (entry["address"], entry["tx"])
             if len(web3.eth.get_code(address)) == 0:
                 raise SystemExit(f"the journal says {step} is at {address}, but there is no code there: the chain "
                                  f"was reset. Delete {j.path} (or pass --fresh) and deploy again.")
             log.info("  %-22s %s (already deployed)", step, address)
+            txs[step] = txid
             return container.at(address)
         c = container.deploy(*args, tx)
-        j.record(step, c.address)
+        txs[step] = c.tx.txid
+        j.record(step, {"address": c.address, "tx": c.tx.txid})
         log.info("  %-22s %s", step, c.address)
         return c
 
@@ -267,7 +281,7 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
             vault.deposit(vault.fundAccount(), usdc, amount, tx)
 
         once("fund.seed", seed)
-    return Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block)
+    return Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block, txs)
 
 
 def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool = True) -> Deployment:
@@ -387,7 +401,13 @@ class brownie_network:  # noqa: N801 (a context manager used like a function)
 
     def __enter__(self) -> None:
         from brownie import network, project
+        from brownie._config import CONFIG
 
+        if self.network_id not in CONFIG.networks:
+            known = ", ".join(sorted(CONFIG.networks))
+            raise SystemExit(f"Brownie network {self.network_id!r} is not registered under {Path.home()}: register "
+                             f"your node with `make network NAME={self.network_id} PORT=<port>` (README, \"Deploying\"), "
+                             f"or use one of: {known}")
         self.quiet.__enter__()
         p = project.load(ROOT, name="XmarginProject")
         p.load_config()  # brownie-config.yaml: Shanghai, gas price "auto" (Ganache has a base fee)
@@ -404,5 +424,18 @@ class brownie_network:  # noqa: N801 (a context manager used like a function)
             self.quiet.__exit__(*exc)
 
 
+def use_project_tools() -> None:
+    """Run directly (not through ``make``), this file uses what ``make`` does: the project's Brownie HOME
+    (``.cache/home``: its networks and accounts; ``XMARGIN_BROWNIE_HOME`` names another), its solc-js compiler shim
+    and its node binaries (ganache, anvil).
+    Without the shim (``make build`` not run yet) it stops with that advice rather than Brownie's "Solc not installed"."""
+    shim = Path(os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / ".cache" / "solcx")))
+    if not any(shim.glob("solc-v*")):
+        raise SystemExit(f"no compiler under {shim}: run `make build` once first")
+    os.environ["HOME"] = os.environ.get("XMARGIN_BROWNIE_HOME", str(ROOT / ".cache" / "home"))
+    os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 if __name__ == "__main__":
+    use_project_tools()
     sys.exit(main())

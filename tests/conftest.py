@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import brownie
@@ -10,11 +17,12 @@ from brownie import TestVenue, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 
 from offchain.orders import Order, sign_order
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.snapshot import read_account_state as read_state
-from offchain.risk.snapshot import read_layout, read_margin_config, read_prices
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.snapshot import read_account_state as read_state
+from offchain.margin.snapshot import read_layout, read_margin_config, read_prices
 from scripts.deploy import deploy_local, set_price
 
+ROOT = Path(__file__).resolve().parents[1]
 WAD = 10**18
 USDC = 10**6
 _nonces = itertools.count(1)
@@ -197,3 +205,37 @@ def assert_reverts(expected: str, fn, *args) -> None:
             fn(*args)
     finally:
         web3._supports_traces = saved
+
+
+# ---------------------------------------------------------------------------------------------- Anvil
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def anvil(tmp_path):
+    """An Anvil node on a free port, and a Brownie HOME where the network `anvil-test` points at it."""
+    exe = shutil.which("anvil", path=str(ROOT / "node_modules" / ".bin"))
+    assert exe, "anvil is installed by `make install` (npm package @foundry-rs/anvil-linux-amd64)"
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--hardfork", "shanghai", "--gas-limit", "30000000",
+                             "--accounts", "10", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    home = tmp_path / "home"
+    shutil.copytree(Path(os.environ["HOME"]) / ".brownie", home / ".brownie",
+                    ignore=shutil.ignore_patterns("accounts", "packages"))
+    env = {**os.environ, "HOME": str(home), "XMARGIN_BROWNIE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    brownie_cli = [str(Path(sys.executable).with_name("brownie"))]
+    subprocess.run(brownie_cli + ["networks", "add", "Development", "anvil-test", "cmd=anvil", f"port={port}",
+                                  "host=http://127.0.0.1", "evm_version=shanghai", "accounts=10"],
+                   env=env, cwd=ROOT, check=True, capture_output=True)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield url, env
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -24,9 +24,9 @@ from ..db import acct_int, acct_key
 from ..errors import ChainUnavailable
 from ..indexer import Indexer
 from ..ops import Metrics
-from ..risk.margin import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin
-from ..risk.screen import Book, ScreenParams, screen
-from ..risk.snapshot import read_account_state, read_margin_config, read_prices
+from ..margin.exact import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin
+from ..margin.screen import Book, ScreenParams, screen
+from ..margin.snapshot import read_account_state, read_margin_config, read_prices
 from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager
@@ -60,6 +60,7 @@ class KeeperOptions:
     max_per_block: int = 50
     poll_interval: float = 1.0
     lens_batch: int = 200
+    low_balance_wei: int = 5 * 10**16  # warn below this native balance (0: never)
 
 
 @dataclass
@@ -150,12 +151,26 @@ class Keeper:
                 fresh = self.indexer.states(bad)
                 self.states.update(fresh)
                 self.book.update(fresh, self.layout, self._scale)
+        self._check_balance()
         self._liquidate(head, report)
         self.last_block = head
         self.last_ok = self.clock()
         self.metrics.head.set(head)
         self.metrics.lag.set(max(0, self.chain.rpc.last_head - head))
         return report
+
+    def _check_balance(self) -> None:
+        """The gas balance as a metric, and a warning each new block while it is below the configured floor (a keeper
+        that cannot pay gas misses every liquidation silently otherwise)."""
+        if self.txm is None:
+            return
+        wei = self.chain.rpc.read(lambda w3: w3.eth.get_balance(self.address))
+        self.metrics.balance.set(wei / 1e18)
+        low = wei < self.opt.low_balance_wei
+        self.metrics.balance_low.set(1 if low else 0)
+        if low:
+            log.warning("keeper %s holds %.6f of the native token for gas, below keeper.low_balance_eth (%.6f): "
+                        "top it up", self.address, wei / 1e18, self.opt.low_balance_wei / 1e18)
 
     def _mine(self, account: int) -> bool:
         return account != self._fund_id() and shard_of(account, self.opt.shard[1]) == self.opt.shard[0]

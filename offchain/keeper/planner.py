@@ -25,7 +25,7 @@ import copy
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..risk.margin import (BPS, INDEX_ONE, WAD, AccountState, Layout, MarginConfig, account_margin, floor_div,
+from ..margin.exact import (BPS, INDEX_ONE, WAD, AccountState, Layout, MarginConfig, account_margin, floor_div,
                            haircut_down, liquidation_penalty, max_take, mul_div_up, rounding_shortfall,
                            token_value_down, u16)
 

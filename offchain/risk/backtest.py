@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from .calibrate import CalibrationSettings, RollingModel
+from .progress import Progress
 
 
 def _xlogy(x: float, y: float) -> float:
@@ -143,7 +144,7 @@ def backtest_requirement(name: str, returns: np.ndarray, sensitivity: np.ndarray
     model = RollingModel(r, settings)
     c = np.asarray(sensitivity, dtype=float)
     days = range(warmup, len(r) - h + 1, h)
-    req = np.array([model.requirement(t, c) for t in days])
+    req = np.array([model.requirement(t, c) for t in Progress.over(days, f"backtest {name}")])
     move = np.array([np.expm1(r[t:t + h].sum(0)) for t in days])
     losses = -(move @ c)
     return evaluate(name, losses, req, coverage)

@@ -29,11 +29,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
-from .defaults import ASSETS, DEFAULT_SPEC
+from ..margin.defaults import ASSETS, DEFAULT_SPEC
 from .ewma import correlation_from_covariance, ewma_covariance, nearest_correlation
-from .margin import BPS
-from .params import RiskSpec, StressVector
-from .vmargin import MarginArrays, requirement
+from ..margin.exact import BPS
+from ..margin.params import RiskSpec, StressVector
+from ..margin.vector import MarginArrays, requirement
 
 
 

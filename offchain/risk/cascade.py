@@ -7,7 +7,7 @@ Model, block by block and for many independent runs at once (float64, vectorised
    (per asset) over ``crash_blocks`` and stays there; ``noise`` is a random walk with per-block volatility
    ``noise_bps`` (70% of its variance common to all assets); ``impact`` is the permanent square-root impact of the
    fund's sales (below).
-2. Margin of every account at that price: :func:`offchain.risk.vmargin.margin` (the float form of the exact mirror).
+2. Margin of every account at that price: :func:`offchain.margin.vector.margin` (the float form of the exact mirror).
 3. Keepers. An account seen with E < MM at block b is liquidated at block ``b + latency`` if it is still
    liquidatable then (latency 0: in the same block); one call per account per block; after a call the next one can
    land ``max(latency, 1)`` blocks later.
@@ -35,7 +35,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .vmargin import MarginArrays, Portfolio, margin, max_take
+from ..errors import optional
+from ..margin.vector import MarginArrays, Portfolio, margin, max_take
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -251,25 +253,32 @@ def _run(args: tuple) -> dict:
 
 
 def sweep(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, rule: LiquidationRule, fund: float,
-          scenarios: Sequence[CascadeScenario], scheduler: str | None = None, workers: int = 2,
-          local: bool = False) -> dict[str, dict]:
-    """Every scenario's summary (with ``bad_debt_runs``, the bad debt of every run), computed on a Dask cluster: a ``LocalCluster`` of ``workers`` processes by default,
-    or the running scheduler at ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``) when one machine is not enough.
-    ``local=True`` runs in this process (no Dask), e.g. in tests."""
-    tasks = [(portfolio, tuple(prices0), arr, rule, fund, s) for s in scenarios]
-    if local:
-        return {s.name: _run(t) for s, t in zip(scenarios, tasks)}
-    from dask.distributed import Client, LocalCluster
+          scenarios: Sequence[CascadeScenario], scheduler: str | None = None, workers: int = 0) -> dict[str, dict]:
+    """Every scenario's summary (with ``bad_debt_runs``, the bad debt of every run), with progress on stderr.
 
+    In this process by default; on the Dask scheduler at ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``) when one
+    machine is not enough, or on a local Dask cluster of ``workers`` processes (``workers > 0``, no scheduler). A
+    cluster pays off only for many scenarios of many runs: starting a local one costs seconds, and each task ships
+    the whole portfolio. Dask's own logging is kept at WARNING."""
+    tasks = [(portfolio, tuple(prices0), arr, rule, fund, s) for s in scenarios]
+    if not scheduler and workers <= 0:
+        return {s.name: _run(t) for s, t in zip(scenarios, Progress.over(tasks, "cascade scenarios"))}
+    distributed = optional("dask.distributed", "a cascade on a Dask cluster")
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler:
-        client = Client(scheduler)
-        cluster = None
+        client, cluster = distributed.Client(scheduler), None
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.WARNING)
+        client = distributed.Client(cluster)
     try:
         log.info("cascade sweep: %d scenarios on %s", len(tasks), client.scheduler.address)
         futures = client.map(_run, tasks, pure=False)
+        bar = Progress(len(futures), "cascade scenarios")
+        for _ in distributed.as_completed(futures):
+            bar.advance()
+        bar.close()
         results = client.gather(futures)
     finally:
         client.close()

@@ -2,14 +2,17 @@
 
     xmargin risk calibrate  [--dataset D] [--out spec.json|spec.toml] [--report report.json] [model options]
     xmargin risk backtest   [--dataset D] [--out results.json] [--plot chart.png] [model options]
-    xmargin risk stress     [--spec FILE] [--population N] [--seed S] [--plot chart.png]
-    xmargin risk var        [--spec FILE] [--population N] [--seed S] [--level Q] [--dataset D]
-    xmargin risk cascade    [--spec FILE] [--crash -0.5] [--latency 1] [--runs N] [--scheduler ADDR] [--plot F]
-    xmargin risk efficiency [--spec FILE] [--population N] [--seed S]
+    xmargin [--config FILE] risk stress     [--spec FILE] [--synthetic [--population N] [--pop-seed S]] [--plot F]
+    xmargin [--config FILE] risk var        [same] [--level Q] [--dataset D]
+    xmargin [--config FILE] risk cascade    [same] [--crash -0.5] [--latency 1] [--runs N] [--scheduler ADDR] [--plot F]
+    xmargin [--config FILE] risk efficiency [same]
     xmargin [--config FILE] risk propose SPEC [--dry-run]
 
-The population commands use the demo population (``offchain.population.generate``; 300 books, seed 7) at the local
-start prices. A dataset D is ``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq`` or a CSV of daily closes.
+The account commands (stress, var, cascade, efficiency) read the accounts of the deployment the settings name (the
+indexer's database, brought up to the chain's head first), at the chain's prices and margin parameters (``--spec``:
+another parameter set, as a what-if); ``--synthetic`` uses the demo population (``offchain.population.generate``;
+300 books, seed 7) at the local start prices instead. Every output starts with the line saying which. A dataset D is
+``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq`` or a CSV of daily closes.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,9 +48,11 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--horizon-days", type=float, help="liquidation horizon in days (default 1)")
 
     def pop_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--spec", help="RiskSpec JSON/TOML (default: the deployment default)")
-        p.add_argument("--population", type=int, default=300, help="books in the demo population")
-        p.add_argument("--pop-seed", type=int, default=7, help="seed of the demo population")
+        p.add_argument("--spec", help="RiskSpec JSON/TOML (default: the deployment's own parameters; with "
+                       "--synthetic, the default set)")
+        p.add_argument("--synthetic", action="store_true", help="the synthetic demo population, not a deployment")
+        p.add_argument("--population", type=int, default=300, help="books in the demo population (--synthetic)")
+        p.add_argument("--pop-seed", type=int, default=7, help="seed of the demo population (--synthetic)")
 
     c = rs.add_parser("calibrate", help="estimate a RiskSpec from a price history")
     model_opts(c)
@@ -58,7 +64,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--plot", help="write a PNG chart here")
     s = rs.add_parser("stress", help="stress library and reverse stress on the population")
     pop_opts(s)
-    s.add_argument("--fund", type=float, default=1_000_000.0, help="insurance fund, USD")
+    s.add_argument("--fund", type=float, help="insurance fund, USD (default: the deployment's; 1,000,000 synthetic)")
     s.add_argument("--plot", help="write a PNG chart here")
     v = rs.add_parser("var", help="VaR/ES per account and for the protocol")
     pop_opts(v)
@@ -71,10 +77,10 @@ def add_parser(sub: Any) -> None:
     k.add_argument("--latency", type=int, nargs="+", default=[1, 3, 10], help="keeper latencies (blocks)")
     k.add_argument("--crash-blocks", type=int, default=100)
     k.add_argument("--runs", type=int, default=200)
-    k.add_argument("--fund", type=float, default=1_000_000.0, help="insurance fund, USD")
-    k.add_argument("--scheduler", help="Dask scheduler address (default: risk.scheduler, else a local cluster)")
-    k.add_argument("--workers", type=int, help="local cluster processes (default: risk.workers)")
-    k.add_argument("--local", action="store_true", help="run in this process, without Dask")
+    k.add_argument("--fund", type=float, help="insurance fund, USD (default: the deployment's; 1,000,000 synthetic)")
+    k.add_argument("--scheduler", help="run on this Dask scheduler (default: risk.scheduler)")
+    k.add_argument("--workers", type=int, help="run on a local Dask cluster of N processes (default: risk.workers; "
+                   "0: in this process)")
     k.add_argument("--plot", help="write a PNG chart here")
     e = rs.add_parser("efficiency", help="portfolio margin vs standard requirement by book type")
     pop_opts(e)
@@ -105,21 +111,79 @@ def _history(args: argparse.Namespace):
 
 
 def _spec(path: str | None):
-    from .defaults import DEFAULT_SPEC
+    from ..margin.defaults import DEFAULT_SPEC
     from .propose import load_spec
 
     return DEFAULT_SPEC if path is None else load_spec(path)
 
 
-def _population(args: argparse.Namespace):
-    from ..population import LOCAL_LAYOUT, generate, prices_wad, to_state
-    from .defaults import START_PRICES_USD
+@dataclass
+class Accounts:
+    """The accounts a risk command looks at, and where they came from (``source``, the first line of its output)."""
 
-    if args.population < 1:
-        raise ConfigError(f"--population {args.population}: give at least 1 book")
-    books = generate(args.population, args.pop_seed)
-    prices = prices_wad(START_PRICES_USD)
-    return books, [to_state(b, prices) for b in books], LOCAL_LAYOUT, prices
+    source: str
+    states: list
+    groups: list[list[str]]  # reporting groups of each account (efficiency)
+    layout: Any
+    prices: list[int]  # USD 1e18 by asset
+    cfg: Any  # MarginConfig
+    rates: list[int]  # standard maintenance rate of each market, bps
+    assets: tuple[str, ...]
+    fund: float  # insurance fund equity, USD
+    spec: Any  # RiskSpec of the liquidation rule
+
+    @property
+    def prices_usd(self) -> np.ndarray:
+        return np.asarray(self.prices, dtype=float) / 1e18
+
+
+def _accounts(args: argparse.Namespace) -> Accounts:
+    """The deployment's accounts (default) or the synthetic demo population (``--synthetic``)."""
+    from ..margin.defaults import ASSETS, START_PRICES_USD
+    from ..population import LOCAL_LAYOUT, generate, prices_wad, to_state
+    from .efficiency import groups_of, groups_of_state
+
+    spec = _spec(args.spec)
+    fund = getattr(args, "fund", None)
+    if args.synthetic:
+        if args.population < 1:
+            raise ConfigError(f"--population {args.population}: give at least 1 book")
+        books = generate(args.population, args.pop_seed)
+        prices = prices_wad(START_PRICES_USD)
+        return Accounts(f"source: synthetic demo population ({args.population} books, seed {args.pop_seed}) at the "
+                        f"local start prices; parameters: {args.spec or 'the default set'}",
+                        [to_state(b, prices) for b in books], [groups_of(b) for b in books], LOCAL_LAYOUT, prices,
+                        spec.margin_config(), [spec.markets[m].standard_mmr_bps for m in range(len(ASSETS))], ASSETS,
+                        1_000_000.0 if fund is None else fund, spec)
+    from ..margin.exact import WAD, account_margin
+    from ..runtime import open_runtime
+
+    settings = load_settings(args.config)
+    rt = open_runtime(settings)
+    try:
+        head = rt.indexer.sync().head
+        layout, prices, cfg = rt.indexer.market_view(head)
+        fund_id = int(rt.chain.address("CrossMarginVault"), 16) << 96
+        states = rt.indexer.states()
+        fund_state = states.pop(fund_id, None)
+        at = rt.chain.at(head)
+        rates = [int(at.params.marketWord(m)) & 0xFFFF for m in range(len(layout.market_asset))]
+    finally:
+        rt.indexer.conn.close()
+    if not states:
+        raise ConfigError(f"the deployment on chain {rt.chain.chain_id} has no accounts at block {head}: nothing to "
+                          "analyse (use --synthetic for the demo population)")
+    used = 1 + max(layout.market_asset + layout.collateral_asset)
+    assets = rt.chain.deployment.assets or tuple(f"asset{k}" for k in range(used))
+    prices = prices[: len(assets)]  # the router answers for every asset slot; the listing uses the first few
+    if fund is None:
+        fund = account_margin(fund_state, layout, prices, cfg).equity / WAD if fund_state is not None else 0.0
+    live = [s for s in states.values() if s.positions or s.collateral or s.settlement]
+    return Accounts(f"source: deployment on chain {rt.chain.chain_id} at block {head}, {len(live)} accounts "
+                    f"(indexer database {settings.indexer.database}); parameters: "
+                    f"{args.spec or 'on-chain'}; insurance fund {fund:,.0f} USD",
+                    live, [groups_of_state(s, layout, assets) for s in live], layout, [int(p) for p in prices],
+                    spec.margin_config() if args.spec else cfg, rates, tuple(assets), fund, spec)
 
 
 def _write(text: str) -> None:
@@ -200,69 +264,63 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from .defaults import ASSETS, START_PRICES_USD
     from .stress import hypothetical, reverse_summary
-    from .vmargin import MarginArrays, Portfolio
+    from ..margin.vector import MarginArrays, Portfolio
 
-    spec = _spec(args.spec)
-    _, states, layout, prices = _population(args)
-    cfg = spec.margin_config()
-    rows = [r.as_dict() for r in hypothetical(states, layout, prices, cfg, ASSETS)]
-    pf = Portfolio.from_states(states, layout, len(ASSETS))
-    arr = MarginArrays.from_config(cfg, len(ASSETS), len(layout.collateral_asset))
-    rev = reverse_summary(pf, arr, np.asarray(START_PRICES_USD, float), ASSETS, args.fund)
-    lines = [f"{'scenario':<20} {'liquidatable':>12} {'insolvent':>9} {'shortfall USD':>15} {'equity change USD':>18}"]
+    acc = _accounts(args)
+    rows = [r.as_dict() for r in hypothetical(acc.states, acc.layout, acc.prices, acc.cfg, acc.assets)]
+    pf = Portfolio.from_states(acc.states, acc.layout, len(acc.assets))
+    arr = MarginArrays.from_config(acc.cfg, len(acc.assets), len(acc.layout.collateral_asset))
+    rev = reverse_summary(pf, arr, acc.prices_usd, acc.assets, acc.fund)
+    lines = [acc.source,
+             f"{'scenario':<20} {'liquidatable':>12} {'insolvent':>9} {'shortfall USD':>15} {'equity change USD':>18}"]
     for r in rows:
         lines.append(f"{r['name']:<20} {r['liquidatable']:>12} {r['insolvent']:>9} {r['shortfall']:>15,.0f} "
                      f"{r['equity_change']:>18,.0f}")
     lines.append(f"reverse stress (fraction of each direction, largest shock scaled to -100%): first account insolvent "
-                 f"/ book shortfall above the fund of {args.fund:,.0f} USD")
+                 f"/ book shortfall above the fund of {acc.fund:,.0f} USD")
     for name, t in rev.directions.items():
         lines.append(f"  {name:<20} {rev.first_account[name]:>8.3f} / {t:>8.3f}")
     if args.plot:
         from .plots import stress_chart
 
-        stress_chart(rows, args.plot, args.fund)
+        stress_chart(rows, args.plot, acc.fund)
     _write("\n".join(lines))
     return 0
 
 
 def cmd_var(args: argparse.Namespace) -> int:
-    from .defaults import ASSETS, START_PRICES_USD
-    from .ewma import ewma_covariance
-    from .var import all_methods, fhs_scenarios, shortfall_figure
-    from .vmargin import MarginArrays, Portfolio, margin
-
-    spec = _spec(args.spec)
-    _, states, layout, _ = _population(args)
     from .data import load
+    from .ewma import ewma_covariance
+    from .var import all_methods, fhs_scenarios, from_scenarios, parametric, shortfall_figure
+    from ..margin.vector import MarginArrays, Portfolio, margin
 
-    h = load(args.dataset, 3000, 7)
-    if len(h.assets) != len(ASSETS):
-        raise ConfigError(f"--dataset {args.dataset} has assets {h.assets}; VaR of the population needs "
-                          f"{', '.join(ASSETS)} (use synthetic or a CSV with those columns)")
     if not 0.5 < args.level < 1:
         raise ConfigError(f"--level {args.level}: give a confidence level between 0.5 and 1, e.g. 0.99")
-    cfg = spec.margin_config()
-    pf = Portfolio.from_states(states, layout, len(ASSETS))
-    arr = MarginArrays.from_config(cfg, len(ASSETS), len(layout.collateral_asset))
-    p0 = np.asarray(START_PRICES_USD, float)
+    acc = _accounts(args)
+    h = load(args.dataset, 3000, 7)
+    if len(h.assets) != len(acc.assets):
+        raise ConfigError(f"--dataset {args.dataset} has assets {h.assets}; VaR of these accounts needs "
+                          f"{', '.join(acc.assets)} (use synthetic or a CSV with those columns)")
+    pf = Portfolio.from_states(acc.states, acc.layout, len(acc.assets))
+    arr = MarginArrays.from_config(acc.cfg, len(acc.assets), len(acc.layout.collateral_asset))
+    p0 = acc.prices_usd
     sens = pf.sensitivity(p0, arr.haircut)
     m = margin(pf, p0, arr)
     total = sens.sum(0)
-    lines = [f"returns: {h.description}", f"protocol (sum of all accounts' sensitivities) at {args.level:.1%}:"]
+    lines = [acc.source, f"returns: {h.description}",
+             f"all accounts together (sum of their sensitivities) at {args.level:.1%}:"]
     for f in all_methods(total, h.returns, args.level):
         lines.append(f"  {f.method:<12} VaR {f.var:>14,.0f}  ES {f.es:>14,.0f}  ES by asset "
-                     + ", ".join(f"{a} {x:,.0f}" for a, x in zip(ASSETS, f.es_contrib)))
+                     + ", ".join(f"{a} {x:,.0f}" for a, x in zip(acc.assets, f.es_contrib)))
     sf = shortfall_figure(m.equity, sens, fhs_scenarios(h.returns), args.level)
-    lines.append(f"protocol shortfall if nothing were liquidated within the day (FHS): VaR {sf['var']:,.0f} ES "
+    lines.append(f"shortfall if nothing were liquidated within the day (FHS): VaR {sf['var']:,.0f} ES "
                  f"{sf['es']:,.0f} P(any) {sf['p_any']:.4f}")
     cov = ewma_covariance(h.returns)[-1]
+    scen = fhs_scenarios(h.returns)
     rows = []
-    for i in range(len(states)):
-        from .var import from_scenarios, parametric
-
-        fhs = from_scenarios(sens[i], fhs_scenarios(h.returns), args.level, "fhs")
+    for i in range(len(acc.states)):
+        fhs = from_scenarios(sens[i], scen, args.level, "fhs")
         rows.append((fhs.es, i, parametric(sens[i], cov, args.level).var, fhs.var, m.maintenance[i]))
     rows.sort(reverse=True)
     lines.append(f"{'account':>7} {'param VaR':>12} {'FHS VaR':>12} {'FHS ES':>12} {'MM':>12}")
@@ -272,56 +330,53 @@ def cmd_var(args: argparse.Namespace) -> int:
     return 0
 
 
-def cascade_inputs(spec, states, layout):
+def cascade_inputs(spec, states, layout, n_assets):
     from .cascade import LiquidationRule
-    from .defaults import ASSETS
-    from .vmargin import MarginArrays, Portfolio
+    from ..margin.vector import MarginArrays, Portfolio
 
-    pf = Portfolio.from_states(states, layout, len(ASSETS))
-    arr = MarginArrays.from_config(spec.margin_config(), len(ASSETS), len(layout.collateral_asset))
+    pf = Portfolio.from_states(states, layout, n_assets)
+    arr = MarginArrays.from_config(spec.margin_config(), n_assets, len(layout.collateral_asset))
     return pf, arr, LiquidationRule.from_spec(spec, len(layout.collateral_asset))
 
 
 def cmd_cascade(args: argparse.Namespace) -> int:
     from .cascade import CascadeScenario, sweep
-    from .defaults import ASSETS, START_PRICES_USD
+    from ..margin.vector import MarginArrays
 
     if not -0.99 <= args.crash <= 1.0:
         raise ConfigError(f"--crash {args.crash}: give a move between -0.99 and 1 (e.g. -0.5)")
     if args.runs < 1 or args.crash_blocks < 1 or any(lat < 0 for lat in args.latency):
         raise ConfigError("--runs and --crash-blocks must be >= 1 and every --latency >= 0")
-    spec = _spec(args.spec)
-    _, states, layout, _ = _population(args)
-    pf, arr, rule = cascade_inputs(spec, states, layout)
-    scenarios = [CascadeScenario(f"crash_{abs(args.crash) * 100:.0f}_latency_{lat}", (args.crash,) * len(ASSETS),
+    acc = _accounts(args)
+    pf, _, rule = cascade_inputs(acc.spec, acc.states, acc.layout, len(acc.assets))
+    arr = MarginArrays.from_config(acc.cfg, len(acc.assets), len(acc.layout.collateral_asset))
+    scenarios = [CascadeScenario(f"crash_{abs(args.crash) * 100:.0f}_latency_{lat}", (args.crash,) * len(acc.assets),
                                  latency=lat, crash_blocks=args.crash_blocks, runs=args.runs)
                  for lat in args.latency]
     risk = load_settings(args.config).risk  # the [risk] section: where sweeps run
-    out = sweep(pf, START_PRICES_USD, arr, rule, args.fund, scenarios, args.scheduler or risk.scheduler,
-                args.workers or risk.workers, args.local)
-    lines = [f"{'scenario':<24} {'bad debt p95':>14} {'fund':>12} {'depletion p95':>14} {'liquidated p95':>15} "
-             f"{'accounts':>8}"]
+    p0 = tuple(acc.prices_usd)
+    out = sweep(pf, p0, arr, rule, acc.fund, scenarios, args.scheduler or risk.scheduler,
+                risk.workers if args.workers is None else args.workers)
+    lines = [acc.source, f"{'scenario':<24} {'bad debt p95':>14} {'fund':>12} {'depletion p95':>14} "
+             f"{'liquidated p95':>15} {'accounts':>8}"]
     for name, r in out.items():
         lines.append(f"{name:<24} {r['bad_debt']:>14,.0f} {r['insurance_fund']:>12,.0f} {r['fund_depletion']:>14,.0f} "
                      f"{r['liquidated_notional']:>15,.0f} {r['accounts_liquidated']:>8.0f}")
     if args.plot:
-        from .cascade import simulate
         from .plots import cascade_chart
 
-        dist = {s.name: simulate(pf, START_PRICES_USD, arr, rule, args.fund, s).bad_debt for s in scenarios}
-        cascade_chart(dist, args.fund, args.plot)
+        cascade_chart({n: np.asarray(r["bad_debt_runs"]) for n, r in out.items()}, acc.fund, args.plot)
     _write("\n".join(lines))
     return 0
 
 
 def cmd_efficiency(args: argparse.Namespace) -> int:
-    from .efficiency import efficiency
+    from .efficiency import efficiency_of
 
-    spec = _spec(args.spec)
-    books, *_ = _population(args)
-    lines = [f"{'group':<32} {'books':>5} {'PM USD':>12} {'STD USD':>12} {'saving med':>10} {'saving agg':>10} "
-             f"{'exc. rate':>9} coverage"]
-    for r in efficiency(books, spec):
+    acc = _accounts(args)
+    lines = [acc.source, f"{'group':<32} {'books':>5} {'PM USD':>12} {'STD USD':>12} {'saving med':>10} "
+             f"{'saving agg':>10} {'exc. rate':>9} coverage"]
+    for r in efficiency_of(acc.states, acc.groups, acc.layout, acc.prices, acc.cfg, acc.rates):
         d = r.as_dict()
         med = "n/a" if d["saving_median"] is None else f"{d['saving_median']:.1%}"
         agg = "n/a" if d["saving_aggregate"] is None else f"{d['saving_aggregate']:.1%}"
@@ -332,7 +387,7 @@ def cmd_efficiency(args: argparse.Namespace) -> int:
 
 
 def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
-    from ..cli import open_runtime
+    from ..runtime import open_runtime
     from ..keys import load_signer
     from ..ops import setup_logging
     from .propose import Submitter, describe, effect, load_spec, prepare, submit

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, optional
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,8 @@ def real(name: str = "sp500_nasdaq") -> History:
     """Daily log returns of adjusted closes from ``arch.data``: ``sp500``, ``nasdaq`` or both (``sp500_nasdaq``)."""
     if name not in REAL_SETS:
         raise ConfigError(f"dataset {name!r} is unknown: choose one of {', '.join(REAL_SETS)}")
-    from arch.data import nasdaq, sp500
-
-    frames = {"SPX": sp500.load, "NDX": nasdaq.load}
+    need = f"dataset {name!r}"
+    frames = {"SPX": optional("arch.data.sp500", need).load, "NDX": optional("arch.data.nasdaq", need).load}
     picked = {"sp500": ("SPX",), "nasdaq": ("NDX",), "sp500_nasdaq": ("SPX", "NDX")}[name]
     closes = [frames[a]()["Adj Close"] for a in picked]
     index = closes[0].index

@@ -18,10 +18,10 @@ import numpy as np
 
 from ..population import LOCAL_LAYOUT, Book, prices_wad, to_state
 from .data import synthetic
-from .defaults import ASSETS, BTC, DEFAULT_SPEC, ETH, START_PRICES_USD
-from .margin import WAD, account_margin, standard_requirement
-from .params import RiskSpec
-from .vmargin import MarginArrays, Portfolio
+from ..margin.defaults import BTC, DEFAULT_SPEC, ETH, START_PRICES_USD
+from ..margin.exact import WAD, AccountState, Layout, MarginConfig, account_margin, standard_requirement
+from ..margin.params import RiskSpec
+from ..margin.vector import MarginArrays, Portfolio
 
 
 def groups_of(book: Book) -> list[str]:
@@ -54,24 +54,48 @@ class GroupRow:
         return d
 
 
+def groups_of_state(state: AccountState, layout: Layout, assets: Sequence[str]) -> list[str]:
+    """The reporting groups of an account read from a deployment: ``long``/``short`` (every position one way),
+    ``hedged`` (both ways), ``collateral_only``; and, for two-position hedges, the pair (``hedged_btc_eth``)."""
+    sizes = {layout.market_asset[m]: q for m, (q, _) in state.positions.items() if q}
+    if not sizes:
+        return ["collateral_only"] if state.collateral else ["empty"]
+    if all(q > 0 for q in sizes.values()):
+        return ["long"]
+    if all(q < 0 for q in sizes.values()):
+        return ["short"]
+    out = ["hedged"]
+    if len(sizes) == 2:
+        out.append("hedged_" + "_".join(assets[a].lower() for a in sorted(sizes)))
+    return out
+
+
 def efficiency(books: Sequence[Book], spec: RiskSpec = DEFAULT_SPEC, prices_usd: Sequence[float] = START_PRICES_USD,
                scenarios: np.ndarray | None = None, level: float = 0.99) -> list[GroupRow]:
-    """One row per group (see :func:`groups_of`), plus ``all``."""
+    """The synthetic demo population's rows: one per group (see :func:`groups_of`), plus ``all``."""
     prices = prices_wad(prices_usd)
-    cfg = spec.margin_config()
-    layout = LOCAL_LAYOUT
-    rates = [spec.markets[m].standard_mmr_bps for m in range(len(layout.market_asset))]
+    states = [to_state(b, prices, LOCAL_LAYOUT) for b in books]
+    rates = [spec.markets[m].standard_mmr_bps for m in range(len(LOCAL_LAYOUT.market_asset))]
+    return efficiency_of(states, [groups_of(b) for b in books], LOCAL_LAYOUT, prices, spec.margin_config(), rates,
+                         scenarios, level)
+
+
+def efficiency_of(states: Sequence[AccountState], groups: Sequence[Sequence[str]], layout: Layout,
+                  prices: Sequence[int], cfg: MarginConfig, rates: Sequence[int],
+                  scenarios: np.ndarray | None = None, level: float = 0.99) -> list[GroupRow]:
+    """One row per group plus ``all``, for any accounts (``groups[i]``: the groups of ``states[i]``; ``prices``: USD
+    1e18 per asset; ``rates``: the standard maintenance rate of each market, bps)."""
+    prices_usd = [p / WAD for p in prices]
+    n_assets = len(prices)
     if scenarios is None:
         scenarios = np.expm1(synthetic(20_000, seed=11).returns)
-    states = [to_state(b, prices, layout) for b in books]
     pm = np.array([account_margin(s, layout, prices, cfg).maintenance / WAD for s in states])
     std = np.array([standard_requirement(s, layout, prices, rates) / WAD for s in states])
-    pf = Portfolio.from_states(states, layout, len(ASSETS))
-    arr = MarginArrays.from_config(cfg, len(ASSETS), len(layout.collateral_asset))
+    pf = Portfolio.from_states(states, layout, n_assets)
+    arr = MarginArrays.from_config(cfg, n_assets, len(layout.collateral_asset))
     sens = pf.sensitivity(np.asarray(prices_usd, dtype=float), arr.haircut)  # (A, K)
     losses = -(scenarios[:, : sens.shape[1]] @ sens.T)  # (S, A)
     exceed = losses > pm[None, :]
-    groups = [groups_of(b) for b in books]
     rows = []
     for g in sorted({x for gs in groups for x in gs}) + ["all"]:
         idx = np.array([i for i, gs in enumerate(groups) if g == "all" or g in gs])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .defaults import BTC, ETH, LINK, SOL
+from ..margin.defaults import BTC, ETH, LINK, SOL
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import optional
+
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    optional("matplotlib", "charts (--plot)").use("Agg")
+    return optional("matplotlib.pyplot", "charts (--plot)")
 
 
 def backtest_chart(results: Sequence, path: Path | str, title: str = "Margin requirement backtest") -> Path:
@@ -81,7 +79,5 @@ def _save(fig, path: Path | str) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _plt().close(fig)
     return p

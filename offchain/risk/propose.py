@@ -25,8 +25,8 @@ from eth_utils import keccak
 from pydantic import ValidationError
 
 from ..errors import ConfigError, XMarginError
-from .margin import MAX_ASSETS, AccountState, Layout, MarginConfig, account_margin, i16, pair_index, u16
-from .params import LiquidationParams, MarketRisk, RiskSpec, StressVector
+from ..margin.exact import MAX_ASSETS, AccountState, Layout, MarginConfig, account_margin, i16, pair_index, u16
+from ..margin.params import LiquidationParams, MarketRisk, RiskSpec, StressVector
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .margin import BPS, WAD, AccountState, Layout, MarginConfig, account_margin
-from .vmargin import MarginArrays, Portfolio
+from ..margin.exact import BPS, WAD, AccountState, Layout, MarginConfig, account_margin
+from ..margin.vector import MarginArrays, Portfolio
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from offchain.risk.defaults import DEFAULT_SPEC  # noqa: E402
+from offchain.margin.defaults import DEFAULT_SPEC  # noqa: E402
 from scripts.deploy import deploy_local  # noqa: E402
 from tests.stateful.machine import ATTACKER_RULES, Solvency, setup  # noqa: E402
 

@@ -39,8 +39,8 @@ from pathlib import Path
 from brownie import TestVenue, accounts, chain, rpc, web3
 
 from offchain.orders import Order, sign_order
-from offchain.risk.margin import AccountState, account_margin, max_take, token_value_down
-from offchain.risk.snapshot import read_account_state, read_layout, read_margin_config, read_prices
+from offchain.margin.exact import AccountState, account_margin, max_take, token_value_down
+from offchain.margin.snapshot import read_account_state, read_layout, read_margin_config, read_prices
 from scripts.deploy import FEED_DECIMALS, LOCAL_COLLATERALS, deploy_local
 
 log = logging.getLogger(__name__)

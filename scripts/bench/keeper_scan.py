@@ -51,11 +51,11 @@ from offchain.chain import CONTRACTS, Chain, Rpc, load_abis
 from offchain.chain import Deployment as ChainDeployment
 from offchain.db import connect
 from offchain.indexer import Indexer
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC
-from offchain.risk.margin import WAD, AccountMargin, AccountState, Layout, MarginConfig, account_margin
-from offchain.risk.params import StressVector
-from offchain.risk.screen import Book, ScreenParams, screen
-from offchain.risk.snapshot import read_layout, read_margin_config, read_prices
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC
+from offchain.margin.exact import WAD, AccountMargin, AccountState, Layout, MarginConfig, account_margin
+from offchain.margin.params import StressVector
+from offchain.margin.screen import Book, ScreenParams, screen
+from offchain.margin.snapshot import read_layout, read_margin_config, read_prices
 from scripts.deploy import FEED_DECIMALS, LOCAL_COLLATERALS, Deployment, deploy_local
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from offchain.risk.calibrate import CalibrationSettings, calibrate  # noqa: E402
 from offchain.risk.cascade import CascadeScenario, sweep  # noqa: E402
 from offchain.risk.commands import cascade_inputs, run_backtest  # noqa: E402
 from offchain.risk.data import real, synthetic  # noqa: E402
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD  # noqa: E402
 from offchain.risk.efficiency import efficiency  # noqa: E402
-from offchain.risk.params import StressVector  # noqa: E402
+from offchain.margin.params import StressVector  # noqa: E402
 from offchain.risk.plots import backtest_chart, cascade_chart, stress_chart  # noqa: E402
 from offchain.risk.stress import hypothetical, reverse_summary  # noqa: E402
 
@@ -73,7 +73,7 @@ def backtests() -> dict:
 
 
 def cascades(states) -> dict:
-    pf, arr, rule = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT)
+    pf, arr, rule = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT, len(ASSETS))
     crash50 = (-0.5,) * 4
     base = CascadeScenario("crash_50_latency_1", crash50, latency=1, runs=RUNS, seed=1)
     scenarios = [
@@ -129,7 +129,7 @@ def stress_report(states) -> dict:
     prices = prices_wad(START_PRICES_USD)
     cfg = DEFAULT_SPEC.margin_config()
     rows = [r.as_dict() for r in hypothetical(states, LOCAL_LAYOUT, prices, cfg, ASSETS)]
-    pf, arr, _ = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT)
+    pf, arr, _ = cascade_inputs(DEFAULT_SPEC, states, LOCAL_LAYOUT, len(ASSETS))
     rev = reverse_summary(pf, arr, np.asarray(START_PRICES_USD, float), ASSETS, FUND_USD)
     stress_chart(rows, OUT / "stress.png", FUND_USD)
     print(f"  {'scenario':<20} {'liq.':>5} {'insolvent':>9} {'shortfall USD':>14}")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from brownie import accounts, web3
 
-from offchain.risk.margin import account_margin, max_take
+from offchain.margin.exact import account_margin, max_take
 from tests.conftest import Trader
 
 WAD = 10**18

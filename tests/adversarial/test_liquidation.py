@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from brownie import accounts, web3
 
-from offchain.risk.margin import account_margin, keeper_reward, liquidation_penalty
+from offchain.margin.exact import account_margin, keeper_reward, liquidation_penalty
 from tests.adversarial.helpers import BTC, ETH, USDC, WAD, deposit, mine_together, model
 from tests.conftest import Trader, assert_reverts, err
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 from brownie import ChainlinkFeed, TestToken
 
-from offchain.risk.margin import BPS
+from offchain.margin.exact import BPS
 from scripts.deploy import set_price
 from tests.adversarial.helpers import USDC, WAD, deposit, model
 from tests.conftest import Trader

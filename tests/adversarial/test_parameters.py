@@ -17,7 +17,7 @@ import warnings
 import pytest
 from brownie import accounts, chain, web3
 
-from offchain.risk.margin import account_margin
+from offchain.margin.exact import account_margin
 from tests.adversarial.helpers import BTC, USDC, WAD, deposit
 from tests.conftest import NOW, Trader, assert_reverts, err, reverts_at
 

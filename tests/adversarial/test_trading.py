@@ -20,7 +20,7 @@ import pytest
 from brownie import accounts, chain
 
 from offchain.orders import Order
-from offchain.risk.margin import account_margin
+from offchain.margin.exact import account_margin
 from tests.adversarial.helpers import BTC, BPS, SCALE, USDC, WAD, deposit
 from tests.conftest import Trader, assert_reverts, err
 

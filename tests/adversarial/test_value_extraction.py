@@ -23,7 +23,7 @@ import pytest
 from brownie import ChainlinkFeed, LiquidationLooper, TestToken, accounts, chain, web3
 
 from offchain.keeper.planner import LiquidationTerms, apply_liquidation, plan_liquidation
-from offchain.risk.margin import INDEX_ONE, account_margin, keeper_reward, liquidation_penalty, usd_of_shares
+from offchain.margin.exact import INDEX_ONE, account_margin, keeper_reward, liquidation_penalty, usd_of_shares
 from tests.adversarial.helpers import BPS, BTC, ETH, LINK, SCALE, USDC, WAD, deposit, model
 from tests.conftest import Trader, assert_reverts, err
 from scripts.deploy import FEED_MAX_AGE, set_price

@@ -22,7 +22,7 @@ struct Protocol {
 }
 
 /// @notice The local deployment of scripts/deploy.py (`deploy_local`) with the default risk set
-///         (offchain/risk/defaults.py), plus what the campaign needs: a fifth asset DUST (collateral 4, no market,
+///         (offchain/margin/defaults.py), plus what the campaign needs: a fifth asset DUST (collateral 4, no market,
 ///         its own feed, for dust deposits of a stale or unpriced token), a second market on ETH (market 4), a
 ///         loosening delay of 600 s, the unsigned TestVenue, a LiquidationLooper and a smaller insurance fund. The
 ///         caller holds every role.
@@ -60,7 +60,7 @@ library Deploy {
         p.vault.deposit(p.vault.fundAccount(), address(p.usdc), FUND_SEED);
     }
 
-    /// @dev offchain/risk/params.py `apply_spec(DEFAULT_SPEC)`, with DUST (asset 4) at a 30% weight and haircut.
+    /// @dev offchain/margin/params.py `apply_spec(DEFAULT_SPEC)`, with DUST (asset 4) at a 30% weight and haircut.
     function _applyDefaultSpec(RiskParameters params) private {
         uint16[5] memory rw = [uint16(1000), 1200, 1800, 1800, 3000];
         for (uint256 k; k < Env.ASSETS; ++k) {

@@ -229,7 +229,7 @@ def test_list_collateral_with_stale_price_reverts_price_stale(protocol, deployer
 
 def test_list_collateral_highest_id_usable(protocol, deployer, new_token, make_trader, fund, mirror):
     """A deposit into collateral id 15 (the top bit of the uint16 mask) is valued like any other."""
-    from offchain.risk.margin import account_margin
+    from offchain.margin.exact import account_margin
 
     vault = protocol.vault
     for _ in range(4, 16):

@@ -6,19 +6,15 @@ half-way that resumes from its journal and reuses what was deployed; the chain i
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from brownie import CrossMarginVault, OracleRouter, RiskParameters, chain, web3
 
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
-from offchain.risk.margin import MarginConfig
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.exact import MarginConfig
 from scripts import deploy as d
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +36,10 @@ def check_deployment(path: Path, url: str) -> dict:
     assert info["chainId"] == rpc_call(url, "eth_chainId") and info["assets"] == list(ASSETS)
     for name in ("OracleRouter", "RiskParameters", "CrossMarginVault", "OrderSettlement", "AccountLens"):
         assert rpc_call(url, "eth_getCode", info[name], "latest") not in ("0x", "0x0"), name
+        entry = info["contracts"][name]  # address, ABI name (package data), creating transaction
+        assert entry["address"] == info[name] and (ROOT / "offchain" / "abi" / f"{entry['abi']}.json").is_file()
+        receipt = rpc_call(url, "eth_getTransactionReceipt", entry["tx"])
+        assert receipt["contractAddress"].lower() == entry["address"].lower(), name
     return info
 
 
@@ -100,9 +100,10 @@ def test_interrupted_deploy_resumes_from_its_journal(deployer, tmp_path, monkeyp
     before_cut = nonce - n0 - whole
     path = d.run_deploy("ganache-cli", deployer, d.LOCAL_PLAN, out=tmp_path)
     info = json.loads(path.read_text())
-    assert info["CrossMarginVault"] == partial["CrossMarginVault"]  # reused, not deployed again
-    assert info["RiskParameters"] == partial["RiskParameters"]
-    assert info["collaterals"][:2] == [partial["WBTC"], partial["WETH"]]
+    assert info["CrossMarginVault"] == partial["CrossMarginVault"]["address"]  # reused, not deployed again
+    assert info["contracts"]["CrossMarginVault"]["tx"] == partial["CrossMarginVault"]["tx"]  # its creation, kept
+    assert info["RiskParameters"] == partial["RiskParameters"]["address"]
+    assert info["collaterals"][:2] == [partial["WBTC"]["address"], partial["WETH"]["address"]]
     vault = CrossMarginVault.at(info["CrossMarginVault"])
     assert vault.numCollaterals() == len(ASSETS)  # WBTC and WETH were listed once, the rest now
     assert before_cut > 0 and deployer.nonce - nonce == whole - before_cut  # nothing sent twice, nothing missing
@@ -142,41 +143,6 @@ def test_network_plan_errors_name_the_field(tmp_path, entry, message):
     assert "[networks.x]" in str(e.value)
 
 
-# ---------------------------------------------------------------------------------------------- Anvil
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def anvil(tmp_path):
-    """An Anvil node on a free port, and a Brownie HOME where the network `anvil-test` points at it."""
-    exe = shutil.which("anvil", path=str(ROOT / "node_modules" / ".bin"))
-    assert exe, "anvil is installed by `make install` (npm package @foundry-rs/anvil-linux-amd64)"
-    port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--hardfork", "shanghai", "--gas-limit", "30000000",
-                             "--accounts", "10", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    home = tmp_path / "home"
-    shutil.copytree(Path(os.environ["HOME"]) / ".brownie", home / ".brownie",
-                    ignore=shutil.ignore_patterns("accounts", "packages"))
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}
-    brownie_cli = [str(Path(sys.executable).with_name("brownie"))]
-    subprocess.run(brownie_cli + ["networks", "add", "Development", "anvil-test", "cmd=anvil", f"port={port}",
-                                  "host=http://127.0.0.1", "evm_version=shanghai", "accounts=10"],
-                   env=env, cwd=ROOT, check=True, capture_output=True)
-    for _ in range(100):
-        try:
-            rpc_call(url, "eth_chainId")
-            break
-        except Exception:
-            time.sleep(0.1)
-    yield url, env
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def test_deploy_script_on_anvil(anvil, tmp_path):
     url, env = anvil
     out = tmp_path / "deployments"
@@ -194,6 +160,11 @@ def test_deploy_script_on_anvil(anvil, tmp_path):
     assert "already deployed" in second.stderr + second.stdout
     assert rpc_call(url, "eth_getTransactionCount", deployer, "latest") == nonce
     assert json.loads(path.read_text()) == info
+
+    typo = subprocess.run([sys.executable, "scripts/deploy.py", "--network", "anvil-tset"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 1 and "Traceback" not in typo.stderr, typo.stderr
+    assert "'anvil-tset' is not registered" in typo.stderr and "make network NAME=anvil-tset" in typo.stderr
 
     # the off-chain side reads this deployment from Anvil
     index = subprocess.run([str(Path(sys.executable).with_name("xmargin")), "index"], cwd=tmp_path, text=True,

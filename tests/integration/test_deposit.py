@@ -4,7 +4,7 @@ import brownie
 import pytest
 from brownie import FeeOnTransferToken, NoReturnToken, ReentrantToken, TestToken, accounts, web3
 
-from offchain.risk.margin import account_margin
+from offchain.margin.exact import account_margin
 from tests.conftest import err
 
 WAD = 10**18

@@ -1,6 +1,6 @@
 """Integration tests for CrossMarginVault.liquidate, the bad-debt waterfall (the fund first, then the settlement
 index), settlement withdrawals after a socialised loss and resolveBadDebt. Expected values come from the Python
-mirror (offchain.risk.margin: account_margin, max_take, liquidation_penalty, keeper_reward, usd_of_shares) applied
+mirror (offchain.margin.exact: account_margin, max_take, liquidation_penalty, keeper_reward, usd_of_shares) applied
 to the chain state.
 
 Default parameters: penalty 1%, keeper share 30%, close factor 50%, deep 50%, min keeper reward 5 USD, dust 100 USD.
@@ -16,8 +16,8 @@ import brownie
 import pytest
 from brownie import TestVenue, accounts, web3
 
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import (BPS, account_margin, keeper_reward, liquidation_penalty, max_take, u16,
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.exact import (BPS, account_margin, keeper_reward, liquidation_penalty, max_take, u16,
                                   usd_of_shares)
 from scripts.deploy import deploy_local, set_price
 from tests.conftest import Trader, err, assert_reverts

@@ -2,7 +2,7 @@
 
 Each example builds a fresh subaccount through real deposits and trades (signature-free test venue, at the oracle
 price), moves the Chainlink feeds, realises part of the P&L (so settlement balances go negative too), moves prices
-again, then compares every field of `marginDetail` and the lens with `offchain.risk.margin`.
+again, then compares every field of `marginDetail` and the lens with `offchain.margin.exact`.
 """
 import itertools
 
@@ -12,8 +12,8 @@ from brownie.exceptions import VirtualMachineError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import account_margin, standard_requirement
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.exact import account_margin, standard_requirement
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

@@ -9,7 +9,7 @@ import pytest
 from brownie import ZERO_ADDRESS, ChainlinkFeed, OracleRouter, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 
-from offchain.risk.margin import account_margin
+from offchain.margin.exact import account_margin
 from tests.conftest import NOW, Trader, err, reverts_at
 
 WAD = 10**18

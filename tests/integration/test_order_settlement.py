@@ -17,7 +17,7 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys import keys
 
 from offchain.orders import Order, sign_order, typed_data
-from offchain.risk.margin import AccountState, account_margin
+from offchain.margin.exact import AccountState, account_margin
 from tests.conftest import NOW, Trader, err, reverts_at
 
 WAD = 10**18

@@ -11,9 +11,9 @@ from brownie import ZERO_ADDRESS, CrossMarginVault, OracleRouter, RiskParameters
 from eth_abi import decode
 from brownie.exceptions import VirtualMachineError
 
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import MarginConfig, pair_index, u16
-from offchain.risk.params import apply_spec
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.exact import MarginConfig, pair_index, u16
+from offchain.margin.params import apply_spec
 from tests.conftest import NOW, b32, err, reverts_at
 
 WAD = 10**18

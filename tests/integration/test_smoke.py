@@ -1,6 +1,6 @@
 from brownie import chain
 
-from offchain.risk.margin import account_margin
+from offchain.margin.exact import account_margin
 
 WAD = 10**18
 USDC = 10**6

@@ -3,7 +3,7 @@ its position only shrank (no increase, no flip), its fill was no worse for it th
 above it, a buyer at or below it), its E - MM rose and its E >= 0. Otherwise the fill reverts
 InsufficientMargin(account, equity, initialMargin) with the side's values after the fill.
 
-Expected values come from the Python mirror (offchain.risk.margin.account_margin) applied to the chain state and to a
+Expected values come from the Python mirror (offchain.margin.exact.account_margin) applied to the chain state and to a
 mirror of the vault's fill (`closing_fill`). TestVenue charges each side the same fee (USD 1e18) to the fund.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import copy
 
 import pytest
 
-from offchain.risk.margin import account_margin
+from offchain.margin.exact import account_margin
 from tests.adversarial.helpers import Ledger
 from tests.conftest import Trader, assert_reverts, err
 

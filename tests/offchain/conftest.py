@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from brownie import BookSeeder, accounts, web3
 
-from offchain.cli import build_keeper, open_runtime
+from offchain.runtime import build_keeper, open_runtime
 from offchain.config import load_settings
-from offchain.risk.margin import WAD, AccountState, account_margin
-from offchain.risk.snapshot import read_layout, read_margin_config, read_prices
+from offchain.margin.exact import WAD, AccountState, account_margin
+from offchain.margin.snapshot import read_layout, read_margin_config, read_prices
 
 ROOT = Path(__file__).resolve().parents[2]
 USD_PER_TOKEN = (60_000, 3_000, 150, 15)  # start prices of WBTC, WETH, WSOL, LINK (scripts/deploy.py)

@@ -1,5 +1,5 @@
 """A JSON-RPC proxy in front of the local node that injects faults: dropped connections, delays, a frozen head,
-and rejection of wide ``eth_getLogs`` ranges (as hosted nodes do)."""
+rejection of wide ``eth_getLogs`` ranges (as hosted nodes do), and methods the node does not have."""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,7 @@ class RpcProxy:
         self.drop = False  # close every connection without an answer (a dead node)
         self.delay = 0.0  # seconds added to every answer
         self.frozen_head: int | None = None  # answer eth_blockNumber with this (a stalled node)
+        self.unknown_methods: set[str] = set()  # answered "Method not found" (a node without them)
         self.rejected = 0
         self.calls = 0
         proxy = self
@@ -52,6 +53,9 @@ class RpcProxy:
 
     def _local(self, req: dict) -> bytes | None:
         method = req.get("method")
+        if method in self.unknown_methods:
+            return json.dumps({"jsonrpc": "2.0", "id": req["id"], "error": {
+                "code": -32601, "message": f"Method not found: {method}"}}).encode()
         if method == "eth_blockNumber" and self.frozen_head is not None:
             return json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": hex(self.frozen_head)}).encode()
         if method == "eth_getLogs" and self.max_log_range is not None:

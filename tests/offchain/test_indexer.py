@@ -7,10 +7,10 @@ import time
 
 from brownie import TestVenue, chain
 
-from offchain.cli import open_runtime
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import WAD, account_margin
-from offchain.risk.snapshot import read_account_state
+from offchain.runtime import open_runtime
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.exact import WAD, account_margin
+from offchain.margin.snapshot import read_account_state
 from scripts.deploy import deploy_local, set_price
 from tests.conftest import Trader
 

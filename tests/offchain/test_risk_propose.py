@@ -7,9 +7,9 @@ import random
 
 from brownie import web3
 
-from offchain.cli import open_runtime
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import account_margin, u16
+from offchain.runtime import open_runtime
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.exact import account_margin, u16
 from offchain.risk.propose import Submitter, diff, effect, prepare, spec_to_dict, submit, write_spec
 
 from .conftest import ROOT, rpc_url
@@ -63,7 +63,7 @@ def test_dry_run_diff_and_effect_match_a_direct_computation(book, protocol, depl
 
 
 def _state(protocol, account):
-    from offchain.risk.snapshot import read_account_state
+    from offchain.margin.snapshot import read_account_state
 
     return read_account_state(protocol.vault, account)
 
@@ -87,7 +87,7 @@ def test_submit_tightens_at_once_and_queues_a_loosening(protocol, deployer, new_
     outcomes = submit(p, Submitter(rt.chain, signer))
     assert [(o.change.fn, o.status) for o in outcomes] == [("setCorrelation", "queued"), ("setHaircut", "applied")]
     words = params.marginConfig()
-    from offchain.risk.margin import MarginConfig
+    from offchain.margin.exact import MarginConfig
 
     cfg = MarginConfig.from_chain(words)
     assert u16(cfg.haircuts, 0) == haircut0 + 500 and cfg.correlation(0, 1) == 8000  # the queued one not yet

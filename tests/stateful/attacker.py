@@ -32,7 +32,7 @@ from hypothesis.stateful import rule
 
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
-from offchain.risk.margin import BPS, MarginConfig, account_margin, u16
+from offchain.margin.exact import BPS, MarginConfig, account_margin, u16
 
 from . import economics as econ
 from .common import DUST, DUST_ASSET, LOOSEN_DELAY, NMARKETS, SHARED_MARKET, USDC_T, WAD, raw_send

@@ -3,7 +3,7 @@ planner: the trade rule (R2), the liquidation rule with its penalty and keeper r
 and of an owner, and the per-segment ledger behind the invariants E1-E4 (README of tests/stateful/machine.py).
 
 Everything here is written from the rules (NatSpec of ICrossMarginVault; R1-R5 in docs/SECURITY.md) and the margin
-mirror ``offchain.risk.margin`` (equity, MM, IM of a state, verified against the chain by invariant 6). Nothing reads
+mirror ``offchain.margin.exact`` (equity, MM, IM of a state, verified against the chain by invariant 6). Nothing reads
 the chain: the machine passes states, prices and parameter words in.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from offchain.keeper.planner import LiquidationTerms  # the decoder of liquidationConfig()
-from offchain.risk.margin import (BPS, WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin,
+from offchain.margin.exact import (BPS, WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin,
                                   ceil_div, floor_div, haircut_down, mul_div_up, position_value_down,
                                   rounding_shortfall, token_value_down, u16)
 

@@ -53,8 +53,8 @@ from offchain.db import connect
 from offchain.indexer import Indexer
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
-from offchain.risk.margin import AccountState, MarginConfig, account_margin, u16
-from offchain.risk.snapshot import read_layout
+from offchain.margin.exact import AccountState, MarginConfig, account_margin, u16
+from offchain.margin.snapshot import read_layout
 
 from . import economics as econ
 from .attacker import ATTACKER_RULES, AttackerRules

@@ -9,8 +9,8 @@ from brownie import MarginHarness, accounts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offchain.risk import margin as mm
-from offchain.risk.defaults import DEFAULT_SPEC
+from offchain.margin import exact as mm
+from offchain.margin.defaults import DEFAULT_SPEC
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -84,7 +84,7 @@ def test_breakdown_equals_mirror_random(harness, cfg, exp):
 
 
 def _default_cfg():
-    from offchain.risk.margin import MarginConfig
+    from offchain.margin.exact import MarginConfig
 
     s = DEFAULT_SPEC
     rw = [s.risk_weights.get(k, 10_000) for k in range(8)]

@@ -9,12 +9,12 @@ from offchain.population import LOCAL_LAYOUT, generate, prices_wad, to_state
 from offchain.risk.calibrate import CalibrationSettings, calibrate, es_multiple, risk_weights_bps
 from offchain.risk.cascade import CascadeScenario, LiquidationRule, simulate
 from offchain.risk.data import synthetic
-from offchain.risk.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
 from offchain.risk.efficiency import efficiency
-from offchain.risk.margin import WAD, AccountState, account_margin
+from offchain.margin.exact import WAD, AccountState, account_margin
 from offchain.risk.propose import bound_errors, decode_spec, diff, merged, spec_from_dict, spec_to_dict
 from offchain.risk.stress import book_shortfall, reverse_account, reverse_book, shocked_prices
-from offchain.risk.vmargin import MarginArrays, Portfolio, margin
+from offchain.margin.vector import MarginArrays, Portfolio, margin
 
 P = prices_wad(START_PRICES_USD)
 CFG = DEFAULT_SPEC.margin_config()

@@ -5,9 +5,9 @@ import random
 import numpy as np
 import pytest
 
-from offchain.risk.defaults import DEFAULT_SPEC
-from offchain.risk.margin import WAD, AccountState, Layout, account_margin
-from offchain.risk.screen import Book, ScreenParams, screen, trigger_prices, triggered
+from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.exact import WAD, AccountState, Layout, account_margin
+from offchain.margin.screen import Book, ScreenParams, screen, trigger_prices, triggered
 
 LAYOUT = Layout((0, 1, 2, 3), (0, 1, 2, 3), (8, 18, 9, 18))
 START = (60_000, 3_000, 150, 15)

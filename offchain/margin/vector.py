@@ -1,7 +1,7 @@
 """The portfolio margin vectorised in float64 over many accounts and many price scenarios at once.
 
-The same formula as the exact mirror (:mod:`offchain.risk.margin`), without the integer rounding: a float
-equivalent for simulations (cascades, stress tables, VaR). The tests compare it with ``account_margin`` on whole
+The same formula as the exact mirror (:mod:`offchain.margin.exact`), without the integer rounding: a float
+equivalent for the keeper's screen (:mod:`offchain.margin.screen`) and for simulations (cascades, stress tables, VaR). The tests compare it with ``account_margin`` on whole
 populations (relative difference below 1e-9). Shapes: ``A`` accounts, ``K`` assets, ``M`` markets, ``J``
 collaterals, and any leading scenario shape ``...`` on prices (``(..., K)``) that broadcasts through every result
 (``(..., A)``). USD amounts are floats in whole USD.
@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .margin import BPS, WAD, AccountState, Layout, MarginConfig
+from .exact import BPS, WAD, AccountState, Layout, MarginConfig
 
 
 @dataclass(frozen=True)
@@ -119,18 +119,21 @@ class Margin:
 
 
 def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays) -> tuple[np.ndarray, np.ndarray]:
-    """(MM, IM) from net delta and gross per asset (..., A, K), the float form of ``margin.breakdown``."""
+    """(MM, IM) from net delta and gross per asset (..., A, K): the float form of ``exact.breakdown``, and the one
+    float evaluation of the formula (the keeper's screen and every analytic use it).
+
+    The products with the small parameter matrices are ``np.einsum`` rather than ``@``: on a million rows ``@`` goes
+    to multi-threaded BLAS, whose threads wait for each other whenever another process holds a core (the node, on a
+    keeper machine), which made the screen 2-5x slower and erratic on 2 cores; einsum runs in the calling thread."""
     ws = delta * arr.rw
-    q = np.einsum("...k,rkl,...l->r...", ws, arr.rho, ws)
-    k_rho = np.sqrt(np.clip(q, 0.0, None)).max(axis=0)
+    k = np.zeros(delta.shape[:-1])
+    for rho in arr.rho:  # the regimes: the largest charge wins
+        q = np.einsum("...k,...k->...", np.einsum("...j,jk->...k", ws, rho), ws)
+        np.maximum(k, np.sqrt(np.maximum(q, 0.0)), out=k)
     if len(arr.stress):
-        k_s = np.clip((-(delta @ arr.stress.T)).max(axis=-1), 0.0, None)
-    else:
-        k_s = np.zeros_like(k_rho)
+        np.maximum(k, (-np.einsum("...k,sk->...s", delta, arr.stress)).max(axis=-1), out=k)
     absd = np.abs(delta)
-    basis = arr.basis * (gross - absd).sum(-1)
-    floor = arr.floor * absd.sum(-1)
-    mm = np.maximum(np.maximum(k_rho, k_s) + basis, floor)
+    mm = np.maximum(k + arr.basis * (gross - absd).sum(-1), arr.floor * absd.sum(-1))
     return mm, arr.alpha * mm
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
-    from .margin import MarginConfig
+    from .exact import MarginConfig
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class RiskSpec(BaseModel):
 
     def margin_config(self) -> "MarginConfig":
         """The margin words ``RiskParameters`` publishes for this set, packed off-chain (no chain needed)."""
-        from .margin import MarginConfig, pair_index
+        from .exact import MarginConfig, pair_index
 
         def put(word: int, bit: int, value: int) -> int:
             return word | ((value & 0xFFFF) << bit)

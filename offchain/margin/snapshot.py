@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .margin import AccountState, Layout, MarginConfig
+from .exact import AccountState, Layout, MarginConfig
 
 MAX_LISTED = 16  # markets and collaterals a vault can list
 

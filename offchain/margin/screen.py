@@ -10,11 +10,11 @@ with a few matrix products:
 
 so that ``E = const + Σ perp·P + Σ coll·p·(1−h)``, ``D = perp·P + coll·p`` and ``G = perp_abs·P + coll·p``, from which
 the margin formula follows exactly as on-chain (the same regimes, stress vectors, basis add-on and floor) but in
-floating point. An account is a *candidate* when ``E < MM + band`` with ``band = REL_BAND · scale + ABS_BAND`` and
+floating point (:func:`offchain.margin.vector.requirement`, the one float evaluation of the formula). An account is a *candidate* when ``E < MM + band`` with ``band = REL_BAND · scale + ABS_BAND`` and
 ``scale = |const| + Σ|perp·P| + Σ coll·p + MM``. Float64 evaluation of these few dozen terms errs by less than
 1e-13 of ``scale`` and the contract's integer roundings by a few wei per term, so with ``REL_BAND = 1e-9`` every
 account with ``E < MM`` on-chain is a candidate; candidates are then confirmed with the exact integer mirror
-(:func:`offchain.risk.margin.account_margin`). Nothing liquidatable is missed and nothing healthy is sent.
+(:func:`offchain.margin.exact.account_margin`). Nothing liquidatable is missed and nothing healthy is sent.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .margin import BPS, MAX_ASSETS, AccountState, Layout, MarginConfig
+from .exact import MAX_ASSETS, AccountState, Layout, MarginConfig
+from .vector import MarginArrays, requirement
 
 WAD = 1e18
 REL_BAND = 1e-9
@@ -32,37 +33,20 @@ ABS_BAND = 1e-9  # USD
 
 @dataclass(frozen=True)
 class ScreenParams:
-    """The margin words unpacked into float arrays."""
+    """The margin words as float arrays (:class:`MarginArrays`) and the collateral layout."""
 
-    rw: np.ndarray  # (A,) risk weights, fraction
-    rho: np.ndarray  # (3, A, A) correlation matrices of the low, medium, high regimes (unit diagonal)
-    stress: np.ndarray  # (S, A) shocks, fraction
-    basis: float
-    floor: float
-    alpha: float
-    haircut: np.ndarray  # (C,) fraction
+    arr: MarginArrays
     coll_asset: np.ndarray  # (C,) asset of each collateral
     coll_to_asset: np.ndarray  # (C, A) one-hot
     scale: np.ndarray  # (C,) 10**-decimals
 
     @classmethod
     def build(cls, cfg: MarginConfig, layout: Layout) -> "ScreenParams":
-        a = MAX_ASSETS
-        rw = np.array([cfg.risk_weight(k) / BPS for k in range(a)])
-        rho = np.zeros((3, a, a))
-        for k in range(a):
-            rho[:, k, k] = 1.0
-            for l in range(k + 1, a):
-                r = cfg.correlation(k, l) / BPS
-                for i, v in enumerate((max(2 * r - 1, 0.75 * r), r, min(1.25 * r, 1.0))):
-                    rho[i, k, l] = rho[i, l, k] = v
-        stress = np.array([[cfg.shock(s, k) / BPS for k in range(a)] for s in range(cfg.num_stress)]).reshape(-1, a)
         c = len(layout.collateral_asset)
-        onehot = np.zeros((c, a))
+        onehot = np.zeros((c, MAX_ASSETS))
         onehot[np.arange(c), list(layout.collateral_asset)] = 1.0
-        return cls(rw, rho, stress, cfg.basis_addon / BPS, cfg.floor_rate / BPS, cfg.alpha / BPS,
-                   np.array([cfg.haircut(j) / BPS for j in range(c)]), np.array(layout.collateral_asset, dtype=int),
-                   onehot, np.array([10.0 ** -d for d in layout.collateral_decimals]))
+        return cls(MarginArrays.from_config(cfg, MAX_ASSETS, c), np.array(layout.collateral_asset, dtype=int), onehot,
+                   np.array([10.0 ** -d for d in layout.collateral_decimals]))
 
 
 @dataclass
@@ -148,27 +132,15 @@ class ScreenResult:
 
 
 def screen(book: Book, p: ScreenParams, prices: np.ndarray) -> ScreenResult:
-    """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account).
-
-    The products with the small parameter matrices are ``np.einsum`` rather than ``@``: on a million rows ``@`` goes
-    to multi-threaded BLAS, whose threads wait for each other whenever another process holds a core (the node, on a
-    keeper machine), which made the screen 2-5x slower and erratic on 2 cores; einsum runs in the calling thread."""
+    """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account)."""
     prices = np.asarray(prices, dtype=float)
     perp_val = book.perp * prices
     coll_val = book.coll * prices[..., p.coll_asset] if book.coll.size else np.zeros((len(book), 0))
     coll_by_asset = np.einsum("...c,ca->...a", coll_val, p.coll_to_asset)
     delta = perp_val + coll_by_asset
     gross = book.perp_abs * prices + coll_by_asset
-    equity = book.const + perp_val.sum(axis=1) + np.einsum("...c,c->...", coll_val, 1.0 - p.haircut)
-    abs_delta = np.abs(delta)
-    ws = delta * p.rw
-    k = np.zeros(len(book))
-    for r in range(3):
-        q = np.einsum("ij,ij->i", np.einsum("ij,jk->ik", ws, p.rho[r]), ws)
-        np.maximum(k, np.sqrt(np.maximum(q, 0.0)), out=k)
-    if len(p.stress):
-        np.maximum(k, (-np.einsum("ij,sj->is", delta, p.stress)).max(axis=1), out=k)
-    mm = np.maximum(k + p.basis * (gross - abs_delta).sum(axis=1), p.floor * abs_delta.sum(axis=1))
+    equity = book.const + perp_val.sum(axis=1) + np.einsum("...c,c->...", coll_val, 1.0 - p.arr.haircut)
+    mm, _ = requirement(delta, gross, p.arr)
     scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm
     return ScreenResult(equity, mm, REL_BAND * scale + ABS_BAND)
 

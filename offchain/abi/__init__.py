@@ -1,0 +1,1 @@
+"""Contract ABIs shipped with the package (written by scripts/export_abis.py)."""

@@ -1,0 +1,131 @@
+"""The README's walkthrough ("A liquidation of your own, on your own chain") run as written: on Anvil every line (a
+node of its own on a free port, `make network`, `make deploy`, the settings file, the sandbox and keeper commands);
+on the suite's Ganache the lines after the deployment, against the suite's deployment. The only edits are the port
+(8545 is the suite's) and absolute paths for `.venv/bin/xmargin` and `node_modules/.bin/anvil`."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from brownie import chain as brownie_chain
+
+from .conftest import ROOT, rpc_url
+
+HEADING = "### A liquidation of your own, on your own chain"
+
+
+def walkthrough() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text[text.index(HEADING):], re.S).group(1)
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(lines, cwd, env, port, nodes):
+    """Run ``lines`` in a shell; a line ending in ``&`` starts a node (appended to ``nodes``). Outputs by line."""
+    out = {}
+    for line in lines:
+        cmd = (line.replace("127.0.0.1:8545", f"127.0.0.1:{port}").replace("PORT=8545", f"PORT={port}")
+               .replace("--port 8545", f"--port {port}").replace(".venv/bin/", f"{ROOT}/.venv/bin/")
+               .replace("node_modules/.bin/", f"{ROOT}/node_modules/.bin/"))
+        if cmd.endswith("&"):  # a node in the background
+            nodes.append(subprocess.Popen(cmd[:-1].split(), cwd=cwd, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+            _wait_port(port)
+            continue
+        if cmd.startswith("make "):
+            cmd = cmd.replace("make ", f"make -C {ROOT} ", 1)
+        m = re.match(r"export (\w+)=\$\((.*)\)$", cmd)
+        if m:
+            p = subprocess.run(m.group(2), shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+            assert p.returncode == 0, f"{line}: {p.stderr}"
+            env[m.group(1)] = p.stdout.strip()
+            continue
+        p = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, f"{line}:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+        out[line] = p.stdout
+    return out
+
+
+def _wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no node on port {port}")
+
+
+def _check(out, lines):
+    accounts = out[next(line for line in lines if line.endswith("xmargin.toml accounts"))]
+    assert "LIQUIDATABLE" in accounts, accounts
+    keeper = out[next(line for line in lines if line.endswith("keeper run --once"))]
+    assert "1 liquidatable, 1 liquidations sent" in keeper, keeper
+
+
+def test_walkthrough_on_anvil(tmp_path):
+    lines = walkthrough()
+    assert lines[0].startswith("node_modules/.bin/anvil") and lines[1].startswith("make network")
+    home = tmp_path / "home"  # a Brownie HOME of its own, so the test never edits the project's network list
+    shutil.copytree(Path(os.environ["HOME"]) / ".brownie", home / ".brownie",
+                    ignore=shutil.ignore_patterns("accounts", "packages"))
+    port = _free_port()
+    env = {**os.environ, "TOOL_HOME": str(home)}
+    env.pop("MAKEFLAGS", None)
+    nodes = []
+    try:
+        _check(_run(lines, tmp_path, env, port, nodes), lines)
+    finally:
+        for node in nodes:
+            node.terminate()
+            node.wait(timeout=10)
+
+
+def test_walkthrough_on_ganache(deployment_file, tmp_path):
+    lines = walkthrough()
+    after_deploy = lines[[i for i, line in enumerate(lines) if line.startswith("make ")][-1] + 1:]
+    (tmp_path / "deployments").mkdir()
+    shutil.copy(deployment_file, tmp_path / "deployments" / f"{brownie_chain.id}.json")
+    port = int(rpc_url().rsplit(":", 1)[1])
+    _check(_run(after_deploy, tmp_path, dict(os.environ), port, []), after_deploy)
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["sandbox", "trade", "1", "BTC", "1000"], 1, "refused: InsufficientMargin("),
+    (["sandbox", "deposit", "1", "DOGE", "5"], 2, "token 'DOGE' is not listed: choose one of USDC, WBTC"),
+    (["sandbox", "price", "XRP", "1"], 2, "asset 'XRP' is not listed"),
+    (["sandbox", "deposit", "99", "USDC", "5"], 2, "owner '99': give an index 0..9"),
+])
+def test_sandbox_mistakes_get_one_line(deployment_file, tmp_path, args, code, words):
+    cfg = tmp_path / "x.toml"
+    cfg.write_text(f'[chain]\nrpc_urls = ["{rpc_url()}"]\ndeployment = "{deployment_file}"\nstall_seconds = 0\n')
+    p = subprocess.run([str(ROOT / ".venv/bin/xmargin"), "-c", str(cfg), *args], capture_output=True, text=True,
+                       timeout=120)
+    errors = [line for line in p.stderr.splitlines() if not line.startswith('{"ts"')]  # log lines aside
+    assert p.returncode == code and "Traceback" not in p.stderr and len(errors) == 1, p.stderr
+    assert errors[0].startswith("xmargin: ") and words in errors[0], errors[0]
+
+
+def test_sandbox_refuses_a_chain_that_is_not_local():
+    from offchain.chain import Deployment
+    from offchain.errors import ConfigError
+    from offchain.sandbox import Sandbox
+
+    class Remote:  # only what the guard reads: the chain id of a public network
+        chain_id = 11155111
+        deployment = Deployment(11155111, {}, 0, ("BTC",))
+
+    with pytest.raises(ConfigError, match="only on a local chain .* this node is chain 11155111"):
+        Sandbox(Remote())
