@@ -218,7 +218,7 @@ def free_port() -> int:
 def anvil(tmp_path):
     """An Anvil node on a free port, and a Brownie HOME where the network `anvil-test` points at it."""
     exe = shutil.which("anvil", path=str(ROOT / "node_modules" / ".bin"))
-    assert exe, "anvil is installed by `make install` (npm package @foundry-rs/anvil-linux-amd64)"
+    assert exe, "anvil is installed by `make install` (npm package @foundry-rs/anvil)"
     port = free_port()
     proc = subprocess.Popen([exe, "--port", str(port), "--hardfork", "shanghai", "--gas-limit", "30000000",
                              "--accounts", "10", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
