@@ -130,7 +130,7 @@ class Accounts:
     rates: list[int]  # standard maintenance rate of each market, bps
     assets: tuple[str, ...]
     fund: float  # insurance fund equity, USD
-    spec: Any  # RiskSpec of the liquidation rule
+    spec: Any  # RiskSpec: --spec, the chain's own (a deployment) or the default set (synthetic)
 
     @property
     def prices_usd(self) -> np.ndarray:
@@ -179,6 +179,10 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     if fund is None:
         fund = account_margin(fund_state, layout, prices, cfg).equity / WAD if fund_state is not None else 0.0
     live = [s for s in states.values() if s.positions or s.collateral or s.settlement]
+    if not args.spec:  # the chain's own parameters, the liquidation rule included
+        from .propose import read_current
+
+        spec = read_current(rt.chain, head, len(layout.market_asset), assets)
     return Accounts(f"source: deployment on chain {rt.chain.chain_id} at block {head}, {len(live)} accounts "
                     f"(indexer database {settings.indexer.database}); parameters: "
                     f"{args.spec or 'on-chain'}; insurance fund {fund:,.0f} USD",

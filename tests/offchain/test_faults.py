@@ -178,7 +178,7 @@ def test_bad_settings_give_one_clear_message_and_exit_code_2(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 2 and "Traceback" not in err
     assert "keeper.shard" in err and "0 <= i < n" in err
-    assert "keeper.max_fee_gwie: unknown field" in err and "chain.rpc_urls" in err
+    assert f"keeper.max_fee_gwie (from {bad}): unknown field" in err and "chain.rpc_urls" in err
     broken = tmp_path / "broken.toml"
     broken.write_text("[chain\nrpc_urls = 3")
     p = _xmargin("-c", str(broken), "index")
@@ -188,7 +188,7 @@ def test_bad_settings_give_one_clear_message_and_exit_code_2(tmp_path):
     assert p.communicate(timeout=60)[1].startswith("xmargin: config file") and p.returncode == 2
     p = _xmargin("index", env={"XMARGIN_KEEPER__POLL_INTERVAL": "-1"})
     err = p.communicate(timeout=60)[1]
-    assert p.returncode == 2 and "keeper.poll_interval" in err
+    assert p.returncode == 2 and "keeper.poll_interval (from XMARGIN_KEEPER__POLL_INTERVAL)" in err
 
 
 def test_bad_keys_give_clear_messages_and_exit_code_3(tmp_path, deployment_file, keeper_wallet, monkeypatch):

@@ -1,7 +1,9 @@
 """The README's walkthrough ("A liquidation of your own, on your own chain") run as written: on Anvil every line (a
 node of its own on a free port, `make network`, `make deploy`, the settings file, the sandbox and keeper commands);
-on the suite's Ganache the lines after the deployment, against the suite's deployment. The only edits are the port
-(8545 is the suite's) and absolute paths for `.venv/bin/xmargin` and `node_modules/.bin/anvil`."""
+on the suite's Ganache the lines after the deployment, against the suite's deployment. The lines run in a temporary
+folder rather than the repository, so the only edits are the port (8545 is the suite's), absolute paths for
+`.venv/bin/xmargin`, `node_modules/.bin/anvil` and make's `-C`, and `make deploy` writing its deployment file into
+that folder (`--out`), where `xmargin` looks for it, instead of the repository's deployments/."""
 from __future__ import annotations
 
 import os
@@ -44,8 +46,8 @@ def _run(lines, cwd, env, port, nodes):
                                           stderr=subprocess.DEVNULL))
             _wait_port(port)
             continue
-        if cmd.startswith("make "):
-            cmd = cmd.replace("make ", f"make -C {ROOT} ", 1)
+        cmd = re.sub(r"\bmake (\w+)", rf"make -C {ROOT} \1", cmd)
+        cmd = re.sub(r"(make -C \S+ deploy [^&]*)", rf"\1 DEPLOY_ARGS='--out {cwd / 'deployments'}'", cmd)
         m = re.match(r"export (\w+)=\$\((.*)\)$", cmd)
         if m:
             p = subprocess.run(m.group(2), shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
