@@ -182,7 +182,7 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     if not args.spec:  # the chain's own parameters, the liquidation rule included
         from .propose import read_current
 
-        spec = read_current(rt.chain, head, len(layout.market_asset), assets)
+        spec = read_current(rt.chain, head, len(layout.market_asset))
     return Accounts(f"source: deployment on chain {rt.chain.chain_id} at block {head}, {len(live)} accounts "
                     f"(indexer database {settings.indexer.database}); parameters: "
                     f"{args.spec or 'on-chain'}; insurance fund {fund:,.0f} USD",
