@@ -123,6 +123,7 @@ class Accounts:
 
     source: str
     states: list
+    labels: list[str]  # how each account is named in tables (its id, or its book number and kind)
     groups: list[list[str]]  # reporting groups of each account (efficiency)
     layout: Any
     prices: list[int]  # USD 1e18 by asset
@@ -152,7 +153,8 @@ def _accounts(args: argparse.Namespace) -> Accounts:
         prices = prices_wad(START_PRICES_USD)
         return Accounts(f"source: synthetic demo population ({args.population} books, seed {args.pop_seed}) at the "
                         f"local start prices; parameters: {args.spec or 'the default set'}",
-                        [to_state(b, prices) for b in books], [groups_of(b) for b in books], LOCAL_LAYOUT, prices,
+                        [to_state(b, prices) for b in books], [f"book {i} ({b.kind})" for i, b in enumerate(books)],
+                        [groups_of(b) for b in books], LOCAL_LAYOUT, prices,
                         spec.margin_config(), [spec.markets[m].standard_mmr_bps for m in range(len(ASSETS))], ASSETS,
                         1_000_000.0 if fund is None else fund, spec)
     from ..margin.exact import WAD, account_margin
@@ -178,7 +180,8 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     prices = prices[: len(assets)]  # the router answers for every asset slot; the listing uses the first few
     if fund is None:
         fund = account_margin(fund_state, layout, prices, cfg).equity / WAD if fund_state is not None else 0.0
-    live = [s for s in states.values() if s.positions or s.collateral or s.settlement]
+    live_ids = [a for a, s in states.items() if s.positions or s.collateral or s.settlement]
+    live = [states[a] for a in live_ids]
     if not args.spec:  # the chain's own parameters, the liquidation rule included
         from .propose import read_current
 
@@ -186,7 +189,8 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     return Accounts(f"source: deployment on chain {rt.chain.chain_id} at block {head}, {len(live)} accounts "
                     f"(indexer database {settings.indexer.database}); parameters: "
                     f"{args.spec or 'on-chain'}; insurance fund {fund:,.0f} USD",
-                    live, [groups_of_state(s, layout, assets) for s in live], layout, [int(p) for p in prices],
+                    live, [f"{a >> 96:#042x}/{a & (2**96 - 1)}" for a in live_ids],
+                    [groups_of_state(s, layout, assets) for s in live], layout, [int(p) for p in prices],
                     spec.margin_config() if args.spec else cfg, rates, tuple(assets), fund, spec)
 
 
@@ -327,9 +331,10 @@ def cmd_var(args: argparse.Namespace) -> int:
         fhs = from_scenarios(sens[i], scen, args.level, "fhs")
         rows.append((fhs.es, i, parametric(sens[i], cov, args.level).var, fhs.var, m.maintenance[i]))
     rows.sort(reverse=True)
-    lines.append(f"{'account':>7} {'param VaR':>12} {'FHS VaR':>12} {'FHS ES':>12} {'MM':>12}")
+    width = max(len(x) for x in acc.labels)
+    lines.append(f"{'account':<{width}} {'param VaR':>12} {'FHS VaR':>12} {'FHS ES':>12} {'MM':>12}")
     for es, i, pv, fv, mm in rows[: args.top]:
-        lines.append(f"{i:>7} {pv:>12,.0f} {fv:>12,.0f} {es:>12,.0f} {mm:>12,.0f}")
+        lines.append(f"{acc.labels[i]:<{width}} {pv:>12,.0f} {fv:>12,.0f} {es:>12,.0f} {mm:>12,.0f}")
     _write("\n".join(lines))
     return 0
 

@@ -39,7 +39,8 @@ def test_risk_commands_read_the_deployment(book, deployment_file, tmp_path):
         outputs[args[0]] = out
     all_row = next(line for line in outputs["efficiency"].splitlines() if line.startswith("all "))
     assert len(counts) == 1 and int(all_row.split()[1]) == counts.pop()
-    assert len(outputs["var"].splitlines()) >= 3 + 3
+    var_rows = [line.split()[0] for line in outputs["var"].splitlines() if line.startswith("0x")]
+    assert len(var_rows) == 3 and all(re.fullmatch(r"0x[0-9a-f]{40}/\d+", r) for r in var_rows), var_rows  # --top 3
 
     code, out, err = _risk(cfg, "efficiency", "--synthetic", "--population", "40")
     assert code == 0, err
