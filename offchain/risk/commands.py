@@ -407,7 +407,7 @@ def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
     rt = open_runtime(settings)
     res = rt.indexer.sync()
     layout, prices, _ = rt.indexer.market_view(res.head)
-    proposal = prepare(rt.chain, proposed, res.head, len(layout.market_asset))
+    proposal = prepare(rt.chain, proposed, res.head, layout, rt.chain.deployment.assets)
     fund = int(rt.chain.address("CrossMarginVault"), 16) << 96
     proposal.effect = effect(rt.indexer.states(), layout, prices, proposal.current, proposal.changes, skip=[fund])
     if not args.dry_run:

@@ -223,9 +223,17 @@ class Change:
     admin: bool = False  # needs DEFAULT_ADMIN_ROLE (the loosening delay)
 
 
-def diff(current: RiskSpec, proposed: RiskSpec) -> list[Change]:
+def diff(current: RiskSpec, proposed: RiskSpec, assets: Sequence[str] = (), market_asset: Sequence[int] = (),
+         collateral_asset: Sequence[int] = ()) -> list[Change]:
     """The setter calls that turn ``current`` into ``proposed``, in a safe order (discounts before a haircut that
-    falls below them; the loosening delay last)."""
+    falls below them; the loosening delay last). ``assets`` (names by index) and the listing (``market_asset``,
+    ``collateral_asset``) only label the changes: ``risk weight BTC`` rather than ``risk weight asset 0``."""
+    def asset(k: int) -> str:
+        return assets[k] if k < len(assets) else f"asset {k}"
+
+    def of(index: int, listing: Sequence[int]) -> str:
+        return f" ({asset(listing[index])})" if index < len(listing) else ""
+
     out: list[Change] = []
     for k, v in sorted(proposed.risk_weights.items()):
         old = current.risk_weights.get(k, 10_000)
@@ -233,12 +241,13 @@ def diff(current: RiskSpec, proposed: RiskSpec) -> list[Change]:
             # the contract reads the correlations in force when the call runs: the current ones (correlation
             # changes are sent after the risk weights)
             uncorrelated = all(c == 0 for (a, b), c in current.correlations.items() if k in (a, b))
-            out.append(Change(f"risk weight asset {k}", old, v, v >= old and uncorrelated, "setRiskWeight", (k, v)))
+            out.append(Change(f"risk weight {asset(k)}", old, v, v >= old and uncorrelated, "setRiskWeight", (k, v)))
     for (a, b), v in sorted(proposed.correlations.items()):
         key = (min(a, b), max(a, b))
         old = current.correlations.get(key, 0)
         if v != old:
-            out.append(Change(f"correlation {key[0]}-{key[1]}", old, v, False, "setCorrelation", (key[0], key[1], v)))
+            out.append(Change(f"correlation {asset(key[0])}-{asset(key[1])}", old, v, False, "setCorrelation",
+                              (key[0], key[1], v)))
     cur_s = [s.as_array() for s in current.stress]
     for s, vec in enumerate(proposed.stress):
         new = vec.as_array()
@@ -257,22 +266,24 @@ def diff(current: RiskSpec, proposed: RiskSpec) -> list[Change]:
     for j, d in sorted(proposed.discounts.items()):
         old = current.discounts.get(j, 0)
         if d < old:
-            out.append(Change(f"liquidation discount {j}", old, d, False, "setLiquidationDiscount", (j, d)))
+            out.append(Change(f"liquidation discount {j}{of(j, collateral_asset)}", old, d, False,
+                              "setLiquidationDiscount", (j, d)))
     for j, h in sorted(proposed.haircuts.items()):
         old = current.haircuts.get(j, 10_000)
         if h != old:
-            out.append(Change(f"haircut {j}", old, h, h >= old, "setHaircut", (j, h)))
+            out.append(Change(f"haircut {j}{of(j, collateral_asset)}", old, h, h >= old, "setHaircut", (j, h)))
     for j, d in sorted(proposed.discounts.items()):
         old = current.discounts.get(j, 0)
         if d > old:
-            out.append(Change(f"liquidation discount {j}", old, d, False, "setLiquidationDiscount", (j, d)))
+            out.append(Change(f"liquidation discount {j}{of(j, collateral_asset)}", old, d, False,
+                              "setLiquidationDiscount", (j, d)))
     for m, mk in sorted(proposed.markets.items()):
         o = current.markets.get(m)
         new_t = (mk.standard_mmr_bps, mk.max_open_interest, mk.max_position_size)
         old_t = (o.standard_mmr_bps, o.max_open_interest, o.max_position_size) if o else (0, 0, 0)
         if new_t != old_t:
             tight = new_t[0] >= old_t[0] and new_t[1] <= old_t[1] and new_t[2] <= old_t[2]
-            out.append(Change(f"market {m}", old_t, new_t, tight, "setMarket", (m, *new_t)))
+            out.append(Change(f"market {m}{of(m, market_asset)}", old_t, new_t, tight, "setMarket", (m, *new_t)))
     lq_new = tuple(proposed.liquidation.model_dump().values())
     lq_old = tuple(current.liquidation.model_dump().values())
     if lq_new != lq_old:
@@ -431,13 +442,15 @@ class Submitter:
         return dict(receipt)
 
 
-def prepare(chain: Any, proposed: RiskSpec, block: int | str, n_markets: int, names: Sequence[str] = ()) -> Proposal:
-    """Check bounds (refusing before anything is sent), read the contract's parameters and diff."""
+def prepare(chain: Any, proposed: RiskSpec, block: int | str, layout: Layout, assets: Sequence[str] = ()) -> Proposal:
+    """Check bounds (refusing before anything is sent), read the contract's parameters and diff (changes labelled
+    with the names of ``assets``)."""
     errs = bound_errors(proposed)
     if errs:
         raise ConfigError("the proposal is outside the contract's bounds; fix these fields:\n  " + "\n  ".join(errs))
-    current = read_current(chain, block, n_markets, names)
-    return Proposal(current, proposed, diff(current, proposed), current.loosen_delay)
+    current = read_current(chain, block, len(layout.market_asset), [v.name for v in proposed.stress])
+    return Proposal(current, proposed, diff(current, proposed, assets, layout.market_asset, layout.collateral_asset),
+                    current.loosen_delay)
 
 
 def submit(proposal: Proposal, submitter: Submitter) -> list[Outcome]:

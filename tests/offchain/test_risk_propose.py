@@ -36,7 +36,7 @@ def test_dry_run_diff_and_effect_match_a_direct_computation(book, protocol, depl
     rt = open_runtime(settings_for("dry"))
     head = rt.indexer.sync().head
     layout, prices, cfg = rt.indexer.market_view(head)
-    p = prepare(rt.chain, proposed, head, len(layout.market_asset))
+    p = prepare(rt.chain, proposed, head, layout, rt.chain.deployment.assets)
     assert p.current.margin_config() == cfg  # the decoded on-chain set reproduces the published words
     # every asset is correlated with another in the default set: a risk weight rise can lower a hedge's charge, so
     # the contract queues it (R5) and the proposal says so
@@ -56,7 +56,7 @@ def test_dry_run_diff_and_effect_match_a_direct_computation(book, protocol, depl
                     "--dry-run")
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
-    assert "dry run: nothing sent" in out and "[delayed] risk weight asset 0: 1000 -> 2000" in out
+    assert "dry run: nothing sent" in out and "[delayed] risk weight BTC: 1000 -> 2000" in out
     assert f"(+{len(eff.newly_all)})" in out
     assert web3.eth.block_number == block  # nothing was sent
     assert protocol.params.marginConfig()[0] == cfg.global_word
@@ -79,7 +79,8 @@ def test_submit_tightens_at_once_and_queues_a_loosening(protocol, deployer, new_
                                                "loosen_delay": 3600})
     rt = open_runtime(settings_for("submit", admin))
     head = rt.indexer.sync().head
-    p = prepare(rt.chain, proposed, head, 4)
+    layout = rt.indexer.market_view(head)[0]
+    p = prepare(rt.chain, proposed, head, layout)
     assert [(c.fn, c.tightening) for c in p.changes] == [("setCorrelation", False), ("setHaircut", True)]
     from offchain.keys import load_signer
 
@@ -95,7 +96,7 @@ def test_submit_tightens_at_once_and_queues_a_loosening(protocol, deployer, new_
     assert ready == web3.eth.get_block("latest")["timestamp"] + 3600 or ready > 0
     # proposing again before the delay reports the queued change and sends nothing new
     nonce = web3.eth.get_transaction_count(admin.address)
-    p2 = prepare(rt.chain, proposed, "latest", 4)
+    p2 = prepare(rt.chain, proposed, "latest", layout)
     again = submit(p2, Submitter(rt.chain, signer))
     assert [o.status for o in again] == ["already queued"] and web3.eth.get_transaction_count(admin.address) == nonce
 
@@ -120,5 +121,5 @@ def test_out_of_bounds_proposal_is_refused_before_sending(protocol, deployer, ne
 
 def test_diff_against_the_deployment_is_empty_for_the_deployed_spec(protocol, settings_for):
     rt = open_runtime(settings_for("same"))
-    p = prepare(rt.chain, DEFAULT_SPEC, "latest", 4)
+    p = prepare(rt.chain, DEFAULT_SPEC, "latest", rt.indexer.market_view(rt.indexer.sync().head)[0])
     assert diff(p.current, DEFAULT_SPEC) == []
