@@ -1,6 +1,6 @@
-"""The README's walkthrough ("A liquidation of your own, on your own chain") run as written: on Anvil every line (a
-node of its own on a free port, `make network`, `make deploy`, the settings file, the sandbox and keeper commands);
-on the suite's Ganache the lines after the deployment, against the suite's deployment. The lines run in a temporary
+"""The README's walkthrough ("A liquidation of your own, on your own chain") run as written, every line: a node of its
+own on a free port (Anvil, or Ganache with the README's two Ganache lines), `make network`, `make deploy`, the
+settings file, the sandbox and keeper commands. The lines run in a temporary
 folder rather than the repository, so the only edits are the port (8545 is the suite's), absolute paths for
 `.venv/bin/xmargin`, `node_modules/.bin/anvil` and make's `-C`, and `make deploy` writing its deployment file into
 that folder (`--out`), where `xmargin` looks for it, instead of the repository's deployments/."""
@@ -15,17 +15,18 @@ import time
 from pathlib import Path
 
 import pytest
-from brownie import chain as brownie_chain
 
 from .conftest import ROOT, rpc_url
 
 HEADING = "### A liquidation of your own, on your own chain"
 
 
-def walkthrough() -> list[str]:
+def walkthrough() -> tuple[list[str], list[str]]:
+    """The README's walkthrough: (the main block, the Ganache block that replaces its first two lines)."""
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```sh\n(.*?)```", text[text.index(HEADING):], re.S).group(1)
-    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    blocks = re.findall(r"```sh\n(.*?)```", text[text.index(HEADING):], re.S)[:2]
+    main, ganache = ([line.split("  #")[0].strip() for line in b.splitlines() if line.strip()] for b in blocks)
+    return main, ganache
 
 
 def _free_port() -> int:
@@ -77,9 +78,12 @@ def _check(out, lines):
     assert "1 liquidatable, 1 liquidations sent" in keeper, keeper
 
 
-def test_walkthrough_on_anvil(tmp_path):
-    lines = walkthrough()
-    assert lines[0].startswith("node_modules/.bin/anvil") and lines[1].startswith("make network")
+@pytest.mark.parametrize("node", ["anvil", "ganache"])
+def test_walkthrough(node, tmp_path):
+    main, ganache = walkthrough()
+    assert main[0].startswith("node_modules/.bin/anvil") and main[1].startswith("make network")
+    assert ganache[0].startswith("node_modules/.bin/ganache") and "CMD=ganache-cli" in ganache[1]
+    lines = main if node == "anvil" else ganache + main[2:]
     home = tmp_path / "home"  # a Brownie HOME of its own, so the test never edits the project's network list
     shutil.copytree(Path(os.environ["HOME"]) / ".brownie", home / ".brownie",
                     ignore=shutil.ignore_patterns("accounts", "packages"))
@@ -90,18 +94,9 @@ def test_walkthrough_on_anvil(tmp_path):
     try:
         _check(_run(lines, tmp_path, env, port, nodes), lines)
     finally:
-        for node in nodes:
-            node.terminate()
-            node.wait(timeout=10)
-
-
-def test_walkthrough_on_ganache(deployment_file, tmp_path):
-    lines = walkthrough()
-    after_deploy = lines[[i for i, line in enumerate(lines) if line.startswith("make ")][-1] + 1:]
-    (tmp_path / "deployments").mkdir()
-    shutil.copy(deployment_file, tmp_path / "deployments" / f"{brownie_chain.id}.json")
-    port = int(rpc_url().rsplit(":", 1)[1])
-    _check(_run(after_deploy, tmp_path, dict(os.environ), port, []), after_deploy)
+        for n in nodes:
+            n.terminate()
+            n.wait(timeout=10)
 
 
 @pytest.mark.parametrize("args, code, words", [
