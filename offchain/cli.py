@@ -156,7 +156,7 @@ def _account(rt, head: int, account: int) -> int:
               f"  maintenance margin   {_usd(b.maintenance):>18}",
               f"  initial margin       {_usd(b.initial):>18}",
               f"  K (low/medium/high)  {' / '.join(_usd(k) for k in b.k_regime)}",
-              f"  stress charge        {_usd(b.k_stress):>18} (worst scenario #{b.worst_scenario})",
+              f"  stress charge        {_usd(b.k_stress):>18} (worst scenario {_scenario(cfg, b.worst_scenario)})",
               f"  basis add-on         {_usd(b.basis):>18}",
               f"  floor charge         {_usd(b.floor_charge):>18}",
               f"  standard requirement {_usd(std):>18} (per position, no offsets)",
@@ -164,6 +164,16 @@ def _account(rt, head: int, account: int) -> int:
               f"  status               {'LIQUIDATABLE' if m.liquidatable else 'healthy'}"]
     _write("\n".join(lines))
     return 0
+
+
+def _scenario(cfg, s: int) -> str:
+    """``#s``, with the name of the default set's vector when the on-chain vector ``s`` is that one (the chain keeps
+    shocks, not names)."""
+    from .margin.defaults import DEFAULT_SPEC
+
+    known = DEFAULT_SPEC.stress[s] if 0 <= s < len(DEFAULT_SPEC.stress) else None
+    same = known is not None and known.as_array() == [cfg.shock(s, k) for k in range(8)]
+    return f"#{s} ({known.name})" if same else f"#{s}"
 
 
 def _name(names: Sequence[str], asset: int) -> str:

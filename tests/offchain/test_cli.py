@@ -41,6 +41,7 @@ def test_accounts_account_and_opportunities_commands(book, protocol, deployer, d
     assert f"equity               {row[0] / 1e18:>18,.2f}" in detail
     assert f"maintenance margin   {row[4][5] / 1e18:>18,.2f}" in detail
     assert f"standard requirement {row[1] / 1e18:>18,.2f}" in detail and "LIQUIDATABLE" in detail
+    assert re.search(r"worst scenario #\d+ \([a-z_]+\)", detail), detail  # the default set's name of that vector
     owner = _run("-c", str(cfg), "account", "0x" + f"{target >> 96:040x}")  # an owner's address: its subaccounts
     assert f"account {target:#066x} (owner {target >> 96:#042x}" in owner and "LIQUIDATABLE" in owner
     empty = _run("-c", str(cfg), "account", hex((target >> 96 << 96) + 999))
