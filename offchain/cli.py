@@ -26,6 +26,7 @@ from .config import Settings, load_settings, reference
 from .db import connect
 from .errors import ChainUnavailable, ConfigError, XMarginError
 from .margin.exact import WAD, account_margin, standard_requirement
+from .margin.snapshot import read_standard_rates
 from .ops import OpsServer, setup_logging
 from .runtime import build_keeper, open_runtime
 
@@ -126,20 +127,23 @@ def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
             _write(f"owner {args.id} has no account with a balance, position or collateral at block {res.head} "
                    f"(its subaccount n is the id {args.id} << 96 | n)")
             return 0
-        return sum(_account(rt, res.head, a) for a in subs)
-    return _account(rt, res.head, account)
+    else:
+        subs = [account]
+    view = rt.indexer.market_view(res.head)  # read once for every subaccount shown
+    rates = read_standard_rates(rt.chain.at(res.head).params, view[0])
+    for a in subs:
+        _account(rt, res.head, a, view, rates)
+    return 0
 
 
-def _account(rt, head: int, account: int) -> int:
-    layout, prices, cfg = rt.indexer.market_view(head)
+def _account(rt, head: int, account: int, view: tuple, rates: list[int]) -> None:
+    layout, prices, cfg = view
     s = rt.indexer.states([account])[account]
     if not s.positions and not s.collateral and not s.settlement:
         _write(f"account {account:#066x} is empty at block {head} (no balance, position or collateral); an owner's "
                f"subaccount n is the id owner << 96 | n, or give the owner's address")
-        return 0
+        return
     m = account_margin(s, layout, prices, cfg)
-    at = rt.chain.at(head)
-    rates = [int(at.params.marketWord(i)) & 0xFFFF for i in range(len(layout.market_asset))]
     std = standard_requirement(s, layout, prices, rates)
     b = m.margin
     names = rt.chain.deployment.assets
@@ -163,7 +167,6 @@ def _account(rt, head: int, account: int) -> int:
               "  net delta by asset   " + ", ".join(f"{_name(names, k)} {_usd(d)}" for k, d in enumerate(m.delta) if d),
               f"  status               {'LIQUIDATABLE' if m.liquidatable else 'healthy'}"]
     _write("\n".join(lines))
-    return 0
 
 
 def _scenario(cfg, s: int) -> str:
@@ -206,12 +209,13 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     sb = Sandbox(open_chain(settings))
     if args.action == "accounts":
         usdc = sb.usdc.functions.symbol().call()
+        unit = 10 ** sb.usdc.functions.decimals().call()
         lines = [f"{'#':>2} {'address':<42} {'native':>12} {usdc + ' wallet':>16}  role"]
         for h in sb.holders():
             role = "deployer, fund payer" if h.index == 0 else "market maker" if h.index == len(sb.node_accounts) - 1 \
                 else ""
             lines.append(f"{h.index:>2} {h.address} {h.native / 1e18:>12,.3f} "
-                         f"{h.usdc / 10 ** sb.usdc.functions.decimals().call():>16,.2f}  {role}")
+                         f"{h.usdc / unit:>16,.2f}  {role}")
         _write("\n".join(lines))
     elif args.action == "deposit":
         account = sb.deposit(args.owner, args.token, args.amount, args.sub)

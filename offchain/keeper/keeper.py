@@ -31,6 +31,7 @@ from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager
 
+BALANCE_EVERY = 30.0  # seconds between reads of the keeper's gas balance
 log = logging.getLogger(__name__)
 OPEN = ("seen", "simulated", "sent")
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -91,6 +92,7 @@ class Keeper:
         self.layout: Layout | None = None
         self._params: tuple[MarginConfig, ScreenParams] | None = None
         self._last_reconcile = -1
+        self._balance_at = float("-inf")
 
     # ------------------------------------------------------------------------------------------ health
     def health(self) -> dict[str, Any]:
@@ -151,8 +153,8 @@ class Keeper:
                 fresh = self.indexer.states(bad)
                 self.states.update(fresh)
                 self.book.update(fresh, self.layout, self._scale)
-        self._check_balance()
         self._liquidate(head, report)
+        self._check_balance()
         self.last_block = head
         self.last_ok = self.clock()
         self.metrics.head.set(head)
@@ -160,10 +162,12 @@ class Keeper:
         return report
 
     def _check_balance(self) -> None:
-        """The gas balance as a metric, and a warning each new block while it is below the configured floor (a keeper
-        that cannot pay gas misses every liquidation silently otherwise)."""
-        if self.txm is None:
+        """The gas balance as a metric, and a warning while it is below the configured floor (a keeper that cannot pay
+        gas misses every liquidation silently otherwise). After the block's liquidations, and at most every
+        ``BALANCE_EVERY`` seconds: one RPC call, never in front of a liquidation."""
+        if self.txm is None or self.clock() - self._balance_at < BALANCE_EVERY:
             return
+        self._balance_at = self.clock()
         wei = self.chain.rpc.read(lambda w3: w3.eth.get_balance(self.address))
         self.metrics.balance.set(wei / 1e18)
         low = wei < self.opt.low_balance_wei

@@ -43,5 +43,11 @@ def read_prices(oracle: Any, layout: Layout) -> list[int]:
     return [int(x) for x in oracle.pricesFor(0, mask)]
 
 
+def read_standard_rates(params: Any, layout: Layout) -> list[int]:
+    """Each market's standard maintenance rate (bps, the low 16 bits of its market word): the per-position
+    requirement the portfolio margin is compared with."""
+    return [int(params.marketWord(m)) & 0xFFFF for m in range(len(layout.market_asset))]
+
+
 def read_margin_config(params: Any) -> MarginConfig:
     return MarginConfig.from_chain(params.marginConfig())

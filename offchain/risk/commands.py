@@ -158,6 +158,7 @@ def _accounts(args: argparse.Namespace) -> Accounts:
                         spec.margin_config(), [spec.markets[m].standard_mmr_bps for m in range(len(ASSETS))], ASSETS,
                         1_000_000.0 if fund is None else fund, spec)
     from ..margin.exact import WAD, account_margin
+    from ..margin.snapshot import read_standard_rates
     from ..runtime import open_runtime
 
     settings = load_settings(args.config)
@@ -169,7 +170,7 @@ def _accounts(args: argparse.Namespace) -> Accounts:
         states = rt.indexer.states()
         fund_state = states.pop(fund_id, None)
         at = rt.chain.at(head)
-        rates = [int(at.params.marketWord(m)) & 0xFFFF for m in range(len(layout.market_asset))]
+        rates = read_standard_rates(at.params, layout)
     finally:
         rt.indexer.conn.close()
     if not states:

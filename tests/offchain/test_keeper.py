@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from brownie import chain, web3
 
 from offchain.db import acct_key
@@ -155,3 +156,28 @@ def test_stuck_transaction_is_replaced_with_higher_fees(book, make_keeper, keepe
     final = dict((s, c) for s, c in keeper.conn.execute("SELECT status, COUNT(*) FROM txs GROUP BY status"))
     assert final.get("included") == 1 and final.get("pending") is None
     assert [s for _, s, _ in statuses(keeper)][0] == "included"
+
+
+def _gauge(keeper, name):
+    line = next(x for x in keeper.metrics.render().decode().splitlines() if x.startswith(name + " "))
+    return float(line.split()[1])
+
+
+def test_gas_balance_gauge_and_low_balance_warning(make_keeper, keeper_wallet, caplog):
+    """The keeper's native balance is a gauge; below keeper.low_balance_eth the low flag is 1 and a warning names the
+    setting; read at most every BALANCE_EVERY seconds."""
+    from offchain.keeper.keeper import BALANCE_EVERY
+
+    rich = make_keeper("rich", keeper_wallet, keeper={"low_balance_eth": 1.0})
+    rich.step()
+    assert _gauge(rich, "xmargin_keeper_balance_eth") == pytest.approx(keeper_wallet.balance() / 1e18)
+    assert _gauge(rich, "xmargin_keeper_balance_low") == 0
+    poor = make_keeper("poor", keeper_wallet, keeper={"low_balance_eth": 1000.0})  # the wallet holds 100
+    with caplog.at_level("WARNING"):
+        poor.step()
+    assert _gauge(poor, "xmargin_keeper_balance_low") == 1
+    assert any("below keeper.low_balance_eth" in r.getMessage() for r in caplog.records)
+    seen = poor._balance_at
+    chain.mine()
+    poor.step()  # a new block within BALANCE_EVERY: no new read
+    assert poor._balance_at == seen and BALANCE_EVERY > 0

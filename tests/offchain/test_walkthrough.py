@@ -126,3 +126,16 @@ def test_sandbox_refuses_a_chain_that_is_not_local():
 
     with pytest.raises(ConfigError, match="only on a local chain .* this node is chain 11155111"):
         Sandbox(Remote())
+
+
+def test_sandbox_accounts_lists_the_nodes_accounts_and_their_roles(deployment_file, tmp_path):
+    from brownie import web3
+
+    cfg = tmp_path / "x.toml"
+    cfg.write_text(f'[chain]\nrpc_urls = ["{rpc_url()}"]\ndeployment = "{deployment_file}"\nstall_seconds = 0\n')
+    p = subprocess.run([str(ROOT / ".venv/bin/xmargin"), "-c", str(cfg), "sandbox", "accounts"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rows = p.stdout.splitlines()[1:]
+    assert [r.split()[1] for r in rows] == list(web3.eth.accounts)  # the node's unlocked accounts, in order
+    assert rows[0].endswith("deployer, fund payer") and rows[-1].endswith("market maker")
