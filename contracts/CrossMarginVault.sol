@@ -13,6 +13,7 @@ import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
+import {Funding} from "./libraries/Funding.sol";
 
 /// @title CrossMarginVault
 /// @notice See ICrossMarginVault for the specification.
@@ -43,17 +44,38 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint16 markets; //    slot 0, bytes 16-17: bit m = holds a position in market m
         uint16 collaterals; // slot 0, bytes 18-19: bit j = holds collateral j
         uint32 epoch; //      slot 0, bytes 20-23: the pool's epoch when the balance was stored
+        uint16 adlLong; //    slot 0, bytes 24-25: bit m = a long of market m was liquidated (deleveraging source)
+        uint16 adlShort; //   slot 0, bytes 26-27: bit m = a short of market m was liquidated
     }
 
     /// @dev One slot per (account, market).
     struct Position {
-        int128 size; //         base units 1e18, + long
-        int128 openNotional; // USD 1e18 cost basis
+        int96 size; //         base units 1e18, + long
+        int96 openNotional; // USD 1e18 cost basis
+        int64 funding; //      the index of its side at its last settlement (Funding: nano-USD per unit)
+    }
+
+    /// @dev One slot per market: its funding state (`Funding.Market`, packed).
+    struct MarketState {
+        int64 longIndex;
+        int64 shortIndex;
+        uint32 updatedAt;
+        int24 premium;
+        uint40 weight;
+        uint32 carry;
+    }
+
+    /// @dev One slot per market: open interest (sum of long sizes) and the funding balance (funding and deleveraging
+    ///      charges collected from positions minus what was paid to positions and to bankrupt accounts).
+    struct Book {
+        uint128 openInterest;
+        int128 fundingBalance;
     }
 
     /// @dev What a margin evaluation needs, loaded once per transaction.
     struct Ctx {
         uint256 layout; // the listing word (`_layout`), as published in `_snapshot`
+        uint256 funding; // the FUNDING word, as published in `_snapshot`
         uint256[8] prices;
         IRiskParameters.MarginConfig cfg;
     }
@@ -73,7 +95,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     mapping(uint256 account => mapping(uint256 market => Position)) internal _positions;
     /// @dev Collateral balances in token units, two uint128 per slot (ids 2i and 2i+1 share slot i).
     mapping(uint256 account => uint128[16]) internal _collateral;
-    mapping(uint256 market => uint256) public openInterest;
+    mapping(uint256 market => Book) internal _books;
+    mapping(uint256 market => MarketState) internal _marketStates;
     mapping(address owner => mapping(address operator => bool)) public operators;
     mapping(address operator => bool) public fundOperators;
     mapping(address venue => bool) public venues;
@@ -86,8 +109,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     /// @inheritdoc ICrossMarginVault
     address public marginConfigPointer;
     /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
-    ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION and
-    ///      DISCOUNT words) followed by the listing word `_layout`. Re-created whenever either changes.
+    ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION,
+    ///      DISCOUNT and FUNDING words) followed by the listing word `_layout`. Re-created whenever either changes.
     address internal _snapshot;
 
     constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
@@ -232,22 +255,27 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         Position positionBefore;
         bool increased;
         int256 longChange;
+        int256 fundingPaid; // funding realised by the fill, + paid by the account
     }
 
     function _settle(Fill memory t) internal {
         uint256 control = _pool;
         uint256 mword = riskParams.marketWord(t.market);
         Ctx memory ctx = _tradeCtx(t.buyer, t.seller, t.market, t.price, control);
-        Side memory b = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword);
-        Side memory s = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword);
+        uint256 asset = _marketAssetOf(ctx.layout, t.market);
+        uint256 oraclePrice = ctx.prices[asset];
+        (Funding.Market memory fm, int256 rate) = _marketNow(t.market, oraclePrice, asset, ctx);
+        Side memory b = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword, fm);
+        Side memory s = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword, fm);
         if ((b.increased || s.increased) && control.paused(RiskConfig.PAUSE_TRADES)) {
             revert Paused(RiskConfig.PAUSE_TRADES);
         }
-        _addOpenInterest(t.market, b.longChange + s.longChange, mword);
+        _updateBook(t.market, b.longChange + s.longChange, b.fundingPaid + s.fundingPaid, mword);
         uint256 fees = t.buyerFee + t.sellerFee;
         if (fees != 0) _creditFund(int256(fees));
+        Funding.addFill(fm, t.price, oraclePrice, fees, ctx.funding);
+        _storeMarket(t.market, fm, rate);
         emit Trade(t.buyer, t.seller, t.market, t.size, t.price, fees);
-        uint256 oraclePrice = ctx.prices[_marketAssetOf(ctx.layout, t.market)];
         _requireSide(b, t.market, t.price <= oraclePrice, ctx);
         _requireSide(s, t.market, t.price >= oraclePrice, ctx);
     }
@@ -288,43 +316,43 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     /// @dev One side of a trade: position, realised P&L and fee into the account's settlement balance.
-    function _tradeSide(uint256 account, uint256 market, int256 delta, uint256 price, uint256 fee, uint256 mword)
-        internal
-        returns (Side memory x)
-    {
+    function _tradeSide(
+        uint256 account,
+        uint256 market,
+        int256 delta,
+        uint256 price,
+        uint256 fee,
+        uint256 mword,
+        Funding.Market memory fm
+    ) internal returns (Side memory x) {
         x.account = account;
         Account memory acc = _load(account);
-        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch);
+        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch, acc.adlLong, acc.adlShort);
         x.positionBefore = _positions[account][market];
-        (x.increased, x.longChange) = _fill(account, acc, market, delta, price, mword);
+        (x.increased, x.longChange, x.fundingPaid) = _fill(account, acc, market, delta, price, mword, fm);
+        (acc.adlLong, acc.adlShort) = (0, 0); // trading again: earlier liquidations are no longer a loss's source
         acc.settlement = (int256(acc.settlement) - fee.toInt256()).toInt128();
         _store(account, acc);
     }
 
-    /// @dev Applies a fill of `delta` at `price` to a position; realised P&L goes to `acc.settlement` (in memory).
-    ///      Returns whether the position grew (in size or by flipping) and the change in long open interest.
-    function _fill(uint256 account, Account memory acc, uint256 market, int256 delta, uint256 price, uint256 mword)
-        internal
-        returns (bool increased, int256 longChange)
-    {
+    /// @dev Applies a fill of `delta` at `price` to a position; its accrued funding (at the indices of `fm`) and
+    ///      realised P&L go to `acc.settlement` (in memory). Returns whether the position grew (in size or by
+    ///      flipping), the change in long open interest and the funding the account paid (+) or received (-).
+    function _fill(
+        uint256 account,
+        Account memory acc,
+        uint256 market,
+        int256 delta,
+        uint256 price,
+        uint256 mword,
+        Funding.Market memory fm
+    ) internal returns (bool increased, int256 longChange, int256 fundingPaid) {
         Position memory pos = _positions[account][market];
-        int256 size = pos.size;
-        int256 on = pos.openNotional;
-        int256 newSize = size + delta;
-        if (size == 0 || (size > 0) == (delta > 0)) {
-            increased = true;
-            on += PortfolioMargin.ceilDiv(delta * int256(price), 1e18); // cost basis rounds up (against the account)
-        } else {
-            int256 closed = PortfolioMargin.abs(delta) < PortfolioMargin.abs(size) ? delta : -size;
-            int256 basisClosed = (on * closed) / -size; // share of the cost basis released
-            int256 realised = PortfolioMargin.floorDiv(-closed * int256(price), 1e18) - basisClosed;
-            acc.settlement = (int256(acc.settlement) + realised).toInt128();
-            on -= basisClosed;
-            if (closed != delta) {
-                increased = true; // flipped: the remainder opens a new position
-                on = PortfolioMargin.ceilDiv((delta - closed) * int256(price), 1e18);
-            }
-        }
+        fundingPaid = -Funding.accrued(pos.size, pos.funding, fm);
+        int256 on;
+        (on, increased) = _applyFill(acc, pos.size, pos.openNotional, delta, price);
+        acc.settlement = (int256(acc.settlement) - fundingPaid).toInt128();
+        int256 newSize = pos.size + delta;
         if (newSize == 0) {
             on = 0;
             acc.markets &= ~uint16(1 << market);
@@ -334,19 +362,88 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 revert PositionTooLarge(account, market, newSize, mword.maxPositionSize());
             }
         }
-        _positions[account][market] = Position(newSize.toInt128(), on.toInt128());
-        emit PositionUpdated(account, market, newSize, on);
-        longChange = (newSize > 0 ? newSize : int256(0)) - (size > 0 ? size : int256(0));
+        longChange = (newSize > 0 ? newSize : int256(0)) - (pos.size > 0 ? int256(pos.size) : int256(0));
+        pos = Position(newSize.toInt96(), on.toInt96(), _sideIndex(newSize, fm).toInt64());
+        _positions[account][market] = pos;
+        emit PositionUpdated(account, market, newSize, on, pos.funding);
     }
 
-    function _addOpenInterest(uint256 market, int256 change, uint256 mword) internal {
-        // slither-disable-next-line incorrect-equality (no change in open interest: nothing to write)
-        if (change == 0) return;
-        uint256 oi = uint256(int256(openInterest[market]) + change);
-        if (change > 0 && oi > mword.maxOpenInterest()) {
+    /// @dev The index a position of `size` stores: its side's (0 for no position).
+    function _sideIndex(int256 size, Funding.Market memory fm) internal pure returns (int256) {
+        return size > 0 ? fm.longIndex : (size < 0 ? fm.shortIndex : int256(0));
+    }
+
+    /// @dev The cost basis of a position of `size` and basis `on` after a fill of `delta` at `price`, and whether it
+    ///      grew (in size or by flipping); the P&L it realises goes to `acc.settlement` (in memory).
+    function _applyFill(Account memory acc, int256 size, int256 on, int256 delta, uint256 price)
+        internal
+        pure
+        returns (int256, bool increased)
+    {
+        if (size == 0 || (size > 0) == (delta > 0)) {
+            return (on + PortfolioMargin.ceilDiv(delta * int256(price), 1e18), true); // basis rounds up (against it)
+        }
+        int256 closed = PortfolioMargin.abs(delta) < PortfolioMargin.abs(size) ? delta : -size;
+        int256 basisClosed = (on * closed) / -size; // share of the cost basis released
+        int256 realised = PortfolioMargin.floorDiv(-closed * int256(price), 1e18) - basisClosed;
+        acc.settlement = (int256(acc.settlement) + realised).toInt128();
+        on -= basisClosed;
+        if (closed != delta) {
+            increased = true; // flipped: the remainder opens a new position
+            on = PortfolioMargin.ceilDiv((delta - closed) * int256(price), 1e18);
+        }
+        return (on, increased);
+    }
+
+    /// @dev Open interest and funding balance of `market` after a change of `oiChange` and `fundingPaid` collected.
+    function _updateBook(uint256 market, int256 oiChange, int256 fundingPaid, uint256 mword) internal {
+        // slither-disable-next-line incorrect-equality (nothing changed: nothing to write)
+        if (oiChange == 0 && fundingPaid == 0) return;
+        Book memory book = _books[market];
+        uint256 oi = uint256(int256(uint256(book.openInterest)) + oiChange);
+        if (oiChange > 0 && oi > mword.maxOpenInterest()) {
             revert OpenInterestTooLarge(market, oi, mword.maxOpenInterest());
         }
-        openInterest[market] = oi;
+        _books[market] = Book(oi.toUint128(), (int256(book.fundingBalance) + fundingPaid).toInt128());
+    }
+
+    // ================================================================ funding
+    /// @dev The funding state of `market` advanced to now (not stored) and the rate applied; `price` is the oracle
+    ///      price of its asset `asset`.
+    function _marketNow(uint256 market, uint256 price, uint256 asset, Ctx memory ctx)
+        internal
+        view
+        returns (Funding.Market memory fm, int256 rate)
+    {
+        MarketState memory st = _marketStates[market];
+        fm = Funding.Market(st.longIndex, st.shortIndex, st.updatedAt, st.premium, st.weight, st.carry);
+        // slither-disable-next-line incorrect-equality (advanced this second already: nothing to add)
+        if (st.updatedAt == block.timestamp) return (fm, 0);
+        uint256 oi = st.weight != 0 ? _books[market].openInterest : 0; // the depth matters only with a premium
+        rate = Funding.advance(fm, block.timestamp, ctx.funding, oi, price, ctx.cfg.global.riskWeight(asset));
+    }
+
+    /// @dev Advances `market` to now and stores it (when it moved).
+    function _touchMarket(uint256 market, uint256 price, uint256 asset, Ctx memory ctx)
+        internal
+        returns (Funding.Market memory fm)
+    {
+        uint256 before = _marketStates[market].updatedAt;
+        int256 rate;
+        (fm, rate) = _marketNow(market, price, asset, ctx);
+        if (fm.updatedAt != before) _storeMarket(market, fm, rate);
+    }
+
+    function _storeMarket(uint256 market, Funding.Market memory fm, int256 rate) internal {
+        _marketStates[market] = MarketState(
+            fm.longIndex.toInt64(),
+            fm.shortIndex.toInt64(),
+            uint32(fm.updatedAt),
+            int24(fm.premium),
+            uint40(fm.weight),
+            uint32(fm.carry)
+        );
+        emit FundingUpdated(market, fm.longIndex, fm.shortIndex, fm.premium, fm.weight, rate);
     }
 
     function _creditFund(int256 amount) internal {
@@ -393,7 +490,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             if (total >> 120 != 0) revert ValueOverflow(int256(total));
             _pool = (pool & ~(uint256(type(uint120).max) << SHARES_SHIFT)) | (total << SHARES_SHIFT);
         }
-        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals, uint32(epoch));
+        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals, uint32(epoch), acc.adlLong, acc.adlShort);
         if (next != stored) emit SettlementUpdated(account, next);
     }
 
@@ -505,7 +602,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 keeperAccount = accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
         uint256 loss;
-        if (writeOff && acc.settlement < 0) loss = _writeOff(account, acc, f);
+        if (writeOff && acc.settlement < 0) {
+            loss = _writeOff(account, acc, f);
+            if (loss != 0) loss = _deleverage(account, acc, loss, ctx);
+        }
         _store(account, acc);
         _store(fund, f);
         if (loss != 0) _socialise(loss);
@@ -566,18 +666,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 fund = fundAccount();
         uint256 id = item.id;
         uint256 amount = item.amount;
-        if (item.kind == 0 && acc.markets & (1 << id) != 0) {
-            int256 size = _positions[account][id].size;
-            if (amount == 0 || amount > PortfolioMargin.abs(size)) {
-                revert BadLiquidationItem(account, 0, id, amount);
-            }
-            uint256 price = ctx.prices[_marketAssetOf(ctx.layout, id)];
-            int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
-            (, int256 oiA) = _fill(account, acc, id, delta, price, type(uint256).max);
-            (, int256 oiF) = _fill(fund, f, id, -delta, price, type(uint256).max);
-            _addOpenInterest(id, oiA + oiF, type(uint256).max);
-            return Math.mulDiv(amount, price, 1e18);
-        }
+        if (item.kind == 0 && acc.markets & (1 << id) != 0) return _takePosition(account, acc, f, id, amount, ctx);
         if (item.kind == 1 && acc.collaterals & (1 << id) != 0) {
             uint256 balance = _collateral[account][id];
             uint256 price = ctx.prices[_collateralAssetOf(ctx.layout, id)];
@@ -599,6 +688,30 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             return taken;
         }
         revert BadLiquidationItem(account, item.kind, id, amount);
+    }
+
+    /// @dev Closes `amount` of the account's position in `market` against the fund at the oracle price (the market's
+    ///      funding advanced first); returns the USD amount taken.
+    function _takePosition(
+        uint256 account,
+        Account memory acc,
+        Account memory f,
+        uint256 market,
+        uint256 amount,
+        Ctx memory ctx
+    ) internal returns (uint256) {
+        int256 size = _positions[account][market].size;
+        if (amount == 0 || amount > PortfolioMargin.abs(size)) revert BadLiquidationItem(account, 0, market, amount);
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        uint256 price = ctx.prices[asset];
+        Funding.Market memory fm = _touchMarket(market, price, asset, ctx);
+        if (size > 0) acc.adlLong |= uint16(1 << market);
+        else acc.adlShort |= uint16(1 << market);
+        int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
+        (, int256 oiA, int256 paidA) = _fill(account, acc, market, delta, price, type(uint256).max, fm);
+        (, int256 oiF, int256 paidF) = _fill(fundAccount(), f, market, -delta, price, type(uint256).max, fm);
+        _updateBook(market, oiA + oiF, paidA + paidF, type(uint256).max);
+        return Math.mulDiv(amount, price, 1e18);
     }
 
     /// @inheritdoc ICrossMarginVault
@@ -680,6 +793,72 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         emit BadDebtWrittenOff(account, debt, cover, rest);
     }
 
+    /// @dev Deleveraging (ICrossMarginVault): `loss` goes to the side opposite each position of `account` that was
+    ///      liquidated, in proportion to those sides' notional, each charged at most `adlShare` of its maintenance
+    ///      margin through its funding index. Returns the part of `loss` left for the write-off rule.
+    function _deleverage(uint256 account, Account memory acc, uint256 loss, Ctx memory ctx)
+        internal
+        returns (uint256 rest)
+    {
+        rest = loss;
+        // sources 0..15: longs of market m were liquidated (shorts pay); 16..31: shorts of market m (longs pay)
+        uint256 sources = uint256(acc.adlLong) | (uint256(acc.adlShort) << 16);
+        (acc.adlLong, acc.adlShort) = (0, 0);
+        // slither-disable-next-line incorrect-equality (no source, or deleveraging off)
+        if (sources == 0 || ctx.funding.adlShare() == 0) return rest;
+        uint256 assets;
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            assets |= 1 << _marketAssetOf(ctx.layout, _lowestBit32(left) % 16);
+        }
+        uint256[8] memory prices = oracle.pricesFor(0, assets); // 0 for an asset without a valid price
+        uint256[32] memory notional;
+        uint256 total;
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            uint256 src = _lowestBit32(left);
+            uint256 market = src % 16;
+            notional[src] = Math.mulDiv(_books[market].openInterest, prices[_marketAssetOf(ctx.layout, market)], 1e18);
+            total += notional[src];
+        }
+        // slither-disable-next-line incorrect-equality (no opposite side to charge)
+        if (total == 0) return rest;
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            uint256 src = _lowestBit32(left);
+            // slither-disable-next-line incorrect-equality (an empty side, or no price: nothing to charge)
+            if (notional[src] == 0) continue;
+            rest -= _charge(account, src, Math.mulDiv(loss, notional[src], total), notional[src], prices, ctx);
+        }
+    }
+
+    /// @dev Charges source `src` (market src % 16; the longs pay when src >= 16) its `part` of a loss, at most
+    ///      adlShare * riskWeight * its `notional`, by moving its side's index; returns what it charged (0 when the
+    ///      index would leave its range).
+    function _charge(
+        uint256 account,
+        uint256 src,
+        uint256 part,
+        uint256 notional,
+        uint256[8] memory prices,
+        Ctx memory ctx
+    ) internal returns (uint256 amount) {
+        uint256 market = src % 16;
+        bool longsPay = src >= 16;
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        amount = Math.min(part, Math.mulDiv(notional, ctx.cfg.global.riskWeight(asset) * ctx.funding.adlShare(), 1e8));
+        // slither-disable-next-line incorrect-equality (nothing to charge)
+        if (amount == 0) return 0;
+        (Funding.Market memory fm, int256 rate) = _marketNow(market, prices[asset], asset, ctx);
+        // the side's sizes sum to the open interest: it pays at least `amount` (each position's share rounds up)
+        uint256 shift = Math.mulDiv(amount, uint256(Funding.INDEX_UNIT), _books[market].openInterest, Math.Rounding.Ceil);
+        if (longsPay) fm.longIndex += int256(shift);
+        else fm.shortIndex -= int256(shift);
+        int256 moved = longsPay ? fm.longIndex : fm.shortIndex;
+        if (moved > type(int64).max || moved < type(int64).min) return 0;
+        _storeMarket(market, fm, rate);
+        _updateBook(market, 0, -int256(amount), type(uint256).max);
+        emit Deleveraged(account, market, longsPay, amount, shift);
+        return amount;
+    }
+
     /// @inheritdoc ICrossMarginVault
     function resolveBadDebt(uint256 amount) external nonReentrant {
         uint256 before = settlementToken.balanceOf(address(this));
@@ -705,7 +884,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         address snapshot = _snapshot;
         RiskConfig.readMarginConfig(snapshot, ctx.cfg);
         assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 449, 32) // the listing word, after the STOP byte and 14 parameter words
+            extcodecopy(snapshot, ctx, 481, 32) // the listing word, after the STOP byte and 15 parameter words
+            extcodecopy(snapshot, add(ctx, 0x20), 449, 32) // the FUNDING word
         }
     }
 
@@ -747,13 +927,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         address snapshot;
         assembly ("memory-safe") {
             let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 481 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
-            // then the runtime: the source's STOP byte, 12 margin words and the LIQUIDATION and DISCOUNT words (448
-            // bytes), and the listing word
-            mstore(m, shl(160, 0x6101e180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 449)
-            mstore(add(m, 461), layout)
-            snapshot := create(0, m, 493)
+            // init code, 12 bytes: PUSH2 513 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
+            // then the runtime: the source's STOP byte, 12 margin words and the LIQUIDATION, DISCOUNT and FUNDING
+            // words (480 bytes), and the listing word
+            mstore(m, shl(160, 0x61020180600c6000396000f3))
+            extcodecopy(source, add(m, 12), 0, 481)
+            mstore(add(m, 493), layout)
+            snapshot := create(0, m, 525)
         }
         if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
         _snapshot = snapshot;
@@ -780,24 +960,27 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     {
         int256[8] memory delta;
         uint256[8] memory gross;
-        (equity, grossTotal) = _exposure(account, acc, ctx, delta, gross);
+        (equity, grossTotal,) = _exposure(account, acc, ctx, delta, gross);
         (maintenance, initial) = PortfolioMargin.requirements(delta, gross, ctx.cfg);
     }
 
-    /// @dev Fills `delta` and `gross` per asset; returns equity and the sum of `gross`.
+    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross` and
+    ///      the accrued funding of its positions.
     function _exposure(
         uint256 account,
         Account memory acc,
         Ctx memory ctx,
         int256[8] memory delta,
         uint256[8] memory gross
-    ) internal view returns (int256 equity, uint256 grossTotal) {
-        equity = acc.settlement;
+    ) internal view returns (int256 equity, uint256 grossTotal, int256 funding) {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
             Position memory pos = _positions[account][market];
             uint256 asset = _marketAssetOf(ctx.layout, market);
-            int256 value = PortfolioMargin.positionValueDown(pos.size, ctx.prices[asset]);
+            uint256 price = ctx.prices[asset];
+            (Funding.Market memory fm,) = _marketNow(market, price, asset, ctx);
+            funding += Funding.accrued(pos.size, pos.funding, fm);
+            int256 value = PortfolioMargin.positionValueDown(pos.size, price);
             uint256 absValue = PortfolioMargin.abs(value);
             equity += value - pos.openNotional;
             delta[asset] += value;
@@ -816,6 +999,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             gross[asset] += value;
             grossTotal += value;
         }
+        equity += acc.settlement + funding;
     }
 
     /// @inheritdoc ICrossMarginVault
@@ -828,7 +1012,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
-        (d.equity,) = _exposure(account, acc, ctx, d.delta, d.gross);
+        (d.equity,, d.funding) = _exposure(account, acc, ctx, d.delta, d.gross);
         d.margin = PortfolioMargin.breakdown(d.delta, d.gross, ctx.cfg);
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
@@ -863,6 +1047,11 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         assembly ("memory-safe") {
             i := byte(mod(and(x, sub(0, x)), 19), 0x0000010d02000e060308000c0f05070b040a0900000000000000000000000000)
         }
+    }
+
+    /// @dev Index of the lowest set bit of a non-zero x < 2^32 (two 16-bit halves).
+    function _lowestBit32(uint256 x) internal pure returns (uint256) {
+        return x & 0xffff != 0 ? _lowestBit(x & 0xffff) : 16 + _lowestBit(x >> 16);
     }
 
     function _numMarkets(uint256 layout) internal pure returns (uint256) {
@@ -949,6 +1138,45 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional) {
         Position memory pos = _positions[account][market];
         return (pos.size, pos.openNotional);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function openInterest(uint256 market) external view returns (uint256) {
+        return _books[market].openInterest;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function fundingBalance(uint256 market) external view returns (int256) {
+        return _books[market].fundingBalance;
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function marketFunding(uint256 market) public view returns (MarketFunding memory out) {
+        Ctx memory ctx = _loadCtx();
+        if (market >= _numMarkets(ctx.layout)) revert UnknownMarket(market);
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        uint256 price = oracle.price(asset);
+        (Funding.Market memory fm, int256 rate) = _marketNow(market, price, asset, ctx);
+        // the rate that applies from now on: the current state's, not the one of the interval just accrued
+        rate = ctx.funding.fundingWindow() == 0
+            ? int256(0)
+            : Funding.rate(
+                fm.premium, fm.weight, Funding.depthOf(_books[market].openInterest, price, ctx.funding), ctx.funding,
+                ctx.cfg.global.riskWeight(asset)
+            );
+        out = MarketFunding(fm.longIndex, fm.shortIndex, fm.premium, fm.weight, rate, fm.updatedAt);
+    }
+
+    /// @inheritdoc ICrossMarginVault
+    function fundingOf(uint256 account, uint256 market) external view returns (int256 accrued, int256 snapshot) {
+        Position memory pos = _positions[account][market];
+        snapshot = pos.funding;
+        // slither-disable-next-line incorrect-equality (no position: nothing accrues)
+        if (pos.size == 0) return (0, snapshot);
+        MarketFunding memory m = marketFunding(market);
+        accrued = Funding.accrued(
+            pos.size, pos.funding, Funding.Market(m.longIndex, m.shortIndex, m.updatedAt, m.premium, m.weight, 0)
+        );
     }
 
     /// @inheritdoc ICrossMarginVault
