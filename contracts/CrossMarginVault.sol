@@ -2,169 +2,54 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
-import {ICrossMarginVault} from "./interfaces/ICrossMarginVault.sol";
 import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
 import {Funding} from "./libraries/Funding.sol";
+import {VaultBase} from "./VaultBase.sol";
+import {VaultExtension} from "./VaultExtension.sol";
 
 /// @title CrossMarginVault
-/// @notice See ICrossMarginVault for the specification.
-contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
+/// @notice See ICrossMarginVault for the specification: this contract runs deposits, withdrawals, trades,
+///         liquidations and the margin views; every other function of ICrossMarginVault runs in `extension` by
+///         DELEGATECALL (VaultBase). Call it through ICrossMarginVault's ABI.
+contract CrossMarginVault is VaultBase {
     using SafeERC20 for IERC20;
     using SafeCast for int256;
     using SafeCast for uint256;
     using RiskConfig for uint256;
 
-    uint256 private constant BPS = 1e4;
-    /// @dev The settlement index at deployment (USD 1e18 per 1e18 shares) and the lowest it may fall to: a loss that
-    ///      would take it lower takes every claim, and the pool restarts (a new epoch).
-    uint256 private constant INDEX_ONE = 1e18;
-    uint256 private constant MIN_INDEX = 1e12;
-    /// @dev `_pool` fields: index bits [56,116), total shares [116,236), epoch [236,256).
-    uint256 private constant SHARES_SHIFT = 116;
-    uint256 private constant EPOCH_SHIFT = 236;
-    uint256 private constant MAX_EPOCH = (1 << 20) - 1;
-    /// @dev A liquidation taking at least this share of what the rule allows earns the minimum keeper reward.
-    uint256 private constant FULL_TAKE_BPS = 9900;
+    /// @notice The contract the fallback delegates to, created here so it has this vault's immutables.
+    address public immutable extension;
 
-    /// @dev One slot per account: settlement balance and the masks of what it holds. In storage a positive settlement
-    ///      balance is a number of shares of the claims pool (USD = shares * index / 1e18) and a negative one is USD
-    ///      owed; in memory (`_load` / `_store`) it is always USD 1e18. Shares stored in an earlier epoch of the pool
-    ///      are worth 0 (a loss took every claim of that epoch).
-    struct Account {
-        int128 settlement; // slot 0, bytes 0-15
-        uint16 markets; //    slot 0, bytes 16-17: bit m = holds a position in market m
-        uint16 collaterals; // slot 0, bytes 18-19: bit j = holds collateral j
-        uint32 epoch; //      slot 0, bytes 20-23: the pool's epoch when the balance was stored
-        uint16 adlLong; //    slot 0, bytes 24-25: bit m = a long of market m was liquidated (deleveraging source)
-        uint16 adlShort; //   slot 0, bytes 26-27: bit m = a short of market m was liquidated
-    }
-
-    /// @dev One slot per (account, market).
-    struct Position {
-        int96 size; //         base units 1e18, + long
-        int96 openNotional; // USD 1e18 cost basis
-        int64 funding; //      the index of its side at its last settlement (Funding: nano-USD per unit)
-    }
-
-    /// @dev One slot per market: its funding state (`Funding.Market`, packed).
-    struct MarketState {
-        int64 longIndex;
-        int64 shortIndex;
-        uint32 updatedAt;
-        int24 premium;
-        uint40 weight;
-        uint32 carry;
-    }
-
-    /// @dev One slot per market: open interest (sum of long sizes) and the funding balance (funding and deleveraging
-    ///      charges collected from positions minus what was paid to positions and to bankrupt accounts).
-    struct Book {
-        uint128 openInterest;
-        int128 fundingBalance;
-    }
-
-    /// @dev What a margin evaluation needs, loaded once per transaction.
-    struct Ctx {
-        uint256 layout; // the listing word (`_layout`), as published in `_snapshot`
-        uint256 funding; // the FUNDING word, as published in `_snapshot`
-        uint256[8] prices;
-        IRiskParameters.MarginConfig cfg;
-    }
-
-    IRiskParameters public immutable riskParams;
-    IOracleRouter public immutable oracle;
-    IERC20 public immutable settlementToken;
-    /// @dev 10^(18 - settlement token decimals): token units -> USD 1e18.
-    uint256 public immutable settlementScale;
-
-    /// @dev The listing, one word: bits [0,8) number of markets, [8,16) number of collaterals, [16+4m, 20+4m) asset
-    ///      of market m, [80+4j, 84+4j) asset of collateral j, [144+5j, 149+5j) decimals of collateral j.
-    uint256 internal _layout;
-    address[16] internal _collateralTokens;
-    mapping(address token => uint256) internal _collateralIdPlusOne;
-    mapping(uint256 account => Account) internal _accounts;
-    mapping(uint256 account => mapping(uint256 market => Position)) internal _positions;
-    /// @dev Collateral balances in token units, two uint128 per slot (ids 2i and 2i+1 share slot i).
-    mapping(uint256 account => uint128[16]) internal _collateral;
-    mapping(uint256 market => Book) internal _books;
-    mapping(uint256 market => MarketState) internal _marketStates;
-    mapping(address owner => mapping(address operator => bool)) public operators;
-    mapping(address operator => bool) public fundOperators;
-    mapping(address venue => bool) public venues;
-    uint256 public badDebt;
-    /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay;
-    ///      pushed on every change), [56,116) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls
-    ///      only when a write-off is socialised), [116,236) the total shares of all positive settlement balances of
-    ///      the current epoch, [236,256) the epoch (starts at 0; a loss that takes every claim starts the next one).
-    uint256 internal _pool;
-    /// @inheritdoc ICrossMarginVault
-    address public marginConfigPointer;
-    /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
-    ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION,
-    ///      DISCOUNT and FUNDING words) followed by the listing word `_layout`. Re-created whenever either changes.
-    address internal _snapshot;
-
-    constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
-        riskParams = riskParams_;
+    constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_)
+        VaultBase(riskParams_, oracle_, settlementToken_)
+    {
+        extension = address(new VaultExtension(riskParams_, oracle_, settlementToken_));
         _pool = (INDEX_ONE << 56) | riskParams_.control();
         marginConfigPointer = riskParams_.marginConfigPointer();
         _publishSnapshot(0);
-        oracle = oracle_;
-        settlementToken = settlementToken_;
-        uint8 dec = IERC20Metadata(address(settlementToken_)).decimals();
-        if (dec > 18) revert UnknownToken(address(settlementToken_));
-        settlementScale = 10 ** (18 - dec);
     }
 
-    // ================================================================ guards
-    function _requireAdmin() internal view {
-        if (!riskParams.hasRole(0x00, msg.sender)) revert NotAdmin(msg.sender);
-    }
-
-    function _requireAuthorized(uint256 account) internal view {
-        if (!isAuthorized(account, msg.sender)) revert Unauthorized(msg.sender, account);
-    }
-
-    function _requireInitial(uint256 account, Account memory acc, Ctx memory ctx) internal view {
-        (int256 equity,, uint256 initial,) = _evaluate(account, acc, ctx);
-        if (equity < int256(initial)) revert InsufficientMargin(account, equity, initial);
-    }
-
-    // ================================================================ accounts
-    /// @inheritdoc ICrossMarginVault
-    function accountId(address owner, uint96 sub) public pure returns (uint256) {
-        return (uint256(uint160(owner)) << 96) | sub;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function fundAccount() public view returns (uint256) {
-        return accountId(address(this), 0);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setOperator(address operator, bool approved) external {
-        operators[msg.sender][operator] = approved;
-        emit OperatorSet(msg.sender, operator, approved);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function isAuthorized(uint256 account, address caller) public view returns (bool) {
-        address owner = address(uint160(account >> 96));
-        if (owner == address(this)) return fundOperators[caller];
-        return caller == owner || operators[owner][caller];
+    /// @dev Every other function of ICrossMarginVault: run `extension`'s code on this storage.
+    fallback() external {
+        address target = extension;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
     }
 
     // ================================================================ collateral
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     // slither-disable-next-line reentrancy-no-eth (nonReentrant; the pool total is written after the transfer)
     function deposit(uint256 account, address token, uint256 amount) external nonReentrant returns (uint256 credited) {
         if (amount == 0) revert ZeroAmount();
@@ -189,7 +74,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         _store(account, acc);
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function withdraw(uint256 account, address token, uint256 amount, address to)
         external
         nonReentrant
@@ -232,7 +117,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 sellerFee;
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function settleTrade(
         uint256 buyer,
         uint256 seller,
@@ -407,22 +292,6 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         _books[market] = Book(oi.toUint128(), (int256(book.fundingBalance) + fundingPaid).toInt128());
     }
 
-    // ================================================================ funding
-    /// @dev The funding state of `market` advanced to now (not stored) and the rate applied; `price` is the oracle
-    ///      price of its asset `asset`.
-    function _marketNow(uint256 market, uint256 price, uint256 asset, Ctx memory ctx)
-        internal
-        view
-        returns (Funding.Market memory fm, int256 rate)
-    {
-        MarketState memory st = _marketStates[market];
-        fm = Funding.Market(st.longIndex, st.shortIndex, st.updatedAt, st.premium, st.weight, st.carry);
-        // slither-disable-next-line incorrect-equality (advanced this second already: nothing to add)
-        if (st.updatedAt == block.timestamp) return (fm, 0);
-        uint256 oi = st.weight != 0 ? _books[market].openInterest : 0; // the depth matters only with a premium
-        rate = Funding.advance(fm, block.timestamp, ctx.funding, oi, price, ctx.cfg.global.riskWeight(asset));
-    }
-
     /// @dev Advances `market` to now and stores it (when it moved).
     function _touchMarket(uint256 market, uint256 price, uint256 asset, Ctx memory ctx)
         internal
@@ -432,86 +301,6 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         int256 rate;
         (fm, rate) = _marketNow(market, price, asset, ctx);
         if (fm.updatedAt != before) _storeMarket(market, fm, rate);
-    }
-
-    function _storeMarket(uint256 market, Funding.Market memory fm, int256 rate) internal {
-        _marketStates[market] = MarketState(
-            fm.longIndex.toInt64(),
-            fm.shortIndex.toInt64(),
-            uint32(fm.updatedAt),
-            int24(fm.premium),
-            uint40(fm.weight),
-            uint32(fm.carry)
-        );
-        emit FundingUpdated(market, fm.longIndex, fm.shortIndex, fm.premium, fm.weight, rate);
-    }
-
-    function _creditFund(int256 amount) internal {
-        uint256 fund = fundAccount();
-        Account memory f = _load(fund);
-        f.settlement = (int256(f.settlement) + amount).toInt128();
-        _store(fund, f);
-    }
-
-    // ================================================================ settlement balances and the claims pool
-    /// @dev The account with its settlement balance in USD 1e18.
-    function _load(uint256 account) internal view returns (Account memory acc) {
-        acc = _accounts[account];
-        if (acc.settlement > 0) {
-            uint256 pool = _pool;
-            // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
-            acc.settlement = acc.epoch == pool >> EPOCH_SHIFT
-                ? _usdOf(uint256(int256(acc.settlement)), _index(pool)).toInt256().toInt128()
-                : int128(0);
-        }
-    }
-
-    /// @dev Stores an account whose settlement balance is in USD: a positive balance becomes shares (rounded down,
-    ///      against the account; an unchanged balance keeps its shares), and the pool's total follows.
-    function _store(uint256 account, Account memory acc) internal {
-        Account memory old = _accounts[account];
-        uint256 pool = _pool;
-        uint256 epoch = pool >> EPOCH_SHIFT;
-        // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
-        int256 stored = old.epoch == epoch ? int256(old.settlement) : int256(0);
-        int256 next = acc.settlement;
-        if (next > 0) {
-            uint256 index = _index(pool);
-            if (stored <= 0 || _usdOf(uint256(stored), index) != uint256(next)) {
-                next = _sharesOf(uint256(next), index).toInt256();
-            } else {
-                next = stored;
-            }
-        }
-        uint256 oldShares = stored > 0 ? uint256(stored) : 0;
-        uint256 newShares = next > 0 ? uint256(next) : 0;
-        if (newShares != oldShares) {
-            uint256 total = _totalShares(pool) + newShares - oldShares;
-            if (total >> 120 != 0) revert ValueOverflow(int256(total));
-            _pool = (pool & ~(uint256(type(uint120).max) << SHARES_SHIFT)) | (total << SHARES_SHIFT);
-        }
-        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals, uint32(epoch), acc.adlLong, acc.adlShort);
-        if (next != stored) emit SettlementUpdated(account, next);
-    }
-
-    function _index(uint256 pool) internal pure returns (uint256) {
-        return (pool >> 56) & ((1 << 60) - 1);
-    }
-
-    function _totalShares(uint256 pool) internal pure returns (uint256) {
-        return (pool >> SHARES_SHIFT) & type(uint120).max;
-    }
-
-    /// @dev floor(shares * index / 1e18).
-    function _usdOf(uint256 shares, uint256 index) internal pure returns (uint256) {
-        // slither-disable-next-line incorrect-equality (a shortcut: both branches give the same result at 1e18)
-        return index == INDEX_ONE ? shares : Math.mulDiv(shares, index, INDEX_ONE);
-    }
-
-    /// @dev floor(usd * 1e18 / index).
-    function _sharesOf(uint256 usd, uint256 index) internal pure returns (uint256) {
-        // slither-disable-next-line incorrect-equality (a shortcut: both branches give the same result at 1e18)
-        return index == INDEX_ONE ? usd : Math.mulDiv(usd, INDEX_ONE, index);
     }
 
     /// @dev Spreads `loss` (USD 1e18) over every positive settlement balance by lowering the index (rounded down,
@@ -557,13 +346,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         int256 surplusAfter;
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function liquidate(uint256 account, LiquidationItem[] calldata items)
         external
         nonReentrant
         returns (uint256 reward)
     {
-        uint256 fund = fundAccount();
+        uint256 fund = _fundAccount();
         if (account == fund) revert FundNotLiquidatable();
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
@@ -599,13 +388,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             acc.settlement = (settlement + int256(shortfall)).toInt128();
             f.settlement = (int256(f.settlement) + int256(l.penalty - reward) - int256(shortfall)).toInt128();
         }
-        uint256 keeperAccount = accountId(msg.sender, 0);
+        uint256 keeperAccount = _accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
         uint256 loss;
-        if (writeOff && acc.settlement < 0) {
-            loss = _writeOff(account, acc, f);
-            if (loss != 0) loss = _deleverage(account, acc, loss, ctx);
-        }
+        if (writeOff && acc.settlement < 0) loss = _writeOff(account, acc, f, ctx);
         _store(account, acc);
         _store(fund, f);
         if (loss != 0) _socialise(loss);
@@ -630,7 +416,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function liquidationPenalty(
         uint256 taken,
         int256 equityAfter,
@@ -644,7 +430,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return Math.min(penalty, Math.min(freed, left));
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function keeperReward(uint256 penalty, uint256 taken, uint256 allowed, uint256 liq)
         public
         pure
@@ -663,7 +449,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         Ctx memory ctx,
         uint256 discounts
     ) internal returns (uint256 taken) {
-        uint256 fund = fundAccount();
+        uint256 fund = _fundAccount();
         uint256 id = item.id;
         uint256 amount = item.amount;
         if (item.kind == 0 && acc.markets & (1 << id) != 0) return _takePosition(account, acc, f, id, amount, ctx);
@@ -709,12 +495,12 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         else acc.adlShort |= uint16(1 << market);
         int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
         (, int256 oiA, int256 paidA) = _fill(account, acc, market, delta, price, type(uint256).max, fm);
-        (, int256 oiF, int256 paidF) = _fill(fundAccount(), f, market, -delta, price, type(uint256).max, fm);
+        (, int256 oiF, int256 paidF) = _fill(_fundAccount(), f, market, -delta, price, type(uint256).max, fm);
         _updateBook(market, oiA + oiF, paidA + paidF, type(uint256).max);
         return Math.mulDiv(amount, price, 1e18);
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function maxTake(int256 equity, uint256 maintenance, uint256 initial, uint256 gross, uint256 liq)
         public
         pure
@@ -768,11 +554,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return value < Math.max(dust, 1);
     }
 
-    /// @dev Bad-debt waterfall, first step: collateral without a valid price (dust: all the account has left) passes
-    ///      to the fund, and the fund's positive settlement balance covers what it can; returns the rest, which the caller
-    ///      socialises (`_socialise`) once both accounts are stored.
-    function _writeOff(uint256 account, Account memory acc, Account memory f) internal returns (uint256 rest) {
-        uint256 fund = fundAccount();
+    /// @dev Bad-debt waterfall: collateral without a valid price (dust: all the account has left) passes to the fund,
+    ///      the fund's positive settlement balance covers what it can, deleveraging charges the opposite sides what
+    ///      they can bear; returns the rest, which the caller socialises (`_socialise`) once both accounts are stored.
+    function _writeOff(uint256 account, Account memory acc, Account memory f, Ctx memory ctx)
+        internal
+        returns (uint256 rest)
+    {
+        uint256 fund = _fundAccount();
         for (uint256 left = acc.collaterals; left != 0; left &= left - 1) {
             uint256 id = _lowestBit(left);
             uint256 amount = _collateral[account][id];
@@ -789,8 +578,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 cover = f.settlement > 0 ? Math.min(debt, uint256(int256(f.settlement))) : 0;
         f.settlement -= int128(int256(cover));
         acc.settlement = 0;
-        rest = debt - cover;
-        emit BadDebtWrittenOff(account, debt, cover, rest);
+        uint256 loss = debt - cover;
+        rest = loss == 0 ? 0 : _deleverage(account, acc, loss, ctx);
+        (acc.adlLong, acc.adlShort) = (0, 0);
+        emit BadDebtWrittenOff(account, debt, cover, loss - rest, rest);
     }
 
     /// @dev Deleveraging (ICrossMarginVault): `loss` goes to the side opposite each position of `account` that was
@@ -859,36 +650,6 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return amount;
     }
 
-    /// @inheritdoc ICrossMarginVault
-    function resolveBadDebt(uint256 amount) external nonReentrant {
-        uint256 before = settlementToken.balanceOf(address(this));
-        settlementToken.safeTransferFrom(msg.sender, address(this), amount);
-        uint256 value = (settlementToken.balanceOf(address(this)) - before) * settlementScale;
-        uint256 debt = badDebt;
-        uint256 retired = Math.min(debt, value);
-        badDebt = debt - retired;
-        if (value > retired) _creditFund(int256(value - retired)); // any excess tops up the fund
-        emit BadDebtReduced(retired, badDebt);
-    }
-
-    // ================================================================ margin
-    /// @dev The context of a margin evaluation of `acc`: the listing, the margin words, the prices of its assets.
-    function _ctxFor(Account memory acc) internal view returns (Ctx memory ctx) {
-        ctx = _loadCtx();
-        (uint256 positionAssets, uint256 collateralAssets) = _assetMasks(acc, ctx.layout);
-        _readPrices(positionAssets, collateralAssets, ctx);
-    }
-
-    /// @dev The listing and the margin words from `_snapshot`; prices are left zero.
-    function _loadCtx() internal view returns (Ctx memory ctx) {
-        address snapshot = _snapshot;
-        RiskConfig.readMarginConfig(snapshot, ctx.cfg);
-        assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 481, 32) // the listing word, after the STOP byte and 15 parameter words
-            extcodecopy(snapshot, add(ctx, 0x20), 449, 32) // the FUNDING word
-        }
-    }
-
     /// @dev The LIQUIDATION and DISCOUNT words, published with the margin words (words 12 and 13 of the snapshot).
     function _liquidationWords() internal view returns (uint256 liq, uint256 discounts) {
         address snapshot = _snapshot;
@@ -899,116 +660,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev `ctx.prices = oracle.pricesFor(required, optional)` (nothing when both masks are empty): positions need a
-    ///      valid price, collateral of an asset with none counts at 0. The returned data is copied straight into
-    ///      `ctx.prices` (a uint256[8] is ABI-encoded as its eight words): no decoding pass, no second array.
-    function _readPrices(uint256 required, uint256 optional, Ctx memory ctx) internal view {
-        // slither-disable-next-line incorrect-equality (empty bit masks: nothing to price)
-        if (required | optional == 0) return;
-        uint256[8] memory out = ctx.prices;
-        address router = address(oracle);
-        bytes4 selector = IOracleRouter.pricesFor.selector;
-        assembly ("memory-safe") {
-            let m := mload(0x40) // scratch at the free memory pointer, not kept
-            mstore(m, selector)
-            mstore(add(m, 4), required)
-            mstore(add(m, 0x24), optional)
-            if iszero(staticcall(gas(), router, m, 0x44, out, 0x100)) {
-                returndatacopy(0, 0, returndatasize())
-                revert(0, returndatasize())
-            }
-            if iszero(eq(returndatasize(), 0x100)) { revert(0, 0) }
-        }
-    }
-
-    /// @dev Re-creates `_snapshot` from the code of `marginConfigPointer` and the listing word `layout`.
-    function _publishSnapshot(uint256 layout) internal {
-        address source = marginConfigPointer;
-        address snapshot;
-        assembly ("memory-safe") {
-            let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 513 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
-            // then the runtime: the source's STOP byte, 12 margin words and the LIQUIDATION, DISCOUNT and FUNDING
-            // words (480 bytes), and the listing word
-            mstore(m, shl(160, 0x61020180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 481)
-            mstore(add(m, 493), layout)
-            snapshot := create(0, m, 525)
-        }
-        if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
-        _snapshot = snapshot;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setControl(uint256 word) external {
-        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
-        _pool = (_pool & ~uint256(type(uint56).max)) | (word & type(uint56).max);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setMarginConfigPointer(address pointer) external {
-        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
-        marginConfigPointer = pointer;
-        _publishSnapshot(_layout);
-    }
-
-    /// @dev Equity, maintenance and initial margin, and total gross (USD 1e18) of an account held in memory.
-    function _evaluate(uint256 account, Account memory acc, Ctx memory ctx)
-        internal
-        view
-        returns (int256 equity, uint256 maintenance, uint256 initial, uint256 grossTotal)
-    {
-        int256[8] memory delta;
-        uint256[8] memory gross;
-        (equity, grossTotal,) = _exposure(account, acc, ctx, delta, gross);
-        (maintenance, initial) = PortfolioMargin.requirements(delta, gross, ctx.cfg);
-    }
-
-    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross` and
-    ///      the accrued funding of its positions.
-    function _exposure(
-        uint256 account,
-        Account memory acc,
-        Ctx memory ctx,
-        int256[8] memory delta,
-        uint256[8] memory gross
-    ) internal view returns (int256 equity, uint256 grossTotal, int256 funding) {
-        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
-            uint256 market = _lowestBit(m);
-            Position memory pos = _positions[account][market];
-            uint256 asset = _marketAssetOf(ctx.layout, market);
-            uint256 price = ctx.prices[asset];
-            (Funding.Market memory fm,) = _marketNow(market, price, asset, ctx);
-            funding += Funding.accrued(pos.size, pos.funding, fm);
-            int256 value = PortfolioMargin.positionValueDown(pos.size, price);
-            uint256 absValue = PortfolioMargin.abs(value);
-            equity += value - pos.openNotional;
-            delta[asset] += value;
-            gross[asset] += absValue;
-            grossTotal += absValue;
-        }
-        uint256 haircuts = ctx.cfg.haircuts;
-        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
-            uint256 id = _lowestBit(c);
-            uint256 asset = _collateralAssetOf(ctx.layout, id);
-            uint256 value = PortfolioMargin.tokenValueDown(
-                _collateral[account][id], ctx.prices[asset], _collateralDecimalsOf(ctx.layout, id)
-            );
-            equity += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
-            delta[asset] += int256(value);
-            gross[asset] += value;
-            grossTotal += value;
-        }
-        equity += acc.settlement + funding;
-    }
-
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
         Account memory acc = _load(account);
         (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc));
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
@@ -1023,216 +681,5 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 PortfolioMargin.abs(value), riskParams.marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
             );
         }
-    }
-
-    // ================================================================ listing and layout helpers
-    /// @dev Bit masks of the assets of the account's positions and of its collateral (other than those assets).
-    function _assetMasks(Account memory acc, uint256 layout)
-        internal
-        pure
-        returns (uint256 positionAssets, uint256 collateralAssets)
-    {
-        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
-            positionAssets |= 1 << _marketAssetOf(layout, _lowestBit(m));
-        }
-        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
-            collateralAssets |= 1 << _collateralAssetOf(layout, _lowestBit(c));
-        }
-        collateralAssets &= ~positionAssets;
-    }
-
-    /// @dev Index of the lowest set bit of a non-zero x < 2^16. x & -x isolates that bit, 2^i; as 2 is a primitive
-    ///      root modulo 19, 2^i mod 19 differs for every i < 16 and indexes a table of i (byte 2^i mod 19 holds i).
-    function _lowestBit(uint256 x) internal pure returns (uint256 i) {
-        assembly ("memory-safe") {
-            i := byte(mod(and(x, sub(0, x)), 19), 0x0000010d02000e060308000c0f05070b040a0900000000000000000000000000)
-        }
-    }
-
-    /// @dev Index of the lowest set bit of a non-zero x < 2^32 (two 16-bit halves).
-    function _lowestBit32(uint256 x) internal pure returns (uint256) {
-        return x & 0xffff != 0 ? _lowestBit(x & 0xffff) : 16 + _lowestBit(x >> 16);
-    }
-
-    function _numMarkets(uint256 layout) internal pure returns (uint256) {
-        return layout & 0xff;
-    }
-
-    function _numCollaterals(uint256 layout) internal pure returns (uint256) {
-        return (layout >> 8) & 0xff;
-    }
-
-    function _marketAssetOf(uint256 layout, uint256 market) internal pure returns (uint256) {
-        unchecked {
-            return (layout >> (16 + 4 * market)) & 0xf; // index < 16
-        }
-    }
-
-    function _collateralAssetOf(uint256 layout, uint256 id) internal pure returns (uint256) {
-        unchecked {
-            return (layout >> (80 + 4 * id)) & 0xf; // index < 16
-        }
-    }
-
-    function _collateralDecimalsOf(uint256 layout, uint256 id) internal pure returns (uint256) {
-        unchecked {
-            return (layout >> (144 + 5 * id)) & 0x1f; // index < 16
-        }
-    }
-
-    function _collateralId(address token) internal view returns (uint256) {
-        uint256 idPlusOne = _collateralIdPlusOne[token];
-        if (idPlusOne == 0) revert UnknownToken(token);
-        return idPlusOne - 1;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function listCollateral(address token, uint256 asset) external returns (uint256 id) {
-        _requireAdmin();
-        if (token == address(settlementToken) || _collateralIdPlusOne[token] != 0) revert AlreadyListed(token);
-        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
-        uint256 layout = _layout;
-        id = _numCollaterals(layout);
-        if (id >= RiskConfig.MAX_COLLATERALS) revert ListingFull(id);
-        uint256 dec = IERC20Metadata(token).decimals();
-        if (dec > 31) revert UnknownToken(token);
-        // slither-disable-next-line unused-return (called for its revert: the asset must have a valid price)
-        oracle.price(asset);
-        layout = (layout + (1 << 8)) | (asset << (80 + 4 * id)) | (dec << (144 + 5 * id));
-        _layout = layout;
-        _publishSnapshot(layout);
-        _collateralTokens[id] = token;
-        _collateralIdPlusOne[token] = id + 1;
-        emit CollateralListed(id, token, asset, dec);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function listMarket(uint256 asset) external returns (uint256 id) {
-        _requireAdmin();
-        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
-        uint256 layout = _layout;
-        id = _numMarkets(layout);
-        if (id >= RiskConfig.MAX_MARKETS) revert ListingFull(id);
-        layout = (layout + 1) | (asset << (16 + 4 * id));
-        _layout = layout;
-        _publishSnapshot(layout);
-        emit MarketListed(id, asset);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setVenue(address venue, bool enabled) external {
-        _requireAdmin();
-        venues[venue] = enabled;
-        emit VenueSet(venue, enabled);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setFundOperator(address operator, bool approved) external {
-        _requireAdmin();
-        fundOperators[operator] = approved;
-        emit OperatorSet(address(this), operator, approved);
-    }
-
-    // ================================================================ views
-    /// @inheritdoc ICrossMarginVault
-    function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional) {
-        Position memory pos = _positions[account][market];
-        return (pos.size, pos.openNotional);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function openInterest(uint256 market) external view returns (uint256) {
-        return _books[market].openInterest;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function fundingBalance(uint256 market) external view returns (int256) {
-        return _books[market].fundingBalance;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function marketFunding(uint256 market) public view returns (MarketFunding memory out) {
-        Ctx memory ctx = _loadCtx();
-        if (market >= _numMarkets(ctx.layout)) revert UnknownMarket(market);
-        uint256 asset = _marketAssetOf(ctx.layout, market);
-        uint256 price = oracle.price(asset);
-        (Funding.Market memory fm, int256 rate) = _marketNow(market, price, asset, ctx);
-        // the rate that applies from now on: the current state's, not the one of the interval just accrued
-        rate = ctx.funding.fundingWindow() == 0
-            ? int256(0)
-            : Funding.rate(
-                fm.premium, fm.weight, Funding.depthOf(_books[market].openInterest, price, ctx.funding), ctx.funding,
-                ctx.cfg.global.riskWeight(asset)
-            );
-        out = MarketFunding(fm.longIndex, fm.shortIndex, fm.premium, fm.weight, rate, fm.updatedAt);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function fundingOf(uint256 account, uint256 market) external view returns (int256 accrued, int256 snapshot) {
-        Position memory pos = _positions[account][market];
-        snapshot = pos.funding;
-        // slither-disable-next-line incorrect-equality (no position: nothing accrues)
-        if (pos.size == 0) return (0, snapshot);
-        MarketFunding memory m = marketFunding(market);
-        accrued = Funding.accrued(
-            pos.size, pos.funding, Funding.Market(m.longIndex, m.shortIndex, m.updatedAt, m.premium, m.weight, 0)
-        );
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function collateralOf(uint256 account, uint256 collateralId) external view returns (uint256) {
-        return _collateral[account][collateralId];
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function settlementOf(uint256 account) external view returns (int256) {
-        return _load(account).settlement;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function storedSettlementOf(uint256 account) external view returns (int256) {
-        Account memory acc = _accounts[account];
-        return acc.settlement > 0 && acc.epoch != _pool >> EPOCH_SHIFT ? int256(0) : int256(acc.settlement);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function settlementIndex() external view returns (uint256 index, uint256 totalShares) {
-        uint256 pool = _pool;
-        return (_index(pool), _totalShares(pool));
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function controlWord() external view returns (uint256) {
-        return _pool & type(uint56).max;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals) {
-        Account memory acc = _accounts[account];
-        return (acc.markets, acc.collaterals);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function marketAsset(uint256 market) external view returns (uint256) {
-        uint256 layout = _layout;
-        if (market >= _numMarkets(layout)) revert UnknownMarket(market);
-        return _marketAssetOf(layout, market);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function collateralInfo(uint256 id) external view returns (address token, uint256 asset, uint256 decimals) {
-        uint256 layout = _layout;
-        if (id >= _numCollaterals(layout)) revert UnknownToken(address(0));
-        return (_collateralTokens[id], _collateralAssetOf(layout, id), _collateralDecimalsOf(layout, id));
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function numMarkets() external view returns (uint256) {
-        return _numMarkets(_layout);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function numCollaterals() external view returns (uint256) {
-        return _numCollaterals(_layout);
     }
 }

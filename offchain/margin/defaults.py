@@ -41,7 +41,11 @@ DEFAULT_SPEC = RiskSpec(
     haircuts={0: 800, 1: 1000, 2: 1500, 3: 1500},
     discounts={0: 400, 1: 500, 2: 750, 3: 750},
     markets={
-        m: MarketRisk(standard_mmr_bps=rw, max_open_interest=10**12 * WAD, max_position_size=10**9 * WAD)
+        # caps of about 2 billion USD of open interest and 200 million USD per account at the start prices (positions
+        # are stored as int96: a cost basis up to 39.6 billion USD, so even the fund holding the whole open
+        # interest stays far inside it after a 10x rally)
+        m: MarketRisk(standard_mmr_bps=rw, max_open_interest=2 * 10**9 * WAD // START_PRICES_USD[m],
+                      max_position_size=2 * 10**8 * WAD // START_PRICES_USD[m])
         for m, rw in {BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800}.items()
     },
     liquidation=LiquidationParams(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import isqrt
-from typing import Sequence
+from typing import Mapping, Sequence
+
+from .funding import MarketFunding, accrued
 
 BPS = 10_000
 WAD = 10**18
@@ -207,11 +209,13 @@ def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig) -> 
 # ---------------------------------------------------------------------------------------------- accounts
 @dataclass
 class AccountState:
-    """What the vault stores for an account: settlement (USD 1e18), positions and collateral balances."""
+    """What the vault stores for an account: settlement (USD 1e18), positions, the funding index each position
+    stored at its last settlement, and collateral balances."""
 
     settlement: int = 0
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # market -> (size, openNotional)
     collateral: dict[int, int] = field(default_factory=dict)  # collateral id -> token units
+    funding: dict[int, int] = field(default_factory=dict)  # market -> index stored (nano-USD per unit; absent: 0)
 
     def canonical(self) -> tuple:
         """A comparable form: zero entries dropped, keys sorted (equal iff the vault would store the same)."""
@@ -252,9 +256,12 @@ class AccountMargin:
         return self.equity < self.margin.maintenance
 
 
-def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig):
-    """Equity, net delta and gross per asset, in the vault's order of operations. A price of 0 means "no valid
-    price" (``read_prices``): collateral of that asset counts at 0, a position on it raises ``PriceUnavailable``."""
+def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
+             markets: Mapping[int, MarketFunding] | None = None):
+    """Equity (accrued funding included), net delta and gross per asset, in the vault's order of operations. A price
+    of 0 means "no valid price" (``read_prices``): collateral of that asset counts at 0, a position on it raises
+    ``PriceUnavailable``. ``markets``: each market's funding state advanced to the evaluation's time
+    (``funding.advance``); None when funding is off (no position accrues anything)."""
     equity = state.settlement
     delta = [0] * MAX_ASSETS
     gross = [0] * MAX_ASSETS
@@ -267,6 +274,8 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
             raise PriceUnavailable(f"market {market}: asset {asset} has no valid price")
         value = position_value_down(size, prices[asset])
         equity += value - open_notional
+        if markets is not None and market in markets:
+            equity += accrued(size, state.funding.get(market, 0), markets[market])
         delta[asset] += value
         gross[asset] += abs(value)
     for cid in sorted(state.collateral):
@@ -281,8 +290,9 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
     return equity, delta, gross
 
 
-def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig) -> AccountMargin:
-    equity, delta, gross = exposure(state, layout, prices, cfg)
+def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
+                   markets: Mapping[int, MarketFunding] | None = None) -> AccountMargin:
+    equity, delta, gross = exposure(state, layout, prices, cfg, markets)
     return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg))
 
 

@@ -8,17 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from .exact import AccountState, Layout, MarginConfig
+from .funding import FundingWord, MarketFunding
 
 MAX_LISTED = 16  # markets and collaterals a vault can list
 
 
 def read_account_state(vault: Any, account_id: int) -> AccountState:
-    """An account's settlement balance, positions and collateral balances, as the vault stores them."""
+    """An account's settlement balance, positions (with the funding index each stored) and collateral balances, as
+    the vault stores them."""
     markets, collaterals = vault.masksOf(account_id)
     state = AccountState(settlement=int(vault.settlementOf(account_id)))
     for m in range(MAX_LISTED):
         if markets >> m & 1:
             state.positions[m] = tuple(int(x) for x in vault.positionOf(account_id, m))
+            state.funding[m] = int(vault.fundingOf(account_id, m)[1])
     for j in range(MAX_LISTED):
         if collaterals >> j & 1:
             state.collateral[j] = int(vault.collateralOf(account_id, j))
@@ -51,3 +54,13 @@ def read_standard_rates(params: Any, layout: Layout) -> list[int]:
 
 def read_margin_config(params: Any) -> MarginConfig:
     return MarginConfig.from_chain(params.marginConfig())
+
+
+def read_funding_word(params: Any) -> FundingWord:
+    return FundingWord.decode(int(params.fundingWord()))
+
+
+def read_market_funding(vault: Any, market: int) -> MarketFunding:
+    """A market's funding state advanced to the block of the call (``marketFunding``; its carry included)."""
+    m = vault.marketFunding(market)
+    return MarketFunding(int(m[0]), int(m[1]), int(m[5]), int(m[2]), int(m[3]), int(m[6]))

@@ -160,8 +160,8 @@ def bound_errors(spec: RiskSpec) -> list[str]:
             errs.append(f"discounts[{j}] = {d} exceeds haircuts[{j}] = {spec.haircuts.get(j)}")
     for m, mk in spec.markets.items():
         check(f"markets[{m}].standard_mmr_bps", mk.standard_mmr_bps, 10, 10_000)
-        check(f"markets[{m}].max_open_interest", mk.max_open_interest, 0, 2**112 - 1)
-        check(f"markets[{m}].max_position_size", mk.max_position_size, 0, 2**112 - 1)
+        check(f"markets[{m}].max_open_interest", mk.max_open_interest, 0, 2**95 - 1)
+        check(f"markets[{m}].max_position_size", mk.max_position_size, 0, 2**95 - 1)
     lq = spec.liquidation
     check("liquidation.close_factor_bps", lq.close_factor_bps, 1000, 10_000)
     check("liquidation.penalty_bps", lq.penalty_bps, 0, 2000)

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {CrossMarginVault} from "../../contracts/CrossMarginVault.sol";
+import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {OracleRouter} from "../../contracts/OracleRouter.sol";
 import {RiskParameters} from "../../contracts/RiskParameters.sol";
 import {TestToken, ChainlinkFeed} from "../../contracts/test/TestTokens.sol";
@@ -16,7 +17,7 @@ struct Protocol {
     ChainlinkFeed[5] feeds; // by asset
     OracleRouter oracle;
     RiskParameters params;
-    CrossMarginVault vault;
+    ICrossMarginVault vault;
     TestVenue venue;
     LiquidationLooper looper;
 }
@@ -41,7 +42,7 @@ library Deploy {
         p.params = new RiskParameters(address(this));
         p.params.grantRole(p.params.RISK_ADMIN_ROLE(), address(this));
         p.params.grantRole(p.params.GUARDIAN_ROLE(), address(this));
-        p.vault = new CrossMarginVault(p.params, p.oracle, p.usdc);
+        p.vault = ICrossMarginVault(address(new CrossMarginVault(p.params, p.oracle, p.usdc)));
         p.params.setVault(address(p.vault));
         for (uint256 k; k < Env.COLLATERALS; ++k) {
             p.vault.listCollateral(address(p.tokens[k]), k);

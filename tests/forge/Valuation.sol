@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {CrossMarginVault} from "../../contracts/CrossMarginVault.sol";
+import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env} from "./Env.sol";
 
@@ -11,7 +11,7 @@ import {Env} from "./Env.sol";
 ///         on the oracle's state or the risk parameters, only on what it holds.
 abstract contract Valuation {
     Protocol internal p;
-    CrossMarginVault internal vault;
+    ICrossMarginVault internal vault;
     uint256 internal fund;
 
     /// @notice Every tracked account but the fund (honest, attacker, looper and keeper accounts).

@@ -575,7 +575,7 @@ def test_liquidate_bad_debt_covered_by_fund(protocol, long_btc, mirror, keeper, 
     ev = tx.events["Liquidated"]
     assert (ev["taken"], ev["penalty"], ev["keeperReward"]) == (48_000 * WAD, 0, 0)
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 2_000 * WAD, "socialised": 0,
+        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 2_000 * WAD, "deleveraged": 0, "socialised": 0,
     }
     assert "SettlementIndexUpdated" not in tx.events
     assert vault.settlementOf(long_btc.id) == 0
@@ -661,7 +661,7 @@ def socialised(protocol, book, long_btc, make_trader, fund, deployer, keeper, mo
 def test_liquidate_bad_debt_beyond_fund_socialised_through_index(protocol, socialised, book, long_btc, keeper):
     vault, tx = protocol.vault, socialised.tx
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 0, "socialised": 2_000 * WAD,
+        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 0, "deleveraged": 0, "socialised": 2_000 * WAD,
     }
     assert (tx.events["Liquidated"]["penalty"], tx.events["Liquidated"]["keeperReward"]) == (0, 0)
     lost = socialised.shares - usd_of_shares(socialised.shares, socialised.index1)  # rounded against the holders
@@ -761,7 +761,7 @@ def test_bad_debt_beyond_every_claim_recorded(beyond_every_claim):
     b = beyond_every_claim
     vault, tx = b.w.vault, b.tx
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": tx.events["Liquidated"]["account"], "debt": 10_000 * WAD, "coveredByFund": 0,
+        "account": tx.events["Liquidated"]["account"], "debt": 10_000 * WAD, "coveredByFund": 0, "deleveraged": 0,
         "socialised": 10_000 * WAD,
     }
     assert dict(tx.events["SettlementIndexUpdated"]) == {"index": WAD, "totalShares": 0, "socialised": 1_000 * WAD}

@@ -14,6 +14,7 @@ from brownie.exceptions import VirtualMachineError
 from offchain.margin.defaults import DEFAULT_SPEC
 from offchain.margin.exact import MarginConfig, pair_index, u16
 from offchain.margin.params import apply_spec
+from scripts.deploy import vault_at
 from tests.conftest import NOW, b32, err, reverts_at
 
 WAD = 10**18
@@ -723,9 +724,9 @@ def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed
 # ---------------------------------------------------------------------------------------------- published words
 def published(pointer) -> MarginConfig:
     """Decode the data contract at `pointer`: one STOP byte, then abi.encode(MarginConfig) with uint256[8] stress,
-    then the LIQUIDATION and DISCOUNT words (`published_liquidation`)."""
+    then the LIQUIDATION, DISCOUNT and FUNDING words (`published_liquidation`)."""
     code = bytes(web3.eth.get_code(pointer))
-    assert code[0] == 0 and len(code) == 1 + 14 * 32
+    assert code[0] == 0 and len(code) == 1 + 15 * 32
     g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:1 + 12 * 32])
     return MarginConfig(g, c0, c1, h, tuple(stress))
 
@@ -733,8 +734,8 @@ def published(pointer) -> MarginConfig:
 def published_liquidation(pointer) -> tuple[int, int]:
     """The LIQUIDATION and DISCOUNT words after the margin words of the data contract at `pointer`."""
     code = bytes(web3.eth.get_code(pointer))
-    assert len(code) == 1 + 14 * 32
-    return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:]))
+    assert len(code) == 1 + 15 * 32
+    return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:1 + 14 * 32]))
 
 
 @pytest.fixture
@@ -743,7 +744,7 @@ def sink(params, roles):
     tx = {"from": roles.admin}
     usdc = TestToken.deploy("USD Coin", "USDC", 6, tx)
     oracle = OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx)
-    vault = CrossMarginVault.deploy(params, oracle, usdc, tx)
+    vault = vault_at(CrossMarginVault.deploy(params, oracle, usdc, tx).address)
     params.setVault(vault, tx)
     return vault
 
@@ -775,8 +776,8 @@ def test_liquidation_setter_publishes_words_to_vault(params, roles, sink, fn, ar
 def test_set_vault_pushes_control_word(params, roles):
     """A CONTROL change before the vault is set is not lost: setVault pushes the current word."""
     tx = {"from": roles.admin}
-    vault = CrossMarginVault.deploy(params, OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx),
-                                    TestToken.deploy("USD Coin", "USDC", 6, tx), tx)
+    vault = vault_at(CrossMarginVault.deploy(params, OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx),
+                                             TestToken.deploy("USD Coin", "USDC", 6, tx), tx).address)
     assert vault.controlWord() == params.control()
     params.setPause(1, {"from": roles.guardian})
     params.setPriceBand(150, tx)

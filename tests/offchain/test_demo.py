@@ -12,12 +12,13 @@ import sys
 
 import pytest
 import requests
-from brownie import CrossMarginVault, accounts
+from brownie import accounts
 from eth_utils import event_abi_to_log_topic
 from web3 import HTTPProvider, Web3
 
 from offchain.population import KINDS
 from scripts.demo import ManualMining, Options, run
+from scripts.deploy import vault_at
 
 from .conftest import ROOT
 from .rpc_proxy import RpcProxy
@@ -42,7 +43,7 @@ def test_crash_demo_liquidates_every_breach(deployer, tmp_path):
 
     # what the chain says happened
     info = json.loads((tmp_path / "1337.json").read_text())
-    vault = CrossMarginVault.at(info["CrossMarginVault"])
+    vault = vault_at(info["CrossMarginVault"])
     events = vault.events.get_sequence(info["startBlock"], summary["final_block"], "Liquidated")
     liquidated = {e["args"]["account"] for e in events}
     assert summary["missed_liquidations"] == 0 and summary["missed_accounts"] == []

@@ -142,9 +142,9 @@ def _topic(signature: str) -> str:
 
 
 T_LIQUIDATED = _topic("Liquidated(uint256,address,uint256,uint256,uint256,int256,int256)")
-T_WRITE_OFF = _topic("BadDebtWrittenOff(uint256,uint256,uint256,uint256)")
+T_WRITE_OFF = _topic("BadDebtWrittenOff(uint256,uint256,uint256,uint256,uint256)")
 T_INDEX = _topic("SettlementIndexUpdated(uint256,uint256,uint256)")
-T_TOUCH = {_topic("PositionUpdated(uint256,uint256,int256,int256)"),
+T_TOUCH = {_topic("PositionUpdated(uint256,uint256,int256,int256,int256)"),
            _topic("CollateralUpdated(uint256,address,uint256)"), _topic("SettlementUpdated(uint256,int256)")}
 
 traders = st.integers(0, OWNERS * SUBS - 1)

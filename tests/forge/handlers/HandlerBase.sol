@@ -2,7 +2,6 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {CrossMarginVault} from "../../../contracts/CrossMarginVault.sol";
 import {ICrossMarginVault} from "../../../contracts/interfaces/ICrossMarginVault.sol";
 import {TestToken} from "../../../contracts/test/TestTokens.sol";
 import {Protocol} from "../Deploy.sol";
@@ -14,7 +13,7 @@ import {Ledger} from "../Ledger.sol";
 ///         reverts the whole action (the fuzzer counts it; nothing is recorded).
 abstract contract HandlerBase {
     Ledger public immutable ledger;
-    CrossMarginVault internal immutable vault;
+    ICrossMarginVault internal immutable vault;
     Protocol internal p;
 
     /// @dev Token ids: collateral ids 0..4, and 5 for the settlement token (USDC).
