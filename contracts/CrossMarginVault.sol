@@ -145,7 +145,7 @@ contract CrossMarginVault is VaultBase {
 
     function _settle(Fill memory t) internal {
         uint256 control = _pool;
-        uint256 mword = riskParams.marketWord(t.market);
+        uint256 mword = _marketWord(t.market);
         Ctx memory ctx = _tradeCtx(t.buyer, t.seller, t.market, t.price, control);
         uint256 asset = _marketAssetOf(ctx.layout, t.market);
         uint256 oraclePrice = ctx.prices[asset];
@@ -678,7 +678,7 @@ contract CrossMarginVault is VaultBase {
                 _positions[account][market].size, ctx.prices[_marketAssetOf(ctx.layout, market)]
             );
             d.standard += Math.mulDiv(
-                PortfolioMargin.abs(value), riskParams.marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
+                PortfolioMargin.abs(value), _marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
             );
         }
     }

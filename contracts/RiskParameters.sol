@@ -35,7 +35,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
     /// @notice Time from which a queued change may be applied (0: none queued).
     mapping(bytes32 id => uint256) public readyAt;
     /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)` followed by the LIQUIDATION,
-    ///         DISCOUNT and FUNDING words: the words a margin check or a liquidation needs, read in one EXTCODECOPY instead of one
+    ///         DISCOUNT and FUNDING words and the 16 MARKET words: the words a margin check or a liquidation needs, read in one EXTCODECOPY instead of one
     ///         cold SLOAD each. Re-published after every change to those words.
     address public marginConfigPointer;
     /// @notice The vault told about each new pointer (set once by the admin).
@@ -67,7 +67,11 @@ contract RiskParameters is IRiskParameters, AccessControl {
         cfg.corr1 = _corr[1];
         cfg.haircuts = _haircuts;
         cfg.stress = _stress;
-        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg), _liquidation, _discounts, _funding);
+        uint256[16] memory markets;
+        for (uint256 m; m < RiskConfig.MAX_MARKETS; ++m) {
+            markets[m] = _markets[m];
+        }
+        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg), _liquidation, _discounts, _funding, markets);
         // init code: PUSH4 len, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the runtime bytes
         bytes memory init = abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
         address pointer;
@@ -291,6 +295,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         m = standardMmrBps | (maxOpenInterest << 16) | (maxPositionSize << 128);
         _markets[marketId] = m;
         emit ParameterUpdated("market", marketId, m);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters

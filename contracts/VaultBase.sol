@@ -113,7 +113,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     address public marginConfigPointer;
     /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
     ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION,
-    ///      DISCOUNT and FUNDING words) followed by the listing word `_layout`. Re-created whenever either changes.
+    ///      DISCOUNT and FUNDING words, the 16 MARKET words) followed by the listing word `_layout`. Re-created whenever either changes.
     address internal _snapshot;
 
     // ================================================================ guards
@@ -142,8 +142,9 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         fm = Funding.Market(st.longIndex, st.shortIndex, st.updatedAt, st.premium, st.weight, st.carry);
         // slither-disable-next-line incorrect-equality (advanced this second already: nothing to add)
         if (st.updatedAt == block.timestamp) return (fm, 0);
-        uint256 oi = st.weight != 0 ? _books[market].openInterest : 0; // the depth matters only with a premium
-        rate = Funding.advance(fm, block.timestamp, ctx.funding, oi, price, ctx.cfg.global.riskWeight(asset));
+        // the depth (from the open-interest cap) matters only with a premium
+        uint256 cap = st.weight != 0 ? _marketWord(market).maxOpenInterest() : 0;
+        rate = Funding.advance(fm, block.timestamp, ctx.funding, cap, price, ctx.cfg.global.riskWeight(asset));
     }
 
     function _storeMarket(uint256 market, Funding.Market memory fm, int256 rate) internal {
@@ -239,7 +240,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         address snapshot = _snapshot;
         RiskConfig.readMarginConfig(snapshot, ctx.cfg);
         assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 481, 32) // the listing word, after the STOP byte and 15 parameter words
+            extcodecopy(snapshot, ctx, 993, 32) // the listing word, after the STOP byte and 31 parameter words
             extcodecopy(snapshot, add(ctx, 0x20), 449, 32) // the FUNDING word
         }
     }
@@ -266,19 +267,28 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         }
     }
 
+    /// @dev The MARKET word of `market` (< 16), from `_snapshot` (no call to RiskParameters).
+    function _marketWord(uint256 market) internal view returns (uint256 word) {
+        address snapshot = _snapshot;
+        assembly ("memory-safe") {
+            extcodecopy(snapshot, 0, add(481, mul(32, market)), 32) // scratch space
+            word := mload(0)
+        }
+    }
+
     /// @dev Re-creates `_snapshot` from the code of `marginConfigPointer` and the listing word `layout`.
     function _publishSnapshot(uint256 layout) internal {
         address source = marginConfigPointer;
         address snapshot;
         assembly ("memory-safe") {
             let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 513 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
-            // then the runtime: the source's STOP byte, 12 margin words and the LIQUIDATION, DISCOUNT and FUNDING
-            // words (480 bytes), and the listing word
-            mstore(m, shl(160, 0x61020180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 481)
-            mstore(add(m, 493), layout)
-            snapshot := create(0, m, 525)
+            // init code, 12 bytes: PUSH2 1025 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
+            // then the runtime: the source's STOP byte, 12 margin words, the LIQUIDATION, DISCOUNT and FUNDING words
+            // and 16 MARKET words (992 bytes), and the listing word
+            mstore(m, shl(160, 0x61040180600c6000396000f3))
+            extcodecopy(source, add(m, 12), 0, 993)
+            mstore(add(m, 1005), layout)
+            snapshot := create(0, m, 1037)
         }
         if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
         _snapshot = snapshot;

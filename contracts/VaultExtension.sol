@@ -144,7 +144,7 @@ contract VaultExtension is VaultBase {
         rate = ctx.funding.fundingWindow() == 0
             ? int256(0)
             : Funding.rate(
-                fm.premium, fm.weight, Funding.depthOf(_books[market].openInterest, price, ctx.funding), ctx.funding,
+                fm.premium, fm.weight, Funding.depthOf(_marketWord(market).maxOpenInterest(), price, ctx.funding), ctx.funding,
                 ctx.cfg.global.riskWeight(asset)
             );
         out = MarketFunding(fm.longIndex, fm.shortIndex, fm.premium, fm.weight, rate, fm.updatedAt, fm.carry);

@@ -55,7 +55,7 @@ from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, episode  # noqa: E402
 from offchain.margin.exact import account_margin, standard_requirement  # noqa: E402
-from offchain.margin.snapshot import read_prices  # noqa: E402
+from offchain.margin.snapshot import read_markets, read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
 
@@ -263,7 +263,7 @@ class Monitor:
         self.prices: list[int] = []
         self.last = runtime.rpc.head()  # liquidations are counted over every block after this one, whoever mined it
         # the listing and the margin words do not change during the crash: read once, then only the prices
-        self.layout, _, self.cfg = runtime.indexer.market_view(runtime.rpc.head())
+        self.layout, _, self.cfg, _ = runtime.indexer.market_view(runtime.rpc.head())
 
     def observe(self, block: int) -> tuple[int, int, float]:
         """Index up to ``block``; returns (accounts below MM, liquidations since the last observation, fund equity
@@ -271,7 +271,9 @@ class Monitor:
         a block the demo did not mine itself (a node that mined on its own) is counted too."""
         self.rt.indexer.sync(block)
         layout, cfg = self.layout, self.cfg
-        prices = read_prices(self.rt.chain.at(block).oracle, layout)
+        at = self.rt.chain.at(block)
+        prices = read_prices(at.oracle, layout)
+        markets = read_markets(at.vault, layout, prices)
         states = self.rt.indexer.states(self.traders + [self.fund])
         liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block > ? AND block <= ?",
                                                 (self.last, block)).fetchall()
@@ -280,7 +282,7 @@ class Monitor:
         below = 0
         for acct in self.traders:
             st = states.get(acct)
-            m = account_margin(st, layout, prices, cfg) if st is not None else None
+            m = account_margin(st, layout, prices, cfg, markets) if st is not None else None
             under = m is not None and m.liquidatable
             if acct in liquidated_now:
                 self.liquidated.add(acct)
@@ -293,7 +295,7 @@ class Monitor:
             elif acct in self.breach:
                 self.breach.pop(acct)
                 self.recovered += 1
-        fund = account_margin(states[self.fund], layout, prices, cfg).equity if self.fund in states else 0
+        fund = account_margin(states[self.fund], layout, prices, cfg, markets).equity if self.fund in states else 0
         self.fund_positions = states[self.fund].positions if self.fund in states else {}
         self.prices = prices
         return below, len(liq_rows), fund / WAD
@@ -338,7 +340,7 @@ def push_prices(d: Any, web3: Any, sender: str, usd: list[float], base: int) -> 
 
 def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> dict[str, dict[str, float]]:
     """Portfolio MM against the standard per-position requirement, summed per book kind (USD)."""
-    layout, prices, cfg = rt.indexer.market_view(block)
+    layout, prices, cfg, markets = rt.indexer.market_view(block)
     states = rt.indexer.states(ids)
     rates = [DEFAULT_SPEC.markets[m].standard_mmr_bps for m in range(len(layout.market_asset))]
     out: dict[str, dict[str, float]] = {k: {"accounts": 0, "portfolio_mm": 0.0, "standard_mm": 0.0} for k in KINDS}
@@ -346,7 +348,7 @@ def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> d
         st = states[acct]
         row = out[b.kind]
         row["accounts"] += 1
-        row["portfolio_mm"] += account_margin(st, layout, prices, cfg).maintenance / WAD
+        row["portfolio_mm"] += account_margin(st, layout, prices, cfg, markets).maintenance / WAD
         row["standard_mm"] += standard_requirement(st, layout, prices, rates) / WAD
     for row in out.values():
         row["saved_pct"] = 100 * (1 - row["portfolio_mm"] / row["standard_mm"]) if row["standard_mm"] else 0.0

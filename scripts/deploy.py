@@ -192,12 +192,25 @@ class Deployment:
         }
 
 
-def vault_at(address: str) -> Any:
-    """The vault at ``address`` with its whole ABI: its own functions and those of VaultExtension, which it runs by
-    DELEGATECALL from its fallback (``CrossMarginVault.at`` would know only the first)."""
-    from brownie import Contract, CrossMarginVault, VaultExtension
+def complete_vault_abi() -> None:
+    """Give Brownie's ``CrossMarginVault`` container the vault's whole ABI: its own functions and those of
+    VaultExtension, which it runs by DELEGATECALL from its fallback. Every handle made afterwards (``deploy``, ``at``)
+    calls, decodes and reports reverts for both; idempotent."""
+    from brownie import CrossMarginVault, VaultExtension
 
-    return Contract.from_abi("CrossMarginVault", address, merge_abis(CrossMarginVault.abi, VaultExtension.abi))
+    if len(merge_abis(CrossMarginVault.abi, VaultExtension.abi)) == len(CrossMarginVault.abi):
+        return
+    CrossMarginVault._build["abi"] = merge_abis(CrossMarginVault.abi, VaultExtension.abi)
+    for table in ("selectors", "signatures", "topics"):
+        getattr(CrossMarginVault, table).update(getattr(VaultExtension, table))
+
+
+def vault_at(address: str) -> Any:
+    """The vault at ``address`` with its whole ABI (:func:`complete_vault_abi`)."""
+    from brownie import CrossMarginVault
+
+    complete_vault_abi()
+    return CrossMarginVault.at(address)
 
 
 def set_price(feed: Any, usd: float | int, sender: Any) -> None:
@@ -269,7 +282,8 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
         role_id = getattr(params, role)()
         once(f"params.grant:{role}", lambda r=role_id: params.grantRole(r, deployer, tx),
              lambda r=role_id: params.hasRole(r, deployer))
-    vault = vault_at(contract("CrossMarginVault", CrossMarginVault, params, oracle, usdc).address)
+    complete_vault_abi()
+    vault = contract("CrossMarginVault", CrossMarginVault, params, oracle, usdc)
     once("params.setVault", lambda: params.setVault(vault, tx))
     for cid, (token, (symbol, _, asset, _)) in enumerate(zip(tokens, LOCAL_COLLATERALS)):
         once(f"vault.listCollateral:{symbol}", lambda t=token, a=asset: vault.listCollateral(t, a, tx),

@@ -186,14 +186,14 @@ interface IVaultTypes {
 ///         to +-min(maxRate, clamp * riskWeight of the asset) per hour (the FUNDING word). The premium is the
 ///         fee-weighted mean of the fills' premiums (fill price - oracle) / oracle, each capped at +-premiumCap; w is
 ///         the fee mass behind it, decayed by 1 / (1 + x + x^2/2) with x = elapsed / window; depth = premiumDepth *
-///         open interest * oracle price. Over an interval the rate at its end applies (the weight only decays in
+///         the market's open-interest cap (its MARKET word) * oracle price. Over an interval the rate at its end applies (the weight only decays in
 ///         between, so it is the lowest rate of the interval).
 ///           Why fees and depth. A venue's fills are signed by the two parties, so one owner can fill itself at any
 ///         price in the band: a premium of notional-weighted fills could be set for the price of gas. Weighing by the
 ///         fees paid (which go to the insurance fund) makes moving the premium cost money: fees F move the premium by
 ///         at most 2 * premiumCap * F / depth for a time that integrates to pi/2 * window, which earns a position of
 ///         notional Q at most Q * 2 * premiumCap * F / depth * pi/2 * window / period. With Q at most the open
-///         interest's notional, RiskParameters' bound depth * period >= 6.4 * premiumCap * window makes that less
+///         interest cap's notional, RiskParameters' bound depth * period >= 6.4 * premiumCap * window makes that less
 ///         than F: moving the rate never pays (docs/SECURITY.md, "Funding manipulation"). Weights follow dYdX v4
 ///         (premium sampled over a window, paid over a period, clamped by margin rates), Binance (premium index plus
 ///         interest, clamped) and Drift v2 (a cumulative index per market, with its own index per side so losses can

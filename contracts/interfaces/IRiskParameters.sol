@@ -27,8 +27,8 @@ pragma solidity 0.8.28;
 ///           and [128,240) max position size, both uint112 base units 1e18.
 ///         FUNDING word (every market; all zero: no funding and no deleveraging): [0,32) premium window W (seconds),
 ///           [32,64) funding period P (seconds: a premium p is paid over P, i.e. p / P per second), [64,80) premium cap
-///           c (bps of price: a fill's premium counts at most +-c), [80,96) premium depth (bps of the market's
-///           open-interest notional, in fee USD), [96,112) max rate (millionths of notional per hour), [112,128) clamp
+///           c (bps of price: a fill's premium counts at most +-c), [80,96) premium depth (bps of the notional of
+///           the market's open-interest cap, in fee USD), [96,112) max rate (millionths of notional per hour), [112,128) clamp
 ///           (bps of the asset's risk weight, per hour), [128,144) interest (int16, millionths per hour, longs pay
 ///           when positive), [144,160) deleveraging share (bps of the opposite side's maintenance margin one write-off
 ///           may charge it). The rule is in ICrossMarginVault ("Funding", "Deleveraging").
@@ -73,7 +73,8 @@ interface IRiskParameters {
     event PauseSet(uint256 flags);
 
     /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
-    ///         `abi.encode(MarginConfig)`, 384 bytes, then the LIQUIDATION, DISCOUNT and FUNDING words) re-created on every
+    ///         `abi.encode(MarginConfig)`, 384 bytes, then the LIQUIDATION, DISCOUNT and FUNDING words and the 16 MARKET
+    ///         words) re-created on every
     ///         change and pushed to the vault, which reads them with one cold account access instead of a cold SLOAD
     ///         per word.
     function marginConfig() external view returns (MarginConfig memory);

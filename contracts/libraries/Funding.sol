@@ -34,8 +34,8 @@ library Funding {
     ///         market often never keeps a premium alive longer, and the weight left after a fill integrates over
     ///         all later time to at most pi/2 * window * weight.
     function decay(uint256 weight, uint256 dt, uint256 window) internal pure returns (uint256) {
-        uint256 x = dt * 1e18 / window;
-        return Math.mulDiv(weight, 1e18, 1e18 + x + x * x / 2e18);
+        uint256 x = dt * 1e18 / window; // dt < 2^32, window >= 60: x < 2^88, x * x < 2^176
+        return weight * 1e18 / (1e18 + x + x * x / 2e18); // weight < 2^40
     }
 
     /// @notice The funding rate per second (1e18), longs paying when positive: premium * weight / (weight + depth)
@@ -57,15 +57,17 @@ library Funding {
         else if (r < -cap) r = -cap;
     }
 
-    /// @notice The premium depth, in weight units, of a market with `openInterest` (base 1e18) at `price`.
-    function depthOf(uint256 openInterest, uint256 price, uint256 word) internal pure returns (uint256) {
-        return Math.mulDiv(openInterest, price * word.premiumDepth(), 1e36);
+    /// @notice The premium depth, in weight units, of a market with open-interest cap `maxOpenInterest` (base 1e18)
+    ///         at `price`: the cap, not the open interest of the moment, so a view needs no storage read for it and
+    ///         the bound holds for any position (a side never exceeds the cap).
+    function depthOf(uint256 maxOpenInterest, uint256 price, uint256 word) internal pure returns (uint256) {
+        return maxOpenInterest * price * word.premiumDepth() / 1e36; // < 2^96 * 2^128 * 2^16
     }
 
     /// @notice Advances `m` to `nowTs`: the weight decays over the interval and the rate at its end (the lowest over
     ///         the interval) applies to all of it; both indices move by rate * dt * price. Returns the rate applied.
     ///         The first touch of a market only starts its clock; with funding off (a zero window) nothing accrues.
-    function advance(Market memory m, uint256 nowTs, uint256 word, uint256 openInterest, uint256 price, uint256 rw)
+    function advance(Market memory m, uint256 nowTs, uint256 word, uint256 maxOpenInterest, uint256 price, uint256 rw)
         internal
         pure
         returns (int256 r)
@@ -82,10 +84,10 @@ library Funding {
             return 0;
         }
         m.weight = decay(m.weight, dt, window);
-        r = rate(m.premium, m.weight, depthOf(openInterest, price, word), word, rw);
+        r = rate(m.premium, m.weight, depthOf(maxOpenInterest, price, word), word, rw);
         // slither-disable-next-line incorrect-equality (a zero rate moves nothing)
         if (r == 0) return 0;
-        uint256 magnitude = Math.mulDiv(uint256(r > 0 ? r : -r) * dt, price, 1e18);
+        uint256 magnitude = uint256(r > 0 ? r : -r) * dt * price / 1e18; // |r| < 2^60, dt < 2^32, price < 2^128
         int256 total = (r > 0 ? int256(magnitude) : -int256(magnitude)) + int256(m.carry);
         int256 q = PortfolioMargin.floorDiv(total, INDEX_UNIT);
         m.carry = uint256(total - q * INDEX_UNIT);

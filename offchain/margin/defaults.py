@@ -6,7 +6,7 @@ them with estimates from data.
 """
 from __future__ import annotations
 
-from .params import LiquidationParams, MarketRisk, RiskSpec, StressVector
+from .params import FundingParams, LiquidationParams, MarketRisk, RiskSpec, StressVector
 
 WAD = 10**18
 ASSETS = ("BTC", "ETH", "SOL", "LINK")
@@ -55,3 +55,10 @@ DEFAULT_SPEC = RiskSpec(
     price_band_bps=200,
     loosen_delay=0,
 )
+
+# The funding and deleveraging parameters a deployment starts from (RiskSpec.funding): a premium window of an hour
+# paid over 8 hours, fills' premiums capped at 20 bps with a depth of 20 bps of the open-interest notional (16 is the
+# least that makes moving the premium cost more than it earns), rates capped at 0.1% per hour, no interest term,
+# and deleveraging that may charge the opposite side up to half of its maintenance margin.
+FUNDING_DEFAULT = FundingParams(window=3600, period=8 * 3600, premium_cap_bps=20, depth_bps=20, max_rate_per_hour=1000,
+                                clamp_bps=1000, interest_per_hour=0, adl_share_bps=5000)

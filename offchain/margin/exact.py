@@ -18,6 +18,7 @@ MAX_EXPOSURE = 2**110  # PortfolioMargin.MAX_EXPOSURE: the range the on-chain ar
 RHO4_ONE = 40_000
 MAX_ASSETS = 8
 MAX_COLLATERALS = 16
+MAX_MARKETS = 16
 INT256_MIN = -(2**255)
 INT256_MAX = 2**255 - 1
 
@@ -220,7 +221,8 @@ class AccountState:
     def canonical(self) -> tuple:
         """A comparable form: zero entries dropped, keys sorted (equal iff the vault would store the same)."""
         return (self.settlement, sorted((m, p) for m, p in self.positions.items() if p[0] != 0),
-                sorted((c, b) for c, b in self.collateral.items() if b != 0))
+                sorted((c, b) for c, b in self.collateral.items() if b != 0),
+                sorted((m, self.funding.get(m, 0)) for m, p in self.positions.items() if p[0] != 0))
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,19 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
         delta[asset] += value
         gross[asset] += value
     return equity, delta, gross
+
+
+def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) -> AccountState:
+    """The account as the vault would store it if every position were settled now: its accrued funding moved into
+    the settlement balance and each position storing its side's current index. Equity and margin are unchanged, so
+    a liquidation can be planned (and the analytics run) on balances alone."""
+    if not markets:
+        return state
+    owed = sum(accrued(size, state.funding.get(m, 0), markets[m]) for m, (size, _) in state.positions.items()
+               if size and m in markets)
+    funding = {m: markets[m].index(size) if m in markets else state.funding.get(m, 0)
+               for m, (size, _) in state.positions.items() if size}
+    return AccountState(state.settlement + owed, dict(state.positions), dict(state.collateral), funding)
 
 
 def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,

@@ -64,8 +64,9 @@ def decay(weight: int, dt: int, window: int) -> int:
     return weight * 10**18 // (10**18 + x + x * x // (2 * 10**18))
 
 
-def depth_of(open_interest: int, price: int, w: FundingWord) -> int:
-    return open_interest * (price * w.depth_bps) // 10**36
+def depth_of(max_open_interest: int, price: int, w: FundingWord) -> int:
+    """The premium depth (weight units) of a market with open-interest cap ``max_open_interest`` at ``price``."""
+    return max_open_interest * price * w.depth_bps // 10**36
 
 
 def rate(premium: int, weight: int, depth: int, w: FundingWord, risk_weight_bps: int) -> int:
@@ -78,7 +79,7 @@ def rate(premium: int, weight: int, depth: int, w: FundingWord, risk_weight_bps:
     return max(-cap, min(cap, r))
 
 
-def advance(m: MarketFunding, now: int, w: FundingWord, open_interest: int, price: int,
+def advance(m: MarketFunding, now: int, w: FundingWord, max_open_interest: int, price: int,
             risk_weight_bps: int) -> tuple[MarketFunding, int]:
     """``m`` advanced to ``now`` and the rate applied (``Funding.advance``)."""
     dt = now - m.updated_at
@@ -87,7 +88,7 @@ def advance(m: MarketFunding, now: int, w: FundingWord, open_interest: int, pric
     if not w.on or m.updated_at == 0:
         return (replace(m, updated_at=now, premium=0, weight=0) if not w.on else replace(m, updated_at=now)), 0
     weight = decay(m.weight, dt, w.window)
-    r = rate(m.premium, weight, depth_of(open_interest, price, w), w, risk_weight_bps)
+    r = rate(m.premium, weight, depth_of(max_open_interest, price, w), w, risk_weight_bps)
     m = replace(m, updated_at=now, weight=weight)
     if r == 0:
         return m, 0

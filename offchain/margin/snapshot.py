@@ -5,12 +5,22 @@ them without blocks being mined in between) when the values must be consistent w
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .exact import AccountState, Layout, MarginConfig
 from .funding import FundingWord, MarketFunding
 
 MAX_LISTED = 16  # markets and collaterals a vault can list
+
+
+class MarketView(NamedTuple):
+    """What every account's margin at one block depends on besides the account: the listing, oracle prices, the
+    margin words and each market's funding state advanced to that block."""
+
+    layout: Layout
+    prices: list[int]
+    cfg: MarginConfig
+    markets: dict[int, MarketFunding]
 
 
 def read_account_state(vault: Any, account_id: int) -> AccountState:
@@ -64,3 +74,9 @@ def read_market_funding(vault: Any, market: int) -> MarketFunding:
     """A market's funding state advanced to the block of the call (``marketFunding``; its carry included)."""
     m = vault.marketFunding(market)
     return MarketFunding(int(m[0]), int(m[1]), int(m[5]), int(m[2]), int(m[3]), int(m[6]))
+
+
+def read_markets(vault: Any, layout: Layout, prices: list[int]) -> dict[int, MarketFunding]:
+    """Every listed market's funding state advanced to the block of the calls, but for markets whose asset has no
+    valid price in ``prices`` (``read_prices`` at the same block): no position on them can be valued either."""
+    return {m: read_market_funding(vault, m) for m, asset in enumerate(layout.market_asset) if prices[asset]}

@@ -30,14 +30,14 @@ def test_mirror_equals_lens_to_the_wei_on_500_random_accounts(book, settings_for
     rt = open_runtime(settings_for("mirror"))
     res = rt.indexer.sync()
     assert set(ids) <= set(rt.indexer.accounts())
-    layout, prices, cfg = rt.indexer.market_view(res.head)
+    layout, prices, cfg, markets = rt.indexer.market_view(res.head)
     states = rt.indexer.states(ids)
     rows = []
     for i in range(0, len(ids), 100):
         rows += rt.chain.call("AccountLens", "healthOf", ids[i:i + 100], block=res.head)
     liquidatable = 0
     for a, row in zip(ids, rows):
-        m = account_margin(states[a], layout, prices, cfg)
+        m = account_margin(states[a], layout, prices, cfg, markets)
         account, equity, _funding, maintenance, initial, _standard, delta = row
         assert (account, equity, maintenance, initial) == (a, m.equity, m.maintenance, m.initial), hex(a)
         assert list(delta) == list(m.delta), hex(a)
