@@ -158,8 +158,7 @@ contract CrossMarginVault is VaultBase {
         _updateBook(t.market, b.longChange + s.longChange, b.fundingPaid + s.fundingPaid, mword);
         uint256 fees = t.buyerFee + t.sellerFee;
         if (fees != 0) _creditFund(int256(fees));
-        Funding.addFill(fm, t.price, oraclePrice, fees, ctx.funding);
-        _storeMarket(t.market, fm, rate);
+        _afterFill(t.market, fm, rate, t.price, oraclePrice, fees, ctx.funding);
         emit Trade(t.buyer, t.seller, t.market, t.size, t.price, fees);
         _requireSide(b, t.market, t.price <= oraclePrice, ctx);
         _requireSide(s, t.market, t.price >= oraclePrice, ctx);
@@ -292,15 +291,43 @@ contract CrossMarginVault is VaultBase {
         _books[market] = Book(oi.toUint128(), (int256(book.fundingBalance) + fundingPaid).toInt128());
     }
 
-    /// @dev Advances `market` to now and stores it (when it moved).
+    /// @dev Advances `market` to now; stores it when its indices (or carry) moved or on its first touch. Not storing
+    ///      is not touching: the next advance covers the whole interval from the stored state.
     function _touchMarket(uint256 market, uint256 price, uint256 asset, Ctx memory ctx)
         internal
         returns (Funding.Market memory fm)
     {
-        uint256 before = _marketStates[market].updatedAt;
+        uint256 packed = _marketStates[market];
+        if (Funding.still(packed, ctx.funding, block.timestamp) && uint32(packed >> 128) != 0) {
+            return Funding.unpack(packed); // nothing moves: nothing to compute or store
+        }
         int256 rate;
         (fm, rate) = _marketNow(market, price, asset, ctx);
-        if (fm.updatedAt != before) _storeMarket(market, fm, rate);
+        if (_moved(packed, fm)) _storeMarket(market, fm, rate);
+    }
+
+    /// @dev Adds a fill to the market's premium (`fm` advanced to now, not yet stored) and stores the market when
+    ///      the fill added weight or the advance moved it.
+    function _afterFill(
+        uint256 market,
+        Funding.Market memory fm,
+        int256 rate,
+        uint256 price,
+        uint256 oraclePrice,
+        uint256 fees,
+        uint256 word
+    ) internal {
+        uint256 weight = fm.weight;
+        Funding.addFill(fm, price, oraclePrice, fees, word);
+        if (fm.weight != weight || _moved(_marketStates[market], fm)) _storeMarket(market, fm, rate);
+    }
+
+    /// @dev True when `fm` (advanced from the packed state `before`) must be stored: an index or the carry changed,
+    ///      or it is the market's first touch (its clock starts).
+    function _moved(uint256 before, Funding.Market memory fm) internal pure returns (bool) {
+        Funding.Market memory old = Funding.unpack(before);
+        return fm.longIndex != old.longIndex || fm.shortIndex != old.shortIndex || fm.carry != old.carry
+            || (old.updatedAt == 0 && fm.updatedAt != 0);
     }
 
     /// @dev Spreads `loss` (USD 1e18) over every positive settlement balance by lowering the index (rounded down,

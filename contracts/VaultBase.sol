@@ -58,16 +58,6 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         int64 funding; //      the index of its side at its last settlement (Funding: nano-USD per unit)
     }
 
-    /// @dev One slot per market: its funding state (`Funding.Market`, packed).
-    struct MarketState {
-        int64 longIndex;
-        int64 shortIndex;
-        uint32 updatedAt;
-        int24 premium;
-        uint40 weight;
-        uint32 carry;
-    }
-
     /// @dev One slot per market: open interest (sum of long sizes) and the funding balance (funding and deleveraging
     ///      charges collected from positions minus what was paid to positions and to bankrupt accounts).
     struct Book {
@@ -99,7 +89,8 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     /// @dev Collateral balances in token units, two uint128 per slot (ids 2i and 2i+1 share slot i).
     mapping(uint256 account => uint128[16]) internal _collateral;
     mapping(uint256 market => Book) internal _books;
-    mapping(uint256 market => MarketState) internal _marketStates;
+    /// @dev One slot per market: its funding state (`Funding.pack`).
+    mapping(uint256 market => uint256) internal _marketStates;
     mapping(address owner => mapping(address operator => bool)) public operators;
     mapping(address operator => bool) public fundOperators;
     mapping(address venue => bool) public venues;
@@ -138,24 +129,32 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         view
         returns (Funding.Market memory fm, int256 rate)
     {
-        MarketState memory st = _marketStates[market];
-        fm = Funding.Market(st.longIndex, st.shortIndex, st.updatedAt, st.premium, st.weight, st.carry);
+        fm = Funding.unpack(_marketStates[market]);
         // slither-disable-next-line incorrect-equality (advanced this second already: nothing to add)
-        if (st.updatedAt == block.timestamp) return (fm, 0);
+        if (fm.updatedAt == block.timestamp) return (fm, 0);
         // the depth (from the open-interest cap) matters only with a premium
-        uint256 cap = st.weight != 0 ? _marketWord(market).maxOpenInterest() : 0;
+        uint256 cap = fm.weight != 0 && fm.premium != 0 ? _marketWord(market).maxOpenInterest() : 0;
         rate = Funding.advance(fm, block.timestamp, ctx.funding, cap, price, ctx.cfg.global.riskWeight(asset));
     }
 
+    /// @dev The funding `pos` in `market` has accrued by now (a view: nothing stored). One storage read when the
+    ///      market's indices have not moved since it was stored (`Funding.still`), the whole advance otherwise.
+    function _accruedNow(uint256 market, Position memory pos, uint256 price, uint256 asset, Ctx memory ctx)
+        internal
+        view
+        returns (int256)
+    {
+        uint256 packed = _marketStates[market];
+        int256 index = Funding.storedIndex(packed, pos.size);
+        if (!Funding.still(packed, ctx.funding, block.timestamp)) {
+            (Funding.Market memory fm,) = _marketNow(market, price, asset, ctx);
+            index = pos.size > 0 ? fm.longIndex : fm.shortIndex;
+        }
+        return PortfolioMargin.floorDiv(-pos.size * (index - pos.funding), Funding.INDEX_UNIT);
+    }
+
     function _storeMarket(uint256 market, Funding.Market memory fm, int256 rate) internal {
-        _marketStates[market] = MarketState(
-            fm.longIndex.toInt64(),
-            fm.shortIndex.toInt64(),
-            uint32(fm.updatedAt),
-            int24(fm.premium),
-            uint40(fm.weight),
-            uint32(fm.carry)
-        );
+        _marketStates[market] = Funding.pack(fm);
         emit FundingUpdated(market, fm.longIndex, fm.shortIndex, fm.premium, fm.weight, fm.carry, fm.updatedAt, rate);
     }
 
@@ -320,8 +319,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
             Position memory pos = _positions[account][market];
             uint256 asset = _marketAssetOf(ctx.layout, market);
             uint256 price = ctx.prices[asset];
-            (Funding.Market memory fm,) = _marketNow(market, price, asset, ctx);
-            funding += Funding.accrued(pos.size, pos.funding, fm);
+            funding += _accruedNow(market, pos, price, asset, ctx);
             int256 value = PortfolioMargin.positionValueDown(pos.size, price);
             uint256 absValue = PortfolioMargin.abs(value);
             equity += value - pos.openNotional;

@@ -199,8 +199,8 @@ class Indexer:
                                    str(penalty), str(reward)))
             elif t0 == self.t_index:
                 index, shares = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:64], "big")
-                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  (bn, li, "index", acct_key(0), 0, str(index), str(shares)))
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, "index", acct_key(0), 0, str(index), str(shares), "0"))
                 self._set_state("index", 0, 0, index, shares)
                 if shares == 0:  # the pool restarted: every claim stored before is void
                     changed |= self._void_claims()

@@ -20,6 +20,9 @@ library Funding {
     uint256 internal constant MAX_WEIGHT = (1 << 40) - 1;
 
     /// @notice A market's funding state (memory form of the vault's packed slot).
+    /// @notice An index would leave the int64 it is stored in (nano-USD per unit: +-9.2e9 USD per unit).
+    error IndexOutOfRange();
+
     struct Market {
         int256 longIndex; // index of long positions (funding, and deleveraging charges on longs)
         int256 shortIndex; // index of short positions (funding, and deleveraging charges on shorts)
@@ -27,6 +30,38 @@ library Funding {
         int256 premium; // fee-weighted premium of the fills in the window, millionths of price
         uint256 weight; // decayed fee mass behind `premium`, 1e-4 USD
         uint256 carry; // accrual below one index unit, USD 1e18 per unit, [0, 1e9)
+    }
+
+    /// @notice The packed form of `m` (one storage word): longIndex [0,64), shortIndex [64,128), updatedAt
+    ///         [128,160), premium [160,184), weight [184,224), carry [224,256). Reverts if an index leaves int64.
+    function pack(Market memory m) internal pure returns (uint256) {
+        if (m.longIndex != int64(m.longIndex) || m.shortIndex != int64(m.shortIndex)) revert IndexOutOfRange();
+        return uint256(uint64(int64(m.longIndex))) | (uint256(uint64(int64(m.shortIndex))) << 64)
+            | (m.updatedAt << 128) | (uint256(uint24(int24(m.premium))) << 160) | (m.weight << 184) | (m.carry << 224);
+    }
+
+    function unpack(uint256 w) internal pure returns (Market memory) {
+        return Market(
+            int64(uint64(w)),
+            int64(uint64(w >> 64)),
+            uint32(w >> 128),
+            int24(uint24(w >> 160)),
+            uint40(w >> 184),
+            uint32(w >> 224)
+        );
+    }
+
+    /// @notice The stored index a position of `size` uses (its side's), from the packed word.
+    function storedIndex(uint256 w, int256 size) internal pure returns (int256) {
+        return size > 0 ? int64(uint64(w)) : int64(uint64(w >> 64));
+    }
+
+    /// @notice True when the packed state's indices are the same at `nowTs` as stored: advanced this second, never
+    ///         touched, funding off, or a rate of zero whatever the elapsed time (no premium and no interest term).
+    function still(uint256 w, uint256 word, uint256 nowTs) internal pure returns (bool) {
+        uint256 updatedAt = uint32(w >> 128);
+        return updatedAt == nowTs || updatedAt == 0 || word.fundingWindow() == 0
+            || (uint24(w >> 160) == 0 && word.interestRate() == 0);
     }
 
     /// @notice `weight` after `dt` seconds: weight / (1 + x + x^2 / 2), x = dt / window, rounded down. Two short

@@ -93,7 +93,7 @@ library Deploy {
             params.setLiquidationDiscount(j, discount[j]);
         }
         for (uint256 m; m < Env.MARKETS; ++m) {
-            params.setMarket(m, rw[Env.marketAsset(m)], 1e12 * Env.WAD, 1e9 * Env.WAD);
+            params.setMarket(m, rw[Env.marketAsset(m)], 1e10 * Env.WAD, 1e9 * Env.WAD); // int96 positions: caps < 4e28
         }
         params.setLiquidation(5000, 100, 3000, 5000, 5 * Env.WAD, 100 * Env.WAD);
         params.setPriceBand(200);

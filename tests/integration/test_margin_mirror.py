@@ -37,12 +37,14 @@ def funder(protocol, deployer):
     return deployer
 
 
-sizes = st.one_of(
-    st.just(0),
-    st.integers(-(10**18), 10**18),  # up to one unit
-    st.integers(-(10**21), 10**21),
-    st.integers(-(10**27), 10**27),  # up to 1e9 units: the market's max position size
-)
+def sizes(market: int):
+    cap = DEFAULT_SPEC.markets[market].max_position_size  # 200 million USD at the start price
+    return st.one_of(
+        st.just(0),
+        st.integers(-(10**18), 10**18),  # up to one unit
+        st.integers(-(10**21), 10**21),
+        st.integers(-cap, cap),  # up to the market's max position size
+    )
 price_moves = st.lists(st.floats(0.5, 2.0), min_size=4, max_size=4)
 
 
@@ -52,7 +54,7 @@ def portfolios(draw):
         "usdc": draw(st.one_of(st.just(0), st.integers(1, 10**20))),  # token units (6 decimals)
         # up to 1e9 whole tokens of each collateral (decimals 8, 18, 9, 18)
         "collateral": [draw(st.one_of(st.just(0), st.integers(1, 10 ** (d + 9)))) for d in (8, 18, 9, 18)],
-        "sizes": [draw(sizes) for _ in range(4)],
+        "sizes": [draw(sizes(m)) for m in range(4)],
         "move1": draw(price_moves),
         "close": [draw(st.floats(0, 1)) for _ in range(4)],
         "move2": draw(price_moves),

@@ -48,17 +48,19 @@ def _deposit(protocol, deployer, account, usd):
 
 
 def _premium_then_wait(protocol, venue, deployer, hours):
-    """Fills 5% above the index that paid 200,000 USD of fees (twice the depth of 96,000), then `hours` of chain
-    time with the feeds refreshed at the same prices."""
+    """Every hour for `hours`: a fill 2% above the index (the band's edge) that paid 600,000 USD of fees (six times
+    the depth of 96,000), then an hour of chain time with the feeds refreshed at the same prices. The rate stays at
+    its 1% per hour cap."""
     a, b = Trader(protocol.vault), Trader(protocol.vault)
     for t in (a, b):
-        _deposit(protocol, deployer, t.id, 1_000_000)
+        _deposit(protocol, deployer, t.id, 1_000_000 * hours)
     price = protocol.oracle.price(BTC)
-    venue.trade(a.id, b.id, BTC, WAD, price * 105 // 100, 100_000 * WAD, {"from": deployer})
-    venue.trade(b.id, a.id, BTC, WAD, price, 0, {"from": deployer})
-    chain.sleep(hours * HOUR)
-    for feed in protocol.feeds:
-        feed.updateAnswer(feed.latestRoundData()[1], {"from": deployer})
+    for _ in range(hours):
+        venue.trade(a.id, b.id, BTC, WAD, price * 102 // 100, 300_000 * WAD, {"from": deployer})
+        venue.trade(b.id, a.id, BTC, WAD, price, 0, {"from": deployer})
+        chain.sleep(HOUR)
+        for feed in protocol.feeds:
+            feed.updateAnswer(feed.latestRoundData()[1], {"from": deployer})
 
 
 def test_funding_alone_puts_an_account_under_water_and_the_keeper_liquidates_it(protocol, venue, deployer,
@@ -66,12 +68,12 @@ def test_funding_alone_puts_an_account_under_water_and_the_keeper_liquidates_it(
     vault = protocol.vault
     price = protocol.oracle.price(BTC)
     long_, short = Trader(vault), Trader(vault)
-    _deposit(protocol, deployer, long_.id, 12_000)  # 100,000 USD of BTC on 12,000: MM 10,000, IM 15,000
+    _deposit(protocol, deployer, long_.id, 15_100)  # 100,000 USD of BTC on 15,100: MM 10,000, IM 15,000
     _deposit(protocol, deployer, short.id, 1_000_000)
     venue.trade(long_.id, short.id, BTC, 100_000 * WAD * WAD // price, price, 0, {"from": deployer})
     keeper = make_keeper("funding", keeper_wallet)
     assert keeper.step().liquidatable == 0
-    _premium_then_wait(protocol, venue, deployer, 3)  # the 1% per hour cap for 3 hours on the long
+    _premium_then_wait(protocol, venue, deployer, 7)  # the 1% per hour cap for 7 hours: 7,000 > 5,100
     equity, maintenance, _ = vault.margin(long_.id)
     assert equity < maintenance and protocol.oracle.price(BTC) == price  # funding alone did it
     report = keeper.step()

@@ -53,6 +53,7 @@ from offchain.db import connect
 from offchain.indexer import Indexer
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
+from offchain.margin.defaults import DEFAULT_SPEC
 from offchain.margin.exact import AccountState, MarginConfig, account_margin, u16
 from offchain.margin.snapshot import read_layout
 
@@ -89,7 +90,8 @@ def setup(protocol, deployer):
     params.setHaircut(DUST, 5000, tx)  # the loosening delay is still 0: these apply at once
     params.setRiskWeight(DUST_ASSET, 4000, tx)  # haircut + risk weight <= 100%: a deposit never lowers E - MM
     v.listMarket(1, tx)  # market 4: a second ETH perpetual
-    params.setMarket(SHARED_MARKET, 1200, 10**12 * WAD, 10**9 * WAD, tx)
+    caps = DEFAULT_SPEC.markets[1]  # the ETH caps
+    params.setMarket(SHARED_MARKET, 1200, caps.max_open_interest, caps.max_position_size, tx)
     guardian = accounts[8]
     params.grantRole(params.GUARDIAN_ROLE(), guardian, tx)
     params.setLoosenDelay(LOOSEN_DELAY, tx)  # lengthening: at once
