@@ -172,10 +172,10 @@ contract CrossMarginVault is VaultBase {
         if (equity >= int256(initial)) return;
         if (!x.increased && fillNoWorseThanOracle && equity >= 0) {
             // the state before the fill: its position back in storage for one evaluation
-            Position memory current = _positions[x.account][market];
-            _positions[x.account][market] = x.positionBefore;
+            Position memory current = _positionOf(x.account, market);
+            _setPosition(x.account, market, x.positionBefore);
             (int256 equity0, uint256 maintenance0,,) = _evaluate(x.account, x.before, ctx);
-            _positions[x.account][market] = current;
+            _setPosition(x.account, market, current);
             if (equity - int256(maintenance) > equity0 - int256(maintenance0)) return;
         }
         revert InsufficientMargin(x.account, equity, initial);
@@ -191,8 +191,8 @@ contract CrossMarginVault is VaultBase {
         uint256 layout = ctx.layout;
         if (market >= _numMarkets(layout)) revert UnknownMarket(market);
         uint256 asset = _marketAssetOf(layout, market);
-        (uint256 pb, uint256 cb) = _assetMasks(_accounts[buyer], layout);
-        (uint256 ps, uint256 cs) = _assetMasks(_accounts[seller], layout);
+        (uint256 pb, uint256 cb) = _assetMasks(_accountOf(buyer), layout);
+        (uint256 ps, uint256 cs) = _assetMasks(_accountOf(seller), layout);
         _readPrices(pb | ps | (1 << asset), cb | cs, ctx);
         uint256 p = ctx.prices[asset];
         uint256 dist = price > p ? price - p : p - price;
@@ -212,7 +212,7 @@ contract CrossMarginVault is VaultBase {
         x.account = account;
         Account memory acc = _load(account);
         x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch, acc.adlLong, acc.adlShort);
-        x.positionBefore = _positions[account][market];
+        x.positionBefore = _positionOf(account, market);
         (x.increased, x.longChange, x.fundingPaid) = _fill(account, acc, market, delta, price, mword, fm);
         (acc.adlLong, acc.adlShort) = (0, 0); // trading again: earlier liquidations are no longer a loss's source
         acc.settlement = (int256(acc.settlement) - fee.toInt256()).toInt128();
@@ -231,7 +231,7 @@ contract CrossMarginVault is VaultBase {
         uint256 mword,
         Funding.Market memory fm
     ) internal returns (bool increased, int256 longChange, int256 fundingPaid) {
-        Position memory pos = _positions[account][market];
+        Position memory pos = _positionOf(account, market);
         fundingPaid = -Funding.accrued(pos.size, pos.funding, fm);
         int256 on;
         (on, increased) = _applyFill(acc, pos.size, pos.openNotional, delta, price);
@@ -248,7 +248,7 @@ contract CrossMarginVault is VaultBase {
         }
         longChange = (newSize > 0 ? newSize : int256(0)) - (pos.size > 0 ? int256(pos.size) : int256(0));
         pos = Position(newSize.toInt96(), on.toInt96(), _sideIndex(newSize, fm).toInt64());
-        _positions[account][market] = pos;
+        _setPosition(account, market, pos);
         emit PositionUpdated(account, market, newSize, on, pos.funding);
     }
 
@@ -513,7 +513,7 @@ contract CrossMarginVault is VaultBase {
         uint256 amount,
         Ctx memory ctx
     ) internal returns (uint256) {
-        int256 size = _positions[account][market].size;
+        int256 size = _positionOf(account, market).size;
         if (amount == 0 || amount > PortfolioMargin.abs(size)) revert BadLiquidationItem(account, 0, market, amount);
         uint256 asset = _marketAssetOf(ctx.layout, market);
         uint256 price = ctx.prices[asset];
@@ -702,7 +702,7 @@ contract CrossMarginVault is VaultBase {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
             int256 value = PortfolioMargin.positionValueDown(
-                _positions[account][market].size, ctx.prices[_marketAssetOf(ctx.layout, market)]
+                _positionOf(account, market).size, ctx.prices[_marketAssetOf(ctx.layout, market)]
             );
             d.standard += Math.mulDiv(
                 PortfolioMargin.abs(value), _marketWord(market).standardRate(), BPS, Math.Rounding.Ceil

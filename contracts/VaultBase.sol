@@ -84,8 +84,11 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     uint256 internal _layout;
     address[16] internal _collateralTokens;
     mapping(address token => uint256) internal _collateralIdPlusOne;
-    mapping(uint256 account => Account) internal _accounts;
-    mapping(uint256 account => mapping(uint256 market => Position)) internal _positions;
+    /// @dev One word per account (`_accountOf` / `_packAccount`): the fields of `Account` from the low bits up.
+    mapping(uint256 account => uint256) internal _accounts;
+    /// @dev One word per (account, market) (`_positionOf` / `_setPosition`): size [0,96), openNotional [96,192),
+    ///      funding [192,256), as signed fields.
+    mapping(uint256 account => mapping(uint256 market => uint256)) internal _positions;
     /// @dev Collateral balances in token units, two uint128 per slot (ids 2i and 2i+1 share slot i).
     mapping(uint256 account => uint128[16]) internal _collateral;
     mapping(uint256 market => Book) internal _books;
@@ -168,7 +171,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     // ================================================================ settlement balances and the claims pool
     /// @dev The account with its settlement balance in USD 1e18.
     function _load(uint256 account) internal view returns (Account memory acc) {
-        acc = _accounts[account];
+        acc = _accountOf(account);
         if (acc.settlement > 0) {
             uint256 pool = _pool;
             // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
@@ -181,7 +184,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     /// @dev Stores an account whose settlement balance is in USD: a positive balance becomes shares (rounded down,
     ///      against the account; an unchanged balance keeps its shares), and the pool's total follows.
     function _store(uint256 account, Account memory acc) internal {
-        Account memory old = _accounts[account];
+        Account memory old = _accountOf(account);
         uint256 pool = _pool;
         uint256 epoch = pool >> EPOCH_SHIFT;
         // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
@@ -202,8 +205,28 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
             if (total >> 120 != 0) revert ValueOverflow(int256(total));
             _pool = (pool & ~(uint256(type(uint120).max) << SHARES_SHIFT)) | (total << SHARES_SHIFT);
         }
-        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals, uint32(epoch), acc.adlLong, acc.adlShort);
+        _accounts[account] = uint256(uint128(next.toInt128())) | (uint256(acc.markets) << 128)
+            | (uint256(acc.collaterals) << 144) | (epoch << 160) | (uint256(acc.adlLong) << 192)
+            | (uint256(acc.adlShort) << 208);
         if (next != stored) emit SettlementUpdated(account, next);
+    }
+
+    function _positionOf(uint256 account, uint256 market) internal view returns (Position memory) {
+        uint256 w = _positions[account][market];
+        return Position(int96(uint96(w)), int96(uint96(w >> 96)), int64(uint64(w >> 192)));
+    }
+
+    function _setPosition(uint256 account, uint256 market, Position memory pos) internal {
+        _positions[account][market] = uint256(uint96(pos.size)) | (uint256(uint96(pos.openNotional)) << 96)
+            | (uint256(uint64(pos.funding)) << 192);
+    }
+
+    /// @dev The account as stored (settlement in shares when positive), from its word in one read.
+    function _accountOf(uint256 account) internal view returns (Account memory) {
+        uint256 w = _accounts[account];
+        return Account(
+            int128(uint128(w)), uint16(w >> 128), uint16(w >> 144), uint32(w >> 160), uint16(w >> 192), uint16(w >> 208)
+        );
     }
 
     function _index(uint256 pool) internal pure returns (uint256) {
@@ -316,7 +339,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     ) internal view returns (int256 equity, uint256 grossTotal, int256 funding) {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
-            Position memory pos = _positions[account][market];
+            Position memory pos = _positionOf(account, market);
             uint256 asset = _marketAssetOf(ctx.layout, market);
             uint256 price = ctx.prices[asset];
             funding += _accruedNow(market, pos, price, asset, ctx);

@@ -119,7 +119,7 @@ contract VaultExtension is VaultBase {
 
     /// @dev See ICrossMarginVault.
     function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional) {
-        Position memory pos = _positions[account][market];
+        Position memory pos = _positionOf(account, market);
         return (pos.size, pos.openNotional);
     }
 
@@ -152,7 +152,7 @@ contract VaultExtension is VaultBase {
 
     /// @dev See ICrossMarginVault.
     function fundingOf(uint256 account, uint256 market) external view returns (int256 accrued, int256 snapshot) {
-        Position memory pos = _positions[account][market];
+        Position memory pos = _positionOf(account, market);
         snapshot = pos.funding;
         // slither-disable-next-line incorrect-equality (no position: nothing accrues)
         if (pos.size == 0) return (0, snapshot);
@@ -174,7 +174,7 @@ contract VaultExtension is VaultBase {
 
     /// @dev See ICrossMarginVault.
     function storedSettlementOf(uint256 account) external view returns (int256) {
-        Account memory acc = _accounts[account];
+        Account memory acc = _accountOf(account);
         return acc.settlement > 0 && acc.epoch != _pool >> EPOCH_SHIFT ? int256(0) : int256(acc.settlement);
     }
 
@@ -191,7 +191,7 @@ contract VaultExtension is VaultBase {
 
     /// @dev See ICrossMarginVault.
     function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals) {
-        Account memory acc = _accounts[account];
+        Account memory acc = _accountOf(account);
         return (acc.markets, acc.collaterals);
     }
 
