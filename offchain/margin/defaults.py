@@ -17,6 +17,13 @@ LOCAL_COLLATERALS = (("WBTC", 8, BTC, 60_000), ("WETH", 18, ETH, 3_000), ("WSOL"
                      ("LINK", 18, LINK, 15))
 START_PRICES_USD = tuple(price for *_, price in LOCAL_COLLATERALS)  # by asset index
 
+# The funding and deleveraging parameters a deployment starts from (RiskSpec.funding): a premium window of an hour
+# paid over 8 hours, fills' premiums capped at 20 bps with a depth of 20 bps of the open-interest notional (16 is the
+# least that makes moving the premium cost more than it earns), rates capped at 0.1% per hour, no interest term,
+# and deleveraging that may charge the opposite side up to half of its maintenance margin.
+FUNDING_DEFAULT = FundingParams(window=3600, period=8 * 3600, premium_cap_bps=20, depth_bps=20, max_rate_per_hour=1000,
+                                clamp_bps=1000, interest_per_hour=0, adl_share_bps=5000)
+
 DEFAULT_SPEC = RiskSpec(
     risk_weights={BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800},
     correlations={
@@ -54,11 +61,5 @@ DEFAULT_SPEC = RiskSpec(
     ),
     price_band_bps=200,
     loosen_delay=0,
+    funding=FUNDING_DEFAULT,
 )
-
-# The funding and deleveraging parameters a deployment starts from (RiskSpec.funding): a premium window of an hour
-# paid over 8 hours, fills' premiums capped at 20 bps with a depth of 20 bps of the open-interest notional (16 is the
-# least that makes moving the premium cost more than it earns), rates capped at 0.1% per hour, no interest term,
-# and deleveraging that may charge the opposite side up to half of its maintenance margin.
-FUNDING_DEFAULT = FundingParams(window=3600, period=8 * 3600, premium_cap_bps=20, depth_bps=20, max_rate_per_hour=1000,
-                                clamp_bps=1000, interest_per_hour=0, adl_share_bps=5000)

@@ -25,7 +25,7 @@ State assumed by every scenario (the common case on a live deployment; stated in
     collateral it seizes (after its first liquidation it normally does); the ``*_fund_new`` keys measure the same
     liquidations with the fund holding none, where each of its slots is created (20,000 gas more per slot).
 
-Funding is on (``FUNDING_DEFAULT``): every touch of a market advances its funding state. ``settle_trade_funding`` and
+Funding is on (the default, ``FUNDING_DEFAULT``): every touch of a market advances its funding state. ``settle_trade_funding`` and
 ``liquidate_2pos_funding`` measure the same operations after an hour of a non-zero rate (each position realises its
 funding); ``adl`` liquidates a bankrupt one-position account whose loss exceeds the fund, so the write-off charges the
 opposite side of its market (one ``Deleveraged``; the cost does not depend on how many accounts are on that side).
@@ -47,7 +47,7 @@ from brownie import TestVenue, accounts, chain, rpc, web3
 from offchain.orders import Order, sign_order
 from offchain.margin.exact import AccountState, account_margin, max_take, token_value_down
 from offchain.margin.snapshot import read_account_state, read_layout, read_margin_config, read_prices
-from offchain.margin.defaults import DEFAULT_SPEC, FUNDING_DEFAULT
+from offchain.margin.defaults import DEFAULT_SPEC
 from scripts.deploy import FEED_DECIMALS, LOCAL_COLLATERALS, deploy_local
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Bench:
         self.deployer = accounts[0]
         self.keeper = accounts[1]
         self.relayer = accounts[2]
-        self.d = deploy_local(self.deployer, DEFAULT_SPEC.model_copy(update={"funding": FUNDING_DEFAULT}))
+        self.d = deploy_local(self.deployer, DEFAULT_SPEC)
         self.vault = self.d.vault
         self.tx = {"from": self.deployer}
         self.venue = TestVenue.deploy(self.vault, self.tx)
