@@ -231,12 +231,16 @@ contract CrossMarginVault is VaultBase {
         uint256 mword,
         Funding.Market memory fm
     ) internal returns (bool increased, int256 longChange, int256 fundingPaid) {
-        Position memory pos = _positionOf(account, market);
-        fundingPaid = -Funding.accrued(pos.size, pos.funding, fm);
+        int256 size;
         int256 on;
-        (on, increased) = _applyFill(acc, pos.size, pos.openNotional, delta, price);
+        {
+            uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
+            size = int96(uint96(w));
+            fundingPaid = -Funding.accrued(size, int64(uint64(w >> 192)), fm);
+            (on, increased) = _applyFill(acc, size, int96(uint96(w >> 96)), delta, price);
+        }
         acc.settlement = (int256(acc.settlement) - fundingPaid).toInt128();
-        int256 newSize = pos.size + delta;
+        int256 newSize = size + delta;
         if (newSize == 0) {
             on = 0;
             acc.markets &= ~uint16(1 << market);
@@ -246,15 +250,15 @@ contract CrossMarginVault is VaultBase {
                 revert PositionTooLarge(account, market, newSize, mword.maxPositionSize());
             }
         }
-        longChange = (newSize > 0 ? newSize : int256(0)) - (pos.size > 0 ? int256(pos.size) : int256(0));
-        pos = Position(newSize.toInt96(), on.toInt96(), _sideIndex(newSize, fm).toInt64());
-        _setPosition(account, market, pos);
-        emit PositionUpdated(account, market, newSize, on, pos.funding);
+        longChange = (newSize > 0 ? newSize : int256(0)) - (size > 0 ? size : int256(0));
+        _writePosition(account, market, newSize, on, fm);
     }
 
-    /// @dev The index a position of `size` stores: its side's (0 for no position).
-    function _sideIndex(int256 size, Funding.Market memory fm) internal pure returns (int256) {
-        return size > 0 ? fm.longIndex : (size < 0 ? fm.shortIndex : int256(0));
+    /// @dev Stores a position of `size` and basis `on` with the index of its side in `fm` (0 for no position).
+    function _writePosition(uint256 account, uint256 market, int256 size, int256 on, Funding.Market memory fm) internal {
+        int256 index = size > 0 ? fm.longIndex : (size < 0 ? fm.shortIndex : int256(0));
+        _positions[account][market] = _positionWord(size, on, index);
+        emit PositionUpdated(account, market, size, on, index);
     }
 
     /// @dev The cost basis of a position of `size` and basis `on` after a fill of `delta` at `price`, and whether it
@@ -513,7 +517,7 @@ contract CrossMarginVault is VaultBase {
         uint256 amount,
         Ctx memory ctx
     ) internal returns (uint256) {
-        int256 size = _positionOf(account, market).size;
+        int256 size = int96(uint96(_positions[account][market]));
         if (amount == 0 || amount > PortfolioMargin.abs(size)) revert BadLiquidationItem(account, 0, market, amount);
         uint256 asset = _marketAssetOf(ctx.layout, market);
         uint256 price = ctx.prices[asset];

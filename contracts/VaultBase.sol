@@ -140,20 +140,24 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         rate = Funding.advance(fm, block.timestamp, ctx.funding, cap, price, ctx.cfg.global.riskWeight(asset));
     }
 
-    /// @dev The funding `pos` in `market` has accrued by now (a view: nothing stored). One storage read when the
-    ///      market's indices have not moved since it was stored (`Funding.still`), the whole advance otherwise.
-    function _accruedNow(uint256 market, Position memory pos, uint256 price, uint256 asset, Ctx memory ctx)
+    /// @dev The funding the position with word `w` (`_positionOf`) in `market` has accrued by now (a view: nothing
+    ///      stored). One storage read when the market's indices have not moved since it was stored
+    ///      (`Funding.still`), the whole advance otherwise; nothing more when the index is the one stored.
+    function _accruedNow(uint256 market, uint256 w, uint256 price, uint256 asset, Ctx memory ctx)
         internal
         view
         returns (int256)
     {
+        (int256 size, int256 snapshot) = (int96(uint96(w)), int64(uint64(w >> 192)));
         uint256 packed = _marketStates[market];
-        int256 index = Funding.storedIndex(packed, pos.size);
+        int256 index = Funding.storedIndex(packed, size);
         if (!Funding.still(packed, ctx.funding, block.timestamp)) {
             (Funding.Market memory fm,) = _marketNow(market, price, asset, ctx);
-            index = pos.size > 0 ? fm.longIndex : fm.shortIndex;
+            index = size > 0 ? fm.longIndex : fm.shortIndex;
         }
-        return PortfolioMargin.floorDiv(-pos.size * (index - pos.funding), Funding.INDEX_UNIT);
+        // slither-disable-next-line incorrect-equality (settled at this index: nothing accrued)
+        if (index == snapshot) return 0;
+        return PortfolioMargin.floorDiv(-size * (index - snapshot), Funding.INDEX_UNIT);
     }
 
     function _storeMarket(uint256 market, Funding.Market memory fm, int256 rate) internal {
@@ -217,8 +221,13 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     }
 
     function _setPosition(uint256 account, uint256 market, Position memory pos) internal {
-        _positions[account][market] = uint256(uint96(pos.size)) | (uint256(uint96(pos.openNotional)) << 96)
-            | (uint256(uint64(pos.funding)) << 192);
+        _positions[account][market] = _positionWord(pos.size, pos.openNotional, pos.funding);
+    }
+
+    /// @dev The word of a position (`_positionOf`); reverts if a field leaves its type.
+    function _positionWord(int256 size, int256 openNotional, int256 funding) internal pure returns (uint256) {
+        return uint256(uint96(size.toInt96())) | (uint256(uint96(openNotional.toInt96())) << 96)
+            | (uint256(uint64(funding.toInt64())) << 192);
     }
 
     /// @dev The account as stored (settlement in shares when positive), from its word in one read.
@@ -339,13 +348,13 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     ) internal view returns (int256 equity, uint256 grossTotal, int256 funding) {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
-            Position memory pos = _positionOf(account, market);
+            uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
             uint256 asset = _marketAssetOf(ctx.layout, market);
             uint256 price = ctx.prices[asset];
-            funding += _accruedNow(market, pos, price, asset, ctx);
-            int256 value = PortfolioMargin.positionValueDown(pos.size, price);
+            funding += _accruedNow(market, w, price, asset, ctx);
+            int256 value = PortfolioMargin.positionValueDown(int96(uint96(w)), price);
             uint256 absValue = PortfolioMargin.abs(value);
-            equity += value - pos.openNotional;
+            equity += value - int96(uint96(w >> 96));
             delta[asset] += value;
             gross[asset] += absValue;
             grossTotal += absValue;

@@ -152,6 +152,8 @@ library Funding {
     ///         rounded down: a payer pays the wei a receiver does not get.
     function accrued(int256 size, int256 snapshot, Market memory m) internal pure returns (int256) {
         int256 index = size > 0 ? m.longIndex : m.shortIndex;
+        // slither-disable-next-line incorrect-equality (settled at this index: nothing accrued)
+        if (index == snapshot) return 0;
         return PortfolioMargin.floorDiv(-size * (index - snapshot), INDEX_UNIT);
     }
 }
