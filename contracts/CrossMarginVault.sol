@@ -255,7 +255,9 @@ contract CrossMarginVault is VaultBase {
     }
 
     /// @dev Stores a position of `size` and basis `on` with the index of its side in `fm` (0 for no position).
-    function _writePosition(uint256 account, uint256 market, int256 size, int256 on, Funding.Market memory fm) internal {
+    function _writePosition(uint256 account, uint256 market, int256 size, int256 on, Funding.Market memory fm)
+        internal
+    {
         int256 index = size > 0 ? fm.longIndex : (size < 0 ? fm.shortIndex : int256(0));
         _positions[account][market] = _positionWord(size, on, index);
         emit PositionUpdated(account, market, size, on, index);

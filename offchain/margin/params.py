@@ -102,7 +102,8 @@ class RiskSpec(BaseModel):
     liquidation: LiquidationParams
     price_band_bps: int = Field(ge=10, le=2000)
     loosen_delay: int = Field(ge=0, le=30 * 86400, description="seconds before a loosening change applies")
-    funding: FundingParams | None = Field(default=None, description="funding and deleveraging; None: both off")
+    funding: FundingParams | None = Field(default=None, description="funding and deleveraging; None: both off at deployment "
+                                                   "(a proposal without it leaves the chain's unchanged)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskSpec":

@@ -73,8 +73,9 @@ def _set_funding(protocol, deployer, **changes):
 
 
 def test_funding_off_moves_nothing(deployer):
-    """The default deployment has no FUNDING word: a day of a position off the oracle price accrues nothing."""
-    p = deploy_local(deployer, DEFAULT_SPEC)
+    """A deployment without a FUNDING word (RiskSpec.funding None): a day of a position off the oracle price accrues
+    nothing."""
+    p = deploy_local(deployer, DEFAULT_SPEC.model_copy(update={"funding": None}))
     v = TestVenue.deploy(p.vault, {"from": deployer})
     p.vault.setVenue(v, True, {"from": deployer})
     a, b = Trader(p.vault), Trader(p.vault)

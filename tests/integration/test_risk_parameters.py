@@ -11,7 +11,7 @@ from brownie import ZERO_ADDRESS, CrossMarginVault, OracleRouter, RiskParameters
 from eth_abi import decode
 from brownie.exceptions import VirtualMachineError
 
-from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.defaults import DEFAULT_SPEC, FUNDING_DEFAULT
 from offchain.margin.exact import MarginConfig, pair_index, u16
 from offchain.margin.params import apply_spec
 from scripts.deploy import complete_vault_abi
@@ -479,7 +479,8 @@ LOOSENING = [
     ("setMarket", (1, 1100, OI1, SZ1), lambda p: market(p, 1)["rate"], 1200, 1100),
     ("setLiquidation", (6000, 200, 3000, 5000, 5 * WAD, 100 * WAD), lambda p: liquidation(p)["close"], 5000, 6000),
     # funding moves value between traders: every change waits, even one that lowers every rate
-    ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, 0, 0), lambda p: int(p.fundingWord()) & 0xFFFFFFFF, 0, HOUR),
+    ("setFunding", (2 * HOUR, 8 * HOUR, 0, 0, 0, 0, 0, 0), lambda p: int(p.fundingWord()) & 0xFFFFFFFF,
+     FUNDING_DEFAULT.window, 2 * HOUR),
     ("setPriceBand", (300,), lambda p: control(p)["band"], 200, 300),
     ("setLoosenDelay", (DELAY // 2,), lambda p: control(p)["delay"], DELAY, DELAY // 2),
 ]
