@@ -332,6 +332,7 @@ contract CrossMarginVault is VaultBase {
     ///      or it is the market's first touch (its clock starts).
     function _moved(uint256 before, Funding.Market memory fm) internal pure returns (bool) {
         Funding.Market memory old = Funding.unpack(before);
+        // slither-disable-next-line incorrect-equality (a change of state, not a value an attacker aims at)
         return fm.longIndex != old.longIndex || fm.shortIndex != old.shortIndex || fm.carry != old.carry
             || (old.updatedAt == 0 && fm.updatedAt != 0);
     }
@@ -612,6 +613,7 @@ contract CrossMarginVault is VaultBase {
         f.settlement -= int128(int256(cover));
         acc.settlement = 0;
         uint256 loss = debt - cover;
+        // slither-disable-next-line incorrect-equality (nothing left after the fund: nothing to deleverage)
         rest = loss == 0 ? 0 : _deleverage(account, acc, loss, ctx);
         (acc.adlLong, acc.adlShort) = (0, 0);
         emit BadDebtWrittenOff(account, debt, cover, loss - rest, rest);
@@ -632,14 +634,14 @@ contract CrossMarginVault is VaultBase {
         if (sources == 0 || ctx.funding.adlShare() == 0) return rest;
         uint256 assets;
         for (uint256 left = sources; left != 0; left &= left - 1) {
-            assets |= 1 << _marketAssetOf(ctx.layout, _lowestBit32(left) % 16);
+            assets |= 1 << _marketAssetOf(ctx.layout, _lowestBit32(left) & 15);
         }
         uint256[8] memory prices = oracle.pricesFor(0, assets); // 0 for an asset without a valid price
         uint256[32] memory notional;
         uint256 total;
         for (uint256 left = sources; left != 0; left &= left - 1) {
             uint256 src = _lowestBit32(left);
-            uint256 market = src % 16;
+            uint256 market = src & 15;
             notional[src] = Math.mulDiv(_books[market].openInterest, prices[_marketAssetOf(ctx.layout, market)], 1e18);
             total += notional[src];
         }
@@ -653,7 +655,7 @@ contract CrossMarginVault is VaultBase {
         }
     }
 
-    /// @dev Charges source `src` (market src % 16; the longs pay when src >= 16) its `part` of a loss, at most
+    /// @dev Charges source `src` (market src & 15; the longs pay when src >= 16) its `part` of a loss, at most
     ///      adlShare * riskWeight * its `notional`, by moving its side's index; returns what it charged (0 when the
     ///      index would leave its range).
     function _charge(
@@ -664,7 +666,7 @@ contract CrossMarginVault is VaultBase {
         uint256[8] memory prices,
         Ctx memory ctx
     ) internal returns (uint256 amount) {
-        uint256 market = src % 16;
+        uint256 market = src & 15;
         bool longsPay = src >= 16;
         uint256 asset = _marketAssetOf(ctx.layout, market);
         amount = Math.min(part, Math.mulDiv(notional, ctx.cfg.global.riskWeight(asset) * ctx.funding.adlShare(), 1e8));

@@ -81,10 +81,12 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
 
     /// @dev The listing, one word: bits [0,8) number of markets, [8,16) number of collaterals, [16+4m, 20+4m) asset
     ///      of market m, [80+4j, 84+4j) asset of collateral j, [144+5j, 149+5j) decimals of collateral j.
+    // slither-disable-start uninitialized-state (one storage run by two codes: what the vault writes the extension
+    // reads, and the reverse, through the vault's DELEGATECALL; Slither looks at each contract alone)
     uint256 internal _layout;
     address[16] internal _collateralTokens;
     mapping(address token => uint256) internal _collateralIdPlusOne;
-    /// @dev One word per account (`_accountOf` / `_packAccount`): the fields of `Account` from the low bits up.
+    /// @dev One word per account (`_accountOf` / `_store`): the fields of `Account` from the low bits up.
     mapping(uint256 account => uint256) internal _accounts;
     /// @dev One word per (account, market) (`_positionOf` / `_setPosition`): size [0,96), openNotional [96,192),
     ///      funding [192,256), as signed fields.
@@ -97,6 +99,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     mapping(address owner => mapping(address operator => bool)) public operators;
     mapping(address operator => bool) public fundOperators;
     mapping(address venue => bool) public venues;
+    // slither-disable-end uninitialized-state
     uint256 public badDebt;
     /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay;
     ///      pushed on every change), [56,116) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls
@@ -394,6 +397,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     ///      root modulo 19, 2^i mod 19 differs for every i < 16 and indexes a table of i (byte 2^i mod 19 holds i).
     function _lowestBit(uint256 x) internal pure returns (uint256 i) {
         assembly ("memory-safe") {
+            // slither-disable-next-line weak-prng (a table lookup by 2^i mod 19, not randomness)
             i := byte(mod(and(x, sub(0, x)), 19), 0x0000010d02000e060308000c0f05070b040a0900000000000000000000000000)
         }
     }

@@ -70,6 +70,7 @@ library Funding {
     ///         all later time to at most pi/2 * window * weight.
     function decay(uint256 weight, uint256 dt, uint256 window) internal pure returns (uint256) {
         uint256 x = dt * 1e18 / window; // dt < 2^32, window >= 60: x < 2^88, x * x < 2^176
+        // slither-disable-next-line divide-before-multiply (x is dt / window in 1e18 fixed point: 1e-18 of rounding)
         return weight * 1e18 / (1e18 + x + x * x / 2e18); // weight < 2^40
     }
 
@@ -144,6 +145,7 @@ library Funding {
         if (p > cap) p = cap;
         else if (p < -cap) p = -cap;
         uint256 total = m.weight + feeWeight;
+        // slither-disable-next-line divide-before-multiply (p is a premium in millionths, as stored; the mean weighs it)
         m.premium = (m.premium * int256(m.weight) + p * int256(feeWeight)) / int256(total);
         m.weight = Math.min(total, MAX_WEIGHT);
     }
