@@ -15,7 +15,7 @@ import pytest
 from brownie import TestVenue, chain
 
 from offchain.margin import funding as fr
-from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.defaults import DEFAULT_SPEC, FUNDING_DEFAULT
 from offchain.margin.exact import account_margin
 from offchain.margin.params import FundingParams
 from offchain.margin.snapshot import read_account_state, read_funding_word, read_layout, read_margin_config, \
@@ -27,8 +27,9 @@ WAD = 10**18
 USDC = 10**6
 BTC, ETH = 0, 1
 HOUR = 3600
-FUNDING = FundingParams(window=HOUR, period=8 * HOUR, premium_cap_bps=20, depth_bps=20, max_rate_per_hour=1000,
-                        clamp_bps=1000, interest_per_hour=0, adl_share_bps=10_000)
+# The default funding rule (FUNDING_DEFAULT), with deleveraging allowed to take the opposite side's whole MM so its
+# cap is easy to reach in a test
+FUNDING = FUNDING_DEFAULT.model_copy(update={"adl_share_bps": 10_000})
 SPEC = DEFAULT_SPEC.model_copy(update={"funding": FUNDING})
 CAP = DEFAULT_SPEC.markets[BTC].max_open_interest  # the depth is premiumDepth x this cap x price
 RESULT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "results" / "funding_manipulation.json"
@@ -176,19 +177,23 @@ def test_moving_the_premium_costs_more_in_fees_than_it_earns(protocol, venue, fu
     fill = 10 * WAD
     fee = fill * below // WAD * 7 // 10_000  # 7 bps per side, the default venue's maker + taker
     fees_paid = 0
+    rates = []  # the rate the attack holds, sampled every 10 minutes (1e18 per second, shorts pay when negative)
     for i in range(36):
         buyer, seller = (left, right) if i % 2 == 0 else (right, left)
         _trade(venue, buyer, seller, BTC, fill, below, fee, deployer)
         fees_paid += 2 * fee
         _sleep(protocol, deployer, 600)
+        rates.append(vault.marketFunding(BTC)["ratePerSecond"])
     _trade(venue, honest.id, long_id, BTC, size, price, 0, deployer)  # close the long: its funding is realised
     earned = vault.settlementOf(long_id) - 2_000_000 * WAD
     bound = math.pi * FUNDING.premium_cap_bps * FUNDING.window / (FUNDING.depth_bps * FUNDING.period)
     RESULT.write_text(json.dumps({
         "what": "an owner long 100 BTC against an honest short fills itself 20 bps below the index (10 BTC, 7 bps "
-                "fee per side) every 10 minutes for 6 hours; FUNDING of tests/integration/test_funding.py",
+                "fee per side) every 10 minutes for 6 hours; the default funding parameters (FUNDING_DEFAULT)",
         "fees_paid_usd": fees_paid / WAD, "funding_earned_usd": earned / WAD, "earned_per_fee": earned / fees_paid,
+        "mean_rate_pct_per_hour": sum(rates) / len(rates) * 3600 / WAD * 100,
         "bound_per_fee": bound}, indent=2) + "\n")
+    assert all(r < 0 for r in rates)  # shorts paid the long for the whole six hours...
     assert earned > 0  # the attack moved the rate its way...
     assert earned < bound * fees_paid < fees_paid  # ...but earned less than the bound of what it paid
 
