@@ -59,8 +59,12 @@ def _premium_then_wait(protocol, venue, deployer, hours):
         venue.trade(a.id, b.id, BTC, WAD, price * 102 // 100, 300_000 * WAD, {"from": deployer})
         venue.trade(b.id, a.id, BTC, WAD, price, 0, {"from": deployer})
         chain.sleep(HOUR)
-        for feed in protocol.feeds:
-            feed.updateAnswer(feed.latestRoundData()[1], {"from": deployer})
+        _refresh_feeds(protocol, deployer)
+
+
+def _refresh_feeds(protocol, deployer):
+    for feed in protocol.feeds:
+        feed.updateAnswer(feed.latestRoundData()[1], {"from": deployer})
 
 
 def test_funding_alone_puts_an_account_under_water_and_the_keeper_liquidates_it(protocol, venue, deployer,
@@ -96,7 +100,7 @@ def test_indexer_rebuilds_funding_from_events_and_the_mirror_equals_the_chain(pr
     venue.trade(holders[0].id, holders[1].id, BTC, WAD, price, 0, {"from": deployer})
     venue.trade(holders[2].id, holders[1].id, BTC, WAD // 2, price, 0, {"from": deployer})
     chain.sleep(HOUR)
-    chain.mine()
+    _refresh_feeds(protocol, deployer)  # an hour on, the feeds' answers are stale (their heartbeat is an hour)
     rt = open_runtime(settings_for("funding-index"))
     head = rt.indexer.sync().head
     block = web3.eth.get_block(head)
