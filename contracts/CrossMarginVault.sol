@@ -632,11 +632,14 @@ contract CrossMarginVault is VaultBase {
         (acc.adlLong, acc.adlShort) = (0, 0);
         // slither-disable-next-line incorrect-equality (no source, or deleveraging off)
         if (sources == 0 || ctx.funding.adlShare() == 0) return rest;
-        uint256 assets;
-        for (uint256 left = sources; left != 0; left &= left - 1) {
-            assets |= 1 << _marketAssetOf(ctx.layout, _lowestBit32(left) & 15);
+        uint256[8] memory prices; // 0 for an asset without a valid price
+        {
+            uint256 assets;
+            for (uint256 left = sources; left != 0; left &= left - 1) {
+                assets |= 1 << _marketAssetOf(ctx.layout, _lowestBit32(left) & 15);
+            }
+            prices = oracle.pricesFor(0, assets);
         }
-        uint256[8] memory prices = oracle.pricesFor(0, assets); // 0 for an asset without a valid price
         uint256[32] memory notional;
         uint256 total;
         for (uint256 left = sources; left != 0; left &= left - 1) {
@@ -647,11 +650,15 @@ contract CrossMarginVault is VaultBase {
         }
         // slither-disable-next-line incorrect-equality (no opposite side to charge)
         if (total == 0) return rest;
+        // each side's part of what is left, in proportion to what is left: the parts add up to the loss exactly
+        // (the last side's is the remainder), so no rounding reaches the claims while the sides have room
         for (uint256 left = sources; left != 0; left &= left - 1) {
             uint256 src = _lowestBit32(left);
             // slither-disable-next-line incorrect-equality (an empty side, or no price: nothing to charge)
             if (notional[src] == 0) continue;
-            rest -= _charge(account, src, Math.mulDiv(loss, notional[src], total), notional[src], prices, ctx);
+            uint256 part = Math.mulDiv(loss, notional[src], total); // `loss`: what no earlier side was assigned
+            (loss, total) = (loss - part, total - notional[src]);
+            rest -= _charge(account, src, part, notional[src], prices, ctx);
         }
     }
 
