@@ -55,6 +55,7 @@ from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, Episode  # noqa: E402
 from offchain.margin.params import RiskSpec  # noqa: E402
+from scripts.deploy import FUND_SEED_USDC  # noqa: E402
 from scripts.demo_checks import adl_reading, funding_reading, verify  # noqa: E402
 from offchain.margin.exact import account_margin, standard_requirement  # noqa: E402
 from offchain.margin.snapshot import read_markets, read_prices  # noqa: E402
@@ -94,6 +95,7 @@ class Options:
     out: Path = ROOT / "results" / "demo"
     quiet_hours: float = 8.0  # chain time at the start prices before the crash, fills above the index
     premium_bps: int = 20  # how far above the index the quiet period's fills print
+    fund_usdc: int = FUND_SEED_USDC  # test USDC the insurance fund starts with (it also collects every fee)
 
 
 @dataclass
@@ -573,7 +575,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
 
     from offchain.runtime import open_runtime
     from offchain.config import load_settings
-    from scripts.deploy import deploy_local, write_deployment
+    from scripts.deploy import LOCAL_PLAN, deploy, write_deployment
 
     t_start = time.monotonic()
     path = SCENARIOS[opts.scenario].path(opts.blocks, seed=opts.seed)
@@ -581,7 +583,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     log.info("results folder: %s", opts.out)
     books = generate(opts.traders, opts.seed)
     log.info("deploying the protocol (scripts/deploy.py) on chain %d", chain.id)
-    d = deploy_local(deployer, demo_spec(books))
+    d = deploy(deployer, LOCAL_PLAN.model_copy(update={"seed_fund_usdc": opts.fund_usdc}), demo_spec(books))
     deployment = write_deployment(d, opts.out)
     seeder = BookSeeder.deploy(d.vault, {"from": relayer})
     ids, maker = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
@@ -780,16 +782,19 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
                    help=f"hours of chain time before the crash, fills above the index (default {d.quiet_hours:g})")
     p.add_argument("--premium-bps", type=int, default=d.premium_bps,
                    help=f"how far above the index the quiet period's fills print (default {d.premium_bps})")
+    p.add_argument("--fund-usdc", type=int, default=d.fund_usdc,
+                   help=f"USDC the insurance fund starts with (default {d.fund_usdc:,}); a thin fund runs out sooner")
     p.add_argument("--network", default="xmargin-demo", help="Brownie network to run on (default xmargin-demo)")
     p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="the keeper's /health and /metrics port")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/demo/<scenario>-<seed>)")
     a = p.parse_args(argv)
-    for name, low in (("traders", 1), ("blocks", 2), ("settle_blocks", 0), ("quiet_hours", 0), ("premium_bps", 0)):
+    for name, low in (("traders", 1), ("blocks", 2), ("settle_blocks", 0), ("quiet_hours", 0), ("premium_bps", 0),
+                      ("fund_usdc", 0)):
         if getattr(a, name) < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")
     out = a.out or ROOT / "results" / "demo" / f"{a.scenario}-{a.seed}-{a.traders}"
     return Options(a.traders, a.scenario, a.seed, a.blocks, a.settle_blocks, d.keeper_timeout, a.metrics_port,
-                   out.resolve(), a.quiet_hours, a.premium_bps), a.network
+                   out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc), a.network
 
 
 def interrupted(signum: int, _frame: object) -> None:
