@@ -57,7 +57,7 @@ from offchain.risk.episodes import EPISODES, Episode  # noqa: E402
 from offchain.margin.params import RiskSpec  # noqa: E402
 from scripts.deploy import FUND_SEED_USDC  # noqa: E402
 from scripts.demo_checks import adl_reading, funding_reading, verify  # noqa: E402
-from offchain.margin.exact import account_margin, standard_requirement  # noqa: E402
+from offchain.margin.exact import account_margin, settled, standard_requirement  # noqa: E402
 from offchain.margin.snapshot import read_markets, read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
@@ -67,9 +67,9 @@ KEEPER_KEY_ENV = "XMARGIN_DEMO_KEEPER_KEY"
 SETTLE_GAS = 900_000
 DEPOSIT_CHUNK = 120
 QUIET_STEP = 1800  # seconds of chain time per step of the quiet period (inside the feeds' one-hour heartbeat)
-OI_CAP = 1.6  # each market's open-interest cap, times the population's gross notional in it
-DESK_CHUNK = 0.5  # a premium desk fill, times the population's gross notional in its market
-DESK_TRIPS = 3  # the desk's round trips per market and step: about the premium's depth in fees every hour
+OI_CAP = 2.0  # each market's open-interest cap, times the population's gross notional in it
+DESK_CHUNK = 1.0  # a premium desk fill, times the population's gross notional in its market (OI + chunk <= cap)
+DESK_TRIPS = 1  # the desk's round trips per market and step: fees of about half the premium's depth
 SAVER_USDC = 100_000  # a depositor without positions, whose claim deleveraging must leave whole
 
 # A gap: every market opens a step lower in one block (a weekend gap, an exchange outage), too fast for partial
@@ -289,38 +289,49 @@ class FundingSeries:
     net_usd: dict[str, list[float]] = field(default_factory=dict)  # book type -> accrued funding, + received
 
 
-def observe_funding(rt: Any, block: int, groups: dict[str, list[int]], series: FundingSeries, hours: float) -> None:
-    at = rt.chain.at(block)
-    rates = [int(at.vault.marketFunding(m)[4]) for m in range(len(ASSETS))]
+def funding_by_group(monitor: "Monitor", block: int, groups: dict[str, list[int]]) -> dict[str, int]:
+    """The funding each group's positions have accrued at ``block`` (wei, + received), from the monitor's index of
+    the events (sizes and stored indices) and the vault's ``marketFunding`` views, with the exact mirror."""
+    monitor.rt.indexer.sync(block)
+    at = monitor.rt.chain.at(block)
+    markets = read_markets(at.vault, monitor.layout, read_prices(at.oracle, monitor.layout))
+    states = monitor.rt.indexer.states([a for accounts in groups.values() for a in accounts])
+    return {name: sum(settled(states[a], markets).settlement - states[a].settlement for a in accounts if a in states)
+            for name, accounts in groups.items()}
+
+
+def observe_funding(monitor: "Monitor", block: int, groups: dict[str, list[int]], series: FundingSeries,
+                    hours: float) -> None:
+    at = monitor.rt.chain.at(block)
     series.hours.append(hours)
-    series.rate_bps_per_hour.append([r * 3600 * 10_000 / WAD for r in rates])
-    for name, accounts in groups.items():
-        total = 0
-        for i in range(0, len(accounts), 100):
-            total += sum(int(h[2]) for h in rt.chain.call("AccountLens", "healthOf", accounts[i:i + 100], block=block))
-        series.net_usd.setdefault(name, []).append(total / WAD)
+    series.rate_bps_per_hour.append([int(at.vault.marketFunding(m)[4]) * 3600 * 10_000 / WAD
+                                     for m in range(len(ASSETS))])
+    for name, wei in funding_by_group(monitor, block, groups).items():
+        series.net_usd.setdefault(name, []).append(wei / WAD)
 
 
-def quiet_period(opts: Options, d: Any, web3: Any, deployer: Any, desk: PremiumDesk, rt: Any,
+def quiet_period(opts: Options, d: Any, web3: Any, deployer: Any, desk: PremiumDesk, monitor: "Monitor",
                  groups: dict[str, list[int]]) -> FundingSeries:
     """``opts.quiet_hours`` of chain time at the start prices, in steps of ``QUIET_STEP`` seconds (the feeds are
     updated every step, inside their heartbeat), the desk's fills above the index in each."""
+    from brownie import chain
+
     from scripts.deploy import set_price
 
     series = FundingSeries()
     prices = [int(p) * WAD for p in START_PRICES_USD]
-    observe_funding(rt, web3.eth.block_number, groups, series, 0.0)
+    observe_funding(monitor, web3.eth.block_number, groups, series, 0.0)
     steps = int(opts.quiet_hours * 3600) // QUIET_STEP
     log.info("quiet period: %g hours of chain time at the start prices, fills %d bps above the index", opts.quiet_hours,
              opts.premium_bps)
     for i in range(1, steps + 1):
-        web3.provider.make_request("evm_increaseTime", [QUIET_STEP])
+        chain.sleep(QUIET_STEP)
         for feed, usd in zip(d.feeds, START_PRICES_USD):
             set_price(feed, usd, deployer)
         desk.s.chain_time = web3.eth.get_block("latest")["timestamp"]
         if opts.premium_bps:
             desk.trade(prices)
-        observe_funding(rt, web3.eth.block_number, groups, series, i * QUIET_STEP / 3600)
+        observe_funding(monitor, web3.eth.block_number, groups, series, i * QUIET_STEP / 3600)
         if i % 4 == 0 or i == steps:
             log.info("  hour %4.1f | rate (bps/hour) %s | accrued %s", series.hours[-1],
                      " ".join(f"{a} {r:+.3f}" for a, r in zip(ASSETS, series.rate_bps_per_hour[-1])),
@@ -615,13 +626,14 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     try:
         wait_keeper(keeper, opts.metrics_port, web3.eth.block_number, opts.keeper_timeout)
         quiet_first, t_quiet = web3.eth.block_number + 1, time.monotonic()
-        quiet = quiet_period(opts, d, web3, deployer, premium, rt, groups)
+        quiet = quiet_period(opts, d, web3, deployer, premium, monitor, groups)
         head = web3.eth.block_number
         desk_fees = sum(int(e["args"]["fees"]) for e in d.vault.events.get_sequence(quiet_first, head, "Trade"))
         wait_keeper(keeper, opts.metrics_port, head, opts.keeper_timeout)
         below, _, fund_before = monitor.observe(head)
         funding_before = funding_reading(rt.chain, d.vault.events.get_sequence(d.start_block, head, "PositionUpdated"),
                                          head, kinds)
+        funding_before["mirror_by_kind"] = funding_by_group(monitor, head, groups)
         saver_before = int(rt.chain.call("CrossMarginVault", "settlementOf", saver, block=head))
         if below:
             raise RuntimeError(f"{below} accounts are below MM before the crash; the population sizing is wrong")

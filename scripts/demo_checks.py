@@ -115,6 +115,11 @@ def verify_funding(reading: Mapping, where: str, moved: bool) -> list[str]:
             failures.append(f"{where}: funding of market {m} is not conserved: fundingBalance {r['balance']} minus "
                             f"accrued {r['accrued_longs'] + r['accrued_shorts']} leaves {dust} wei (allowed 0..{allowed})")
     total = sum(r["accrued_longs"] + r["accrued_shorts"] for r in reading["markets"].values())
+    for kind, wei in reading.get("mirror_by_kind", {}).items():
+        chain = reading["by_kind"].get(kind, {"paid": 0, "received": 0})
+        if wei != chain["received"] - chain["paid"]:
+            failures.append(f"{where}: the demo's mirror says {kind} accrued {wei} wei, the chain "
+                            f"{chain['received'] - chain['paid']}")
     if reading["lens_total"] != total:
         failures.append(f"{where}: AccountLens counts {reading['lens_total']} wei of accrued funding, the positions "
                         f"{total}")
