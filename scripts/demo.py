@@ -2,6 +2,7 @@
 
     make demo                                   # 300 traders, 12 March 2020, seed 7
     make demo DEMO_ARGS="--traders 60 --blocks 40 --scenario oct2025 --seed 3"
+    make demo DEMO_ARGS="--scenario gap --fund-usdc 0"   # the fund runs out: deleveraging
     .venv/bin/python scripts/demo.py --help     # every option
 
 What it does, in order:
@@ -13,14 +14,19 @@ What it does, in order:
    with EIP-712 orders signed by the trader and a market maker and settled through ``OrderSettlement``;
 3. starts a keeper the way an operator would: ``xmargin keeper run`` in its own process, with a settings file, a
    private key from the environment, JSON logs and a /health endpoint;
-4. drives a crash shaped after a real episode (``offchain.risk.episodes``) through the Chainlink feeds, one block
+4. runs a quiet period (``--quiet-hours`` of chain time, moved ahead with ``evm_increaseTime``) at the start prices
+   in which the venue's fills print above the index, so funding accrues and the longs pay the shorts;
+5. drives a crash shaped after a real episode (``offchain.risk.episodes``) through the Chainlink feeds, one block
    per step: the feed updates of a step go into the block with the lowest tip, after the keeper's transactions of
    the previous block; the next block is mined once the keeper has processed the last one (a keeper that keeps up
    with the chain, as on a 12-second chain);
-5. watches every account with its own indexer and the exact margin mirror, counts breaches of the maintenance
+   (or, ``--scenario gap``, a one-block gap that leaves bankrupt accounts and runs the write-off waterfall: the fund,
+   then deleveraging of the opposite side);
+6. watches every account with its own indexer and the exact margin mirror, counts breaches of the maintenance
    margin and the blocks until the liquidation that follows, and checks the end state against ``AccountLens``;
-6. writes ``summary.json``, ``blocks.csv``, ``chart.png`` and the keeper's log to the results folder and prints a
-   report. The exit code is 1 when a liquidation was missed.
+   reads funding and deleveraging from the chain and checks them (``scripts/demo_checks.py``);
+7. writes ``summary.json``, ``blocks.csv``, ``funding.csv``, ``chart.png`` and the keeper's log to the results folder
+   and prints a report. The exit code is 1 when a liquidation was missed or a check failed.
 
 Deposits go through a batch depositor (``BookSeeder``, anyone may deposit into any account) to keep set-up short;
 every position is opened by signed orders.
@@ -38,6 +44,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +134,7 @@ class MarketMaker:
         self.d, self.seeder, self.relayer, self.w3, self.chain_id = d, seeder, relayer, web3, chain_id
         self.maker_key = Account.from_key(keccak(text="xmargin demo market maker"))
         self.nonce = 0
-        self.chain_time = 0  # the latest block's timestamp once the chain's clock was moved
+        self.chain_time = web3.eth.get_block("latest")["timestamp"]  # orders expire a day after the chain's clock
 
     def maker(self, market: int) -> int:
         return account_of(self.maker_key.address, 1 + market)
@@ -151,7 +158,8 @@ class MarketMaker:
     def pair(self, maker: int, maker_key: Any, taker: int, taker_key: Any, market: int, size: int, price: int,
              slack_bps: int = 0) -> tuple:
         """A matched pair: the maker's order at ``price``, the taker's (buying when ``size`` > 0) with its limit
-        ``slack_bps`` beyond it. Orders expire a day after the chain's clock, which the quiet period moves ahead."""
+        ``slack_bps`` beyond it. Orders expire a day after the chain's clock (``chain_time``, which may run ahead of
+        this machine's: the quiet period moves it, and so does any earlier time travel on the node)."""
         self.nonce += 1
         expiry = max(int(time.time()), self.chain_time) + 86_400
         buy = size > 0
@@ -281,8 +289,8 @@ class PremiumDesk:
 
 @dataclass
 class FundingSeries:
-    """Observations of the quiet period (index 0 = its start): each market's funding rate and the funding each book
-    type has accrued, from the vault's views (``marketFunding``, ``AccountLens.healthOf``)."""
+    """Observations of the quiet period (index 0 = its start): each market's funding rate (``marketFunding``) and
+    the funding each book type has accrued (:func:`funding_by_group`)."""
 
     hours: list[float] = field(default_factory=list)
     rate_bps_per_hour: list[list[float]] = field(default_factory=list)  # longs pay when positive
@@ -325,7 +333,9 @@ def quiet_period(opts: Options, d: Any, web3: Any, deployer: Any, desk: PremiumD
     log.info("quiet period: %g hours of chain time at the start prices, fills %d bps above the index", opts.quiet_hours,
              opts.premium_bps)
     for i in range(1, steps + 1):
-        chain.sleep(QUIET_STEP)
+        with warnings.catch_warnings():  # Brownie's own chain.sleep warns about its rpc calls
+            warnings.simplefilter("ignore", FutureWarning)
+            chain.sleep(QUIET_STEP)
         for feed, usd in zip(d.feeds, START_PRICES_USD):
             set_price(feed, usd, deployer)
         desk.s.chain_time = web3.eth.get_block("latest")["timestamp"]
