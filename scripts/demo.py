@@ -641,8 +641,10 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         desk_fees = sum(int(e["args"]["fees"]) for e in d.vault.events.get_sequence(quiet_first, head, "Trade"))
         wait_keeper(keeper, opts.metrics_port, head, opts.keeper_timeout)
         below, _, fund_before = monitor.observe(head)
+        t0 = time.monotonic()
         funding_before = funding_reading(rt.chain, d.vault.events.get_sequence(d.start_block, head, "PositionUpdated"),
                                          head, kinds)
+        log.info("funding at the end of the quiet period read from the chain in %.1f s", time.monotonic() - t0)
         funding_before["mirror_by_kind"] = funding_by_group(monitor, head, groups)
         saver_before = int(rt.chain.call("CrossMarginVault", "settlementOf", saver, block=head))
         if below:
@@ -697,10 +699,13 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         equity, maintenance = rt.chain.lens_health(ids, final, 100)
         still_below = [a for a, e, m in zip(ids, equity, maintenance) if e < m]
         missed = sorted(set(still_below) | set(monitor.breach))
+        t0 = time.monotonic()
         positions = d.vault.events.get_sequence(d.start_block, final, "PositionUpdated")
+        log.info("%d PositionUpdated events in %.1f s", len(positions), time.monotonic() - t0)
         adl = adl_reading(rt.chain, d.vault, positions, series.block[0], final, kinds)
         funding_end = funding_reading(rt.chain, positions, final, kinds,
                                       [(e["block"], e["market"]) for e in adl["deleveraged"]])
+        log.info("funding and deleveraging at the end read from the chain in %.1f s", time.monotonic() - t0)
         covered, deleveraged, socialised = (sum(w[k] for w in adl["write_offs"]) / WAD
                                             for k in ("covered_by_fund", "deleveraged", "socialised"))
         opp = keeper_opportunities(opts.out / "keeper.sqlite")

@@ -9,15 +9,23 @@ The readings are plain JSON (integers in wei, nano-USD per unit, base units 1e18
 - Deleveraging charges only the opposite side: each ``Deleveraged`` event's side is the side opposite the bankrupt
   account's position in that market, and between the blocks around it each side's index moved by exactly its
   events' shifts (beyond the funding accrual both sides share).
-- A write-off adds up (``debt = coveredByFund + deleveraged + socialised``, ``deleveraged`` = its events' amounts),
-  and a depositor without positions loses nothing unless something was socialised.
+- A write-off adds up (``debt = coveredByFund + deleveraged + socialised``, ``deleveraged`` = its events' amounts);
+  it socialises (beyond the pro-rata split's rounding) only when every side it charged paid its cap
+  (``adlShare * riskWeight * OI * price``, the open interest taken from the event's amount and shift, the price from
+  the block before); a depositor without positions loses nothing unless something was socialised.
+- The demo's own mirror of the funding each book type accrued (its chart) equals the chain's ``fundingOf``, and
+  ``AccountLens`` (the equity path) counts the same accrued funding as the positions' views.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
+from offchain.margin.snapshot import read_funding_word, read_layout, read_margin_config
+
 INDEX_UNIT = 10**9  # nano-USD per unit: the funding index's unit
+WAD = 10**18
+CAP_TOLERANCE = 100  # a side counts as exhausted when charged within 1/100 of its cap (read at the block before)
 
 
 def last_sizes(position_events: Iterable[Any], before: tuple[int, int] | None = None) -> dict[int, dict[int, int]]:
@@ -79,15 +87,22 @@ def adl_reading(chain: Any, vault: Any, position_events: list[Any], first: int, 
     offs = vault.events.get_sequence(first, last, "BadDebtWrittenOff")
     events = []
     charged: dict[str, int] = defaultdict(int)
+    if dels:
+        at = chain.at(first)
+        layout, cfg, word = read_layout(at.vault), read_margin_config(at.params), read_funding_word(at.params)
     for e in dels:
         a = e["args"]
         account, market, shift = int(a["account"]), int(a["market"]), int(a["shift"])
+        asset = layout.market_asset[market]
+        price = int(chain.call("OracleRouter", "price", asset, block=e["blockNumber"] - 1))
+        side = int(a["amount"]) * INDEX_UNIT // shift  # the side's size the shift spread the amount over (or less)
+        cap = side * price // WAD * cfg.risk_weight(asset) * word.adl_share_bps // 10**8
         sizes = [int(p["args"]["size"]) for p in position_events
                  if int(p["args"]["account"]) == account and int(p["args"]["market"]) == market
                  and (p["blockNumber"], p["logIndex"]) < (e["blockNumber"], e["logIndex"]) and int(p["args"]["size"])]
         events.append({"block": e["blockNumber"], "tx": e["transactionHash"].hex(), "account": f"{account:#x}",
                        "market": market, "longs_pay": bool(a["longsPay"]), "amount": int(a["amount"]),
-                       "shift": shift, "bankrupt_size": sizes[-1] if sizes else 0})
+                       "shift": shift, "bankrupt_size": sizes[-1] if sizes else 0, "cap": cap})
         holders = last_sizes(position_events, before=(e["blockNumber"], e["logIndex"]))[market]
         for holder, size in holders.items():
             if (size > 0) == bool(a["longsPay"]) and size != 0:
@@ -157,9 +172,18 @@ def verify_adl(adl: Mapping, saver_before: int, saver_after: int) -> list[str]:
         if w["covered_by_fund"] + w["deleveraged"] + w["socialised"] != w["debt"]:
             failures.append(f"write-off of {w['account']} (block {w['block']}): debt {w['debt']} != fund "
                             f"{w['covered_by_fund']} + deleveraged {w['deleveraged']} + socialised {w['socialised']}")
-    if not any(w["socialised"] for w in adl["write_offs"]) and saver_after != saver_before:
-        failures.append(f"a depositor without positions went from {saver_before} to {saver_after} wei although "
-                        f"nothing was socialised")
+        # a loss goes to the depositors only once the opposite sides are exhausted (the pro-rata split floors each
+        # side's part: less than a wei per side charged may be left over)
+        mine = [e for e in adl["deleveraged"] if e["tx"] == w["tx"] and e["account"] == w["account"]]
+        if w["socialised"] > len(mine):
+            for e in mine:
+                if e["amount"] < e["cap"] - e["cap"] // CAP_TOLERANCE:
+                    failures.append(f"write-off of {w['account']} (block {w['block']}) socialised {w['socialised']} "
+                                    f"wei while the {'longs' if e['longs_pay'] else 'shorts'} of market {e['market']} "
+                                    f"paid {e['amount']} of the {e['cap']} they could bear")
+    if saver_after > saver_before or (saver_after < saver_before and not any(w["socialised"] for w in adl["write_offs"])):
+        failures.append(f"a depositor without positions went from {saver_before} to {saver_after} wei with "
+                        f"{sum(w['socialised'] for w in adl['write_offs'])} wei socialised")
     return failures
 
 
