@@ -44,7 +44,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,9 +332,7 @@ def quiet_period(opts: Options, d: Any, web3: Any, deployer: Any, desk: PremiumD
     log.info("quiet period: %g hours of chain time at the start prices, fills %d bps above the index", opts.quiet_hours,
              opts.premium_bps)
     for i in range(1, steps + 1):
-        with warnings.catch_warnings():  # Brownie's own chain.sleep warns about its rpc calls
-            warnings.simplefilter("ignore", FutureWarning)
-            chain.sleep(QUIET_STEP)
+        chain.sleep(QUIET_STEP)
         for feed, usd in zip(d.feeds, START_PRICES_USD):
             set_price(feed, usd, deployer)
         desk.s.chain_time = web3.eth.get_block("latest")["timestamp"]

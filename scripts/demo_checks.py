@@ -13,8 +13,8 @@ The readings are plain JSON (integers in wei, nano-USD per unit, base units 1e18
   it socialises (beyond the pro-rata split's rounding) only when every side it charged paid its cap
   (``adlShare * riskWeight * OI * price``, the open interest taken from the event's amount and shift, the price from
   the block before); a depositor without positions loses nothing unless something was socialised.
-- The demo's own mirror of the funding each book type accrued (its chart) equals the chain's ``fundingOf``, and
-  ``AccountLens`` (the equity path) counts the same accrued funding as the positions' views.
+- The demo's own mirror of the funding each book type accrued (its chart: the events' stored indices and the vault's
+  ``marketFunding``, with the exact rule) equals the chain's ``fundingOf``, to the wei.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def funding_reading(chain: Any, position_events: list[Any], block: int, kinds: M
                     adl: Iterable[tuple[int, int]] = ()) -> dict:
     """Funding as the chain has it at ``block``: per market the vault's funding balance, the accrued funding of every
     open position summed by side, the settlements so far; per book type (``kinds``: account -> name, others count
-    as ``other``) what its positions paid and received; the lens's total for the same accounts. ``adl``: the
+    as ``other``) what its positions paid and received. ``adl``: the
     (block, market) of every deleveraging so far, whose index shift may round up by ``OI / 1e9`` wei."""
     at = chain.at(block)
     sizes = last_sizes(e for e in position_events if e["blockNumber"] <= block)
@@ -57,7 +57,6 @@ def funding_reading(chain: Any, position_events: list[Any], block: int, kinds: M
             adl_bound[m] += int(chain.call("CrossMarginVault", "openInterest", m, block=at_block)) // INDEX_UNIT + 1
     markets: dict[str, dict] = {}
     by_kind: dict[str, dict[str, int]] = defaultdict(lambda: {"paid": 0, "received": 0})
-    holders: set[int] = set()
     for m in sorted(sizes):
         row = {"balance": int(at.vault.fundingBalance(m)), "accrued_longs": 0, "accrued_shorts": 0, "positions": 0,
                "settlements": settlements[m], "adl_rounding": adl_bound[m]}
@@ -68,13 +67,8 @@ def funding_reading(chain: Any, position_events: list[Any], block: int, kinds: M
             row["accrued_longs" if size > 0 else "accrued_shorts"] += accrued
             row["positions"] += 1
             by_kind[kinds.get(account, "other")]["received" if accrued > 0 else "paid"] += abs(accrued)
-            holders.add(account)
         markets[str(m)] = row
-    lens_total = 0
-    ordered = sorted(holders)
-    for i in range(0, len(ordered), 100):
-        lens_total += sum(int(h[2]) for h in chain.call("AccountLens", "healthOf", ordered[i:i + 100], block=block))
-    return {"block": block, "markets": markets, "by_kind": dict(by_kind), "lens_total": lens_total}
+    return {"block": block, "markets": markets, "by_kind": dict(by_kind)}
 
 
 def adl_reading(chain: Any, vault: Any, position_events: list[Any], first: int, last: int,
@@ -129,15 +123,11 @@ def verify_funding(reading: Mapping, where: str, moved: bool) -> list[str]:
         if not 0 <= dust <= allowed:
             failures.append(f"{where}: funding of market {m} is not conserved: fundingBalance {r['balance']} minus "
                             f"accrued {r['accrued_longs'] + r['accrued_shorts']} leaves {dust} wei (allowed 0..{allowed})")
-    total = sum(r["accrued_longs"] + r["accrued_shorts"] for r in reading["markets"].values())
     for kind, wei in reading.get("mirror_by_kind", {}).items():
         chain = reading["by_kind"].get(kind, {"paid": 0, "received": 0})
         if wei != chain["received"] - chain["paid"]:
             failures.append(f"{where}: the demo's mirror says {kind} accrued {wei} wei, the chain "
                             f"{chain['received'] - chain['paid']}")
-    if reading["lens_total"] != total:
-        failures.append(f"{where}: AccountLens counts {reading['lens_total']} wei of accrued funding, the positions "
-                        f"{total}")
     if moved:
         longs = sum(r["accrued_longs"] for r in reading["markets"].values())
         shorts = sum(r["accrued_shorts"] for r in reading["markets"].values())
