@@ -816,6 +816,9 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
                       ("fund_usdc", 0)):
         if getattr(a, name) < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")
+    if a.premium_bps > DEFAULT_SPEC.price_band_bps:
+        p.error(f"--premium-bps must be inside the venue's price band, {DEFAULT_SPEC.price_band_bps} bps "
+                f"(got {a.premium_bps})")
     out = a.out or ROOT / "results" / "demo" / f"{a.scenario}-{a.seed}-{a.traders}"
     return Options(a.traders, a.scenario, a.seed, a.blocks, a.settle_blocks, d.keeper_timeout, a.metrics_port,
                    out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc), a.network

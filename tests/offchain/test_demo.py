@@ -224,9 +224,10 @@ def test_demo_checks_fail_on_a_doctored_reading(gap_run, what, doctor, message):
     assert failures and any(message in f for f in failures), failures
 
 
-def test_demo_options_refuse_negative_quiet_period():
-    with pytest.raises(SystemExit):
-        parse_args(["--quiet-hours", "-1"])
+def test_demo_options_refuse_a_quiet_period_it_cannot_run():
+    for bad in (["--quiet-hours", "-1"], ["--premium-bps", "201"], ["--fund-usdc", "-5"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
     opts, _ = parse_args(["--scenario", "gap", "--quiet-hours", "0.5", "--premium-bps", "10", "--fund-usdc", "0"])
     assert (opts.scenario, opts.quiet_hours, opts.premium_bps, opts.fund_usdc) == ("gap", 0.5, 10, 0)
 
