@@ -367,6 +367,16 @@ def start_keeper(out: Path, rpc_url: str, deployment: Path, metrics_port: int, k
         return subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
+def stop_keeper(proc: subprocess.Popen) -> int:
+    """Stop the keeper (SIGTERM, a clean shutdown; killed after 30 s) and return its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def keeper_head(port: int) -> int | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
@@ -687,6 +697,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             if i > opts.blocks and below == 0 and not monitor.breach:
                 break
         mining.restore()
+        stop_keeper(keeper)  # its work is done; the end state is read without it screening the last blocks
         t_end = time.monotonic()
         final = web3.eth.block_number
         on_chain = len(d.vault.events.get_sequence(series.block[0] + 1, final, "Liquidated"))
@@ -736,12 +747,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         }
     finally:
         mining.restore()
-        keeper.terminate()
-        try:
-            code = keeper.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            keeper.kill()
-            code = keeper.wait()
+        code = stop_keeper(keeper)
         rt.indexer.conn.close()
     summary["keeper_exit_code"] = code
     summary["final_block"] = series.block[-1]
