@@ -741,7 +741,8 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             "adl": adl, "adl_by_market": adl_by_market(adl),
             "saver_value": {"before": saver_before,
                             "after": int(rt.chain.call("CrossMarginVault", "settlementOf", saver, block=final))},
-            "seconds": {"setup": t_quiet - t_start, "quiet": t_crash - t_quiet, "crash": t_end - t_crash, "total": t_end - t_start,
+            "seconds": {"setup": t_quiet - t_start, "quiet": t_crash - t_quiet, "crash": t_end - t_crash,
+                        "total": t_end - t_start,
                         "crash_waiting_for_keeper": timing["keeper"], "crash_mining": timing["mine"],
                         "crash_monitor": timing["monitor"]},
         }

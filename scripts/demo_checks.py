@@ -107,8 +107,9 @@ def adl_reading(chain: Any, vault: Any, position_events: list[Any], first: int, 
         after = chain.call("CrossMarginVault", "marketFunding", market, block=block)
         moves.append({"block": block, "market": market, "long_index_moved": int(after[0]) - int(before[0]),
                       "short_index_moved": int(after[1]) - int(before[1])})
-    write_offs = [{"block": e["blockNumber"], "tx": e["transactionHash"].hex(), "account": f"{int(e['args']['account']):#x}",
-                   "debt": int(e["args"]["debt"]), "covered_by_fund": int(e["args"]["coveredByFund"]),
+    write_offs = [{"block": e["blockNumber"], "tx": e["transactionHash"].hex(),
+                   "account": f"{int(e['args']['account']):#x}", "debt": int(e["args"]["debt"]),
+                   "covered_by_fund": int(e["args"]["coveredByFund"]),
                    "deleveraged": int(e["args"]["deleveraged"]), "socialised": int(e["args"]["socialised"])}
                   for e in offs]
     return {"deleveraged": events, "index_moves": moves, "write_offs": write_offs, "charged_by_kind": dict(charged)}
@@ -122,7 +123,8 @@ def verify_funding(reading: Mapping, where: str, moved: bool) -> list[str]:
         allowed = r["settlements"] + r["positions"] + r["adl_rounding"]
         if not 0 <= dust <= allowed:
             failures.append(f"{where}: funding of market {m} is not conserved: fundingBalance {r['balance']} minus "
-                            f"accrued {r['accrued_longs'] + r['accrued_shorts']} leaves {dust} wei (allowed 0..{allowed})")
+                            f"accrued {r['accrued_longs'] + r['accrued_shorts']} leaves {dust} wei "
+                            f"(allowed 0..{allowed})")
     for kind, wei in reading.get("mirror_by_kind", {}).items():
         chain = reading["by_kind"].get(kind, {"paid": 0, "received": 0})
         if wei != chain["received"] - chain["paid"]:
@@ -171,7 +173,8 @@ def verify_adl(adl: Mapping, saver_before: int, saver_after: int) -> list[str]:
                     failures.append(f"write-off of {w['account']} (block {w['block']}) socialised {w['socialised']} "
                                     f"wei while the {'longs' if e['longs_pay'] else 'shorts'} of market {e['market']} "
                                     f"paid {e['amount']} of the {e['cap']} they could bear")
-    if saver_after > saver_before or (saver_after < saver_before and not any(w["socialised"] for w in adl["write_offs"])):
+    socialised = any(w["socialised"] for w in adl["write_offs"])
+    if saver_after > saver_before or (saver_after < saver_before and not socialised):
         failures.append(f"a depositor without positions went from {saver_before} to {saver_after} wei with "
                         f"{sum(w['socialised'] for w in adl['write_offs'])} wei socialised")
     return failures

@@ -149,7 +149,8 @@ def test_gap_runs_out_the_fund_and_deleverages_only_the_opposite_side(gap_run):
             for e in here:  # the bankrupt account held the other side
                 size, _ = vault.positionOf(e["args"]["account"], market, block_identifier=block - 1)
                 assert size != 0 and (size < 0) == e["args"]["longsPay"]
-            shift = {side: sum(e["args"]["shift"] for e in here if e["args"]["longsPay"] == side) for side in (True, False)}
+            shift = {side: sum(e["args"]["shift"] for e in here if e["args"]["longsPay"] == side)
+                     for side in (True, False)}
             holders = {p["args"]["account"] for p in positions if p["args"]["market"] == market}
             for holder in holders:
                 if (holder, market) in touched:
