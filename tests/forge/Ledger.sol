@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {LivenessProbe} from "./Probe.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env, Vm} from "./Env.sol";
@@ -231,18 +231,18 @@ contract Ledger is Liveness {
             ++vaultEvents;
             bytes32 topic = log.topics[0];
             if (
-                topic == ICrossMarginVault.SettlementUpdated.selector
-                    || topic == ICrossMarginVault.PositionUpdated.selector
-                    || topic == ICrossMarginVault.CollateralUpdated.selector
+                topic == IVaultTypes.SettlementUpdated.selector
+                    || topic == IVaultTypes.PositionUpdated.selector
+                    || topic == IVaultTypes.CollateralUpdated.selector
             ) {
                 uint256 account = uint256(log.topics[1]);
                 fundChanged = fundChanged || account == fund;
                 attackerChanged = attackerChanged || isAttackerAccount[account];
-            } else if (topic == ICrossMarginVault.SettlementIndexUpdated.selector) {
+            } else if (topic == IVaultTypes.SettlementIndexUpdated.selector) {
                 (fundChanged, attackerChanged) = (true, true);
-            } else if (topic == ICrossMarginVault.Liquidated.selector) {
+            } else if (topic == IVaultTypes.Liquidated.selector) {
                 _onLiquidated(log);
-            } else if (topic == ICrossMarginVault.BadDebtWrittenOff.selector) {
+            } else if (topic == IVaultTypes.BadDebtWrittenOff.selector) {
                 uint256 account = uint256(log.topics[1]);
                 (, uint256 cover, uint256 socialised) = abi.decode(log.data, (uint256, uint256, uint256));
                 ++writeOffs;
