@@ -535,9 +535,11 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
           ADL-side: each Deleveraged event charges the side opposite a position of the bankrupt account liquidated
             since it last traded, and only that side: every position on it (not settled in the call) loses its size
             times the index shift (to the wei), every other position and every account without one loses nothing;
-          ADL-last: claims (depositors) pay only what the opposite sides cannot: when anything is socialised, every
-            source side with open interest and a price was charged its cap, adlShare * riskWeight * its notional;
-            when nothing is, no account without a position (nor any settlement balance not touched) lost a wei."""
+          ADL-last: claims (depositors) pay only after an opposite side is exhausted: when more than the split's
+            rounding (a wei per source side) is socialised, every source side with open interest and a price paid its
+            part of the loss (in proportion to the sides' notional) or, if less, its cap adlShare * riskWeight * its
+            notional, and some side its cap; when nothing is, no account without a position lost a wei. (A capped
+            side's excess is not passed on to sides with room left: docs/SECURITY.md, "Deleveraging".)"""
         w = tx.events["BadDebtWrittenOff"][0]
         charges = list(tx.events["Deleveraged"]) if "Deleveraged" in tx.events else []
         assert w["deleveraged"] == sum(e["amount"] for e in charges), "ADL: Deleveraged events != the write-off's"
@@ -562,17 +564,24 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                     self._tally("ADL: positions charged")
                 else:
                     assert lost == 0, f"ADL-side: {a:#x} ({q} in market {m}) paid {lost} for the other side"
-        if w["socialised"]:
-            self._tally("ADL-last: socialised after the opposite sides")
+        if w["socialised"] > len(sources):  # beyond the rounding of the split (each side's part rounds down)
+            self._tally("ADL-last: socialised after an opposite side was exhausted")
             charged = {e["market"]: e["amount"] for e in charges}
-            for m, long_liquidated in sources:
+            notional = {(m, long_): int(self._call(self.v.openInterest, m)) * prices[self.layout.market_asset[m]] // WAD
+                        for m, long_ in sources}
+            total, loss = sum(notional.values()), w["debt"] - w["coveredByFund"]
+            exhausted = total == 0  # no opposite side with open interest and a price: nobody could bear it
+            for (m, long_liquidated), n in notional.items():
+                if not n:
+                    continue
                 asset = self.layout.market_asset[m]
-                notional = int(self._call(self.v.openInterest, m)) * prices[asset] // WAD
-                cap = notional * cfg.risk_weight(asset) * share // 10**8
-                assert not cap or charged.get(m) == cap, \
-                    f"ADL-last: {w['socialised']} socialised while market {m}'s " \
-                    f"{'shorts' if long_liquidated else 'longs'} paid {charged.get(m, 0)} of their cap {cap}"
-        else:
+                cap = n * cfg.risk_weight(asset) * share // 10**8
+                due = min(loss * n // total, cap)
+                assert charged.get(m, 0) == due, f"ADL-last: market {m}'s {'shorts' if long_liquidated else 'longs'} " \
+                                                 f"paid {charged.get(m, 0)}, their due is {due} (cap {cap})"
+                exhausted = exhausted or due == cap
+            assert exhausted, f"ADL-last: {w['socialised']} socialised while no opposite side was exhausted"
+        elif not w["socialised"]:
             for a in self.everyone:
                 if not pre[a].positions and a not in (acct, self.fund):
                     assert post[a].settlement >= pre[a].settlement, \
