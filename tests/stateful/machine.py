@@ -72,7 +72,7 @@ ATTACKER_CAPITAL = (5_000, 40_000, 40_000)  # USDC per attacker subaccount
 FUNDER_CAPITAL = 2_000_000  # USDC in each of the two subaccounts whose fee-paying fills set funding premiums
 OI_CAP_USD = 20_000_000  # open-interest cap of every market at the start price: a premium depth of 40,000 USD of fees
 PREMIUM_FEE_USD = 1_000  # fee paid by each side of a premium fill
-__all__ = ["Solvency", "setup", "ATTACKER_RULES"]
+__all__ = ["Solvency", "setup", "ATTACKER_RULES", "MUST_CHECK"]
 
 
 def setup(protocol, deployer):
@@ -164,6 +164,11 @@ T_POSITION = _topic("PositionUpdated(uint256,uint256,int256,int256,int256)")
 T_DELEVERAGED = _topic("Deleveraged(uint256,uint256,bool,uint256,uint256)")
 T_TOUCH = {T_POSITION,
            _topic("CollateralUpdated(uint256,address,uint256)"), _topic("SettlementUpdated(uint256,int256)")}
+
+# checks that must have met real cases over a campaign (CI and make fuzz): indices that moved, accrued funding to
+# conserve, Deleveraged events whose sides were checked position by position
+MUST_CHECK = ("funding: indices moved", "funding conservation with accrued funding", "ADL: Deleveraged events",
+              "ADL: positions charged")
 
 traders = st.integers(0, OWNERS * SUBS - 1)
 tokens_st = st.sampled_from(HONEST_TOKENS)
