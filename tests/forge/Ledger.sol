@@ -382,8 +382,7 @@ contract Ledger is Liveness {
     ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side its part of the
     ///      loss (in proportion to the sides' notional) or, if less, its cap adlShare * riskWeight * its notional,
     ///      and at least one side its cap: depositors pay only what an exhausted opposite side cannot. (Not that
-    ///      every side was exhausted: a capped side's excess is not passed on to sides with room left; see
-    ///      docs/SECURITY.md, "Deleveraging".)
+    ///      every side was exhausted: the vault does not pass a capped side's excess on to sides with room left.)
     function _checkDeleveraging() internal {
         for (uint256 i; i < _targets.length; ++i) {
             uint256 a = _targets[i];

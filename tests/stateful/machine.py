@@ -543,8 +543,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
           ADL-last: claims (depositors) pay only after an opposite side is exhausted: when more than the split's
             rounding (a wei per source side) is socialised, every source side with open interest and a price paid its
             part of the loss (in proportion to the sides' notional) or, if less, its cap adlShare * riskWeight * its
-            notional, and some side its cap; when nothing is, no account without a position lost a wei. (A capped
-            side's excess is not passed on to sides with room left: docs/SECURITY.md, "Deleveraging".)"""
+            notional, and some side its cap; when nothing is, no account without a position lost a wei. (Not that
+            every side was exhausted: the vault does not pass a capped side's excess on to sides with room left.)"""
         w = tx.events["BadDebtWrittenOff"][0]
         charges = list(tx.events["Deleveraged"]) if "Deleveraged" in tx.events else []
         assert w["deleveraged"] == sum(e["amount"] for e in charges), "ADL: Deleveraged events != the write-off's"
