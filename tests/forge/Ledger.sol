@@ -471,7 +471,7 @@ contract Ledger is Liveness {
             for (uint256 i; i < _charges.length; ++i) {
                 if (_charges[i].account == a && _charges[i].market == m) paid += _charges[i].amount;
             }
-            if (paid != due) _fail(Check.AdlLast, a, int256(paid), int256(due), "a source side paid other than its due");
+            if (paid != due) _fail(Check.AdlLast, a, int256(paid), int256(due), "a source side paid other than due");
             exhausted = exhausted || paid == cap;
         }
         if (!exhausted) _fail(Check.AdlLast, a, int256(loss), 0, "claims paid while no opposite side was exhausted");

@@ -145,7 +145,8 @@ class AttackerRules:
                 return
             terms = self._terms()
             if shape == "plan":
-                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                        PlannerTerms(terms.word, terms.discounts))
                 items = plan.as_args() if plan else []
             else:
                 allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
@@ -207,7 +208,8 @@ class AttackerRules:
         terms = self._terms()
         allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
         if take == "plan":
-            plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+            plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                    PlannerTerms(terms.word, terms.discounts))
             self._liquidate(a, plan.as_args() if plan else [], self.attacker)
         elif take == "loop":
             self._liquidate(a, self._slice(state, "tenth", allowed, prices, 0), self.attacker, times=10)
@@ -341,11 +343,13 @@ class AttackerRules:
                         ok, msg, _, _ = self._liquidate(acct, [], self.keeper)
                         assert ok, msg
                     break
-                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                        PlannerTerms(terms.word, terms.discounts))
                 witness = econ.proportional_items(state, self.layout, prices, cfg, terms, markets)
                 assert plan is not None, f"R3: {acct:#x} is below MM with unpriced collateral and the planner finds " \
                     f"no liquidation; the rule's witness {witness}: " \
-                    f"{econ.liquidation_outcome(state, witness, self.layout, prices, cfg, terms, markets=markets)}; state " \
+                    f"{econ.liquidation_outcome(state, witness, self.layout, prices, cfg, terms, markets=markets)}; " \
+                    f"state " \
                     f"{state.canonical()}, prices {prices}"
                 ok, msg, _, _ = self._liquidate(acct, plan.as_args(), self.keeper)
                 assert ok, msg

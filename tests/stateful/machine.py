@@ -863,7 +863,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 assert not ok and msg.startswith("BadLiquidationItem"), f"R3: unpriced collateral seized: {msg}"
         terms = self._terms()
         if m.liquidatable and self._seizable(s, prices):
-            plan = plan_liquidation(settled(s, markets), self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+            plan = plan_liquidation(settled(s, markets), self.layout, prices, cfg,
+                                    PlannerTerms(terms.word, terms.discounts))
             assert plan is not None, f"R3: no liquidation for {acct:#x} below MM while asset {asset} has no price"
             ok, msg = self._simulate(self.v.liquidate, (acct, plan.as_args()), self.keeper)
             assert ok, f"R3: the keeper's plan for {acct:#x} is refused while asset {asset} has no price: {msg}"
@@ -905,7 +906,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 continue
             allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
             if frac == 100:
-                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                        PlannerTerms(terms.word, terms.discounts))
                 assert plan is not None, f"no plan for {acct:#x} below MM"
                 items = plan.as_args()
             else:
@@ -1082,9 +1084,10 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         fee (the premium, capped at 20 bps, weighs by it), then ``hours`` hours pass with the market touched every
         hour (a fee-free fill at the index: the accrual of each hour at that hour's rate, and a settlement of the
         funders' positions). Then the premium's weight is left to decay to zero (a quiet spell of a few times 10
-        hours, the market touched after each), so the rate is exactly 0 again and the indices stay put outside this rule: the
-        other rules predict the vault to the wei from a view of the funding state. Like a price move, the rule ends
-        the economic segment before it and starts a new one after it (funding moves value between traders)."""
+        hours, the market touched after each), so the rate is exactly 0 again and the indices stay put outside this
+        rule: the other rules predict the vault to the wei from a view of the funding state. Like a price move, the
+        rule ends the economic segment before it and starts a new one after it (funding moves value between
+        traders)."""
         self._count("funding_hours")
         self._checkpoint()
         before = self._market()[2].get(market)
@@ -1188,7 +1191,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 states[a].positions[k] = (int(val[0]), int(val[1]))
             elif kind == "f":  # the index the position stored (fundingOf reverts while its asset has no valid price:
                 # then nothing can have settled the position since it was last read)
-                states[a].funding[k] = self.stored_index[a, k] = int(val[1]) if val else self.stored_index.get((a, k), 0)
+                index = int(val[1]) if val else self.stored_index.get((a, k), 0)
+                states[a].funding[k] = self.stored_index[a, k] = index
             else:
                 states[a].collateral[k] = int(val)
         return states
@@ -1253,9 +1257,11 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         balances = self._batch([(self.v.fundingBalance, (m,)) for m in owed], head)
         for (m, due), balance in zip(owed.items(), balances):
             dust = int(balance) - due
-            bound = self.settlements.get(m, 0) + self.adl_dust.get(m, 0) + sum(m in s.positions for s in states.values())
-            assert 0 <= dust <= bound, f"funding conservation, market {m}: fundingBalance {balance} - accrued {due} = " \
-                                       f"{dust}, outside [0, {bound}]"
+            bound = self.settlements.get(m, 0) + self.adl_dust.get(m, 0) + sum(m in s.positions
+                                                                               for s in states.values())
+            assert 0 <= dust <= bound, \
+                f"funding conservation, market {m}: fundingBalance {balance} - accrued {due} = {dust}, not in " \
+                f"[0, {bound}]"
             if due:
                 self._tally("funding conservation with accrued funding")
 

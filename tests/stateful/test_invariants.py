@@ -35,8 +35,8 @@ def test_solvency_invariants(protocol, deployer):
     run_state_machine_as_test(Solvency, settings=settings(max_examples=EXAMPLES, stateful_step_count=STEPS,
                                                           deadline=None, derandomize=True, database=None,
                                                           suppress_health_check=HealthCheck.all()))
-    print("runs:", Solvency.runs, "steps:", Solvency.steps, "rules:", Solvency.rule_counts, "successful:", Solvency.done,
-          "checks:", Solvency.checks)
+    print("runs:", Solvency.runs, "steps:", Solvency.steps, "rules:", Solvency.rule_counts,
+          "successful:", Solvency.done, "checks:", Solvency.checks)
     for kind in MUST_SUCCEED:
         assert Solvency.done.get(kind, 0) > 0, f"the sequences never performed {kind} successfully"
     for name in MUST_RUN:

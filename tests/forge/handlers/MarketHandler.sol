@@ -10,8 +10,9 @@ import {HandlerBase} from "./HandlerBase.sol";
 /// @title MarketHandler — the outside world: prices, feeds and time.
 /// @notice Moves true prices (one asset or all at once, at most +-15% per step, or all a little in a heartbeat, or
 ///         a gap of 25-60% in one asset), breaks feeds (stale, zero, negative answer) and repairs them, and lets time
-///         pass (minutes: feeds go stale after their 3,600 s maximum age; or hours of funding, feeds refreshed). After every step the ledger tries a
-///         liquidation of every account below MM (E5); a price move also moves the E1 checkpoint.
+///         pass (minutes: feeds go stale after their 3,600 s maximum age; or hours of funding, feeds refreshed).
+///         After every step the ledger tries a liquidation of every account below MM (E5); a price move also moves
+///         the E1 checkpoint.
 contract MarketHandler is HandlerBase {
     /// @notice Largest price move per step, bps.
     uint256 public constant MAX_MOVE_BPS = 1500;
