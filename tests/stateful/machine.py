@@ -868,11 +868,16 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             assert plan is not None, f"R3: no liquidation for {acct:#x} below MM while asset {asset} has no price"
             ok, msg = self._simulate(self.v.liquidate, (acct, plan.as_args()), self.keeper)
             assert ok, f"R3: the keeper's plan for {acct:#x} is refused while asset {asset} has no price: {msg}"
-        elif m.liquidatable:  # only unpriced collateral left: nothing to take until the feed is back
+        elif m.liquidatable:  # only unpriced collateral left: nothing to take until the feed is back, unless it is
+            # dust at its feed's last answer and the account owes: then a call naming nothing writes it off (R4)
             ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
-            if s.collateral:
-                assert not ok and msg.startswith("LiquidationEmpty"), f"R3: {msg}"
-            else:
+            o = econ.liquidation_outcome(s, [], self.layout, prices, cfg, terms, index=self._index(),
+                                         last_prices=self._last_prices(), markets=markets)
+            assert ok == (o.error == ""), f"R3/R4: a call naming nothing on {acct:#x}: rule {o.error or 'ok'}, " \
+                                          f"vault {msg or 'ok'} (state {s.canonical()})"
+            if s.collateral and not ok:
+                assert msg.startswith("LiquidationEmpty"), f"R3: {msg}"
+            if not s.collateral:
                 assert ok, f"R4: an account holding nothing but debt must be written off: {msg}"
         else:
             ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
