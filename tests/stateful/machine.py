@@ -1094,6 +1094,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         rule ends the economic segment before it and starts a new one after it (funding moves value between
         traders)."""
         self._count("funding_hours")
+        if self._paused(1):  # trades paused: no fill can set a premium (nor touch the market)
+            return
         self._checkpoint()
         before = self._market()[2].get(market)
         oracle = self._price(self.layout.market_asset[market])
