@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {ICrossMarginVault} from "../../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
 import {TestToken} from "../../../contracts/test/TestTokens.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
@@ -146,7 +146,7 @@ abstract contract HandlerBase {
     /// @dev Liquidates `target` directly, taking `fractionBps` of maxTake in proportion, each amount divided by
     ///      2^`shift` (at least 1 unit); returns the reward.
     function _liquidate(uint256 target, uint256 fractionBps, uint256 shift) internal returns (uint256 reward) {
-        (ICrossMarginVault.LiquidationItem[] memory items,) = ledger.proportionalTake(target, fractionBps);
+        (IVaultTypes.LiquidationItem[] memory items,) = ledger.proportionalTake(target, fractionBps);
         for (uint256 i; i < items.length && shift != 0; ++i) {
             items[i].amount = items[i].amount >> shift == 0 ? 1 : items[i].amount >> shift;
         }
