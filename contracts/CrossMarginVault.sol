@@ -621,7 +621,7 @@ contract CrossMarginVault is VaultBase {
 
     /// @dev Deleveraging (ICrossMarginVault): `loss` goes to the side opposite each position of `account` that was
     ///      liquidated, in proportion to those sides' notional, each charged at most `adlShare` of its maintenance
-    ///      margin through its funding index. Returns the part of `loss` left for the write-off rule.
+    ///      margin through its funding index (`_adlShares`). Returns the part of `loss` left for the write-off rule.
     function _deleverage(uint256 account, Account memory acc, uint256 loss, Ctx memory ctx)
         internal
         returns (uint256 rest)
@@ -641,44 +641,62 @@ contract CrossMarginVault is VaultBase {
             prices = oracle.pricesFor(0, assets);
         }
         uint256[32] memory notional;
-        uint256 total;
+        uint256[32] memory room; // the most each side may be charged: adlShare * riskWeight * its notional
         for (uint256 left = sources; left != 0; left &= left - 1) {
             uint256 src = _lowestBit32(left);
-            uint256 market = src & 15;
-            notional[src] = Math.mulDiv(_books[market].openInterest, prices[_marketAssetOf(ctx.layout, market)], 1e18);
-            total += notional[src];
+            uint256 asset = _marketAssetOf(ctx.layout, src & 15);
+            notional[src] = Math.mulDiv(_books[src & 15].openInterest, prices[asset], 1e18);
+            room[src] = Math.mulDiv(notional[src], ctx.cfg.global.riskWeight(asset) * ctx.funding.adlShare(), 1e8);
         }
-        // slither-disable-next-line incorrect-equality (no opposite side to charge)
-        if (total == 0) return rest;
-        // each side's part of what is left, in proportion to what is left: the parts add up to the loss exactly
-        // (the last side's is the remainder), so no rounding reaches the claims while the sides have room
+        uint256[32] memory due = _adlShares(sources, notional, room, loss);
         for (uint256 left = sources; left != 0; left &= left - 1) {
             uint256 src = _lowestBit32(left);
-            // slither-disable-next-line incorrect-equality (an empty side, or no price: nothing to charge)
-            if (notional[src] == 0) continue;
-            uint256 part = Math.mulDiv(loss, notional[src], total); // `loss`: what no earlier side was assigned
-            (loss, total) = (loss - part, total - notional[src]);
-            rest -= _charge(account, src, part, notional[src], prices, ctx);
+            if (due[src] != 0) rest -= _charge(account, src, due[src], prices, ctx);
         }
     }
 
-    /// @dev Charges source `src` (market src & 15; the longs pay when src >= 16) its `part` of a loss, at most
-    ///      adlShare * riskWeight * its `notional`, by moving its side's index; returns what it charged (0 when the
-    ///      index would leave its range).
-    function _charge(
-        uint256 account,
-        uint256 src,
-        uint256 part,
-        uint256 notional,
-        uint256[8] memory prices,
-        Ctx memory ctx
-    ) internal returns (uint256 amount) {
+    /// @dev What each source side pays of `loss`: shares in proportion to notional among the sides with room left
+    ///      (in source order, each side's part is its share of what earlier sides were not assigned, so the parts
+    ///      add up to what is split), each at most its `room`; what a full side cannot take is split again over the
+    ///      others, until nothing is left or every side is full. Each pass fills a side or assigns everything: at
+    ///      most 32 passes.
+    function _adlShares(uint256 sources, uint256[32] memory notional, uint256[32] memory room, uint256 loss)
+        internal
+        pure
+        returns (uint256[32] memory due)
+    {
+        uint256 open;
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            uint256 src = _lowestBit32(left);
+            if (room[src] != 0) open |= 1 << src; // an empty side, or no price: nothing to charge
+        }
+        while (loss != 0 && open != 0) {
+            uint256 total;
+            for (uint256 left = open; left != 0; left &= left - 1) {
+                total += notional[_lowestBit32(left)];
+            }
+            uint256 unassigned = loss;
+            for (uint256 left = open; left != 0; left &= left - 1) {
+                uint256 src = _lowestBit32(left);
+                uint256 part = Math.mulDiv(unassigned, notional[src], total);
+                (unassigned, total) = (unassigned - part, total - notional[src]);
+                uint256 take = Math.min(part, room[src]);
+                (due[src], room[src], loss) = (due[src] + take, room[src] - take, loss - take);
+                // slither-disable-next-line incorrect-equality (the side is full)
+                if (room[src] == 0) open &= ~(1 << src);
+            }
+        }
+    }
+
+    /// @dev Charges source `src` (market src & 15; the longs pay when src >= 16) `amount` by moving its side's index;
+    ///      returns what it charged (0 when the index would leave its range).
+    function _charge(uint256 account, uint256 src, uint256 amount, uint256[8] memory prices, Ctx memory ctx)
+        internal
+        returns (uint256)
+    {
         uint256 market = src & 15;
         bool longsPay = src >= 16;
         uint256 asset = _marketAssetOf(ctx.layout, market);
-        amount = Math.min(part, Math.mulDiv(notional, ctx.cfg.global.riskWeight(asset) * ctx.funding.adlShare(), 1e8));
-        // slither-disable-next-line incorrect-equality (nothing to charge)
-        if (amount == 0) return 0;
         (Funding.Market memory fm, int256 rate) = _marketNow(market, prices[asset], asset, ctx);
         // the side's sizes sum to the open interest: it pays at least `amount` (each position's share rounds up)
         uint256 shift = Math.mulDiv(amount, uint256(Funding.INDEX_UNIT), _books[market].openInterest, Math.Rounding.Ceil);

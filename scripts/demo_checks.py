@@ -10,7 +10,7 @@ The readings are plain JSON (integers in wei, nano-USD per unit, base units 1e18
   account's position in that market, and between the blocks around it each side's index moved by exactly its
   events' shifts (beyond the funding accrual both sides share).
 - A write-off adds up (``debt = coveredByFund + deleveraged + socialised``, ``deleveraged`` = its events' amounts);
-  it socialises (beyond the pro-rata split's rounding) only when every side it charged paid its cap
+  it socialises only when every side it charged paid its cap
   (``adlShare * riskWeight * OI * price``, the open interest taken from the event's amount and shift, the price from
   the block before); a depositor without positions loses nothing unless something was socialised.
 - The demo's own mirror of the funding each book type accrued (its chart: the events' stored indices and the vault's
@@ -164,10 +164,10 @@ def verify_adl(adl: Mapping, saver_before: int, saver_after: int) -> list[str]:
         if w["covered_by_fund"] + w["deleveraged"] + w["socialised"] != w["debt"]:
             failures.append(f"write-off of {w['account']} (block {w['block']}): debt {w['debt']} != fund "
                             f"{w['covered_by_fund']} + deleveraged {w['deleveraged']} + socialised {w['socialised']}")
-        # a loss goes to the depositors only once the opposite sides are exhausted (the pro-rata split floors each
-        # side's part: less than a wei per side charged may be left over)
+        # a loss goes to the depositors only once the opposite sides are exhausted (the split's parts add up to the
+        # loss: not a wei is left over while a side has room)
         mine = [e for e in adl["deleveraged"] if e["tx"] == w["tx"] and e["account"] == w["account"]]
-        if w["socialised"] > len(mine):
+        if w["socialised"]:
             for e in mine:
                 if e["amount"] < e["cap"] - e["cap"] // CAP_TOLERANCE:
                     failures.append(f"write-off of {w['account']} (block {w['block']}) socialised {w['socialised']} "

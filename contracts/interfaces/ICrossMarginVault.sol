@@ -204,8 +204,9 @@ interface IVaultTypes {
 ///         (its longs liquidated: the shorts pay; its shorts: the longs), split in proportion to those sides'
 ///         notional (open interest * oracle price; in source order, each side's part is its share of what no earlier
 ///         side was assigned, rounded down, so the last side's is the remainder and the parts add up to the loss),
-///         each side charged at most adlShare * riskWeight * its notional
-///         (that much of its maintenance margin). A side is charged by moving its index, so every position on it
+///         each side charged at most adlShare * riskWeight * its notional (that much of its maintenance margin);
+///         what a side at that cap cannot take is split again over the sides with room, until the loss is assigned
+///         or every side is at its cap. A side is charged by moving its index, so every position on it
 ///         pays in proportion to its size, whoever they are and whenever they next settle; nobody on the bankrupt
 ///         side and nobody without a position in that market pays. What no side can bear (or when a market has no
 ///         valid price) goes on to the write-off rule below. `Deleveraged` is emitted per side charged.

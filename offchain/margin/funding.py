@@ -112,3 +112,25 @@ def add_fill(m: MarketFunding, fill_price: int, oracle_price: int, fees: int, w:
 def accrued(size: int, snapshot: int, m: MarketFunding) -> int:
     """Funding a position has accrued since it stored ``snapshot`` (USD 1e18, + received; rounded down)."""
     return (-size * (m.index(size) - snapshot)) // INDEX_UNIT
+
+
+def adl_shares(notional: dict[int, int], room: dict[int, int], loss: int) -> dict[int, int]:
+    """What each source side of a write-off pays of ``loss`` (``CrossMarginVault._adlShares``). Keys are sources:
+    ``m`` (market m's longs were liquidated: its shorts pay) and ``16 + m`` (its shorts: its longs pay); ``notional``
+    is each side's open interest times its price, ``room`` its cap (adlShare x risk weight x notional). Shares go in
+    proportion to notional among the sides with room, in ascending source order, each its share of what earlier sides
+    were not assigned (the parts add up to what is split); what a full side cannot take is split again."""
+    due = {s: 0 for s in notional}
+    room = dict(room)
+    open_ = [s for s in sorted(notional) if room.get(s, 0)]
+    while loss and open_:
+        total = sum(notional[s] for s in open_)
+        unassigned = loss
+        for s in list(open_):
+            part = unassigned * notional[s] // total
+            unassigned, total = unassigned - part, total - notional[s]
+            take = min(part, room[s])
+            due[s], room[s], loss = due[s] + take, room[s] - take, loss - take
+            if room[s] == 0:
+                open_.remove(s)
+    return due

@@ -379,10 +379,9 @@ contract Ledger is Liveness {
     ///      liquidated account that shrank in the step. AdlSide: each Deleveraged event charges a side opposite a
     ///      source of its account, and every position not settled in the step lost exactly its side's index shifts
     ///      times its size (to the wei, one per charge), so no other position and no position-less account paid.
-    ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side its part of the
-    ///      loss (in proportion to the sides' notional) or, if less, its cap adlShare * riskWeight * its notional,
-    ///      and at least one side its cap: depositors pay only what an exhausted opposite side cannot. (Not that
-    ///      every side was exhausted: the vault does not pass a capped side's excess on to sides with room left.)
+    ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side with open
+    ///      interest and a price its cap adlShare * riskWeight * its notional: depositors pay only what the
+    ///      opposite sides, all exhausted, cannot.
     function _checkDeleveraging() internal {
         for (uint256 i; i < _targets.length; ++i) {
             uint256 a = _targets[i];
@@ -414,8 +413,15 @@ contract Ledger is Liveness {
         }
         for (uint256 i; i < _writtenOff.length; ++i) {
             uint256 a = _writtenOff[i];
-            // beyond the rounding of the split (each side's part rounds down: a wei per source side)
-            if (_socialised[i] > _count(_adlSources[a])) _checkCaps(a, _lossAfterFund[i]);
+            uint256 charged;
+            for (uint256 j; j < _charges.length; ++j) {
+                if (_charges[j].account == a) charged += _charges[j].amount;
+            }
+            if (charged + _socialised[i] != _lossAfterFund[i]) {
+                _fail(Check.AdlLast, a, int256(charged + _socialised[i]), int256(_lossAfterFund[i]),
+                    "the sides and the claims did not pay the loss after the fund");
+            }
+            if (_socialised[i] != 0) _checkCaps(a);
             _adlSources[a] = 0; // a write-off ends the account's sources
         }
     }
@@ -446,35 +452,26 @@ contract Ledger is Liveness {
         }
     }
 
-    /// @dev AdlLast for a write-off of `a` whose `loss` (after the fund) reached the claims beyond rounding.
-    function _checkCaps(uint256 a, uint256 loss) internal {
+    /// @dev AdlLast for a write-off of `a` whose loss (after the fund) reached the claims: every source side with
+    ///      open interest and a valid price paid its cap.
+    function _checkCaps(uint256 a) internal {
         uint256 sources = _adlSources[a];
-        uint256[32] memory notional;
-        uint256 total;
-        for (uint256 bit; bit < 32; ++bit) {
-            if (sources >> bit & 1 == 0) continue;
-            try p.oracle.price(Env.marketAsset(bit % 16)) returns (uint256 price) {
-                notional[bit] = Math.mulDiv(vault.openInterest(bit % 16), price, 1e18);
-                total += notional[bit];
-            } catch {} // no valid price: the side cannot be charged
-        }
-        if (total == 0) return; // no opposite side with open interest and a price: nobody could bear it
         uint256 share = RiskConfig.adlShare(p.params.fundingWord());
         uint256 global = p.params.marginConfig().global;
-        bool exhausted;
         for (uint256 bit; bit < 32; ++bit) {
-            if (notional[bit] == 0) continue;
+            if (sources >> bit & 1 == 0) continue;
             uint256 m = bit % 16;
-            uint256 cap = Math.mulDiv(notional[bit], RiskConfig.riskWeight(global, Env.marketAsset(m)) * share, 1e8);
-            uint256 due = Math.min(Math.mulDiv(loss, notional[bit], total), cap);
+            uint256 notional;
+            try p.oracle.price(Env.marketAsset(m)) returns (uint256 price) {
+                notional = Math.mulDiv(vault.openInterest(m), price, 1e18);
+            } catch {} // no valid price: the side cannot be charged
+            uint256 cap = Math.mulDiv(notional, RiskConfig.riskWeight(global, Env.marketAsset(m)) * share, 1e8);
             uint256 paid;
             for (uint256 i; i < _charges.length; ++i) {
                 if (_charges[i].account == a && _charges[i].market == m) paid += _charges[i].amount;
             }
-            if (paid != due) _fail(Check.AdlLast, a, int256(paid), int256(due), "a source side paid other than due");
-            exhausted = exhausted || paid == cap;
+            if (paid != cap) _fail(Check.AdlLast, a, int256(paid), int256(cap), "claims paid while a side had room");
         }
-        if (!exhausted) _fail(Check.AdlLast, a, int256(loss), 0, "claims paid while no opposite side was exhausted");
     }
 
     /// @dev True when `a` holds a position on a side the step's deleveraging charged.

@@ -233,3 +233,33 @@ def test_deleveraging_charges_the_opposite_side_before_any_depositor(protocol, v
     assert vault.fundingBalance(BTC) == -ev["amount"]
     if socialised == 0:
         assert vault.settlementOf(depositor.id) == 1_000_000 * WAD
+
+
+def test_a_side_at_its_cap_passes_the_rest_to_sides_with_room_before_any_depositor(protocol, venue, fund, deployer,
+                                                                                   keeper):
+    """A long of 1M USD of BTC and 1M USD of SOL on 700,000 USD, both -42%: a debt of 140,000 after an empty fund.
+    Split by notional (equal), each side's part would be 70,000; the BTC shorts can bear 58,000 (10% of 580,000), so
+    their excess goes to the SOL shorts (room 104,400), and the depositor holding only USDC pays nothing."""
+    vault = protocol.vault
+    SOL = 2
+    doomed = _trader(protocol, fund, 700_000)
+    btc_short, sol_short = _trader(protocol, fund, 2_000_000), _trader(protocol, fund, 2_000_000)
+    depositor = _trader(protocol, fund, 100_000)
+    sizes = {}
+    for market, short in ((BTC, btc_short), (SOL, sol_short)):
+        price = protocol.oracle.price(market)
+        sizes[market] = 1_000_000 * WAD * WAD // price
+        _trade(venue, doomed.id, short.id, market, sizes[market], price, 0, deployer)
+    for market in (BTC, SOL):
+        set_price(protocol.feeds[market], protocol.oracle.price(market) * 58 // 100 / WAD, deployer)
+    tx = vault.liquidate(doomed.id, [(0, BTC, sizes[BTC]), (0, SOL, sizes[SOL])], {"from": keeper})
+    w = tx.events["BadDebtWrittenOff"]
+    cfg, share = read_margin_config(protocol.params), read_funding_word(protocol.params).adl_share_bps
+    notional = {m: int(vault.openInterest(m)) * protocol.oracle.price(m) // WAD for m in (BTC, SOL)}
+    room = {m: notional[m] * cfg.risk_weight(m) * share // 10**8 for m in (BTC, SOL)}
+    loss = w["debt"] - w["coveredByFund"]
+    assert loss * notional[BTC] // (notional[BTC] + notional[SOL]) > room[BTC]  # the BTC shorts' part exceeds their cap
+    charged = {e["market"]: e["amount"] for e in tx.events["Deleveraged"]}
+    assert charged == {BTC: room[BTC], SOL: loss - room[BTC]} == fr.adl_shares(notional, room, loss)
+    assert (w["deleveraged"], w["socialised"]) == (loss, 0)
+    assert vault.settlementOf(depositor.id) == 100_000 * WAD  # nothing reached the claims

@@ -55,7 +55,7 @@ from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
 from offchain.margin.defaults import DEFAULT_SPEC, START_PRICES_USD
 from offchain.margin.exact import AccountState, MarginConfig, account_margin, settled, u16
-from offchain.margin.funding import INDEX_UNIT, FundingWord, MarketFunding, accrued
+from offchain.margin.funding import INDEX_UNIT, FundingWord, MarketFunding, accrued, adl_shares
 from offchain.margin.snapshot import read_layout
 
 from . import economics as econ
@@ -540,11 +540,10 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
           ADL-side: each Deleveraged event charges the side opposite a position of the bankrupt account liquidated
             since it last traded, and only that side: every position on it (not settled in the call) loses its size
             times the index shift (to the wei), every other position and every account without one loses nothing;
-          ADL-last: claims (depositors) pay only after an opposite side is exhausted: when more than the split's
-            rounding (a wei per source side) is socialised, every source side with open interest and a price paid its
-            part of the loss (in proportion to the sides' notional) or, if less, its cap adlShare * riskWeight * its
-            notional, and some side its cap; when nothing is, no account without a position lost a wei. (Not that
-            every side was exhausted: the vault does not pass a capped side's excess on to sides with room left.)"""
+          ADL-last: every source side paid exactly its due under the split (offchain.margin.funding.adl_shares:
+            in proportion to the sides' notional, each at most its cap adlShare * riskWeight * its notional, a full
+            side's excess passed on to the sides with room), the write-off adds up, claims (depositors) pay only when
+            every side is at its cap, and when nothing is socialised no account without a position lost a wei."""
         w = tx.events["BadDebtWrittenOff"][0]
         charges = list(tx.events["Deleveraged"]) if "Deleveraged" in tx.events else []
         assert w["deleveraged"] == sum(e["amount"] for e in charges), "ADL: Deleveraged events != the write-off's"
@@ -569,23 +568,23 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                     self._tally("ADL: positions charged")
                 else:
                     assert lost == 0, f"ADL-side: {a:#x} ({q} in market {m}) paid {lost} for the other side"
-        if w["socialised"] > len(sources):  # beyond the rounding of the split (each side's part rounds down)
-            self._tally("ADL-last: socialised after an opposite side was exhausted")
-            charged = {e["market"]: e["amount"] for e in charges}
-            notional = {(m, long_): int(self._call(self.v.openInterest, m)) * prices[self.layout.market_asset[m]] // WAD
-                        for m, long_ in sources}
-            total, loss = sum(notional.values()), w["debt"] - w["coveredByFund"]
-            exhausted = total == 0  # no opposite side with open interest and a price: nobody could bear it
-            for (m, long_liquidated), n in notional.items():
-                if not n:
-                    continue
-                asset = self.layout.market_asset[m]
-                cap = n * cfg.risk_weight(asset) * share // 10**8
-                due = min(loss * n // total, cap)
-                assert charged.get(m, 0) == due, f"ADL-last: market {m}'s {'shorts' if long_liquidated else 'longs'} " \
-                                                 f"paid {charged.get(m, 0)}, their due is {due} (cap {cap})"
-                exhausted = exhausted or due == cap
-            assert exhausted, f"ADL-last: {w['socialised']} socialised while no opposite side was exhausted"
+        # the split (offchain.margin.funding.adl_shares, the contract's rule): in proportion to notional among the
+        # sides with room, each at most its cap, a full side's excess passed on; claims pay only when all are full
+        charged = {e["market"]: e["amount"] for e in charges}
+        notional, room = {}, {}
+        for m, long_liquidated in sources:
+            src = m if long_liquidated else 16 + m
+            notional[src] = int(self._call(self.v.openInterest, m)) * prices[self.layout.market_asset[m]] // WAD
+            room[src] = notional[src] * cfg.risk_weight(self.layout.market_asset[m]) * share // 10**8
+        due = adl_shares(notional, room, w["debt"] - w["coveredByFund"])
+        for src, d in due.items():
+            assert charged.get(src % 16, 0) == d, f"ADL-last: market {src % 16}'s {'longs' if src >= 16 else 'shorts'} " \
+                                                  f"paid {charged.get(src % 16, 0)}, their due is {d} (cap {room[src]})"
+        assert w["deleveraged"] == sum(due.values()) and w["socialised"] == w["debt"] - w["coveredByFund"] - \
+            w["deleveraged"], f"ADL-last: the write-off does not add up: {dict(w)}"
+        if w["socialised"]:
+            self._tally("ADL-last: socialised after every opposite side was exhausted")
+            assert all(due[s] == room[s] for s in due), f"ADL-last: {w['socialised']} socialised while a side had room"
         elif not w["socialised"]:
             for a in self.everyone:
                 if not pre[a].positions and a not in (acct, self.fund):
