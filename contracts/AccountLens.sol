@@ -18,7 +18,7 @@ contract AccountLens is IAccountLens {
         out = new AccountHealth[](accounts.length);
         for (uint256 i; i < accounts.length; ++i) {
             ICrossMarginVault.MarginDetail memory d = vault.marginDetail(accounts[i]);
-            out[i] = AccountHealth(accounts[i], d.equity, d.margin.maintenance, d.margin.initial, d.standard, d.delta);
+            out[i] = AccountHealth(accounts[i], d.equity, d.funding, d.margin.maintenance, d.margin.initial, d.standard, d.delta);
         }
     }
 

@@ -2,146 +2,54 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
-import {ICrossMarginVault} from "./interfaces/ICrossMarginVault.sol";
 import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
 import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
+import {Funding} from "./libraries/Funding.sol";
+import {VaultBase} from "./VaultBase.sol";
+import {VaultExtension} from "./VaultExtension.sol";
 
 /// @title CrossMarginVault
-/// @notice See ICrossMarginVault for the specification.
-contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
+/// @notice See ICrossMarginVault for the specification: this contract runs deposits, withdrawals, trades,
+///         liquidations and the margin views; every other function of ICrossMarginVault runs in `extension` by
+///         DELEGATECALL (VaultBase). Call it through ICrossMarginVault's ABI.
+contract CrossMarginVault is VaultBase {
     using SafeERC20 for IERC20;
     using SafeCast for int256;
     using SafeCast for uint256;
     using RiskConfig for uint256;
 
-    uint256 private constant BPS = 1e4;
-    /// @dev The settlement index at deployment (USD 1e18 per 1e18 shares) and the lowest it may fall to: a loss that
-    ///      would take it lower takes every claim, and the pool restarts (a new epoch).
-    uint256 private constant INDEX_ONE = 1e18;
-    uint256 private constant MIN_INDEX = 1e12;
-    /// @dev `_pool` fields: index bits [56,116), total shares [116,236), epoch [236,256).
-    uint256 private constant SHARES_SHIFT = 116;
-    uint256 private constant EPOCH_SHIFT = 236;
-    uint256 private constant MAX_EPOCH = (1 << 20) - 1;
-    /// @dev A liquidation taking at least this share of what the rule allows earns the minimum keeper reward.
-    uint256 private constant FULL_TAKE_BPS = 9900;
+    /// @notice The contract the fallback delegates to, created here so it has this vault's immutables.
+    address public immutable extension;
 
-    /// @dev One slot per account: settlement balance and the masks of what it holds. In storage a positive settlement
-    ///      balance is a number of shares of the claims pool (USD = shares * index / 1e18) and a negative one is USD
-    ///      owed; in memory (`_load` / `_store`) it is always USD 1e18. Shares stored in an earlier epoch of the pool
-    ///      are worth 0 (a loss took every claim of that epoch).
-    struct Account {
-        int128 settlement; // slot 0, bytes 0-15
-        uint16 markets; //    slot 0, bytes 16-17: bit m = holds a position in market m
-        uint16 collaterals; // slot 0, bytes 18-19: bit j = holds collateral j
-        uint32 epoch; //      slot 0, bytes 20-23: the pool's epoch when the balance was stored
-    }
-
-    /// @dev One slot per (account, market).
-    struct Position {
-        int128 size; //         base units 1e18, + long
-        int128 openNotional; // USD 1e18 cost basis
-    }
-
-    /// @dev What a margin evaluation needs, loaded once per transaction.
-    struct Ctx {
-        uint256 layout; // the listing word (`_layout`), as published in `_snapshot`
-        uint256[8] prices;
-        IRiskParameters.MarginConfig cfg;
-    }
-
-    IRiskParameters public immutable riskParams;
-    IOracleRouter public immutable oracle;
-    IERC20 public immutable settlementToken;
-    /// @dev 10^(18 - settlement token decimals): token units -> USD 1e18.
-    uint256 public immutable settlementScale;
-
-    /// @dev The listing, one word: bits [0,8) number of markets, [8,16) number of collaterals, [16+4m, 20+4m) asset
-    ///      of market m, [80+4j, 84+4j) asset of collateral j, [144+5j, 149+5j) decimals of collateral j.
-    uint256 internal _layout;
-    address[16] internal _collateralTokens;
-    mapping(address token => uint256) internal _collateralIdPlusOne;
-    mapping(uint256 account => Account) internal _accounts;
-    mapping(uint256 account => mapping(uint256 market => Position)) internal _positions;
-    /// @dev Collateral balances in token units, two uint128 per slot (ids 2i and 2i+1 share slot i).
-    mapping(uint256 account => uint128[16]) internal _collateral;
-    mapping(uint256 market => uint256) public openInterest;
-    mapping(address owner => mapping(address operator => bool)) public operators;
-    mapping(address operator => bool) public fundOperators;
-    mapping(address venue => bool) public venues;
-    uint256 public badDebt;
-    /// @dev One slot: bits [0,56) the CONTROL word of RiskParameters (pause flags, price band, loosening delay;
-    ///      pushed on every change), [56,116) the settlement index (USD 1e18 per 1e18 shares: starts at 1e18, falls
-    ///      only when a write-off is socialised), [116,236) the total shares of all positive settlement balances of
-    ///      the current epoch, [236,256) the epoch (starts at 0; a loss that takes every claim starts the next one).
-    uint256 internal _pool;
-    /// @inheritdoc ICrossMarginVault
-    address public marginConfigPointer;
-    /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
-    ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION and
-    ///      DISCOUNT words) followed by the listing word `_layout`. Re-created whenever either changes.
-    address internal _snapshot;
-
-    constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_) {
-        riskParams = riskParams_;
+    constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_)
+        VaultBase(riskParams_, oracle_, settlementToken_)
+    {
+        extension = address(new VaultExtension(riskParams_, oracle_, settlementToken_));
         _pool = (INDEX_ONE << 56) | riskParams_.control();
         marginConfigPointer = riskParams_.marginConfigPointer();
         _publishSnapshot(0);
-        oracle = oracle_;
-        settlementToken = settlementToken_;
-        uint8 dec = IERC20Metadata(address(settlementToken_)).decimals();
-        if (dec > 18) revert UnknownToken(address(settlementToken_));
-        settlementScale = 10 ** (18 - dec);
     }
 
-    // ================================================================ guards
-    function _requireAdmin() internal view {
-        if (!riskParams.hasRole(0x00, msg.sender)) revert NotAdmin(msg.sender);
-    }
-
-    function _requireAuthorized(uint256 account) internal view {
-        if (!isAuthorized(account, msg.sender)) revert Unauthorized(msg.sender, account);
-    }
-
-    function _requireInitial(uint256 account, Account memory acc, Ctx memory ctx) internal view {
-        (int256 equity,, uint256 initial,) = _evaluate(account, acc, ctx);
-        if (equity < int256(initial)) revert InsufficientMargin(account, equity, initial);
-    }
-
-    // ================================================================ accounts
-    /// @inheritdoc ICrossMarginVault
-    function accountId(address owner, uint96 sub) public pure returns (uint256) {
-        return (uint256(uint160(owner)) << 96) | sub;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function fundAccount() public view returns (uint256) {
-        return accountId(address(this), 0);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setOperator(address operator, bool approved) external {
-        operators[msg.sender][operator] = approved;
-        emit OperatorSet(msg.sender, operator, approved);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function isAuthorized(uint256 account, address caller) public view returns (bool) {
-        address owner = address(uint160(account >> 96));
-        if (owner == address(this)) return fundOperators[caller];
-        return caller == owner || operators[owner][caller];
+    /// @dev Every other function of ICrossMarginVault: run `extension`'s code on this storage.
+    fallback() external {
+        address target = extension;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
     }
 
     // ================================================================ collateral
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     // slither-disable-next-line reentrancy-no-eth (nonReentrant; the pool total is written after the transfer)
     function deposit(uint256 account, address token, uint256 amount) external nonReentrant returns (uint256 credited) {
         if (amount == 0) revert ZeroAmount();
@@ -166,7 +74,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         _store(account, acc);
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function withdraw(uint256 account, address token, uint256 amount, address to)
         external
         nonReentrant
@@ -209,7 +117,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 sellerFee;
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function settleTrade(
         uint256 buyer,
         uint256 seller,
@@ -232,22 +140,26 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         Position positionBefore;
         bool increased;
         int256 longChange;
+        int256 fundingPaid; // funding realised by the fill, + paid by the account
     }
 
     function _settle(Fill memory t) internal {
         uint256 control = _pool;
-        uint256 mword = riskParams.marketWord(t.market);
+        uint256 mword = _marketWord(t.market);
         Ctx memory ctx = _tradeCtx(t.buyer, t.seller, t.market, t.price, control);
-        Side memory b = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword);
-        Side memory s = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword);
+        uint256 asset = _marketAssetOf(ctx.layout, t.market);
+        uint256 oraclePrice = ctx.prices[asset];
+        (Funding.Market memory fm, int256 rate) = _marketNow(t.market, oraclePrice, asset, ctx);
+        Side memory b = _tradeSide(t.buyer, t.market, t.size.toInt256(), t.price, t.buyerFee, mword, fm);
+        Side memory s = _tradeSide(t.seller, t.market, -t.size.toInt256(), t.price, t.sellerFee, mword, fm);
         if ((b.increased || s.increased) && control.paused(RiskConfig.PAUSE_TRADES)) {
             revert Paused(RiskConfig.PAUSE_TRADES);
         }
-        _addOpenInterest(t.market, b.longChange + s.longChange, mword);
+        _updateBook(t.market, b.longChange + s.longChange, b.fundingPaid + s.fundingPaid, mword);
         uint256 fees = t.buyerFee + t.sellerFee;
         if (fees != 0) _creditFund(int256(fees));
+        _afterFill(t.market, fm, rate, t.price, oraclePrice, fees, ctx.funding);
         emit Trade(t.buyer, t.seller, t.market, t.size, t.price, fees);
-        uint256 oraclePrice = ctx.prices[_marketAssetOf(ctx.layout, t.market)];
         _requireSide(b, t.market, t.price <= oraclePrice, ctx);
         _requireSide(s, t.market, t.price >= oraclePrice, ctx);
     }
@@ -260,10 +172,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         if (equity >= int256(initial)) return;
         if (!x.increased && fillNoWorseThanOracle && equity >= 0) {
             // the state before the fill: its position back in storage for one evaluation
-            Position memory current = _positions[x.account][market];
-            _positions[x.account][market] = x.positionBefore;
+            Position memory current = _positionOf(x.account, market);
+            _setPosition(x.account, market, x.positionBefore);
             (int256 equity0, uint256 maintenance0,,) = _evaluate(x.account, x.before, ctx);
-            _positions[x.account][market] = current;
+            _setPosition(x.account, market, current);
             if (equity - int256(maintenance) > equity0 - int256(maintenance0)) return;
         }
         revert InsufficientMargin(x.account, equity, initial);
@@ -279,8 +191,8 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 layout = ctx.layout;
         if (market >= _numMarkets(layout)) revert UnknownMarket(market);
         uint256 asset = _marketAssetOf(layout, market);
-        (uint256 pb, uint256 cb) = _assetMasks(_accounts[buyer], layout);
-        (uint256 ps, uint256 cs) = _assetMasks(_accounts[seller], layout);
+        (uint256 pb, uint256 cb) = _assetMasks(_accountOf(buyer), layout);
+        (uint256 ps, uint256 cs) = _assetMasks(_accountOf(seller), layout);
         _readPrices(pb | ps | (1 << asset), cb | cs, ctx);
         uint256 p = ctx.prices[asset];
         uint256 dist = price > p ? price - p : p - price;
@@ -288,43 +200,47 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
     }
 
     /// @dev One side of a trade: position, realised P&L and fee into the account's settlement balance.
-    function _tradeSide(uint256 account, uint256 market, int256 delta, uint256 price, uint256 fee, uint256 mword)
-        internal
-        returns (Side memory x)
-    {
+    function _tradeSide(
+        uint256 account,
+        uint256 market,
+        int256 delta,
+        uint256 price,
+        uint256 fee,
+        uint256 mword,
+        Funding.Market memory fm
+    ) internal returns (Side memory x) {
         x.account = account;
         Account memory acc = _load(account);
-        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch);
-        x.positionBefore = _positions[account][market];
-        (x.increased, x.longChange) = _fill(account, acc, market, delta, price, mword);
+        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch, acc.adlLong, acc.adlShort);
+        x.positionBefore = _positionOf(account, market);
+        (x.increased, x.longChange, x.fundingPaid) = _fill(account, acc, market, delta, price, mword, fm);
+        (acc.adlLong, acc.adlShort) = (0, 0); // trading again: earlier liquidations are no longer a loss's source
         acc.settlement = (int256(acc.settlement) - fee.toInt256()).toInt128();
         _store(account, acc);
     }
 
-    /// @dev Applies a fill of `delta` at `price` to a position; realised P&L goes to `acc.settlement` (in memory).
-    ///      Returns whether the position grew (in size or by flipping) and the change in long open interest.
-    function _fill(uint256 account, Account memory acc, uint256 market, int256 delta, uint256 price, uint256 mword)
-        internal
-        returns (bool increased, int256 longChange)
-    {
-        Position memory pos = _positions[account][market];
-        int256 size = pos.size;
-        int256 on = pos.openNotional;
-        int256 newSize = size + delta;
-        if (size == 0 || (size > 0) == (delta > 0)) {
-            increased = true;
-            on += PortfolioMargin.ceilDiv(delta * int256(price), 1e18); // cost basis rounds up (against the account)
-        } else {
-            int256 closed = PortfolioMargin.abs(delta) < PortfolioMargin.abs(size) ? delta : -size;
-            int256 basisClosed = (on * closed) / -size; // share of the cost basis released
-            int256 realised = PortfolioMargin.floorDiv(-closed * int256(price), 1e18) - basisClosed;
-            acc.settlement = (int256(acc.settlement) + realised).toInt128();
-            on -= basisClosed;
-            if (closed != delta) {
-                increased = true; // flipped: the remainder opens a new position
-                on = PortfolioMargin.ceilDiv((delta - closed) * int256(price), 1e18);
-            }
+    /// @dev Applies a fill of `delta` at `price` to a position; its accrued funding (at the indices of `fm`) and
+    ///      realised P&L go to `acc.settlement` (in memory). Returns whether the position grew (in size or by
+    ///      flipping), the change in long open interest and the funding the account paid (+) or received (-).
+    function _fill(
+        uint256 account,
+        Account memory acc,
+        uint256 market,
+        int256 delta,
+        uint256 price,
+        uint256 mword,
+        Funding.Market memory fm
+    ) internal returns (bool increased, int256 longChange, int256 fundingPaid) {
+        int256 size;
+        int256 on;
+        {
+            uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
+            size = int96(uint96(w));
+            fundingPaid = -Funding.accrued(size, int64(uint64(w >> 192)), fm);
+            (on, increased) = _applyFill(acc, size, int96(uint96(w >> 96)), delta, price);
         }
+        acc.settlement = (int256(acc.settlement) - fundingPaid).toInt128();
+        int256 newSize = size + delta;
         if (newSize == 0) {
             on = 0;
             acc.markets &= ~uint16(1 << market);
@@ -334,87 +250,91 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
                 revert PositionTooLarge(account, market, newSize, mword.maxPositionSize());
             }
         }
-        _positions[account][market] = Position(newSize.toInt128(), on.toInt128());
-        emit PositionUpdated(account, market, newSize, on);
         longChange = (newSize > 0 ? newSize : int256(0)) - (size > 0 ? size : int256(0));
+        _writePosition(account, market, newSize, on, fm);
     }
 
-    function _addOpenInterest(uint256 market, int256 change, uint256 mword) internal {
-        // slither-disable-next-line incorrect-equality (no change in open interest: nothing to write)
-        if (change == 0) return;
-        uint256 oi = uint256(int256(openInterest[market]) + change);
-        if (change > 0 && oi > mword.maxOpenInterest()) {
+    /// @dev Stores a position of `size` and basis `on` with the index of its side in `fm` (0 for no position).
+    function _writePosition(uint256 account, uint256 market, int256 size, int256 on, Funding.Market memory fm)
+        internal
+    {
+        int256 index = size > 0 ? fm.longIndex : (size < 0 ? fm.shortIndex : int256(0));
+        _positions[account][market] = _positionWord(size, on, index);
+        emit PositionUpdated(account, market, size, on, index);
+    }
+
+    /// @dev The cost basis of a position of `size` and basis `on` after a fill of `delta` at `price`, and whether it
+    ///      grew (in size or by flipping); the P&L it realises goes to `acc.settlement` (in memory).
+    function _applyFill(Account memory acc, int256 size, int256 on, int256 delta, uint256 price)
+        internal
+        pure
+        returns (int256, bool increased)
+    {
+        if (size == 0 || (size > 0) == (delta > 0)) {
+            return (on + PortfolioMargin.ceilDiv(delta * int256(price), 1e18), true); // basis rounds up (against it)
+        }
+        int256 closed = PortfolioMargin.abs(delta) < PortfolioMargin.abs(size) ? delta : -size;
+        int256 basisClosed = (on * closed) / -size; // share of the cost basis released
+        int256 realised = PortfolioMargin.floorDiv(-closed * int256(price), 1e18) - basisClosed;
+        acc.settlement = (int256(acc.settlement) + realised).toInt128();
+        on -= basisClosed;
+        if (closed != delta) {
+            increased = true; // flipped: the remainder opens a new position
+            on = PortfolioMargin.ceilDiv((delta - closed) * int256(price), 1e18);
+        }
+        return (on, increased);
+    }
+
+    /// @dev Open interest and funding balance of `market` after a change of `oiChange` and `fundingPaid` collected.
+    function _updateBook(uint256 market, int256 oiChange, int256 fundingPaid, uint256 mword) internal {
+        // slither-disable-next-line incorrect-equality (nothing changed: nothing to write)
+        if (oiChange == 0 && fundingPaid == 0) return;
+        Book memory book = _books[market];
+        uint256 oi = uint256(int256(uint256(book.openInterest)) + oiChange);
+        if (oiChange > 0 && oi > mword.maxOpenInterest()) {
             revert OpenInterestTooLarge(market, oi, mword.maxOpenInterest());
         }
-        openInterest[market] = oi;
+        _books[market] = Book(oi.toUint128(), (int256(book.fundingBalance) + fundingPaid).toInt128());
     }
 
-    function _creditFund(int256 amount) internal {
-        uint256 fund = fundAccount();
-        Account memory f = _load(fund);
-        f.settlement = (int256(f.settlement) + amount).toInt128();
-        _store(fund, f);
-    }
-
-    // ================================================================ settlement balances and the claims pool
-    /// @dev The account with its settlement balance in USD 1e18.
-    function _load(uint256 account) internal view returns (Account memory acc) {
-        acc = _accounts[account];
-        if (acc.settlement > 0) {
-            uint256 pool = _pool;
-            // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
-            acc.settlement = acc.epoch == pool >> EPOCH_SHIFT
-                ? _usdOf(uint256(int256(acc.settlement)), _index(pool)).toInt256().toInt128()
-                : int128(0);
+    /// @dev Advances `market` to now; stores it when its indices (or carry) moved or on its first touch. Not storing
+    ///      is not touching: the next advance covers the whole interval from the stored state.
+    function _touchMarket(uint256 market, uint256 price, uint256 asset, Ctx memory ctx)
+        internal
+        returns (Funding.Market memory fm)
+    {
+        uint256 packed = _marketStates[market];
+        if (Funding.still(packed, ctx.funding, block.timestamp) && uint32(packed >> 128) != 0) {
+            return Funding.unpack(packed); // nothing moves: nothing to compute or store
         }
+        int256 rate;
+        (fm, rate) = _marketNow(market, price, asset, ctx);
+        if (_moved(packed, fm)) _storeMarket(market, fm, rate);
     }
 
-    /// @dev Stores an account whose settlement balance is in USD: a positive balance becomes shares (rounded down,
-    ///      against the account; an unchanged balance keeps its shares), and the pool's total follows.
-    function _store(uint256 account, Account memory acc) internal {
-        Account memory old = _accounts[account];
-        uint256 pool = _pool;
-        uint256 epoch = pool >> EPOCH_SHIFT;
-        // slither-disable-next-line incorrect-equality (shares of another epoch are void: an identity check)
-        int256 stored = old.epoch == epoch ? int256(old.settlement) : int256(0);
-        int256 next = acc.settlement;
-        if (next > 0) {
-            uint256 index = _index(pool);
-            if (stored <= 0 || _usdOf(uint256(stored), index) != uint256(next)) {
-                next = _sharesOf(uint256(next), index).toInt256();
-            } else {
-                next = stored;
-            }
-        }
-        uint256 oldShares = stored > 0 ? uint256(stored) : 0;
-        uint256 newShares = next > 0 ? uint256(next) : 0;
-        if (newShares != oldShares) {
-            uint256 total = _totalShares(pool) + newShares - oldShares;
-            if (total >> 120 != 0) revert ValueOverflow(int256(total));
-            _pool = (pool & ~(uint256(type(uint120).max) << SHARES_SHIFT)) | (total << SHARES_SHIFT);
-        }
-        _accounts[account] = Account(next.toInt128(), acc.markets, acc.collaterals, uint32(epoch));
-        if (next != stored) emit SettlementUpdated(account, next);
+    /// @dev Adds a fill to the market's premium (`fm` advanced to now, not yet stored) and stores the market when
+    ///      the fill added weight or the advance moved it.
+    function _afterFill(
+        uint256 market,
+        Funding.Market memory fm,
+        int256 rate,
+        uint256 price,
+        uint256 oraclePrice,
+        uint256 fees,
+        uint256 word
+    ) internal {
+        uint256 weight = fm.weight;
+        Funding.addFill(fm, price, oraclePrice, fees, word);
+        if (fm.weight != weight || _moved(_marketStates[market], fm)) _storeMarket(market, fm, rate);
     }
 
-    function _index(uint256 pool) internal pure returns (uint256) {
-        return (pool >> 56) & ((1 << 60) - 1);
-    }
-
-    function _totalShares(uint256 pool) internal pure returns (uint256) {
-        return (pool >> SHARES_SHIFT) & type(uint120).max;
-    }
-
-    /// @dev floor(shares * index / 1e18).
-    function _usdOf(uint256 shares, uint256 index) internal pure returns (uint256) {
-        // slither-disable-next-line incorrect-equality (a shortcut: both branches give the same result at 1e18)
-        return index == INDEX_ONE ? shares : Math.mulDiv(shares, index, INDEX_ONE);
-    }
-
-    /// @dev floor(usd * 1e18 / index).
-    function _sharesOf(uint256 usd, uint256 index) internal pure returns (uint256) {
-        // slither-disable-next-line incorrect-equality (a shortcut: both branches give the same result at 1e18)
-        return index == INDEX_ONE ? usd : Math.mulDiv(usd, INDEX_ONE, index);
+    /// @dev True when `fm` (advanced from the packed state `before`) must be stored: an index or the carry changed,
+    ///      or it is the market's first touch (its clock starts).
+    function _moved(uint256 before, Funding.Market memory fm) internal pure returns (bool) {
+        Funding.Market memory old = Funding.unpack(before);
+        // slither-disable-next-line incorrect-equality (a change of state, not a value an attacker aims at)
+        return fm.longIndex != old.longIndex || fm.shortIndex != old.shortIndex || fm.carry != old.carry
+            || (old.updatedAt == 0 && fm.updatedAt != 0);
     }
 
     /// @dev Spreads `loss` (USD 1e18) over every positive settlement balance by lowering the index (rounded down,
@@ -460,13 +380,13 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         int256 surplusAfter;
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function liquidate(uint256 account, LiquidationItem[] calldata items)
         external
         nonReentrant
         returns (uint256 reward)
     {
-        uint256 fund = fundAccount();
+        uint256 fund = _fundAccount();
         if (account == fund) revert FundNotLiquidatable();
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
@@ -502,10 +422,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
             acc.settlement = (settlement + int256(shortfall)).toInt128();
             f.settlement = (int256(f.settlement) + int256(l.penalty - reward) - int256(shortfall)).toInt128();
         }
-        uint256 keeperAccount = accountId(msg.sender, 0);
+        uint256 keeperAccount = _accountId(msg.sender, 0);
         if (keeperAccount == account) acc.settlement += int128(int256(reward));
         uint256 loss;
-        if (writeOff && acc.settlement < 0) loss = _writeOff(account, acc, f);
+        if (writeOff && acc.settlement < 0) loss = _writeOff(account, acc, f, ctx);
         _store(account, acc);
         _store(fund, f);
         if (loss != 0) _socialise(loss);
@@ -530,7 +450,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function liquidationPenalty(
         uint256 taken,
         int256 equityAfter,
@@ -544,7 +464,7 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return Math.min(penalty, Math.min(freed, left));
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function keeperReward(uint256 penalty, uint256 taken, uint256 allowed, uint256 liq)
         public
         pure
@@ -563,21 +483,10 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         Ctx memory ctx,
         uint256 discounts
     ) internal returns (uint256 taken) {
-        uint256 fund = fundAccount();
+        uint256 fund = _fundAccount();
         uint256 id = item.id;
         uint256 amount = item.amount;
-        if (item.kind == 0 && acc.markets & (1 << id) != 0) {
-            int256 size = _positions[account][id].size;
-            if (amount == 0 || amount > PortfolioMargin.abs(size)) {
-                revert BadLiquidationItem(account, 0, id, amount);
-            }
-            uint256 price = ctx.prices[_marketAssetOf(ctx.layout, id)];
-            int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
-            (, int256 oiA) = _fill(account, acc, id, delta, price, type(uint256).max);
-            (, int256 oiF) = _fill(fund, f, id, -delta, price, type(uint256).max);
-            _addOpenInterest(id, oiA + oiF, type(uint256).max);
-            return Math.mulDiv(amount, price, 1e18);
-        }
+        if (item.kind == 0 && acc.markets & (1 << id) != 0) return _takePosition(account, acc, f, id, amount, ctx);
         if (item.kind == 1 && acc.collaterals & (1 << id) != 0) {
             uint256 balance = _collateral[account][id];
             uint256 price = ctx.prices[_collateralAssetOf(ctx.layout, id)];
@@ -601,7 +510,31 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         revert BadLiquidationItem(account, item.kind, id, amount);
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev Closes `amount` of the account's position in `market` against the fund at the oracle price (the market's
+    ///      funding advanced first); returns the USD amount taken.
+    function _takePosition(
+        uint256 account,
+        Account memory acc,
+        Account memory f,
+        uint256 market,
+        uint256 amount,
+        Ctx memory ctx
+    ) internal returns (uint256) {
+        int256 size = int96(uint96(_positions[account][market]));
+        if (amount == 0 || amount > PortfolioMargin.abs(size)) revert BadLiquidationItem(account, 0, market, amount);
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        uint256 price = ctx.prices[asset];
+        Funding.Market memory fm = _touchMarket(market, price, asset, ctx);
+        if (size > 0) acc.adlLong |= uint16(1 << market);
+        else acc.adlShort |= uint16(1 << market);
+        int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
+        (, int256 oiA, int256 paidA) = _fill(account, acc, market, delta, price, type(uint256).max, fm);
+        (, int256 oiF, int256 paidF) = _fill(_fundAccount(), f, market, -delta, price, type(uint256).max, fm);
+        _updateBook(market, oiA + oiF, paidA + paidF, type(uint256).max);
+        return Math.mulDiv(amount, price, 1e18);
+    }
+
+    /// @dev See ICrossMarginVault.
     function maxTake(int256 equity, uint256 maintenance, uint256 initial, uint256 gross, uint256 liq)
         public
         pure
@@ -655,11 +588,14 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         return value < Math.max(dust, 1);
     }
 
-    /// @dev Bad-debt waterfall, first step: collateral without a valid price (dust: all the account has left) passes
-    ///      to the fund, and the fund's positive settlement balance covers what it can; returns the rest, which the caller
-    ///      socialises (`_socialise`) once both accounts are stored.
-    function _writeOff(uint256 account, Account memory acc, Account memory f) internal returns (uint256 rest) {
-        uint256 fund = fundAccount();
+    /// @dev Bad-debt waterfall: collateral without a valid price (dust: all the account has left) passes to the fund,
+    ///      the fund's positive settlement balance covers what it can, deleveraging charges the opposite sides what
+    ///      they can bear; returns the rest, which the caller socialises (`_socialise`) once both accounts are stored.
+    function _writeOff(uint256 account, Account memory acc, Account memory f, Ctx memory ctx)
+        internal
+        returns (uint256 rest)
+    {
+        uint256 fund = _fundAccount();
         for (uint256 left = acc.collaterals; left != 0; left &= left - 1) {
             uint256 id = _lowestBit(left);
             uint256 amount = _collateral[account][id];
@@ -676,37 +612,102 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         uint256 cover = f.settlement > 0 ? Math.min(debt, uint256(int256(f.settlement))) : 0;
         f.settlement -= int128(int256(cover));
         acc.settlement = 0;
-        rest = debt - cover;
-        emit BadDebtWrittenOff(account, debt, cover, rest);
+        uint256 loss = debt - cover;
+        // slither-disable-next-line incorrect-equality (nothing left after the fund: nothing to deleverage)
+        rest = loss == 0 ? 0 : _deleverage(account, acc, loss, ctx);
+        (acc.adlLong, acc.adlShort) = (0, 0);
+        emit BadDebtWrittenOff(account, debt, cover, loss - rest, rest);
     }
 
-    /// @inheritdoc ICrossMarginVault
-    function resolveBadDebt(uint256 amount) external nonReentrant {
-        uint256 before = settlementToken.balanceOf(address(this));
-        settlementToken.safeTransferFrom(msg.sender, address(this), amount);
-        uint256 value = (settlementToken.balanceOf(address(this)) - before) * settlementScale;
-        uint256 debt = badDebt;
-        uint256 retired = Math.min(debt, value);
-        badDebt = debt - retired;
-        if (value > retired) _creditFund(int256(value - retired)); // any excess tops up the fund
-        emit BadDebtReduced(retired, badDebt);
-    }
-
-    // ================================================================ margin
-    /// @dev The context of a margin evaluation of `acc`: the listing, the margin words, the prices of its assets.
-    function _ctxFor(Account memory acc) internal view returns (Ctx memory ctx) {
-        ctx = _loadCtx();
-        (uint256 positionAssets, uint256 collateralAssets) = _assetMasks(acc, ctx.layout);
-        _readPrices(positionAssets, collateralAssets, ctx);
-    }
-
-    /// @dev The listing and the margin words from `_snapshot`; prices are left zero.
-    function _loadCtx() internal view returns (Ctx memory ctx) {
-        address snapshot = _snapshot;
-        RiskConfig.readMarginConfig(snapshot, ctx.cfg);
-        assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 449, 32) // the listing word, after the STOP byte and 14 parameter words
+    /// @dev Deleveraging (ICrossMarginVault): `loss` goes to the side opposite each position of `account` that was
+    ///      liquidated, in proportion to those sides' notional, each charged at most `adlShare` of its maintenance
+    ///      margin through its funding index (`_adlShares`). Returns the part of `loss` left for the write-off rule.
+    function _deleverage(uint256 account, Account memory acc, uint256 loss, Ctx memory ctx)
+        internal
+        returns (uint256 rest)
+    {
+        rest = loss;
+        // sources 0..15: longs of market m were liquidated (shorts pay); 16..31: shorts of market m (longs pay)
+        uint256 sources = uint256(acc.adlLong) | (uint256(acc.adlShort) << 16);
+        (acc.adlLong, acc.adlShort) = (0, 0);
+        // slither-disable-next-line incorrect-equality (no source, or deleveraging off)
+        if (sources == 0 || ctx.funding.adlShare() == 0) return rest;
+        uint256[8] memory prices; // 0 for an asset without a valid price
+        {
+            uint256 assets;
+            for (uint256 left = sources; left != 0; left &= left - 1) {
+                assets |= 1 << _marketAssetOf(ctx.layout, _lowestBit32(left) & 15);
+            }
+            prices = oracle.pricesFor(0, assets);
         }
+        uint256[32] memory notional;
+        uint256[32] memory room; // the most each side may be charged: adlShare * riskWeight * its notional
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            uint256 src = _lowestBit32(left);
+            uint256 asset = _marketAssetOf(ctx.layout, src & 15);
+            notional[src] = Math.mulDiv(_books[src & 15].openInterest, prices[asset], 1e18);
+            room[src] = Math.mulDiv(notional[src], ctx.cfg.global.riskWeight(asset) * ctx.funding.adlShare(), 1e8);
+        }
+        uint256[32] memory due = _adlShares(sources, notional, room, loss);
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            uint256 src = _lowestBit32(left);
+            if (due[src] != 0) rest -= _charge(account, src, due[src], prices, ctx);
+        }
+    }
+
+    /// @dev What each source side pays of `loss`: shares in proportion to notional among the sides with room left
+    ///      (in source order, each side's part is its share of what earlier sides were not assigned, so the parts
+    ///      add up to what is split), each at most its `room`; what a full side cannot take is split again over the
+    ///      others, until nothing is left or every side is full. Each pass fills a side or assigns everything: at
+    ///      most 32 passes.
+    function _adlShares(uint256 sources, uint256[32] memory notional, uint256[32] memory room, uint256 loss)
+        internal
+        pure
+        returns (uint256[32] memory due)
+    {
+        uint256 open;
+        for (uint256 left = sources; left != 0; left &= left - 1) {
+            uint256 src = _lowestBit32(left);
+            if (room[src] != 0) open |= 1 << src; // an empty side, or no price: nothing to charge
+        }
+        while (loss != 0 && open != 0) {
+            uint256 total;
+            for (uint256 left = open; left != 0; left &= left - 1) {
+                total += notional[_lowestBit32(left)];
+            }
+            uint256 unassigned = loss;
+            for (uint256 left = open; left != 0; left &= left - 1) {
+                uint256 src = _lowestBit32(left);
+                uint256 part = Math.mulDiv(unassigned, notional[src], total);
+                (unassigned, total) = (unassigned - part, total - notional[src]);
+                uint256 take = Math.min(part, room[src]);
+                (due[src], room[src], loss) = (due[src] + take, room[src] - take, loss - take);
+                // slither-disable-next-line incorrect-equality (the side is full)
+                if (room[src] == 0) open &= ~(1 << src);
+            }
+        }
+    }
+
+    /// @dev Charges source `src` (market src & 15; the longs pay when src >= 16) `amount` by moving its side's index;
+    ///      returns what it charged (0 when the index would leave its range).
+    function _charge(uint256 account, uint256 src, uint256 amount, uint256[8] memory prices, Ctx memory ctx)
+        internal
+        returns (uint256)
+    {
+        uint256 market = src & 15;
+        bool longsPay = src >= 16;
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        (Funding.Market memory fm, int256 rate) = _marketNow(market, prices[asset], asset, ctx);
+        // the side's sizes sum to the open interest: it pays at least `amount` (each position's share rounds up)
+        uint256 shift = Math.mulDiv(amount, uint256(Funding.INDEX_UNIT), _books[market].openInterest, Math.Rounding.Ceil);
+        if (longsPay) fm.longIndex += int256(shift);
+        else fm.shortIndex -= int256(shift);
+        int256 moved = longsPay ? fm.longIndex : fm.shortIndex;
+        if (moved > type(int64).max || moved < type(int64).min) return 0;
+        _storeMarket(market, fm, rate);
+        _updateBook(market, 0, -int256(amount), type(uint256).max);
+        emit Deleveraged(account, market, longsPay, amount, shift);
+        return amount;
     }
 
     /// @dev The LIQUIDATION and DISCOUNT words, published with the margin words (words 12 and 13 of the snapshot).
@@ -719,292 +720,26 @@ contract CrossMarginVault is ICrossMarginVault, ReentrancyGuard {
         }
     }
 
-    /// @dev `ctx.prices = oracle.pricesFor(required, optional)` (nothing when both masks are empty): positions need a
-    ///      valid price, collateral of an asset with none counts at 0. The returned data is copied straight into
-    ///      `ctx.prices` (a uint256[8] is ABI-encoded as its eight words): no decoding pass, no second array.
-    function _readPrices(uint256 required, uint256 optional, Ctx memory ctx) internal view {
-        // slither-disable-next-line incorrect-equality (empty bit masks: nothing to price)
-        if (required | optional == 0) return;
-        uint256[8] memory out = ctx.prices;
-        address router = address(oracle);
-        bytes4 selector = IOracleRouter.pricesFor.selector;
-        assembly ("memory-safe") {
-            let m := mload(0x40) // scratch at the free memory pointer, not kept
-            mstore(m, selector)
-            mstore(add(m, 4), required)
-            mstore(add(m, 0x24), optional)
-            if iszero(staticcall(gas(), router, m, 0x44, out, 0x100)) {
-                returndatacopy(0, 0, returndatasize())
-                revert(0, returndatasize())
-            }
-            if iszero(eq(returndatasize(), 0x100)) { revert(0, 0) }
-        }
-    }
-
-    /// @dev Re-creates `_snapshot` from the code of `marginConfigPointer` and the listing word `layout`.
-    function _publishSnapshot(uint256 layout) internal {
-        address source = marginConfigPointer;
-        address snapshot;
-        assembly ("memory-safe") {
-            let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 481 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
-            // then the runtime: the source's STOP byte, 12 margin words and the LIQUIDATION and DISCOUNT words (448
-            // bytes), and the listing word
-            mstore(m, shl(160, 0x6101e180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 449)
-            mstore(add(m, 461), layout)
-            snapshot := create(0, m, 493)
-        }
-        if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
-        _snapshot = snapshot;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setControl(uint256 word) external {
-        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
-        _pool = (_pool & ~uint256(type(uint56).max)) | (word & type(uint56).max);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setMarginConfigPointer(address pointer) external {
-        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
-        marginConfigPointer = pointer;
-        _publishSnapshot(_layout);
-    }
-
-    /// @dev Equity, maintenance and initial margin, and total gross (USD 1e18) of an account held in memory.
-    function _evaluate(uint256 account, Account memory acc, Ctx memory ctx)
-        internal
-        view
-        returns (int256 equity, uint256 maintenance, uint256 initial, uint256 grossTotal)
-    {
-        int256[8] memory delta;
-        uint256[8] memory gross;
-        (equity, grossTotal) = _exposure(account, acc, ctx, delta, gross);
-        (maintenance, initial) = PortfolioMargin.requirements(delta, gross, ctx.cfg);
-    }
-
-    /// @dev Fills `delta` and `gross` per asset; returns equity and the sum of `gross`.
-    function _exposure(
-        uint256 account,
-        Account memory acc,
-        Ctx memory ctx,
-        int256[8] memory delta,
-        uint256[8] memory gross
-    ) internal view returns (int256 equity, uint256 grossTotal) {
-        equity = acc.settlement;
-        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
-            uint256 market = _lowestBit(m);
-            Position memory pos = _positions[account][market];
-            uint256 asset = _marketAssetOf(ctx.layout, market);
-            int256 value = PortfolioMargin.positionValueDown(pos.size, ctx.prices[asset]);
-            uint256 absValue = PortfolioMargin.abs(value);
-            equity += value - pos.openNotional;
-            delta[asset] += value;
-            gross[asset] += absValue;
-            grossTotal += absValue;
-        }
-        uint256 haircuts = ctx.cfg.haircuts;
-        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
-            uint256 id = _lowestBit(c);
-            uint256 asset = _collateralAssetOf(ctx.layout, id);
-            uint256 value = PortfolioMargin.tokenValueDown(
-                _collateral[account][id], ctx.prices[asset], _collateralDecimalsOf(ctx.layout, id)
-            );
-            equity += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
-            delta[asset] += int256(value);
-            gross[asset] += value;
-            grossTotal += value;
-        }
-    }
-
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
         Account memory acc = _load(account);
         (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc));
     }
 
-    /// @inheritdoc ICrossMarginVault
+    /// @dev See ICrossMarginVault.
     function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
-        (d.equity,) = _exposure(account, acc, ctx, d.delta, d.gross);
+        (d.equity,, d.funding) = _exposure(account, acc, ctx, d.delta, d.gross);
         d.margin = PortfolioMargin.breakdown(d.delta, d.gross, ctx.cfg);
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
             int256 value = PortfolioMargin.positionValueDown(
-                _positions[account][market].size, ctx.prices[_marketAssetOf(ctx.layout, market)]
+                _positionOf(account, market).size, ctx.prices[_marketAssetOf(ctx.layout, market)]
             );
             d.standard += Math.mulDiv(
-                PortfolioMargin.abs(value), riskParams.marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
+                PortfolioMargin.abs(value), _marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
             );
         }
-    }
-
-    // ================================================================ listing and layout helpers
-    /// @dev Bit masks of the assets of the account's positions and of its collateral (other than those assets).
-    function _assetMasks(Account memory acc, uint256 layout)
-        internal
-        pure
-        returns (uint256 positionAssets, uint256 collateralAssets)
-    {
-        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
-            positionAssets |= 1 << _marketAssetOf(layout, _lowestBit(m));
-        }
-        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
-            collateralAssets |= 1 << _collateralAssetOf(layout, _lowestBit(c));
-        }
-        collateralAssets &= ~positionAssets;
-    }
-
-    /// @dev Index of the lowest set bit of a non-zero x < 2^16. x & -x isolates that bit, 2^i; as 2 is a primitive
-    ///      root modulo 19, 2^i mod 19 differs for every i < 16 and indexes a table of i (byte 2^i mod 19 holds i).
-    function _lowestBit(uint256 x) internal pure returns (uint256 i) {
-        assembly ("memory-safe") {
-            i := byte(mod(and(x, sub(0, x)), 19), 0x0000010d02000e060308000c0f05070b040a0900000000000000000000000000)
-        }
-    }
-
-    function _numMarkets(uint256 layout) internal pure returns (uint256) {
-        return layout & 0xff;
-    }
-
-    function _numCollaterals(uint256 layout) internal pure returns (uint256) {
-        return (layout >> 8) & 0xff;
-    }
-
-    function _marketAssetOf(uint256 layout, uint256 market) internal pure returns (uint256) {
-        unchecked {
-            return (layout >> (16 + 4 * market)) & 0xf; // index < 16
-        }
-    }
-
-    function _collateralAssetOf(uint256 layout, uint256 id) internal pure returns (uint256) {
-        unchecked {
-            return (layout >> (80 + 4 * id)) & 0xf; // index < 16
-        }
-    }
-
-    function _collateralDecimalsOf(uint256 layout, uint256 id) internal pure returns (uint256) {
-        unchecked {
-            return (layout >> (144 + 5 * id)) & 0x1f; // index < 16
-        }
-    }
-
-    function _collateralId(address token) internal view returns (uint256) {
-        uint256 idPlusOne = _collateralIdPlusOne[token];
-        if (idPlusOne == 0) revert UnknownToken(token);
-        return idPlusOne - 1;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function listCollateral(address token, uint256 asset) external returns (uint256 id) {
-        _requireAdmin();
-        if (token == address(settlementToken) || _collateralIdPlusOne[token] != 0) revert AlreadyListed(token);
-        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
-        uint256 layout = _layout;
-        id = _numCollaterals(layout);
-        if (id >= RiskConfig.MAX_COLLATERALS) revert ListingFull(id);
-        uint256 dec = IERC20Metadata(token).decimals();
-        if (dec > 31) revert UnknownToken(token);
-        // slither-disable-next-line unused-return (called for its revert: the asset must have a valid price)
-        oracle.price(asset);
-        layout = (layout + (1 << 8)) | (asset << (80 + 4 * id)) | (dec << (144 + 5 * id));
-        _layout = layout;
-        _publishSnapshot(layout);
-        _collateralTokens[id] = token;
-        _collateralIdPlusOne[token] = id + 1;
-        emit CollateralListed(id, token, asset, dec);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function listMarket(uint256 asset) external returns (uint256 id) {
-        _requireAdmin();
-        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
-        uint256 layout = _layout;
-        id = _numMarkets(layout);
-        if (id >= RiskConfig.MAX_MARKETS) revert ListingFull(id);
-        layout = (layout + 1) | (asset << (16 + 4 * id));
-        _layout = layout;
-        _publishSnapshot(layout);
-        emit MarketListed(id, asset);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setVenue(address venue, bool enabled) external {
-        _requireAdmin();
-        venues[venue] = enabled;
-        emit VenueSet(venue, enabled);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function setFundOperator(address operator, bool approved) external {
-        _requireAdmin();
-        fundOperators[operator] = approved;
-        emit OperatorSet(address(this), operator, approved);
-    }
-
-    // ================================================================ views
-    /// @inheritdoc ICrossMarginVault
-    function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional) {
-        Position memory pos = _positions[account][market];
-        return (pos.size, pos.openNotional);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function collateralOf(uint256 account, uint256 collateralId) external view returns (uint256) {
-        return _collateral[account][collateralId];
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function settlementOf(uint256 account) external view returns (int256) {
-        return _load(account).settlement;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function storedSettlementOf(uint256 account) external view returns (int256) {
-        Account memory acc = _accounts[account];
-        return acc.settlement > 0 && acc.epoch != _pool >> EPOCH_SHIFT ? int256(0) : int256(acc.settlement);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function settlementIndex() external view returns (uint256 index, uint256 totalShares) {
-        uint256 pool = _pool;
-        return (_index(pool), _totalShares(pool));
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function controlWord() external view returns (uint256) {
-        return _pool & type(uint56).max;
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals) {
-        Account memory acc = _accounts[account];
-        return (acc.markets, acc.collaterals);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function marketAsset(uint256 market) external view returns (uint256) {
-        uint256 layout = _layout;
-        if (market >= _numMarkets(layout)) revert UnknownMarket(market);
-        return _marketAssetOf(layout, market);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function collateralInfo(uint256 id) external view returns (address token, uint256 asset, uint256 decimals) {
-        uint256 layout = _layout;
-        if (id >= _numCollaterals(layout)) revert UnknownToken(address(0));
-        return (_collateralTokens[id], _collateralAssetOf(layout, id), _collateralDecimalsOf(layout, id));
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function numMarkets() external view returns (uint256) {
-        return _numMarkets(_layout);
-    }
-
-    /// @inheritdoc ICrossMarginVault
-    function numCollaterals() external view returns (uint256) {
-        return _numCollaterals(_layout);
     }
 }

@@ -29,12 +29,13 @@ contract RiskParameters is IRiskParameters, AccessControl {
     uint256 internal _control; //     CONTROL word
     uint256 internal _liquidation; // LIQUIDATION word
     uint256 internal _discounts; //   DISCOUNT word
+    uint256 internal _funding; //     FUNDING word
     mapping(uint256 market => uint256) internal _markets; // MARKET words
 
     /// @notice Time from which a queued change may be applied (0: none queued).
     mapping(bytes32 id => uint256) public readyAt;
-    /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)` followed by the LIQUIDATION and
-    ///         DISCOUNT words: the words a margin check or a liquidation needs, read in one EXTCODECOPY instead of one
+    /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)` followed by the LIQUIDATION,
+    ///         DISCOUNT and FUNDING words and the 16 MARKET words: the words a margin check or a liquidation needs, read in one EXTCODECOPY instead of one
     ///         cold SLOAD each. Re-published after every change to those words.
     address public marginConfigPointer;
     /// @notice The vault told about each new pointer (set once by the admin).
@@ -66,7 +67,11 @@ contract RiskParameters is IRiskParameters, AccessControl {
         cfg.corr1 = _corr[1];
         cfg.haircuts = _haircuts;
         cfg.stress = _stress;
-        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg), _liquidation, _discounts);
+        uint256[16] memory markets;
+        for (uint256 m; m < RiskConfig.MAX_MARKETS; ++m) {
+            markets[m] = _markets[m];
+        }
+        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg), _liquidation, _discounts, _funding, markets);
         // init code: PUSH4 len, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the runtime bytes
         bytes memory init = abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
         address pointer;
@@ -279,8 +284,9 @@ contract RiskParameters is IRiskParameters, AccessControl {
     {
         _index("market", marketId, RiskConfig.MAX_MARKETS);
         _bound("standardMmr", int256(standardMmrBps), 10, int256(BPS));
-        _bound("maxOpenInterest", int256(maxOpenInterest), 0, int256(uint256(type(uint112).max)));
-        _bound("maxPositionSize", int256(maxPositionSize), 0, int256(uint256(type(uint112).max)));
+        // positions are stored as int96 (the fund's can reach the open interest)
+        _bound("maxOpenInterest", int256(maxOpenInterest), 0, int256(type(int96).max));
+        _bound("maxPositionSize", int256(maxPositionSize), 0, int256(type(int96).max));
         uint256 m = _markets[marketId];
         bool tightening = standardMmrBps >= m.standardRate() && maxOpenInterest <= m.maxOpenInterest()
             && maxPositionSize <= m.maxPositionSize();
@@ -289,6 +295,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
         m = standardMmrBps | (maxOpenInterest << 16) | (maxPositionSize << 128);
         _markets[marketId] = m;
         emit ParameterUpdated("market", marketId, m);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters
@@ -314,6 +321,59 @@ contract RiskParameters is IRiskParameters, AccessControl {
             | (minKeeperReward << 64) | (dust << 160);
         emit ParameterUpdated("liquidation", 0, _liquidation);
         _publish();
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setFunding(
+        uint256 window,
+        uint256 period,
+        uint256 premiumCapBps,
+        uint256 depthBps,
+        uint256 maxRatePerHour,
+        uint256 clampBps,
+        int256 interestPerHour,
+        uint256 adlShareBps
+    ) external onlyRole_(RISK_ADMIN_ROLE) {
+        uint256 word =
+            _fundingWord(window, period, premiumCapBps, depthBps, maxRatePerHour, clampBps, interestPerHour, adlShareBps);
+        bytes memory call = abi.encodeCall(
+            this.setFunding,
+            (window, period, premiumCapBps, depthBps, maxRatePerHour, clampBps, interestPerHour, adlShareBps)
+        );
+        if (!_mayApply(false, call)) return;
+        _funding = word;
+        emit ParameterUpdated("funding", 0, word);
+        _publish();
+    }
+
+    /// @dev The FUNDING word of `setFunding`'s arguments, after checking their bounds.
+    function _fundingWord(
+        uint256 window,
+        uint256 period,
+        uint256 premiumCapBps,
+        uint256 depthBps,
+        uint256 maxRatePerHour,
+        uint256 clampBps,
+        int256 interestPerHour,
+        uint256 adlShareBps
+    ) internal pure returns (uint256) {
+        _bound("fundingWindow", int256(window), 60, 7 days);
+        _bound("fundingPeriod", int256(period), 1 hours, 30 days);
+        _bound("premiumCap", int256(premiumCapBps), 0, 500);
+        // the least depth at which moving the premium costs more in fees than it can earn (ICrossMarginVault)
+        _bound("premiumDepth", int256(depthBps), int256((64 * premiumCapBps * window + 10 * period - 1) / (10 * period)),
+            int256(BPS));
+        _bound("maxFundingRate", int256(maxRatePerHour), 0, 10_000);
+        _bound("fundingClamp", int256(clampBps), 0, int256(BPS));
+        _bound("interest", interestPerHour, -100, 100);
+        _bound("adlShare", int256(adlShareBps), 0, int256(BPS));
+        return window | (period << 32) | (premiumCapBps << 64) | (depthBps << 80) | (maxRatePerHour << 96)
+            | (clampBps << 112) | (uint256(uint16(int16(interestPerHour))) << 128) | (adlShareBps << 144);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function fundingWord() external view returns (uint256) {
+        return _funding;
     }
 
     /// @inheritdoc IRiskParameters

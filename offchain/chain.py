@@ -186,20 +186,40 @@ def package_abi(name: str) -> list:
     return json.loads(p.read_text())
 
 
-def load_abis(build_dir: Path | None = None) -> dict[str, list]:
-    """The ABIs of :data:`CONTRACTS`: shipped with the package (``offchain/abi/``, written by ``make build``) when
-    ``build_dir`` is None, else read from Brownie build artifacts there (``<name>.json``, key ``abi``)."""
-    abis = {}
-    for name in CONTRACTS:
-        if build_dir is None:
-            abis[name] = package_abi(name)
-            continue
-        p = build_dir / f"{name}.json"
+# A contract whose functions run in several artifacts: the vault runs VaultExtension's by DELEGATECALL from its
+# fallback, so its ABI (ICrossMarginVault's functions, plus the library errors it may revert with) is the union.
+ABI_PARTS = {"CrossMarginVault": ("CrossMarginVault", "VaultExtension")}
+
+
+def merge_abis(*abis: list) -> list:
+    """The union of ABIs, each item once (by type, name and input types)."""
+    seen, out = set(), []
+    for abi in abis:
+        for item in abi:
+            key = (item["type"], item.get("name"), tuple(i["type"] for i in item.get("inputs", ())))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def build_abi(build_dir: Path, name: str) -> list:
+    """The ABI of contract ``name`` from Brownie build artifacts in ``build_dir`` (merged per :data:`ABI_PARTS`)."""
+    parts = []
+    for part in ABI_PARTS.get(name, (name,)):
+        p = build_dir / f"{part}.json"
         if not p.is_file():
             raise DeploymentError(f"ABI {p} not found: compile the contracts (`make build`) or unset chain.build_dir "
                                   "to use the ABIs shipped with the package")
-        abis[name] = json.loads(p.read_text())["abi"]
-    return abis
+        parts.append(json.loads(p.read_text())["abi"])
+    return merge_abis(*parts)
+
+
+def load_abis(build_dir: Path | None = None) -> dict[str, list]:
+    """The ABIs of :data:`CONTRACTS`: shipped with the package (``offchain/abi/``, written by ``make build``) when
+    ``build_dir`` is None, else read from Brownie build artifacts there (:func:`build_abi`)."""
+    return {name: package_abi(name) if build_dir is None else build_abi(build_dir, name) for name in CONTRACTS}
 
 
 class ErrorDecoder:

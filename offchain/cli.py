@@ -26,7 +26,8 @@ from .config import Settings, load_settings, reference
 from .db import connect
 from .errors import ChainUnavailable, ConfigError, XMarginError
 from .margin.exact import WAD, account_margin, standard_requirement
-from .margin.snapshot import read_standard_rates
+from .margin.funding import INDEX_UNIT, WEIGHT_UNIT, accrued
+from .margin.snapshot import MarketView, read_funding_word, read_standard_rates
 from .ops import OpsServer, setup_logging
 from .runtime import build_keeper, open_runtime
 
@@ -91,13 +92,13 @@ def _usd(x: int) -> str:
 def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
     rt = open_runtime(settings)
     res = rt.indexer.sync()
-    layout, prices, cfg = rt.indexer.market_view(res.head)
+    layout, prices, cfg, markets = rt.indexer.market_view(res.head)
     fund = int(rt.chain.address("CrossMarginVault"), 16) << 96
     rows = []
     for a, s in rt.indexer.states().items():
         if a == fund or (not s.positions and not s.collateral):
             continue
-        m = account_margin(s, layout, prices, cfg)
+        m = account_margin(s, layout, prices, cfg, markets)
         health = m.equity / m.maintenance if m.maintenance else float("inf")
         rows.append((health, a, m))
     rows.sort(key=lambda r: r[0])
@@ -130,20 +131,20 @@ def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
     else:
         subs = [account]
     view = rt.indexer.market_view(res.head)  # read once for every subaccount shown
-    rates = read_standard_rates(rt.chain.at(res.head).params, view[0])
+    rates = read_standard_rates(rt.chain.at(res.head).params, view.layout)
     for a in subs:
         _account(rt, res.head, a, view, rates)
     return 0
 
 
-def _account(rt, head: int, account: int, view: tuple, rates: list[int]) -> None:
-    layout, prices, cfg = view
+def _account(rt, head: int, account: int, view: MarketView, rates: list[int]) -> None:
+    layout, prices, cfg, markets = view
     s = rt.indexer.states([account])[account]
     if not s.positions and not s.collateral and not s.settlement:
         _write(f"account {account:#066x} is empty at block {head} (no balance, position or collateral); an owner's "
                f"subaccount n is the id owner << 96 | n, or give the owner's address")
         return
-    m = account_margin(s, layout, prices, cfg)
+    m = account_margin(s, layout, prices, cfg, markets)
     std = standard_requirement(s, layout, prices, rates)
     b = m.margin
     names = rt.chain.deployment.assets
@@ -151,8 +152,9 @@ def _account(rt, head: int, account: int, view: tuple, rates: list[int]) -> None
              f"  settlement balance   {_usd(s.settlement):>18} USD"]
     for mk, (size, on) in sorted(s.positions.items()):
         asset = layout.market_asset[mk]
+        owed = accrued(size, s.funding.get(mk, 0), markets[mk]) if mk in markets else 0
         lines.append(f"  position market {mk} ({_name(names, asset)}): size {size / WAD:,.6f} "
-                     f"open notional {_usd(on)} mark {_usd(size * prices[asset] // WAD)}")
+                     f"open notional {_usd(on)} mark {_usd(size * prices[asset] // WAD)} accrued funding {_usd(owed)}")
     for cid, bal in sorted(s.collateral.items()):
         asset = layout.collateral_asset[cid]
         lines.append(f"  collateral {cid} ({_name(names, asset)}): {bal / 10 ** layout.collateral_decimals[cid]:,.6f}")
@@ -181,6 +183,38 @@ def _scenario(cfg, s: int) -> str:
 
 def _name(names: Sequence[str], asset: int) -> str:
     return names[asset] if asset < len(names) else f"asset {asset}"
+
+
+def cmd_funding(settings: Settings, args: argparse.Namespace) -> int:
+    """Each market's funding now (rate, premium, indices, open interest, the funding balance) and the deleveraging
+    events indexed so far."""
+    rt = open_runtime(settings)
+    res = rt.indexer.sync()
+    view = rt.indexer.market_view(res.head)
+    vault = rt.chain.at(res.head).vault
+    names = rt.chain.deployment.assets
+    word = read_funding_word(rt.chain.at(res.head).params)
+    lines = [f"block {res.head}: funding {'on' if word.on else 'off (no FUNDING word: RiskParameters.setFunding)'}",
+             f"{'market':<12} {'rate %/h':>10} {'premium bps':>12} {'fee weight USD':>15} {'long index':>16} "
+             f"{'short index':>16} {'open interest':>16} {'balance USD':>13}"]
+    for m, asset in enumerate(view.layout.market_asset):
+        f = view.markets.get(m)
+        label = f"{m} {_name(names, asset)}"
+        if f is None:
+            lines.append(f"{label:<12} (no valid price for its asset)")
+            continue
+        rate = int(vault.marketFunding(m)[4])
+        lines.append(f"{label:<12} {rate * 3600 / WAD * 100:>10.5f} {f.premium / 100:>12.2f} "
+                     f"{f.weight * WEIGHT_UNIT / WAD:>15,.2f} {f.long_index / INDEX_UNIT:>16,.6f} "
+                     f"{f.short_index / INDEX_UNIT:>16,.6f} {int(vault.openInterest(m)) / WAD:>16,.4f} "
+                     f"{int(vault.fundingBalance(m)) / WAD:>13,.2f}")
+    adl = rt.indexer.deleveraging()
+    lines.append(f"deleveraging events: {len(adl)}")
+    for block, _, account, m, longs_pay, amount, _ in adl[-args.limit:]:
+        lines.append(f"  block {block}: account {account:#x} in market {m}: {'longs' if longs_pay else 'shorts'} "
+                     f"paid {amount / WAD:,.2f} USD")
+    _write("\n".join(lines))
+    return 0
 
 
 def cmd_opportunities(settings: Settings, args: argparse.Namespace) -> int:
@@ -269,6 +303,8 @@ def parser() -> argparse.ArgumentParser:
     acc.add_argument("--limit", type=int, default=50)
     one = sub.add_parser("account", help="margin breakdown of one account")
     one.add_argument("id", help="account id (decimal or 0x-hex)")
+    fun = sub.add_parser("funding", help="each market's funding rate and indices, and the deleveraging events")
+    fun.add_argument("--limit", type=int, default=20, help="deleveraging events shown (latest)")
     opp = sub.add_parser("opportunities", help="the keeper's liquidation records")
     opp.add_argument("--status", choices=["seen", "simulated", "sent", "included", "lost", "skipped", "failed"])
     opp.add_argument("--limit", type=int, default=50)
@@ -318,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, keeper=keeper_flags, ops=ops_flags)
         setup_logging(settings.ops.log_format, settings.ops.log_level)
         commands = {"keeper": cmd_keeper_run, "index": cmd_index, "accounts": cmd_accounts, "account": cmd_account,
-                    "opportunities": cmd_opportunities, "sandbox": cmd_sandbox}
+                    "opportunities": cmd_opportunities, "sandbox": cmd_sandbox, "funding": cmd_funding}
         return commands[args.command](settings, args)
     except XMarginError as e:
         sys.stderr.write(f"xmargin: {e}\n")

@@ -53,7 +53,18 @@ CREATE INDEX IF NOT EXISTS txs_pending ON txs (keeper, status, nonce);
 
 # Ordered migrations: MIGRATIONS[i] takes a database from version i to version i + 1. A new version appends a
 # script (ALTER TABLE, CREATE ...); never edit a released one.
-MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+MIGRATIONS: tuple[str, ...] = (SCHEMA, """
+-- version 2: funding and deleveraging. A position event's c is the funding index the position stored; 'funding'
+-- events (account 0, key = market) hold a market's whole funding state in a: "long,short,updatedAt,premium,weight,carry"
+ALTER TABLE events ADD COLUMN c TEXT NOT NULL DEFAULT '0';
+ALTER TABLE positions ADD COLUMN funding TEXT NOT NULL DEFAULT '0';
+CREATE TABLE IF NOT EXISTS funding (
+    market INTEGER PRIMARY KEY, long_index TEXT NOT NULL, short_index TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    premium INTEGER NOT NULL, weight INTEGER NOT NULL, carry INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deleveraging (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, account TEXT NOT NULL, market INTEGER NOT NULL,
+    longs_pay INTEGER NOT NULL, amount TEXT NOT NULL, shift TEXT NOT NULL, PRIMARY KEY (block, log_index));
+""")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

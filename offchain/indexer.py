@@ -29,7 +29,8 @@ from .chain import Chain
 from .db import acct_int, acct_key, get_meta, set_meta
 from .errors import ConfigError
 from .margin.exact import INDEX_ONE, AccountState, Layout, MarginConfig, account_margin, usd_of_shares
-from .margin.snapshot import read_account_state, read_layout, read_margin_config, read_prices
+from .margin.funding import MarketFunding
+from .margin.snapshot import MarketView, read_account_state, read_layout, read_margin_config, read_markets, read_prices
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Indexer:
         self.t_settlement = _topic(abi, "SettlementUpdated")
         self.t_index = _topic(abi, "SettlementIndexUpdated")
         self.t_liquidated = _topic(abi, "Liquidated")
+        self.t_funding = _topic(abi, "FundingUpdated")
+        self.t_adl = _topic(abi, "Deleveraged")
         self.t_listed = (_topic(abi, "CollateralListed"), _topic(abi, "MarketListed"))
         self._token_ids: dict[str, int] = {}
         self._check_identity()
@@ -173,17 +176,18 @@ class Indexer:
             bn, li = lg["blockNumber"], lg["logIndex"]
             if t0 in (self.t_position, self.t_collateral, self.t_settlement):
                 account = int.from_bytes(bytes(topics[1]), "big")
+                c = 0
                 if t0 == self.t_position:
                     kind, key = "position", int.from_bytes(bytes(topics[2]), "big")
-                    a, b = _int256(data[:32]), _int256(data[32:64])
+                    a, b, c = _int256(data[:32]), _int256(data[32:64]), _int256(data[64:96])
                 elif t0 == self.t_collateral:
                     token = to_checksum_address(bytes(topics[2])[12:])
                     kind, key, a, b = "collateral", self._collateral_id(token), int.from_bytes(data[:32], "big"), 0
                 else:
                     kind, key, a, b = "settlement", 0, _int256(data[:32]), 0
-                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  (bn, li, kind, acct_key(account), key, str(a), str(b)))
-                self._set_state(kind, account, key, a, b)
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, kind, acct_key(account), key, str(a), str(b), str(c)))
+                self._set_state(kind, account, key, a, b, c)
                 self._record_block(bn, lg["blockHash"].hex())
                 changed.add(account)
             elif t0 == self.t_liquidated:
@@ -195,25 +199,45 @@ class Indexer:
                                    str(penalty), str(reward)))
             elif t0 == self.t_index:
                 index, shares = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:64], "big")
-                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  (bn, li, "index", acct_key(0), 0, str(index), str(shares)))
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, "index", acct_key(0), 0, str(index), str(shares), "0"))
                 self._set_state("index", 0, 0, index, shares)
                 if shares == 0:  # the pool restarted: every claim stored before is void
                     changed |= self._void_claims()
                 self._record_block(bn, lg["blockHash"].hex())
                 listed = True
+            elif t0 == self.t_funding:
+                market = int.from_bytes(bytes(topics[1]), "big")
+                words = [_int256(data[i:i + 32]) for i in range(0, 6 * 32, 32)]  # long, short, premium, weight, carry, at
+                encoded = ",".join(str(w) for w in (words[0], words[1], words[5], words[2], words[3], words[4]))
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, "funding", acct_key(0), market, encoded, "0", "0"))
+                self._set_state("funding", 0, market, encoded, 0)
+                self._record_block(bn, lg["blockHash"].hex())
+            elif t0 == self.t_adl:
+                account, market = (int.from_bytes(bytes(topics[i]), "big") for i in (1, 2))
+                longs_pay, amount, shift = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32, 64))
+                self.conn.execute("INSERT OR REPLACE INTO deleveraging VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, acct_key(account), market, longs_pay, str(amount), str(shift)))
             elif t0 in self.t_listed:
                 self._token_ids = {}  # reload the token -> id map on next use
                 listed = True
         return changed, listed
 
-    def _set_state(self, kind: str, account: int, key: int, a: int, b: int) -> None:
+    def _set_state(self, kind: str, account: int, key: int, a: int | str, b: int, c: int = 0) -> None:
         k = acct_key(account)
         if kind == "position":
             if a == 0:
                 self.conn.execute("DELETE FROM positions WHERE account = ? AND market = ?", (k, key))
             else:
-                self.conn.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)", (k, key, str(a), str(b)))
+                self.conn.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?)",
+                                  (k, key, str(a), str(b), str(c)))
+        elif kind == "funding":
+            if a == 0:  # rolled back to before the market's first touch
+                self.conn.execute("DELETE FROM funding WHERE market = ?", (key,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO funding VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (key, *str(a).split(",")))
         elif kind == "collateral":
             if a == 0:
                 self.conn.execute("DELETE FROM collateral WHERE account = ? AND cid = ?", (k, key))
@@ -277,18 +301,22 @@ class Indexer:
                 keys = list(dict.fromkeys(keys))
             self.conn.execute("DELETE FROM events WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM liquidations WHERE block > ?", (ancestor,))
+            self.conn.execute("DELETE FROM deleveraging WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM blocks WHERE number > ?", (ancestor,))
             for kind, account, key in keys:
                 row = self.conn.execute(
-                    "SELECT a, b FROM events WHERE kind = ? AND account = ? AND key = ? "
+                    "SELECT a, b, c FROM events WHERE kind = ? AND account = ? AND key = ? "
                     "ORDER BY block DESC, log_index DESC LIMIT 1", (kind, account, key)).fetchone()
-                a, b = (int(row[0]), int(row[1])) if row else (0, 0)
+                if kind == "funding":
+                    self._set_state(kind, 0, key, row[0] if row else 0, 0)
+                    continue
+                a, b, c = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
                 if kind == "settlement":
                     self._replay_settlement(account)
                 elif kind == "index" and row is None:
                     self.conn.execute("DELETE FROM meta WHERE key = 'settlement_index'")
                 else:
-                    self._set_state(kind, acct_int(account), key, a, b)
+                    self._set_state(kind, acct_int(account), key, a, b, c)
                 if kind != "index":
                     changed.add(acct_int(account))
             if ancestor >= self.chain.deployment.start_block:
@@ -323,18 +351,34 @@ class Indexer:
         index = self.settlement_index
         for k, bal in self.conn.execute("SELECT account, balance FROM settlement" + where, args):
             out.setdefault(acct_int(k), AccountState()).settlement = usd_of_shares(int(bal), index)
-        for k, m, size, on in self.conn.execute("SELECT account, market, size, open_notional FROM positions" + where,
-                                                args):
-            out.setdefault(acct_int(k), AccountState()).positions[m] = (int(size), int(on))
+        for k, m, size, on, snap in self.conn.execute(
+                "SELECT account, market, size, open_notional, funding FROM positions" + where, args):
+            state = out.setdefault(acct_int(k), AccountState())
+            state.positions[m] = (int(size), int(on))
+            state.funding[m] = int(snap)
         for k, cid, bal in self.conn.execute("SELECT account, cid, balance FROM collateral" + where, args):
             out.setdefault(acct_int(k), AccountState()).collateral[cid] = int(bal)
 
     # ------------------------------------------------------------------------------------------ reconciliation
-    def market_view(self, block: int) -> tuple[Layout, list[int], MarginConfig]:
-        """Layout, oracle prices and margin words at ``block`` (one consistent view)."""
+    def market_view(self, block: int) -> MarketView:
+        """Layout, oracle prices, margin words and every market's funding state at ``block`` (one consistent view)."""
         at = self.chain.at(block)
         layout = read_layout(at.vault)
-        return layout, read_prices(at.oracle, layout), read_margin_config(at.params)
+        prices = read_prices(at.oracle, layout)
+        return MarketView(layout, prices, read_margin_config(at.params), read_markets(at.vault, layout, prices))
+
+    def funding_states(self) -> dict[int, MarketFunding]:
+        """Each market's funding state as of its last ``FundingUpdated`` (rebuilt from events alone; advance it to
+        a time with ``offchain.margin.funding.advance``)."""
+        return {m: MarketFunding(int(lo), int(sh), at, prem, w, carry) for m, lo, sh, at, prem, w, carry in
+                self.conn.execute("SELECT market, long_index, short_index, updated_at, premium, weight, carry "
+                                  "FROM funding")}
+
+    def deleveraging(self) -> list[tuple[int, int, int, int, bool, int, int]]:
+        """Every ``Deleveraged`` event indexed: (block, log index, account, market, longs pay, amount, shift)."""
+        return [(b, li, acct_int(a), m, bool(lp), int(am), int(sh)) for b, li, a, m, lp, am, sh in self.conn.execute(
+            "SELECT block, log_index, account, market, longs_pay, amount, shift FROM deleveraging "
+            "ORDER BY block, log_index")]
 
     def reconcile(self, accounts: list[int] | None = None, lens_batch: int = 200) -> list[int]:
         """Compare indexed state and mirror margin with the contracts at the checkpoint; repair and return mismatches.
@@ -352,12 +396,12 @@ class Indexer:
             accounts = (everyone[offset:] + everyone[:offset])[: self.reconcile_sample]
             set_meta(self.conn, "reconcile_offset", str(offset + len(accounts)))
         states = self.states(accounts)
-        layout, prices, cfg = self.market_view(block)
+        layout, prices, cfg, markets = self.market_view(block)
         equity, maintenance = self.chain.lens_health(accounts, block, lens_batch)
         bad = []
         vault = self.chain.at(block).vault
         for a, e, m in zip(accounts, equity, maintenance):
-            mine = account_margin(states[a], layout, prices, cfg)
+            mine = account_margin(states[a], layout, prices, cfg, markets)
             chain_state = read_account_state(vault, a)
             if (mine.equity, mine.maintenance) != (e, m) or chain_state.canonical() != states[a].canonical():
                 bad.append(a)
@@ -377,7 +421,7 @@ class Indexer:
             stored = int(self.chain.at(self.checkpoint[0]).vault.storedSettlementOf(account))
             self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(stored)))
             for m, (size, on) in state.positions.items():
-                self._set_state("position", account, m, size, on)
+                self._set_state("position", account, m, size, on, state.funding.get(m, 0))
             for cid, bal in state.collateral.items():
                 self._set_state("collateral", account, cid, bal, 0)
 

@@ -2,6 +2,7 @@
 
     make demo                                   # 300 traders, 12 March 2020, seed 7
     make demo DEMO_ARGS="--traders 60 --blocks 40 --scenario oct2025 --seed 3"
+    make demo DEMO_ARGS="--scenario gap --fund-usdc 0"   # the fund runs out: deleveraging
     .venv/bin/python scripts/demo.py --help     # every option
 
 What it does, in order:
@@ -13,14 +14,19 @@ What it does, in order:
    with EIP-712 orders signed by the trader and a market maker and settled through ``OrderSettlement``;
 3. starts a keeper the way an operator would: ``xmargin keeper run`` in its own process, with a settings file, a
    private key from the environment, JSON logs and a /health endpoint;
-4. drives a crash shaped after a real episode (``offchain.risk.episodes``) through the Chainlink feeds, one block
+4. runs a quiet period (``--quiet-hours`` of chain time, moved ahead with ``evm_increaseTime``) at the start prices
+   in which the venue's fills print above the index, so funding accrues and the longs pay the shorts;
+5. drives a crash shaped after a real episode (``offchain.risk.episodes``) through the Chainlink feeds, one block
    per step: the feed updates of a step go into the block with the lowest tip, after the keeper's transactions of
    the previous block; the next block is mined once the keeper has processed the last one (a keeper that keeps up
    with the chain, as on a 12-second chain);
-5. watches every account with its own indexer and the exact margin mirror, counts breaches of the maintenance
+   (or, ``--scenario gap``, a one-block gap that leaves bankrupt accounts and runs the write-off waterfall: the fund,
+   then deleveraging of the opposite side);
+6. watches every account with its own indexer and the exact margin mirror, counts breaches of the maintenance
    margin and the blocks until the liquidation that follows, and checks the end state against ``AccountLens``;
-6. writes ``summary.json``, ``blocks.csv``, ``chart.png`` and the keeper's log to the results folder and prints a
-   report. The exit code is 1 when a liquidation was missed.
+   reads funding and deleveraging from the chain and checks them (``scripts/demo_checks.py``);
+7. writes ``summary.json``, ``blocks.csv``, ``funding.csv``, ``chart.png`` and the keeper's log to the results folder
+   and prints a report. The exit code is 1 when a liquidation was missed or a check failed.
 
 Deposits go through a batch depositor (``BookSeeder``, anyone may deposit into any account) to keep set-up short;
 every position is opened by signed orders.
@@ -53,9 +59,12 @@ from offchain.db import acct_int  # noqa: E402
 from offchain.orders import Order, sign_order  # noqa: E402
 from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
-from offchain.risk.episodes import EPISODES, episode  # noqa: E402
-from offchain.margin.exact import account_margin, standard_requirement  # noqa: E402
-from offchain.margin.snapshot import read_prices  # noqa: E402
+from offchain.risk.episodes import EPISODES, Episode  # noqa: E402
+from offchain.margin.params import RiskSpec  # noqa: E402
+from scripts.deploy import FUND_SEED_USDC  # noqa: E402
+from scripts.demo_checks import adl_reading, funding_reading, verify  # noqa: E402
+from offchain.margin.exact import account_margin, settled, standard_requirement  # noqa: E402
+from offchain.margin.snapshot import read_markets, read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
 
@@ -63,6 +72,21 @@ USDC_DECIMALS = 6
 KEEPER_KEY_ENV = "XMARGIN_DEMO_KEEPER_KEY"
 SETTLE_GAS = 900_000
 DEPOSIT_CHUNK = 120
+QUIET_STEP = 1800  # seconds of chain time per step of the quiet period (inside the feeds' one-hour heartbeat)
+OI_CAP = 2.0  # each market's open-interest cap, times the population's gross notional in it
+DESK_CHUNK = 1.0  # a premium desk fill, times the population's gross notional in its market (OI + chunk <= cap)
+DESK_TRIPS = 1  # the desk's round trips per market and step: fees of about half the premium's depth
+SAVER_USDC = 100_000  # a depositor without positions, whose claim deleveraging must leave whole
+
+# A gap: every market opens a step lower in one block (a weekend gap, an exchange outage), too fast for partial
+# liquidations; the deepest books go bankrupt at once, past what the fund holds, and deleveraging charges the shorts.
+GAP = Episode(
+    "gap", "a one-block gap (BTC -45%, ETH -55%, SOL and LINK -65%)",
+    "Every asset gaps down in a single block and stays there: no liquidation can happen on the way down, so accounts "
+    "levered beyond the gap go bankrupt at once and the write-off waterfall runs: the fund, then deleveraging.",
+    {a: ((0.0, 1.0), (0.1, 1.0), (0.1001, low), (1.0, low)) for a, low in enumerate((0.55, 0.45, 0.35, 0.35))},
+)
+SCENARIOS = {**EPISODES, GAP.name: GAP}
 
 
 @dataclass
@@ -75,6 +99,9 @@ class Options:
     keeper_timeout: float = 120.0  # seconds to wait for the keeper to process a block before mining the next
     metrics_port: int = 9547
     out: Path = ROOT / "results" / "demo"
+    quiet_hours: float = 8.0  # chain time at the start prices before the crash, fills above the index
+    premium_bps: int = 20  # how far above the index the quiet period's fills print
+    fund_usdc: int = FUND_SEED_USDC  # test USDC the insurance fund starts with (it also collects every fee)
 
 
 @dataclass
@@ -106,6 +133,7 @@ class MarketMaker:
         self.d, self.seeder, self.relayer, self.w3, self.chain_id = d, seeder, relayer, web3, chain_id
         self.maker_key = Account.from_key(keccak(text="xmargin demo market maker"))
         self.nonce = 0
+        self.chain_time = web3.eth.get_block("latest")["timestamp"]  # orders expire a day after the chain's clock
 
     def maker(self, market: int) -> int:
         return account_of(self.maker_key.address, 1 + market)
@@ -124,30 +152,56 @@ class MarketMaker:
 
     def orders(self, account: int, key: Any, market: int, size: int, price: int) -> tuple:
         """A matched pair: the maker's order at the oracle price and the trader's order (1% limit slack)."""
-        self.nonce += 1
-        expiry = int(time.time()) + 86_400
-        buy = size > 0
-        maker = Order(self.maker(market), market, not buy, abs(size), price, expiry, self.nonce)
-        limit = price * 101 // 100 if buy else price * 99 // 100
-        taker = Order(account, market, buy, abs(size), limit, expiry, self.nonce)
-        venue = self.d.venue.address
-        return (maker, sign_order(maker, self.maker_key.key, self.chain_id, venue),
-                taker, sign_order(taker, key.key, self.chain_id, venue), abs(size))
+        return self.pair(self.maker(market), self.maker_key, account, key, market, size, price, 100)
 
-    def settle_all(self, trades: list[tuple]) -> None:
+    def pair(self, maker: int, maker_key: Any, taker: int, taker_key: Any, market: int, size: int, price: int,
+             slack_bps: int = 0) -> tuple:
+        """A matched pair: the maker's order at ``price``, the taker's (buying when ``size`` > 0) with its limit
+        ``slack_bps`` beyond it. Orders expire a day after the chain's clock (``chain_time``, which may run ahead of
+        this machine's: the quiet period moves it, and so does any earlier time travel on the node)."""
+        self.nonce += 1
+        expiry = max(int(time.time()), self.chain_time) + 86_400
+        buy = size > 0
+        made = Order(maker, market, not buy, abs(size), price, expiry, self.nonce)
+        limit = price * (10_000 + slack_bps) // 10_000 if buy else price * (10_000 - slack_bps) // 10_000
+        taken = Order(taker, market, buy, abs(size), limit, expiry, self.nonce)
+        venue = self.d.venue.address
+        return (made, sign_order(made, maker_key.key, self.chain_id, venue),
+                taken, sign_order(taken, taker_key.key, self.chain_id, venue), abs(size))
+
+    def settle_all(self, trades: list[tuple], progress: bool = True) -> None:
         """Submit every matched pair; fail with the first reverted trade's account."""
         hashes = []
         for n, args in enumerate(trades, 1):
             data = self.d.venue.settle.encode_input(*args)
             hashes.append(self.w3.eth.send_transaction(
                 {"from": self.relayer.address, "to": self.d.venue.address, "data": data, "gas": SETTLE_GAS}))
-            if n % 100 == 0 or n == len(trades):
+            if progress and (n % 100 == 0 or n == len(trades)):
                 log.info("  orders settled: %d / %d", n, len(trades))
         for h, args in zip(hashes, trades):
             receipt = self.w3.eth.wait_for_transaction_receipt(h, timeout=600)
             if receipt.status != 1:
                 raise RuntimeError(f"settlement of account {args[2].account:#x} market {args[2].market} reverted "
                                    f"(tx {h.hex()}); the population sizing and the chain disagree")
+
+
+def gross_by_market(books: list[Book]) -> list[float]:
+    """The population's gross notional in each market (USD at the start prices)."""
+    gross = [0.0] * len(ASSETS)
+    for b in books:
+        for m, n in b.legs:
+            gross[m] += abs(n)
+    return gross
+
+
+def demo_spec(books: list[Book]) -> RiskSpec:
+    """The default risk set with each market's open-interest cap sized to the population: ``OI_CAP`` times its
+    gross notional. The premium's depth is a share of that cap (docs/funding.md), so a cap of the default's two
+    billion USD would make the demo's few million of fills move no funding at all."""
+    gross = gross_by_market(books)
+    markets = {m: r.model_copy(update={"max_open_interest": int(OI_CAP * gross[m] + 1) * WAD // START_PRICES_USD[m]})
+               for m, r in DEFAULT_SPEC.markets.items()}
+    return DEFAULT_SPEC.model_copy(update={"markets": markets})
 
 
 def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: Any, chain_id: int,
@@ -157,10 +211,7 @@ def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: An
     keys = [trader_key(seed, i) for i in range(len(books))]
     ids = [account_of(k.address) for k in keys]
     prices = [int(p) * WAD for p in START_PRICES_USD]
-    gross = [0.0] * len(ASSETS)
-    for b in books:
-        for m, n in b.legs:
-            gross[m] += abs(n)
+    gross = gross_by_market(books)
     log.info("depositing collateral of %d traders and %d market makers", len(books), len(ASSETS))
     usdc = [int(b.settlement_usd * 10**USDC_DECIMALS) for b in books]
     makers = [s.maker(m) for m in range(len(ASSETS))]
@@ -205,6 +256,96 @@ class FundDesk:
             self.unwinds += 1
 
 
+class PremiumDesk:
+    """Buyers who pay up: in the quiet period the venue's fills print ``premium_bps`` above the index. The desk (two
+    subaccounts of one owner) buys and sells back at that price, ``DESK_TRIPS`` round trips of ``DESK_CHUNK`` of the
+    population's gross per market and step, signed orders through the venue like every trade. It ends each step
+    flat and leaves the population's books alone; what it pays is the fees, and the fees are what weighs a premium
+    (docs/funding.md: moving the rate costs more than it earns)."""
+
+    def __init__(self, maker: MarketMaker, gross: list[float], premium_bps: int) -> None:
+        self.s, self.premium_bps = maker, premium_bps
+        self.key = Account.from_key(keccak(text="xmargin demo premium desk"))
+        self.buyer, self.seller = account_of(self.key.address, 1), account_of(self.key.address, 2)
+        self.chunk = [DESK_CHUNK * g for g in gross]
+        margin = int(max(self.chunk) * 10**USDC_DECIMALS)  # a whole chunk's notional: far above its IM
+        maker.deposit(maker.d.usdc, [self.buyer, self.seller], [margin, margin])
+        self.fills = 0
+
+    def trade(self, prices: list[int]) -> None:
+        trades = []
+        for m, chunk in enumerate(self.chunk):
+            size = sizes_of(m, chunk, prices)
+            if not size:
+                continue
+            price = prices[m] * (10_000 + self.premium_bps) // 10_000
+            for _ in range(DESK_TRIPS):
+                trades.append(self.s.pair(self.seller, self.key, self.buyer, self.key, m, size, price))
+                trades.append(self.s.pair(self.seller, self.key, self.buyer, self.key, m, -size, price))
+        self.s.settle_all(trades, progress=False)
+        self.fills += len(trades)
+
+
+@dataclass
+class FundingSeries:
+    """Observations of the quiet period (index 0 = its start): each market's funding rate (``marketFunding``) and
+    the funding each book type has accrued (:func:`funding_by_group`)."""
+
+    hours: list[float] = field(default_factory=list)
+    rate_bps_per_hour: list[list[float]] = field(default_factory=list)  # longs pay when positive
+    net_usd: dict[str, list[float]] = field(default_factory=dict)  # book type -> accrued funding, + received
+
+
+def funding_by_group(monitor: "Monitor", block: int, groups: dict[str, list[int]]) -> dict[str, int]:
+    """The funding each group's positions have accrued at ``block`` (wei, + received), from the monitor's index of
+    the events (sizes and stored indices) and the vault's ``marketFunding`` views, with the exact mirror."""
+    monitor.rt.indexer.sync(block)
+    at = monitor.rt.chain.at(block)
+    markets = read_markets(at.vault, monitor.layout, read_prices(at.oracle, monitor.layout))
+    states = monitor.rt.indexer.states([a for accounts in groups.values() for a in accounts])
+    return {name: sum(settled(states[a], markets).settlement - states[a].settlement for a in accounts if a in states)
+            for name, accounts in groups.items()}
+
+
+def observe_funding(monitor: "Monitor", block: int, groups: dict[str, list[int]], series: FundingSeries,
+                    hours: float) -> None:
+    at = monitor.rt.chain.at(block)
+    series.hours.append(hours)
+    series.rate_bps_per_hour.append([int(at.vault.marketFunding(m)[4]) * 3600 * 10_000 / WAD
+                                     for m in range(len(ASSETS))])
+    for name, wei in funding_by_group(monitor, block, groups).items():
+        series.net_usd.setdefault(name, []).append(wei / WAD)
+
+
+def quiet_period(opts: Options, d: Any, web3: Any, deployer: Any, desk: PremiumDesk, monitor: "Monitor",
+                 groups: dict[str, list[int]]) -> FundingSeries:
+    """``opts.quiet_hours`` of chain time at the start prices, in steps of ``QUIET_STEP`` seconds (the feeds are
+    updated every step, inside their heartbeat), the desk's fills above the index in each."""
+    from brownie import chain
+
+    from scripts.deploy import set_price
+
+    series = FundingSeries()
+    prices = [int(p) * WAD for p in START_PRICES_USD]
+    observe_funding(monitor, web3.eth.block_number, groups, series, 0.0)
+    steps = int(opts.quiet_hours * 3600) // QUIET_STEP
+    log.info("quiet period: %g hours of chain time at the start prices, fills %d bps above the index", opts.quiet_hours,
+             opts.premium_bps)
+    for i in range(1, steps + 1):
+        chain.sleep(QUIET_STEP)
+        for feed, usd in zip(d.feeds, START_PRICES_USD):
+            set_price(feed, usd, deployer)
+        desk.s.chain_time = web3.eth.get_block("latest")["timestamp"]
+        if opts.premium_bps:
+            desk.trade(prices)
+        observe_funding(monitor, web3.eth.block_number, groups, series, i * QUIET_STEP / 3600)
+        if i % 4 == 0 or i == steps:
+            log.info("  hour %4.1f | rate (bps/hour) %s | accrued %s", series.hours[-1],
+                     " ".join(f"{a} {r:+.3f}" for a, r in zip(ASSETS, series.rate_bps_per_hour[-1])),
+                     ", ".join(f"{k} {v[-1]:+,.0f}" for k, v in series.net_usd.items()))
+    return series
+
+
 # ---------------------------------------------------------------------------------------------- keeper
 def start_keeper(out: Path, rpc_url: str, deployment: Path, metrics_port: int, key: str) -> subprocess.Popen:
     """``xmargin keeper run`` in its own process, configured by a settings file like an operator's."""
@@ -224,6 +365,16 @@ def start_keeper(out: Path, rpc_url: str, deployment: Path, metrics_port: int, k
     log.info("starting the keeper: %s", " ".join(cmd))
     with open(out / "keeper.log", "w") as logfile:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, env=env, stdout=logfile, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def stop_keeper(proc: subprocess.Popen) -> int:
+    """Stop the keeper (SIGTERM, a clean shutdown; killed after 30 s) and return its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def keeper_head(port: int) -> int | None:
@@ -263,7 +414,7 @@ class Monitor:
         self.prices: list[int] = []
         self.last = runtime.rpc.head()  # liquidations are counted over every block after this one, whoever mined it
         # the listing and the margin words do not change during the crash: read once, then only the prices
-        self.layout, _, self.cfg = runtime.indexer.market_view(runtime.rpc.head())
+        self.layout, _, self.cfg, _ = runtime.indexer.market_view(runtime.rpc.head())
 
     def observe(self, block: int) -> tuple[int, int, float]:
         """Index up to ``block``; returns (accounts below MM, liquidations since the last observation, fund equity
@@ -271,7 +422,9 @@ class Monitor:
         a block the demo did not mine itself (a node that mined on its own) is counted too."""
         self.rt.indexer.sync(block)
         layout, cfg = self.layout, self.cfg
-        prices = read_prices(self.rt.chain.at(block).oracle, layout)
+        at = self.rt.chain.at(block)
+        prices = read_prices(at.oracle, layout)
+        markets = read_markets(at.vault, layout, prices)
         states = self.rt.indexer.states(self.traders + [self.fund])
         liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block > ? AND block <= ?",
                                                 (self.last, block)).fetchall()
@@ -280,7 +433,7 @@ class Monitor:
         below = 0
         for acct in self.traders:
             st = states.get(acct)
-            m = account_margin(st, layout, prices, cfg) if st is not None else None
+            m = account_margin(st, layout, prices, cfg, markets) if st is not None else None
             under = m is not None and m.liquidatable
             if acct in liquidated_now:
                 self.liquidated.add(acct)
@@ -293,7 +446,7 @@ class Monitor:
             elif acct in self.breach:
                 self.breach.pop(acct)
                 self.recovered += 1
-        fund = account_margin(states[self.fund], layout, prices, cfg).equity if self.fund in states else 0
+        fund = account_margin(states[self.fund], layout, prices, cfg, markets).equity if self.fund in states else 0
         self.fund_positions = states[self.fund].positions if self.fund in states else {}
         self.prices = prices
         return below, len(liq_rows), fund / WAD
@@ -338,7 +491,7 @@ def push_prices(d: Any, web3: Any, sender: str, usd: list[float], base: int) -> 
 
 def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> dict[str, dict[str, float]]:
     """Portfolio MM against the standard per-position requirement, summed per book kind (USD)."""
-    layout, prices, cfg = rt.indexer.market_view(block)
+    layout, prices, cfg, markets = rt.indexer.market_view(block)
     states = rt.indexer.states(ids)
     rates = [DEFAULT_SPEC.markets[m].standard_mmr_bps for m in range(len(layout.market_asset))]
     out: dict[str, dict[str, float]] = {k: {"accounts": 0, "portfolio_mm": 0.0, "standard_mm": 0.0} for k in KINDS}
@@ -346,7 +499,7 @@ def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> d
         st = states[acct]
         row = out[b.kind]
         row["accounts"] += 1
-        row["portfolio_mm"] += account_margin(st, layout, prices, cfg).maintenance / WAD
+        row["portfolio_mm"] += account_margin(st, layout, prices, cfg, markets).maintenance / WAD
         row["standard_mm"] += standard_requirement(st, layout, prices, rates) / WAD
     for row in out.values():
         row["saved_pct"] = 100 * (1 - row["portfolio_mm"] / row["standard_mm"]) if row["standard_mm"] else 0.0
@@ -354,19 +507,34 @@ def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> d
 
 
 # ---------------------------------------------------------------------------------------------- report
-def write_chart(path: Path, series: Series, scenario: str) -> None:
+def write_chart(path: Path, series: Series, scenario: str, quiet: FundingSeries) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = list(range(len(series.block)))
-    fig, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    fig = plt.figure(figsize=(10, 15))
+    grid = fig.add_gridspec(6, 1)
+    funding = fig.add_subplot(grid[0])
+    for name, values in quiet.net_usd.items():
+        funding.plot(quiet.hours, [v / 1e3 for v in values], label=name.replace("_", " "))
+    funding.axhline(0, color="black", lw=0.6)
+    funding.set_ylabel("funding accrued,\nk USD (+ received)")
+    funding.set_xlabel("hours of the quiet period before the crash (fills above the index; longs pay shorts)")
+    funding.legend(loc="upper left", ncol=3, fontsize=8)
+    funding.set_title(f"xmargin crash demo: {SCENARIOS[scenario].title}")
+    top = fig.add_subplot(grid[2])
+    axes = [top] + [fig.add_subplot(grid[i], sharex=top) for i in range(3, 6)]
+    rates = fig.add_subplot(grid[1], sharex=funding)
+    for a, name in enumerate(ASSETS):
+        rates.plot(quiet.hours, [r[a] for r in quiet.rate_bps_per_hour], label=name)
+    rates.set_ylabel("funding rate,\nbps / hour")
+    rates.legend(loc="upper left", ncol=4, fontsize=8)
     for a, name in enumerate(ASSETS):
         axes[0].plot(x, [100 * p[a] / series.prices[0][a] for p in series.prices], label=name)
     axes[0].set_ylabel("price, % of start")
     axes[0].legend(loc="lower left", ncol=4)
-    axes[0].set_title(f"xmargin crash demo: {EPISODES[scenario].title}")
     axes[1].step(x, series.below_mm, where="post", color="tab:red")
     axes[1].set_ylabel("accounts below MM")
     axes[2].bar(x, series.liquidations, color="tab:purple")
@@ -374,7 +542,7 @@ def write_chart(path: Path, series: Series, scenario: str) -> None:
     axes[3].plot(x, [f / 1e6 for f in series.fund_usd], color="tab:green")
     axes[3].set_ylabel("insurance fund, M USD")
     axes[3].set_xlabel("block since the crash began")
-    for ax in axes:
+    for ax in axes + [funding, rates]:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -394,11 +562,16 @@ def report(summary: dict) -> str:
         ("missed liquidations", f"{s['missed_liquidations']}"),
         ("insurance fund before", f"{s['insurance_fund_before']:,.2f} USD"),
         ("insurance fund after", f"{s['insurance_fund_after']:,.2f} USD"),
-        ("bad debt (covered by fund / socialised)", f"{s['bad_debt']:,.2f} USD ({s['bad_debt_covered_by_fund']:,.2f}"
-                                                    f" / {s['bad_debt_socialised']:,.2f})"),
+        ("bad debt (fund / deleveraged / socialised)", f"{s['bad_debt']:,.2f} USD ({s['bad_debt_covered_by_fund']:,.2f}"
+                                                      f" / {s['bad_debt_deleveraged']:,.2f} / "
+                                                      f"{s['bad_debt_socialised']:,.2f})"),
+        ("write-offs / deleveraging events", f"{len(s['adl']['write_offs'])} / {len(s['adl']['deleveraged'])}"),
         ("keeper opportunities", ", ".join(f"{k} {v}" for k, v in sorted(s["keeper_opportunities"].items()))),
-        ("wall time", f"{s['seconds']['total']:.0f} s (set-up {s['seconds']['setup']:.0f}, crash "
-                      f"{s['seconds']['crash']:.0f})"),
+        ("quiet period", f"{s['funding']['hours']:g} hours, fills {s['funding']['premium_bps']} bps above the index "
+                         f"({s['funding']['desk_fills']} fills, {s['funding']['desk_fees']:,.0f} USD of fees)"),
+        ("wall time", f"{s['seconds']['total']:.0f} s (set-up {s['seconds']['setup']:.0f}, quiet "
+                      f"{s['seconds']['quiet']:.0f}, crash {s['seconds']['crash']:.0f})"),
+        ("checks", "all hold" if not s["checks_failed"] else f"{len(s['checks_failed'])} FAILED"),
     ]
     width = max(len(k) for k, _ in rows)
     lines = ["", "xmargin crash demo — results", "-" * (width + 40)]
@@ -408,6 +581,18 @@ def report(summary: dict) -> str:
     for kind, r in s["margin_by_kind"].items():
         lines.append(f"{kind:<18}{r['accounts']:>9}{r['portfolio_mm']:>16,.0f}{r['standard_mm']:>16,.0f}"
                      f"{r['saved_pct']:>8.1f}%")
+    lines += ["", "funding over the quiet period, by book type (USD; read with fundingOf at its end)",
+              f"{'book type':<18}{'paid':>14}{'received':>14}{'net':>14}"]
+    for kind, r in s["funding"]["by_kind"].items():
+        lines.append(f"{kind:<18}{r['paid']:>14,.2f}{r['received']:>14,.2f}{r['net']:>+14,.2f}")
+    if s["adl_by_market"]:
+        lines += ["", "deleveraging (USD charged to the side opposite the bankrupt positions)",
+                  f"{'market':<8}{'events':>8}{'longs paid':>16}{'shorts paid':>16}"]
+        for market, r in s["adl_by_market"].items():
+            lines.append(f"{market:<8}{r['events']:>8}{r['longs_paid']:>16,.2f}{r['shorts_paid']:>16,.2f}")
+        lines.append("charged, by book type: " + ", ".join(f"{k} {v / WAD:,.2f}" for k, v in
+                                                           sorted(s["adl"]["charged_by_kind"].items())))
+    lines += [f"FAILED: {f}" for f in s["checks_failed"]]
     return "\n".join(lines)
 
 
@@ -418,18 +603,21 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
 
     from offchain.runtime import open_runtime
     from offchain.config import load_settings
-    from scripts.deploy import deploy_local, write_deployment
+    from scripts.deploy import LOCAL_PLAN, deploy, write_deployment
 
     t_start = time.monotonic()
-    path = episode(opts.scenario).path(opts.blocks, seed=opts.seed)
+    path = SCENARIOS[opts.scenario].path(opts.blocks, seed=opts.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
     log.info("results folder: %s", opts.out)
+    books = generate(opts.traders, opts.seed)
     log.info("deploying the protocol (scripts/deploy.py) on chain %d", chain.id)
-    d = deploy_local(deployer)
+    d = deploy(deployer, LOCAL_PLAN.model_copy(update={"seed_fund_usdc": opts.fund_usdc}), demo_spec(books))
     deployment = write_deployment(d, opts.out)
     seeder = BookSeeder.deploy(d.vault, {"from": relayer})
-    books = generate(opts.traders, opts.seed)
     ids, maker = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
+    premium = PremiumDesk(maker, gross_by_market(books), opts.premium_bps)
+    saver = account_of(Account.from_key(keccak(text="xmargin demo saver")).address)
+    maker.deposit(d.usdc, [saver], [SAVER_USDC * 10**USDC_DECIMALS])
 
     rpc_url = web3.provider.endpoint_uri
     keeper_key = Account.from_key(keccak(text=f"xmargin demo keeper {opts.seed}"))
@@ -448,10 +636,24 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     series = Series()
     summary: dict[str, Any] = {}
     mining = ManualMining(web3)
+    kinds = {**{a: b.kind for a, b in zip(ids, books)}, **{maker.maker(m): "market_maker" for m in range(len(ASSETS))},
+             premium.buyer: "premium_desk", premium.seller: "premium_desk", fund: "insurance_fund"}
+    groups = {k: [a for a, b in zip(ids, books) if b.kind == k] for k in KINDS}
+    groups["market_maker"] = [maker.maker(m) for m in range(len(ASSETS))]
     try:
+        wait_keeper(keeper, opts.metrics_port, web3.eth.block_number, opts.keeper_timeout)
+        quiet_first, t_quiet = web3.eth.block_number + 1, time.monotonic()
+        quiet = quiet_period(opts, d, web3, deployer, premium, monitor, groups)
         head = web3.eth.block_number
+        desk_fees = sum(int(e["args"]["fees"]) for e in d.vault.events.get_sequence(quiet_first, head, "Trade"))
         wait_keeper(keeper, opts.metrics_port, head, opts.keeper_timeout)
         below, _, fund_before = monitor.observe(head)
+        t0 = time.monotonic()
+        funding_before = funding_reading(rt.chain, d.vault.events.get_sequence(d.start_block, head, "PositionUpdated"),
+                                         head, kinds)
+        log.info("funding at the end of the quiet period read from the chain in %.1f s", time.monotonic() - t0)
+        funding_before["mirror_by_kind"] = funding_by_group(monitor, head, groups)
+        saver_before = int(rt.chain.call("CrossMarginVault", "settlementOf", saver, block=head))
         if below:
             raise RuntimeError(f"{below} accounts are below MM before the crash; the population sizing is wrong")
         by_kind = margins_by_kind(rt, ids, books, head)
@@ -463,7 +665,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         series.fund_usd.append(fund_before)
         series.keeper_seconds.append(0.0)
         t_crash = time.monotonic()
-        log.info("crash: %s over %d blocks, keeper %s", EPISODES[opts.scenario].title, opts.blocks,
+        log.info("crash: %s over %d blocks, keeper %s", SCENARIOS[opts.scenario].title, opts.blocks,
                  keeper_key.address)
         mining.stop()
         timing = {"keeper": 0.0, "mine": 0.0, "monitor": 0.0}
@@ -495,6 +697,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             if i > opts.blocks and below == 0 and not monitor.breach:
                 break
         mining.restore()
+        stop_keeper(keeper)  # its work is done; the end state is read without it screening the last blocks
         t_end = time.monotonic()
         final = web3.eth.block_number
         on_chain = len(d.vault.events.get_sequence(series.block[0] + 1, final, "Liquidated"))
@@ -504,9 +707,15 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         equity, maintenance = rt.chain.lens_health(ids, final, 100)
         still_below = [a for a, e, m in zip(ids, equity, maintenance) if e < m]
         missed = sorted(set(still_below) | set(monitor.breach))
-        written_off = d.vault.events.get_sequence(series.block[0], final, "BadDebtWrittenOff")
-        covered = sum(e["args"]["coveredByFund"] for e in written_off) / WAD
-        socialised = sum(e["args"]["socialised"] for e in written_off) / WAD
+        t0 = time.monotonic()
+        positions = d.vault.events.get_sequence(d.start_block, final, "PositionUpdated")
+        log.info("%d PositionUpdated events in %.1f s", len(positions), time.monotonic() - t0)
+        adl = adl_reading(rt.chain, d.vault, positions, series.block[0], final, kinds)
+        funding_end = funding_reading(rt.chain, positions, final, kinds,
+                                      [(e["block"], e["market"]) for e in adl["deleveraged"]])
+        log.info("funding and deleveraging at the end read from the chain in %.1f s", time.monotonic() - t0)
+        covered, deleveraged, socialised = (sum(w[k] for w in adl["write_offs"]) / WAD
+                                            for k in ("covered_by_fund", "deleveraged", "socialised"))
         opp = keeper_opportunities(opts.out / "keeper.sqlite")
         lat = monitor.latencies
         summary = {
@@ -520,28 +729,48 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             "breaches_recovered_without_liquidation": monitor.recovered,
             "missed_liquidations": len(missed), "missed_accounts": [f"{a:#x}" for a in missed],
             "insurance_fund_before": fund_before, "insurance_fund_after": series.fund_usd[-1],
-            "bad_debt": covered + socialised, "bad_debt_covered_by_fund": covered,
-            "bad_debt_socialised": socialised, "bad_debt_recorded_before": bad_debt_before,
+            "bad_debt": covered + deleveraged + socialised, "bad_debt_covered_by_fund": covered,
+            "bad_debt_deleveraged": deleveraged, "bad_debt_socialised": socialised,
+            "bad_debt_recorded_before": bad_debt_before,
             "bad_debt_recorded_after": d.vault.badDebt() / WAD,
             "keeper_opportunities": opp, "margin_by_kind": by_kind,
             "fund_unwind_trades": desk.unwinds,
-            "seconds": {"setup": t_crash - t_start, "crash": t_end - t_crash, "total": t_end - t_start,
+            "funding": {"hours": opts.quiet_hours, "premium_bps": opts.premium_bps, "desk_fills": premium.fills,
+                        "desk_fees": desk_fees / WAD, "by_kind": usd_by_kind(funding_before["by_kind"]),
+                        "before_crash": funding_before, "at_end": funding_end},
+            "adl": adl, "adl_by_market": adl_by_market(adl),
+            "saver_value": {"before": saver_before,
+                            "after": int(rt.chain.call("CrossMarginVault", "settlementOf", saver, block=final))},
+            "seconds": {"setup": t_quiet - t_start, "quiet": t_crash - t_quiet, "crash": t_end - t_crash,
+                        "total": t_end - t_start,
                         "crash_waiting_for_keeper": timing["keeper"], "crash_mining": timing["mine"],
                         "crash_monitor": timing["monitor"]},
         }
     finally:
         mining.restore()
-        keeper.terminate()
-        try:
-            code = keeper.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            keeper.kill()
-            code = keeper.wait()
+        code = stop_keeper(keeper)
         rt.indexer.conn.close()
     summary["keeper_exit_code"] = code
     summary["final_block"] = series.block[-1]
-    write_outputs(opts.out, summary, series)
+    summary["checks_failed"] = verify(summary)
+    write_outputs(opts.out, summary, series, quiet)
     return summary
+
+
+def usd_by_kind(by_kind: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+    """Funding paid and received per book type, USD (from wei)."""
+    return {k: {"paid": v["paid"] / WAD, "received": v["received"] / WAD, "net": (v["received"] - v["paid"]) / WAD}
+            for k, v in sorted(by_kind.items())}
+
+
+def adl_by_market(adl: dict) -> dict[str, dict[str, float]]:
+    """Deleveraging events and what they charged, per market and side (USD)."""
+    out: dict[str, dict[str, float]] = {}
+    for e in adl["deleveraged"]:
+        row = out.setdefault(ASSETS[e["market"]], {"events": 0, "longs_paid": 0.0, "shorts_paid": 0.0})
+        row["events"] += 1
+        row["longs_paid" if e["longs_pay"] else "shorts_paid"] += e["amount"] / WAD
+    return out
 
 
 def keeper_opportunities(db: Path) -> dict[str, int]:
@@ -551,7 +780,7 @@ def keeper_opportunities(db: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT status, COUNT(*) FROM opportunities GROUP BY status").fetchall())
 
 
-def write_outputs(out: Path, summary: dict, series: Series) -> None:
+def write_outputs(out: Path, summary: dict, series: Series, quiet: FundingSeries) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     with open(out / "blocks.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -559,7 +788,13 @@ def write_outputs(out: Path, summary: dict, series: Series) -> None:
         for row in zip(series.block, series.prices, series.below_mm, series.liquidations, series.fund_usd,
                        series.keeper_seconds):
             w.writerow([row[0], *[f"{p:.6f}" for p in row[1]], row[2], row[3], f"{row[4]:.2f}", f"{row[5]:.3f}"])
-    write_chart(out / "chart.png", series, summary["scenario"])
+    with open(out / "funding.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["hours", *[f"{a}_rate_bps_per_hour" for a in ASSETS], *[f"{k}_usd" for k in quiet.net_usd]])
+        for i, hours in enumerate(quiet.hours):
+            w.writerow([f"{hours:g}", *[f"{r:.6f}" for r in quiet.rate_bps_per_hour[i]],
+                        *[f"{v[i]:.2f}" for v in quiet.net_usd.values()]])
+    write_chart(out / "chart.png", series, summary["scenario"], quiet)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -568,21 +803,32 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = Options()
     p.add_argument("--traders", type=int, default=d.traders, help=f"number of traders (default {d.traders})")
-    p.add_argument("--scenario", default=d.scenario, choices=sorted(EPISODES), help="crash shaped after which day")
+    p.add_argument("--scenario", default=d.scenario, choices=sorted(SCENARIOS),
+                   help="crash shaped after which day, or `gap`: every market gaps down in one block")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the population and the price noise")
     p.add_argument("--blocks", type=int, default=d.blocks, help=f"blocks the crash takes (default {d.blocks})")
     p.add_argument("--settle-blocks", type=int, default=d.settle_blocks,
                    help="at most this many blocks at the end prices for the keeper to finish")
+    p.add_argument("--quiet-hours", type=float, default=d.quiet_hours,
+                   help=f"hours of chain time before the crash, fills above the index (default {d.quiet_hours:g})")
+    p.add_argument("--premium-bps", type=int, default=d.premium_bps,
+                   help=f"how far above the index the quiet period's fills print (default {d.premium_bps})")
+    p.add_argument("--fund-usdc", type=int, default=d.fund_usdc,
+                   help=f"USDC the insurance fund starts with (default {d.fund_usdc:,}); a thin fund runs out sooner")
     p.add_argument("--network", default="xmargin-demo", help="Brownie network to run on (default xmargin-demo)")
     p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="the keeper's /health and /metrics port")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/demo/<scenario>-<seed>)")
     a = p.parse_args(argv)
-    for name, low in (("traders", 1), ("blocks", 2), ("settle_blocks", 0)):
+    for name, low in (("traders", 1), ("blocks", 2), ("settle_blocks", 0), ("quiet_hours", 0), ("premium_bps", 0),
+                      ("fund_usdc", 0)):
         if getattr(a, name) < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")
+    if a.premium_bps > DEFAULT_SPEC.price_band_bps:
+        p.error(f"--premium-bps must be inside the venue's price band, {DEFAULT_SPEC.price_band_bps} bps "
+                f"(got {a.premium_bps})")
     out = a.out or ROOT / "results" / "demo" / f"{a.scenario}-{a.seed}-{a.traders}"
     return Options(a.traders, a.scenario, a.seed, a.blocks, a.settle_blocks, d.keeper_timeout, a.metrics_port,
-                   out.resolve()), a.network
+                   out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc), a.network
 
 
 def interrupted(signum: int, _frame: object) -> None:
@@ -600,11 +846,12 @@ def main(argv: list[str] | None = None) -> int:
     with brownie_network(network_name, quiet=True):
         summary = run(opts, accounts[0], accounts[2])
     log.info(report(summary))
-    log.info("\nresults: %s (summary.json, chart.png, blocks.csv, keeper.log)", opts.out)
+    log.info("\nresults: %s (summary.json, chart.png, blocks.csv, funding.csv, keeper.log)", opts.out)
     if summary["missed_liquidations"]:
         log.error("%d liquidations were missed: %s", summary["missed_liquidations"], summary["missed_accounts"])
-        return 1
-    return 0
+    for failure in summary["checks_failed"]:
+        log.error("check failed: %s", failure)
+    return 1 if summary["missed_liquidations"] or summary["checks_failed"] else 0
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD  # noqa: E402
+from offchain.chain import merge_abis  # noqa: E402
 from offchain.margin.params import RiskSpec, apply_spec  # noqa: E402
 
 log = logging.getLogger("xmargin.deploy")
@@ -191,6 +192,27 @@ class Deployment:
         }
 
 
+def complete_vault_abi() -> None:
+    """Give Brownie's ``CrossMarginVault`` container the vault's whole ABI: its own functions and those of
+    VaultExtension, which it runs by DELEGATECALL from its fallback. Every handle made afterwards (``deploy``, ``at``)
+    calls, decodes and reports reverts for both; idempotent."""
+    from brownie import CrossMarginVault, VaultExtension
+
+    if len(merge_abis(CrossMarginVault.abi, VaultExtension.abi)) == len(CrossMarginVault.abi):
+        return
+    CrossMarginVault._build["abi"] = merge_abis(CrossMarginVault.abi, VaultExtension.abi)
+    for table in ("selectors", "signatures", "topics"):
+        getattr(CrossMarginVault, table).update(getattr(VaultExtension, table))
+
+
+def vault_at(address: str) -> Any:
+    """The vault at ``address`` with its whole ABI (:func:`complete_vault_abi`)."""
+    from brownie import CrossMarginVault
+
+    complete_vault_abi()
+    return CrossMarginVault.at(address)
+
+
 def set_price(feed: Any, usd: float | int, sender: Any) -> None:
     """Push a USD price into a local Chainlink mock feed (8 decimals)."""
     feed.updateAnswer(int(round(usd * 10**FEED_DECIMALS)), {"from": sender})
@@ -260,6 +282,7 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
         role_id = getattr(params, role)()
         once(f"params.grant:{role}", lambda r=role_id: params.grantRole(r, deployer, tx),
              lambda r=role_id: params.hasRole(r, deployer))
+    complete_vault_abi()
     vault = contract("CrossMarginVault", CrossMarginVault, params, oracle, usdc)
     once("params.setVault", lambda: params.setVault(vault, tx))
     for cid, (token, (symbol, _, asset, _)) in enumerate(zip(tokens, LOCAL_COLLATERALS)):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from offchain.chain import CONTRACTS  # noqa: E402
+from offchain.chain import CONTRACTS, build_abi  # noqa: E402
+from offchain.errors import DeploymentError  # noqa: E402
 
 # the protocol's contracts, and the local test token and mock feed the sandbox commands drive
 SHIPPED = (*CONTRACTS, "TestToken", "ChainlinkFeed")
@@ -29,10 +30,11 @@ def main(build: Path) -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / "__init__.py").write_text('"""Contract ABIs shipped with the package (written by scripts/export_abis.py)."""\n')
     for name in SHIPPED:
-        artifact = build / f"{name}.json"
-        if not artifact.is_file():
-            raise SystemExit(f"{artifact} not found: compile first (make build)")
-        (OUT / f"{name}.json").write_text(render(json.loads(artifact.read_text())["abi"]))
+        try:
+            abi = build_abi(build, name)
+        except DeploymentError as e:
+            raise SystemExit(str(e)) from None
+        (OUT / f"{name}.json").write_text(render(abi))
 
 
 if __name__ == "__main__":

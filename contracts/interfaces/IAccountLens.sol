@@ -3,12 +3,13 @@ pragma solidity 0.8.28;
 
 /// @title IAccountLens — batch views of account health for keepers and interfaces.
 /// @notice One call returns, for every account asked, what a keeper needs to rank and act: equity, maintenance and
-///         initial margin, the standard per-position requirement, and the net delta per asset (USD 1e18). Call it
+///         initial margin, the standard per-position requirement, the accrued funding of its positions, and the net delta per asset (USD 1e18). Call it
 ///         pinned to one block (`eth_call` at a block number) so every row is from the same state and prices.
 interface IAccountLens {
     struct AccountHealth {
         uint256 account;
         int256 equity;
+        int256 funding; // accrued funding of its positions (part of equity)
         uint256 maintenance;
         uint256 initial;
         uint256 standard;

@@ -3,6 +3,121 @@ pragma solidity 0.8.28;
 
 import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 
+import {IRiskParameters} from "./IRiskParameters.sol";
+import {IOracleRouter} from "./IOracleRouter.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+/// @title IVaultTypes — the structs, errors and events of ICrossMarginVault (shared by the vault and its extension).
+interface IVaultTypes {
+    /// @notice A position to close (kind 0; `amount` = size to close, base units) or collateral to seize (kind 1;
+    ///         `amount` in token units) in a liquidation; `id` is the market id or collateral id.
+    struct LiquidationItem {
+        uint8 kind;
+        uint8 id;
+        uint256 amount;
+    }
+
+    /// @notice Everything about an account's margin, for keepers and interfaces.
+    struct MarginDetail {
+        int256 equity;
+        int256 funding; // accrued funding of all positions (part of equity)
+        uint256 standard; // per-position requirement sum |notional| * rate, for comparison
+        int256[8] delta;
+        uint256[8] gross;
+        PortfolioMargin.Breakdown margin;
+    }
+
+    /// @notice A market's funding state, advanced to now.
+    struct MarketFunding {
+        int256 longIndex; // nano-USD per unit of size
+        int256 shortIndex;
+        int256 premium; // millionths of price
+        uint256 weight; // fee mass behind the premium, 1e-4 USD
+        int256 ratePerSecond; // 1e18 fixed point, longs pay when positive; the rate that applies from now on
+        uint256 updatedAt;
+        uint256 carry; // accrual below one index unit (USD 1e18 per unit)
+    }
+
+    // ------------------------------------------------------------------ errors
+    error Unauthorized(address caller, uint256 account);
+    error NotAdmin(address caller);
+    error NotVenue(address caller);
+    error UnknownToken(address token);
+    error UnknownMarket(uint256 market);
+    error UnknownAsset(uint256 asset);
+    error ListingFull(uint256 count);
+    error AlreadyListed(address token);
+    error ZeroAmount();
+    error Paused(uint256 flag);
+    /// @notice After the action the account's equity is below its initial margin.
+    error InsufficientMargin(uint256 account, int256 equity, uint256 initialMargin);
+    error InsufficientBalance(uint256 account, address token, uint256 balance, uint256 amount);
+    error PriceOutsideBand(uint256 market, uint256 price, uint256 oraclePrice, uint256 bandBps);
+    error SelfTrade(uint256 account);
+    error PositionTooLarge(uint256 account, uint256 market, int256 size, uint256 maxSize);
+    error OpenInterestTooLarge(uint256 market, uint256 openInterest, uint256 maxOpenInterest);
+    /// @notice `liquidate` on an account whose equity is at or above maintenance margin.
+    error AccountHealthy(uint256 account, int256 equity, uint256 maintenanceMargin);
+    error LiquidationTooLarge(uint256 account, uint256 taken, uint256 allowed);
+    error LiquidationNotImproving(uint256 account, int256 surplusBefore, int256 surplusAfter);
+    error LiquidationEmpty(uint256 account);
+    error BadLiquidationItem(uint256 account, uint256 kind, uint256 id, uint256 amount);
+    error FundNotLiquidatable();
+    error ValueOverflow(int256 value);
+
+    // ------------------------------------------------------------------ events (post-state snapshots)
+    /// @notice `funding`: the index of the position's side it now stores (its accrued funding was realised).
+    event PositionUpdated(
+        uint256 indexed account, uint256 indexed market, int256 size, int256 openNotional, int256 funding
+    );
+    /// @notice A market's funding state was stored (all of it: an indexer rebuilds it from these events alone);
+    ///         `rate` is the rate applied to the interval that ended at `updatedAt`.
+    event FundingUpdated(
+        uint256 indexed market,
+        int256 longIndex,
+        int256 shortIndex,
+        int256 premium,
+        uint256 weight,
+        uint256 carry,
+        uint256 updatedAt,
+        int256 rate
+    );
+    /// @notice `amount` (USD 1e18) of the loss of `account` was charged to the longs (`longsPay`) or the shorts of
+    ///         `market`, whose index moved by `shift` nano-USD per unit.
+    event Deleveraged(uint256 indexed account, uint256 indexed market, bool longsPay, uint256 amount, uint256 shift);
+    event CollateralUpdated(uint256 indexed account, address indexed token, uint256 balance);
+    /// @notice The stored settlement balance: shares of the claims pool when positive, USD owed when negative.
+    event SettlementUpdated(uint256 indexed account, int256 balance);
+    event Trade(
+        uint256 indexed buyer, uint256 indexed seller, uint256 indexed market, uint256 size, uint256 price, uint256 fees
+    );
+    event Liquidated(
+        uint256 indexed account,
+        address indexed keeper,
+        uint256 taken,
+        uint256 penalty,
+        uint256 keeperReward,
+        int256 surplusBefore,
+        int256 surplusAfter
+    );
+    /// @notice A bankrupt account's `debt` was written off: `coveredByFund` by the fund's settlement balance,
+    ///         `deleveraged` by the opposite sides of its liquidated positions (`Deleveraged`), `socialised` over the
+    ///         settlement claims (`SettlementIndexUpdated`) or, beyond them, recorded in `badDebt`.
+    event BadDebtWrittenOff(
+        uint256 indexed account, uint256 debt, uint256 coveredByFund, uint256 deleveraged, uint256 socialised
+    );
+    event BadDebtReduced(uint256 amount, uint256 remaining);
+    /// @notice A write-off was socialised: the settlement index is now `index` (USD 1e18 per 1e18 shares) over
+    ///         `totalShares` shares; holders lost `socialised` USD in all. `totalShares` 0: every claim is worth 0 (the
+    ///         pool restarted; stored shares from before are void).
+    event SettlementIndexUpdated(uint256 index, uint256 totalShares, uint256 socialised);
+    event OperatorSet(address indexed owner, address indexed operator, bool approved);
+    event CollateralListed(uint256 indexed id, address indexed token, uint256 asset, uint256 decimals);
+    event MarketListed(uint256 indexed id, uint256 asset);
+    event VenueSet(address indexed venue, bool enabled);
+
+}
+
 /// @title ICrossMarginVault — shared multi-token collateral, positions in several markets, portfolio margin,
 ///        liquidation against the insurance fund and a bad-debt waterfall.
 /// @notice Accounts. An account id is `uint256(owner) << 96 | subaccount` (owner in the top 160 bits, a 96-bit
@@ -16,6 +131,7 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         as shares of one pool: USD = shares * index / 1e18 (`settlementIndex`; views return USD).
 ///
 ///         Equity   E = sum_j floor(floor(c_j p_j) (1 - h_j)) + settlement + sum_i (floor(q_i P_i) - openNotional_i)
+///                      + sum_i accrued funding_i (see Funding)
 ///         Delta    D_k = sum over positions on asset k of floor(q_i P_i) + sum over collateral of asset k of c_j p_j
 ///         Margin   MM and IM from `PortfolioMargin.breakdown`; liquidatable iff E < MM.
 ///         Prices   positions need a valid oracle price (otherwise the evaluation reverts with the oracle's error);
@@ -59,82 +175,59 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 ///         Collateral worth at least the dust threshold at a stale feed's last answer is never given to the fund: the
 ///         write-off waits for the feed, and the account is liquidated as usual once it has a price again.
 ///
+///         Funding. Each market keeps two indices, one per side, in nano-USD per unit of size (int64: a position's
+///         funding over its life stays within +-9.2e9 USD per unit). A position stores its side's index when it is
+///         settled (every fill or liquidation of it); its accrued funding is floor(-size * (index - stored) / 1e9)
+///         USD 1e18 (a payer pays the wei a receiver does not get), part of equity in every evaluation, realised into
+///         the settlement balance at the next settlement. The indices advance lazily, at every touch of the market
+///         and in every view, by rate * dt * price (the part below one nano-USD is carried, so nothing is lost to
+///         rounding); both move by the same amount, so what longs pay equals what shorts receive.
+///           The rate (per second, longs pay when positive) is premium * w / (w + depth) / period + interest, clamped
+///         to +-min(maxRate, clamp * riskWeight of the asset) per hour (the FUNDING word). The premium is the
+///         fee-weighted mean of the fills' premiums (fill price - oracle) / oracle, each capped at +-premiumCap; w is
+///         the fee mass behind it, decayed by 1 / (1 + x + x^2/2) with x = elapsed / window; depth = premiumDepth *
+///         the market's open-interest cap (its MARKET word) * oracle price. Over an interval the rate at its end applies (the weight only decays in
+///         between, so it is the lowest rate of the interval).
+///           Why fees and depth. A venue's fills are signed by the two parties, so one owner can fill itself at any
+///         price in the band: a premium of notional-weighted fills could be set for the price of gas. Weighing by the
+///         fees paid (which go to the insurance fund) makes moving the premium cost money: fees F move the premium by
+///         at most 2 * premiumCap * F / depth for a time that integrates to pi/2 * window, which earns a position of
+///         notional Q at most Q * 2 * premiumCap * F / depth * pi/2 * window / period. With Q at most the open
+///         interest cap's notional, RiskParameters' bound depth * period >= 6.4 * premiumCap * window makes that less
+///         than F: moving the rate never pays (docs/SECURITY.md, "Funding manipulation"). Weights follow dYdX v4
+///         (premium sampled over a window, paid over a period, clamped by margin rates), Binance (premium index plus
+///         interest, clamped) and Drift v2 (a cumulative index per market, with its own index per side so losses can
+///         be socialised on one side).
+///
+///         Deleveraging. When a write-off leaves a loss after the fund's settlement balance, the loss goes first to
+///         the opposite side of every market in which the account had a position liquidated since it last traded
+///         (its longs liquidated: the shorts pay; its shorts: the longs), split in proportion to those sides'
+///         notional (open interest * oracle price; in source order, each side's part is its share of what no earlier
+///         side was assigned, rounded down, so the last side's is the remainder and the parts add up to the loss),
+///         each side charged at most adlShare * riskWeight * its notional (that much of its maintenance margin);
+///         what a side at that cap cannot take is split again over the sides with room, until the loss is assigned
+///         or every side is at its cap. A side is charged by moving its index, so every position on it
+///         pays in proportion to its size, whoever they are and whenever they next settle; nobody on the bankrupt
+///         side and nobody without a position in that market pays. What no side can bear (or when a market has no
+///         valid price) goes on to the write-off rule below. `Deleveraged` is emitted per side charged.
+///
 ///         Assumptions on tokens: standard ERC20 behaviour or a subset (missing return values and fees on transfer
 ///         are handled: deposits are credited by balance difference). Rebasing tokens are not supported as collateral.
 ///         Tokens with hooks cannot re-enter (every entry point that moves tokens, balances or positions is
 ///         non-reentrant).
-interface ICrossMarginVault {
-    /// @notice A position to close (kind 0; `amount` = size to close, base units) or collateral to seize (kind 1;
-    ///         `amount` in token units) in a liquidation; `id` is the market id or collateral id.
-    struct LiquidationItem {
-        uint8 kind;
-        uint8 id;
-        uint256 amount;
-    }
-
-    /// @notice Everything about an account's margin, for keepers and interfaces.
-    struct MarginDetail {
-        int256 equity;
-        uint256 standard; // per-position requirement sum |notional| * rate, for comparison
-        int256[8] delta;
-        uint256[8] gross;
-        PortfolioMargin.Breakdown margin;
-    }
-
-    // ------------------------------------------------------------------ errors
-    error Unauthorized(address caller, uint256 account);
-    error NotAdmin(address caller);
-    error NotVenue(address caller);
-    error UnknownToken(address token);
-    error UnknownMarket(uint256 market);
-    error UnknownAsset(uint256 asset);
-    error ListingFull(uint256 count);
-    error AlreadyListed(address token);
-    error ZeroAmount();
-    error Paused(uint256 flag);
-    /// @notice After the action the account's equity is below its initial margin.
-    error InsufficientMargin(uint256 account, int256 equity, uint256 initialMargin);
-    error InsufficientBalance(uint256 account, address token, uint256 balance, uint256 amount);
-    error PriceOutsideBand(uint256 market, uint256 price, uint256 oraclePrice, uint256 bandBps);
-    error SelfTrade(uint256 account);
-    error PositionTooLarge(uint256 account, uint256 market, int256 size, uint256 maxSize);
-    error OpenInterestTooLarge(uint256 market, uint256 openInterest, uint256 maxOpenInterest);
-    /// @notice `liquidate` on an account whose equity is at or above maintenance margin.
-    error AccountHealthy(uint256 account, int256 equity, uint256 maintenanceMargin);
-    error LiquidationTooLarge(uint256 account, uint256 taken, uint256 allowed);
-    error LiquidationNotImproving(uint256 account, int256 surplusBefore, int256 surplusAfter);
-    error LiquidationEmpty(uint256 account);
-    error BadLiquidationItem(uint256 account, uint256 kind, uint256 id, uint256 amount);
-    error FundNotLiquidatable();
-    error ValueOverflow(int256 value);
-
-    // ------------------------------------------------------------------ events (post-state snapshots)
-    event PositionUpdated(uint256 indexed account, uint256 indexed market, int256 size, int256 openNotional);
-    event CollateralUpdated(uint256 indexed account, address indexed token, uint256 balance);
-    /// @notice The stored settlement balance: shares of the claims pool when positive, USD owed when negative.
-    event SettlementUpdated(uint256 indexed account, int256 balance);
-    event Trade(
-        uint256 indexed buyer, uint256 indexed seller, uint256 indexed market, uint256 size, uint256 price, uint256 fees
-    );
-    event Liquidated(
-        uint256 indexed account,
-        address indexed keeper,
-        uint256 taken,
-        uint256 penalty,
-        uint256 keeperReward,
-        int256 surplusBefore,
-        int256 surplusAfter
-    );
-    event BadDebtWrittenOff(uint256 indexed account, uint256 debt, uint256 coveredByFund, uint256 socialised);
-    event BadDebtReduced(uint256 amount, uint256 remaining);
-    /// @notice A write-off was socialised: the settlement index is now `index` (USD 1e18 per 1e18 shares) over
-    ///         `totalShares` shares; holders lost `socialised` USD in all. `totalShares` 0: every claim is worth 0 (the
-    ///         pool restarted; stored shares from before are void).
-    event SettlementIndexUpdated(uint256 index, uint256 totalShares, uint256 socialised);
-    event OperatorSet(address indexed owner, address indexed operator, bool approved);
-    event CollateralListed(uint256 indexed id, address indexed token, uint256 asset, uint256 decimals);
-    event MarketListed(uint256 indexed id, uint256 asset);
-    event VenueSet(address indexed venue, bool enabled);
+interface ICrossMarginVault is IVaultTypes {
+    // ------------------------------------------------------------------ deployment
+    /// @notice The contract that runs every function not in the vault's own code (listing, admin, most views), by
+    ///         DELEGATECALL from the vault's fallback: one storage, one address; created by the vault's constructor.
+    function extension() external view returns (address);
+    function riskParams() external view returns (IRiskParameters);
+    function oracle() external view returns (IOracleRouter);
+    function settlementToken() external view returns (IERC20);
+    /// @return 10^(18 - settlement token decimals): token units -> USD 1e18.
+    function settlementScale() external view returns (uint256);
+    function operators(address owner, address operator) external view returns (bool);
+    function fundOperators(address operator) external view returns (bool);
+    function venues(address venue) external view returns (bool);
 
     // ------------------------------------------------------------------ accounts
     /// @notice The id of subaccount `sub` of `owner`.
@@ -207,6 +300,14 @@ interface ICrossMarginVault {
     function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals);
     /// @notice Sum of long sizes in `market` (base 1e18).
     function openInterest(uint256 market) external view returns (uint256);
+    /// @notice Funding and deleveraging charges collected from positions of `market` minus what was paid out (USD
+    ///         1e18). Minus the accrued funding of its open positions it is the rounding dust, never negative.
+    function fundingBalance(uint256 market) external view returns (int256);
+    /// @notice The funding state of `market` advanced to now (reverts on an invalid price of its asset).
+    function marketFunding(uint256 market) external view returns (MarketFunding memory);
+    /// @return accrued Funding accrued by the position since its last settlement (USD 1e18, + received).
+    /// @return snapshot The index of its side it stored then.
+    function fundingOf(uint256 account, uint256 market) external view returns (int256 accrued, int256 snapshot);
     /// @notice Bad debt beyond the insurance fund and every settlement claim (not socialised), USD 1e18.
     function badDebt() external view returns (uint256);
     /// @return index USD 1e18 per 1e18 shares of the claims pool. @return totalShares Shares of all positive balances.

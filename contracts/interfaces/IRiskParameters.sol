@@ -25,6 +25,13 @@ pragma solidity 0.8.28;
 ///           its haircut.
 ///         MARKET word (per market): [0,16) standard per-position maintenance rate (bps), [16,128) max open interest
 ///           and [128,240) max position size, both uint112 base units 1e18.
+///         FUNDING word (every market; all zero: no funding and no deleveraging): [0,32) premium window W (seconds),
+///           [32,64) funding period P (seconds: a premium p is paid over P, i.e. p / P per second), [64,80) premium cap
+///           c (bps of price: a fill's premium counts at most +-c), [80,96) premium depth (bps of the notional of
+///           the market's open-interest cap, in fee USD), [96,112) max rate (millionths of notional per hour), [112,128) clamp
+///           (bps of the asset's risk weight, per hour), [128,144) interest (int16, millionths per hour, longs pay
+///           when positive), [144,160) deleveraging share (bps of the opposite side's maintenance margin one write-off
+///           may charge it). The rule is in ICrossMarginVault ("Funding", "Deleveraging").
 ///
 ///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock; sets the loosening delay and the vault), RISK_ADMIN_ROLE
 ///         (sets every other parameter), GUARDIAN_ROLE
@@ -66,7 +73,8 @@ interface IRiskParameters {
     event PauseSet(uint256 flags);
 
     /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
-    ///         `abi.encode(MarginConfig)`, 384 bytes, then the LIQUIDATION and DISCOUNT words) re-created on every
+    ///         `abi.encode(MarginConfig)`, 384 bytes, then the LIQUIDATION, DISCOUNT and FUNDING words and the 16 MARKET
+    ///         words) re-created on every
     ///         change and pushed to the vault, which reads them with one cold account access instead of a cold SLOAD
     ///         per word.
     function marginConfig() external view returns (MarginConfig memory);
@@ -102,10 +110,29 @@ interface IRiskParameters {
     function setHaircut(uint256 j, uint256 bps) external;
     /// @notice Liquidation discount of collateral `j` (0 .. min(50%, its haircut)). Always queued.
     function setLiquidationDiscount(uint256 j, uint256 bps) external;
-    /// @notice Standard rate (0.1% .. 100%), max open interest and max position size of a market. Tightens when the
+    /// @notice Standard rate (0.1% .. 100%), max open interest and max position size (each at most 2^95 - 1 base
+    ///         units: positions are stored as int96) of a market. Tightens when the
     ///         rate does not fall and neither cap rises.
     function setMarket(uint256 marketId, uint256 standardMmrBps, uint256 maxOpenInterest, uint256 maxPositionSize)
         external;
+    /// @notice Funding and deleveraging parameters (the FUNDING word); always queued. window 60 s .. 7 days, period
+    ///         1 hour .. 30 days, premiumCap 0 .. 5%, depth 0 .. 100%, maxRate 0 .. 1% per hour (10,000 millionths),
+    ///         clamp 0 .. 100% of the risk weight per hour, interest -100 .. 100 millionths per hour, adlShare 0 .. 100%.
+    ///         The depth must make moving the premium cost more than it can earn (ICrossMarginVault, "Funding"):
+    ///         depth * period * 10 >= 64 * premiumCap * window, or `OutOfBounds("premiumDepth", ...)` with the least
+    ///         depth allowed as its minimum.
+    function setFunding(
+        uint256 window,
+        uint256 period,
+        uint256 premiumCapBps,
+        uint256 depthBps,
+        uint256 maxRatePerHour,
+        uint256 clampBps,
+        int256 interestPerHour,
+        uint256 adlShareBps
+    ) external;
+    /// @return The FUNDING word.
+    function fundingWord() external view returns (uint256);
     /// @notice Liquidation parameters; always queued. closeFactor 10% .. 100%, penalty 0 .. 20%, keeperShare 0 .. 100%,
     ///         deep 0 .. 100%, minKeeperReward <= 1,000 USD, dust <= 1,000,000 USD.
     function setLiquidation(

@@ -122,4 +122,37 @@ library RiskConfig {
     function maxPositionSize(uint256 m) internal pure returns (uint256) {
         return (m >> 128) & type(uint112).max;
     }
+
+    // ---- FUNDING word ----
+    function fundingWindow(uint256 f) internal pure returns (uint256) {
+        return f & 0xffffffff;
+    }
+
+    function fundingPeriod(uint256 f) internal pure returns (uint256) {
+        return (f >> 32) & 0xffffffff;
+    }
+
+    function premiumCap(uint256 f) internal pure returns (uint256) {
+        return u16(f, 4);
+    }
+
+    function premiumDepth(uint256 f) internal pure returns (uint256) {
+        return u16(f, 5);
+    }
+
+    function maxFundingRate(uint256 f) internal pure returns (uint256) {
+        return u16(f, 6);
+    }
+
+    function fundingClamp(uint256 f) internal pure returns (uint256) {
+        return u16(f, 7);
+    }
+
+    function interestRate(uint256 f) internal pure returns (int256) {
+        return i16(f, 128);
+    }
+
+    function adlShare(uint256 f) internal pure returns (uint256) {
+        return u16(f, 9);
+    }
 }

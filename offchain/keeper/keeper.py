@@ -24,9 +24,10 @@ from ..db import acct_int, acct_key
 from ..errors import ChainUnavailable
 from ..indexer import Indexer
 from ..ops import Metrics
-from ..margin.exact import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin
+from ..margin.exact import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin, settled
 from ..margin.screen import Book, ScreenParams, screen
-from ..margin.snapshot import read_account_state, read_margin_config, read_prices
+from ..margin.funding import MarketFunding
+from ..margin.snapshot import read_account_state, read_margin_config, read_markets, read_prices
 from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager
@@ -90,6 +91,7 @@ class Keeper:
         self.book: Book | None = None
         self.states: dict[int, AccountState] = {}
         self.layout: Layout | None = None
+        self.markets: dict[int, MarketFunding] = {}  # each market's funding state at the last block screened
         self._params: tuple[MarginConfig, ScreenParams] | None = None
         self._last_reconcile = -1
         self._balance_at = float("-inf")
@@ -184,7 +186,7 @@ class Keeper:
         saw a listing event."""
         at = self.chain.at(head)
         if listing_changed or self.layout is None:
-            layout, prices, cfg = self.indexer.market_view(head)
+            layout, prices, cfg, markets = self.indexer.market_view(head)
             self.layout = layout
             self._scale = np.array([10.0 ** -d for d in layout.collateral_decimals])
             self.book = Book(len(layout.collateral_asset))
@@ -192,9 +194,10 @@ class Keeper:
             self.book.update(self.states, layout, self._scale)
         else:
             prices, cfg = read_prices(at.oracle, self.layout), read_margin_config(at.params)
+            markets = read_markets(at.vault, self.layout, prices)
         if self._params is None or self._params[0] != cfg:
             self._params = (cfg, ScreenParams.build(cfg, self.layout))
-        self.prices = prices
+        self.prices, self.markets = prices, markets
         self.terms = LiquidationTerms(*(int(x) for x in at.params.liquidationConfig()), self.indexer.settlement_index)
 
     # ------------------------------------------------------------------------------------------ liquidation
@@ -203,7 +206,7 @@ class Keeper:
         cfg, params = self._params
         if len(self.book) == 0:
             return
-        res = screen(self.book, params, np.array(self.prices, dtype=float) / WAD)
+        res = screen(self.book, params, np.array(self.prices, dtype=float) / WAD, self.markets)
         rows = res.candidates
         report.screened = True
         report.candidates = len(rows)
@@ -215,7 +218,7 @@ class Keeper:
         for r in rows:
             account = self.book.ids[r]
             try:
-                m = account_margin(self.states[account], self.layout, self.prices, cfg)
+                m = account_margin(self.states[account], self.layout, self.prices, cfg, self.markets)
             except PriceUnavailable as e:  # the vault cannot value it either: nothing to do until the feed is back
                 log.debug("account %#x skipped: %s", account, e)
                 continue
@@ -235,7 +238,8 @@ class Keeper:
         return int(self.chain.address("CrossMarginVault"), 16) << 96
 
     def _attempt(self, account: int, m: Any, head: int, cfg: MarginConfig) -> bool:
-        plan = plan_liquidation(self.states[account], self.layout, self.prices, cfg, self.terms)
+        state = settled(self.states[account], self.markets)  # what the vault will realise: plan on balances alone
+        plan = plan_liquidation(state, self.layout, self.prices, cfg, self.terms)
         opp = self._record(account, head, m, plan)
         try:
             return self._pursue(opp, account, m, head, cfg, plan)

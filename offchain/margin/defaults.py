@@ -6,7 +6,7 @@ them with estimates from data.
 """
 from __future__ import annotations
 
-from .params import LiquidationParams, MarketRisk, RiskSpec, StressVector
+from .params import FundingParams, LiquidationParams, MarketRisk, RiskSpec, StressVector
 
 WAD = 10**18
 ASSETS = ("BTC", "ETH", "SOL", "LINK")
@@ -16,6 +16,13 @@ BTC, ETH, SOL, LINK = range(4)
 LOCAL_COLLATERALS = (("WBTC", 8, BTC, 60_000), ("WETH", 18, ETH, 3_000), ("WSOL", 9, SOL, 150),
                      ("LINK", 18, LINK, 15))
 START_PRICES_USD = tuple(price for *_, price in LOCAL_COLLATERALS)  # by asset index
+
+# The funding and deleveraging parameters a deployment starts from (RiskSpec.funding): a premium window of an hour
+# paid over 8 hours, fills' premiums capped at 20 bps with a depth of 20 bps of the open-interest notional (16 is the
+# least that makes moving the premium cost more than it earns), rates capped at 0.1% per hour, no interest term,
+# and deleveraging that may charge the opposite side up to half of its maintenance margin.
+FUNDING_DEFAULT = FundingParams(window=3600, period=8 * 3600, premium_cap_bps=20, depth_bps=20, max_rate_per_hour=1000,
+                                clamp_bps=1000, interest_per_hour=0, adl_share_bps=5000)
 
 DEFAULT_SPEC = RiskSpec(
     risk_weights={BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800},
@@ -41,7 +48,11 @@ DEFAULT_SPEC = RiskSpec(
     haircuts={0: 800, 1: 1000, 2: 1500, 3: 1500},
     discounts={0: 400, 1: 500, 2: 750, 3: 750},
     markets={
-        m: MarketRisk(standard_mmr_bps=rw, max_open_interest=10**12 * WAD, max_position_size=10**9 * WAD)
+        # caps of about 2 billion USD of open interest and 200 million USD per account at the start prices (positions
+        # are stored as int96: a cost basis up to 39.6 billion USD, so even the fund holding the whole open
+        # interest stays far inside it after a 10x rally)
+        m: MarketRisk(standard_mmr_bps=rw, max_open_interest=2 * 10**9 * WAD // START_PRICES_USD[m],
+                      max_position_size=2 * 10**8 * WAD // START_PRICES_USD[m])
         for m, rw in {BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800}.items()
     },
     liquidation=LiquidationParams(
@@ -50,4 +61,5 @@ DEFAULT_SPEC = RiskSpec(
     ),
     price_band_bps=200,
     loosen_delay=0,
+    funding=FUNDING_DEFAULT,
 )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import isqrt
-from typing import Sequence
+from typing import Mapping, Sequence
+
+from .funding import MarketFunding, accrued
 
 BPS = 10_000
 WAD = 10**18
@@ -16,6 +18,7 @@ MAX_EXPOSURE = 2**110  # PortfolioMargin.MAX_EXPOSURE: the range the on-chain ar
 RHO4_ONE = 40_000
 MAX_ASSETS = 8
 MAX_COLLATERALS = 16
+MAX_MARKETS = 16
 INT256_MIN = -(2**255)
 INT256_MAX = 2**255 - 1
 
@@ -207,16 +210,19 @@ def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig) -> 
 # ---------------------------------------------------------------------------------------------- accounts
 @dataclass
 class AccountState:
-    """What the vault stores for an account: settlement (USD 1e18), positions and collateral balances."""
+    """What the vault stores for an account: settlement (USD 1e18), positions, the funding index each position
+    stored at its last settlement, and collateral balances."""
 
     settlement: int = 0
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # market -> (size, openNotional)
     collateral: dict[int, int] = field(default_factory=dict)  # collateral id -> token units
+    funding: dict[int, int] = field(default_factory=dict)  # market -> index stored (nano-USD per unit; absent: 0)
 
     def canonical(self) -> tuple:
         """A comparable form: zero entries dropped, keys sorted (equal iff the vault would store the same)."""
         return (self.settlement, sorted((m, p) for m, p in self.positions.items() if p[0] != 0),
-                sorted((c, b) for c, b in self.collateral.items() if b != 0))
+                sorted((c, b) for c, b in self.collateral.items() if b != 0),
+                sorted((m, self.funding.get(m, 0)) for m, p in self.positions.items() if p[0] != 0))
 
 
 @dataclass(frozen=True)
@@ -252,9 +258,12 @@ class AccountMargin:
         return self.equity < self.margin.maintenance
 
 
-def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig):
-    """Equity, net delta and gross per asset, in the vault's order of operations. A price of 0 means "no valid
-    price" (``read_prices``): collateral of that asset counts at 0, a position on it raises ``PriceUnavailable``."""
+def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
+             markets: Mapping[int, MarketFunding] | None = None):
+    """Equity (accrued funding included), net delta and gross per asset, in the vault's order of operations. A price
+    of 0 means "no valid price" (``read_prices``): collateral of that asset counts at 0, a position on it raises
+    ``PriceUnavailable``. ``markets``: each market's funding state advanced to the evaluation's time
+    (``funding.advance``); None when funding is off (no position accrues anything)."""
     equity = state.settlement
     delta = [0] * MAX_ASSETS
     gross = [0] * MAX_ASSETS
@@ -267,6 +276,8 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
             raise PriceUnavailable(f"market {market}: asset {asset} has no valid price")
         value = position_value_down(size, prices[asset])
         equity += value - open_notional
+        if markets is not None and market in markets:
+            equity += accrued(size, state.funding.get(market, 0), markets[market])
         delta[asset] += value
         gross[asset] += abs(value)
     for cid in sorted(state.collateral):
@@ -281,8 +292,22 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
     return equity, delta, gross
 
 
-def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig) -> AccountMargin:
-    equity, delta, gross = exposure(state, layout, prices, cfg)
+def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) -> AccountState:
+    """The account as the vault would store it if every position were settled now: its accrued funding moved into
+    the settlement balance and each position storing its side's current index. Equity and margin are unchanged, so
+    a liquidation can be planned (and the analytics run) on balances alone."""
+    if not markets:
+        return state
+    owed = sum(accrued(size, state.funding.get(m, 0), markets[m]) for m, (size, _) in state.positions.items()
+               if size and m in markets)
+    funding = {m: markets[m].index(size) if m in markets else state.funding.get(m, 0)
+               for m, (size, _) in state.positions.items() if size}
+    return AccountState(state.settlement + owed, dict(state.positions), dict(state.collateral), funding)
+
+
+def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
+                   markets: Mapping[int, MarketFunding] | None = None) -> AccountMargin:
+    equity, delta, gross = exposure(state, layout, prices, cfg, markets)
     return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg))
 
 

@@ -39,8 +39,8 @@ class StressVector(BaseModel):
 class MarketRisk(BaseModel):
     model_config = ConfigDict(frozen=True)
     standard_mmr_bps: int = Field(ge=10, le=10_000, description="per-position rate of the standard requirement")
-    max_open_interest: int = Field(ge=0, lt=2**112, description="sum of long sizes, base units 1e18")
-    max_position_size: int = Field(ge=0, lt=2**112, description="largest |size| of one account, base units 1e18")
+    max_open_interest: int = Field(ge=0, lt=2**95, description="sum of long sizes, base units 1e18")
+    max_position_size: int = Field(ge=0, lt=2**95, description="largest |size| of one account, base units 1e18")
 
 
 class LiquidationParams(BaseModel):
@@ -51,6 +51,39 @@ class LiquidationParams(BaseModel):
     deep_bps: int = Field(ge=0, le=10_000, description="E < deep * MM allows closing 100%")
     min_keeper_reward: int = Field(ge=0, le=1000 * 10**18, description="USD 1e18, covers the keeper's gas")
     dust: int = Field(ge=0, le=10**24, description="USD 1e18: a smaller remainder may be closed entirely")
+
+
+class FundingParams(BaseModel):
+    """The FUNDING word (IRiskParameters): funding of every market, and deleveraging."""
+
+    model_config = ConfigDict(frozen=True)
+    window: int = Field(ge=60, le=7 * 86400, description="seconds over which a fill's premium weight decays")
+    period: int = Field(ge=3600, le=30 * 86400, description="seconds over which a premium is paid")
+    premium_cap_bps: int = Field(ge=0, le=500, description="a fill's premium counts at most this far from the oracle")
+    depth_bps: int = Field(ge=0, le=10_000, description="premium depth, bps of the open-interest notional in fees")
+    max_rate_per_hour: int = Field(ge=0, le=10_000, description="|rate| cap, millionths of notional per hour")
+    clamp_bps: int = Field(ge=0, le=10_000, description="|rate| cap, bps of the asset's risk weight per hour")
+    interest_per_hour: int = Field(ge=-100, le=100, description="millionths per hour, longs pay when positive")
+    adl_share_bps: int = Field(ge=0, le=10_000, description="share of the opposite side's MM one write-off may take")
+
+    @model_validator(mode="after")
+    def _unprofitable(self) -> "FundingParams":
+        least = -(-64 * self.premium_cap_bps * self.window // (10 * self.period))
+        if self.depth_bps < least:
+            raise ValueError(f"depth_bps = {self.depth_bps} is below {least}, the least depth at which moving the "
+                             f"premium costs more in fees than it earns (depth * period * 10 >= 64 * premium_cap_bps "
+                             f"* window): raise depth_bps or lower premium_cap_bps")
+        return self
+
+    def word(self) -> int:
+        """The FUNDING word RiskParameters stores for these values."""
+        return (self.window | self.period << 32 | self.premium_cap_bps << 64 | self.depth_bps << 80
+                | self.max_rate_per_hour << 96 | self.clamp_bps << 112 | (self.interest_per_hour & 0xFFFF) << 128
+                | self.adl_share_bps << 144)
+
+    def as_args(self) -> tuple[int, ...]:
+        return (self.window, self.period, self.premium_cap_bps, self.depth_bps, self.max_rate_per_hour,
+                self.clamp_bps, self.interest_per_hour, self.adl_share_bps)
 
 
 class RiskSpec(BaseModel):
@@ -69,6 +102,8 @@ class RiskSpec(BaseModel):
     liquidation: LiquidationParams
     price_band_bps: int = Field(ge=10, le=2000)
     loosen_delay: int = Field(ge=0, le=30 * 86400, description="seconds before a loosening change applies")
+    funding: FundingParams | None = Field(default=None, description="funding and deleveraging; None: both off at deployment "
+                                                   "(a proposal without it leaves the chain's unchanged)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskSpec":
@@ -142,6 +177,8 @@ def apply_spec(params: Any, spec: RiskSpec, sender: Any) -> None:
     params.setLiquidation(
         lq.close_factor_bps, lq.penalty_bps, lq.keeper_share_bps, lq.deep_bps, lq.min_keeper_reward, lq.dust, tx
     )
+    if spec.funding is not None:
+        params.setFunding(*spec.funding.as_args(), tx)
     params.setPriceBand(spec.price_band_bps, tx)
     params.setLoosenDelay(spec.loosen_delay, tx)
     log.info("risk parameters applied: %d assets, %d stress vectors, %d markets",

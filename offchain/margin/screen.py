@@ -3,12 +3,15 @@
 Each account is reduced to quantities that do not depend on prices, so a new price vector re-screens the whole book
 with a few matrix products:
 
-    const        settlement − Σ openNotional                     (USD)
+    const        settlement − Σ openNotional + Σ size·stored index   (USD)
     perp[k]      Σ size of the positions on asset k               (units)
     perp_abs[k]  Σ |size| of the positions on asset k             (units)
     coll[j]      collateral balance j                             (whole tokens)
+    long[m]      size of the long in market m (0 if none)         (units)
+    short[m]     size of the short in market m (0 if none)        (units)
 
-so that ``E = const + Σ perp·P + Σ coll·p·(1−h)``, ``D = perp·P + coll·p`` and ``G = perp_abs·P + coll·p``, from which
+so that ``E = const + Σ perp·P + Σ coll·p·(1−h) − Σ (long·L + short·S)`` with ``L``, ``S`` each market's funding
+indices (USD per unit) at the block, ``D = perp·P + coll·p`` and ``G = perp_abs·P + coll·p``, from which
 the margin formula follows exactly as on-chain (the same regimes, stress vectors, basis add-on and floor) but in
 floating point (:func:`offchain.margin.vector.requirement`, the one float evaluation of the formula). An account is a *candidate* when ``E < MM + band`` with ``band = REL_BAND · scale + ABS_BAND`` and
 ``scale = |const| + Σ|perp·P| + Σ coll·p + MM``. Float64 evaluation of these few dozen terms errs by less than
@@ -23,7 +26,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .exact import MAX_ASSETS, AccountState, Layout, MarginConfig
+from .exact import MAX_ASSETS, MAX_MARKETS, AccountState, Layout, MarginConfig
+from .funding import INDEX_UNIT, MarketFunding
 from .vector import MarginArrays, requirement
 
 WAD = 1e18
@@ -60,6 +64,8 @@ class Book:
     perp: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_ASSETS)))
     perp_abs: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_ASSETS)))
     coll: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    long: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_MARKETS)))
+    short: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_MARKETS)))
 
     def __post_init__(self) -> None:
         if self.coll.shape[1] != self.n_collaterals:
@@ -81,18 +87,25 @@ class Book:
             self.perp = np.vstack([self.perp, np.zeros((grow, MAX_ASSETS))])
             self.perp_abs = np.vstack([self.perp_abs, np.zeros((grow, MAX_ASSETS))])
             self.coll = np.vstack([self.coll, np.zeros((grow, self.n_collaterals))])
+            self.long = np.vstack([self.long, np.zeros((grow, MAX_MARKETS))])
+            self.short = np.vstack([self.short, np.zeros((grow, MAX_MARKETS))])
         for a, s in states.items():
             r = self.row[a]
             on = 0
+            stored = 0.0
             self.perp[r] = 0.0
             self.perp_abs[r] = 0.0
             self.coll[r] = 0.0
+            self.long[r] = 0.0
+            self.short[r] = 0.0
             for m, (size, open_notional) in s.positions.items():
                 k = layout.market_asset[m]
                 self.perp[r, k] += size / WAD
                 self.perp_abs[r, k] += abs(size) / WAD
                 on += open_notional
-            self.const[r] = (s.settlement - on) / WAD
+                (self.long if size > 0 else self.short)[r, m] = size / WAD
+                stored += size / WAD * s.funding.get(m, 0) / INDEX_UNIT
+            self.const[r] = (s.settlement - on) / WAD + stored
             for j, bal in s.collateral.items():
                 self.coll[r, j] = bal * scale[j]
 
@@ -131,8 +144,10 @@ class ScreenResult:
             return np.where(self.maintenance > 0, self.equity / np.maximum(self.maintenance, 1e-300), np.inf)
 
 
-def screen(book: Book, p: ScreenParams, prices: np.ndarray) -> ScreenResult:
-    """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account)."""
+def screen(book: Book, p: ScreenParams, prices: np.ndarray,
+           markets: Mapping[int, MarketFunding] | None = None) -> ScreenResult:
+    """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account),
+    accrued funding included at the indices of ``markets`` (each market's state at the block; None: no funding)."""
     prices = np.asarray(prices, dtype=float)
     perp_val = book.perp * prices
     coll_val = book.coll * prices[..., p.coll_asset] if book.coll.size else np.zeros((len(book), 0))
@@ -140,13 +155,21 @@ def screen(book: Book, p: ScreenParams, prices: np.ndarray) -> ScreenResult:
     delta = perp_val + coll_by_asset
     gross = book.perp_abs * prices + coll_by_asset
     equity = book.const + perp_val.sum(axis=1) + np.einsum("...c,c->...", coll_val, 1.0 - p.arr.haircut)
+    funding = np.zeros(len(book))
+    if markets:
+        index_l, index_s = np.zeros(MAX_MARKETS), np.zeros(MAX_MARKETS)
+        for m, f in markets.items():
+            index_l[m], index_s[m] = f.long_index / INDEX_UNIT, f.short_index / INDEX_UNIT
+        funding = -(book.long @ index_l + book.short @ index_s)
+        equity = equity + funding
     mm, _ = requirement(delta, gross, p.arr)
-    scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm
+    scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm + np.abs(funding)
     return ScreenResult(equity, mm, REL_BAND * scale + ABS_BAND)
 
 
 def trigger_prices(book: Book, p: ScreenParams, prices: np.ndarray, rows: Iterable[int] | None = None,
-                   grid: int = 24, iterations: int = 30, span: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+                   grid: int = 24, iterations: int = 30, span: float = 20.0,
+                   markets: Mapping[int, MarketFunding] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per account and asset, the nearest prices below and above today's at which the account turns liquidatable
     when only that asset moves (NaN when none within ``prices/span .. prices*span``). Shapes (rows, A).
 
@@ -155,7 +178,7 @@ def trigger_prices(book: Book, p: ScreenParams, prices: np.ndarray, rows: Iterab
     screen and the exact mirror."""
     rows = np.arange(len(book)) if rows is None else np.asarray(list(rows), dtype=int)
     sub = Book(book.n_collaterals, [book.ids[r] for r in rows], {}, book.const[rows], book.perp[rows],
-               book.perp_abs[rows], book.coll[rows])
+               book.perp_abs[rows], book.coll[rows], book.long[rows], book.short[rows])
     n, a = len(rows), MAX_ASSETS
     lower = np.full((n, a), np.nan)
     upper = np.full((n, a), np.nan)
@@ -164,7 +187,7 @@ def trigger_prices(book: Book, p: ScreenParams, prices: np.ndarray, rows: Iterab
     def surplus(asset: int, x: np.ndarray) -> np.ndarray:
         trial = base.copy()
         trial[:, asset] = x
-        res = screen(sub, p, trial)
+        res = screen(sub, p, trial, markets)
         return res.equity - res.maintenance
 
     exposed = (np.abs(sub.perp) + sub.coll @ p.coll_to_asset) > 0

@@ -5,20 +5,33 @@ them without blocks being mined in between) when the values must be consistent w
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .exact import AccountState, Layout, MarginConfig
+from .funding import FundingWord, MarketFunding
 
 MAX_LISTED = 16  # markets and collaterals a vault can list
 
 
+class MarketView(NamedTuple):
+    """What every account's margin at one block depends on besides the account: the listing, oracle prices, the
+    margin words and each market's funding state advanced to that block."""
+
+    layout: Layout
+    prices: list[int]
+    cfg: MarginConfig
+    markets: dict[int, MarketFunding]
+
+
 def read_account_state(vault: Any, account_id: int) -> AccountState:
-    """An account's settlement balance, positions and collateral balances, as the vault stores them."""
+    """An account's settlement balance, positions (with the funding index each stored) and collateral balances, as
+    the vault stores them."""
     markets, collaterals = vault.masksOf(account_id)
     state = AccountState(settlement=int(vault.settlementOf(account_id)))
     for m in range(MAX_LISTED):
         if markets >> m & 1:
             state.positions[m] = tuple(int(x) for x in vault.positionOf(account_id, m))
+            state.funding[m] = int(vault.fundingOf(account_id, m)[1])
     for j in range(MAX_LISTED):
         if collaterals >> j & 1:
             state.collateral[j] = int(vault.collateralOf(account_id, j))
@@ -51,3 +64,19 @@ def read_standard_rates(params: Any, layout: Layout) -> list[int]:
 
 def read_margin_config(params: Any) -> MarginConfig:
     return MarginConfig.from_chain(params.marginConfig())
+
+
+def read_funding_word(params: Any) -> FundingWord:
+    return FundingWord.decode(int(params.fundingWord()))
+
+
+def read_market_funding(vault: Any, market: int) -> MarketFunding:
+    """A market's funding state advanced to the block of the call (``marketFunding``; its carry included)."""
+    m = vault.marketFunding(market)
+    return MarketFunding(int(m[0]), int(m[1]), int(m[5]), int(m[2]), int(m[3]), int(m[6]))
+
+
+def read_markets(vault: Any, layout: Layout, prices: list[int]) -> dict[int, MarketFunding]:
+    """Every listed market's funding state advanced to the block of the calls, but for markets whose asset has no
+    valid price in ``prices`` (``read_prices`` at the same block): no position on them can be valued either."""
+    return {m: read_market_funding(vault, m) for m, asset in enumerate(layout.market_asset) if prices[asset]}

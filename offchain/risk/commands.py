@@ -157,7 +157,7 @@ def _accounts(args: argparse.Namespace) -> Accounts:
                         [groups_of(b) for b in books], LOCAL_LAYOUT, prices,
                         spec.margin_config(), [spec.markets[m].standard_mmr_bps for m in range(len(ASSETS))], ASSETS,
                         1_000_000.0 if fund is None else fund, spec)
-    from ..margin.exact import WAD, account_margin
+    from ..margin.exact import WAD, account_margin, settled
     from ..margin.snapshot import read_standard_rates
     from ..runtime import open_runtime
 
@@ -165,9 +165,10 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     rt = open_runtime(settings)
     try:
         head = rt.indexer.sync().head
-        layout, prices, cfg = rt.indexer.market_view(head)
+        layout, prices, cfg, markets = rt.indexer.market_view(head)
         fund_id = int(rt.chain.address("CrossMarginVault"), 16) << 96
-        states = rt.indexer.states()
+        # accrued funding into the balances (the analytics value balances and positions; equity is unchanged)
+        states = {a: settled(s, markets) for a, s in rt.indexer.states().items()}
         fund_state = states.pop(fund_id, None)
         at = rt.chain.at(head)
         rates = read_standard_rates(at.params, layout)
@@ -180,7 +181,7 @@ def _accounts(args: argparse.Namespace) -> Accounts:
     assets = rt.chain.deployment.assets or tuple(f"asset{k}" for k in range(used))
     prices = prices[: len(assets)]  # the router answers for every asset slot; the listing uses the first few
     if fund is None:
-        fund = account_margin(fund_state, layout, prices, cfg).equity / WAD if fund_state is not None else 0.0
+        fund = account_margin(fund_state, layout, prices, cfg, markets).equity / WAD if fund_state is not None else 0.0
     live_ids = [a for a, s in states.items() if s.positions or s.collateral or s.settlement]
     live = [states[a] for a in live_ids]
     if not args.spec:  # the chain's own parameters, the liquidation rule included
@@ -407,7 +408,7 @@ def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
     setup_logging(settings.ops.log_format, settings.ops.log_level)
     rt = open_runtime(settings)
     res = rt.indexer.sync()
-    layout, prices, _ = rt.indexer.market_view(res.head)
+    layout, prices, _, _ = rt.indexer.market_view(res.head)
     proposal = prepare(rt.chain, proposed, res.head, layout, rt.chain.deployment.assets)
     fund = int(rt.chain.address("CrossMarginVault"), 16) << 96
     proposal.effect = effect(rt.indexer.states(), layout, prices, proposal.current, proposal.changes, skip=[fund])

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, XMarginError
 from ..margin.exact import MAX_ASSETS, AccountState, Layout, MarginConfig, account_margin, i16, pair_index, u16
-from ..margin.params import LiquidationParams, MarketRisk, RiskSpec, StressVector
+from ..margin.funding import FundingWord
+from ..margin.params import FundingParams, LiquidationParams, MarketRisk, RiskSpec, StressVector
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ def spec_to_dict(spec: RiskSpec) -> dict:
     }
     for f in ("alpha_bps", "basis_bps", "floor_bps", "price_band_bps", "loosen_delay"):
         out[f] = d[f]
+    if d["funding"] is not None:  # TOML has no null: no table means no funding
+        out["funding"] = dict(d["funding"])
     return out
 
 
@@ -160,8 +163,8 @@ def bound_errors(spec: RiskSpec) -> list[str]:
             errs.append(f"discounts[{j}] = {d} exceeds haircuts[{j}] = {spec.haircuts.get(j)}")
     for m, mk in spec.markets.items():
         check(f"markets[{m}].standard_mmr_bps", mk.standard_mmr_bps, 10, 10_000)
-        check(f"markets[{m}].max_open_interest", mk.max_open_interest, 0, 2**112 - 1)
-        check(f"markets[{m}].max_position_size", mk.max_position_size, 0, 2**112 - 1)
+        check(f"markets[{m}].max_open_interest", mk.max_open_interest, 0, 2**95 - 1)
+        check(f"markets[{m}].max_position_size", mk.max_position_size, 0, 2**95 - 1)
     lq = spec.liquidation
     check("liquidation.close_factor_bps", lq.close_factor_bps, 1000, 10_000)
     check("liquidation.penalty_bps", lq.penalty_bps, 0, 2000)
@@ -176,8 +179,10 @@ def bound_errors(spec: RiskSpec) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- on-chain state
 def decode_spec(cfg: MarginConfig, liquidation: int, discounts: int, control: int, markets: Sequence[int],
-                names: Sequence[str] = ()) -> RiskSpec:
-    """The complete RiskSpec the contract holds (all 8 assets, 28 pairs, 16 collaterals), from its words."""
+                names: Sequence[str] = (), funding: int = 0) -> RiskSpec:
+    """The complete RiskSpec the contract holds (all 8 assets, 28 pairs, 16 collaterals), from its words (a FUNDING
+    word with a zero window: funding off, ``funding`` None)."""
+    fw = FundingWord.decode(funding)
     stress = []
     for s in range(cfg.num_stress):
         shocks = {k: cfg.shock(s, k) for k in range(MAX_ASSETS) if cfg.shock(s, k)}
@@ -197,7 +202,8 @@ def decode_spec(cfg: MarginConfig, liquidation: int, discounts: int, control: in
             close_factor_bps=u16(liquidation, 0), penalty_bps=u16(liquidation, 1),
             keeper_share_bps=u16(liquidation, 2), deep_bps=u16(liquidation, 3),
             min_keeper_reward=(liquidation >> 64) & (2**96 - 1), dust=liquidation >> 160),
-        price_band_bps=(control >> 8) & 0xFFFF, loosen_delay=(control >> 24) & 0xFFFFFFFF)
+        price_band_bps=(control >> 8) & 0xFFFF, loosen_delay=(control >> 24) & 0xFFFFFFFF,
+        funding=FundingParams.model_construct(**asdict(fw)) if fw.on else None)
 
 
 def read_current(chain: Any, block: int | str, n_markets: int, names: Sequence[str] = ()) -> RiskSpec:
@@ -206,7 +212,8 @@ def read_current(chain: Any, block: int | str, n_markets: int, names: Sequence[s
     liquidation, discounts = at.params.liquidationConfig()
     control = at.params.control()
     markets = [int(at.params.marketWord(m)) for m in range(n_markets)]
-    return decode_spec(cfg, int(liquidation), int(discounts), int(control), markets, names)
+    return decode_spec(cfg, int(liquidation), int(discounts), int(control), markets, names,
+                       int(at.params.fundingWord()))
 
 
 # ---------------------------------------------------------------------------------------------- diff
@@ -288,6 +295,11 @@ def diff(current: RiskSpec, proposed: RiskSpec, assets: Sequence[str] = (), mark
     lq_old = tuple(current.liquidation.model_dump().values())
     if lq_new != lq_old:
         out.append(Change("liquidation parameters", lq_old, lq_new, False, "setLiquidation", lq_new))
+    # funding moves value between traders: the contract queues every change (a proposal without funding keeps it)
+    if proposed.funding is not None and proposed.funding != current.funding:
+        old_f = current.funding.as_args() if current.funding else None
+        out.append(Change("funding and deleveraging", old_f, proposed.funding.as_args(), False, "setFunding",
+                          proposed.funding.as_args()))
     if proposed.price_band_bps != current.price_band_bps:
         out.append(Change("price band", current.price_band_bps, proposed.price_band_bps,
                           proposed.price_band_bps <= current.price_band_bps, "setPriceBand",

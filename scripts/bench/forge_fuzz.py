@@ -24,7 +24,8 @@ into ``scripts/bench/results/fuzz.json`` (read-modify-write: every other key is 
     forge_coverage                 the ledger's counters summed over runs (liquidations, write-offs, E5 probes, ...)
     forge_settings                 profile, runs, depth, seed, machine
 
-Exits with status 1 if an invariant or a unit test of tests/forge failed, or forge did not run.
+Exits with status 1 if an invariant or a unit test of tests/forge failed, forge did not run, or the campaign never
+moved a funding index or never deleveraged (``MUST_COUNT``: their invariants would be untested).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ OUT = Path(os.environ.get("FORGE_FUZZ_OUT", ROOT / "scripts" / "bench" / "result
 FORGE = ROOT / "node_modules" / ".bin" / "forge"
 COVERAGE_DIR = ROOT / ".cache" / "forge" / "coverage"  # writable by the tests (fs_permissions in foundry.toml)
 MIN_CALLS = 1_000_000
+MUST_COUNT = ("funding_moves", "deleveragings", "positions_charged_checked")  # coverage counters that must be > 0
 
 log = logging.getLogger("xmargin.forge_fuzz")
 
@@ -194,7 +196,11 @@ def main() -> int:
     if proc.returncode != 0 and not (s["failures"] or s["failed_tests"]):
         log.error("forge exited with %d:\n%s", proc.returncode, proc.stderr[-4000:])
         return 1
-    return 1 if result["forge_violations"] or s["failed_tests"] else 0
+    # funding that never moved, or deleveraging never met, would leave their invariants untested
+    unmet = [k for k in MUST_COUNT if not cov.get(k)]
+    if unmet:
+        log.error("the campaign never met: %s", ", ".join(unmet))
+    return 1 if result["forge_violations"] or s["failed_tests"] or unmet else 0
 
 
 if __name__ == "__main__":

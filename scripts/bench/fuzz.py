@@ -9,7 +9,8 @@ random generator of batch i is seeded with ``FUZZ_SEED + i``, so a campaign is r
 steps have run. Every invariant of the machine is asserted after every step. A batch that fails is recorded (the
 first failure, and hypothesis's minimal failing sequence) and the campaign goes on with the next batch: a failed
 assertion counts as a violation, any other exception (e.g. a transaction the node dropped) as a harness error. It
-exits with status 1 if there was either, or if some attacker rule never ran. Writes
+exits with status 1 if there was either, if some attacker rule never ran, or if a funding or deleveraging check
+(``MUST_CHECK``) never met a case (``checks_missing``). Writes
 ``scripts/bench/results/fuzz.json`` after every batch: ``steps``, ``violations``, ``attacker_rules`` (rule name ->
 times it ran), ...; keys starting with ``forge`` already in the file (the forge campaign's counts, merged by
 scripts/bench/forge_fuzz.py) are kept.
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from offchain.margin.defaults import DEFAULT_SPEC  # noqa: E402
 from scripts.deploy import deploy_local  # noqa: E402
-from tests.stateful.machine import ATTACKER_RULES, Solvency, setup  # noqa: E402
+from tests.stateful.machine import ATTACKER_RULES, MUST_CHECK, Solvency, setup  # noqa: E402
 
 OUT = Path(os.environ.get("FUZZ_OUT", ROOT / "scripts" / "bench" / "results" / "fuzz.json"))
 
@@ -107,6 +108,8 @@ def main() -> None:
             "harness_error_details": errors,
             "attacker_rules": attacker,  # every one must have run
             "attacker_rules_missing": [name for name, n in attacker.items() if n == 0],
+            # funding that never moved, or deleveraging never met, would leave their checks untested
+            "checks_missing": [name for name in MUST_CHECK if not Solvency.checks.get(name)],
             "batches": batch,
             "seed": seed,
             "settings": {"target_steps": target, "examples_per_batch": examples, "steps_per_run": run_steps,
@@ -132,5 +135,7 @@ def main() -> None:
                                              "attacker_rules")}))
     if result["attacker_rules_missing"]:
         print("attacker rules that never ran:", ", ".join(result["attacker_rules_missing"]), flush=True)
-    if violations or errors or result["attacker_rules_missing"]:
+    if result["checks_missing"]:
+        print("checks that never met a case:", ", ".join(result["checks_missing"]), flush=True)
+    if violations or errors or result["attacker_rules_missing"] or result["checks_missing"]:
         raise SystemExit(1)

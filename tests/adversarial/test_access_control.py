@@ -14,8 +14,10 @@ import re
 from pathlib import Path
 
 import pytest
-from brownie import AccountLens, CrossMarginVault, OracleRouter, OrderSettlement, RiskParameters, TestToken, accounts
+from brownie import (AccountLens, CrossMarginVault, OracleRouter, OrderSettlement, RiskParameters, TestToken,
+                     VaultExtension, accounts)
 
+from offchain.chain import merge_abis
 from offchain.orders import Order
 from tests.adversarial.helpers import USDC, WAD, deposit
 from tests.conftest import Trader, assert_reverts, err
@@ -23,14 +25,15 @@ from tests.conftest import Trader, assert_reverts, err
 ROOT = Path(__file__).resolve().parents[2]
 OZ = ROOT / "node_modules" / "@openzeppelin" / "contracts"
 SOURCES = {  # contract -> its source and the sources of what it inherits that define public functions
-    "CrossMarginVault": [ROOT / "contracts/CrossMarginVault.sol", OZ / "utils/ReentrancyGuard.sol"],
+    "CrossMarginVault": [ROOT / "contracts/CrossMarginVault.sol", ROOT / "contracts/VaultExtension.sol",
+                         ROOT / "contracts/VaultBase.sol", OZ / "utils/ReentrancyGuard.sol"],
     "RiskParameters": [ROOT / "contracts/RiskParameters.sol", OZ / "access/AccessControl.sol"],
     "OracleRouter": [ROOT / "contracts/OracleRouter.sol"],
     "OrderSettlement": [ROOT / "contracts/OrderSettlement.sol", OZ / "utils/cryptography/EIP712.sol"],
     "AccountLens": [ROOT / "contracts/AccountLens.sol"],
 }
-ARTIFACTS = {"CrossMarginVault": CrossMarginVault, "RiskParameters": RiskParameters, "OracleRouter": OracleRouter,
-             "OrderSettlement": OrderSettlement, "AccountLens": AccountLens}
+ABIS = {"CrossMarginVault": merge_abis(CrossMarginVault.abi, VaultExtension.abi), "RiskParameters": RiskParameters.abi,
+        "OracleRouter": OracleRouter.abi, "OrderSettlement": OrderSettlement.abi, "AccountLens": AccountLens.abi}
 GUARD = re.compile(
     r"\bonlyRole_?\(|\bonlyOwner\b|_requireAdmin\(\)|_requireAuthorized\(|\bhasRole\(|\bisAuthorized\(|"
     r"msg\.sender\s*[!=]=|!=\s*msg\.sender|_msgSender\(\)\s*[!=]=|!=\s*_msgSender\(\)|venues\[msg\.sender\]"
@@ -82,8 +85,8 @@ def privileged_from_source() -> set[tuple[str, str]]:
 def state_changing_from_abi() -> set[tuple[str, str]]:
     return {
         (contract, item["name"])
-        for contract, artifact in ARTIFACTS.items()
-        for item in artifact.abi
+        for contract, abi in ABIS.items()
+        for item in abi
         if item["type"] == "function" and item["stateMutability"] not in ("view", "pure")
     }
 
@@ -128,10 +131,11 @@ def _cases(protocol, w, caller):
         ("RiskParameters", "setMarginScalars"): (p.setMarginScalars, (10_000, 0, 0), not_risk),
         ("RiskParameters", "setHaircut"): (p.setHaircut, (0, 5000), not_risk),
         ("RiskParameters", "setLiquidationDiscount"): (p.setLiquidationDiscount, (0, 0), not_risk),
-        ("RiskParameters", "setMarket"): (p.setMarket, (0, 10, 2**112 - 1, 2**112 - 1), not_risk),
+        ("RiskParameters", "setMarket"): (p.setMarket, (0, 10, 2**95 - 1, 2**95 - 1), not_risk),
         ("RiskParameters", "setLiquidation"): (p.setLiquidation, (10_000, 0, 10_000, 10_000, 1000 * WAD, 0),
                                                not_risk),
         ("RiskParameters", "setPriceBand"): (p.setPriceBand, (2000,), not_risk),
+        ("RiskParameters", "setFunding"): (p.setFunding, (3600, 8 * 3600, 0, 0, 0, 0, 0, 0), not_risk),
         ("RiskParameters", "setPause"): (p.setPause, (3,), err("Unauthorized", caller, w["GUARDIAN"])),
         ("RiskParameters", "cancel"): (p.cancel, (b"\1" * 32,), err("Unauthorized", caller, w["GUARDIAN"])),
         ("RiskParameters", "grantRole"): (p.grantRole, (w["ADMIN"], caller),

@@ -38,7 +38,7 @@ def full(protocol, deployer, test_venue, rich):
         feeds.append(feed)
     for m in range(vault.numMarkets(), MAX_MARKETS):
         vault.listMarket(m % MAX_ASSETS, tx)
-        params.setMarket(m, 1000, 2**112 - 1, 2**112 - 1, tx)
+        params.setMarket(m, 1000, 2**95 - 1, 2**95 - 1, tx)
     tokens = list(protocol.tokens)
     for j in range(vault.numCollaterals(), MAX_COLLATERALS):
         token = TestToken.deploy(f"Collateral {j}", f"C{j}", 18, tx)

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {CrossMarginVault} from "../../contracts/CrossMarginVault.sol";
+import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {OracleRouter} from "../../contracts/OracleRouter.sol";
 import {RiskParameters} from "../../contracts/RiskParameters.sol";
 import {TestToken, ChainlinkFeed} from "../../contracts/test/TestTokens.sol";
@@ -16,7 +17,7 @@ struct Protocol {
     ChainlinkFeed[5] feeds; // by asset
     OracleRouter oracle;
     RiskParameters params;
-    CrossMarginVault vault;
+    ICrossMarginVault vault;
     TestVenue venue;
     LiquidationLooper looper;
 }
@@ -24,8 +25,9 @@ struct Protocol {
 /// @notice The local deployment of scripts/deploy.py (`deploy_local`) with the default risk set
 ///         (offchain/margin/defaults.py), plus what the campaign needs: a fifth asset DUST (collateral 4, no market,
 ///         its own feed, for dust deposits of a stale or unpriced token), a second market on ETH (market 4), a
-///         loosening delay of 600 s, the unsigned TestVenue, a LiquidationLooper and a smaller insurance fund. The
-///         caller holds every role.
+///         loosening delay of 600 s, the unsigned TestVenue, a LiquidationLooper, a smaller insurance fund and
+///         open-interest caps of 100 million USD (funding and deleveraging on, as by default). The caller holds every
+///         role.
 library Deploy {
     uint256 internal constant FUND_SEED = 50_000e6;
 
@@ -41,7 +43,7 @@ library Deploy {
         p.params = new RiskParameters(address(this));
         p.params.grantRole(p.params.RISK_ADMIN_ROLE(), address(this));
         p.params.grantRole(p.params.GUARDIAN_ROLE(), address(this));
-        p.vault = new CrossMarginVault(p.params, p.oracle, p.usdc);
+        p.vault = ICrossMarginVault(address(new CrossMarginVault(p.params, p.oracle, p.usdc)));
         p.params.setVault(address(p.vault));
         for (uint256 k; k < Env.COLLATERALS; ++k) {
             p.vault.listCollateral(address(p.tokens[k]), k);
@@ -92,10 +94,17 @@ library Deploy {
             params.setLiquidationDiscount(j, discount[j]);
         }
         for (uint256 m; m < Env.MARKETS; ++m) {
-            params.setMarket(m, rw[Env.marketAsset(m)], 1e12 * Env.WAD, 1e9 * Env.WAD);
+            // open interest up to 100 million USD at the start price (a premium depth of 200,000 USD of fees: fills
+            // that pay fees move the rate), positions up to 1e9 units (int96 positions: caps < 4e28)
+            uint256 oiCap = 1e8 * Env.WAD * Env.WAD / Env.startPrice(Env.marketAsset(m));
+            params.setMarket(m, rw[Env.marketAsset(m)], oiCap, 1e9 * Env.WAD);
         }
         params.setLiquidation(5000, 100, 3000, 5000, 5 * Env.WAD, 100 * Env.WAD);
         params.setPriceBand(200);
+        // FUNDING_DEFAULT: window 1 h, period 8 h, premium cap and depth 20 bps, 0.1% per hour at most, clamp 10% of
+        // the risk weight, no interest term, deleveraging up to 50% of the opposite side's maintenance margin
+        params.setFunding(3600, 8 hours, 20, 20, 1000, 1000, 0, 5000);
+        require(params.fundingWord() != 0, "the campaign runs with funding off");
         params.setLoosenDelay(Env.LOOSEN_DELAY);
     }
 }

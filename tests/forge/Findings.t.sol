@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {Deploy, Protocol} from "./Deploy.sol";
 import {Env} from "./Env.sol";
 
@@ -29,7 +29,7 @@ contract Findings {
         _breakFeed(4); // the DUST feed goes stale
         p.tokens[4].mint(address(this), 1);
         p.vault.deposit(a, address(p.tokens[4]), 1); // 1 wei of DUST, from anyone
-        ICrossMarginVault.LiquidationItem[] memory all = _wholePosition(a, 0);
+        IVaultTypes.LiquidationItem[] memory all = _wholePosition(a, 0);
         uint256 fund = p.vault.fundAccount();
         uint256 dustBefore = p.vault.collateralOf(fund, 4);
         p.vault.liquidate(a, all); // everything priced is taken
@@ -59,12 +59,12 @@ contract Findings {
         p.vault.settleTrade(x, b, 1, 150_000e18 * 1e18 / eth, eth, 0, 0);
         p.feeds[1].updateAnswer(2440e8);
         (int256 e, uint256 mm, uint256 im) = p.vault.margin(x);
-        ICrossMarginVault.MarginDetail memory d = p.vault.marginDetail(x);
+        IVaultTypes.MarginDetail memory d = p.vault.marginDetail(x);
         (uint256 liq,) = p.params.liquidationConfig();
         uint256 take = p.vault.maxTake(e, mm, im, d.gross[1], liq);
         (int256 size,) = p.vault.positionOf(x, 1);
-        ICrossMarginVault.LiquidationItem[] memory part = new ICrossMarginVault.LiquidationItem[](1);
-        part[0] = ICrossMarginVault.LiquidationItem(0, 1, uint256(size) * (take - 2) / d.gross[1]);
+        IVaultTypes.LiquidationItem[] memory part = new IVaultTypes.LiquidationItem[](1);
+        part[0] = IVaultTypes.LiquidationItem(0, 1, uint256(size) * (take - 2) / d.gross[1]);
         p.vault.liquidate(x, part); // penalty = min(20% x taken, E', freed / 2) = E'
         (e,,) = p.vault.margin(x);
         require(e >= 0, "the penalty made equity negative");
@@ -95,11 +95,11 @@ contract Findings {
     function _wholePosition(uint256 account, uint8 market)
         internal
         view
-        returns (ICrossMarginVault.LiquidationItem[] memory items)
+        returns (IVaultTypes.LiquidationItem[] memory items)
     {
         (int256 size,) = p.vault.positionOf(account, market);
-        items = new ICrossMarginVault.LiquidationItem[](1);
-        items[0] = ICrossMarginVault.LiquidationItem(0, market, uint256(size));
+        items = new IVaultTypes.LiquidationItem[](1);
+        items[0] = IVaultTypes.LiquidationItem(0, market, uint256(size));
     }
 
     /// @dev LIQUIDATION word with close factor 50%, keeper share 30%, min reward 5 USD and the given penalty, deep

@@ -59,7 +59,8 @@ abstract contract XMarginCampaign {
     function afterInvariant() public {
         _conservation();
         _zeroSum();
-        for (uint256 c; c <= uint256(Violations.Check.Accounting); ++c) {
+        _fundingConserved();
+        for (uint256 c; c <= uint256(Violations.Check.AdlLast); ++c) {
             _assertNone(Violations.Check(c));
         }
         string memory path = Env.VM.envOr("XMARGIN_FORGE_COVERAGE", string(""));
@@ -83,6 +84,9 @@ abstract contract XMarginCampaign {
             claims += _claimsAndPnl(ledger.accounts(i));
         }
         int256 held = int256(p.usdc.balanceOf(address(p.vault)) * 1e12 + p.vault.badDebt());
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            claims += p.vault.fundingBalance(m); // covers the accrued funding owed to positions (_fundingConserved)
+        }
         require(held >= claims, "settlement token conservation");
     }
 
@@ -99,6 +103,35 @@ abstract contract XMarginCampaign {
             }
             require(sum == 0, "market sizes do not sum to zero");
             require(p.vault.openInterest(m) == longs, "open interest is not the sum of longs");
+        }
+    }
+
+    /// @dev Per market: the funding balance (what positions paid in, less what was paid out) covers the accrued
+    ///      funding of the open positions, and what is left is rounding dust: at most one wei per settlement of a
+    ///      position in the run and per open position, plus open interest / 1e9 per deleveraging charge (its index
+    ///      shift rounds up). A market whose asset has no valid price is skipped (its funding cannot be valued).
+    function _fundingConserved() internal view {
+        uint256 n = ledger.numAccounts();
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            (bool ok, int256 due, uint256 open) = _accrued(p.vault.fundAccount(), m);
+            for (uint256 i; i < n && ok; ++i) {
+                (bool ok_, int256 d, uint256 o) = _accrued(ledger.accounts(i), m);
+                (ok, due, open) = (ok_, due + d, open + o);
+            }
+            if (!ok) continue;
+            int256 dust = p.vault.fundingBalance(m) - due;
+            require(dust >= 0, "funding balance below the accrued funding of the positions");
+            require(uint256(dust) <= ledger.settlements(m) + ledger.adlDust(m) + open, "funding dust above its bound");
+        }
+    }
+
+    function _accrued(uint256 account, uint256 m) internal view returns (bool, int256, uint256) {
+        (int256 size,) = p.vault.positionOf(account, m);
+        if (size == 0) return (true, 0, 0);
+        try p.vault.fundingOf(account, m) returns (int256 accrued, int256) {
+            return (true, accrued, 1);
+        } catch {
+            return (false, 0, 0);
         }
     }
 
@@ -215,5 +248,41 @@ contract EventsMatchCalls is XMarginCampaign {
 
     function invariant_eventsMatchCalls() public view {
         _assertNone(Violations.Check.Accounting);
+    }
+}
+
+/// @notice Funding is conserved per market: funding balance minus the positions' accrued funding is rounding dust
+///         (at least 0, at most one wei per settlement and open position plus the deleveraging shifts' rounding).
+contract FundingConserved is XMarginCampaign {
+    function salt() internal pure override returns (uint256) {
+        return 9;
+    }
+
+    function invariant_fundingConserved() public view {
+        _fundingConserved();
+    }
+}
+
+/// @notice Deleveraging charges only the side opposite a liquidated position of the bankrupt account, every position
+///         on it in proportion to its size (to the wei), and nobody else.
+contract DeleveragingOppositeSideOnly is XMarginCampaign {
+    function salt() internal pure override returns (uint256) {
+        return 10;
+    }
+
+    function invariant_deleveragingOppositeSideOnly() public view {
+        _assertNone(Violations.Check.AdlSide);
+    }
+}
+
+/// @notice Depositors (the settlement claims) pay a write-off only after every source side paid its cap (adlShare of
+///         its maintenance margin).
+contract DeleveragingBeforeDepositors is XMarginCampaign {
+    function salt() internal pure override returns (uint256) {
+        return 11;
+    }
+
+    function invariant_deleveragingBeforeDepositors() public view {
+        _assertNone(Violations.Check.AdlLast);
     }
 }

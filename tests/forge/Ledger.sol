@@ -2,7 +2,8 @@
 pragma solidity 0.8.28;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {RiskConfig} from "../../contracts/libraries/RiskConfig.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {LivenessProbe} from "./Probe.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env, Vm} from "./Env.sol";
@@ -65,6 +66,38 @@ contract Ledger is Liveness {
     mapping(address keeper => uint256) internal _expectedRewards;
     mapping(address keeper => uint256) internal _seenCalls;
     mapping(address keeper => uint256) internal _seenRewards;
+
+    // ---------------------------------------------------------------- funding and deleveraging
+    /// @notice Per market, in this run: settlements of a position (PositionUpdated events), and the most the index
+    ///         shifts of its deleveraging charges rounded up (open interest / 1e9 wei each): the funding dust allowed.
+    uint256[5] public settlements;
+    uint256[5] public adlDust;
+    /// @notice Deleveraged events; positions whose charge was checked to the wei; time steps that moved an index.
+    uint256 public deleveragings;
+    uint256 public positionsCharged;
+    uint256 public fundingMoves;
+    /// @dev Per account: bit m = a long of market m was liquidated since it last traded, bit 16 + m = a short.
+    mapping(uint256 account => uint256) internal _adlSources;
+    /// @dev Every account's positions and accrued funding before the step's first liquidation (`touchTarget`).
+    uint256 internal _snapAt; // step number + 1
+    int256 internal constant UNKNOWN = type(int256).min; // fundingOf reverted (no valid price)
+    mapping(uint256 account => int256[5]) internal _preSize;
+    mapping(uint256 account => int256[5]) internal _preAccrued;
+    mapping(uint256 account => int256[5]) internal _preIndex;
+    uint256[] internal _targets;
+
+    struct Charge {
+        uint256 account;
+        uint256 market;
+        bool longsPay;
+        uint256 amount;
+        uint256 shift;
+    }
+
+    Charge[] internal _charges; // the step's Deleveraged events
+    uint256[] internal _writtenOff; // the step's write-offs: account,
+    uint256[] internal _lossAfterFund; //                     the debt the fund did not cover,
+    uint256[] internal _socialised; //                        and what reached the claims
 
     constructor(Protocol memory p_) Liveness(new LivenessProbe(p_.vault, p_.looper)) {
         p = p_;
@@ -142,6 +175,11 @@ contract Ledger is Liveness {
         (_actor, _action) = (msg.sender, action);
         ++steps;
         delete _touched;
+        delete _targets;
+        delete _charges;
+        delete _writtenOff;
+        delete _lossAfterFund;
+        delete _socialised;
         for (uint256 i; i < _keepers.length; ++i) {
             address k = _keepers[i];
             (_expectedCalls[k], _expectedRewards[k], _seenCalls[k], _seenRewards[k]) = (0, 0, 0, 0);
@@ -173,12 +211,38 @@ contract Ledger is Liveness {
     function touchTarget(uint256 account) external {
         touch(account);
         _valueBefore[account] = valueOf(account);
+        if (_targetIn[account] != steps + 1) _targets.push(account);
         _targetIn[account] = steps + 1;
+        if (_snapAt != steps + 1) {
+            _snapAt = steps + 1;
+            _snapshot(fund);
+            for (uint256 i; i < accounts.length; ++i) {
+                _snapshot(accounts[i]);
+            }
+        }
         if (_claimsAt == steps + 1) return;
         _claimsAt = steps + 1;
         for (uint256 i; i < accounts.length; ++i) {
             _claimsBefore[i] = vault.settlementOf(accounts[i]);
         }
+    }
+
+    function _snapshot(uint256 account) internal {
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            (int256 size,) = vault.positionOf(account, m);
+            _preSize[account][m] = size;
+            if (size == 0) continue;
+            try vault.fundingOf(account, m) returns (int256 accrued, int256 index) {
+                (_preAccrued[account][m], _preIndex[account][m]) = (accrued, index);
+            } catch {
+                _preIndex[account][m] = UNKNOWN;
+            }
+        }
+    }
+
+    /// @notice A time step moved some market's funding indices.
+    function fundingMoved() external {
+        ++fundingMoves;
     }
 
     /// @notice `keeper` made `calls` successful liquidate calls in this step, returning `rewards` in all.
@@ -198,12 +262,14 @@ contract Ledger is Liveness {
         }
     }
 
-    /// @notice Closes a step and checks it. `priceMoved`: a true price changed in this step (E1 checkpoint moves).
+    /// @notice Closes a step and checks it. `priceMoved`: a true price changed in this step (E1 checkpoint moves, as
+    ///         after every world step).
     function end(bool priceMoved) external {
         require(_kind != NONE, "no step");
         (int256 allowance, uint256 events, bool fundChanged, bool attackerChanged) = _readEvents();
         _checkKeepers();
         uint256 indexAfter = settlementIndex();
+        _checkDeleveraging();
         if (_kind == WORLD && events != 0) {
             _fail(Check.Accounting, 0, int256(events), 0, "vault events in a world step");
         }
@@ -214,8 +280,10 @@ contract Ledger is Liveness {
             _checkAttacker();
         }
         _checkClaims(indexAfter);
+        // a world step moves the E1/E2 baselines like a price move: time accrues funding, and a feed's state or a
+        // parameter (open-interest cap, risk weight) changes what the accrual since a market's last touch comes to
+        if (priceMoved || _kind == WORLD) checkpoint();
         _kind = NONE;
-        if (priceMoved) checkpoint();
         if (indexAfter < _indexBefore) probeAll(); // a socialised loss may push holders below MM
     }
 
@@ -231,20 +299,31 @@ contract Ledger is Liveness {
             ++vaultEvents;
             bytes32 topic = log.topics[0];
             if (
-                topic == ICrossMarginVault.SettlementUpdated.selector
-                    || topic == ICrossMarginVault.PositionUpdated.selector
-                    || topic == ICrossMarginVault.CollateralUpdated.selector
+                topic == IVaultTypes.SettlementUpdated.selector
+                    || topic == IVaultTypes.PositionUpdated.selector
+                    || topic == IVaultTypes.CollateralUpdated.selector
             ) {
                 uint256 account = uint256(log.topics[1]);
                 fundChanged = fundChanged || account == fund;
                 attackerChanged = attackerChanged || isAttackerAccount[account];
-            } else if (topic == ICrossMarginVault.SettlementIndexUpdated.selector) {
+                if (topic == IVaultTypes.PositionUpdated.selector) ++settlements[uint256(log.topics[2])];
+            } else if (topic == IVaultTypes.Trade.selector) {
+                // trading again: earlier liquidations are no longer a source of deleveraging
+                (_adlSources[uint256(log.topics[1])], _adlSources[uint256(log.topics[2])]) = (0, 0);
+            } else if (topic == IVaultTypes.Deleveraged.selector) {
+                allowance += _onDeleveraged(log);
+                (fundChanged, attackerChanged) = (true, true); // their positions may be on the charged side
+            } else if (topic == IVaultTypes.SettlementIndexUpdated.selector) {
                 (fundChanged, attackerChanged) = (true, true);
-            } else if (topic == ICrossMarginVault.Liquidated.selector) {
+            } else if (topic == IVaultTypes.Liquidated.selector) {
                 _onLiquidated(log);
-            } else if (topic == ICrossMarginVault.BadDebtWrittenOff.selector) {
+            } else if (topic == IVaultTypes.BadDebtWrittenOff.selector) {
                 uint256 account = uint256(log.topics[1]);
-                (, uint256 cover, uint256 socialised) = abi.decode(log.data, (uint256, uint256, uint256));
+                (uint256 debt, uint256 cover,, uint256 socialised) =
+                    abi.decode(log.data, (uint256, uint256, uint256, uint256));
+                _writtenOff.push(account);
+                _lossAfterFund.push(debt - cover);
+                _socialised.push(socialised);
                 ++writeOffs;
                 totalCover += cover;
                 totalSocialised += socialised;
@@ -253,6 +332,17 @@ contract Ledger is Liveness {
                 if (before < 0) allowance -= before;
             }
         }
+    }
+
+    /// @dev Records a Deleveraged event; returns what it may take from the fund's position (E2 allowance).
+    function _onDeleveraged(Vm.Log memory log) internal returns (int256 fundCharge) {
+        uint256 market = uint256(log.topics[2]);
+        (bool longsPay, uint256 amount, uint256 shift) = abi.decode(log.data, (bool, uint256, uint256));
+        _charges.push(Charge(uint256(log.topics[1]), market, longsPay, amount, shift));
+        ++deleveragings;
+        adlDust[market] += vault.openInterest(market) / 1e9 + 1;
+        (int256 size,) = vault.positionOf(fund, market);
+        if (size != 0 && (size > 0) == longsPay) fundCharge = int256(_abs(size) * shift / 1e9 + 1);
     }
 
     function _onLiquidated(Vm.Log memory log) internal {
@@ -285,6 +375,118 @@ contract Ledger is Liveness {
         }
     }
 
+    /// @dev The step's deleveraging (ICrossMarginVault, "Deleveraging"). First the sources: every position of a
+    ///      liquidated account that shrank in the step. AdlSide: each Deleveraged event charges a side opposite a
+    ///      source of its account, and every position not settled in the step lost exactly its side's index shifts
+    ///      times its size (to the wei, one per charge), so no other position and no position-less account paid.
+    ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side with open
+    ///      interest and a price its cap adlShare * riskWeight * its notional: depositors pay only what the
+    ///      opposite sides, all exhausted, cannot.
+    function _checkDeleveraging() internal {
+        for (uint256 i; i < _targets.length; ++i) {
+            uint256 a = _targets[i];
+            for (uint256 m; m < Env.MARKETS; ++m) {
+                int256 before = _preSize[a][m];
+                (int256 size,) = vault.positionOf(a, m);
+                if (_abs(size) < _abs(before)) _adlSources[a] |= 1 << (before > 0 ? m : 16 + m);
+            }
+        }
+        if (_charges.length == 0 && _writtenOff.length == 0) return;
+        if (_snapAt != steps + 1) {
+            _fail(Check.AdlSide, 0, int256(_charges.length), 0, "deleveraging in a step liquidating nothing");
+            return;
+        }
+        uint256[2][5] memory shift; // [market][longs pay]
+        uint256[2][5] memory count;
+        for (uint256 i; i < _charges.length; ++i) {
+            Charge memory c = _charges[i];
+            uint256 side = c.longsPay ? 1 : 0;
+            if (_adlSources[c.account] >> (c.longsPay ? 16 + c.market : c.market) & 1 == 0) {
+                _fail(Check.AdlSide, c.account, int256(c.market), int256(side), "deleveraged a side that is no source");
+            }
+            shift[c.market][side] += c.shift;
+            ++count[c.market][side];
+        }
+        _checkCharged(fund, shift, count);
+        for (uint256 i; i < accounts.length; ++i) {
+            _checkCharged(accounts[i], shift, count);
+        }
+        for (uint256 i; i < _writtenOff.length; ++i) {
+            uint256 a = _writtenOff[i];
+            uint256 charged;
+            for (uint256 j; j < _charges.length; ++j) {
+                if (_charges[j].account == a) charged += _charges[j].amount;
+            }
+            if (charged + _socialised[i] != _lossAfterFund[i]) {
+                _fail(Check.AdlLast, a, int256(charged + _socialised[i]), int256(_lossAfterFund[i]),
+                    "the sides and the claims did not pay the loss after the fund");
+            }
+            if (_socialised[i] != 0) _checkCaps(a);
+            _adlSources[a] = 0; // a write-off ends the account's sources
+        }
+    }
+
+    function _checkCharged(uint256 a, uint256[2][5] memory shift, uint256[2][5] memory count) internal {
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            int256 q = _preSize[a][m];
+            if (q == 0 || _preIndex[a][m] == UNKNOWN) continue;
+            (int256 size,) = vault.positionOf(a, m);
+            (bool ok, int256 accrued, int256 index) = _funding(a, m);
+            if (!ok || size != q || index != _preIndex[a][m]) continue; // settled in the step
+            uint256 side = q > 0 ? 1 : 0;
+            uint256 expected = _abs(q) * shift[m][side] / 1e9;
+            int256 lost = _preAccrued[a][m] - accrued;
+            if (lost < int256(expected) || lost > int256(expected + count[m][side])) {
+                _fail(Check.AdlSide, a, lost, int256(expected), "a position paid other than its side's charges");
+            } else if (expected != 0) {
+                ++positionsCharged;
+            }
+        }
+    }
+
+    function _funding(uint256 a, uint256 m) internal view returns (bool, int256, int256) {
+        try vault.fundingOf(a, m) returns (int256 accrued, int256 index) {
+            return (true, accrued, index);
+        } catch {
+            return (false, 0, 0);
+        }
+    }
+
+    /// @dev AdlLast for a write-off of `a` whose loss (after the fund) reached the claims: every source side with
+    ///      open interest and a valid price paid its cap.
+    function _checkCaps(uint256 a) internal {
+        uint256 sources = _adlSources[a];
+        uint256 share = RiskConfig.adlShare(p.params.fundingWord());
+        uint256 global = p.params.marginConfig().global;
+        for (uint256 bit; bit < 32; ++bit) {
+            if (sources >> bit & 1 == 0) continue;
+            uint256 m = bit % 16;
+            uint256 notional;
+            try p.oracle.price(Env.marketAsset(m)) returns (uint256 price) {
+                notional = Math.mulDiv(vault.openInterest(m), price, 1e18);
+            } catch {} // no valid price: the side cannot be charged
+            uint256 cap = Math.mulDiv(notional, RiskConfig.riskWeight(global, Env.marketAsset(m)) * share, 1e8);
+            uint256 paid;
+            for (uint256 i; i < _charges.length; ++i) {
+                if (_charges[i].account == a && _charges[i].market == m) paid += _charges[i].amount;
+            }
+            if (paid != cap) _fail(Check.AdlLast, a, int256(paid), int256(cap), "claims paid while a side had room");
+        }
+    }
+
+    /// @dev True when `a` holds a position on a side the step's deleveraging charged.
+    function _charged(uint256 a) internal view returns (bool) {
+        for (uint256 i; i < _charges.length; ++i) {
+            (int256 size,) = vault.positionOf(a, _charges[i].market);
+            if (size != 0 && (size > 0) == _charges[i].longsPay) return true;
+        }
+        return false;
+    }
+
+    function _abs(int256 x) internal pure returns (uint256) {
+        return uint256(x >= 0 ? x : -x);
+    }
+
     /// @dev E2: without a price move the fund loses at most the written-off accounts' negative value.
     function _checkFund(int256 allowance, uint256 events) internal {
         int256 fundAfter = valueOf(fund);
@@ -298,7 +500,7 @@ contract Ledger is Liveness {
     function _checkEquities() internal {
         for (uint256 i; i < _touched.length; ++i) {
             uint256 a = _touched[i];
-            if (!_eqKnown[a] || _eqBefore[a] < 0) continue;
+            if (!_eqKnown[a] || _eqBefore[a] < 0 || _charged(a)) continue;
             (bool ok, int256 e,,) = margin(a);
             if (ok && e < 0) _fail(Check.E3, a, _eqBefore[a], e, "equity became negative without a price move");
         }
@@ -366,6 +568,15 @@ contract Ledger is Liveness {
         );
         j = string.concat(
             j,
+            ',"deleveragings":',
+            _uint(deleveragings),
+            ',"positions_charged_checked":',
+            _uint(positionsCharged),
+            ',"funding_moves":',
+            _uint(fundingMoves)
+        );
+        j = string.concat(
+            j,
             ',"e5_probes":',
             _uint(e5Probes),
             ',"e5_accepted":',
@@ -389,15 +600,14 @@ contract Ledger is Liveness {
             _uint(totalSocialised / 1e18),
             ',"violations":{'
         );
-        string[6] memory names = ["E1", "E2", "E3", "E4", "E5", "Accounting"];
-        for (uint256 c; c < 6; ++c) {
-            j = string.concat(j, c == 0 ? '"' : ',"', names[c], '":', _uint(violations[c]));
+        for (uint256 c; c < CHECKS; ++c) {
+            j = string.concat(j, c == 0 ? '"' : ',"', NAMES[c], '":', _uint(violations[c]));
         }
         j = string.concat(j, '},"first":{');
         bool any;
-        for (uint256 c; c < 6; ++c) {
+        for (uint256 c; c < CHECKS; ++c) {
             if (violations[c] == 0) continue;
-            j = string.concat(j, any ? ',"' : '"', names[c], '":"', this.describe(Check(c)), '"');
+            j = string.concat(j, any ? ',"' : '"', NAMES[c], '":"', this.describe(Check(c)), '"');
             any = true;
         }
         j = string.concat(j, "}}");

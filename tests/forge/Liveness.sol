@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {Env} from "./Env.sol";
 import {LivenessProbe} from "./Probe.sol";
 import {Valuation} from "./Valuation.sol";
@@ -42,7 +42,7 @@ abstract contract Liveness is Valuation, Violations {
             return;
         }
         if (e >= int256(mm)) return;
-        (ICrossMarginVault.LiquidationItem[] memory items,) = proportionalTake(account, 1e4);
+        (IVaultTypes.LiquidationItem[] memory items,) = proportionalTake(account, 1e4);
         ++e5Probes;
         try probe.liquidate(account, items) {}
         catch (bytes memory data) {
@@ -50,7 +50,7 @@ abstract contract Liveness is Valuation, Violations {
             if (accepted) {
                 ++e5Accepted;
             } else if (
-                bytes4(data) == ICrossMarginVault.LiquidationEmpty.selector && unpricedValue(account) >= DUST_USD
+                bytes4(data) == IVaultTypes.LiquidationEmpty.selector && unpricedValue(account) >= DUST_USD
             ) {
                 // nothing priced can be taken and the account holds collateral without a valid price worth at least
                 // 1 USD at its true price: it cannot be seized (R3), waiting for its price is the rule. (Dust of a
@@ -76,7 +76,7 @@ abstract contract Liveness is Valuation, Violations {
     function proportionalTake(uint256 account, uint256 fractionBps)
         public
         view
-        returns (ICrossMarginVault.LiquidationItem[] memory items, bool holdsSomething)
+        returns (IVaultTypes.LiquidationItem[] memory items, bool holdsSomething)
     {
         (uint256 markets, uint256 collaterals) = vault.masksOf(account);
         holdsSomething = markets | collaterals != 0;
@@ -86,20 +86,20 @@ abstract contract Liveness is Valuation, Violations {
         // each item's value may round up by < 1 wei against the proportional share: keep n + 1 wei below maxTake
         uint256 target = take * fractionBps / 1e4;
         target = target > n + 1 ? target - n - 1 : 0;
-        items = new ICrossMarginVault.LiquidationItem[](n);
+        items = new IVaultTypes.LiquidationItem[](n);
         uint256 count;
         for (uint256 m; markets >> m != 0; ++m) {
             if ((markets >> m) & 1 == 0) continue;
             (int256 size,) = vault.positionOf(account, m);
             uint256 amount = size < 0 ? uint256(-size) : uint256(size);
             if (!all) amount = Math.mulDiv(amount, target, gross);
-            if (amount != 0) items[count++] = ICrossMarginVault.LiquidationItem(0, uint8(m), amount);
+            if (amount != 0) items[count++] = IVaultTypes.LiquidationItem(0, uint8(m), amount);
         }
         for (uint256 j; collaterals >> j != 0; ++j) {
             if ((collaterals >> j) & 1 == 0 || !_priced(j)) continue; // collateral j is on asset j
             uint256 amount = vault.collateralOf(account, j);
             if (!all) amount = Math.mulDiv(amount, target, gross);
-            if (amount != 0) items[count++] = ICrossMarginVault.LiquidationItem(1, uint8(j), amount);
+            if (amount != 0) items[count++] = IVaultTypes.LiquidationItem(1, uint8(j), amount);
         }
         assembly ("memory-safe") {
             mstore(items, count)
@@ -108,7 +108,7 @@ abstract contract Liveness is Valuation, Violations {
 
     /// @notice The vault's maxTake for `account` now, and its gross (positions and priced collateral, USD 1e18).
     function maxTakeOf(uint256 account) public view returns (uint256 take, uint256 gross) {
-        ICrossMarginVault.MarginDetail memory d = vault.marginDetail(account);
+        IVaultTypes.MarginDetail memory d = vault.marginDetail(account);
         for (uint256 k; k < 8; ++k) {
             gross += d.gross[k];
         }

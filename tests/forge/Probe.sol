@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {LiquidationLooper} from "../../contracts/test/LiquidationLooper.sol";
 
 /// @notice Tries a liquidation without keeping it: every function ends by reverting, with `Accepted` when the vault
@@ -20,12 +20,12 @@ contract LivenessProbe {
     }
 
     /// @notice `vault.liquidate(account, items)`, then revert.
-    function liquidate(uint256 account, ICrossMarginVault.LiquidationItem[] calldata items) external {
+    function liquidate(uint256 account, IVaultTypes.LiquidationItem[] calldata items) external {
         revert Accepted(vault.liquidate(account, items));
     }
 
     /// @notice The looper in its non-strict mode (stops at the first refusal), then revert with how many calls passed.
-    function loop(uint256 account, ICrossMarginVault.LiquidationItem[] calldata items, uint256 times) external {
+    function loop(uint256 account, IVaultTypes.LiquidationItem[] calldata items, uint256 times) external {
         (uint256 calls,) = looper.loop(account, items, times, false);
         revert Accepted(calls);
     }

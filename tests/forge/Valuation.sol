@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {CrossMarginVault} from "../../contracts/CrossMarginVault.sol";
+import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env} from "./Env.sol";
 
@@ -11,7 +11,7 @@ import {Env} from "./Env.sol";
 ///         on the oracle's state or the risk parameters, only on what it holds.
 abstract contract Valuation {
     Protocol internal p;
-    CrossMarginVault internal vault;
+    ICrossMarginVault internal vault;
     uint256 internal fund;
 
     /// @notice Every tracked account but the fund (honest, attacker, looper and keeper accounts).
@@ -29,18 +29,29 @@ abstract contract Valuation {
         return accounts.length;
     }
 
-    /// @notice Value of `account` at true prices: settlement claim + collateral (no haircut) + unrealised P&L.
+    /// @notice Value of `account` at true prices: settlement claim + collateral (no haircut) + unrealised P&L +
+    ///         accrued funding (the vault's view; none while the market's feed is broken: the ledger moves its
+    ///         baselines after every world step, which is where feeds break and mend, time passes, parameters move).
     function valueOf(uint256 account) public view returns (int256 v) {
         (uint256 markets, uint256 collaterals) = vault.masksOf(account);
         v = vault.settlementOf(account);
         for (uint256 m; markets >> m != 0; ++m) {
             if ((markets >> m) & 1 == 0) continue;
             (int256 size, int256 openNotional) = vault.positionOf(account, m);
-            v += _floorDiv(size * int256(truePrice[Env.marketAsset(m)]), 1e18) - openNotional;
+            v += _floorDiv(size * int256(truePrice[Env.marketAsset(m)]), 1e18) - openNotional + accruedOf(account, m);
         }
         for (uint256 j; collaterals >> j != 0; ++j) {
             if ((collaterals >> j) & 1 == 0) continue;
             v += int256(tokenUsd(j, vault.collateralOf(account, j)));
+        }
+    }
+
+    /// @notice Funding accrued by the position of `account` in `market` (0 while its asset has no valid price).
+    function accruedOf(uint256 account, uint256 market) public view returns (int256) {
+        try vault.fundingOf(account, market) returns (int256 accrued, int256) {
+            return accrued;
+        } catch {
+            return 0;
         }
     }
 

@@ -10,8 +10,13 @@ abstract contract Violations {
         E3, //         no account's equity becomes negative in a step without a price move or a socialised loss
         E4, //         a write-off lowers every other claim by the same fraction, at once; withdrawals pay in full
         E5, //         every account below MM accepts a proportional liquidation at maxTake
-        Accounting // the events of a step match what the handlers did
+        Accounting, // the events of a step match what the handlers did
+        AdlSide, //    deleveraging charges exactly the opposite side of a liquidated position, nobody else
+        AdlLast //     claims pay a write-off only after every source side paid its cap
     }
+
+    uint256 internal constant CHECKS = 8;
+    string[8] internal NAMES = ["E1", "E2", "E3", "E4", "E5", "Accounting", "AdlSide", "AdlLast"];
 
     struct Failure {
         uint256 step;
@@ -23,7 +28,7 @@ abstract contract Violations {
         string what;
     }
 
-    uint256[6] public violations;
+    uint256[8] public violations;
     mapping(uint256 check => Failure) internal _first;
 
     /// @notice Steps opened so far in this run; the handler and function of the current one.
@@ -39,9 +44,8 @@ abstract contract Violations {
     function describe(Check check) external view returns (string memory) {
         Failure memory f = _first[uint256(check)];
         if (violations[uint256(check)] == 0) return "";
-        string[6] memory names = ["E1", "E2", "E3", "E4", "E5", "Accounting"];
         return string.concat(
-            names[uint256(check)],
+            NAMES[uint256(check)],
             ": ",
             f.what,
             " (step ",

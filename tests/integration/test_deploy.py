@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from brownie import CrossMarginVault, OracleRouter, RiskParameters, chain, web3
+from brownie import OracleRouter, RiskParameters, chain, web3
 
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
 from offchain.margin.exact import MarginConfig
@@ -55,7 +55,7 @@ def margin_terms(cfg: MarginConfig) -> tuple:
 def test_deploy_on_ganache_is_complete_and_idempotent(deployer, tmp_path):
     path = d.run_deploy("ganache-cli", deployer, d.LOCAL_PLAN, out=tmp_path)
     info = check_deployment(path, web3.provider.endpoint_uri)
-    vault = CrossMarginVault.at(info["CrossMarginVault"])
+    vault = d.vault_at(info["CrossMarginVault"])
     params = RiskParameters.at(info["RiskParameters"])
     assert vault.numMarkets() == len(ASSETS) and vault.numCollaterals() == len(ASSETS)
     assert margin_terms(MarginConfig.from_chain(params.marginConfig())) == margin_terms(DEFAULT_SPEC.margin_config())
@@ -104,7 +104,7 @@ def test_interrupted_deploy_resumes_from_its_journal(deployer, tmp_path, monkeyp
     assert info["contracts"]["CrossMarginVault"]["tx"] == partial["CrossMarginVault"]["tx"]  # its creation, kept
     assert info["RiskParameters"] == partial["RiskParameters"]["address"]
     assert info["collaterals"][:2] == [partial["WBTC"]["address"], partial["WETH"]["address"]]
-    vault = CrossMarginVault.at(info["CrossMarginVault"])
+    vault = d.vault_at(info["CrossMarginVault"])
     assert vault.numCollaterals() == len(ASSETS)  # WBTC and WETH were listed once, the rest now
     assert before_cut > 0 and deployer.nonce - nonce == whole - before_cut  # nothing sent twice, nothing missing
     assert not (tmp_path / f"{chain.id}.partial.json").exists()

@@ -22,6 +22,10 @@ from offchain.margin.exact import (BPS, account_margin, keeper_reward, liquidati
 from scripts.deploy import deploy_local, set_price
 from tests.conftest import Trader, err, assert_reverts
 
+# The write-off rule on its own: deleveraging off (adlShare 0), so a loss beyond the fund reaches the claims pool
+# (tests/integration/test_funding.py: deleveraging charges the opposite side before it does).
+NO_ADL = DEFAULT_SPEC.funding.model_copy(update={"adl_share_bps": 0})
+
 WAD = 10**18
 USDC = 10**6
 SCALE = 10**12
@@ -575,7 +579,7 @@ def test_liquidate_bad_debt_covered_by_fund(protocol, long_btc, mirror, keeper, 
     ev = tx.events["Liquidated"]
     assert (ev["taken"], ev["penalty"], ev["keeperReward"]) == (48_000 * WAD, 0, 0)
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 2_000 * WAD, "socialised": 0,
+        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 2_000 * WAD, "deleveraged": 0, "socialised": 0,
     }
     assert "SettlementIndexUpdated" not in tx.events
     assert vault.settlementOf(long_btc.id) == 0
@@ -634,11 +638,12 @@ def test_liquidate_flat_debtor_cannot_be_left_by_a_trade_and_is_written_off_in_o
 
 @pytest.fixture
 def socialised(protocol, book, long_btc, make_trader, fund, deployer, keeper, move_price):
-    """Two holders deposit 50,000 USDC each; the fund is drained by its operator; then a bankrupt account (E = -2,000)
-    is closed in one call: no penalty (no equity left), no fund cover, and the 2,000 of debt is socialised over every
+    """Deleveraging off. Two holders deposit 50,000 USDC each; the fund is drained by its operator; then a bankrupt
+    account (E = -2,000) is closed in one call: no penalty (no equity left), no fund cover, and the 2,000 of debt is socialised over every
     positive settlement balance by lowering the index. Returns the transaction, the holders, the pool's shares at
     the write-off and the index before and after."""
     vault, usdc = protocol.vault, protocol.usdc
+    protocol.params.setFunding(*NO_ADL.as_args(), {"from": deployer})
     fund_id = vault.fundAccount()
     holders = []
     for _ in range(2):
@@ -661,7 +666,7 @@ def socialised(protocol, book, long_btc, make_trader, fund, deployer, keeper, mo
 def test_liquidate_bad_debt_beyond_fund_socialised_through_index(protocol, socialised, book, long_btc, keeper):
     vault, tx = protocol.vault, socialised.tx
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 0, "socialised": 2_000 * WAD,
+        "account": long_btc.id, "debt": 2_000 * WAD, "coveredByFund": 0, "deleveraged": 0, "socialised": 2_000 * WAD,
     }
     assert (tx.events["Liquidated"]["penalty"], tx.events["Liquidated"]["keeperReward"]) == (0, 0)
     lost = socialised.shares - usd_of_shares(socialised.shares, socialised.index1)  # rounded against the holders
@@ -733,11 +738,11 @@ def test_withdraw_collateral_unaffected_by_bad_debt(protocol, socialised, make_t
 
 @pytest.fixture
 def beyond_every_claim(deployer, keeper):
-    """A fresh deployment with an empty fund and one claim: `h` holds 1,000 USDC. `t`, long 1 BTC on 10,000 USDC
+    """A fresh deployment (deleveraging off) with an empty fund and one claim: `h` holds 1,000 USDC. `t`, long 1 BTC on 10,000 USDC
     against `c` (who holds WBTC and no settlement balance), is liquidated at 40,000: a debt of 10,000 against 1,000 of
     claims. The loss takes every claim: the pool restarts (index 1e18, no shares) and what the claims could not absorb
     is recorded in badDebt."""
-    w = deploy_local(deployer, DEFAULT_SPEC, seed_fund=False)
+    w = deploy_local(deployer, DEFAULT_SPEC.model_copy(update={"funding": NO_ADL}), seed_fund=False)
     venue = TestVenue.deploy(w.vault, {"from": deployer})
     w.vault.setVenue(venue, True, {"from": deployer})
 
@@ -761,7 +766,7 @@ def test_bad_debt_beyond_every_claim_recorded(beyond_every_claim):
     b = beyond_every_claim
     vault, tx = b.w.vault, b.tx
     assert dict(tx.events["BadDebtWrittenOff"]) == {
-        "account": tx.events["Liquidated"]["account"], "debt": 10_000 * WAD, "coveredByFund": 0,
+        "account": tx.events["Liquidated"]["account"], "debt": 10_000 * WAD, "coveredByFund": 0, "deleveraged": 0,
         "socialised": 10_000 * WAD,
     }
     assert dict(tx.events["SettlementIndexUpdated"]) == {"index": WAD, "totalShares": 0, "socialised": 1_000 * WAD}

@@ -11,16 +11,20 @@ from brownie import ZERO_ADDRESS, CrossMarginVault, OracleRouter, RiskParameters
 from eth_abi import decode
 from brownie.exceptions import VirtualMachineError
 
-from offchain.margin.defaults import DEFAULT_SPEC
+from offchain.margin.defaults import DEFAULT_SPEC, FUNDING_DEFAULT
 from offchain.margin.exact import MarginConfig, pair_index, u16
 from offchain.margin.params import apply_spec
+from scripts.deploy import complete_vault_abi
 from tests.conftest import NOW, b32, err, reverts_at
 
 WAD = 10**18
+HOUR = 3600
 DAY = 86_400
 DELAY = DAY
 ADMIN_ROLE = b"\0" * 32
-U112 = 2**112 - 1
+U112 = 2**112 - 1  # the MARKET word's fields
+I96 = 2**95 - 1  # the largest cap setMarket accepts (positions are stored as int96)
+OI1, SZ1 = DEFAULT_SPEC.markets[1].max_open_interest, DEFAULT_SPEC.markets[1].max_position_size
 
 
 # ---------------------------------------------------------------------------------------------- decoding helpers
@@ -29,7 +33,7 @@ def words(params) -> tuple:
     g, c0, c1, h, stress = params.marginConfig()
     liq, disc = params.liquidationConfig()
     return (int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress), int(params.control()), int(liq),
-            int(disc), tuple(int(params.marketWord(m)) for m in range(4)))
+            int(disc), tuple(int(params.marketWord(m)) for m in range(4)), int(params.fundingWord()))
 
 
 def cfg(params) -> MarginConfig:
@@ -193,8 +197,8 @@ def test_set_stress_vector_extreme_shocks_decode(params, roles):
 def test_set_market_and_liquidation_words_pack_fields(params, roles):
     params.setMarket(9, 15, 12_345 * WAD, 678 * WAD, {"from": roles.admin})
     assert market(params, 9) == {"rate": 15, "oi": 12_345 * WAD, "size": 678 * WAD}
-    params.setMarket(10, 10_000, U112, U112, {"from": roles.admin})
-    assert market(params, 10) == {"rate": 10_000, "oi": U112, "size": U112}
+    params.setMarket(10, 10_000, I96, I96, {"from": roles.admin})
+    assert market(params, 10) == {"rate": 10_000, "oi": I96, "size": I96}
     params.setLiquidation(1000, 2000, 10_000, 10_000, 1000 * WAD, 10**24, {"from": roles.admin})
     assert liquidation(params) == {"close": 1000, "penalty": 2000, "share": 10_000, "deep": 10_000,
                                    "reward": 1000 * WAD, "dust": 10**24}
@@ -227,8 +231,8 @@ BOUNDS = [
     ("setHaircut", (0, 10_001), "haircut", 10_001, 0, 10_000),
     ("setMarket", (0, 9, WAD, WAD), "standardMmr", 9, 10, 10_000),
     ("setMarket", (0, 10_001, WAD, WAD), "standardMmr", 10_001, 10, 10_000),
-    ("setMarket", (0, 1000, U112 + 1, WAD), "maxOpenInterest", U112 + 1, 0, U112),
-    ("setMarket", (0, 1000, WAD, U112 + 1), "maxPositionSize", U112 + 1, 0, U112),
+    ("setMarket", (0, 1000, I96 + 1, WAD), "maxOpenInterest", I96 + 1, 0, I96),
+    ("setMarket", (0, 1000, WAD, I96 + 1), "maxPositionSize", I96 + 1, 0, I96),
     ("setLiquidation", (999, 100, 3000, 5000, 0, 0), "closeFactor", 999, 1000, 10_000),
     ("setLiquidation", (10_001, 100, 3000, 5000, 0, 0), "closeFactor", 10_001, 1000, 10_000),
     ("setLiquidation", (5000, 2001, 3000, 5000, 0, 0), "penalty", 2001, 0, 2000),
@@ -240,6 +244,17 @@ BOUNDS = [
     ("setPriceBand", (2001,), "priceBand", 2001, 10, 2000),
     ("setLoosenDelay", (30 * DAY + 1,), "loosenDelay", 30 * DAY + 1, 0, 30 * DAY),
     ("setPause", (4,), "pauseFlags", 4, 0, 3),
+    ("setFunding", (59, 8 * HOUR, 0, 0, 0, 0, 0, 0), "fundingWindow", 59, 60, 7 * DAY),
+    ("setFunding", (7 * DAY + 1, 8 * HOUR, 0, 0, 0, 0, 0, 0), "fundingWindow", 7 * DAY + 1, 60, 7 * DAY),
+    ("setFunding", (HOUR, HOUR - 1, 0, 0, 0, 0, 0, 0), "fundingPeriod", HOUR - 1, HOUR, 30 * DAY),
+    ("setFunding", (HOUR, 30 * DAY + 1, 0, 0, 0, 0, 0, 0), "fundingPeriod", 30 * DAY + 1, HOUR, 30 * DAY),
+    ("setFunding", (HOUR, 8 * HOUR, 501, 10_000, 0, 0, 0, 0), "premiumCap", 501, 0, 500),
+    ("setFunding", (HOUR, 8 * HOUR, 0, 10_001, 0, 0, 0, 0), "premiumDepth", 10_001, 0, 10_000),
+    ("setFunding", (HOUR, 8 * HOUR, 0, 0, 10_001, 0, 0, 0), "maxFundingRate", 10_001, 0, 10_000),
+    ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 10_001, 0, 0), "fundingClamp", 10_001, 0, 10_000),
+    ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, -101, 0), "interest", -101, -100, 100),
+    ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, 101, 0), "interest", 101, -100, 100),
+    ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, 0, 10_001), "adlShare", 10_001, 0, 10_000),
 ]
 
 
@@ -271,13 +286,15 @@ ACCEPTED_EDGES = [
     ("setLiquidationDiscount", (0, 800)),  # = its haircut
     ("setLiquidationDiscount", (0, 0)),
     ("setMarket", (0, 10, 0, 0)),
-    ("setMarket", (0, 10_000, U112, U112)),
+    ("setMarket", (0, 10_000, I96, I96)),
     ("setLiquidation", (1000, 0, 0, 0, 0, 0)),
     ("setLiquidation", (10_000, 2000, 10_000, 10_000, 1000 * WAD, 10**24)),
     ("setPriceBand", (10,)),
     ("setPriceBand", (2000,)),
     ("setLoosenDelay", (30 * DAY,)),  # (0 is the deployment's value)
     ("setPause", (3,)),
+    ("setFunding", (60, HOUR, 0, 0, 0, 0, -100, 0)),
+    ("setFunding", (7 * DAY, 30 * DAY, 500, 10_000, 10_000, 10_000, 100, 10_000)),
 ]
 
 
@@ -420,8 +437,8 @@ TIGHTENING = [
     ("setMarginScalars", (16_000, 60, 100), lambda p: (cfg(p).alpha, cfg(p).basis_addon, cfg(p).floor_rate),
      (15_000, 50, 100), (16_000, 60, 100)),
     ("setHaircut", (1, 1100), lambda p: cfg(p).haircut(1), 1000, 1100),
-    ("setMarket", (1, 1300, 10**11 * WAD, 10**9 * WAD), lambda p: market(p, 1),
-     {"rate": 1200, "oi": 10**12 * WAD, "size": 10**9 * WAD}, {"rate": 1300, "oi": 10**11 * WAD, "size": 10**9 * WAD}),
+    ("setMarket", (1, 1300, OI1 // 10, SZ1), lambda p: market(p, 1),
+     {"rate": 1200, "oi": OI1, "size": SZ1}, {"rate": 1300, "oi": OI1 // 10, "size": SZ1}),
     ("setPriceBand", (150,), lambda p: control(p)["band"], 200, 150),
     ("setLoosenDelay", (2 * DELAY,), lambda p: control(p)["delay"], DELAY, 2 * DELAY),
 ]
@@ -458,10 +475,12 @@ LOOSENING = [
      (15_000, 50), (16_000, 40)),  # one of three falls
     ("setHaircut", (1, 900), lambda p: cfg(p).haircut(1), 1000, 900),
     ("setLiquidationDiscount", (1, 400), lambda p: discount(p, 1), 500, 400),  # always queued, even lowering
-    ("setMarket", (1, 1200, 10**12 * WAD + 1, 10**9 * WAD), lambda p: market(p, 1)["oi"], 10**12 * WAD,
-     10**12 * WAD + 1),
-    ("setMarket", (1, 1100, 10**12 * WAD, 10**9 * WAD), lambda p: market(p, 1)["rate"], 1200, 1100),
+    ("setMarket", (1, 1200, OI1 + 1, SZ1), lambda p: market(p, 1)["oi"], OI1, OI1 + 1),
+    ("setMarket", (1, 1100, OI1, SZ1), lambda p: market(p, 1)["rate"], 1200, 1100),
     ("setLiquidation", (6000, 200, 3000, 5000, 5 * WAD, 100 * WAD), lambda p: liquidation(p)["close"], 5000, 6000),
+    # funding moves value between traders: every change waits, even one that lowers every rate
+    ("setFunding", (2 * HOUR, 8 * HOUR, 0, 0, 0, 0, 0, 0), lambda p: int(p.fundingWord()) & 0xFFFFFFFF,
+     FUNDING_DEFAULT.window, 2 * HOUR),
     ("setPriceBand", (300,), lambda p: control(p)["band"], 200, 300),
     ("setLoosenDelay", (DELAY // 2,), lambda p: control(p)["delay"], DELAY, DELAY // 2),
 ]
@@ -723,9 +742,9 @@ def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed
 # ---------------------------------------------------------------------------------------------- published words
 def published(pointer) -> MarginConfig:
     """Decode the data contract at `pointer`: one STOP byte, then abi.encode(MarginConfig) with uint256[8] stress,
-    then the LIQUIDATION and DISCOUNT words (`published_liquidation`)."""
+    then the LIQUIDATION, DISCOUNT and FUNDING words (`published_liquidation`)."""
     code = bytes(web3.eth.get_code(pointer))
-    assert code[0] == 0 and len(code) == 1 + 14 * 32
+    assert code[0] == 0 and len(code) == 1 + 31 * 32
     g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:1 + 12 * 32])
     return MarginConfig(g, c0, c1, h, tuple(stress))
 
@@ -733,8 +752,8 @@ def published(pointer) -> MarginConfig:
 def published_liquidation(pointer) -> tuple[int, int]:
     """The LIQUIDATION and DISCOUNT words after the margin words of the data contract at `pointer`."""
     code = bytes(web3.eth.get_code(pointer))
-    assert len(code) == 1 + 14 * 32
-    return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:]))
+    assert len(code) == 1 + 31 * 32
+    return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:1 + 14 * 32]))
 
 
 @pytest.fixture
@@ -743,6 +762,7 @@ def sink(params, roles):
     tx = {"from": roles.admin}
     usdc = TestToken.deploy("USD Coin", "USDC", 6, tx)
     oracle = OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx)
+    complete_vault_abi()
     vault = CrossMarginVault.deploy(params, oracle, usdc, tx)
     params.setVault(vault, tx)
     return vault
@@ -775,6 +795,7 @@ def test_liquidation_setter_publishes_words_to_vault(params, roles, sink, fn, ar
 def test_set_vault_pushes_control_word(params, roles):
     """A CONTROL change before the vault is set is not lost: setVault pushes the current word."""
     tx = {"from": roles.admin}
+    complete_vault_abi()
     vault = CrossMarginVault.deploy(params, OracleRouter.deploy(roles.admin, ZERO_ADDRESS, 0, tx),
                                     TestToken.deploy("USD Coin", "USDC", 6, tx), tx)
     assert vault.controlWord() == params.control()

@@ -38,9 +38,9 @@ def test_accounts_account_and_opportunities_commands(book, protocol, deployer, d
     target = sorted(under)[0]
     row = protocol.vault.marginDetail(target)
     detail = _run("-c", str(cfg), "account", hex(target))
-    assert f"equity               {row[0] / 1e18:>18,.2f}" in detail
-    assert f"maintenance margin   {row[4][5] / 1e18:>18,.2f}" in detail
-    assert f"standard requirement {row[1] / 1e18:>18,.2f}" in detail and "LIQUIDATABLE" in detail
+    assert f"equity               {row['equity'] / 1e18:>18,.2f}" in detail
+    assert f"maintenance margin   {row['margin']['maintenance'] / 1e18:>18,.2f}" in detail
+    assert f"standard requirement {row['standard'] / 1e18:>18,.2f}" in detail and "LIQUIDATABLE" in detail
     assert re.search(r"worst scenario #\d+ \([a-z_]+\)", detail), detail  # the default set's name of that vector
     owner = _run("-c", str(cfg), "account", "0x" + f"{target >> 96:040x}")  # an owner's address: its subaccounts
     assert f"account {target:#066x} (owner {target >> 96:#042x}" in owner and "LIQUIDATABLE" in owner

@@ -1,10 +1,13 @@
 """The crash demo (scripts/demo.py) end to end on the suite's Ganache and on Anvil, at a small size.
 
-It deploys with scripts/deploy.py, opens every position with signed orders, runs `xmargin keeper run` as a separate
-process and crashes the market through the Chainlink feeds; here its summary is checked against the chain itself.
+It deploys with scripts/deploy.py, opens every position with signed orders, runs a quiet period in which the venue's
+fills print above the index (funding), runs `xmargin keeper run` as a separate process and crashes the market
+through the Chainlink feeds; here its summary is checked against the chain itself. The gap scenario, on a fund that
+holds only its fees, runs out the fund and deleverages; its checks are also fed doctored readings, which must fail.
 """
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import subprocess
@@ -12,15 +15,21 @@ import sys
 
 import pytest
 import requests
-from brownie import CrossMarginVault, accounts
-from eth_utils import event_abi_to_log_topic
+from brownie import accounts
+from eth_account import Account
+from eth_utils import event_abi_to_log_topic, keccak
 from web3 import HTTPProvider, Web3
 
-from offchain.population import KINDS
-from scripts.demo import ManualMining, Options, run
+from offchain.population import KINDS, generate
+from scripts.demo import QUIET_STEP, ManualMining, Options, account_of, parse_args, run, trader_key
+from scripts.demo_checks import verify
+from scripts.deploy import vault_at
 
 from .conftest import ROOT
 from .rpc_proxy import RpcProxy
+
+WAD = 10**18
+SMALL = {"traders": 24, "seed": 11, "blocks": 14, "settle_blocks": 8}
 
 
 def free_port() -> int:
@@ -29,20 +38,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_crash_demo_liquidates_every_breach(deployer, tmp_path):
-    opts = Options(traders=24, scenario="mar2020", seed=11, blocks=14, settle_blocks=8, metrics_port=free_port(),
-                   out=tmp_path)
-    summary = run(opts, deployer, accounts[2])
+def deployed(out) -> tuple[dict, object]:
+    info = json.loads((out / "1337.json").read_text())
+    return info, vault_at(info["CrossMarginVault"])
+
+
+@pytest.fixture(scope="module")
+def crash_run(tmp_path_factory):
+    """12 March 2020 at a small size, after two hours of fills above the index."""
+    out = tmp_path_factory.mktemp("crash")
+    opts = Options(**SMALL, scenario="mar2020", quiet_hours=2, metrics_port=free_port(), out=out)
+    return run(opts, accounts[0], accounts[2]), opts
+
+
+@pytest.fixture(scope="module")
+def gap_run(tmp_path_factory):
+    """The gap scenario at a small size, with a fund that starts empty (it holds only the fees)."""
+    out = tmp_path_factory.mktemp("gap")
+    opts = Options(**SMALL, scenario="gap", quiet_hours=1, fund_usdc=0, metrics_port=free_port(), out=out)
+    return run(opts, accounts[0], accounts[2]), out
+
+
+def test_crash_demo_liquidates_every_breach(crash_run):
+    summary, opts = crash_run
+    tmp_path = opts.out
 
     assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(json.dumps(summary))
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (tmp_path / "blocks.csv").read_text().splitlines()
     assert len(rows) == 1 + 1 + opts.blocks + summary["settle_blocks"]  # header, the start, every block
+    assert len((tmp_path / "funding.csv").read_text().splitlines()) == 1 + 1 + 2 * 3600 // QUIET_STEP
     assert summary["keeper_exit_code"] == 0
+    assert summary["checks_failed"] == []
 
     # what the chain says happened
-    info = json.loads((tmp_path / "1337.json").read_text())
-    vault = CrossMarginVault.at(info["CrossMarginVault"])
+    info, vault = deployed(tmp_path)
     events = vault.events.get_sequence(info["startBlock"], summary["final_block"], "Liquidated")
     liquidated = {e["args"]["account"] for e in events}
     assert summary["missed_liquidations"] == 0 and summary["missed_accounts"] == []
@@ -51,7 +81,8 @@ def test_crash_demo_liquidates_every_breach(deployer, tmp_path):
     assert summary["breached_accounts"] >= summary["liquidated_accounts"]
     assert summary["keeper_opportunities"] == {"included": len(events)}  # every send landed, nothing failed
     assert 1 <= summary["blocks_to_liquidation_median"] <= summary["blocks_to_liquidation_max"] <= 2
-    assert summary["bad_debt"] == summary["bad_debt_covered_by_fund"] + summary["bad_debt_socialised"]
+    assert summary["bad_debt"] == pytest.approx(summary["bad_debt_covered_by_fund"] + summary["bad_debt_deleveraged"]
+                                                + summary["bad_debt_socialised"])
     recorded = summary["bad_debt_recorded_after"] - summary["bad_debt_recorded_before"]
     assert recorded == pytest.approx(summary["bad_debt_socialised"])  # the vault's own bad-debt ledger agrees
     assert summary["insurance_fund_before"] >= 1_000_000  # the seed, plus the trading fees of the set-up
@@ -61,14 +92,153 @@ def test_crash_demo_liquidates_every_breach(deployer, tmp_path):
     assert hedged["portfolio_mm"] < hedged["standard_mm"]  # the hedge is credited
 
 
+def test_quiet_period_moves_funding_from_longs_to_shorts(crash_run):
+    """The quiet period's fills print above the index, so the longs pay the shorts; what each book type holds comes
+    from AccountLens here (the summary reads fundingOf per position), and the two agree to the cent."""
+    summary, opts = crash_run
+    info, vault = deployed(opts.out)
+    from brownie import AccountLens, OracleRouter
+
+    lens, oracle = AccountLens.at(info["AccountLens"]), OracleRouter.at(info["OracleRouter"])
+    q = summary["funding"]["before_crash"]["block"]
+
+    above = [t for t in vault.events.get_sequence(info["startBlock"], q, "Trade")
+             if t["args"]["price"] > oracle.price(t["args"]["market"], block_identifier=t["blockNumber"])]
+    assert len(above) == summary["funding"]["desk_fills"] > 0
+    assert sum(t["args"]["fees"] for t in above) == pytest.approx(summary["funding"]["desk_fees"] * WAD)
+    for m in range(4):
+        funding = vault.marketFunding(m, block_identifier=q)
+        assert funding[2] > 0 and funding[4] > 0  # premium and rate: longs pay
+
+    books = generate(opts.traders, opts.seed)
+    ids = [account_of(trader_key(opts.seed, i).address) for i in range(opts.traders)]
+    for kind in KINDS:
+        mine = [a for a, b in zip(ids, books) if b.kind == kind]
+        net = sum(h[2] for h in lens.healthOf(mine, block_identifier=q)) / WAD  # accrued funding
+        assert summary["funding"]["by_kind"][kind]["net"] == pytest.approx(net, abs=0.01)
+    paid = sum(r["paid"] for r in summary["funding"]["by_kind"].values())
+    received = sum(r["received"] for r in summary["funding"]["by_kind"].values())
+    assert paid > 10 and received > 10  # dollars, not dust: money moved between the books
+    # what the longs paid is what the shorts received: nothing is left in the vault before the crash
+    for m, r in summary["funding"]["before_crash"]["markets"].items():
+        assert r["accrued_longs"] < 0 < r["accrued_shorts"]
+        assert 0 <= r["balance"] - r["accrued_longs"] - r["accrued_shorts"] <= r["settlements"] + r["positions"]
+        assert vault.fundingBalance(int(m), block_identifier=q) == r["balance"]
+
+
+def test_gap_runs_out_the_fund_and_deleverages_only_the_opposite_side(gap_run):
+    summary, out = gap_run
+    assert summary["checks_failed"] == [] and summary["missed_liquidations"] == 0
+    info, vault = deployed(out)
+    start, final = summary["funding"]["before_crash"]["block"], summary["final_block"]
+    dels = vault.events.get_sequence(start, final, "Deleveraged")
+    offs = vault.events.get_sequence(start, final, "BadDebtWrittenOff")
+    assert len(dels) == len(summary["adl"]["deleveraged"]) > 0
+    # the fund ran out: a write-off it could not cover went on to the opposite side
+    short_of_fund = [w for w in offs if w["args"]["coveredByFund"] < w["args"]["debt"]]
+    assert short_of_fund and all(w["args"]["deleveraged"] > 0 for w in short_of_fund)
+    assert sum(w["args"]["deleveraged"] for w in offs) == sum(e["args"]["amount"] for e in dels)
+    assert summary["bad_debt_deleveraged"] == pytest.approx(sum(e["args"]["amount"] for e in dels) / WAD)
+
+    positions = vault.events.get_sequence(info["startBlock"], final, "PositionUpdated")
+    checked = {True: 0, False: 0}
+    for block in sorted({e["blockNumber"] for e in dels}):
+        touched = {(p["args"]["account"], p["args"]["market"]) for p in positions if p["blockNumber"] == block}
+        for market in {e["args"]["market"] for e in dels if e["blockNumber"] == block}:
+            here = [e for e in dels if (e["blockNumber"], e["args"]["market"]) == (block, market)]
+            for e in here:  # the bankrupt account held the other side
+                size, _ = vault.positionOf(e["args"]["account"], market, block_identifier=block - 1)
+                assert size != 0 and (size < 0) == e["args"]["longsPay"]
+            shift = {side: sum(e["args"]["shift"] for e in here if e["args"]["longsPay"] == side)
+                     for side in (True, False)}
+            holders = {p["args"]["account"] for p in positions if p["args"]["market"] == market}
+            for holder in holders:
+                if (holder, market) in touched:
+                    continue
+                size, _ = vault.positionOf(holder, market, block_identifier=block - 1)
+                if size == 0:
+                    continue
+                paid = (vault.fundingOf(holder, market, block_identifier=block - 1)[0]
+                        - vault.fundingOf(holder, market, block_identifier=block)[0])
+                charge = abs(size) * shift[size > 0] // 10**9  # what its side's shift costs it
+                other = abs(size) * shift[size < 0] // 10**9  # what it would pay on the other side
+                if charge:  # on a charged side: it pays its share (and a block of ordinary funding)
+                    assert abs(paid - charge) <= charge // 100 + 10**12
+                else:  # on the bankrupt accounts' side: ordinary funding only, nothing of the loss
+                    assert abs(paid) <= other // 100 + 10**12
+                checked[size > 0] += 1
+    assert checked[False] > 0 and checked[True] > 0  # shorts charged, longs spared, both seen
+
+    # depositors bore nothing: the opposite sides had room for every loss (the split's parts add up to it, to the
+    # wei), so no write-off socialised anything and a depositor with no position kept every wei
+    assert all(w["args"]["socialised"] == 0 for w in offs)
+    saver = account_of(Account.from_key(keccak(text="xmargin demo saver")).address)
+    before, after = (vault.settlementOf(saver, block_identifier=b) for b in (start, final))
+    assert before == after > 0
+    assert summary["adl_by_market"] and all(r["shorts_paid"] > 0 and r["longs_paid"] == 0
+                                            for r in summary["adl_by_market"].values())
+
+
+DOCTORED = [
+    ("a funding balance one wei short", lambda s: s["funding"]["before_crash"]["markets"]["0"].update(
+        balance=s["funding"]["before_crash"]["markets"]["0"]["balance"] - 1), "funding of market 0 is not conserved"),
+    ("a funding balance that kept a dollar", lambda s: s["funding"]["at_end"]["markets"]["1"].update(
+        balance=s["funding"]["at_end"]["markets"]["1"]["balance"] + WAD), "funding of market 1 is not conserved"),
+    ("shorts paying longs", lambda s: [r.update(accrued_longs=r["accrued_shorts"], accrued_shorts=r["accrued_longs"])
+                                       for r in s["funding"]["before_crash"]["markets"].values()],
+     "longs should pay shorts"),
+    ("the bankrupt side charged", lambda s: s["adl"]["deleveraged"][0].update(longs_pay=not s["adl"]["deleveraged"][0][
+        "longs_pay"]), "only the opposite side may pay"),
+    ("an index moved without an event", lambda s: s["adl"]["index_moves"][0].update(
+        long_index_moved=s["adl"]["index_moves"][0]["long_index_moved"] + 1), "a side was charged that no event names"),
+    ("a write-off that does not add up", lambda s: s["adl"]["write_offs"][-1].update(
+        debt=s["adl"]["write_offs"][-1]["debt"] + 1), "debt"),
+    ("deleveraging that charged more than its events", lambda s: next(
+        w for w in s["adl"]["write_offs"] if w["deleveraged"]).update(deleveraged=next(
+            w for w in s["adl"]["write_offs"] if w["deleveraged"])["deleveraged"] + 1), "Deleveraged events charge"),
+    ("a depositor who lost a wei with nothing socialised", lambda s: [
+        w.update(debt=w["debt"] - w["socialised"], socialised=0) for w in s["adl"]["write_offs"]] + [
+        s["saver_value"].update(after=s["saver_value"]["before"] - 1)], "a depositor without positions"),
+    ("a depositor who gained", lambda s: s["saver_value"].update(after=s["saver_value"]["before"] + 1),
+     "a depositor without positions"),
+    ("a loss socialised while the opposite side could pay more", lambda s: next(
+        w for w in s["adl"]["write_offs"] if w["deleveraged"]).update(
+            debt=next(w for w in s["adl"]["write_offs"] if w["deleveraged"])["debt"] + WAD,
+            socialised=next(w for w in s["adl"]["write_offs"] if w["deleveraged"])["socialised"] + WAD),
+     "they could bear"),
+    ("the demo's mirror disagreeing", lambda s: s["funding"]["before_crash"]["mirror_by_kind"].update(
+        basket=s["funding"]["before_crash"]["mirror_by_kind"]["basket"] + 1), "the demo's mirror says basket"),
+]
+
+
+@pytest.mark.parametrize("what, doctor, message", DOCTORED, ids=[d[0] for d in DOCTORED])
+def test_demo_checks_fail_on_a_doctored_reading(gap_run, what, doctor, message):
+    summary, out = gap_run
+    saved = json.loads((out / "summary.json").read_text())
+    assert verify(saved) == []  # the reading as the chain gave it passes
+    doctored = copy.deepcopy(saved)
+    doctor(doctored)
+    failures = verify(doctored)
+    assert failures and any(message in f for f in failures), failures
+
+
+def test_demo_options_refuse_a_quiet_period_it_cannot_run():
+    for bad in (["--quiet-hours", "-1"], ["--premium-bps", "201"], ["--fund-usdc", "-5"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+    opts, _ = parse_args(["--scenario", "gap", "--quiet-hours", "0.5", "--premium-bps", "10", "--fund-usdc", "0"])
+    assert (opts.scenario, opts.quiet_hours, opts.premium_bps, opts.fund_usdc) == ("gap", 0.5, 10, 0)
+
+
 def test_crash_demo_on_anvil(anvil, tmp_path):
     """The same demo on Anvil (manual mining through evm_setAutomine); its counts are checked against the Liquidated
     events Anvil returns for the whole run, read here with plain JSON-RPC."""
     url, env = anvil
     out = tmp_path / "demo"
     p = subprocess.run([sys.executable, "scripts/demo.py", "--network", "anvil-test", "--traders", "24", "--blocks",
-                        "14", "--settle-blocks", "8", "--seed", "11", "--metrics-port", str(free_port()), "--out",
-                        str(out)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+                        "14", "--settle-blocks", "8", "--seed", "11", "--quiet-hours", "1", "--metrics-port",
+                        str(free_port()), "--out", str(out)], env=env, cwd=ROOT, capture_output=True, text=True,
+                       timeout=900)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     info = json.loads((out / "31337.json").read_text())
@@ -80,6 +250,7 @@ def test_crash_demo_on_anvil(anvil, tmp_path):
     assert summary["liquidations"] == len(logs) > 0
     assert summary["missed_liquidations"] == 0 and summary["keeper_exit_code"] == 0
     assert summary["keeper_opportunities"].get("included", 0) == len(logs)
+    assert summary["checks_failed"] == [] and summary["funding"]["desk_fills"] > 0
 
 
 def test_demo_refuses_a_node_it_cannot_drive():

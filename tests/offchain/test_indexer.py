@@ -30,16 +30,17 @@ def test_mirror_equals_lens_to_the_wei_on_500_random_accounts(book, settings_for
     rt = open_runtime(settings_for("mirror"))
     res = rt.indexer.sync()
     assert set(ids) <= set(rt.indexer.accounts())
-    layout, prices, cfg = rt.indexer.market_view(res.head)
+    layout, prices, cfg, markets = rt.indexer.market_view(res.head)
     states = rt.indexer.states(ids)
     rows = []
     for i in range(0, len(ids), 100):
         rows += rt.chain.call("AccountLens", "healthOf", ids[i:i + 100], block=res.head)
     liquidatable = 0
     for a, row in zip(ids, rows):
-        m = account_margin(states[a], layout, prices, cfg)
-        assert (row[0], row[1], row[2], row[3]) == (a, m.equity, m.maintenance, m.initial), hex(a)
-        assert list(row[5]) == list(m.delta), hex(a)
+        m = account_margin(states[a], layout, prices, cfg, markets)
+        account, equity, _funding, maintenance, initial, _standard, delta = row
+        assert (account, equity, maintenance, initial) == (a, m.equity, m.maintenance, m.initial), hex(a)
+        assert list(delta) == list(m.delta), hex(a)
         liquidatable += m.liquidatable
     assert 0 < liquidatable < len(ids)  # the move left some accounts under water: both branches are compared
     assert rt.indexer.reconcile(ids) == []

@@ -35,7 +35,7 @@ def test_dry_run_diff_and_effect_match_a_direct_computation(book, protocol, depl
     spec_path = write_spec(proposed, tmp_path / "tight.json")
     rt = open_runtime(settings_for("dry"))
     head = rt.indexer.sync().head
-    layout, prices, cfg = rt.indexer.market_view(head)
+    layout, prices, cfg, _ = rt.indexer.market_view(head)
     p = prepare(rt.chain, proposed, head, layout, rt.chain.deployment.assets)
     assert p.current.margin_config() == cfg  # the decoded on-chain set reproduces the published words
     # every asset is correlated with another in the default set: a risk weight rise can lower a hedge's charge, so

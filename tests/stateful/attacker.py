@@ -32,7 +32,7 @@ from hypothesis.stateful import rule
 
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
-from offchain.margin.exact import BPS, MarginConfig, account_margin, u16
+from offchain.margin.exact import BPS, MarginConfig, account_margin, settled, u16
 
 from . import economics as econ
 from .common import DUST, DUST_ASSET, LOOSEN_DELAY, NMARKETS, SHARED_MARKET, USDC_T, WAD, raw_send
@@ -58,22 +58,22 @@ class AttackerRules:
 
     # ------------------------------------------------------------------ helpers
     def _below_mm(self):
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         states = self._read_states("latest", self.margined)
-        return [a for a in self.margined if account_margin(states[a], self.layout, prices, cfg).liquidatable]
+        return [a for a in self.margined if account_margin(states[a], self.layout, prices, cfg, markets).liquidatable]
 
     def _push(self, acct, depth="mm"):
         """Move one price against ``acct`` (the asset of its largest exposure) until it is below MM (``depth`` "mm"),
         under water ("bankrupt") or under water by more than the fund can cover ("beyond_fund"), without a keeper
         pass: the attacker gets there first. True when it got there."""
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         state = self._state(acct)
         fund = max(self._state(self.fund).settlement, 0)
 
         def there(m):
             return {"mm": m.liquidatable, "bankrupt": m.equity < 0, "beyond_fund": m.equity < -fund - 1000 * WAD}[depth]
 
-        m = account_margin(state, self.layout, prices, cfg)
+        m = account_margin(state, self.layout, prices, cfg, markets)
         if there(m):
             return True
         for k in sorted(range(len(m.delta)), key=lambda k: -abs(m.delta[k])):
@@ -84,7 +84,7 @@ class AttackerRules:
                 new = answer * (100 - pct if m.delta[k] > 0 else 100 + pct) // 100
                 trial = list(prices)
                 trial[k] = new * 10**10  # the feeds have 8 decimals
-                if there(account_margin(state, self.layout, trial, cfg)):
+                if there(account_margin(state, self.layout, trial, cfg, markets)):
                     self._set_answer(k, new, keeper=False)
                     return there(account_margin(self._state(acct), self.layout, *self._market()))
         return False
@@ -138,14 +138,15 @@ class AttackerRules:
         if acct is None:
             return
         for _ in range(repeat):
-            prices, cfg = self._market()
+            prices, cfg, markets = self._market()
             state = self._state(acct)
-            m = account_margin(state, self.layout, prices, cfg)
+            m = account_margin(state, self.layout, prices, cfg, markets)
             if not m.liquidatable:
                 return
             terms = self._terms()
             if shape == "plan":
-                plan = plan_liquidation(state, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                        PlannerTerms(terms.word, terms.discounts))
                 items = plan.as_args() if plan else []
             else:
                 allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
@@ -161,9 +162,9 @@ class AttackerRules:
         acct = self._target(pick)
         if acct is None:
             return
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         state = self._state(acct)
-        m = account_margin(state, self.layout, prices, cfg)
+        m = account_margin(state, self.layout, prices, cfg, markets)
         allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, self._terms())
         items = self._slice(state, shape, allowed, prices, pick)
         if items:
@@ -201,20 +202,21 @@ class AttackerRules:
                 self._trade(b, a, market, q // 3, price)
             elif q < 0:  # a buys: a lower price is good for it
                 self._trade(a, b, market, -q // 3, 2 * oracle - price)
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         state = self._state(a)
-        m = account_margin(state, self.layout, prices, cfg)
+        m = account_margin(state, self.layout, prices, cfg, markets)
         terms = self._terms()
         allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
         if take == "plan":
-            plan = plan_liquidation(state, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+            plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                    PlannerTerms(terms.word, terms.discounts))
             self._liquidate(a, plan.as_args() if plan else [], self.attacker)
         elif take == "loop":
             self._liquidate(a, self._slice(state, "tenth", allowed, prices, 0), self.attacker, times=10)
         else:
             for _ in range(1 if take == "max" else 4):
                 state = self._state(a)
-                m = account_margin(state, self.layout, prices, cfg)
+                m = account_margin(state, self.layout, prices, cfg, markets)
                 if not m.liquidatable:
                     break
                 allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
@@ -280,10 +282,10 @@ class AttackerRules:
         """``a`` long market 1 and short market 4 (``b`` the other sides), ``usd`` a side or as much as both can
         margin: each round opens the long leg as large as the headroom above IM of both allows, then the short leg."""
         for _ in range(24):
-            prices, cfg = self._market()
+            prices, cfg, markets = self._market()
             oracle = prices[1]
             held = abs(self._state(a).positions.get(1, (0, 0))[0]) * oracle // WAD
-            headroom = min(self._headroom(a, prices, cfg), self._headroom(b, prices, cfg))
+            headroom = min(self._headroom(a, prices, cfg, markets), self._headroom(b, prices, cfg, markets))
             chunk = min(usd * WAD - held, headroom * 100 // 21) * WAD // oracle  # an unhedged ETH leg needs ~18% IM
             if chunk * oracle < 1_000 * WAD * WAD:
                 return
@@ -292,8 +294,8 @@ class AttackerRules:
             if not self._trade(b, a, SHARED_MARKET, chunk, oracle)[0]:  # a short market 4
                 return
 
-    def _headroom(self, acct, prices, cfg):
-        m = account_margin(self._state(acct), self.layout, prices, cfg)
+    def _headroom(self, acct, prices, cfg, markets):
+        m = account_margin(self._state(acct), self.layout, prices, cfg, markets)
         return m.equity - m.initial
 
     # ------------------------------------------------------------------ dust and unpriced collateral (R3)
@@ -319,9 +321,9 @@ class AttackerRules:
             self._check_broken_asset(acct, asset, expected)
             terms = self._terms()
             for _ in range(4):  # liquidated for real while the feed is broken
-                prices, cfg = self._market()
+                prices, cfg, markets = self._market()
                 state = self._state(acct)
-                m = account_margin(state, self.layout, prices, cfg)
+                m = account_margin(state, self.layout, prices, cfg, markets)
                 if not m.liquidatable:
                     break
                 if not self._seizable(state, prices):
@@ -330,7 +332,7 @@ class AttackerRules:
                     # blocks it; R4: the loss is marked in one call); collateral worth more waits for its feed
                     last = self._last_prices()
                     o = econ.liquidation_outcome(state, [], self.layout, prices, cfg, terms, index=self._index(),
-                                                 last_prices=last)
+                                                 last_prices=last, markets=markets)
                     ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
                     assert ok == (o.error == ""), f"R3/R4: write-off of {acct:#x} with only unpriced collateral: " \
                         f"rule {o.error or 'ok'}, vault {msg or 'ok'} (state {state.canonical()}, last {last})"
@@ -341,11 +343,13 @@ class AttackerRules:
                         ok, msg, _, _ = self._liquidate(acct, [], self.keeper)
                         assert ok, msg
                     break
-                plan = plan_liquidation(state, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
-                witness = econ.proportional_items(state, self.layout, prices, cfg, terms)
+                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                        PlannerTerms(terms.word, terms.discounts))
+                witness = econ.proportional_items(state, self.layout, prices, cfg, terms, markets)
                 assert plan is not None, f"R3: {acct:#x} is below MM with unpriced collateral and the planner finds " \
                     f"no liquidation; the rule's witness {witness}: " \
-                    f"{econ.liquidation_outcome(state, witness, self.layout, prices, cfg, terms)}; state " \
+                    f"{econ.liquidation_outcome(state, witness, self.layout, prices, cfg, terms, markets=markets)}; " \
+                    f"state " \
                     f"{state.canonical()}, prices {prices}"
                 ok, msg, _, _ = self._liquidate(acct, plan.as_args(), self.keeper)
                 assert ok, msg
@@ -372,13 +376,13 @@ class AttackerRules:
         holders = sorted((a for a in self.accounts if a != victim), key=lambda a: -self._state(a).settlement)
         for step in order:
             if step == 0:  # the write-off: everything taken in one call (E < 0: maxTake is everything)
-                prices, cfg = self._market()
+                prices, cfg, markets = self._market()
                 s = self._state(victim)
                 items = [(0, mk, abs(q)) for mk, (q, _) in sorted(s.positions.items()) if q]
                 items += [(1, j, b) for j, b in sorted(s.collateral.items()) if b]
-                if account_margin(s, self.layout, prices, cfg).liquidatable:
+                if account_margin(s, self.layout, prices, cfg, markets).liquidatable:
                     ok, msg, _, _ = self._liquidate(victim, items, self.keeper)
-                    assert ok or not account_margin(s, self.layout, prices, cfg).equity < 0, \
+                    assert ok or not account_margin(s, self.layout, prices, cfg, markets).equity < 0, \
                         f"R4: a bankrupt account could not be written off in one call: {msg}"
             elif step in (1, 2):
                 acct = self.attacker_accounts[1] if step == 1 else holders[0]

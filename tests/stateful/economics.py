@@ -10,36 +10,42 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from offchain.keeper.planner import LiquidationTerms  # the decoder of liquidationConfig()
 from offchain.margin.exact import (BPS, WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin,
                                   ceil_div, floor_div, haircut_down, mul_div_up, position_value_down,
                                   rounding_shortfall, token_value_down, u16)
+from offchain.margin.funding import MarketFunding, accrued
+
+Markets = Mapping[int, MarketFunding] | None  # each market's funding state at the evaluation's time (exact.exposure)
 
 INDEX_ONE = 10**18
 FULL_TAKE_BPS = 9_900  # R1: a take of at least 99% of maxTake earns the minimum keeper reward
 
 
 # ---------------------------------------------------------------------------------------------- values
-def net_value(state: AccountState, layout: Layout, prices: Sequence[int]) -> int:
+def net_value(state: AccountState, layout: Layout, prices: Sequence[int], markets: Markets = None) -> int:
     """What an account is worth at the oracle price, USD 1e18: settlement balance, collateral at its full value (a
-    haircut is a margin buffer, not a loss: withdrawing the token gets all of it back) and unrealised P&L."""
+    haircut is a margin buffer, not a loss: withdrawing the token gets all of it back), unrealised P&L and accrued
+    funding."""
     v = state.settlement
     for m, (size, on) in state.positions.items():
         if size:
             v += position_value_down(size, prices[layout.market_asset[m]]) - on
+            if markets and m in markets:
+                v += accrued(size, state.funding.get(m, 0), markets[m])
     for j, bal in state.collateral.items():
         if bal:
             v += token_value_down(bal, prices[layout.collateral_asset[j]], layout.collateral_decimals[j])
     return v
 
 
-def owner_value(states: Sequence[AccountState], layout: Layout, prices: Sequence[int]) -> int:
+def owner_value(states: Sequence[AccountState], layout: Layout, prices: Sequence[int], markets: Markets = None) -> int:
     """An owner's value: the sum over its subaccounts of max(net value, 0). Subaccounts are margined apart, so what
     one of them owes beyond its assets is the fund's and the claim holders' loss, not the owner's: an owner that
     bankrupts one subaccount into another has gained exactly that shortfall."""
-    return sum(max(net_value(s, layout, prices), 0) for s in states)
+    return sum(max(net_value(s, layout, prices, markets), 0) for s in states)
 
 
 def token_usd(amount: int, price: int, decimals: int) -> int:
@@ -61,11 +67,16 @@ def roundtrip(old_usd: int, new_usd: int, index: int) -> int:
     return (new_usd * INDEX_ONE // index) * index // INDEX_ONE
 
 
-def fill(state: AccountState, market: int, delta: int, price: int) -> tuple[AccountState, bool]:
-    """``CrossMarginVault._fill``: the state after a fill of ``delta`` at ``price`` and whether the position grew."""
+def fill(state: AccountState, market: int, delta: int, price: int, markets: Markets = None
+         ) -> tuple[AccountState, bool]:
+    """``CrossMarginVault._fill``: the state after a fill of ``delta`` at ``price`` and whether the position grew; the
+    position's accrued funding is realised and it stores its (new) side's index."""
     s = copy.deepcopy(state)
     size, on = s.positions.get(market, (0, 0))
     new = size + delta
+    fm = markets.get(market) if markets else None
+    if fm is not None and size:
+        s.settlement += accrued(size, s.funding.get(market, 0), fm)
     if size == 0 or (size > 0) == (delta > 0):
         increased = True
         on += ceil_div(delta * price, WAD)
@@ -79,8 +90,10 @@ def fill(state: AccountState, market: int, delta: int, price: int) -> tuple[Acco
             on = ceil_div((delta - closed) * price, WAD)
     if new == 0:
         s.positions.pop(market, None)
+        s.funding.pop(market, None)
     else:
         s.positions[market] = (new, on)
+        s.funding[market] = fm.index(new) if fm is not None else 0
     return s, increased
 
 
@@ -102,7 +115,7 @@ class Market:
 
 def trade_verdict(buyer: AccountState, seller: AccountState, market: Market, market_id: int, size: int, price: int,
                   layout: Layout, prices: Sequence[int], cfg: MarginConfig, band_bps: int, trades_paused: bool,
-                  index: int) -> TradeVerdict:
+                  index: int, markets: Markets = None) -> TradeVerdict:
     """What the vault must do with ``buyer`` buying ``size`` from ``seller`` at ``price`` (fees 0), in its order of
     checks: size, band, position caps (buyer, seller), pause, open interest, then the trade rule R2 for each side."""
     if size == 0:
@@ -110,8 +123,8 @@ def trade_verdict(buyer: AccountState, seller: AccountState, market: Market, mar
     oracle = prices[market.asset]
     if abs(price - oracle) * BPS > oracle * band_bps:
         return TradeVerdict("PriceOutsideBand")
-    b, b_up = fill(buyer, market_id, size, price)
-    s, s_up = fill(seller, market_id, -size, price)
+    b, b_up = fill(buyer, market_id, size, price, markets)
+    s, s_up = fill(seller, market_id, -size, price, markets)
     for st, up in ((b, b_up), (s, s_up)):
         if up and abs(st.positions.get(market_id, (0, 0))[0]) > market.max_position:
             return TradeVerdict("PositionTooLarge")
@@ -125,11 +138,11 @@ def trade_verdict(buyer: AccountState, seller: AccountState, market: Market, mar
     s.settlement = roundtrip(seller.settlement, s.settlement, index)
     below = []
     for before, after, up, no_worse in ((buyer, b, b_up, price <= oracle), (seller, s, s_up, price >= oracle)):
-        m1 = account_margin(after, layout, prices, cfg)
+        m1 = account_margin(after, layout, prices, cfg, markets)
         if m1.equity >= m1.initial:
             below.append(False)
             continue
-        m0 = account_margin(before, layout, prices, cfg)
+        m0 = account_margin(before, layout, prices, cfg, markets)
         if not up and no_worse and m1.equity >= 0 and m1.equity - m1.maintenance > m0.equity - m0.maintenance:
             below.append(True)
             continue
@@ -181,13 +194,13 @@ class LiquidationOutcome:
 def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int]], layout: Layout,
                         prices: Sequence[int], cfg: MarginConfig, t: LiquidationTerms,
                         self_keeper: bool = False, index: int = INDEX_ONE,
-                        last_prices: Sequence[int] | None = None) -> LiquidationOutcome:
+                        last_prices: Sequence[int] | None = None, markets: Markets = None) -> LiquidationOutcome:
     """What ``liquidate(account, items)`` must do (ICrossMarginVault and R1), in the vault's order of checks.
     ``self_keeper``: the caller's subaccount 0 is the account (the reward is credited to it); ``index``: the
     settlement index (the balance is stored as shares, rounded down); ``last_prices``: the feeds' last answers
     (``IOracleRouter.lastPrice``, 0 when not positive), which decide whether unpriced collateral is dust (default:
-    ``prices``)."""
-    m0 = account_margin(state, layout, prices, cfg)
+    ``prices``); ``markets``: each market's funding state (a closed position realises its accrued funding)."""
+    m0 = account_margin(state, layout, prices, cfg, markets)
     if m0.equity >= m0.maintenance:
         return LiquidationOutcome("AccountHealthy")
     s = copy.deepcopy(state)
@@ -198,7 +211,7 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
             if amount == 0 or amount > abs(size):
                 return LiquidationOutcome("BadLiquidationItem")
             price = prices[layout.market_asset[i]]
-            s, _ = fill(s, i, -amount if size > 0 else amount, price)
+            s, _ = fill(s, i, -amount if size > 0 else amount, price, markets)
             taken += amount * price // WAD
         elif kind == 1 and s.collateral.get(i, 0) != 0:
             price = prices[layout.collateral_asset[i]]
@@ -228,7 +241,7 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
     penalty = reward = 0
     after = before
     if taken:
-        m1 = account_margin(s, layout, prices, cfg)
+        m1 = account_margin(s, layout, prices, cfg, markets)
         penalty = rule_penalty(taken, m1.equity, m0.maintenance, m1.maintenance, t)
         after = m1.equity - penalty - m1.maintenance
         if after <= before:
@@ -248,9 +261,9 @@ def liquidation_outcome(state: AccountState, items: Sequence[tuple[int, int, int
 
 
 def proportional_items(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
-                       t: LiquidationTerms) -> list[tuple[int, int, int]]:
+                       t: LiquidationTerms, markets: Markets = None) -> list[tuple[int, int, int]]:
     """R1's liveness witness: the same fraction (maxTake / gross) of every position and of every priced collateral."""
-    m = account_margin(state, layout, prices, cfg)
+    m = account_margin(state, layout, prices, cfg, markets)
     allowed = allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, t)
     gross = m.gross_total
     if gross == 0:
@@ -272,6 +285,7 @@ class Snapshot:
     cfg: MarginConfig
     index: int
     bad_debt: int
+    markets: Markets = None  # each market's funding state at ``block``
 
 
 @dataclass
@@ -282,6 +296,8 @@ class Segment:
     transfers: dict[str, int] = field(default_factory=dict)  # owner -> USD gained from other owners' fills
     fills: dict[int, int] = field(default_factory=dict)  # account -> fills and takes (rounding allowance)
     restarts: int = 0  # pool restarts (a loss took every claim: all claims held before are void)
+    adl: dict[int, int] = field(default_factory=dict)  # account -> most its side's deleveraging charges can take
+    deleveraged: list[tuple[int, bool, int]] = field(default_factory=list)  # (market, longs pay, index shift)
 
     def flow(self, owner: str, usd: int) -> None:
         self.flows[owner] = self.flows.get(owner, 0) + usd
@@ -291,6 +307,9 @@ class Segment:
 
     def touched(self, account: int, n: int = 1) -> None:
         self.fills[account] = self.fills.get(account, 0) + n
+
+    def charged(self, account: int, usd: int) -> None:
+        self.adl[account] = self.adl.get(account, 0) + usd
 
 
 @dataclass(frozen=True)
@@ -332,18 +351,18 @@ def check_segment(prev: Snapshot, now: Snapshot, seg: Segment, owners: dict[str,
     n_events = len(liquidations) + len(write_offs) + sum(seg.fills.values())
     # E1: no owner gains more than deposits - withdrawals + the rewards R1 allows + what other owners' fills gave it
     for owner, ids in owners.items():
-        before = owner_value([prev.states[a] for a in ids], layout, prices)
-        after = owner_value([now.states[a] for a in ids], layout, prices)
+        before = owner_value([prev.states[a] for a in ids], layout, prices, prev.markets)
+        after = owner_value([now.states[a] for a in ids], layout, prices, now.markets)
         allowance = seg.flows.get(owner, 0) + rewards.get(owner, 0) + seg.transfers.get(owner, 0)
         tol = 4 * len(ids) + 4 * sum(seg.fills.get(a, 0) for a in ids) + 4
         if after - before > allowance + tol:
             problems.append(f"E1: owner {owner} gained {after - before} > allowed {allowance} (+{tol} wei rounding)")
     # E2: the fund loses only the bad debt it covers, and only debt that a price move created (E < 0 at the start
     # of the segment, at the same prices)
-    fund_before = net_value(prev.states[fund], layout, prices)
-    fund_after = net_value(now.states[fund], layout, prices)
+    fund_before = net_value(prev.states[fund], layout, prices, prev.markets)
+    fund_after = net_value(now.states[fund], layout, prices, now.markets)
     covered = sum(w.covered for w in write_offs)
-    tol = 8 * n_events + 8
+    tol = 8 * n_events + 8 + seg.adl.get(fund, 0)  # the fund's positions pay deleveraging like any other
     if fund_after - fund_before < -covered - tol:
         problems.append(f"E2: the fund lost {fund_before - fund_after} with {covered} of covered bad debt")
     ratio = (now.index, prev.index)
@@ -353,28 +372,29 @@ def check_segment(prev: Snapshot, now: Snapshot, seg: Segment, owners: dict[str,
             return max(s0.settlement, 0)
         return max(s0.settlement, 0) - max(s0.settlement, 0) * ratio[0] // ratio[1]
 
-    def equity(state: AccountState) -> int | None:  # None: a position on an asset without a valid price
+    def equity(state: AccountState, markets: Markets) -> int | None:  # None: a position without a valid price
         try:
-            return account_margin(state, layout, prices, now.cfg).equity
+            return account_margin(state, layout, prices, now.cfg, markets).equity
         except PriceUnavailable:
             return None
 
     for w in write_offs:
         s0 = prev.states.get(w.account)
-        e0 = equity(s0) if s0 is not None else 0
+        e0 = equity(s0, prev.markets) if s0 is not None else 0
         if s0 is None or (e0 is not None and e0 - socialised_share(s0) >= 0):
             problems.append(f"E2: bad debt {w.debt} written off for {w.account:#x}, whose equity was {e0} >= 0 at the "
                             f"last price move: a trade or a liquidation created it")
     # E3: negative equity only from price moves: no account's equity falls below min(its equity at the start of the
-    # segment, revalued with the current parameters, 0), beyond rounding and its share of a socialised loss
+    # segment, revalued with the current parameters, 0), beyond rounding, its share of a socialised loss and the
+    # deleveraging charges of its side
     for a, s1 in now.states.items():
         if a == fund or a not in prev.states:
             continue
         s0 = prev.states[a]
-        e0, e1 = equity(s0), equity(s1)
+        e0, e1 = equity(s0, prev.markets), equity(s1, now.markets)
         if e0 is None or e1 is None:
             continue
-        haircut = socialised_share(s0)
+        haircut = socialised_share(s0) + seg.adl.get(a, 0)
         tol = 3 * seg.fills.get(a, 0) + 3 + haircut
         if e1 < min(e0, 0) - tol:
             problems.append(f"E3: equity of {a:#x} went from {e0} to {e1} without a price move"

@@ -53,7 +53,9 @@ from offchain.db import connect
 from offchain.indexer import Indexer
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
-from offchain.margin.exact import AccountState, MarginConfig, account_margin, u16
+from offchain.margin.defaults import DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.exact import AccountState, MarginConfig, account_margin, settled, u16
+from offchain.margin.funding import INDEX_UNIT, FundingWord, MarketFunding, accrued, adl_shares
 from offchain.margin.snapshot import read_layout
 
 from . import economics as econ
@@ -67,7 +69,10 @@ _SESSION = requests.Session()  # one keep-alive connection for the batched reads
 _SESSION.trust_env = False  # no proxy lookup per request (it showed up in profiles)
 FUND_LEFT_USDC = 25_000  # the insurance fund keeps this much; the rest of the local seed is withdrawn in setup
 ATTACKER_CAPITAL = (5_000, 40_000, 40_000)  # USDC per attacker subaccount
-__all__ = ["Solvency", "setup", "ATTACKER_RULES"]
+FUNDER_CAPITAL = 2_000_000  # USDC in each of the two subaccounts whose fee-paying fills set funding premiums
+OI_CAP_USD = 20_000_000  # open-interest cap of every market at the start price: a premium depth of 40,000 USD of fees
+PREMIUM_FEE_USD = 1_000  # fee paid by each side of a premium fill
+__all__ = ["Solvency", "setup", "ATTACKER_RULES", "MUST_CHECK"]
 
 
 def setup(protocol, deployer):
@@ -89,7 +94,14 @@ def setup(protocol, deployer):
     params.setHaircut(DUST, 5000, tx)  # the loosening delay is still 0: these apply at once
     params.setRiskWeight(DUST_ASSET, 4000, tx)  # haircut + risk weight <= 100%: a deposit never lowers E - MM
     v.listMarket(1, tx)  # market 4: a second ETH perpetual
-    params.setMarket(SHARED_MARKET, 1200, 10**12 * WAD, 10**9 * WAD, tx)
+    # open-interest caps of 20 million USD (the default 2 billion would make the premium depth 4 million USD of fees:
+    # funding would barely move); position caps stay at the default
+    for m in range(NMARKETS):
+        spec = DEFAULT_SPEC.markets[m if m != SHARED_MARKET else 1]
+        usd = START_PRICES_USD[m if m != SHARED_MARKET else 1]
+        params.setMarket(m, 1200 if m == SHARED_MARKET else spec.standard_mmr_bps, OI_CAP_USD * WAD // usd,
+                         spec.max_position_size, tx)
+    assert params.fundingWord() != 0, "the deployment runs with funding off"
     guardian = accounts[8]
     params.grantRole(params.GUARDIAN_ROLE(), guardian, tx)
     params.setLoosenDelay(LOOSEN_DELAY, tx)  # lengthening: at once
@@ -123,7 +135,11 @@ def setup(protocol, deployer):
         t.approve(v, 2**256 - 1, {"from": attacker})
     for sub, usd in enumerate(ATTACKER_CAPITAL):
         v.deposit(account_id(attacker, sub), protocol.usdc, usd * 10**6, {"from": attacker})
+    funder = accounts[6]
+    for sub in range(2):
+        v.deposit(account_id(funder, sub), protocol.usdc, FUNDER_CAPITAL * 10**6, tx)
     return {"protocol": protocol, "venue": venue, "tokens": tokens, "guardian": guardian, "owners": owners,
+            "funders": [account_id(funder, sub) for sub in range(2)],
             "ids": ids, "keeper": accounts[1], "deployer": deployer, "addresses": protocol.addresses(),
             "attacker": attacker, "looper": looper, "dust_feed": dust_feed}
 
@@ -142,10 +158,17 @@ def _topic(signature: str) -> str:
 
 
 T_LIQUIDATED = _topic("Liquidated(uint256,address,uint256,uint256,uint256,int256,int256)")
-T_WRITE_OFF = _topic("BadDebtWrittenOff(uint256,uint256,uint256,uint256)")
+T_WRITE_OFF = _topic("BadDebtWrittenOff(uint256,uint256,uint256,uint256,uint256)")
 T_INDEX = _topic("SettlementIndexUpdated(uint256,uint256,uint256)")
-T_TOUCH = {_topic("PositionUpdated(uint256,uint256,int256,int256)"),
+T_POSITION = _topic("PositionUpdated(uint256,uint256,int256,int256,int256)")
+T_DELEVERAGED = _topic("Deleveraged(uint256,uint256,bool,uint256,uint256)")
+T_TOUCH = {T_POSITION,
            _topic("CollateralUpdated(uint256,address,uint256)"), _topic("SettlementUpdated(uint256,int256)")}
+
+# checks that must have met real cases over a campaign (CI and make fuzz): indices that moved, accrued funding to
+# conserve, Deleveraged events whose sides were checked position by position
+MUST_CHECK = ("funding: indices moved", "funding conservation with accrued funding", "ADL: Deleveraged events",
+              "ADL: positions charged")
 
 traders = st.integers(0, OWNERS * SUBS - 1)
 tokens_st = st.sampled_from(HONEST_TOKENS)
@@ -186,12 +209,15 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         self.attacker_accounts = [account_id(self.attacker, s) for s in range(3)]
         self.looper_account = account_id(self.looper.address, 0)
         # every account with a margin (checked against AccountLens), and every account the invariants follow
-        self.margined = self.accounts + [self.keeper_account] + self.attacker_accounts + [self.looper_account]
+        self.funders = c["funders"]
+        self.margined = (self.accounts + [self.keeper_account] + self.attacker_accounts + [self.looper_account]
+                         + self.funders)
         self.everyone = self.margined + [self.fund]
         # E1's owners: who each account's value belongs to; who is credited a liquidation caller's reward
         self.owner_of = {a: f"owner{i // SUBS}" for i, a in enumerate(self.accounts)}
         self.owner_of[self.keeper_account] = "keeper"
         self.owner_of.update({a: "attacker" for a in self.attacker_accounts + [self.looper_account]})
+        self.owner_of.update({a: "funder" for a in self.funders})
         self.owner_accounts: dict[str, list[int]] = {}
         for a, o in self.owner_of.items():
             self.owner_accounts.setdefault(o, []).append(a)
@@ -206,6 +232,11 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         self.at = self.c.at("latest")
         self.layout = c["layout"]
         self.indexer = Indexer(self.c, connect(":memory:"))  # rebuilt from the events in every run
+        self.log_block = web3.eth.block_number  # settlements and deleveraging counted up to here (funding dust)
+        self.settlements: dict[int, int] = {}  # market -> PositionUpdated events in this run
+        self.adl_dust: dict[int, int] = {}  # market -> most the index shifts of its deleveraging rounded up
+        self.adl_sources: dict[int, set] = {}  # account -> (market, long) of positions liquidated since it traded
+        self.stored_index: dict[tuple[int, int], int] = {}  # (account, market) -> last index read (see _read_states)
         self.queued: list[tuple] = []  # loosenings waiting for the delay: (kind, index, fn, args, new, id)
         self.operators: dict[int, int] = {}  # owner index -> operator owner index
         self.prev: econ.Snapshot | None = None  # the economic checkpoint (set by the first invariant check)
@@ -276,11 +307,17 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
     def _margin(self, acct):
         return self._call(self.v.margin, acct)  # (E, MM, IM) from the chain
 
-    def _market(self):
-        """Prices as the vault sees them (0: no valid price) and the margin words (one batch)."""
-        prices, cfg = self._batch([(self.p.oracle.pricesFor, (0, self._asset_mask())),
-                                   (self.params.marginConfig, ())], "latest")
-        return [int(x) for x in prices], MarginConfig.from_chain(cfg)
+    def _market(self, block="latest"):
+        """Prices as the vault sees them (0: no valid price), the margin words and every market's funding state
+        advanced to ``block`` (markets whose asset has no valid price left out: nothing on them can be valued)."""
+        prices, cfg, *funding = self._batch([(self.p.oracle.pricesFor, (0, self._asset_mask())),
+                                             (self.params.marginConfig, ())]
+                                            + [(self.v.marketFunding, (m,)) for m in range(NMARKETS)], block,
+                                            allow_revert=True)
+        prices = [int(x) for x in prices]
+        markets = {m: MarketFunding(int(f[0]), int(f[1]), int(f[5]), int(f[2]), int(f[3]), int(f[6]))
+                   for m, f in enumerate(funding) if f is not None and prices[self.layout.market_asset[m]]}
+        return prices, MarginConfig.from_chain(cfg), markets
 
     def _terms(self):
         return econ.LiquidationTerms(*(int(x) for x in self._call(self.params.liquidationConfig)))
@@ -343,10 +380,10 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         else:
             assert after.collateral.get(token, 0) - before.collateral.get(token, 0) == arrived, \
                 "deposit credited != arrived (fee-on-transfer safety)"
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         if acct in self.owner_of:
             self.seg.flow(self.owner_of[acct], self._usd(token, arrived, prices))
-        m1 = account_margin(after, self.layout, prices, cfg)
+        m1 = account_margin(after, self.layout, prices, cfg, markets)
         assert m1.equity - m1.maintenance >= m0.equity - m0.maintenance - 4, \
             "a deposit lowered the account's E - MM (someone else's deposit could make it liquidatable)"
         return arrived
@@ -356,7 +393,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         (R4) and counts as value leaving the owner (E1). Returns (ok, reason)."""
         to = to or sender
         s = self._state(acct)
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         after = econ.copy.deepcopy(s)
         if token == USDC_T:
             value = amount * self.scale
@@ -365,7 +402,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         else:
             enough = s.collateral.get(token, 0) >= amount
             after.collateral[token] = s.collateral.get(token, 0) - amount
-        m1 = account_margin(after, self.layout, prices, cfg) if enough else None
+        m1 = account_margin(after, self.layout, prices, cfg, markets) if enough else None
         wallet = self._bal(token, to)
         ok, msg, _ = self._try(self.v.withdraw, acct, self.tokens[token], amount, to, sender=sender)
         if not enough:
@@ -390,14 +427,17 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         refuse exactly what the rule refuses (with the same error) and leave exactly the books the rule computes.
         Fills between two owners at a price away from the oracle move value between them: recorded for E1."""
         sb, ss = self._state(buyer), self._state(seller)
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         word = int(self._call(self.params.marketWord, market))
         mk = econ.Market(self.layout.market_asset[market], (word >> 128) & (2**112 - 1), (word >> 16) & (2**112 - 1),
                          int(self._call(self.v.openInterest, market)))
         control = self._control()
         verdict = econ.trade_verdict(sb, ss, mk, market, size, price, self.layout, prices, cfg, (control >> 8) & 0xFFFF,
-                                     control & 1 != 0, self._index()) if fee == 0 else None
+                                     control & 1 != 0, self._index(), markets) if fee == 0 else None
         ok, msg, _ = self._try(self.venue.trade, buyer, seller, market, size, price, fee, sender=self.deployer)
+        if ok:  # trading again: earlier liquidations are no longer a source of deleveraging
+            self.adl_sources.pop(buyer, None)
+            self.adl_sources.pop(seller, None)
         if verdict is not None:
             self._tally(f"R2 {verdict.error or 'accepted'}" + (" below IM" if any(verdict.below_im) else ""))
             assert ok == (verdict.error == ""), f"R2: trade verdict {verdict.error or 'ok'} but the vault said " \
@@ -433,7 +473,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         LiquidationLooper, called by the attacker), predicted by R1 (economics.liquidation_outcome): the same verdict,
         then each Liquidated event with the predicted taken, penalty, keeper reward and E - MM before and after.
         A call that writes debt off is checked for E4. Returns (ok, reason, receipt, outcomes)."""
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         terms = self._terms()
         via = self.looper if times else None
         keeper_acct = account_id(via.address if via else sender, 0)
@@ -444,13 +484,14 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             outcomes, s = [], state
             for _ in range(max(times, 1)):
                 o = econ.liquidation_outcome(s, items, self.layout, prices, cfg, terms, keeper_acct == acct, index,
-                                             last)
+                                             last, markets)
                 outcomes.append(o)
                 if o.error:
                     break
                 s = o.after
-        bankrupt = account_margin(state, self.layout, prices, cfg).equity < 0
+        bankrupt = account_margin(state, self.layout, prices, cfg, markets).equity < 0
         before = (self._holders(), int(self._call(self.v.badDebt))) if bankrupt else None
+        pre = self._read_states("latest") if bankrupt else None  # every followed account, for a write-off's checks
         if via:
             ok, msg, tx = self._try(via.loop, acct, items, times, False, sender=sender, gas=BIG_GAS)
         else:
@@ -481,9 +522,74 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             left, expect = self._state(acct), good[-1].after
             assert left.canonical() == expect.canonical(), f"R1: the account's books {left.canonical()} differ from " \
                                                            f"the rule's {expect.canonical()}"
+        after = self._state(acct)
+        sources = self.adl_sources.setdefault(acct, set())
+        sources |= {(m, q > 0) for m, (q, _) in state.positions.items()
+                    if abs(after.positions.get(m, (0, 0))[0]) < abs(q)}
+        assert "Deleveraged" not in tx.events or "BadDebtWrittenOff" in tx.events, "deleveraging without a write-off"
+        if "BadDebtWrittenOff" in tx.events:
+            assert pre is not None, f"a write-off of {acct:#x}, whose equity was not negative before the call"
+            self._check_deleveraging(acct, tx, pre, markets, self.adl_sources.pop(acct))
         if before is not None and "BadDebtWrittenOff" in tx.events:
             self._check_socialisation(before, tx, acct, keeper_acct, sum(ev["keeperReward"] for ev in events))
         return True, "", tx, outcomes
+
+    def _check_deleveraging(self, acct, tx, pre, markets0, sources):
+        """A write-off's deleveraging (ICrossMarginVault, "Deleveraging"), from its events and every followed account
+        before and after the call:
+          ADL-side: each Deleveraged event charges the side opposite a position of the bankrupt account liquidated
+            since it last traded, and only that side: every position on it (not settled in the call) loses its size
+            times the index shift (to the wei), every other position and every account without one loses nothing;
+          ADL-last: every source side paid exactly its due under the split (offchain.margin.funding.adl_shares:
+            in proportion to the sides' notional, each at most its cap adlShare * riskWeight * its notional, a full
+            side's excess passed on to the sides with room), the write-off adds up, claims (depositors) pay only when
+            every side is at its cap, and when nothing is socialised no account without a position lost a wei."""
+        w = tx.events["BadDebtWrittenOff"][0]
+        charges = list(tx.events["Deleveraged"]) if "Deleveraged" in tx.events else []
+        assert w["deleveraged"] == sum(e["amount"] for e in charges), "ADL: Deleveraged events != the write-off's"
+        prices, cfg, markets = self._market()
+        post = self._read_states("latest")
+        share = FundingWord.decode(int(self._call(self.params.fundingWord))).adl_share_bps
+        for e in charges:
+            m, longs_pay = e["market"], e["longsPay"]
+            assert e["account"] == acct and (m, not longs_pay) in sources, \
+                f"ADL-side: market {m} ({'longs' if longs_pay else 'shorts'} pay) is no source of {acct:#x}: {sources}"
+            self._tally("ADL: Deleveraged events")
+            for a in self.everyone:
+                q = pre[a].positions.get(m, (0, 0))[0]
+                if a == acct or (post[a].positions.get(m, (0, 0))[0], post[a].funding.get(m)) != \
+                        (q, pre[a].funding.get(m)):
+                    continue  # settled in this call (the bankrupt account, the fund)
+                lost = accrued(q, pre[a].funding.get(m, 0), markets0[m]) - accrued(q, post[a].funding.get(m, 0),
+                                                                                   markets[m]) if q else 0
+                if q and (q > 0) == longs_pay:
+                    expect = abs(q) * e["shift"] // INDEX_UNIT
+                    assert expect <= lost <= expect + 1, f"ADL-side: {a:#x} ({q}) paid {lost}, its share is {expect}"
+                    self._tally("ADL: positions charged")
+                else:
+                    assert lost == 0, f"ADL-side: {a:#x} ({q} in market {m}) paid {lost} for the other side"
+        # the split (offchain.margin.funding.adl_shares, the contract's rule): in proportion to notional among the
+        # sides with room, each at most its cap, a full side's excess passed on; claims pay only when all are full
+        charged = {e["market"]: e["amount"] for e in charges}
+        notional, room = {}, {}
+        for m, long_liquidated in sources:
+            src = m if long_liquidated else 16 + m
+            notional[src] = int(self._call(self.v.openInterest, m)) * prices[self.layout.market_asset[m]] // WAD
+            room[src] = notional[src] * cfg.risk_weight(self.layout.market_asset[m]) * share // 10**8
+        due = adl_shares(notional, room, w["debt"] - w["coveredByFund"])
+        for src, d in due.items():
+            assert charged.get(src % 16, 0) == d, f"ADL-last: market {src % 16}'s {'longs' if src >= 16 else 'shorts'} " \
+                                                  f"paid {charged.get(src % 16, 0)}, their due is {d} (cap {room[src]})"
+        assert w["deleveraged"] == sum(due.values()) and w["socialised"] == w["debt"] - w["coveredByFund"] - \
+            w["deleveraged"], f"ADL-last: the write-off does not add up: {dict(w)}"
+        if w["socialised"]:
+            self._tally("ADL-last: socialised after every opposite side was exhausted")
+            assert all(due[s] == room[s] for s in due), f"ADL-last: {w['socialised']} socialised while a side had room"
+        elif not w["socialised"]:
+            for a in self.everyone:
+                if not pre[a].positions and a not in (acct, self.fund):
+                    assert post[a].settlement >= pre[a].settlement, \
+                        f"ADL-last: {a:#x} holds no position and lost {pre[a].settlement - post[a].settlement}"
 
     def _check_socialisation(self, before, tx, acct, keeper_acct, reward):
         """E4: a write-off beyond the fund's cover lowers every positive settlement balance by the same fraction, and
@@ -533,17 +639,18 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         """E5: every account below MM has a liquidation the rule accepts (R1's witness: the same fraction of every
         position and priced collateral, as much as maxTake allows) and the bundled keeper's plan, both succeeding in
         eth_call against the vault in this block."""
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         terms = self._terms()
         last = self._last_prices()
         pterms = PlannerTerms(terms.word, terms.discounts)
         for acct, state in self._read_states("latest", self.margined).items():
-            m = account_margin(state, self.layout, prices, cfg)
+            m = account_margin(state, self.layout, prices, cfg, markets)
             if not m.liquidatable:
                 continue
             self._tally("E5 accounts below MM after a price move")
-            items = econ.proportional_items(state, self.layout, prices, cfg, terms)
-            o = econ.liquidation_outcome(state, items, self.layout, prices, cfg, terms, last_prices=last)
+            items = econ.proportional_items(state, self.layout, prices, cfg, terms, markets)
+            o = econ.liquidation_outcome(state, items, self.layout, prices, cfg, terms, last_prices=last,
+                                         markets=markets)
             if o.error == "LiquidationEmpty" and not items and not state.positions:
                 # only collateral without a valid price is left, worth at least the dust threshold at its feed's
                 # last answer: it is never given away, the account waits for the feed (ICrossMarginVault, bad debt)
@@ -554,7 +661,7 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             assert o.error == "", f"E5: the proportional take of {acct:#x} ({items}) fails the rule: {o.error}"
             ok, msg = self._simulate(self.v.liquidate, (acct, items), self.keeper)
             assert ok, f"E5: the proportional take of {acct:#x} is refused by the vault: {msg}"
-            plan = plan_liquidation(state, self.layout, prices, cfg, pterms)
+            plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg, pterms)
             assert plan is not None, f"E5: the keeper's planner finds no liquidation for {acct:#x} below MM"
             ok, msg = self._simulate(self.v.liquidate, (acct, plan.as_args()), self.keeper)
             assert ok, f"E5: the keeper's plan {plan} for {acct:#x} is refused: {msg}"
@@ -562,12 +669,9 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
     def _snapshot(self) -> econ.Snapshot:
         block = web3.eth.block_number
         states = self._read_states(block)
-        (index, _), prices, cfg, bad_debt = self._batch([
-            (self.v.settlementIndex, ()), (self.p.oracle.pricesFor, (0, self._asset_mask())),
-            (self.params.marginConfig, ()),
-            (self.v.badDebt, ())], block)
-        return econ.Snapshot(block, states, [int(x) for x in prices], MarginConfig.from_chain(cfg), int(index),
-                             int(bad_debt))
+        (index, _), bad_debt = self._batch([(self.v.settlementIndex, ()), (self.v.badDebt, ())], block)
+        prices, cfg, markets = self._market(block)
+        return econ.Snapshot(block, states, prices, cfg, int(index), int(bad_debt), markets)
 
     def _checkpoint(self, now: econ.Snapshot | None = None):
         """E1-E3 over the segment since the last checkpoint (no price move in between); starts a new segment."""
@@ -576,10 +680,21 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             assert now.prices == self.prev.prices, "harness: a price moved without a checkpoint"
             liquidations, write_offs = self._segment_events(self.prev.block + 1, now.block)
             self._tally("E1-E3 segments")
+            self._deleveraging_allowance(now)
             problems = econ.check_segment(self.prev, now, self.seg, self.owner_accounts, self.fund, self.reward_owner,
                                           self.layout, liquidations, write_offs)
             assert not problems, "; ".join(problems)
         self.prev, self.seg = now, econ.Segment()
+
+    def _deleveraging_allowance(self, now):
+        """What the segment's deleveraging charges may take from each account (E2, E3): a position on the charged
+        side (at the segment's start or end) pays its size times the index shift, plus a wei of rounding."""
+        for market, longs_pay, shift in self.seg.deleveraged:
+            for a, s1 in now.states.items():
+                sizes = [s.positions.get(market, (0, 0))[0] for s in (self.prev.states.get(a, s1), s1)]
+                charged = max((abs(q) for q in sizes if q and (q > 0) == longs_pay), default=0)
+                if charged:
+                    self.seg.charged(a, charged * shift // INDEX_UNIT + 1)
 
     def _segment_events(self, start, end):
         liquidations, write_offs = [], []
@@ -595,8 +710,11 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 keeper = "0x" + lg["topics"][2][-40:]
                 liquidations.append(econ.Liquidation(int(lg["topics"][1], 16), keeper, taken, penalty, reward))
             elif t0 == T_WRITE_OFF:
-                debt, covered, socialised = abi_decode(["uint256"] * 3, data)
+                debt, covered, _, socialised = abi_decode(["uint256"] * 4, data)
                 write_offs.append(econ.WriteOff(int(lg["topics"][1], 16), debt, covered, socialised))
+            elif t0 == T_DELEVERAGED:
+                longs_pay, _, shift = abi_decode(["bool", "uint256", "uint256"], data)
+                self.seg.deleveraged.append((int(lg["topics"][2], 16), longs_pay, shift))
             elif t0 == T_INDEX and abi_decode(["uint256"] * 3, data)[1] == 0:
                 self.seg.restarts += 1  # the pool restarted: every claim held before is void
             elif t0 in T_TOUCH:
@@ -725,15 +843,15 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
             assert not ok and msg.startswith(expected), f"invariant 5: liquidation on a bad price: {msg}"
             return
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         assert prices[asset] == 0
-        m = account_margin(s, self.layout, prices, cfg)
+        m = account_margin(s, self.layout, prices, cfg, markets)
         e, mm, im = self._margin(acct)
         assert (e, mm, im) == (m.equity, m.maintenance, m.initial), "R3: collateral without a price must count 0"
         for j, bal in held:
             after = econ.copy.deepcopy(s)
             after.collateral[j] = bal // 2
-            m1 = account_margin(after, self.layout, prices, cfg)
+            m1 = account_margin(after, self.layout, prices, cfg, markets)
             ok, msg = self._simulate(self.v.withdraw, (acct, self.tokens[j], bal - bal // 2, owner), owner)
             if self._eoa(acct) is None:
                 assert not ok and msg.startswith("Unauthorized"), msg
@@ -744,15 +862,21 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 assert not ok and msg.startswith("BadLiquidationItem"), f"R3: unpriced collateral seized: {msg}"
         terms = self._terms()
         if m.liquidatable and self._seizable(s, prices):
-            plan = plan_liquidation(s, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+            plan = plan_liquidation(settled(s, markets), self.layout, prices, cfg,
+                                    PlannerTerms(terms.word, terms.discounts))
             assert plan is not None, f"R3: no liquidation for {acct:#x} below MM while asset {asset} has no price"
             ok, msg = self._simulate(self.v.liquidate, (acct, plan.as_args()), self.keeper)
             assert ok, f"R3: the keeper's plan for {acct:#x} is refused while asset {asset} has no price: {msg}"
-        elif m.liquidatable:  # only unpriced collateral left: nothing to take until the feed is back
+        elif m.liquidatable:  # only unpriced collateral left: nothing to take until the feed is back, unless it is
+            # dust at its feed's last answer and the account owes: then a call naming nothing writes it off (R4)
             ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
-            if s.collateral:
-                assert not ok and msg.startswith("LiquidationEmpty"), f"R3: {msg}"
-            else:
+            o = econ.liquidation_outcome(s, [], self.layout, prices, cfg, terms, index=self._index(),
+                                         last_prices=self._last_prices(), markets=markets)
+            assert ok == (o.error == ""), f"R3/R4: a call naming nothing on {acct:#x}: rule {o.error or 'ok'}, " \
+                                          f"vault {msg or 'ok'} (state {s.canonical()})"
+            if s.collateral and not ok:
+                assert msg.startswith("LiquidationEmpty"), f"R3: {msg}"
+            if not s.collateral:
                 assert ok, f"R4: an account holding nothing but debt must be written off: {msg}"
         else:
             ok, msg = self._simulate(self.v.liquidate, (acct, []), self.keeper)
@@ -764,17 +888,17 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         """A keeper liquidates every account below MM (``frac`` percent of what the rule allows, spread over every
         position; 100: the bundled keeper's planner) and tries one healthy account, which must be refused."""
         self._count("keeper_pass")
-        prices, cfg = self._market()
+        prices, cfg, markets = self._market()
         terms = self._terms()
         healthy_tried = False
         states = self._read_states("latest", self.margined)
         equity, maintenance = self._call(self.p.lens.equityAndMaintenance, self.margined)
         for acct, e, mm in zip(self.margined, equity, maintenance):
             state = states[acct]
-            m = account_margin(state, self.layout, prices, cfg)
+            m = account_margin(state, self.layout, prices, cfg, markets)
             if (m.equity, m.maintenance) != (e, mm):  # an earlier liquidation of this pass credited it a reward
                 state = self._state(acct)
-                m = account_margin(state, self.layout, prices, cfg)
+                m = account_margin(state, self.layout, prices, cfg, markets)
                 e, mm, _ = self._margin(acct)
             assert (m.equity, m.maintenance) == (e, mm), "invariant 6: mirror margin != vault margin"
             if not m.liquidatable:
@@ -786,7 +910,8 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 continue
             allowed = econ.allowed_take(m.equity, m.maintenance, m.initial, m.gross_total, terms)
             if frac == 100:
-                plan = plan_liquidation(state, self.layout, prices, cfg, PlannerTerms(terms.word, terms.discounts))
+                plan = plan_liquidation(settled(state, markets), self.layout, prices, cfg,
+                                        PlannerTerms(terms.word, terms.discounts))
                 assert plan is not None, f"no plan for {acct:#x} below MM"
                 items = plan.as_args()
             else:
@@ -956,6 +1081,67 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         self._count("time_passes")
         self._sleep(seconds)
 
+    # ------------------------------------------------------------------ rules: funding and deleveraging
+    @rule(market=markets, hours=st.integers(1, 4), up=st.booleans())
+    def funding_hours(self, market, hours, up):
+        """Funding moves: the two funder subaccounts fill 30 bps above (``up``: longs pay) or below the index paying a
+        fee (the premium, capped at 20 bps, weighs by it), then ``hours`` hours pass with the market touched every
+        hour (a fee-free fill at the index: the accrual of each hour at that hour's rate, and a settlement of the
+        funders' positions). Then the premium's weight is left to decay to zero (a quiet spell of a few times 10
+        hours, the market touched after each), so the rate is exactly 0 again and the indices stay put outside this
+        rule: the other rules predict the vault to the wei from a view of the funding state. Like a price move, the
+        rule ends the economic segment before it and starts a new one after it (funding moves value between
+        traders)."""
+        self._count("funding_hours")
+        if self._paused(1):  # trades paused: no fill can set a premium (nor touch the market)
+            return
+        self._checkpoint()
+        before = self._market()[2].get(market)
+        oracle = self._price(self.layout.market_asset[market])
+        size = 10_000 * WAD * WAD // oracle
+        buyer, seller = self.funders if up else self.funders[::-1]
+        price = oracle * (10_000 + (30 if up else -30)) // 10_000
+        ok, msg, _ = self._try(self.venue.trade, buyer, seller, market, size, price, PREMIUM_FEE_USD * WAD,
+                               sender=self.deployer)
+        assert ok, f"premium fill: {msg}"
+        for _ in range(hours):
+            self._sleep(3600)
+            self._touch(market)
+        moved = self._market()[2][market]
+        assert before is None or moved.long_index != before.long_index, \
+            f"funding: {hours} h after a premium fill the indices of market {market} did not move"
+        self._tally("funding: indices moved")
+        rate_up = (moved.long_index > before.long_index) if before else up
+        assert rate_up == up, "funding: a premium above the index must make the longs pay (below: the shorts)"
+        for _ in range(12):  # quiet: touched every 10 hours, the weight falls 61-fold each time, to 0 in a few
+            f = self._call(self.v.marketFunding, market)
+            if int(f[3]) == 0:
+                break
+            self._sleep(10 * 3600)
+            self._touch(market)
+        assert (int(f[3]), int(f[4])) == (0, 0), f"funding: weight {f[3]} and rate {f[4]} after the quiet spell"
+        self.prev, self.seg = self._snapshot(), econ.Segment()
+        self.keeper_pass(100)  # funding may have pushed accounts below MM
+
+    def _touch(self, market):
+        """A fee-free fill between the funders at the index: the market's funding advances and is stored."""
+        oracle = self._price(self.layout.market_asset[market])
+        ok, msg, _ = self._try(self.venue.trade, self.funders[0], self.funders[1], market, WAD // 1000, oracle, 0,
+                               sender=self.deployer)
+        assert ok, f"touch of market {market}: {msg}"
+
+    @rule(pick=st.integers(0, 2**16))
+    def gap_crash(self, pick):
+        """A gap: one price jumps against an account so far that its loss exceeds the insurance fund (no keeper in
+        between), then the keepers liquidate it: the write-off deleverages the opposite side of its markets."""
+        self._count("gap_crash")
+        books = [a for a, st_ in self._read_states("latest", self.accounts).items() if st_.positions]
+        for acct in books[pick % len(books):] + books[:pick % len(books)] if books else []:
+            if self._push(acct, "beyond_fund"):
+                self._tally("gap crash beyond the fund")
+                self.keeper_pass(100)
+                return
+
     def _sleep(self, seconds):
         """Time passes; feeds keep their heartbeat (each is refreshed, at the same answer, once it is more than 30
         minutes old: prices never move here)."""
@@ -969,8 +1155,9 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 raw_send(feed.updateAnswer, (answer,), self.deployer)
 
     # ------------------------------------------------------------------ invariants
-    def _batch(self, calls, block):
-        """One JSON-RPC batch of eth_calls [(contract fn, args)] at ``block``: the decoded results, in order."""
+    def _batch(self, calls, block, allow_revert=False):
+        """One JSON-RPC batch of eth_calls [(contract fn, args)] at ``block``: the decoded results, in order (None for
+        a call that reverted, when ``allow_revert``)."""
         tag = block if isinstance(block, str) else hex(block)
         payload = [{"jsonrpc": "2.0", "id": i, "method": "eth_call",
                     "params": [{"to": fn._address, "data": fn.encode_input(*args)}, tag]}
@@ -979,6 +1166,9 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                      key=lambda r: r["id"])
         decoded = []
         for (fn, _), r in zip(calls, out):
+            if allow_revert and "result" not in r:
+                decoded.append(None)
+                continue
             assert "result" in r, f"{fn._name} reverted in the invariant check: {r.get('error')}"
             types = [o["type"] if o["type"] != "tuple" else
                      "(" + ",".join(c["type"] for c in o["components"]) + ")" for o in fn.abi["outputs"]]
@@ -995,16 +1185,20 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
         for a, (mk_mask, c_mask) in zip(which, r[:n]):
             for mk in range(16):
                 if mk_mask >> mk & 1:
-                    second.append((v.positionOf, (a, mk)))
-                    keys.append((a, "p", mk))
+                    second += [(v.positionOf, (a, mk)), (v.fundingOf, (a, mk))]
+                    keys += [(a, "p", mk), (a, "f", mk)]
             for j in range(16):
                 if c_mask >> j & 1:
                     second.append((v.collateralOf, (a, j)))
                     keys.append((a, "c", j))
         states = {a: AccountState(settlement=int(s)) for a, s in zip(which, r[n:])}
-        for (a, kind, k), val in zip(keys, self._batch(second, block) if second else []):
+        for (a, kind, k), val in zip(keys, self._batch(second, block, allow_revert=True) if second else []):
             if kind == "p":
                 states[a].positions[k] = (int(val[0]), int(val[1]))
+            elif kind == "f":  # the index the position stored (fundingOf reverts while its asset has no valid price:
+                # then nothing can have settled the position since it was last read)
+                index = int(val[1]) if val else self.stored_index.get((a, k), 0)
+                states[a].funding[k] = self.stored_index[a, k] = index
             else:
                 states[a].collateral[k] = int(val)
         return states
@@ -1030,20 +1224,52 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
             assert indexed[a].canonical() == states[a].canonical(), f"invariant 6: indexed state of {a:#x}"
         cfg = MarginConfig.from_chain(cfg_words)
         prices = [int(x) for x in prices]
+        markets = self._market(head)[2]
         for a, e, mm in zip(self.margined, equity, maintenance):
-            m = account_margin(indexed[a], self.layout, prices, cfg)
+            m = account_margin(indexed[a], self.layout, prices, cfg, markets)
             assert (m.equity, m.maintenance) == (e, mm), f"invariant 6: off-chain margin of {a:#x} != AccountLens"
         for j in range(NCOLL):  # invariant 1
             assert balances[j] >= sum(s.collateral.get(j, 0) for s in states.values()), f"invariant 1: collateral {j}"
         held = balances[USDC_T] * self.scale + bad_debt
         claims = sum(s.settlement for s in states.values())
         unrealised = -sum(on for s in states.values() for (_, on) in s.positions.values())
-        assert held >= claims + unrealised, "invariant 1: settlement token"
+        owed = {m: sum(accrued(s.positions[m][0], s.funding.get(m, 0), f) for s in states.values() if m in s.positions)
+                for m, f in markets.items()}  # accrued funding of each market's positions (+ owed to them)
+        assert held >= claims + unrealised + sum(owed.values()), "invariant 1: settlement token"
+        self._check_funding_conserved(head, states, owed)
         for mk in range(NMARKETS):  # invariant 2
             sizes = [s.positions.get(mk, (0, 0))[0] for s in states.values()]
             assert sum(sizes) == 0, f"invariant 2: market {mk}"
             assert int(oi[mk]) == sum(x for x in sizes if x > 0), f"open interest {mk}"
-        self._checkpoint(econ.Snapshot(head, states, prices, cfg, int(index), bad_debt))  # E1-E3
+        self._checkpoint(econ.Snapshot(head, states, prices, cfg, int(index), bad_debt, markets))  # E1-E3
+
+    def _check_funding_conserved(self, head, states, owed):
+        """Funding is conserved per market: its fundingBalance (what positions paid in, less what was paid out) covers
+        the accrued funding of its open positions, and the difference is rounding dust: less than one wei per
+        settlement of a position since the run began (the payer's share rounds up, the receiver's down), per open
+        position, and per deleveraging charge its open interest / 1e9 wei (the index shift rounds up)."""
+        if head > self.log_block:
+            logs = web3.provider.make_request("eth_getLogs", [{
+                "fromBlock": hex(self.log_block + 1), "toBlock": hex(head), "address": self.v.address,
+                "topics": [[T_POSITION, T_DELEVERAGED]]}])["result"]
+            for lg in logs:
+                m = int(lg["topics"][2], 16)
+                if lg["topics"][0] == T_POSITION:
+                    self.settlements[m] = self.settlements.get(m, 0) + 1
+                else:
+                    oi = int(self._batch([(self.v.openInterest, (m,))], int(lg["blockNumber"], 16))[0])
+                    self.adl_dust[m] = self.adl_dust.get(m, 0) + oi // INDEX_UNIT + 1
+            self.log_block = head
+        balances = self._batch([(self.v.fundingBalance, (m,)) for m in owed], head)
+        for (m, due), balance in zip(owed.items(), balances):
+            dust = int(balance) - due
+            bound = self.settlements.get(m, 0) + self.adl_dust.get(m, 0) + sum(m in s.positions
+                                                                               for s in states.values())
+            assert 0 <= dust <= bound, \
+                f"funding conservation, market {m}: fundingBalance {balance} - accrued {due} = {dust}, not in " \
+                f"[0, {bound}]"
+            if due:
+                self._tally("funding conservation with accrued funding")
 
 
 # The first exception of every failing step is recorded before hypothesis replays and shrinks the sequence: chain

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from .machine import ATTACKER_RULES, Solvency, setup
+from .machine import ATTACKER_RULES, MUST_CHECK, Solvency, setup
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -23,7 +23,8 @@ MUST_SUCCEED = ("CrossMarginVault.deposit", "CrossMarginVault.withdraw", "TestVe
                 "LiquidationLooper.loop")
 MUST_RUN = ("oracle_failure_stale", "oracle_failure_zero", "oracle_failure_negative", "apply_queued",
             "param_risk_weight_tighten", "param_haircut_loosen", "guardian_pause", "admin_unpause", "time_passes",
-            *ATTACKER_RULES)
+            "funding_hours", "gap_crash", *ATTACKER_RULES)
+
 
 
 def test_solvency_invariants(protocol, deployer):
@@ -34,8 +35,11 @@ def test_solvency_invariants(protocol, deployer):
     run_state_machine_as_test(Solvency, settings=settings(max_examples=EXAMPLES, stateful_step_count=STEPS,
                                                           deadline=None, derandomize=True, database=None,
                                                           suppress_health_check=HealthCheck.all()))
-    print("runs:", Solvency.runs, "steps:", Solvency.steps, "rules:", Solvency.rule_counts, "successful:", Solvency.done)
+    print("runs:", Solvency.runs, "steps:", Solvency.steps, "rules:", Solvency.rule_counts,
+          "successful:", Solvency.done, "checks:", Solvency.checks)
     for kind in MUST_SUCCEED:
         assert Solvency.done.get(kind, 0) > 0, f"the sequences never performed {kind} successfully"
     for name in MUST_RUN:
         assert Solvency.rule_counts.get(name, 0) > 0, f"the sequences never ran {name}"
+    for name in MUST_CHECK:
+        assert Solvency.checks.get(name, 0) > 0, f"the sequences never met the check {name!r}"

@@ -9,7 +9,7 @@ from offchain.population import LOCAL_LAYOUT, generate, prices_wad, to_state
 from offchain.risk.calibrate import CalibrationSettings, calibrate, es_multiple, risk_weights_bps
 from offchain.risk.cascade import CascadeScenario, LiquidationRule, simulate
 from offchain.risk.data import synthetic
-from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, FUNDING_DEFAULT, START_PRICES_USD
 from offchain.risk.efficiency import efficiency
 from offchain.margin.exact import WAD, AccountState, account_margin
 from offchain.risk.propose import bound_errors, decode_spec, diff, merged, spec_from_dict, spec_to_dict
@@ -130,6 +130,20 @@ def test_calibrate_produces_a_valid_spec_and_roundtrips_through_json():
     assert [v.name for v in cal.spec.stress][:2] == ["crash", "rally"]
     assert spec_from_dict(spec_to_dict(cal.spec)) == cal.spec
     assert cal.spec.margin_config() == spec_from_dict(spec_to_dict(cal.spec)).margin_config()
+
+
+def test_funding_decodes_round_trips_and_a_change_is_one_queued_set_funding():
+    cur = decode_spec(CFG, 0, 0, 0, [], funding=FUNDING_DEFAULT.word())
+    assert cur.funding == FUNDING_DEFAULT
+    assert decode_spec(CFG, 0, 0, 0, []).funding is None  # a zero window: funding off
+    prop = cur.model_copy(update={"funding": FUNDING_DEFAULT.model_copy(update={"adl_share_bps": 2500})})
+    (change,) = [c for c in diff(cur, prop) if c.fn == "setFunding"]
+    assert (change.old, change.args, change.tightening) == (FUNDING_DEFAULT.as_args(), prop.funding.as_args(), False)
+    assert not [c for c in diff(cur, cur) if c.fn == "setFunding"]
+    # a proposal without funding (what calibration does not estimate) leaves the chain's as it is
+    assert not [c for c in diff(cur, cur.model_copy(update={"funding": None})) if c.fn == "setFunding"]
+    spec = DEFAULT_SPEC.model_copy(update={"funding": prop.funding})
+    assert spec_from_dict(spec_to_dict(spec)) == spec
 
 
 def test_efficiency_hedged_btc_eth_pairs_save_half_with_coverage():

@@ -117,7 +117,7 @@ contract AdminHandler is HandlerBase {
         if (kind == 8) {
             uint256 cap = Env.bound(b, 1e3, 1e9) * Env.WAD;
             uint256 rate = Env.bound(a >> 8, 500, 3000);
-            return abi.encodeCall(RiskParameters.setMarket, (a % Env.MARKETS, rate, cap * 1e3, cap));
+            return abi.encodeCall(RiskParameters.setMarket, (a % Env.MARKETS, rate, cap * 10, cap)); // < 2^95
         }
         return abi.encodeCall(RiskParameters.setPriceBand, (Env.bound(b, 50, 500)));
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ICrossMarginVault} from "../../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
 import {Ledger} from "../Ledger.sol";
@@ -198,9 +198,9 @@ contract AttackerHandler is HandlerBase {
         (amountSeed, timesSeed) = (_mix(amountSeed), _mix(timesSeed));
         (bool found, uint256 target) = _liquidatable(_allAccounts(), targetSeed);
         if (!found) return;
-        (ICrossMarginVault.LiquidationItem[] memory all,) = ledger.proportionalTake(target, Env.BPS);
+        (IVaultTypes.LiquidationItem[] memory all,) = ledger.proportionalTake(target, Env.BPS);
         if (all.length == 0) return;
-        ICrossMarginVault.LiquidationItem[] memory items = new ICrossMarginVault.LiquidationItem[](1);
+        IVaultTypes.LiquidationItem[] memory items = new IVaultTypes.LiquidationItem[](1);
         items[0] = all[itemSeed % all.length];
         items[0].amount = _logScale(items[0].amount, amountSeed);
         uint256 calls;

@@ -2,8 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {CrossMarginVault} from "../../../contracts/CrossMarginVault.sol";
-import {ICrossMarginVault} from "../../../contracts/interfaces/ICrossMarginVault.sol";
+import {ICrossMarginVault, IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
 import {TestToken} from "../../../contracts/test/TestTokens.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
@@ -14,7 +13,7 @@ import {Ledger} from "../Ledger.sol";
 ///         reverts the whole action (the fuzzer counts it; nothing is recorded).
 abstract contract HandlerBase {
     Ledger public immutable ledger;
-    CrossMarginVault internal immutable vault;
+    ICrossMarginVault internal immutable vault;
     Protocol internal p;
 
     /// @dev Token ids: collateral ids 0..4, and 5 for the settlement token (USDC).
@@ -147,7 +146,7 @@ abstract contract HandlerBase {
     /// @dev Liquidates `target` directly, taking `fractionBps` of maxTake in proportion, each amount divided by
     ///      2^`shift` (at least 1 unit); returns the reward.
     function _liquidate(uint256 target, uint256 fractionBps, uint256 shift) internal returns (uint256 reward) {
-        (ICrossMarginVault.LiquidationItem[] memory items,) = ledger.proportionalTake(target, fractionBps);
+        (IVaultTypes.LiquidationItem[] memory items,) = ledger.proportionalTake(target, fractionBps);
         for (uint256 i; i < items.length && shift != 0; ++i) {
             items[i].amount = items[i].amount >> shift == 0 ? 1 : items[i].amount >> shift;
         }

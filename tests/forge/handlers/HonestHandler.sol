@@ -59,4 +59,19 @@ contract HonestHandler is HandlerBase {
         ledger.touch(seller);
         _trade(buyer, seller, marketSeed % Env.MARKETS, _logUsd(usdSeed, 1_000_000), priceSeed, (usdSeed >> 64) % 6);
     }
+
+    /// @notice A premium fill: subaccount `buyerSeed % 6` buys 100,000 USD of market `marketSeed % 5` from the next
+    ///         subaccount at the band's edge (above the index when `up`, else below), each side paying a fee of 50 bps:
+    ///         the fee-weighted premium moves the market's funding rate (the fees go to the insurance fund).
+    function premiumFill(uint256 buyerSeed, uint256 marketSeed, bool up) external step {
+        (buyerSeed, marketSeed) = (_mix(buyerSeed), _mix(marketSeed));
+        uint256 buyer = _account(buyerSeed % SUBS);
+        uint256 seller = _account((buyerSeed + 1) % SUBS);
+        (uint256 a, uint256 b) = up ? (buyer, seller) : (seller, buyer);
+        ledger.touch(a);
+        ledger.touch(b);
+        uint256 market = marketSeed % Env.MARKETS;
+        (uint256 oracle, uint256 price) = _fillPrice(market, up ? int256(_band()) : -int256(_band()));
+        p.venue.trade(a, b, market, 100_000 * Env.WAD * Env.WAD / oracle, price, 500 * Env.WAD);
+    }
 }

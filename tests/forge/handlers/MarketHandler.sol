@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
 import {Ledger} from "../Ledger.sol";
 import {HandlerBase} from "./HandlerBase.sol";
 
 /// @title MarketHandler — the outside world: prices, feeds and time.
-/// @notice Moves true prices (one asset or all at once, at most +-15% per step, or all a little in a heartbeat), breaks
-///         feeds (stale, zero, negative answer) and repairs them, and lets time pass (feeds go stale after their
-///         3,600 s maximum age). After every step the ledger tries a
-///         liquidation of every account below MM (E5); a price move also moves the E1 checkpoint.
+/// @notice Moves true prices (one asset or all at once, at most +-15% per step, or all a little in a heartbeat, or
+///         a gap of 25-60% in one asset), breaks feeds (stale, zero, negative answer) and repairs them, and lets time
+///         pass (minutes: feeds go stale after their 3,600 s maximum age; or hours of funding, feeds refreshed).
+///         After every step the ledger tries a liquidation of every account below MM (E5); a price move also moves
+///         the E1 checkpoint.
 contract MarketHandler is HandlerBase {
     /// @notice Largest price move per step, bps.
     uint256 public constant MAX_MOVE_BPS = 1500;
@@ -108,6 +110,51 @@ contract MarketHandler is HandlerBase {
     /// @notice Lets 1 s to 30 min pass: feeds not refreshed for their maximum age (1 h) go stale.
     function timePasses(uint256 secondsSeed) external worldStep {
         secondsSeed = _mix(secondsSeed);
-        Env.VM.warp(block.timestamp + Env.bound(secondsSeed, 1, Env.MAX_AGE / 2));
+        _warp(Env.bound(secondsSeed, 1, Env.MAX_AGE / 2));
+    }
+
+    /// @notice Funding time: 1 to 8 hours pass, then every feed that is not broken publishes (at the same prices):
+    ///         positions accrue the funding their markets' premiums (set by fee-paying fills) call for.
+    function fundingHours(uint256 hoursSeed) external worldStep {
+        hoursSeed = _mix(hoursSeed);
+        _warp(Env.bound(hoursSeed, 1, 8) * 1 hours);
+        _publishWorking();
+    }
+
+    /// @notice A gap: asset `assetSeed % 4` jumps 25% to 60% (down when `bpsSeed` is even, else up) with no keeper in
+    ///         between, so accounts go bankrupt beyond the insurance fund and write-offs deleverage the other side.
+    function gap(uint256 assetSeed, uint256 bpsSeed) external {
+        (assetSeed, bpsSeed) = (_mix(assetSeed), _mix(bpsSeed));
+        ledger.beginWorld(msg.sig);
+        int256 bps = int256(Env.bound(bpsSeed >> 1, 2500, 6000));
+        _move(assetSeed % 4, bpsSeed % 2 == 0 ? -bps : bps);
+        _publishWorking();
+        ledger.end(true);
+        ledger.probeAll();
+    }
+
+    /// @dev Time passes (accrued funding changes values: the ledger moves its E1/E2 baselines after every world
+    ///      step); counts the steps in which a market's funding indices moved.
+    function _warp(uint256 dt) internal {
+        int256[5] memory before;
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            before[m] = _longIndex(m);
+        }
+        Env.VM.warp(block.timestamp + dt);
+        for (uint256 m; m < Env.MARKETS; ++m) {
+            if (_longIndex(m) != before[m]) {
+                ledger.fundingMoved();
+                break;
+            }
+        }
+    }
+
+    /// @dev The long index of `market` now (0 while its asset has no valid price).
+    function _longIndex(uint256 market) internal view returns (int256) {
+        try vault.marketFunding(market) returns (IVaultTypes.MarketFunding memory f) {
+            return f.longIndex;
+        } catch {
+            return 0;
+        }
     }
 }

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
+import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
+import {RiskConfig} from "./libraries/RiskConfig.sol";
+import {Funding} from "./libraries/Funding.sol";
+import {VaultBase} from "./VaultBase.sol";
+
+/// @title VaultExtension
+/// @notice The functions of ICrossMarginVault that are not in CrossMarginVault's own code: listing, admin, accounts'
+///         operators, bad-debt repayment and most views. Runs only by DELEGATECALL from the vault (on the vault's
+///         storage); called directly it reads and writes its own empty storage, which nothing uses.
+contract VaultExtension is VaultBase {
+    using SafeERC20 for IERC20;
+    using RiskConfig for uint256;
+
+    constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_)
+        VaultBase(riskParams_, oracle_, settlementToken_)
+    {}
+
+    /// @dev See ICrossMarginVault.
+    function accountId(address owner, uint96 sub) external pure returns (uint256) {
+        return _accountId(owner, sub);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function fundAccount() external view returns (uint256) {
+        return _fundAccount();
+    }
+
+    /// @dev See ICrossMarginVault.
+    function setOperator(address operator, bool approved) external {
+        operators[msg.sender][operator] = approved;
+        emit OperatorSet(msg.sender, operator, approved);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function isAuthorized(uint256 account, address caller) external view returns (bool) {
+        return _isAuthorized(account, caller);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function resolveBadDebt(uint256 amount) external nonReentrant {
+        uint256 before = settlementToken.balanceOf(address(this));
+        settlementToken.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 value = (settlementToken.balanceOf(address(this)) - before) * settlementScale;
+        uint256 debt = badDebt;
+        uint256 retired = Math.min(debt, value);
+        badDebt = debt - retired;
+        if (value > retired) _creditFund(int256(value - retired)); // any excess tops up the fund
+        emit BadDebtReduced(retired, badDebt);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function setControl(uint256 word) external {
+        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
+        _pool = (_pool & ~uint256(type(uint56).max)) | (word & type(uint56).max);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function setMarginConfigPointer(address pointer) external {
+        if (msg.sender != address(riskParams)) revert NotAdmin(msg.sender);
+        marginConfigPointer = pointer;
+        _publishSnapshot(_layout);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function listCollateral(address token, uint256 asset) external returns (uint256 id) {
+        _requireAdmin();
+        if (token == address(settlementToken) || _collateralIdPlusOne[token] != 0) revert AlreadyListed(token);
+        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
+        uint256 layout = _layout;
+        id = _numCollaterals(layout);
+        if (id >= RiskConfig.MAX_COLLATERALS) revert ListingFull(id);
+        uint256 dec = IERC20Metadata(token).decimals();
+        if (dec > 31) revert UnknownToken(token);
+        // slither-disable-next-line unused-return (called for its revert: the asset must have a valid price)
+        oracle.price(asset);
+        layout = (layout + (1 << 8)) | (asset << (80 + 4 * id)) | (dec << (144 + 5 * id));
+        _layout = layout;
+        _publishSnapshot(layout);
+        _collateralTokens[id] = token;
+        _collateralIdPlusOne[token] = id + 1;
+        emit CollateralListed(id, token, asset, dec);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function listMarket(uint256 asset) external returns (uint256 id) {
+        _requireAdmin();
+        if (asset >= RiskConfig.MAX_ASSETS) revert UnknownAsset(asset);
+        uint256 layout = _layout;
+        id = _numMarkets(layout);
+        if (id >= RiskConfig.MAX_MARKETS) revert ListingFull(id);
+        layout = (layout + 1) | (asset << (16 + 4 * id));
+        _layout = layout;
+        _publishSnapshot(layout);
+        emit MarketListed(id, asset);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function setVenue(address venue, bool enabled) external {
+        _requireAdmin();
+        venues[venue] = enabled;
+        emit VenueSet(venue, enabled);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function setFundOperator(address operator, bool approved) external {
+        _requireAdmin();
+        fundOperators[operator] = approved;
+        emit OperatorSet(address(this), operator, approved);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function positionOf(uint256 account, uint256 market) external view returns (int256 size, int256 openNotional) {
+        Position memory pos = _positionOf(account, market);
+        return (pos.size, pos.openNotional);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function openInterest(uint256 market) external view returns (uint256) {
+        return _books[market].openInterest;
+    }
+
+    /// @dev See ICrossMarginVault.
+    function fundingBalance(uint256 market) external view returns (int256) {
+        return _books[market].fundingBalance;
+    }
+
+    /// @dev See ICrossMarginVault.
+    function marketFunding(uint256 market) public view returns (MarketFunding memory out) {
+        Ctx memory ctx = _loadCtx();
+        if (market >= _numMarkets(ctx.layout)) revert UnknownMarket(market);
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        uint256 price = oracle.price(asset);
+        (Funding.Market memory fm, int256 rate) = _marketNow(market, price, asset, ctx);
+        // the rate that applies from now on: the current state's, not the one of the interval just accrued
+        rate = ctx.funding.fundingWindow() == 0
+            ? int256(0)
+            : Funding.rate(
+                fm.premium, fm.weight, Funding.depthOf(_marketWord(market).maxOpenInterest(), price, ctx.funding), ctx.funding,
+                ctx.cfg.global.riskWeight(asset)
+            );
+        out = MarketFunding(fm.longIndex, fm.shortIndex, fm.premium, fm.weight, rate, fm.updatedAt, fm.carry);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function fundingOf(uint256 account, uint256 market) external view returns (int256 accrued, int256 snapshot) {
+        Position memory pos = _positionOf(account, market);
+        snapshot = pos.funding;
+        // slither-disable-next-line incorrect-equality (no position: nothing accrues)
+        if (pos.size == 0) return (0, snapshot);
+        MarketFunding memory m = marketFunding(market);
+        accrued = Funding.accrued(
+            pos.size, pos.funding, Funding.Market(m.longIndex, m.shortIndex, m.updatedAt, m.premium, m.weight, 0)
+        );
+    }
+
+    /// @dev See ICrossMarginVault.
+    function collateralOf(uint256 account, uint256 collateralId) external view returns (uint256) {
+        return _collateral[account][collateralId];
+    }
+
+    /// @dev See ICrossMarginVault.
+    function settlementOf(uint256 account) external view returns (int256) {
+        return _load(account).settlement;
+    }
+
+    /// @dev See ICrossMarginVault.
+    function storedSettlementOf(uint256 account) external view returns (int256) {
+        Account memory acc = _accountOf(account);
+        return acc.settlement > 0 && acc.epoch != _pool >> EPOCH_SHIFT ? int256(0) : int256(acc.settlement);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function settlementIndex() external view returns (uint256 index, uint256 totalShares) {
+        uint256 pool = _pool;
+        return (_index(pool), _totalShares(pool));
+    }
+
+    /// @dev See ICrossMarginVault.
+    function controlWord() external view returns (uint256) {
+        return _pool & type(uint56).max;
+    }
+
+    /// @dev See ICrossMarginVault.
+    function masksOf(uint256 account) external view returns (uint256 markets, uint256 collaterals) {
+        Account memory acc = _accountOf(account);
+        return (acc.markets, acc.collaterals);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function marketAsset(uint256 market) external view returns (uint256) {
+        uint256 layout = _layout;
+        if (market >= _numMarkets(layout)) revert UnknownMarket(market);
+        return _marketAssetOf(layout, market);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function collateralInfo(uint256 id) external view returns (address token, uint256 asset, uint256 decimals) {
+        uint256 layout = _layout;
+        if (id >= _numCollaterals(layout)) revert UnknownToken(address(0));
+        return (_collateralTokens[id], _collateralAssetOf(layout, id), _collateralDecimalsOf(layout, id));
+    }
+
+    /// @dev See ICrossMarginVault.
+    function numMarkets() external view returns (uint256) {
+        return _numMarkets(_layout);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function numCollaterals() external view returns (uint256) {
+        return _numCollaterals(_layout);
+    }
+}
