@@ -158,9 +158,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
             (Funding.Market memory fm,) = _marketNow(market, price, asset, ctx);
             index = size > 0 ? fm.longIndex : fm.shortIndex;
         }
-        // slither-disable-next-line incorrect-equality (settled at this index: nothing accrued)
-        if (index == snapshot) return 0;
-        return PortfolioMargin.floorDiv(-size * (index - snapshot), Funding.INDEX_UNIT);
+        return Funding.accruedAt(size, snapshot, index);
     }
 
     function _storeMarket(uint256 market, Funding.Market memory fm, int256 rate) internal {

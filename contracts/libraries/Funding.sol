@@ -153,7 +153,11 @@ library Funding {
     /// @notice Funding a position of `size` with index snapshot `snapshot` has accrued (USD 1e18, + received),
     ///         rounded down: a payer pays the wei a receiver does not get.
     function accrued(int256 size, int256 snapshot, Market memory m) internal pure returns (int256) {
-        int256 index = size > 0 ? m.longIndex : m.shortIndex;
+        return accruedAt(size, snapshot, size > 0 ? m.longIndex : m.shortIndex);
+    }
+
+    /// @notice Funding a position of `size` with index snapshot `snapshot` has accrued at its side's `index`.
+    function accruedAt(int256 size, int256 snapshot, int256 index) internal pure returns (int256) {
         // slither-disable-next-line incorrect-equality (settled at this index: nothing accrued)
         if (index == snapshot) return 0;
         return PortfolioMargin.floorDiv(-size * (index - snapshot), INDEX_UNIT);
