@@ -19,6 +19,7 @@ RHO4_ONE = 40_000
 MAX_ASSETS = 8
 MAX_COLLATERALS = 16
 MAX_MARKETS = 16
+DEPTH_UNIT = 10**7 * WAD  # RiskConfig.DEPTH_UNIT: a DEPTH slot counts 10 million USD
 INT256_MIN = -(2**255)
 INT256_MAX = 2**255 - 1
 
@@ -94,14 +95,29 @@ class MarginConfig:
     corr1: int
     haircuts: int
     stress: tuple[int, ...]  # 8 words (zero beyond the published vectors)
+    addons: int = 0  # the ADDON word: volatility add-ons per asset, correlation break
+    depths: int = 0  # the DEPTH word: liquidation depth per market
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stress", tuple(self.stress) + (0,) * (8 - len(self.stress)))
 
     @classmethod
     def from_chain(cls, raw: Sequence) -> "MarginConfig":
-        g, c0, c1, h, stress = raw
-        return cls(int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress))
+        g, c0, c1, h, stress, addons, depths = raw
+        return cls(int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress), int(addons), int(depths))
+
+    def vol_scaler(self, asset: int) -> int:
+        """The volatility scaler of ``asset`` in bps (10_000: none): 10_000 + its ADDON slot."""
+        return BPS + u16(self.addons, asset)
+
+    @property
+    def correlation_break(self) -> int:
+        """The share (bps) of every hedging credit the low regime withdraws."""
+        return u16(self.addons, 8)
+
+    def depth(self, market: int) -> int:
+        """The liquidation depth of ``market`` in USD 1e18 (0: no concentration charge)."""
+        return u16(self.depths, market) * DEPTH_UNIT
 
     def risk_weight(self, asset: int) -> int:
         return u16(self.global_word, asset)
@@ -144,9 +160,14 @@ class Breakdown:
     floor_charge: int
     maintenance: int
     initial: int
+    k_correlated: int = 0  # max of k_regime times the volatility scalers (equal to it without scalers)
+    concentration: int = 0
 
 
 def correlated_charges(ws: Sequence[int], cfg: MarginConfig) -> tuple[int, int, int]:
+    """K_r for the low, medium and high regimes; the low regime's hedging credits (pair terms of sign opposite to
+    the diagonal) are cut by the correlation break (rho * (1 - break), toward zero)."""
+    cut = BPS - cfg.correlation_break
     diag = 0
     cross = [0, 0, 0]
     for k in range(MAX_ASSETS):
@@ -160,7 +181,10 @@ def correlated_charges(ws: Sequence[int], cfg: MarginConfig) -> tuple[int, int, 
                 continue
             rho = cfg.correlation(k, l)
             prod = wk * wl
-            cross[0] += prod * max(8 * rho - RHO4_ONE, 3 * rho)
+            low = max(8 * rho - RHO4_ONE, 3 * rho)
+            if cut != BPS and (prod < 0) != (low < 0) and low != 0:
+                low = _tdiv(low * cut, BPS)
+            cross[0] += prod * low
             cross[1] += prod * (4 * rho)
             cross[2] += prod * min(5 * rho, RHO4_ONE)
     out = []
@@ -168,6 +192,33 @@ def correlated_charges(ws: Sequence[int], cfg: MarginConfig) -> tuple[int, int, 
         q = _check(diag * RHO4_ONE + 2 * cross[r])
         out.append(ceil_sqrt(ceil_div(q, RHO4_ONE)) if q > 0 else 0)
     return out[0], out[1], out[2]
+
+
+def _tdiv(a: int, b: int) -> int:
+    """Signed division truncated toward zero (Solidity's ``/`` on int256), b > 0."""
+    q = abs(a) // b
+    return q if a >= 0 else -q
+
+
+def vol_scaled(charge: int, ws: Sequence[int], cfg: MarginConfig) -> int:
+    """ceil(K * sum_k v_k |WS_k| / (1e4 * sum_k |WS_k|)): the correlated charge ``K`` times the volatility scalers
+    averaged over the account's weighted sensitivities (``K`` itself without scalers or exposure)."""
+    if (cfg.addons & (2**128 - 1)) == 0 or charge == 0:
+        return charge
+    num = den = 0
+    for k in range(MAX_ASSETS):
+        a = abs(ws[k])
+        num += cfg.vol_scaler(k) * a
+        den += a
+    return ceil_div(charge * num, BPS * den)
+
+
+def concentration_charge(notional: int, depth: int) -> int:
+    """ceil(N * sqrt(N / L)) for a position of |value| ``notional`` in a market of depth ``L`` (both USD 1e18;
+    0 when L = 0), as ceil(N * ceil_sqrt(ceil(N * 1e36 / L)) / 1e18)."""
+    if depth == 0 or notional == 0:
+        return 0
+    return ceil_div(notional * ceil_sqrt(ceil_div(notional * WAD * WAD, depth)), WAD)
 
 
 def stress_charge(delta: Sequence[int], cfg: MarginConfig) -> tuple[int, int]:
@@ -181,8 +232,9 @@ def stress_charge(delta: Sequence[int], cfg: MarginConfig) -> tuple[int, int]:
     return worst, index
 
 
-def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig) -> Breakdown:
-    """Maintenance and initial margin from net delta and gross notional per asset (USD 1e18)."""
+def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig, concentration: int = 0) -> Breakdown:
+    """Maintenance and initial margin from net delta and gross notional per asset (USD 1e18) and the account's
+    concentration charge (the sum over its positions of ``concentration_charge``)."""
     ws = [0] * MAX_ASSETS
     hedged = 0
     abs_sum = 0
@@ -201,10 +253,10 @@ def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig) -> 
     k_stress, worst = stress_charge(delta, cfg)
     basis = mul_div_up(hedged, cfg.basis_addon, BPS)
     floor_charge = mul_div_up(abs_sum, cfg.floor_rate, BPS)
-    k = max(max(k_regime), k_stress)
-    mm = max(k + basis, floor_charge)
+    k_correlated = vol_scaled(max(k_regime), ws, cfg)
+    mm = max(max(k_correlated, k_stress) + basis + concentration, floor_charge)
     im = mul_div_up(mm, cfg.alpha, BPS)
-    return Breakdown(k_regime, k_stress, worst, basis, floor_charge, mm, im)
+    return Breakdown(k_regime, k_stress, worst, basis, floor_charge, mm, im, k_correlated, concentration)
 
 
 # ---------------------------------------------------------------------------------------------- accounts
@@ -263,10 +315,12 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
     """Equity (accrued funding included), net delta and gross per asset, in the vault's order of operations. A price
     of 0 means "no valid price" (``read_prices``): collateral of that asset counts at 0, a position on it raises
     ``PriceUnavailable``. ``markets``: each market's funding state advanced to the evaluation's time
-    (``funding.advance``); None when funding is off (no position accrues anything)."""
+    (``funding.advance``); None when funding is off (no position accrues anything). Also returns the concentration
+    charge of the positions."""
     equity = state.settlement
     delta = [0] * MAX_ASSETS
     gross = [0] * MAX_ASSETS
+    concentration = 0
     for market in sorted(state.positions):
         size, open_notional = state.positions[market]
         if size == 0:
@@ -280,6 +334,7 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
             equity += accrued(size, state.funding.get(market, 0), markets[market])
         delta[asset] += value
         gross[asset] += abs(value)
+        concentration += concentration_charge(abs(value), cfg.depth(market))
     for cid in sorted(state.collateral):
         amount = state.collateral[cid]
         if amount == 0:
@@ -289,7 +344,7 @@ def exposure(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Ma
         equity += haircut_down(value, cfg.haircut(cid))
         delta[asset] += value
         gross[asset] += value
-    return equity, delta, gross
+    return equity, delta, gross, concentration
 
 
 def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) -> AccountState:
@@ -307,8 +362,8 @@ def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) ->
 
 def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
                    markets: Mapping[int, MarketFunding] | None = None) -> AccountMargin:
-    equity, delta, gross = exposure(state, layout, prices, cfg, markets)
-    return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg))
+    equity, delta, gross, concentration = exposure(state, layout, prices, cfg, markets)
+    return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg, concentration))
 
 
 def standard_requirement(state: AccountState, layout: Layout, prices: Sequence[int], rates: Sequence[int]) -> int:

@@ -41,6 +41,17 @@ class MarketRisk(BaseModel):
     standard_mmr_bps: int = Field(ge=10, le=10_000, description="per-position rate of the standard requirement")
     max_open_interest: int = Field(ge=0, lt=2**95, description="sum of long sizes, base units 1e18")
     max_position_size: int = Field(ge=0, lt=2**95, description="largest |size| of one account, base units 1e18")
+    depth_usd: int = Field(default=0, ge=0, le=65_535 * 10**7,
+                           description="liquidation depth L, whole USD, a multiple of 10,000,000: a position of "
+                                       "notional N is charged N * sqrt(N / L) (0: no concentration charge)")
+
+    @field_validator("depth_usd")
+    @classmethod
+    def _depth_unit(cls, v: int) -> int:
+        if v % 10**7:
+            raise ValueError(f"depth_usd = {v} is not a multiple of 10,000,000 (the unit RiskParameters stores): "
+                             f"round it to {round(v / 10**7) * 10**7}")
+        return v
 
 
 class LiquidationParams(BaseModel):
@@ -102,6 +113,12 @@ class RiskSpec(BaseModel):
     liquidation: LiquidationParams
     price_band_bps: int = Field(ge=10, le=2000)
     loosen_delay: int = Field(ge=0, le=30 * 86400, description="seconds before a loosening change applies")
+    vol_scalers: dict[int, int] = Field(default_factory=dict,
+                                        description="asset -> volatility scaler in bps (10000 .. 40000; absent: 10000)"
+                                                    ", multiplies the correlated charge in proportion to the asset's "
+                                                    "share of the weighted sensitivities")
+    correlation_break_bps: int = Field(default=0, ge=0, le=10_000,
+                                       description="share of every hedging credit the low regime withdraws")
     funding: FundingParams | None = Field(default=None, description="funding and deleveraging; None: both off at deployment "
                                                    "(a proposal without it leaves the chain's unchanged)")
 
@@ -118,6 +135,9 @@ class RiskSpec(BaseModel):
         for k, rw in self.risk_weights.items():
             if not (0 <= k < 8 and 100 <= rw <= 10_000):
                 raise ValueError(f"risk_weights[{k}] = {rw} is invalid (asset 0..7, 100..10000 bps)")
+        for k, v in self.vol_scalers.items():
+            if not (0 <= k < 8 and 10_000 <= v <= 40_000):
+                raise ValueError(f"vol_scalers[{k}] = {v} is invalid (asset 0..7, 10000..40000 bps)")
         return self
 
     def stress_index(self, name: str) -> int:
@@ -147,7 +167,13 @@ class RiskSpec(BaseModel):
         for s, vector in enumerate(self.stress):
             for k, bps in enumerate(vector.as_array()):
                 stress[s // 2] = put(stress[s // 2], 128 * (s % 2) + 16 * k, bps)
-        return MarginConfig(g, corr[0], corr[1], haircuts, tuple(stress))
+        addons = self.correlation_break_bps << 128
+        for k, v in self.vol_scalers.items():
+            addons = put(addons, 16 * k, v - 10_000)
+        depths = 0
+        for m, mk in self.markets.items():
+            depths = put(depths, 16 * m, mk.depth_usd // 10**7)
+        return MarginConfig(g, corr[0], corr[1], haircuts, tuple(stress), addons, depths)
 
 
 def apply_spec(params: Any, spec: RiskSpec, sender: Any) -> None:
@@ -173,6 +199,11 @@ def apply_spec(params: Any, spec: RiskSpec, sender: Any) -> None:
         params.setLiquidationDiscount(j, d, tx)
     for m, mk in sorted(spec.markets.items()):
         params.setMarket(m, mk.standard_mmr_bps, mk.max_open_interest, mk.max_position_size, tx)
+    for m, mk in sorted(spec.markets.items()):
+        params.setMarketDepth(m, mk.depth_usd // 10**7, tx)
+    for k in range(len(spec.risk_weights)):
+        params.setVolScaler(k, spec.vol_scalers.get(k, 10_000), tx)
+    params.setCorrelationBreak(spec.correlation_break_bps, tx)
     lq = spec.liquidation
     params.setLiquidation(
         lq.close_factor_bps, lq.penalty_bps, lq.keeper_share_bps, lq.deep_bps, lq.min_keeper_reward, lq.dust, tx

@@ -43,6 +43,7 @@ class ScreenParams:
     coll_asset: np.ndarray  # (C,) asset of each collateral
     coll_to_asset: np.ndarray  # (C, A) one-hot
     scale: np.ndarray  # (C,) 10**-decimals
+    market_asset: np.ndarray  # (M,) asset of each market
 
     @classmethod
     def build(cls, cfg: MarginConfig, layout: Layout) -> "ScreenParams":
@@ -50,7 +51,8 @@ class ScreenParams:
         onehot = np.zeros((c, MAX_ASSETS))
         onehot[np.arange(c), list(layout.collateral_asset)] = 1.0
         return cls(MarginArrays.from_config(cfg, MAX_ASSETS, c), np.array(layout.collateral_asset, dtype=int), onehot,
-                   np.array([10.0 ** -d for d in layout.collateral_decimals]))
+                   np.array([10.0 ** -d for d in layout.collateral_decimals]),
+                   np.array(layout.market_asset, dtype=int))
 
 
 @dataclass
@@ -162,7 +164,11 @@ def screen(book: Book, p: ScreenParams, prices: np.ndarray,
             index_l[m], index_s[m] = f.long_index / INDEX_UNIT, f.short_index / INDEX_UNIT
         funding = -(book.long @ index_l + book.short @ index_s)
         equity = equity + funding
-    mm, _ = requirement(delta, gross, p.arr)
+    notional = None
+    if p.arr.depth is not None:
+        m = len(p.market_asset)
+        notional = np.abs(book.long[:, :m] + book.short[:, :m]) * prices[..., p.market_asset]
+    mm, _ = requirement(delta, gross, p.arr, notional)
     scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm + np.abs(funding)
     return ScreenResult(equity, mm, REL_BAND * scale + ABS_BAND)
 

@@ -27,6 +27,9 @@ class MarginArrays:
     basis: float
     floor: float
     haircut: np.ndarray  # (J,)
+    vol_scale: np.ndarray | None = None  # (K,) volatility scalers (>= 1); None: all 1
+    corr_break: float = 0.0  # share of each low-regime hedging credit withdrawn
+    depth: np.ndarray | None = None  # (16,) liquidation depth per market, USD (0: no concentration charge)
 
     @classmethod
     def from_config(cls, cfg: MarginConfig, n_assets: int, n_collaterals: int) -> "MarginArrays":
@@ -40,9 +43,13 @@ class MarginArrays:
         for m in (low, high):
             np.fill_diagonal(m, 1.0)
         stress = np.array([[cfg.shock(s, a) / BPS for a in range(k)] for s in range(cfg.num_stress)]).reshape(-1, k)
+        vol = np.array([cfg.vol_scaler(a) / BPS for a in range(k)])
+        depth = np.array([cfg.depth(m) / WAD for m in range(16)])
         return cls(np.array([cfg.risk_weight(a) / BPS for a in range(k)]), np.stack([low, med, high]), stress,
                    cfg.alpha / BPS, cfg.basis_addon / BPS, cfg.floor_rate / BPS,
-                   np.array([cfg.haircut(j) / BPS for j in range(n_collaterals)]))
+                   np.array([cfg.haircut(j) / BPS for j in range(n_collaterals)]),
+                   vol if (vol != 1.0).any() else None, cfg.correlation_break / BPS,
+                   depth if depth.any() else None)
 
 
 @dataclass
@@ -118,8 +125,20 @@ class Margin:
     delta: np.ndarray  # (..., A, K)
 
 
-def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays) -> tuple[np.ndarray, np.ndarray]:
-    """(MM, IM) from net delta and gross per asset (..., A, K): the float form of ``exact.breakdown``, and the one
+def concentration(notional: np.ndarray, arr: MarginArrays) -> np.ndarray | float:
+    """The concentration charge sum_m N_m sqrt(N_m / L_m) of |position values| ``notional`` (..., A, M), USD."""
+    if arr.depth is None:
+        return 0.0
+    depth = arr.depth[:notional.shape[-1]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(depth > 0, notional * np.sqrt(notional / np.where(depth > 0, depth, 1.0)), 0.0)
+    return c.sum(-1)
+
+
+def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays,
+                notional: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(MM, IM) from net delta and gross per asset (..., A, K) and the |value| of each position (..., A, M) (for the
+    concentration charge; None: no positions known, no charge): the float form of ``exact.breakdown``, and the one
     float evaluation of the formula (the keeper's screen and every analytic use it).
 
     The products with the small parameter matrices are ``np.einsum`` rather than ``@``: on a million rows ``@`` goes
@@ -127,20 +146,31 @@ def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays) -> tupl
     keeper machine), which made the screen 2-5x slower and erratic on 2 cores; einsum runs in the calling thread."""
     ws = delta * arr.rw
     k = np.zeros(delta.shape[:-1])
-    for rho in arr.rho:  # the regimes: the largest charge wins
-        q = np.einsum("...k,...k->...", np.einsum("...j,jk->...k", ws, rho), ws)
+    for r, rho in enumerate(arr.rho):  # the regimes: the largest charge wins
+        if r == 0 and arr.corr_break > 0:  # the low regime without part of its hedging credits
+            t = ws[..., :, None] * ws[..., None, :] * rho
+            q = (t - arr.corr_break * np.minimum(t, 0.0)).sum((-1, -2))
+        else:
+            q = np.einsum("...k,...k->...", np.einsum("...j,jk->...k", ws, rho), ws)
         np.maximum(k, np.sqrt(np.maximum(q, 0.0)), out=k)
+    if arr.vol_scale is not None:
+        w = np.abs(ws)
+        den = w.sum(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k *= np.where(den > 0, np.einsum("...k,k->...", w, arr.vol_scale) / np.where(den > 0, den, 1.0), 1.0)
     if len(arr.stress):
         np.maximum(k, (-np.einsum("...k,sk->...s", delta, arr.stress)).max(axis=-1), out=k)
     absd = np.abs(delta)
-    mm = np.maximum(k + arr.basis * (gross - absd).sum(-1), arr.floor * absd.sum(-1))
+    extra = concentration(notional, arr) if notional is not None else 0.0
+    mm = np.maximum(k + arr.basis * (gross - absd).sum(-1) + extra, arr.floor * absd.sum(-1))
     return mm, arr.alpha * mm
 
 
 def margin(portfolio: Portfolio, prices: np.ndarray, arr: MarginArrays) -> Margin:
     """Equity, MM and IM of every account at ``prices`` (..., K)."""
     equity, delta, gross = portfolio.exposure(prices, arr.haircut)
-    mm, im = requirement(delta, gross, arr)
+    notional = np.abs(portfolio.values(prices)[0]) if arr.depth is not None else None
+    mm, im = requirement(delta, gross, arr, notional)
     return Margin(equity, mm, im, gross.sum(-1), delta)
 
 
