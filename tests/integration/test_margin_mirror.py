@@ -77,7 +77,8 @@ def _set_prices(protocol, deployer, factors):
         protocol.feeds[asset].updateAnswer(int(base * f * 10**8), {"from": deployer})
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("XMARGIN_MIRROR_PORTFOLIOS", 80)), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(p=portfolios())
 def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, maker_wallet, funder, mirror, p):
     vault = protocol.vault
