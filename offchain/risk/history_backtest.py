@@ -220,9 +220,8 @@ def least_level(series: Sequence[tuple[np.ndarray, Sequence[str]]], step_bps: in
 class TTCSettings:
     """Rules of :func:`calibrate_ttc` for what the data cannot measure."""
 
-    alt_over_eth: float = 1.5  # SOL, LINK risk weight >= this x ETH's (the ratio of the previous default set)
+    alt_over_eth: float = 1.0  # SOL, LINK risk weight = LTC's requirement, and at least this x ETH's
     collapse_multiple: float = 5 / 3  # SOL/LINK collapse vectors = this x their risk weight
-    old_btc_eth_rho_bps: int = 8000  # SOL/LINK correlations scale with BTC/ETH's from this reference
     max_rho_bps: int = 9500
 
 
@@ -252,9 +251,7 @@ def calibrate_ttc(histories: dict[str, History], base: RiskSpec,
     m = min(m_be, m_eb) / BPS
     target_low = (b * b + e * e - m * m) / (2 * b * e)
     rho = int(math.ceil(min(max(_rho_for_low(target_low), 0.0), settings.max_rho_bps / BPS) * BPS / 100) * 100)
-    scale = rho / settings.old_btc_eth_rho_bps
-    correlations = {k: (rho if k == (BTC, ETH) else min(settings.max_rho_bps, int(round(v * scale / 100) * 100)))
-                    for k, v in base.correlations.items()}
+    correlations = {**base.correlations, (BTC, ETH): rho}  # SOL/LINK pairs: untested, kept (never raised)
 
     def lead_alts(level_bps: int, sign: int) -> dict[int, int]:
         s = level_bps / (0.4 * rw[BTC] + 0.5 * rw[ETH])
@@ -284,7 +281,7 @@ def calibrate_ttc(histories: dict[str, History], base: RiskSpec,
               "pair_requirement_bps": {"long_BTC_short_ETH": m_be, "long_ETH_short_BTC": m_eb},
               "btc_eth_rho_bps": rho, "collateral_hedge_requirement_bps": coll, "basis_bps": spec.basis_bps,
               "rules": {"SOL_LINK_risk_weight": f"max(LTC's measured requirement, {settings.alt_over_eth} x ETH's)",
-                        "SOL_LINK_correlations": f"previous values x BTC/ETH rho / {settings.old_btc_eth_rho_bps}",
+                        "SOL_LINK_correlations": "kept from the base set (no real history to raise them on)",
                         "collapses": f"{settings.collapse_multiple:.3f} x the SOL/LINK risk weight",
                         "BTC_ETH_rho": "low regime charge of a 1:1 pair = the milder pair direction's requirement",
                         "pair_vectors": "btc_down_alts_up sized to long BTC/short ETH, btc_up_alts_down and "
@@ -293,13 +290,35 @@ def calibrate_ttc(histories: dict[str, History], base: RiskSpec,
     return spec, report
 
 
+def previous_default(spec: RiskSpec) -> RiskSpec:
+    """``spec`` with the margin figures of the default set before the through-the-cycle calibration (risk weights
+    10/12/18/18%, BTC/ETH correlation 0.80, ETH decoupling -8%, basis 50 bps, floor 100 bps, standard rates = the
+    risk weights): the "before" rows and the base of the dynamic rows."""
+    rw = {BTC: 1000, ETH: 1200, SOL: 1800, LINK: 1800}
+    stress = [
+        StressVector(name="crash", shocks={a: -v for a, v in rw.items()}),
+        StressVector(name="rally", shocks=dict(rw)),
+        StressVector(name="btc_up_alts_down", shocks={BTC: 400, ETH: -600, SOL: -900, LINK: -900}),
+        StressVector(name="btc_down_alts_up", shocks={BTC: -400, ETH: 600, SOL: 900, LINK: 900}),
+        StressVector(name="eth_decouple", shocks={ETH: -800}),
+        StressVector(name="sol_collapse", shocks={SOL: -3000}),
+        StressVector(name="link_collapse", shocks={LINK: -3000}),
+    ]
+    corr = {(BTC, ETH): 8000, (BTC, SOL): 7000, (BTC, LINK): 6500, (ETH, SOL): 7500, (ETH, LINK): 7000,
+            (SOL, LINK): 6500}
+    markets = {k: MarketRisk(**{**mk.model_dump(), "standard_mmr_bps": rw[k]}) for k, mk in spec.markets.items()}
+    return RiskSpec.model_validate(spec.model_copy(update={
+        "risk_weights": rw, "correlations": corr, "stress": stress, "alpha_bps": 15_000, "basis_bps": 50,
+        "floor_bps": 100, "markets": markets, "vol_scalers": {}, "correlation_break_bps": 0}).model_dump())
+
+
 # ---------------------------------------------------------------------------------------------- dynamic add-ons
 @dataclass(frozen=True)
 class DynamicSettings:
     """How an updater sets the dynamic add-ons each day from the returns before it."""
 
     lam: float = 0.94  # EWMA decay of the volatility and correlation estimates
-    vol_multiple: float = 3.0  # target scaler = vol_multiple x EWMA vol / risk weight, 1 .. 4
+    vol_multiple: float = 3.75  # target scaler = vol_multiple x EWMA vol / risk weight, 1 .. 4
     break_below: float = 0.5  # correlation break on while the EWMA BTC/ETH correlation is below this
     break_bps: int = 10_000  # share of the low regime's hedging credits withdrawn while on
     delay_days: int = 10  # a lower value applies only after the target stayed lower this many days
