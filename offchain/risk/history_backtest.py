@@ -155,12 +155,15 @@ def row(dataset: str, grp: str, spec_name: str, period: str, loss: np.ndarray, m
     worst = int(np.argmax(loss / mm))
     with np.errstate(divide="ignore", invalid="ignore"):
         saving = float(np.mean(1.0 - mm / std)) if (std > 0).all() else None
+    def r6(v: float | None) -> float | None:
+        return None if v is None else round(float(v), 6)
+
     return {"dataset": dataset, "group": grp, "spec": spec_name, "period": period, "days": n, "exceptions": x,
-            "expected": round(n * coverage, 2), "exception_rate": x / n, "kupiec_p": kp, "christoffersen_p": cp,
-            "traffic_light": traffic_light(n, x, coverage), "worst_loss_over_mm": float(loss[worst] / mm[worst]),
-            "worst_loss_pct_notional": float(loss[worst] / NOTIONAL * 100), "mm_avg_pct_notional":
-            float(mm.mean() / NOTIONAL * 100), "saving_vs_standard": saving, "test_applied": test,
-            "passes": judge(test, x, n, kp, cp, coverage)}
+            "expected": round(n * coverage, 2), "exception_rate": r6(x / n), "kupiec_p": r6(kp),
+            "christoffersen_p": r6(cp), "traffic_light": traffic_light(n, x, coverage),
+            "worst_loss_over_mm": r6(loss[worst] / mm[worst]), "worst_loss_pct_notional":
+            r6(loss[worst] / NOTIONAL * 100), "mm_avg_pct_notional": r6(mm.mean() / NOTIONAL * 100),
+            "saving_vs_standard": r6(saving), "test_applied": test, "passes": judge(test, x, n, kp, cp, coverage)}
 
 
 def series_rows(dataset: str, grp: str, spec_name: str, dates: Sequence[str], loss: np.ndarray, mm: np.ndarray,
