@@ -28,8 +28,9 @@ FUNDING_DEFAULT = FundingParams(window=3600, period=8 * 3600, premium_cap_bps=20
                                 clamp_bps=1000, interest_per_hour=0, adl_share_bps=5000)
 
 DEFAULT_SPEC = RiskSpec(
-    # BTC, ETH: the least one-day requirement of long and short positions meeting the rule (ETH: 2017 on
-    # coinbase-pro); SOL, LINK: LTC's measured requirement (the only alt-coin with real history), untested for them.
+    # BTC, ETH: the least one-day requirement of long and short positions meeting the rule (BTC: short, 2017; ETH:
+    # short, poloniex Aug-Dec 2015 kept out of red); SOL, LINK: LTC's measured requirement (the only alt-coin with
+    # real history), untested for them.
     risk_weights={BTC: 1300, ETH: 2990, SOL: 3570, LINK: 3570},
     # BTC/ETH: the correlation at which the low-regime charge of a 1:1 pair equals the requirement of long ETH /
     # short BTC (21.2%); SOL/LINK pairs keep the previous figures (no history to raise them on).
