@@ -12,7 +12,8 @@ The account commands (stress, var, cascade, efficiency) read the accounts of the
 indexer's database, brought up to the chain's head first), at the chain's prices and margin parameters (``--spec``:
 another parameter set, as a what-if); ``--synthetic`` uses the demo population (``offchain.population.generate``;
 300 books, seed 7) at the local start prices instead. Every output starts with the line saying which. A dataset D is
-``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq`` or a CSV of daily closes.
+``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq``, ``crypto-<exchange>`` (real BTC/ETH daily closes of poloniex,
+coinbase-pro or bitstamp, downloaded on first use) or a CSV of daily closes.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from ..config import load_settings
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
-DATASETS_HELP = "synthetic | sp500 | nasdaq | sp500_nasdaq | path/to/closes.csv"
+DATASETS_HELP = ("synthetic | sp500 | nasdaq | sp500_nasdaq | crypto-poloniex | crypto-coinbase-pro | crypto-bitstamp "
+                 "| path/to/closes.csv")
 
 
 def add_parser(sub: Any) -> None:

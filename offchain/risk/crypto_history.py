@@ -159,6 +159,14 @@ def load_all(cache: Path | str, exchanges: tuple[str, ...] = EXCHANGES) -> dict[
     return {e: exchange_history(db, e) for e in exchanges}
 
 
+def btc_eth(cache: Path | str, exchange: str) -> History:
+    """BTC and ETH of ``exchange`` on the days both have a return (no NaN): the form the estimators take."""
+    h = exchange_history(fetch_database(cache), exchange, assets=("BTC", "ETH"))
+    keep = complete_rows(h, (0, 1))
+    return History(f"crypto-{exchange}", h.assets, h.returns[keep], tuple(d for d, k in zip(h.dates, keep) if k),
+                   h.description + f"; {int((~keep).sum())} days without both returns left out")
+
+
 def years(dates: Iterable[str]) -> np.ndarray:
     """The calendar year of each ISO date."""
     return np.array([int(d[:4]) for d in dates])

@@ -374,3 +374,10 @@ def test_calibrated_default_meets_the_rule_on_every_cached_exchange():
     hs = {e: exchange_history(REAL_DB, e) for e in crypto_history.EXCHANGES}
     failing = [v for v in verdicts(static_rows(hs, DEFAULT_SPEC, "default")) if not v["passes"]]
     assert not failing, failing
+
+
+def test_dataset_names_the_exchanges_it_accepts():
+    from offchain.risk.data import load
+
+    with pytest.raises(ConfigError, match="crypto-poloniex, crypto-coinbase-pro, crypto-bitstamp"):
+        load("crypto-mexbt")
