@@ -123,25 +123,12 @@ def load_csv(path: Path | str) -> History:
     return History(p.stem, tuple(header[1:]), returns, tuple(r[0] for r in rows[2:]), f"closes from {p}")
 
 
-CRYPTO_PREFIX = "crypto-"  # crypto-poloniex, crypto-coinbase-pro, crypto-bitstamp: real BTC/ETH daily closes
-
-
 def load(dataset: str, days: int = 2000, seed: int = 7) -> History:
-    """``synthetic``, one of :data:`REAL_SETS`, ``crypto-<exchange>`` (real BTC and ETH daily closes, downloaded into
-    ``.cache/data`` on first use: :mod:`offchain.risk.crypto_history`), or a path to a CSV file."""
+    """``synthetic``, one of :data:`REAL_SETS`, or a path to a CSV file."""
     if dataset == "synthetic":
         return synthetic(days, seed)
     if dataset in REAL_SETS:
         return real(dataset)
-    if dataset.startswith(CRYPTO_PREFIX):
-        from .crypto_history import EXCHANGES, btc_eth
-
-        exchange = dataset[len(CRYPTO_PREFIX):]
-        if exchange not in EXCHANGES:
-            raise ConfigError(f"dataset {dataset!r}: use one of "
-                              f"{', '.join(CRYPTO_PREFIX + e for e in EXCHANGES)}")
-        return btc_eth(Path(".cache") / "data", exchange)
     if dataset.endswith(".csv"):
         return load_csv(dataset)
-    raise ConfigError(f"dataset {dataset!r}: use 'synthetic', one of {', '.join(REAL_SETS)}, crypto-<exchange>, "
-                      "or a .csv file")
+    raise ConfigError(f"dataset {dataset!r}: use 'synthetic', one of {', '.join(REAL_SETS)}, or a .csv file")

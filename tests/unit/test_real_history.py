@@ -377,7 +377,7 @@ def test_calibrated_default_meets_the_rule_on_every_cached_exchange():
 
 
 def test_dataset_names_the_exchanges_it_accepts():
-    from offchain.risk.data import load
+    from offchain.risk.commands import load_dataset
 
     with pytest.raises(ConfigError, match="crypto-poloniex, crypto-coinbase-pro, crypto-bitstamp"):
-        load("crypto-mexbt")
+        load_dataset("crypto-mexbt")
