@@ -13,8 +13,9 @@ Cleaning (:func:`clean_closes`), each step counted in the history's description:
 
 - the row with ``day = D`` is the candle of UTC day ``D - 1`` (its close is the price at the end of D - 1): dates
   are shifted back one day;
-- rows with a non-positive close (10 all-zero rows; a coinbase-pro row with only a low) are dropped;
-- duplicate (exchange, symbol, day) rows (13 days on coinbase-pro, one on poloniex) keep the last row written;
+- rows with a non-positive close (outside mexbt: 9 all-zero rows and a coinbase-pro row with only a low) are dropped;
+- duplicate (exchange, symbol, day) rows (coinbase-pro: 13 BTC, 5 ETH, 6 LTC days; poloniex: one BTC day) keep the
+  last row written;
 - only closes are used (poloniex 2015-16 highs and lows are unreliable);
 - a return is the log change between the closes of two consecutive calendar days; a missing day leaves no return for
   that day and the next (never a two-day move counted as one day);
