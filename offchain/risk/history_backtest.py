@@ -353,7 +353,9 @@ def dynamic_addons(h: History, spec: RiskSpec, s: DynamicSettings = DynamicSetti
     for col, a in enumerate(COLUMN_ASSET):
         target = np.clip(s.vol_multiple * sigma[:, col] / (spec.risk_weights[a] / BPS), 1.0, 4.0)
         vol[:, a] = ratchet(np.ceil(target * 100) / 100, s.delay_days)
-    rho = np.array([correlation_from_covariance(c)[0, 1] for c in cov])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.array([correlation_from_covariance(c)[0, 1] for c in cov])
+    rho = np.nan_to_num(rho, nan=1.0)  # no second asset: no hedge to break
     brk = ratchet(np.where(rho < s.break_below, s.break_bps / BPS, 0.0), s.delay_days)
     return vol, brk
 
@@ -382,6 +384,8 @@ def static_rows(histories: dict[str, History], spec: RiskSpec, spec_name: str) -
     for dname, h in histories.items():
         for g in GROUPS:
             loss, dates = losses(h, g, spec)
+            if not len(loss):
+                continue
             rows += series_rows(dname, g.name, spec_name, dates, loss, static_requirement(spec, g, arr),
                                 standard_requirement(spec, g), COVERAGE_TEST)
     return rows
@@ -395,6 +399,8 @@ def dynamic_rows(histories: dict[str, History], spec: RiskSpec, spec_name: str, 
         vol, brk = dynamic_addons(h, spec, s)
         for g in GROUPS:
             loss, dates = losses(h, g, spec)
+            if not len(loss):
+                continue
             mm = dynamic_requirement(h, g, spec, vol, brk)
             rows += series_rows(dname, g.name, spec_name, dates, loss, mm, standard_requirement(std_spec, g),
                                 COVERAGE_TEST)
@@ -415,6 +421,8 @@ def rolling_rows(histories: dict[str, History], spec_name: str, std_spec: RiskSp
             if g.collateral:
                 continue
             mask = complete_rows(h, g.columns)
+            if mask.sum() < warmup + 30:
+                continue
             r = h.returns[mask][:, list(g.columns)]
             sens = np.array([g.perps[c] for c in g.columns])
             res = backtest_requirement(f"{dname} {g.name}", r, sens, settings, warmup=warmup)

@@ -381,3 +381,18 @@ def test_dataset_names_the_exchanges_it_accepts():
 
     with pytest.raises(ConfigError, match="crypto-poloniex, crypto-coinbase-pro, crypto-bitstamp"):
         load_dataset("crypto-mexbt")
+
+
+def test_btc_closes_give_consecutive_day_returns_and_empty_other_columns(tmp_path):
+    from offchain.risk.crypto_history import btc_history
+
+    p = tmp_path / "btc.csv"
+    p.write_text("time,btc_close\n2012-12-31,10\n2013-01-01,11\n2013-01-02,0\n2013-01-03,12\n2013-01-04,13\n"
+                 "2013-01-06,14\n2013-01-07,7\n")
+    h = btc_history(p, start="2013-01-01")
+    assert h.dates == ("2013-01-01", "2013-01-04", "2013-01-07")  # zero close and the missing 5th leave gaps
+    assert np.allclose(h.returns[:, 0], [math.log(1.1), math.log(13 / 12), math.log(0.5)])
+    assert np.isnan(h.returns[:, 1:]).all()
+    rows = static_rows({"btc": h}, DEFAULT_SPEC, "default")
+    assert {r["group"] for r in rows} == {"long_BTC", "short_BTC", "WBTC_collateral_short_BTC"}
+    assert next(r for r in rows if r["group"] == "long_BTC" and r["period"] == "whole")["exceptions"] == 1
