@@ -174,14 +174,14 @@ def series_rows(dataset: str, grp: str, spec_name: str, dates: Sequence[str], lo
     return [row(dataset, grp, spec_name, p, loss[m], mm[m], std[m], test) for p, m in periods(dates) if m.any()]
 
 
-def through_the_cycle(rows: Iterable[dict]) -> dict:
+def through_the_cycle(rows: Iterable[dict], years_allowed: int = 1) -> dict:
     """The through-the-cycle verdict of one (dataset, group, spec)'s rows: whole history at most 1% and every
-    calendar year at most 1% but one, which must not be red."""
+    calendar year at most 1% but ``years_allowed`` (one by default), which must not be red."""
     rows = list(rows)
     whole = next(r for r in rows if r["period"] == "whole")
     yearly = [r for r in rows if r["period"] != "whole"]
     over = [r for r in yearly if r["exceptions"] > allowed_exceptions(r["days"])]
-    ok = (whole["exceptions"] <= allowed_exceptions(whole["days"]) and len(over) <= 1
+    ok = (whole["exceptions"] <= allowed_exceptions(whole["days"]) and len(over) <= years_allowed
           and all(r["traffic_light"] != "red" for r in over))
     return {"passes": ok, "whole_exception_rate": whole["exception_rate"],
             "years_above_1pct": [r["period"] for r in over],
@@ -189,7 +189,7 @@ def through_the_cycle(rows: Iterable[dict]) -> dict:
             "red_years": [r["period"] for r in yearly if r["traffic_light"] == "red"]}
 
 
-def ttc_ok(loss: np.ndarray, dates: Sequence[str], level: float) -> bool:
+def ttc_ok(loss: np.ndarray, dates: Sequence[str], level: float, years_allowed: int = 1) -> bool:
     """:func:`through_the_cycle` of a constant requirement ``level`` (USD) against ``loss``, without building rows."""
     hits = loss > level
     over = 0
@@ -200,14 +200,15 @@ def ttc_ok(loss: np.ndarray, dates: Sequence[str], level: float) -> bool:
         if p == "whole" or traffic_light(n, x) == "red":
             return False
         over += 1
-    return over <= 1
+    return over <= years_allowed
 
 
-def least_level(series: Sequence[tuple[np.ndarray, Sequence[str]]], step_bps: int = 10) -> int:
+def least_level(series: Sequence[tuple[np.ndarray, Sequence[str]]], step_bps: int = 10,
+                years_allowed: int = 1) -> int:
     """The least constant requirement, in bps of NOTIONAL rounded up to ``step_bps``, meeting the through-the-cycle
     rule against every (loss, dates) in ``series`` (monotone in the level: bisection)."""
     def ok(bps: int) -> bool:
-        return all(ttc_ok(l, d, bps * NOTIONAL / BPS) for l, d in series)
+        return all(ttc_ok(l, d, bps * NOTIONAL / BPS, years_allowed) for l, d in series)
 
     lo, hi = 0, 10 * BPS
     if not ok(hi):
@@ -226,6 +227,7 @@ class TTCSettings:
     alt_over_eth: float = 1.0  # SOL, LINK risk weight = LTC's requirement, and at least this x ETH's
     collapse_multiple: float = 5 / 3  # SOL/LINK collapse vectors = this x their risk weight
     max_rho_bps: int = 9500
+    years_allowed: int = 1  # calendar years a book may spend above 1% (not red) on each history
 
 
 def _rho_for_low(target_low: float) -> float:
@@ -242,7 +244,7 @@ def calibrate_ttc(histories: dict[str, History], base: RiskSpec,
     requirement at the same coverage)."""
     def need(name: str) -> int:
         g = group(name)
-        return least_level([losses(h, g, base) for h in histories.values()])
+        return least_level([losses(h, g, base) for h in histories.values()], years_allowed=settings.years_allowed)
 
     rw = {BTC: max(need("long_BTC"), need("short_BTC")), ETH: max(need("long_ETH"), need("short_ETH"))}
     ltc = max(need("long_LTC_as_SOL"), need("short_LTC_as_SOL"))

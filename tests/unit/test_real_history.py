@@ -148,6 +148,8 @@ def _year_rows(exceptions_by_year: dict[str, tuple[int, int]]) -> list[dict]:
 def test_through_the_cycle_allows_one_year_above_one_percent_unless_red():
     ok = through_the_cycle(_year_rows({"2016": (365, 5), "2017": (365, 2), "2018": (365, 3)}))
     assert ok["passes"] and ok["years_above_1pct"] == ["2016"]
+    assert not through_the_cycle(_year_rows({"2016": (365, 5), "2017": (365, 2), "2018": (365, 3)}),
+                                 years_allowed=0)["passes"]
     two = through_the_cycle(_year_rows({"2016": (365, 5), "2017": (365, 5), "2018": (365, 0)}))
     assert not two["passes"]
     red = through_the_cycle(_year_rows({"2016": (365, 14), "2017": (365, 0), "2018": (365, 0), "2019": (365, 0)}))
