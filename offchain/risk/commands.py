@@ -12,7 +12,8 @@ The account commands (stress, var, cascade, efficiency) read the accounts of the
 indexer's database, brought up to the chain's head first), at the chain's prices and margin parameters (``--spec``:
 another parameter set, as a what-if); ``--synthetic`` uses the demo population (``offchain.population.generate``;
 300 books, seed 7) at the local start prices instead. Every output starts with the line saying which. A dataset D is
-``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq`` or a CSV of daily closes.
+``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq``, ``crypto-<exchange>`` (real BTC/ETH daily closes of poloniex,
+coinbase-pro or bitstamp, downloaded on first use) or a CSV of daily closes.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from ..config import load_settings
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
-DATASETS_HELP = "synthetic | sp500 | nasdaq | sp500_nasdaq | path/to/closes.csv"
+DATASETS_HELP = ("synthetic | sp500 | nasdaq | sp500_nasdaq | crypto-poloniex | crypto-coinbase-pro | crypto-bitstamp "
+                 "| path/to/closes.csv")
 
 
 def add_parser(sub: Any) -> None:
@@ -102,12 +104,28 @@ def _settings(args: argparse.Namespace):
         raise ConfigError("invalid model options:\n  " + "\n  ".join(errs)) from None
 
 
-def _history(args: argparse.Namespace):
+CRYPTO_PREFIX = "crypto-"  # crypto-poloniex, crypto-coinbase-pro, crypto-bitstamp: real BTC/ETH daily closes
+
+
+def load_dataset(dataset: str, days: int = 2000, seed: int = 7):
+    """:func:`offchain.risk.data.load`, plus ``crypto-<exchange>``: real BTC and ETH daily closes, downloaded into
+    ``.cache/data`` on first use (:mod:`offchain.risk.crypto_history`)."""
     from .data import load
 
+    if dataset.startswith(CRYPTO_PREFIX):
+        from .crypto_history import EXCHANGES, btc_eth
+
+        exchange = dataset[len(CRYPTO_PREFIX):]
+        if exchange not in EXCHANGES:
+            raise ConfigError(f"dataset {dataset!r}: use one of {', '.join(CRYPTO_PREFIX + e for e in EXCHANGES)}")
+        return btc_eth(Path(".cache") / "data", exchange)
+    return load(dataset, days, seed)
+
+
+def _history(args: argparse.Namespace):
     if args.days < 300 and args.dataset == "synthetic":
         raise ConfigError(f"--days {args.days}: a synthetic history for calibration needs at least 300 days")
-    return load(args.dataset, args.days, args.seed)
+    return load_dataset(args.dataset, args.days, args.seed)
 
 
 def _spec(path: str | None):
@@ -300,7 +318,6 @@ def cmd_stress(args: argparse.Namespace) -> int:
 
 
 def cmd_var(args: argparse.Namespace) -> int:
-    from .data import load
     from .ewma import ewma_covariance
     from .var import all_methods, fhs_scenarios, from_scenarios, parametric, shortfall_figure
     from ..margin.vector import MarginArrays, Portfolio, margin
@@ -308,7 +325,7 @@ def cmd_var(args: argparse.Namespace) -> int:
     if not 0.5 < args.level < 1:
         raise ConfigError(f"--level {args.level}: give a confidence level between 0.5 and 1, e.g. 0.99")
     acc = _accounts(args)
-    h = load(args.dataset, 3000, 7)
+    h = load_dataset(args.dataset, 3000, 7)
     if len(h.assets) != len(acc.assets):
         raise ConfigError(f"--dataset {args.dataset} has assets {h.assets}; VaR of these accounts needs "
                           f"{', '.join(acc.assets)} (use synthetic or a CSV with those columns)")
