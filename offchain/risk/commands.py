@@ -84,6 +84,12 @@ def add_parser(sub: Any) -> None:
     k.add_argument("--workers", type=int, help="run on a local Dask cluster of N processes (default: risk.workers; "
                    "0: in this process)")
     k.add_argument("--plot", help="write a PNG chart here")
+    u = rs.add_parser("addons", help="the volatility scalers and correlation break an updater would send today")
+    u.add_argument("--dataset", default="crypto-coinbase-pro", help=DATASETS_HELP + " (columns named by asset)")
+    u.add_argument("--days", type=int, default=3000, help="days of synthetic history")
+    u.add_argument("--seed", type=int, default=7)
+    u.add_argument("--spec", help="the current RiskSpec JSON/TOML (default: the default set)")
+    u.add_argument("--out", required=True, help="where to write the proposed spec (.json or .toml), for `risk propose`")
     e = rs.add_parser("efficiency", help="portfolio margin vs standard requirement by book type")
     pop_opts(e)
     p = rs.add_parser("propose", help="submit a RiskSpec to RiskParameters (tightening now, loosening queued)")
@@ -441,13 +447,38 @@ def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_addons(args: argparse.Namespace) -> int:
+    from ..margin.defaults import ASSETS
+    from .history_backtest import DynamicSettings, dynamic_addons, updater_steps
+    from .propose import write_spec
+
+    if not args.out.endswith((".json", ".toml")):
+        raise ConfigError(f"--out {args.out}: the spec is written as .json or .toml")
+    h = load_dataset(args.dataset, args.days, args.seed)
+    unknown = [a for a in h.assets if a not in ASSETS]
+    if unknown:
+        raise ConfigError(f"--dataset {args.dataset}: its columns {', '.join(unknown)} are not assets of the "
+                          f"deployment ({', '.join(ASSETS)}); use a history of those assets")
+    spec = _spec(args.spec)
+    vol, brk = dynamic_addons(h, spec, DynamicSettings(), [ASSETS.index(a) for a in h.assets])
+    proposed, steps = updater_steps(spec, vol[-1], float(brk[-1]), ASSETS)
+    write_spec(proposed, args.out)
+    lines = [f"source: {h.description}; last day {h.dates[-1] if h.dates else h.days}; rule: "
+             f"{DynamicSettings()}", f"  {'add-on':<28} {'current':>8} {'target':>8} {'send':>8}  action"]
+    lines += [f"  {s.what:<28} {s.current:>8} {s.target:>8} {s.send:>8}  {s.action}" for s in steps]
+    lines.append(f"written {args.out}: send it with `xmargin risk propose {args.out}` (an updater key may raise by "
+                 f"5,000 bps per call and parameter, once an hour)")
+    _write("\n".join(lines))
+    return 0
+
+
 def run(config: str | None, args: argparse.Namespace) -> int:
     """Dispatch ``xmargin risk <action>``; library ValueErrors (bad numbers) become ConfigError (exit 2)."""
     if args.action == "propose":
         return cmd_propose(config, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"calibrate": cmd_calibrate, "backtest": cmd_backtest, "stress": cmd_stress, "var": cmd_var,
-                "cascade": cmd_cascade, "efficiency": cmd_efficiency}
+                "cascade": cmd_cascade, "efficiency": cmd_efficiency, "addons": cmd_addons}
     try:
         return commands[args.action](args)
     except ValueError as e:

@@ -345,14 +345,16 @@ def ratchet(target: np.ndarray, delay: int) -> np.ndarray:
     return out
 
 
-def dynamic_addons(h: History, spec: RiskSpec, s: DynamicSettings = DynamicSettings()) -> tuple[np.ndarray, np.ndarray]:
+def dynamic_addons(h: History, spec: RiskSpec, s: DynamicSettings = DynamicSettings(),
+                   column_asset: Sequence[int] = COLUMN_ASSET) -> tuple[np.ndarray, np.ndarray]:
     """(volatility scalers (T, N_ASSETS), correlation break (T,)) an updater would publish on each day of ``h``,
-    from returns strictly before the day (days with a missing return carry the last estimate)."""
+    from returns strictly before the day (days with a missing return carry the last estimate). ``column_asset``: the
+    spec's asset of each history column (the break watches the correlation of the first two)."""
     r = np.nan_to_num(h.returns, nan=0.0)
     cov = ewma_covariance(r, s.lam)[:-1]  # row t: returns before day t
     sigma = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
     vol = np.ones((len(r), N_ASSETS))
-    for col, a in enumerate(COLUMN_ASSET):
+    for col, a in enumerate(column_asset[:r.shape[1]]):
         target = np.clip(s.vol_multiple * sigma[:, col] / (spec.risk_weights[a] / BPS), 1.0, 4.0)
         vol[:, a] = ratchet(np.ceil(target * 100) / 100, s.delay_days)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -360,6 +362,43 @@ def dynamic_addons(h: History, spec: RiskSpec, s: DynamicSettings = DynamicSetti
     rho = np.nan_to_num(rho, nan=1.0)  # no second asset: no hedge to break
     brk = ratchet(np.where(rho < s.break_below, s.break_bps / BPS, 0.0), s.delay_days)
     return vol, brk
+
+
+@dataclass(frozen=True)
+class UpdaterStep:
+    """What an updater sends now for one add-on: the published value, the rule's target, and the value sent (a raise
+    capped at the contract's per-call step, applied at once; a lowering, queued behind the loosening delay)."""
+
+    what: str
+    current: int
+    target: int
+    send: int
+
+    @property
+    def action(self) -> str:
+        if self.send == self.current:
+            return "unchanged"
+        return "raise (at once)" if self.send > self.current else "lower (queued)"
+
+
+def updater_steps(spec: RiskSpec, vol: np.ndarray, brk: float, names: Sequence[str],
+                  max_step_bps: int = 5_000) -> tuple[RiskSpec, list[UpdaterStep]]:
+    """The spec an updater proposes from today's targets (``vol`` per asset, as fractions; ``brk`` a fraction) and
+    the step for each add-on: raises by at most ``max_step_bps`` (RiskParameters.MAX_UPDATER_STEP), lowerings to the
+    target. Send the spec with ``xmargin risk propose``."""
+    steps, scalers = [], dict(spec.vol_scalers)
+    for a in range(len(names)):
+        cur, target = spec.vol_scalers.get(a, BPS), int(round(float(vol[a]) * BPS))
+        send = min(target, cur + max_step_bps) if target > cur else target
+        steps.append(UpdaterStep(f"volatility scaler {names[a]}", cur, target, send))
+        if send == BPS:
+            scalers.pop(a, None)
+        else:
+            scalers[a] = send
+    cur, target = spec.correlation_break_bps, int(round(brk * BPS))
+    send_brk = min(target, cur + max_step_bps) if target > cur else target
+    steps.append(UpdaterStep("correlation break", cur, target, send_brk))
+    return spec.model_copy(update={"vol_scalers": scalers, "correlation_break_bps": send_brk}), steps
 
 
 def dynamic_requirement(h: History, g: Group, spec: RiskSpec, vol: np.ndarray, brk: np.ndarray) -> np.ndarray:

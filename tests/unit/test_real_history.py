@@ -398,3 +398,19 @@ def test_btc_closes_give_consecutive_day_returns_and_empty_other_columns(tmp_pat
     rows = static_rows({"btc": h}, DEFAULT_SPEC, "default")
     assert {r["group"] for r in rows} == {"long_BTC", "short_BTC", "WBTC_collateral_short_BTC"}
     assert next(r for r in rows if r["group"] == "long_BTC" and r["period"] == "whole")["exceptions"] == 1
+
+
+def test_updater_steps_cap_raises_at_the_contract_step_and_lower_to_the_target():
+    """What `xmargin risk addons` proposes: a raise capped at RiskParameters.MAX_UPDATER_STEP (applied at once), a
+    lowering straight to the target (the contract queues it), nothing for an unchanged add-on."""
+    from offchain.margin.defaults import ASSETS, DEFAULT_SPEC
+    from offchain.risk.history_backtest import updater_steps
+
+    spec = DEFAULT_SPEC.model_copy(update={"vol_scalers": {1: 30_000, 2: 12_000}, "correlation_break_bps": 2_000})
+    proposed, steps = updater_steps(spec, np.array([3.2, 1.5, 1.2, 1.0]), 1.0, ASSETS)
+    by = {s.what: s for s in steps}
+    assert (by["volatility scaler BTC"].send, by["volatility scaler BTC"].action) == (15_000, "raise (at once)")
+    assert (by["volatility scaler ETH"].send, by["volatility scaler ETH"].action) == (15_000, "lower (queued)")
+    assert by["volatility scaler SOL"].action == "unchanged" and by["volatility scaler LINK"].action == "unchanged"
+    assert (by["correlation break"].send, by["correlation break"].target) == (7_000, 10_000)
+    assert proposed.vol_scalers == {0: 15_000, 1: 15_000, 2: 12_000} and proposed.correlation_break_bps == 7_000
