@@ -128,7 +128,7 @@ clean:
 # Dask cluster, capital efficiency and the stress table; writes JSON and PNGs under scripts/bench/results/.
 .PHONY: risk-report
 risk-report: install
-	PYTHONPATH="$(CURDIR)" MPLBACKEND=Agg $(VENV)/bin/python scripts/bench/risk_report.py
+	PYTHONPATH="$(CURDIR)" MPLBACKEND=Agg $(VENV)/bin/python scripts/bench/risk_report.py $(if $(ONLY),--only $(ONLY))
 
 # Long fuzzing campaigns (docs/SECURITY.md, "Long fuzzing campaigns"): first the long forge invariant campaign
 # (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;

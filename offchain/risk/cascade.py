@@ -190,6 +190,8 @@ class CascadeResult:
             "fund_depletion": pct(depletion), "fund_depletion_mean": float(depletion.mean()),
             "fund_depletion_max": float(depletion.max()),
             "p_depletion_exceeds_fund": float((depletion > self.fund_start).mean()),
+            # the fund's own deficit (its inventory lost more than it held): a hole the claims stand behind
+            "fund_shortfall": pct(np.clip(depletion - self.fund_start, 0.0, None)),
             "fund_end_p05": float(np.quantile(self.fund_end, 1 - q)),
             "adl": pct(self.adl if self.adl is not None else zero),
             "adl_max": float((self.adl if self.adl is not None else zero).max()),
