@@ -19,6 +19,11 @@ contract RiskParameters is IRiskParameters, AccessControl {
 
     bytes32 public constant RISK_ADMIN_ROLE = keccak256("RISK_ADMIN_ROLE");
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+    bytes32 public constant RISK_UPDATER_ROLE = keccak256("RISK_UPDATER_ROLE");
+    /// @notice Largest raise (bps) an updater may make to a volatility scaler or the correlation break in one call.
+    uint256 public constant MAX_UPDATER_STEP = 5000;
+    /// @notice Least time between two raises of the same parameter by an updater.
+    uint256 public constant UPDATER_INTERVAL = 1 hours;
 
     uint256 private constant BPS = 1e4;
 
@@ -31,12 +36,18 @@ contract RiskParameters is IRiskParameters, AccessControl {
     uint256 internal _discounts; //   DISCOUNT word
     uint256 internal _funding; //     FUNDING word
     mapping(uint256 market => uint256) internal _markets; // MARKET words
+    uint256 internal _addons; //      ADDON word
+    uint256 internal _depths; //      DEPTH word
+    /// @notice When an updater last raised parameter `p` (0..7: the volatility scaler of asset p; 8: the correlation
+    ///         break).
+    mapping(uint256 p => uint256) public updaterRaisedAt;
 
     /// @notice Time from which a queued change may be applied (0: none queued).
     mapping(bytes32 id => uint256) public readyAt;
     /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)` followed by the LIQUIDATION,
-    ///         DISCOUNT and FUNDING words and the 16 MARKET words: the words a margin check or a liquidation needs, read in one EXTCODECOPY instead of one
-    ///         cold SLOAD each. Re-published after every change to those words.
+    ///         DISCOUNT and FUNDING words, the 16 MARKET words and the ADDON and DEPTH words: the words a margin check or
+    ///         a liquidation needs, read with EXTCODECOPY instead of one cold SLOAD each. Re-published after every
+    ///         change to those words.
     address public marginConfigPointer;
     /// @notice The vault told about each new pointer (set once by the admin).
     address public vault;
@@ -61,17 +72,13 @@ contract RiskParameters is IRiskParameters, AccessControl {
 
     /// @dev Writes the current margin words to a new data contract (SSTORE2 pattern), points at it and tells the vault.
     function _publish() internal {
-        MarginConfig memory cfg;
-        cfg.global = _global;
-        cfg.corr0 = _corr[0];
-        cfg.corr1 = _corr[1];
-        cfg.haircuts = _haircuts;
-        cfg.stress = _stress;
         uint256[16] memory markets;
         for (uint256 m; m < RiskConfig.MAX_MARKETS; ++m) {
             markets[m] = _markets[m];
         }
-        bytes memory runtime = abi.encodePacked(hex"00", abi.encode(cfg), _liquidation, _discounts, _funding, markets);
+        bytes memory runtime = abi.encodePacked(
+            hex"00", _global, _corr, _haircuts, _stress, _liquidation, _discounts, _funding, markets, _addons, _depths
+        );
         // init code: PUSH4 len, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the runtime bytes
         bytes memory init = abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
         address pointer;
@@ -374,6 +381,67 @@ contract RiskParameters is IRiskParameters, AccessControl {
     /// @inheritdoc IRiskParameters
     function fundingWord() external view returns (uint256) {
         return _funding;
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setVolScaler(uint256 asset, uint256 bps) external {
+        _index("asset", asset, RiskConfig.MAX_ASSETS);
+        _bound("volScaler", int256(bps), int256(BPS), int256(BPS + RiskConfig.MAX_VOL_ADDON));
+        uint256 current = _addons.volScaler(asset);
+        if (!_mayRaise("volScaler", asset, current, bps, abi.encodeCall(this.setVolScaler, (asset, bps)))) return;
+        _setAddons(_addons.setU16(asset, bps - BPS));
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setCorrelationBreak(uint256 bps) external {
+        _bound("correlationBreak", int256(bps), 0, int256(BPS));
+        uint256 current = _addons.correlationBreak();
+        if (!_mayRaise("correlationBreak", 8, current, bps, abi.encodeCall(this.setCorrelationBreak, (bps)))) return;
+        _setAddons(_addons.setU16(8, bps));
+    }
+
+    /// @dev The rule of the dynamic add-ons: the risk admin as for any parameter (raise at once, lower queued); an
+    ///      updater raises by at most MAX_UPDATER_STEP, once per UPDATER_INTERVAL for parameter `p`, and queues a
+    ///      lowering like the admin.
+    function _mayRaise(bytes32 name, uint256 p, uint256 current, uint256 requested, bytes memory call)
+        internal
+        returns (bool)
+    {
+        bool raise = requested >= current;
+        if (!hasRole(RISK_ADMIN_ROLE, msg.sender)) {
+            if (!hasRole(RISK_UPDATER_ROLE, msg.sender)) revert Unauthorized(msg.sender, RISK_UPDATER_ROLE);
+            if (raise) {
+                uint256 next = updaterRaisedAt[p] + UPDATER_INTERVAL;
+                if (requested - current > MAX_UPDATER_STEP || block.timestamp < next) {
+                    revert UpdaterLimit(name, current, requested, next);
+                }
+                updaterRaisedAt[p] = block.timestamp;
+            }
+        }
+        return _mayApply(raise, call);
+    }
+
+    function _setAddons(uint256 word) internal {
+        _addons = word;
+        emit ParameterUpdated("addons", 0, word);
+        _publish();
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setMarketDepth(uint256 marketId, uint256 depthUnits) external onlyRole_(RISK_ADMIN_ROLE) {
+        _index("market", marketId, RiskConfig.MAX_MARKETS);
+        _bound("marketDepth", int256(depthUnits), 0, int256(uint256(type(uint16).max)));
+        uint256 current = _depths.u16(marketId);
+        bool tightening = depthUnits != 0 && (current == 0 || depthUnits <= current);
+        if (!_mayApply(tightening, abi.encodeCall(this.setMarketDepth, (marketId, depthUnits)))) return;
+        _depths = _depths.setU16(marketId, depthUnits);
+        emit ParameterUpdated("depths", 0, _depths);
+        _publish();
+    }
+
+    /// @inheritdoc IRiskParameters
+    function addonWords() external view returns (uint256, uint256) {
+        return (_addons, _depths);
     }
 
     /// @inheritdoc IRiskParameters

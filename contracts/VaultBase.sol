@@ -110,7 +110,8 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     address public marginConfigPointer;
     /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
     ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION,
-    ///      DISCOUNT and FUNDING words, the 16 MARKET words) followed by the listing word `_layout`. Re-created whenever either changes.
+    ///      DISCOUNT and FUNDING words, the 16 MARKET words, the ADDON and DEPTH words) followed by the listing word
+    ///      `_layout`. Re-created whenever either changes.
     address internal _snapshot;
 
     // ================================================================ guards
@@ -272,7 +273,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         address snapshot = _snapshot;
         RiskConfig.readMarginConfig(snapshot, ctx.cfg);
         assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 993, 32) // the listing word, after the STOP byte and 31 parameter words
+            extcodecopy(snapshot, ctx, 1057, 32) // the listing word, after the STOP byte and 33 parameter words
             extcodecopy(snapshot, add(ctx, 0x20), 449, 32) // the FUNDING word
         }
     }
@@ -314,13 +315,13 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         address snapshot;
         assembly ("memory-safe") {
             let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 1025 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
-            // then the runtime: the source's STOP byte, 12 margin words, the LIQUIDATION, DISCOUNT and FUNDING words
-            // and 16 MARKET words (992 bytes), and the listing word
-            mstore(m, shl(160, 0x61040180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 993)
-            mstore(add(m, 1005), layout)
-            snapshot := create(0, m, 1037)
+            // init code, 12 bytes: PUSH2 1089 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
+            // then the runtime: the source's STOP byte, 12 margin words, the LIQUIDATION, DISCOUNT and FUNDING words,
+            // 16 MARKET words, the ADDON and DEPTH words (1,056 bytes), and the listing word
+            mstore(m, shl(160, 0x61044180600c6000396000f3))
+            extcodecopy(source, add(m, 12), 0, 1057)
+            mstore(add(m, 1069), layout)
+            snapshot := create(0, m, 1101)
         }
         if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
         _snapshot = snapshot;
@@ -334,45 +335,74 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     {
         int256[8] memory delta;
         uint256[8] memory gross;
-        (equity, grossTotal,) = _exposure(account, acc, ctx, delta, gross);
-        (maintenance, initial) = PortfolioMargin.requirements(delta, gross, ctx.cfg);
+        uint256 concentration;
+        (equity, grossTotal,, concentration) = _exposure(account, acc, ctx, delta, gross);
+        (maintenance, initial) = PortfolioMargin.requirements(delta, gross, concentration, ctx.cfg);
     }
 
-    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross` and
-    ///      the accrued funding of its positions.
+    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross`, the
+    ///      accrued funding of its positions and their concentration charge.
     function _exposure(
         uint256 account,
         Account memory acc,
         Ctx memory ctx,
         int256[8] memory delta,
         uint256[8] memory gross
-    ) internal view returns (int256 equity, uint256 grossTotal, int256 funding) {
+    ) internal view returns (int256 equity, uint256 grossTotal, int256 funding, uint256 concentration) {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
-            uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
-            uint256 asset = _marketAssetOf(ctx.layout, market);
-            uint256 price = ctx.prices[asset];
-            funding += _accruedNow(market, w, price, asset, ctx);
-            int256 value = PortfolioMargin.positionValueDown(int96(uint96(w)), price);
-            uint256 absValue = PortfolioMargin.abs(value);
-            equity += value - int96(uint96(w >> 96));
-            delta[asset] += value;
-            gross[asset] += absValue;
+            (int256 pnl, int256 accrued, uint256 absValue) = _positionExposure(account, market, ctx, delta, gross);
+            equity += pnl;
+            funding += accrued;
             grossTotal += absValue;
+            concentration += PortfolioMargin.concentrationCharge(absValue, ctx.cfg.depths.depth(market));
         }
+        (int256 credit, uint256 value) = _collateralExposure(account, acc.collaterals, ctx, delta, gross);
+        equity += credit + acc.settlement + funding;
+        grossTotal += value;
+    }
+
+    /// @dev The collateral of `_exposure` (ids in the bit mask `collaterals`): adds each value to `delta` and `gross`
+    ///      of its asset; returns the haircut credit and the total value.
+    function _collateralExposure(
+        uint256 account,
+        uint256 collaterals,
+        Ctx memory ctx,
+        int256[8] memory delta,
+        uint256[8] memory gross
+    ) private view returns (int256 credit, uint256 total) {
         uint256 haircuts = ctx.cfg.haircuts;
-        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
+        for (uint256 c = collaterals; c != 0; c &= c - 1) {
             uint256 id = _lowestBit(c);
             uint256 asset = _collateralAssetOf(ctx.layout, id);
             uint256 value = PortfolioMargin.tokenValueDown(
                 _collateral[account][id], ctx.prices[asset], _collateralDecimalsOf(ctx.layout, id)
             );
-            equity += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
+            credit += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
             delta[asset] += int256(value);
             gross[asset] += value;
-            grossTotal += value;
+            total += value;
         }
-        equity += acc.settlement + funding;
+    }
+
+    /// @dev One position of `_exposure`: adds its value to `delta` and `gross` of its asset; returns its unrealised
+    ///      P&L (value - open notional), its accrued funding and |value|.
+    function _positionExposure(
+        uint256 account,
+        uint256 market,
+        Ctx memory ctx,
+        int256[8] memory delta,
+        uint256[8] memory gross
+    ) private view returns (int256 pnl, int256 accrued, uint256 absValue) {
+        uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
+        uint256 asset = _marketAssetOf(ctx.layout, market);
+        uint256 price = ctx.prices[asset];
+        accrued = _accruedNow(market, w, price, asset, ctx);
+        int256 value = PortfolioMargin.positionValueDown(int96(uint96(w)), price);
+        absValue = PortfolioMargin.abs(value);
+        pnl = value - int96(uint96(w >> 96));
+        delta[asset] += value;
+        gross[asset] += absValue;
     }
 
     // ================================================================ listing and layout helpers

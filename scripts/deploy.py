@@ -278,7 +278,7 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
         once(f"oracle.setFeed:{asset}", lambda i=i, feed=feed, a=max_age: oracle.setFeed(i, feed, a, tx),
              lambda i=i, feed=feed, a=max_age: tuple(oracle.feedOf(i))[::2] == (feed.address, a))
     params = contract("RiskParameters", RiskParameters, deployer)
-    for role in ("RISK_ADMIN_ROLE", "GUARDIAN_ROLE"):
+    for role in ("RISK_ADMIN_ROLE", "GUARDIAN_ROLE", "RISK_UPDATER_ROLE"):
         role_id = getattr(params, role)()
         once(f"params.grant:{role}", lambda r=role_id: params.grantRole(r, deployer, tx),
              lambda r=role_id: params.hasRole(r, deployer))

@@ -32,10 +32,20 @@ pragma solidity 0.8.28;
 ///           (bps of the asset's risk weight, per hour), [128,144) interest (int16, millionths per hour, longs pay
 ///           when positive), [144,160) deleveraging share (bps of the opposite side's maintenance margin one write-off
 ///           may charge it). The rule is in ICrossMarginVault ("Funding", "Deleveraging").
+///         ADDON word (the dynamic add-ons, all zero: none): [16k, 16k+16) volatility add-on of asset k (bps above
+///           100%: the asset's volatility scaler is v_k = 1e4 + this, at most 4e4), [128,144) correlation break (bps:
+///           the share of every hedging credit the low regime withdraws). The margin multiplies its correlated charge by
+///           sum_k v_k |WS_k| / (1e4 sum_k |WS_k|) and, in the low regime, scales each pair term whose sign is
+///           opposite to the diagonal's by (1 - break) (PortfolioMargin).
+///         DEPTH word: liquidation depth L_m of market m, uint16 at [16m, 16m+16) in units of 10 million USD (0: no
+///           concentration charge): a position of notional N in market m adds N * sqrt(N / L_m) to its maintenance
+///           margin (the square-root impact of unwinding it).
 ///
 ///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock; sets the loosening delay and the vault), RISK_ADMIN_ROLE
 ///         (sets every other parameter), GUARDIAN_ROLE
-///         (pauses trades and deposits, cancels queued changes). A change takes effect at once only if it cannot lower
+///         (pauses trades and deposits, cancels queued changes), RISK_UPDATER_ROLE (a keeper-like updater of the
+///         volatility scalers and the correlation break: raises apply at once but by at most MAX_UPDATER_STEP bps per
+///         call and once per UPDATER_INTERVAL per parameter; lowering is queued like any loosening). A change takes effect at once only if it cannot lower
 ///         any account's requirement (it "tightens"); any other change is queued: the first call records it, the same
 ///         call repeated after the delay applies it. With a delay of zero every change applies at once (deployment
 ///         set-up). The queue id is keccak256 of the canonical call (selector and ABI-encoded decoded arguments, as
@@ -48,6 +58,8 @@ interface IRiskParameters {
         uint256 corr1;
         uint256 haircuts;
         uint256[8] stress; // words beyond ceil(numStress / 2) are zero
+        uint256 addons; // the ADDON word
+        uint256 depths; // the DEPTH word
     }
 
     /// @notice A value outside the hard bounds of its setter.
@@ -73,10 +85,9 @@ interface IRiskParameters {
     event PauseSet(uint256 flags);
 
     /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
-    ///         `abi.encode(MarginConfig)`, 384 bytes, then the LIQUIDATION, DISCOUNT and FUNDING words and the 16 MARKET
-    ///         words) re-created on every
-    ///         change and pushed to the vault, which reads them with one cold account access instead of a cold SLOAD
-    ///         per word.
+    ///         the 12 words global, corr0, corr1, haircuts, stress[8], then the LIQUIDATION, DISCOUNT and FUNDING words,
+    ///         the 16 MARKET words, and the ADDON and DEPTH words: 1,057 bytes) re-created on every change and pushed
+    ///         to the vault, which reads them with one cold account access instead of a cold SLOAD per word.
     function marginConfig() external view returns (MarginConfig memory);
     /// @return The current data contract holding the margin words.
     function marginConfigPointer() external view returns (address);
@@ -133,6 +144,21 @@ interface IRiskParameters {
     ) external;
     /// @return The FUNDING word.
     function fundingWord() external view returns (uint256);
+    /// @notice Volatility scaler of asset `asset` (bps, 1e4 .. 4e4: 100% .. 400%). Raising tightens (it can only raise
+    ///         the weighted average that multiplies the correlated charge). The risk admin raises it by any amount; an
+    ///         updater (RISK_UPDATER_ROLE) by at most MAX_UPDATER_STEP per call and once per UPDATER_INTERVAL, or
+    ///         `UpdaterLimit`. Lowering is queued.
+    function setVolScaler(uint256 asset, uint256 bps) external;
+    /// @notice Correlation break (bps, 0 .. 1e4): the share of each hedging credit the low regime withdraws. Raising
+    ///         tightens (each hedging term of the low regime shrinks toward zero); same updater rule as `setVolScaler`.
+    function setCorrelationBreak(uint256 bps) external;
+    /// @notice Liquidation depth of a market (units of 10 million USD, 0 .. 65,535; 0 turns its concentration charge
+    ///         off). Lowering a non-zero depth, or setting one where there was none, tightens; anything else is queued.
+    function setMarketDepth(uint256 marketId, uint256 depthUnits) external;
+    /// @return The ADDON word. @return The DEPTH word.
+    function addonWords() external view returns (uint256, uint256);
+    /// @notice An updater's raise beyond its per-call step or before its interval has passed.
+    error UpdaterLimit(bytes32 parameter, uint256 current, uint256 requested, uint256 nextAllowedAt);
     /// @notice Liquidation parameters; always queued. closeFactor 10% .. 100%, penalty 0 .. 20%, keeperShare 0 .. 100%,
     ///         deep 0 .. 100%, minKeeperReward <= 1,000 USD, dust <= 1,000,000 USD.
     function setLiquidation(

@@ -13,11 +13,19 @@ import {RiskConfig} from "./RiskConfig.sol";
 ///         Per asset k the account has a net delta D_k (signed USD) and a gross G_k = sum of |contributions|.
 ///           WS_k   = RW_k * D_k, magnitude rounded up
 ///           K_r    = sqrt(sum_kl rho_r(k,l) * WS_k * WS_l), rounded up, for r in {low, medium, high}:
-///                    high = min(1.25 rho, 1), low = max(2 rho - 1, 0.75 rho)   (FRTB sensitivities method)
+///                    high = min(1.25 rho, 1), low = max(2 rho - 1, 0.75 rho)   (FRTB sensitivities method);
+///                    in the low regime a pair term of sign opposite to the diagonal (a hedging credit) is scaled by
+///                    (1 - break), the correlation break of the ADDON word (its rho rounded toward zero)
+///           K_V    = max_r K_r * sum_k v_k |WS_k| / (1e4 * sum_k |WS_k|), rounded up: the volatility scalers v_k of
+///                    the ADDON word averaged over the account's weighted sensitivities (K_V = max_r K_r without them)
 ///           K_S    = max(0, max_s -sum_k S_sk * D_k)                 over the published stress vectors
 ///           basis  = b * sum_k (G_k - |D_k|)
+///           C      = sum over positions of N * sqrt(N / L_m), rounded up (concentration: N the position's |value|,
+///                    L_m its market's liquidation depth, DEPTH word; computed by the vault, `concentrationCharge`)
 ///           floor  = f * sum_k |D_k|
-///           MM     = max(max(max_r K_r, K_S) + basis, floor);  IM = alpha * MM
+///           MM     = max(max(K_V, K_S) + basis + C, floor);  IM = alpha * MM
+///         Each add-on is monotone in its parameter (a higher scaler or break, or a lower depth, never lowers MM), so
+///         RiskParameters applies raises at once and queues the reverse.
 library PortfolioMargin {
     using RiskConfig for uint256;
 
@@ -35,6 +43,8 @@ library PortfolioMargin {
         uint256 floorCharge;
         uint256 maintenance;
         uint256 initial;
+        uint256 kCorrelated; // max of kRegime times the volatility scalers (K_V)
+        uint256 concentration; // C
     }
 
     // ---------------------------------------------------------------- valuation
@@ -88,24 +98,36 @@ library PortfolioMargin {
     /// @notice An asset's exposure is outside the range the margin arithmetic is proven for.
     error ExposureOutOfRange(uint256 asset, int256 delta, uint256 gross);
 
+    /// @notice ceil(N * sqrt(N / L)) for a position of |value| `notional` in a market of liquidation depth `depth`
+    ///         (both USD 1e18; 0 when depth is 0), as ceil(N * ceilSqrt(ceil(N * 1e36 / L)) / 1e18).
+    /// @dev notional < 2^110 (a position's value) and depth >= 1e25 keep every product far below 2^256.
+    function concentrationCharge(uint256 notional, uint256 depth) internal pure returns (uint256) {
+        if (depth == 0 || notional == 0) return 0;
+        uint256 root = Math.sqrt(mulDivUp(notional, WAD * WAD, depth), Math.Rounding.Ceil);
+        return mulDivUp(notional, root, WAD);
+    }
+
     /// @notice Maintenance and initial margin with their parts.
     /// @param delta Net delta D_k per asset (USD 1e18). @param gross Gross notional G_k per asset (>= |D_k|).
-    function breakdown(int256[8] memory delta, uint256[8] memory gross, IRiskParameters.MarginConfig memory cfg)
-        internal
-        pure
-        returns (Breakdown memory b)
-    {
-        return _breakdown(delta, gross, cfg, true);
+    /// @param concentration The account's concentration charge C (USD 1e18).
+    function breakdown(
+        int256[8] memory delta,
+        uint256[8] memory gross,
+        uint256 concentration,
+        IRiskParameters.MarginConfig memory cfg
+    ) internal pure returns (Breakdown memory b) {
+        return _breakdown(delta, gross, concentration, cfg, true);
     }
 
     /// @notice Maintenance and initial margin only, equal to those of `breakdown`, with one square root instead of
     ///         three: the rounded-up root is non-decreasing, so max_r K_r is the root of the largest quadratic form.
-    function requirements(int256[8] memory delta, uint256[8] memory gross, IRiskParameters.MarginConfig memory cfg)
-        internal
-        pure
-        returns (uint256 maintenance, uint256 initial)
-    {
-        Breakdown memory b = _breakdown(delta, gross, cfg, false);
+    function requirements(
+        int256[8] memory delta,
+        uint256[8] memory gross,
+        uint256 concentration,
+        IRiskParameters.MarginConfig memory cfg
+    ) internal pure returns (uint256 maintenance, uint256 initial) {
+        Breakdown memory b = _breakdown(delta, gross, concentration, cfg, false);
         return (b.maintenance, b.initial);
     }
 
@@ -113,6 +135,7 @@ library PortfolioMargin {
     function _breakdown(
         int256[8] memory delta,
         uint256[8] memory gross,
+        uint256 concentration,
         IRiskParameters.MarginConfig memory cfg,
         bool allRegimes
     ) private pure returns (Breakdown memory b) {
@@ -136,14 +159,37 @@ library PortfolioMargin {
                 ws[k] = d < 0 ? -w : w;
             }
         }
-        uint256 kCorrelated = _correlatedCharge(b, ws, active, n, cfg, allRegimes);
+        b.kCorrelated = _volScaled(_correlatedCharge(b, ws, active, n, cfg, allRegimes), ws, active, n, cfg.addons);
         (b.kStress, b.worstScenario) = stressCharge(delta, active, n, cfg.stress, g.numStress());
+        b.concentration = concentration;
         unchecked {
             b.basis = (hedged * g.basisAddon() + BPS - 1) / BPS;
             b.floorCharge = (absSum * g.floorRate() + BPS - 1) / BPS;
-            b.maintenance = Math.max(Math.max(kCorrelated, b.kStress) + b.basis, b.floorCharge);
+        }
+        b.maintenance = Math.max(Math.max(b.kCorrelated, b.kStress) + b.basis + concentration, b.floorCharge);
+        unchecked {
             b.initial = (b.maintenance * g.alpha() + BPS - 1) / BPS;
         }
+    }
+
+    /// @dev K_V: `k` times the volatility scalers averaged over |WS| (`k` itself when no scaler is set).
+    /// @dev k < 2^114 and sum_k v_k |WS_k| < 2^130 (|WS_k| <= 2^110, v_k <= 4e4): the product fits.
+    function _volScaled(uint256 k, int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 addons)
+        private
+        pure
+        returns (uint256)
+    {
+        if (addons & type(uint128).max == 0 || k == 0) return k;
+        uint256 num;
+        uint256 den;
+        unchecked {
+            for (uint256 i; i < n; ++i) {
+                uint256 a = abs(ws[active[i]]);
+                num += addons.volScaler(active[i]) * a;
+                den += a;
+            }
+        }
+        return mulDivUp(k, num, BPS * den);
     }
 
     /// @dev max_r K_r; with `allRegimes`, also each K_r into `b.kRegime`.
@@ -155,7 +201,8 @@ library PortfolioMargin {
         IRiskParameters.MarginConfig memory cfg,
         bool allRegimes
     ) private pure returns (uint256) {
-        (int256 q0, int256 q1, int256 q2) = correlatedForms(ws, active, n, cfg.corr0, cfg.corr1);
+        (int256 q0, int256 q1, int256 q2) =
+            correlatedForms(ws, active, n, cfg.corr0, cfg.corr1, BPS - cfg.addons.correlationBreak());
         if (!allRegimes) return _rootUp(_max(_max(q0, q1), q2));
         b.kRegime = [_rootUp(q0), _rootUp(q1), _rootUp(q2)];
         return Math.max(Math.max(b.kRegime[0], b.kRegime[1]), b.kRegime[2]);
@@ -164,11 +211,15 @@ library PortfolioMargin {
     /// @notice RHO4_ONE * WS' rho_r WS under the low, medium and high regimes (K_r = _rootUp of it).
     /// @dev Only called from `breakdown` (|WS_k| <= 2^110): sums stay below 2^243, hence unchecked.
     /// @param active The first `n` entries are the assets with a non-zero WS (others contribute nothing).
-    function correlatedForms(int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 corr0, uint256 corr1)
-        internal
-        pure
-        returns (int256 q0, int256 q1, int256 q2)
-    {
+    /// @param cut 1e4 minus the correlation break: the low regime's hedging terms keep cut / 1e4 of their rho.
+    function correlatedForms(
+        int256[8] memory ws,
+        uint256[8] memory active,
+        uint256 n,
+        uint256 corr0,
+        uint256 corr1,
+        uint256 cut
+    ) internal pure returns (int256 q0, int256 q1, int256 q2) {
         unchecked {
             int256 diag; // sum WS_k^2
             // q_r accumulates sum_{k<l} rho4_r * WS_k * WS_l first, for r = low, medium, high
@@ -181,7 +232,10 @@ library PortfolioMargin {
                     int256 prod = wk * ws[l];
                     if (prod == 0) continue;
                     int256 rho = RiskConfig.correlation(corr0, corr1, RiskConfig.pairIndex(k, l));
-                    q0 += prod * _max(8 * rho - RHO4_ONE, 3 * rho);
+                    int256 low = _max(8 * rho - RHO4_ONE, 3 * rho);
+                    // a hedging credit (prod and low of opposite signs) under a correlation break: toward zero
+                    if (cut != BPS && (prod ^ low) < 0) low = low * int256(cut) / int256(BPS);
+                    q0 += prod * low;
                     q1 += prod * (4 * rho);
                     q2 += prod * _min(5 * rho, RHO4_ONE);
                 }

@@ -10,6 +10,11 @@ library RiskConfig {
     uint256 internal constant MAX_MARKETS = 16;
     uint256 internal constant MAX_STRESS = 16;
 
+    /// @notice A DEPTH slot counts 10 million USD (1e18 USD units).
+    uint256 internal constant DEPTH_UNIT = 1e25;
+    /// @notice Largest volatility add-on (bps above 100%): a scaler of at most 400%.
+    uint256 internal constant MAX_VOL_ADDON = 3e4;
+
     uint256 internal constant PAUSE_TRADES = 1;
     uint256 internal constant PAUSE_DEPOSITS = 2;
 
@@ -19,6 +24,7 @@ library RiskConfig {
         assembly ("memory-safe") {
             extcodecopy(pointer, cfg, 1, 128) // global, corr0, corr1, haircuts: the struct's first four words
             extcodecopy(pointer, stress, 129, 256) // the eight stress words
+            extcodecopy(pointer, add(cfg, 0xa0), 993, 64) // ADDON and DEPTH: the struct's words after `stress`
         }
     }
 
@@ -59,6 +65,21 @@ library RiskConfig {
 
     function numStress(uint256 g) internal pure returns (uint256) {
         return (g >> 176) & 0xff;
+    }
+
+    // ---- ADDON and DEPTH words ----
+    /// @notice The volatility scaler of `asset`, bps (1e4: none).
+    function volScaler(uint256 addons, uint256 asset) internal pure returns (uint256) {
+        return 1e4 + u16(addons, asset);
+    }
+
+    function correlationBreak(uint256 addons) internal pure returns (uint256) {
+        return u16(addons, 8);
+    }
+
+    /// @notice The liquidation depth of `market`, USD 1e18 (0: none).
+    function depth(uint256 depths, uint256 market) internal pure returns (uint256) {
+        return u16(depths, market) * DEPTH_UNIT;
     }
 
     // ---- correlation pairs ----

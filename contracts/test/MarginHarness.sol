@@ -6,12 +6,17 @@ import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
 
 /// @notice Test-only: exposes the pure margin library so its arithmetic can be compared with the Python mirror.
 contract MarginHarness {
-    function breakdown(int256[8] memory delta, uint256[8] memory gross, IRiskParameters.MarginConfig memory cfg)
-        external
-        pure
-        returns (PortfolioMargin.Breakdown memory)
-    {
-        return PortfolioMargin.breakdown(delta, gross, cfg);
+    function breakdown(
+        int256[8] memory delta,
+        uint256[8] memory gross,
+        uint256 concentration,
+        IRiskParameters.MarginConfig memory cfg
+    ) external pure returns (PortfolioMargin.Breakdown memory) {
+        return PortfolioMargin.breakdown(delta, gross, concentration, cfg);
+    }
+
+    function concentrationCharge(uint256 notional, uint256 depth) external pure returns (uint256) {
+        return PortfolioMargin.concentrationCharge(notional, depth);
     }
 
     function positionValueDown(int256 size, uint256 price) external pure returns (int256) {

@@ -74,8 +74,9 @@ def spec_to_dict(spec: RiskSpec) -> dict:
                     for k, m in d["markets"].items()},
         "liquidation": {f: (str(x) if f in ("min_keeper_reward", "dust") else x) for f, x in d["liquidation"].items()},
     }
-    for f in ("alpha_bps", "basis_bps", "floor_bps", "price_band_bps", "loosen_delay"):
+    for f in ("alpha_bps", "basis_bps", "floor_bps", "price_band_bps", "loosen_delay", "correlation_break_bps"):
         out[f] = d[f]
+    out["vol_scalers"] = {str(k): v for k, v in d["vol_scalers"].items()}
     if d["funding"] is not None:  # TOML has no null: no table means no funding
         out["funding"] = dict(d["funding"])
     return out
@@ -87,7 +88,7 @@ def spec_from_dict(raw: dict) -> RiskSpec:
 
     try:
         data = dict(raw)
-        for key in ("risk_weights", "haircuts", "discounts"):
+        for key in ("risk_weights", "haircuts", "discounts", "vol_scalers"):
             if key in data:
                 data[key] = ints(data[key])
         if "correlations" in data:
@@ -192,7 +193,8 @@ def decode_spec(cfg: MarginConfig, liquidation: int, discounts: int, control: in
         for b in range(a + 1, MAX_ASSETS):
             corr[(a, b)] = cfg.correlation(a, b)
     mk = {m: MarketRisk(standard_mmr_bps=max(10, w & 0xFFFF), max_open_interest=(w >> 16) & (2**112 - 1),
-                        max_position_size=(w >> 128) & (2**112 - 1)) for m, w in enumerate(markets)}
+                        max_position_size=(w >> 128) & (2**112 - 1), depth_usd=cfg.depth(m) // 10**18)
+          for m, w in enumerate(markets)}
     return RiskSpec.model_construct(
         risk_weights={k: cfg.risk_weight(k) for k in range(MAX_ASSETS)}, correlations=corr, stress=stress,
         alpha_bps=cfg.alpha, basis_bps=cfg.basis_addon, floor_bps=cfg.floor_rate,
@@ -203,7 +205,9 @@ def decode_spec(cfg: MarginConfig, liquidation: int, discounts: int, control: in
             keeper_share_bps=u16(liquidation, 2), deep_bps=u16(liquidation, 3),
             min_keeper_reward=(liquidation >> 64) & (2**96 - 1), dust=liquidation >> 160),
         price_band_bps=(control >> 8) & 0xFFFF, loosen_delay=(control >> 24) & 0xFFFFFFFF,
-        funding=FundingParams.model_construct(**asdict(fw)) if fw.on else None)
+        funding=FundingParams.model_construct(**asdict(fw)) if fw.on else None,
+        vol_scalers={k: cfg.vol_scaler(k) for k in range(MAX_ASSETS) if cfg.vol_scaler(k) != 10_000},
+        correlation_break_bps=cfg.correlation_break)
 
 
 def read_current(chain: Any, block: int | str, n_markets: int, names: Sequence[str] = ()) -> RiskSpec:
@@ -291,6 +295,20 @@ def diff(current: RiskSpec, proposed: RiskSpec, assets: Sequence[str] = (), mark
         if new_t != old_t:
             tight = new_t[0] >= old_t[0] and new_t[1] <= old_t[1] and new_t[2] <= old_t[2]
             out.append(Change(f"market {m}{of(m, market_asset)}", old_t, new_t, tight, "setMarket", (m, *new_t)))
+        old_d = o.depth_usd if o else 0
+        if mk.depth_usd != old_d:  # a depth where there was none, or a lower one, raises every charge
+            out.append(Change(f"liquidation depth {m}{of(m, market_asset)}", old_d, mk.depth_usd,
+                              mk.depth_usd != 0 and (old_d == 0 or mk.depth_usd <= old_d), "setMarketDepth",
+                              (m, mk.depth_usd // 10**7)))
+    for k in sorted(set(proposed.vol_scalers) | set(current.vol_scalers)):
+        new_v, old_v = proposed.vol_scalers.get(k, 10_000), current.vol_scalers.get(k, 10_000)
+        if new_v != old_v:
+            out.append(Change(f"volatility scaler {asset(k)}", old_v, new_v, new_v >= old_v, "setVolScaler",
+                              (k, new_v)))
+    if proposed.correlation_break_bps != current.correlation_break_bps:
+        out.append(Change("correlation break", current.correlation_break_bps, proposed.correlation_break_bps,
+                          proposed.correlation_break_bps >= current.correlation_break_bps, "setCorrelationBreak",
+                          (proposed.correlation_break_bps,)))
     lq_new = tuple(proposed.liquidation.model_dump().values())
     lq_old = tuple(current.liquidation.model_dump().values())
     if lq_new != lq_old:
@@ -317,6 +335,7 @@ def merged(current: RiskSpec, changes: Sequence[Change], only_tightening: bool) 
     stress = [s.as_array() for s in current.stress]
     scalars = (current.alpha_bps, current.basis_bps, current.floor_bps)
     haircuts, discounts = dict(current.haircuts), dict(current.discounts)
+    markets, vol, brk = dict(current.markets), dict(current.vol_scalers), current.correlation_break_bps
     for c in changes:
         if only_tightening and not c.tightening:
             continue
@@ -338,11 +357,18 @@ def merged(current: RiskSpec, changes: Sequence[Change], only_tightening: bool) 
             haircuts[c.args[0]] = c.args[1]
         elif c.fn == "setLiquidationDiscount":
             discounts[c.args[0]] = c.args[1]
+        elif c.fn == "setMarketDepth":
+            markets[c.args[0]] = markets[c.args[0]].model_copy(update={"depth_usd": c.args[1] * 10**7})
+        elif c.fn == "setVolScaler":
+            vol[c.args[0]] = c.args[1]
+        elif c.fn == "setCorrelationBreak":
+            brk = c.args[0]
     vectors = [StressVector.model_construct(name=f"s{i}", shocks={k: v for k, v in enumerate(a) if v})
                for i, a in enumerate(stress)]
     return current.model_copy(update={"risk_weights": rw, "correlations": corr, "stress": vectors,
                                       "alpha_bps": scalars[0], "basis_bps": scalars[1], "floor_bps": scalars[2],
-                                      "haircuts": haircuts, "discounts": discounts})
+                                      "haircuts": haircuts, "discounts": discounts, "markets": markets,
+                                      "vol_scalers": vol, "correlation_break_bps": brk})
 
 
 @dataclass

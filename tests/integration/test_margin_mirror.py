@@ -64,6 +64,11 @@ def portfolios(draw):
         "move1": draw(price_moves),
         "close": [draw(st.floats(0, 1)) for _ in range(4)],
         "move2": draw(price_moves),
+        # the dynamic add-ons at comparison time: volatility scalers, correlation break, liquidation depths (units
+        # of 10 million USD; 1 = a charge of 100% at 10 million of notional)
+        "vol": [draw(st.sampled_from([10_000, 10_000, 10_001, 13_000, 40_000])) for _ in range(4)],
+        "break": draw(st.sampled_from([0, 0, 1, 5_000, 10_000])),
+        "depth": [draw(st.sampled_from([0, 0, 1, 100, 65_535])) for _ in range(4)],
     }
 
 
@@ -96,8 +101,14 @@ def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, make
         if q:
             _trade(test_venue, protocol, acct, maker, market, q, deployer)
     _set_prices(protocol, deployer, p["move2"])
+    for k, v in enumerate(p["vol"]):  # the loosening delay is 0: lowering applies at once too
+        protocol.params.setVolScaler(k, v, {"from": deployer})
+    protocol.params.setCorrelationBreak(p["break"], {"from": deployer})
+    for m, units in enumerate(p["depth"]):
+        protocol.params.setMarketDepth(m, units, {"from": deployer})
 
     state, layout, prices, cfg = mirror(acct)
+    assert [cfg.vol_scaler(k) for k in range(4)] == p["vol"] and cfg.correlation_break == p["break"]
     model = account_margin(state, layout, prices, cfg)
     rates = [DEFAULT_SPEC.markets[m].standard_mmr_bps for m in range(4)]
     d = vault.marginDetail(acct)
@@ -111,6 +122,7 @@ def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, make
         assert b["worstScenario"] == model.margin.worst_scenario
     assert b["basis"] == model.margin.basis
     assert b["floorCharge"] == model.margin.floor_charge
+    assert (b["kCorrelated"], b["concentration"]) == (model.margin.k_correlated, model.margin.concentration)
     assert b["maintenance"] == model.maintenance
     assert b["initial"] == model.initial
     assert d["standard"] == standard_requirement(state, layout, prices, rates)

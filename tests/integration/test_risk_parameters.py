@@ -30,10 +30,11 @@ OI1, SZ1 = DEFAULT_SPEC.markets[1].max_open_interest, DEFAULT_SPEC.markets[1].ma
 # ---------------------------------------------------------------------------------------------- decoding helpers
 def words(params) -> tuple:
     """Every stored word (markets 0..3), to compare before and after a call."""
-    g, c0, c1, h, stress = params.marginConfig()
+    g, c0, c1, h, stress, addons, depths = params.marginConfig()
     liq, disc = params.liquidationConfig()
     return (int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress), int(params.control()), int(liq),
-            int(disc), tuple(int(params.marketWord(m)) for m in range(4)), int(params.fundingWord()))
+            int(disc), tuple(int(params.marketWord(m)) for m in range(4)), int(params.fundingWord()), int(addons),
+            int(depths))
 
 
 def cfg(params) -> MarginConfig:
@@ -255,6 +256,10 @@ BOUNDS = [
     ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, -101, 0), "interest", -101, -100, 100),
     ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, 101, 0), "interest", 101, -100, 100),
     ("setFunding", (HOUR, 8 * HOUR, 0, 0, 0, 0, 0, 10_001), "adlShare", 10_001, 0, 10_000),
+    ("setVolScaler", (0, 9_999), "volScaler", 9_999, 10_000, 40_000),
+    ("setVolScaler", (0, 40_001), "volScaler", 40_001, 10_000, 40_000),
+    ("setCorrelationBreak", (10_001,), "correlationBreak", 10_001, 0, 10_000),
+    ("setMarketDepth", (0, 65_536), "marketDepth", 65_536, 0, 65_535),
 ]
 
 
@@ -295,6 +300,12 @@ ACCEPTED_EDGES = [
     ("setPause", (3,)),
     ("setFunding", (60, HOUR, 0, 0, 0, 0, -100, 0)),
     ("setFunding", (7 * DAY, 30 * DAY, 500, 10_000, 10_000, 10_000, 100, 10_000)),
+    ("setVolScaler", (0, 40_000)),
+    ("setVolScaler", (0, 10_000)),
+    ("setCorrelationBreak", (10_000,)),
+    ("setCorrelationBreak", (0,)),
+    ("setMarketDepth", (0, 65_535)),
+    ("setMarketDepth", (0, 0)),
 ]
 
 
@@ -336,6 +347,8 @@ BAD_INDEX = [
     ("setHaircut", (16, 0), "collateral", 16),
     ("setLiquidationDiscount", (16, 0), "collateral", 16),
     ("setMarket", (16, 1000, 0, 0), "market", 16),
+    ("setVolScaler", (8, 10_000), "asset", 8),
+    ("setMarketDepth", (16, 0), "market", 16),
 ]
 
 
@@ -381,6 +394,7 @@ SETTERS = [
     ("setMarket", (0, 1100, WAD, WAD)),
     ("setLiquidation", (5000, 100, 3000, 5000, 0, 0)),
     ("setPriceBand", (100,)),
+    ("setMarketDepth", (0, 500)),
 ]
 
 
@@ -741,18 +755,20 @@ def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed
 
 # ---------------------------------------------------------------------------------------------- published words
 def published(pointer) -> MarginConfig:
-    """Decode the data contract at `pointer`: one STOP byte, then abi.encode(MarginConfig) with uint256[8] stress,
-    then the LIQUIDATION, DISCOUNT and FUNDING words (`published_liquidation`)."""
+    """Decode the data contract at `pointer`: one STOP byte, then the 12 margin words (global, corr0, corr1, haircuts,
+    stress[8]), the LIQUIDATION, DISCOUNT and FUNDING words (`published_liquidation`), 16 MARKET words, and the
+    ADDON and DEPTH words."""
     code = bytes(web3.eth.get_code(pointer))
-    assert code[0] == 0 and len(code) == 1 + 31 * 32
+    assert code[0] == 0 and len(code) == 1 + 33 * 32
     g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:1 + 12 * 32])
-    return MarginConfig(g, c0, c1, h, tuple(stress))
+    addons, depths = decode(["uint256", "uint256"], code[1 + 31 * 32:])
+    return MarginConfig(g, c0, c1, h, tuple(stress), addons, depths)
 
 
 def published_liquidation(pointer) -> tuple[int, int]:
     """The LIQUIDATION and DISCOUNT words after the margin words of the data contract at `pointer`."""
     code = bytes(web3.eth.get_code(pointer))
-    assert len(code) == 1 + 31 * 32
+    assert len(code) == 1 + 33 * 32
     return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:1 + 14 * 32]))
 
 
@@ -875,3 +891,92 @@ def test_queued_margin_change_publishes_only_when_applied(params, roles, sink, d
     new = params.marginConfigPointer()
     assert new != old and sink.marginConfigPointer() == new
     assert published(new).risk_weight(1) == 1000
+
+
+# ---------------------------------------------------------------------------------------------- dynamic add-ons
+@pytest.fixture
+def updater(params, roles):
+    """accounts[5] with RISK_UPDATER_ROLE only."""
+    u = accounts[5]
+    params.grantRole(params.RISK_UPDATER_ROLE(), u, {"from": roles.admin})
+    return u
+
+
+def _addons(params) -> tuple[int, int]:
+    a, d = params.addonWords()
+    return int(a), int(d)
+
+
+def test_updater_raises_at_once_within_its_step_and_interval(params, roles, updater, delayed):
+    """An updater's raise applies at once even with a loosening delay, by at most MAX_UPDATER_STEP per call and once
+    per UPDATER_INTERVAL per parameter; each limit reverts with UpdaterLimit and changes nothing."""
+    step, interval = params.MAX_UPDATER_STEP(), params.UPDATER_INTERVAL()
+    assert (step, interval) == (5_000, HOUR)
+    tx = params.setVolScaler(1, 10_000 + step, {"from": updater})
+    assert "ChangeQueued" not in tx.events and cfg(params).vol_scaler(1) == 10_000 + step
+    assert published(params.marginConfigPointer()) == cfg(params)  # the vault reads the new word
+    raised_at = params.updaterRaisedAt(1)
+    before = words(params)
+    with brownie.reverts(err("UpdaterLimit", b32("volScaler"), 10_000 + step, 10_000 + step + 1,
+                             raised_at + interval)):
+        params.setVolScaler(1, 10_000 + step + 1, {"from": updater})  # too soon
+    chain.sleep(interval)
+    chain.mine()
+    with brownie.reverts(err("UpdaterLimit", b32("volScaler"), 10_000 + step, 10_000 + 2 * step + 1,
+                             raised_at + interval)):
+        params.setVolScaler(1, 10_000 + 2 * step + 1, {"from": updater})  # too far
+    assert words(params) == before
+    params.setVolScaler(1, 10_000 + 2 * step, {"from": updater})
+    assert cfg(params).vol_scaler(1) == 10_000 + 2 * step
+    # another parameter has its own interval: the correlation break can be raised now
+    params.setCorrelationBreak(step, {"from": updater})
+    assert cfg(params).correlation_break == step
+    with brownie.reverts(err("UpdaterLimit", b32("correlationBreak"), step, step + 1,
+                             params.updaterRaisedAt(8) + interval)):
+        params.setCorrelationBreak(step + 1, {"from": updater})
+
+
+def test_lowering_an_addon_waits_the_delay_for_updater_and_admin(params, roles, updater, delayed):
+    params.setVolScaler(0, 20_000, {"from": roles.admin})  # the risk admin raises by any amount, at once
+    params.setCorrelationBreak(10_000, {"from": roles.admin})
+    assert cfg(params).vol_scaler(0) == 20_000 and cfg(params).correlation_break == 10_000
+    for who, fn, args, read in ((updater, "setVolScaler", (0, 15_000), lambda: cfg(params).vol_scaler(0)),
+                                (roles.admin, "setCorrelationBreak", (2_000,), lambda: cfg(params).correlation_break)):
+        old = read()
+        tx = getattr(params, fn)(*args, {"from": who})
+        assert "ChangeQueued" in tx.events and read() == old
+        with brownie.reverts():
+            getattr(params, fn)(*args, {"from": who})  # ChangeNotReady
+        chain.sleep(DELAY)
+        chain.mine()
+        getattr(params, fn)(*args, {"from": who})
+        assert read() == args[-1]
+
+
+def test_addon_setters_refuse_strangers_and_depth_is_risk_admin_only(params, roles, updater):
+    before = words(params)
+    updater_role = bytes(params.RISK_UPDATER_ROLE())
+    for caller in (roles.stranger, roles.guardian):
+        with brownie.reverts(err("Unauthorized", caller, updater_role)):
+            params.setVolScaler(0, 11_000, {"from": caller})
+        with brownie.reverts(err("Unauthorized", caller, updater_role)):
+            params.setCorrelationBreak(100, {"from": caller})
+    with brownie.reverts(err("Unauthorized", updater, roles.RISK)):
+        params.setMarketDepth(0, 100, {"from": updater})
+    assert words(params) == before
+
+
+def test_market_depth_tightens_when_set_or_lowered_and_queues_otherwise(params, roles, delayed):
+    """A depth where there was none, or a lower one, raises every charge: at once. A higher depth or 0 (off):
+    queued."""
+    depth = lambda: u16(_addons(params)[1], 2)  # noqa: E731
+    for units, queued in ((500, False), (400, False), (400, False), (600, True), (0, True)):
+        old = depth()
+        tx = params.setMarketDepth(2, units, {"from": roles.admin})
+        assert ("ChangeQueued" in tx.events) == queued, units
+        assert depth() == (old if queued else units)
+        if queued:
+            chain.sleep(DELAY)
+            chain.mine()
+            params.setMarketDepth(2, units, {"from": roles.admin})
+            assert depth() == units

@@ -50,7 +50,11 @@ def configs(draw):
     c0, c1 = _pack_u16(corr[:16]), _pack_u16(corr[16:])
     haircuts = _pack_u16(draw(st.lists(st.integers(0, 10_000), min_size=16, max_size=16)))
     vectors = draw(st.lists(st.lists(st.integers(-10_000, 10_000), min_size=8, max_size=8), min_size=ns, max_size=ns))
-    return mm.MarginConfig(g, c0, c1, haircuts, _pack_stress(vectors))
+    addons = 0
+    if draw(st.booleans()):  # the dynamic add-ons: volatility add-ons per asset and a correlation break
+        vol = draw(st.lists(st.sampled_from([0, 0, 1, 5_000, 29_999, 30_000]), min_size=8, max_size=8))
+        addons = _pack_u16(vol + [draw(st.sampled_from([0, 1, 2_500, 9_999, 10_000]))])
+    return mm.MarginConfig(g, c0, c1, haircuts, _pack_stress(vectors), addons)
 
 
 magnitudes = st.one_of(st.integers(0, 10**6), st.integers(0, 10**24), st.integers(0, 10**30))
@@ -71,16 +75,46 @@ def exposures(draw):
     return delta, gross
 
 
-def _chain_breakdown(harness, delta, gross, cfg):
-    b = harness.breakdown(delta, gross, (cfg.global_word, cfg.corr0, cfg.corr1, cfg.haircuts, list(cfg.stress)))
+def _chain_breakdown(harness, delta, gross, cfg, concentration=0):
+    b = harness.breakdown(delta, gross, concentration, (cfg.global_word, cfg.corr0, cfg.corr1, cfg.haircuts,
+                                                        list(cfg.stress), cfg.addons, cfg.depths))
     return mm.Breakdown(tuple(int(x) for x in b[0]), *(int(x) for x in b[1:]))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
-@given(cfg=configs(), exp=exposures())
-def test_breakdown_equals_mirror_random(harness, cfg, exp):
+@given(cfg=configs(), exp=exposures(), concentration=st.one_of(st.just(0), magnitudes))
+def test_breakdown_equals_mirror_random(harness, cfg, exp, concentration):
     delta, gross = exp
-    assert _chain_breakdown(harness, delta, gross, cfg) == mm.breakdown(delta, gross, cfg)
+    assert _chain_breakdown(harness, delta, gross, cfg, concentration) == mm.breakdown(delta, gross, cfg, concentration)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(notional=st.one_of(magnitudes, st.integers(0, 2**110 - 1)), units=st.integers(0, 2**16 - 1))
+def test_concentration_charge_equals_mirror_and_rounds_up(harness, notional, units):
+    depth = units * mm.DEPTH_UNIT
+    c = harness.concentrationCharge(notional, depth)
+    assert c == mm.concentration_charge(notional, depth)
+    if depth and notional:  # c >= N * sqrt(N / L), i.e. c^2 L >= N^3, and above it by the rounding of the root only
+        assert c * c * depth >= notional**3
+        below = c - (2 * notional // 10**18 + 2)  # the root is within 2e-18 of sqrt(N / L): c - 2N/1e18 - 2 < x
+        assert below <= 0 or below * below * depth < notional**3
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cfg=configs(), exp=exposures(), asset=st.integers(0, 7), step=st.integers(1, 30_000),
+       brk=st.integers(1, 10_000))
+def test_addons_never_lower_the_requirement(cfg, exp, asset, step, brk):
+    """The rule that lets RiskParameters apply raises at once: a higher volatility scaler or correlation break never
+    lowers MM (exact mirror, equal to the library by the test above)."""
+    delta, gross = exp
+    before = mm.breakdown(delta, gross, cfg).maintenance
+    vol = min(mm.u16(cfg.addons, asset) + step, 30_000)
+    raised = mm.MarginConfig(cfg.global_word, cfg.corr0, cfg.corr1, cfg.haircuts, cfg.stress,
+                             (cfg.addons & ~(0xFFFF << (16 * asset))) | (vol << (16 * asset)))
+    assert mm.breakdown(delta, gross, raised).maintenance >= before
+    broken = mm.MarginConfig(cfg.global_word, cfg.corr0, cfg.corr1, cfg.haircuts, cfg.stress,
+                             (cfg.addons & ~(0xFFFF << 128)) | (max(brk, cfg.correlation_break) << 128))
+    assert mm.breakdown(delta, gross, broken).maintenance >= before
 
 
 def _default_cfg():

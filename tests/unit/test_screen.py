@@ -23,9 +23,20 @@ def _state(rng: random.Random) -> AccountState:
     return s
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return DEFAULT_SPEC.margin_config()
+# the default set, and the same with every dynamic add-on on: volatility scalers, a correlation break and liquidation
+# depths small enough that the concentration charge matters at these sizes (10 and 20 million USD)
+WITH_ADDONS = DEFAULT_SPEC.model_copy(update={
+    "vol_scalers": {0: 12_000, 1: 20_000, 3: 40_000}, "correlation_break_bps": 7_000,
+    "markets": {m: mk.model_copy(update={"depth_usd": (10 + 10 * (m % 2)) * 10**6})
+                for m, mk in DEFAULT_SPEC.markets.items()}})
+
+
+@pytest.fixture(scope="module", params=["default", "addons"])
+def cfg(request):
+    spec = DEFAULT_SPEC if request.param == "default" else WITH_ADDONS
+    c = spec.margin_config()
+    assert (c.addons != 0) == (request.param == "addons")
+    return c
 
 
 def test_screen_never_misses_a_liquidatable_account(cfg):

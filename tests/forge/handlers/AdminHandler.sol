@@ -24,16 +24,17 @@ contract AdminHandler is HandlerBase {
         params = p_.params;
     }
 
-    /// @notice Proposes a change of kind `kindSeed % 10` with arguments from `a` and `b`: risk weight (1-40%),
+    /// @notice Proposes a change of kind `kindSeed % 13` with arguments from `a` and `b`: risk weight (1-40%),
     ///         correlation (-100% to 100%), stress vector (append, or edit one: shocks of -40% to 40%), pop the last
     ///         stress vector, margin scalars (alpha 1.1-2.5, basis 0-2%, floor 0-3%), haircut (discount to 60%),
     ///         liquidation discount (0 to the haircut), liquidation word (every field over its whole range, minimum
     ///         reward and dust up to 1,000 USD), market (rate 5-30%, caps 1,000 units to the defaults), price band
-    ///         (0.5-5%).
+    ///         (0.5-5%), and the dynamic add-ons: a volatility scaler (100-400%), the correlation break (0-100%), a
+    ///         market's liquidation depth (0: off, or 10 million to 650 billion USD).
     function propose(uint256 kindSeed, uint256 a, uint256 b) external {
         (kindSeed, a, b) = (_mix(kindSeed), _mix(a), _mix(b));
         ledger.beginWorld(msg.sig);
-        bytes memory call = _change(kindSeed % 10, a, b);
+        bytes memory call = _change(kindSeed % 13, a, b);
         bool applied;
         if (params.readyAt(keccak256(call)) == 0) {
             _call(call);
@@ -119,7 +120,11 @@ contract AdminHandler is HandlerBase {
             uint256 rate = Env.bound(a >> 8, 500, 3000);
             return abi.encodeCall(RiskParameters.setMarket, (a % Env.MARKETS, rate, cap * 10, cap)); // < 2^95
         }
-        return abi.encodeCall(RiskParameters.setPriceBand, (Env.bound(b, 50, 500)));
+        if (kind == 9) return abi.encodeCall(RiskParameters.setPriceBand, (Env.bound(b, 50, 500)));
+        if (kind == 10) return abi.encodeCall(RiskParameters.setVolScaler, (asset, Env.bound(b, 1e4, 4e4)));
+        if (kind == 11) return abi.encodeCall(RiskParameters.setCorrelationBreak, (Env.bound(b, 0, Env.BPS)));
+        uint256 units = b % 4 == 0 ? 0 : Env.bound(b >> 2, 1, type(uint16).max);
+        return abi.encodeCall(RiskParameters.setMarketDepth, (a % Env.MARKETS, units));
     }
 
     function _call(bytes memory call) internal {
