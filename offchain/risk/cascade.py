@@ -11,7 +11,8 @@ Model, block by block and for many independent runs at once (float64, vectorised
 2. Volatility scalers (the dynamic add-on). An updater keeps a per-block EWMA of squared log returns per asset
    (decay ``vol_lambda``, seeded at the noise variance). When its volatility exceeds ``vol_trigger`` times the noise
    level, it proposes the scaler ``min(ratio, vol_cap)``; the proposal is on-chain ``vol_latency`` blocks later (a
-   raise is a tightening: it applies at once) and scalers only rise within the horizon (lowering one is a loosening,
+   raise is a tightening: it applies at once) within RiskParameters' updater limits (at most ``vol_step`` = 5,000 bps
+   per raise, one raise per asset per hour), and scalers only rise within the horizon (lowering one is a loosening,
    queued behind the delay). The spec's own scalers are the floor.
 3. Funding. Every position pays ``size x price x rate`` per block, longs paying when the rate is positive: the rate is
    the spec's rule (``offchain.margin.funding.rate``) at the assumed crash premium ``crash_premium`` (capped at the
@@ -133,6 +134,10 @@ class CascadeScenario:
     vol_lambda: float = 0.9  # the updater's per-block EWMA decay
     vol_trigger: float = 2.0  # the updater raises a scaler once its volatility is this multiple of the noise
     vol_cap: float = 1.5  # the highest scaler it proposes (15,000 bps)
+    # RiskParameters' updater limits: a raise of at most MAX_UPDATER_STEP (5,000 bps) per asset, once per
+    # UPDATER_INTERVAL (1 hour = 300 blocks)
+    vol_step: float = 0.5
+    vol_interval_blocks: int = 300
 
     def with_(self, **kw) -> "CascadeScenario":
         return replace(self, **kw)
@@ -292,6 +297,7 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
     vs_floor = np.ones(K) if arr.vol_scale is None else np.broadcast_to(arr.vol_scale, (K,)).astype(float)
     vs = np.repeat(vs_floor[None], R, 0)
     proposed: list[np.ndarray] = []
+    last_raise = np.full((R, K), -10**9)
 
     for b in range(blocks + 1):
         price = p0 * np.exp(base[b] + noise[b] + impact)
@@ -300,8 +306,11 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
             ewma = s.vol_lambda * ewma + (1 - s.vol_lambda) * np.log(price / prev) ** 2
         ratio = np.sqrt(ewma) / ref
         proposed.append(np.where(ratio >= s.vol_trigger, np.minimum(ratio, s.vol_cap), 1.0))
-        if b >= s.vol_latency:
-            vs = np.maximum(vs, proposed[b - s.vol_latency])
+        if b >= s.vol_latency:  # the updater's call lands: a raise within its step, once per interval
+            want = proposed[b - s.vol_latency]
+            up = (want > vs) & (b - last_raise >= s.vol_interval_blocks)
+            vs = np.where(up, np.minimum(want, vs + s.vol_step), vs)
+            last_raise = np.where(up, b, last_raise)
         # funding over the block just ended, at this block's price (the positions held through it)
         if rate.any():
             pay = pf.size * (pm * rate)[:, None, :]
