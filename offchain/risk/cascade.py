@@ -55,6 +55,7 @@ margin freed is not modelled; the oracle is the price (no oracle delay or deviat
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -449,8 +450,10 @@ def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, sources, src_rw, adl_sh
 # ---------------------------------------------------------------------------------------------- sweeps
 def _run(args: tuple) -> dict:
     portfolio, prices0, arr, rule, fund, s = args
+    t = time.time()
     res = simulate(portfolio, prices0, arr, rule, fund, s)
     out = res.summary()
+    out["seconds"] = round(time.time() - t, 2)  # this scenario's simulation (in its worker)
     out["bad_debt_runs"] = res.bad_debt.tolist()
     return out
 
