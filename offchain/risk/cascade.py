@@ -439,9 +439,12 @@ def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, sources, src_rw, adl_sh
         pf.settlement[r] -= paid
         adl_paid[r] += paid
         cash[r] -= (np.clip(-fpos, 0, None) * per_unit[:, :M] + np.clip(fpos, 0, None) * per_unit[:, M:]).sum(-1)
-        assigned = due.sum(-1)
-        adl[r] += assigned
-        bad[r] += loss - assigned
+        # what the sides could not take reaches the claims; a float residue of the split (the vault's parts add up
+        # to the wei) is not a loss
+        rest = loss - due.sum(-1)
+        rest = np.where(rest <= 1e-9 * np.maximum(loss, 1.0), 0.0, rest)
+        adl[r] += loss - rest
+        bad[r] += rest
         cover[r] += c
         written[r] += d
         sources[r, a] = False
