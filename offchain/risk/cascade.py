@@ -48,8 +48,9 @@ Outputs per run: bad debt (reaching depositors), what the fund covered, what was
 fund equity at the end and its lowest point (depletion = start - lowest), the notional liquidated, the calls (and the
 most in one block), the accounts liquidated, the lowest price reached with impact. Limits: one venue and one oracle per
 asset (no arbitrage from other venues dampens the impact); open interest is the larger of the modelled longs and
-shorts (the fund's inventory included), and the part of a paying side outside the model (whoever the desk sold to)
-pays its share unrecorded; traders neither top up nor trade during the crash; the vault's penalty cap at half the
+shorts (the fund's inventory included), the desk's sales go to the market, not against a modelled account (so with
+market makers in the book their shorts stay whole and the short side is a little larger than the vault's), and the
+part of a paying side outside the model pays its share unrecorded; traders neither top up nor trade during the crash; the vault's penalty cap at half the
 margin freed is not modelled; the oracle is the price (no oracle delay or deviation threshold).
 """
 from __future__ import annotations
