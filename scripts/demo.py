@@ -92,8 +92,8 @@ GAP = Episode(
     {a: ((0.0, 1.0), (0.1, 1.0), (0.1001, low), (1.0, low)) for a, low in enumerate((0.55, 0.45, 0.35, 0.35))},
 )
 # A fast crash: the review's scenario for the cascade model (crash_35_3blocks_latency_5_depth_half in
-# scripts/bench/results/cascade.json) on chain. The keeper is stalled for the first KEEPER_LAG blocks (a keeper 5 blocks
-# late), so the accounts levered beyond 35% are bankrupt before anything can be liquidated.
+# scripts/bench/results/cascade.json) on chain. The keeper is stalled for the first --keeper-lag blocks (5: a keeper
+# 5 blocks late), so the accounts levered beyond 35% are bankrupt before anything can be liquidated.
 FAST = Episode(
     "fast", "a fast crash: every asset -35% over 3 blocks, the keeper 5 blocks late",
     "Every asset falls 35% in three blocks and stays there while the keeper is stalled (--keeper-lag, default 5 "
@@ -957,7 +957,8 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
     for name, default in (("blocks", d.blocks), ("keeper_lag", d.keeper_lag), ("vol_updater", d.vol_updater)):
         if getattr(a, name) is None:
             setattr(a, name, SCENARIO_DEFAULTS.get(a.scenario, {}).get(name, default))
-    for name, low in (("traders", 1), ("blocks", 2), ("keeper_lag", 0), ("settle_blocks", 0), ("quiet_hours", 0), ("premium_bps", 0),
+    for name, low in (("traders", 1), ("blocks", 2), ("keeper_lag", 0), ("settle_blocks", 0), ("quiet_hours", 0),
+                      ("premium_bps", 0),
                       ("fund_usdc", 0)):
         if getattr(a, name) < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")

@@ -201,7 +201,8 @@ def verify_model(summary: Mapping) -> list[str]:
     socialised = sum(w["socialised"] for w in summary["adl"]["write_offs"])
     if model["bad_debt"] == 0 and socialised:
         failures.append(f"the chain socialised {socialised} wei where the cascade model's p95 bad debt is 0")
-    if model["fund_depletion"] <= model["insurance_fund"] and summary["fund_depletion"] > summary["insurance_fund_before"]:
+    within = model["fund_depletion"] <= model["insurance_fund"]
+    if within and summary["fund_depletion"] > summary["insurance_fund_before"]:
         failures.append(f"the fund was used beyond what it held, {summary['fund_depletion']:,.2f} of "
                         f"{summary['insurance_fund_before']:,.2f} USD, where the model's p95 keeps it within "
                         f"({model['fund_depletion']:,.2f})")

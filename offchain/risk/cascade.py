@@ -50,8 +50,9 @@ most in one block), the accounts liquidated, the lowest price reached with impac
 asset (no arbitrage from other venues dampens the impact); open interest is the larger of the modelled longs and
 shorts (the fund's inventory included), the desk's sales go to the market, not against a modelled account (so with
 market makers in the book their shorts stay whole and the short side is a little larger than the vault's), and the
-part of a paying side outside the model pays its share unrecorded; traders neither top up nor trade during the crash; the vault's penalty cap at half the
-margin freed is not modelled; the oracle is the price (no oracle delay or deviation threshold).
+part of a paying side outside the model pays its share unrecorded; traders neither top up nor trade during the
+crash; the vault's penalty cap at half the margin freed is not modelled; the oracle is the price (no oracle delay
+or deviation threshold).
 """
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ class LiquidationRule:
     def from_spec(cls, spec, n_collaterals: int) -> "LiquidationRule":
         lq, f = spec.liquidation, spec.funding
         extra = {} if f is None else {
-            "adl_share": f.adl_share_bps / 1e4, "funding_period": float(f.period), "premium_cap": f.premium_cap_bps / 1e4,
+            "adl_share": f.adl_share_bps / 1e4, "funding_period": float(f.period),
+            "premium_cap": f.premium_cap_bps / 1e4,
             "max_rate_per_hour": f.max_rate_per_hour / 1e6, "clamp": f.clamp_bps / 1e4}
         return cls(lq.close_factor_bps / 1e4, lq.penalty_bps / 1e4, lq.keeper_share_bps / 1e4, lq.deep_bps / 1e4,
                    lq.min_keeper_reward / 1e18, lq.dust / 1e18,

@@ -403,7 +403,8 @@ def cmd_fund_size(args: argparse.Namespace) -> int:
     acc = _accounts(args)
     pf, _, rule = cascade_inputs(acc.spec, _cascade_book(acc, args), acc.layout, len(acc.assets))
     arr = MarginArrays.from_config(acc.cfg, len(acc.assets), len(acc.layout.collateral_asset))
-    name = f"crash_{abs(args.crash) * 100:.0f}_{args.crash_blocks}blocks_latency_{args.latency}_depth_{args.depth_factor:g}"
+    name = (f"crash_{abs(args.crash) * 100:.0f}_{args.crash_blocks}blocks_latency_{args.latency}"
+            f"_depth_{args.depth_factor:g}")
     s = CascadeScenario(name, (args.crash,) * len(acc.assets), latency=args.latency, crash_blocks=args.crash_blocks,
                         depth_factor=args.depth_factor, max_calls_per_block=args.max_calls,
                         unwind_blocks=args.unwind_blocks, runs=args.runs, seed=args.seed)

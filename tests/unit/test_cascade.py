@@ -2,6 +2,12 @@
 updater, and the fund-sizing rule (pure: no chain)."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +19,7 @@ from offchain.population import LOCAL_LAYOUT, generate, market_makers, prices_wa
 from offchain.risk.cascade import CascadeScenario, LiquidationRule, adl_split, simulate
 from offchain.risk.fundsize import check, size_fund
 
+ROOT = Path(__file__).resolve().parents[2]
 P = prices_wad(START_PRICES_USD)
 CFG = DEFAULT_SPEC.margin_config()
 ARR = MarginArrays.from_config(CFG, 4, 4)
@@ -70,7 +77,8 @@ def test_deleveraging_conserves_and_charges_only_the_opposite_sides():
     # (open interest x price) and only the rest reached the claims
     btc, eth = 0.65 * 60_000, 0.65 * 3_000
     assert res.adl[0] == pytest.approx(0.5 * (0.10 * 40 * btc + 0.12 * 100 * eth), rel=1e-9)
-    assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0 - res.adl[0], rel=1e-9) and res.bad_debt[0] > 0
+    assert res.bad_debt[0] > 0
+    assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0 - res.adl[0], rel=1e-9)
     # a smaller loss fits in the sides' room: the claims pay nothing
     book[0] = AccountState(250_000 * WAD, dict(book[0].positions))
     small = simulate(_pf(book), START_PRICES_USD, ARR, RULE, 10_000.0, s)
@@ -130,25 +138,29 @@ def test_fund_size_passes_at_the_fund_and_fails_ten_percent_below(crowd):
     assert not check(simulate(crowd, START_PRICES_USD, ARR, RULE, 0.9 * res.fund, s), with_adl=False).passes
 
 
+def _xmargin(*args: str) -> subprocess.CompletedProcess:
+    """``xmargin`` in a subprocess run from the repository root (in a whole-suite session ``tests/offchain`` shadows
+    the ``offchain`` package in this process)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "offchain.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
 @pytest.mark.parametrize("flag,value", [("--runs", "5"), ("--depth-factor", "0"), ("--crash-blocks", "0"),
                                         ("--latency", "-1"), ("--quantile", "1.5"), ("--max-calls", "-2")])
-def test_fund_size_names_the_bad_flag(flag, value, capsys):
-    from offchain.cli import main
+def test_fund_size_names_the_bad_flag(flag, value):
+    p = _xmargin("risk", "fund-size", "--synthetic", "--population", "5", flag, value)
+    assert p.returncode == 2, p.stderr
+    shown = value if flag != "--depth-factor" else "0.0"
+    assert p.stderr.startswith(f"xmargin: {flag} {shown}") and "give" in p.stderr, p.stderr
 
-    assert main(["risk", "fund-size", "--synthetic", "--population", "5", flag, value]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"xmargin: {flag} {value if flag != '--depth-factor' else '0.0'}") and "give" in err, err
 
-
-def test_fund_size_command_writes_the_fund(tmp_path, capsys):
-    from offchain.cli import main
-
+def test_fund_size_command_writes_the_fund(tmp_path):
     out = tmp_path / "fund.json"
-    assert main(["risk", "fund-size", "--synthetic", "--population", "40", "--runs", "20", "--crash-blocks", "2",
-                 "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    import json
-
+    p = _xmargin("risk", "fund-size", "--synthetic", "--population", "40", "--runs", "20", "--crash-blocks", "2",
+                 "--out", str(out))
+    assert p.returncode == 0, p.stderr
     got = json.loads(out.read_text())
     assert got["at_fund"]["passes"] and not got["at_90pct"]["passes"] and got["fund"] == got["at_fund"]["fund"]
-    assert f"fund needed: {got['fund']:,.0f} USD" in text and text.startswith("source: synthetic demo population")
+    assert f"fund needed: {got['fund']:,.0f} USD" in p.stdout
+    assert p.stdout.startswith("source: synthetic demo population")
