@@ -150,6 +150,7 @@ def cascades(states) -> dict:
     for label, f, v in (("rule's fund", fund, accept), ("deployed fund", FUND_USD, verdict(at_deployed, FUND_USD))):
         for name, a in v.items():
             print(f"  acceptance at the {label} {f:,.0f}: {name}: {'PASSES' if a['passes'] else 'FAILS'} {a}")
+    depths = with_market_depths()
     return {"population": f"offchain.population.generate({POPULATION}, seed={POP_SEED}) at the start prices, with "
                           "the demo's market makers (offchain.population.market_makers)",
             "spec": "DEFAULT_SPEC", "quantile": 0.95, "runs": RUNS, "seconds": elapsed,
@@ -160,7 +161,47 @@ def cascades(states) -> dict:
             "sizing": sizing, "acceptance": accept, "scenarios": out,
             "at_deployed_fund": {"insurance_fund": FUND_USD, "acceptance": verdict(at_deployed, FUND_USD),
                                  "scenarios": at_deployed},
-            **{name: r for name, r in out.items()}}
+            "with_market_depths": depths, **{name: r for name, r in out.items()}}
+
+
+# Liquidation depths for the concentration charge N sqrt(N / L): one day of the venue's volume in each market (the
+# CascadeScenario's daily_volume_usd), a multiple of the 10M USD unit RiskParameters stores.
+MARKET_DEPTHS_USD = {0: 200_000_000, 1: 100_000_000, 2: 50_000_000, 3: 20_000_000}
+
+
+def with_market_depths() -> dict:
+    """The acceptance scenarios under DEFAULT_SPEC plus market depths: the population drawn with the same seed but
+    sized under that spec (traders cannot open what IM refuses), the fund sized by the rule, checked on other paths
+    at that fund and at the deployed one."""
+    from offchain.population import market_makers
+    from offchain.risk.fundsize import size_fund
+
+    spec = DEFAULT_SPEC.model_copy(update={"markets": {
+        m: r.model_copy(update={"depth_usd": MARKET_DEPTHS_USD[m]}) for m, r in DEFAULT_SPEC.markets.items()}})
+    books = generate(POPULATION, POP_SEED, spec=spec)
+    states = [to_state(b, prices_wad(START_PRICES_USD)) for b in books]
+    pf, arr, rule = cascade_inputs(spec, states + market_makers(states), LOCAL_LAYOUT, len(ASSETS))
+    sizing = {name: size_fund(pf, START_PRICES_USD, arr, rule,
+                              CascadeScenario(name, runs=RUNS, seed=SIZING_SEED, **kw), start=FUND_USD).as_dict()
+              for name, kw in ACCEPTANCE.items()}
+    fund = float(np.ceil(max(r["fund"] for r in sizing.values()) / FUND_STEP_USD) * FUND_STEP_USD)
+    scenarios = [CascadeScenario(name, runs=RUNS, seed=CHECK_SEED, **kw) for name, kw in ACCEPTANCE.items()]
+    out = {"depth_usd": MARKET_DEPTHS_USD, "gross_notional_usd": sum(b.gross_usd for b in books),
+           "gross_notional_usd_without_depths": sum(b.gross_usd for b in generate(POPULATION, POP_SEED)),
+           "insurance_fund": fund, "sizing": sizing}
+    for label, f in (("at_rule_fund", fund), ("at_deployed_fund", FUND_USD)):
+        rows = sweep(pf, START_PRICES_USD, arr, rule, f, scenarios, workers=0)
+        for r in rows.values():
+            r.pop("bad_debt_runs")
+            r["passes"] = r["bad_debt"] == 0 and r["fund_depletion"] <= f
+        out[label] = rows
+    print(f"  with market depths {MARKET_DEPTHS_USD}: book gross {out['gross_notional_usd']:,.0f} USD (without "
+          f"{out['gross_notional_usd_without_depths']:,.0f}); fund by the rule {fund:,.0f}")
+    for label in ("at_rule_fund", "at_deployed_fund"):
+        for name, r in out[label].items():
+            print(f"    {label:<17} {name:<40} fund {r['insurance_fund']:>10,.0f} bad debt {r['bad_debt']:>8,.0f} "
+                  f"depletion {r['fund_depletion']:>10,.0f} ADL {r['adl']:>8,.0f} {'PASSES' if r['passes'] else 'FAILS'}")
+    return out
 
 
 def efficiency_report(books) -> dict:
