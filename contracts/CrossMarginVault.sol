@@ -730,9 +730,8 @@ contract CrossMarginVault is VaultBase {
     function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
-        uint256 concentration;
-        (d.equity,, d.funding, concentration) = _exposure(account, acc, ctx, d.delta, d.gross);
-        d.margin = PortfolioMargin.breakdown(d.delta, d.gross, concentration, ctx.cfg);
+        (d.equity,, d.funding) = _exposure(account, acc, ctx, d.delta, d.gross);
+        d.margin = PortfolioMargin.breakdown(d.delta, d.gross, _concentration(account, acc, ctx), ctx.cfg);
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
             int256 value = PortfolioMargin.positionValueDown(

@@ -335,74 +335,65 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     {
         int256[8] memory delta;
         uint256[8] memory gross;
-        uint256 concentration;
-        (equity, grossTotal,, concentration) = _exposure(account, acc, ctx, delta, gross);
-        (maintenance, initial) = PortfolioMargin.requirements(delta, gross, concentration, ctx.cfg);
+        (equity, grossTotal,) = _exposure(account, acc, ctx, delta, gross);
+        (maintenance, initial) =
+            PortfolioMargin.requirements(delta, gross, _concentration(account, acc, ctx), ctx.cfg);
     }
 
-    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross`, the
-    ///      accrued funding of its positions and their concentration charge.
+    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross` and
+    ///      the accrued funding of its positions.
     function _exposure(
         uint256 account,
         Account memory acc,
         Ctx memory ctx,
         int256[8] memory delta,
         uint256[8] memory gross
-    ) internal view returns (int256 equity, uint256 grossTotal, int256 funding, uint256 concentration) {
+    ) internal view returns (int256 equity, uint256 grossTotal, int256 funding) {
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);
-            (int256 pnl, int256 accrued, uint256 absValue) = _positionExposure(account, market, ctx, delta, gross);
-            equity += pnl;
-            funding += accrued;
+            uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
+            uint256 asset = _marketAssetOf(ctx.layout, market);
+            uint256 price = ctx.prices[asset];
+            funding += _accruedNow(market, w, price, asset, ctx);
+            int256 value = PortfolioMargin.positionValueDown(int96(uint96(w)), price);
+            uint256 absValue = PortfolioMargin.abs(value);
+            equity += value - int96(uint96(w >> 96));
+            delta[asset] += value;
+            gross[asset] += absValue;
             grossTotal += absValue;
-            concentration += PortfolioMargin.concentrationCharge(absValue, ctx.cfg.depths.depth(market));
         }
-        (int256 credit, uint256 value) = _collateralExposure(account, acc.collaterals, ctx, delta, gross);
-        equity += credit + acc.settlement + funding;
-        grossTotal += value;
-    }
-
-    /// @dev The collateral of `_exposure` (ids in the bit mask `collaterals`): adds each value to `delta` and `gross`
-    ///      of its asset; returns the haircut credit and the total value.
-    function _collateralExposure(
-        uint256 account,
-        uint256 collaterals,
-        Ctx memory ctx,
-        int256[8] memory delta,
-        uint256[8] memory gross
-    ) private view returns (int256 credit, uint256 total) {
         uint256 haircuts = ctx.cfg.haircuts;
-        for (uint256 c = collaterals; c != 0; c &= c - 1) {
+        for (uint256 c = acc.collaterals; c != 0; c &= c - 1) {
             uint256 id = _lowestBit(c);
             uint256 asset = _collateralAssetOf(ctx.layout, id);
             uint256 value = PortfolioMargin.tokenValueDown(
                 _collateral[account][id], ctx.prices[asset], _collateralDecimalsOf(ctx.layout, id)
             );
-            credit += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
+            equity += int256(PortfolioMargin.haircutDown(value, haircuts.u16(id)));
             delta[asset] += int256(value);
             gross[asset] += value;
-            total += value;
+            grossTotal += value;
         }
+        equity += acc.settlement + funding;
     }
 
-    /// @dev One position of `_exposure`: adds its value to `delta` and `gross` of its asset; returns its unrealised
-    ///      P&L (value - open notional), its accrued funding and |value|.
-    function _positionExposure(
-        uint256 account,
-        uint256 market,
-        Ctx memory ctx,
-        int256[8] memory delta,
-        uint256[8] memory gross
-    ) private view returns (int256 pnl, int256 accrued, uint256 absValue) {
-        uint256 w = _positions[account][market]; // `_positionOf`, decoded in place
-        uint256 asset = _marketAssetOf(ctx.layout, market);
-        uint256 price = ctx.prices[asset];
-        accrued = _accruedNow(market, w, price, asset, ctx);
-        int256 value = PortfolioMargin.positionValueDown(int96(uint96(w)), price);
-        absValue = PortfolioMargin.abs(value);
-        pnl = value - int96(uint96(w >> 96));
-        delta[asset] += value;
-        gross[asset] += absValue;
+    /// @dev The concentration charge of the account's positions: sum over them of N * sqrt(N / L) with N = |value|
+    ///      and L its market's liquidation depth (PortfolioMargin.concentrationCharge); 0 without any depth set.
+    ///      A loop of its own (warm slots, prices in memory) so that accounts in markets without a depth pay nothing.
+    function _concentration(uint256 account, Account memory acc, Ctx memory ctx)
+        internal
+        view
+        returns (uint256 charge)
+    {
+        uint256 depths = ctx.cfg.depths;
+        if (depths == 0) return 0;
+        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
+            uint256 market = _lowestBit(m);
+            int256 value = PortfolioMargin.positionValueDown(
+                int96(uint96(_positions[account][market])), ctx.prices[_marketAssetOf(ctx.layout, market)]
+            );
+            charge += PortfolioMargin.concentrationCharge(PortfolioMargin.abs(value), depths.depth(market));
+        }
     }
 
     // ================================================================ listing and layout helpers

@@ -162,6 +162,8 @@ def _account(rt, head: int, account: int, view: MarketView, rates: list[int]) ->
               f"  maintenance margin   {_usd(b.maintenance):>18}",
               f"  initial margin       {_usd(b.initial):>18}",
               f"  K (low/medium/high)  {' / '.join(_usd(k) for k in b.k_regime)}",
+              f"  K with vol scalers   {_usd(b.k_correlated):>18} (correlation break {cfg.correlation_break / 100:g}%)",
+              f"  concentration charge {_usd(b.concentration):>18}",
               f"  stress charge        {_usd(b.k_stress):>18} (worst scenario {_scenario(cfg, b.worst_scenario)})",
               f"  basis add-on         {_usd(b.basis):>18}",
               f"  floor charge         {_usd(b.floor_charge):>18}",

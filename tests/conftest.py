@@ -17,7 +17,7 @@ from brownie import TestVenue, accounts, chain, web3
 from brownie.exceptions import VirtualMachineError
 
 from offchain.orders import Order, sign_order
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.snapshot import read_account_state as read_state
 from offchain.margin.snapshot import read_layout, read_margin_config, read_prices
 from scripts.deploy import deploy_local, set_price
@@ -40,7 +40,7 @@ def keeper():
 
 @pytest.fixture(scope="module")
 def protocol(deployer):
-    return deploy_local(deployer, DEFAULT_SPEC)
+    return deploy_local(deployer, FIXTURE_SPEC)
 
 
 @pytest.fixture(scope="module")

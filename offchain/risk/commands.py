@@ -16,8 +16,9 @@ indexer's database, brought up to the chain's head first), at the chain's prices
 another parameter set, as a what-if); ``--synthetic`` uses the demo population (``offchain.population.generate``;
 300 books, seed 7) at the local start prices instead, and the cascade commands (cascade, fund-size) add the market
 makers the demo trades it against (``offchain.population.market_makers``: the opposite side deleveraging charges).
-Every output starts with the line saying which. A dataset D is
-``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq`` or a CSV of daily closes.
+Every output starts with the line saying which. A dataset D is ``synthetic``, ``sp500``, ``nasdaq``,
+``sp500_nasdaq``, ``crypto-<exchange>`` (real BTC/ETH daily closes of poloniex, coinbase-pro or bitstamp, downloaded
+on first use) or a CSV of daily closes.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from ..config import load_settings
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
-DATASETS_HELP = "synthetic | sp500 | nasdaq | sp500_nasdaq | path/to/closes.csv"
+DATASETS_HELP = ("synthetic | sp500 | nasdaq | sp500_nasdaq | crypto-poloniex | crypto-coinbase-pro | crypto-bitstamp "
+                 "| path/to/closes.csv")
 
 
 def add_parser(sub: Any) -> None:
@@ -105,6 +107,12 @@ def add_parser(sub: Any) -> None:
     z.add_argument("--with-adl", action="store_true", help="count deleveraging as cover (default: the fund alone "
                    "carries the crash; nothing deleveraged or socialised)")
     z.add_argument("--out", help="write the result (JSON) here")
+    u = rs.add_parser("addons", help="the volatility scalers and correlation break an updater would send today")
+    u.add_argument("--dataset", default="crypto-coinbase-pro", help=DATASETS_HELP + " (columns named by asset)")
+    u.add_argument("--days", type=int, default=3000, help="days of synthetic history")
+    u.add_argument("--seed", type=int, default=7)
+    u.add_argument("--spec", help="the current RiskSpec JSON/TOML (default: the default set)")
+    u.add_argument("--out", required=True, help="where to write the proposed spec (.json or .toml), for `risk propose`")
     e = rs.add_parser("efficiency", help="portfolio margin vs standard requirement by book type")
     pop_opts(e)
     p = rs.add_parser("propose", help="submit a RiskSpec to RiskParameters (tightening now, loosening queued)")
@@ -125,12 +133,28 @@ def _settings(args: argparse.Namespace):
         raise ConfigError("invalid model options:\n  " + "\n  ".join(errs)) from None
 
 
-def _history(args: argparse.Namespace):
+CRYPTO_PREFIX = "crypto-"  # crypto-poloniex, crypto-coinbase-pro, crypto-bitstamp: real BTC/ETH daily closes
+
+
+def load_dataset(dataset: str, days: int = 2000, seed: int = 7):
+    """:func:`offchain.risk.data.load`, plus ``crypto-<exchange>``: real BTC and ETH daily closes, downloaded into
+    ``.cache/data`` on first use (:mod:`offchain.risk.crypto_history`)."""
     from .data import load
 
+    if dataset.startswith(CRYPTO_PREFIX):
+        from .crypto_history import EXCHANGES, btc_eth
+
+        exchange = dataset[len(CRYPTO_PREFIX):]
+        if exchange not in EXCHANGES:
+            raise ConfigError(f"dataset {dataset!r}: use one of {', '.join(CRYPTO_PREFIX + e for e in EXCHANGES)}")
+        return btc_eth(Path(".cache") / "data", exchange)
+    return load(dataset, days, seed)
+
+
+def _history(args: argparse.Namespace):
     if args.days < 300 and args.dataset == "synthetic":
         raise ConfigError(f"--days {args.days}: a synthetic history for calibration needs at least 300 days")
-    return load(args.dataset, args.days, args.seed)
+    return load_dataset(args.dataset, args.days, args.seed)
 
 
 def _spec(path: str | None):
@@ -323,7 +347,6 @@ def cmd_stress(args: argparse.Namespace) -> int:
 
 
 def cmd_var(args: argparse.Namespace) -> int:
-    from .data import load
     from .ewma import ewma_covariance
     from .var import all_methods, fhs_scenarios, from_scenarios, parametric, shortfall_figure
     from ..margin.vector import MarginArrays, Portfolio, margin
@@ -331,7 +354,7 @@ def cmd_var(args: argparse.Namespace) -> int:
     if not 0.5 < args.level < 1:
         raise ConfigError(f"--level {args.level}: give a confidence level between 0.5 and 1, e.g. 0.99")
     acc = _accounts(args)
-    h = load(args.dataset, 3000, 7)
+    h = load_dataset(args.dataset, 3000, 7)
     if len(h.assets) != len(acc.assets):
         raise ConfigError(f"--dataset {args.dataset} has assets {h.assets}; VaR of these accounts needs "
                           f"{', '.join(acc.assets)} (use synthetic or a CSV with those columns)")
@@ -506,13 +529,38 @@ def cmd_propose(config: str | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_addons(args: argparse.Namespace) -> int:
+    from ..margin.defaults import ASSETS
+    from .history_backtest import DynamicSettings, dynamic_addons, updater_steps
+    from .propose import write_spec
+
+    if not args.out.endswith((".json", ".toml")):
+        raise ConfigError(f"--out {args.out}: the spec is written as .json or .toml")
+    h = load_dataset(args.dataset, args.days, args.seed)
+    unknown = [a for a in h.assets if a not in ASSETS]
+    if unknown:
+        raise ConfigError(f"--dataset {args.dataset}: its columns {', '.join(unknown)} are not assets of the "
+                          f"deployment ({', '.join(ASSETS)}); use a history of those assets")
+    spec = _spec(args.spec)
+    vol, brk = dynamic_addons(h, spec, DynamicSettings(), [ASSETS.index(a) for a in h.assets])
+    proposed, steps = updater_steps(spec, vol[-1], float(brk[-1]), ASSETS)
+    write_spec(proposed, args.out)
+    lines = [f"source: {h.description}; last day {h.dates[-1] if h.dates else h.days}; rule: "
+             f"{DynamicSettings()}", f"  {'add-on':<28} {'current':>8} {'target':>8} {'send':>8}  action"]
+    lines += [f"  {s.what:<28} {s.current:>8} {s.target:>8} {s.send:>8}  {s.action}" for s in steps]
+    lines.append(f"written {args.out}: send it with `xmargin risk propose {args.out}` (an updater key may raise by "
+                 f"5,000 bps per call and parameter, once an hour)")
+    _write("\n".join(lines))
+    return 0
+
+
 def run(config: str | None, args: argparse.Namespace) -> int:
     """Dispatch ``xmargin risk <action>``; library ValueErrors (bad numbers) become ConfigError (exit 2)."""
     if args.action == "propose":
         return cmd_propose(config, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"calibrate": cmd_calibrate, "backtest": cmd_backtest, "stress": cmd_stress, "var": cmd_var,
-                "cascade": cmd_cascade, "fund-size": cmd_fund_size, "efficiency": cmd_efficiency}
+                "cascade": cmd_cascade, "fund-size": cmd_fund_size, "efficiency": cmd_efficiency, "addons": cmd_addons}
     try:
         return commands[args.action](args)
     except ValueError as e:

@@ -81,3 +81,53 @@ def _save(fig, path: Path | str) -> Path:
     fig.savefig(p, dpi=110)
     _plt().close(fig)
     return p
+
+
+def coverage_heatmap(rows: Sequence[dict], specs: Sequence[str], path: Path | str,
+                     title: str = "One-day exception rate of MM on real daily prices (worst exchange per cell)") -> Path:
+    """One panel per spec: groups x periods (whole history, then calendar years), coloured by the highest exception
+    rate over the datasets, annotated in % with a cross where a row fails its test."""
+    plt = _plt()
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    periods = ["whole"] + sorted({r["period"] for r in rows if r["period"] != "whole"})
+    fig, axes = plt.subplots(1, len(specs), figsize=(4.2 * len(specs), 0.42 * len(groups) + 1.8), squeeze=False,
+                             sharey=True)
+    for ax, spec in zip(axes[0], specs):
+        rate = np.full((len(groups), len(periods)), np.nan)
+        fail = np.zeros_like(rate, dtype=bool)
+        for r in rows:
+            if r["spec"] != spec:
+                continue
+            i, j = groups.index(r["group"]), periods.index(r["period"])
+            rate[i, j] = np.nanmax([rate[i, j], r["exception_rate"]])
+            fail[i, j] |= not r["passes"]
+        im = ax.imshow(np.minimum(rate * 100, 5.0), cmap="RdYlGn_r", vmin=0, vmax=5, aspect="auto")
+        for i in range(len(groups)):
+            for j in range(len(periods)):
+                if np.isfinite(rate[i, j]):
+                    ax.text(j, i, f"{rate[i, j] * 100:.1f}" + ("x" if fail[i, j] else ""), ha="center",
+                            va="center", fontsize=6)
+        ax.set_xticks(range(len(periods)), periods, rotation=45, fontsize=7)
+        ax.set_yticks(range(len(groups)), groups, fontsize=7)
+        ax.set_title(spec, fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="exception rate, % (capped at 5); x = row fails")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def requirement_paths(series: dict[str, tuple[Sequence[str], np.ndarray, dict[str, np.ndarray]]], path: Path | str,
+                      title: str = "Daily loss against MM (1M USD per leg)") -> Path:
+    """One panel per book: its daily loss (grey) and the MM of each spec (lines), dates on the x axis."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(series), 1, figsize=(11, 2.8 * len(series)), squeeze=False)
+    for ax, (name, (dates, loss, mms)) in zip(axes[:, 0], series.items()):
+        x = np.array(dates, dtype="datetime64[D]")
+        ax.plot(x, np.asarray(loss) / 1e4, lw=0.4, color="0.55", label="loss, % of a leg")
+        for label, mm in mms.items():
+            ax.plot(x, np.broadcast_to(mm, x.shape) / 1e4, lw=0.9, label=f"MM {label}")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("% of 1M")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

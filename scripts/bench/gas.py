@@ -286,6 +286,7 @@ class Bench:
         chain.mine()
         self.record("margin_view_2x2", self.view_gas(self.vault, "margin", self.acc_a),
                     "vault.margin: 2 collaterals (WBTC, WETH) x 2 positions (BTC, ETH); 2 oracle feeds; estimate_gas")
+        self.bench_addons()
         self.record("margin_view_2x2_4assets", self.view_gas(self.vault, "margin", self.acc_a4),
                     "vault.margin: collaterals WBTC, WETH x positions SOL, LINK; 4 oracle feeds; estimate_gas")
         self.record("margin_view_4x4", self.view_gas(self.vault, "margin", self.acc_4x4),
@@ -296,6 +297,22 @@ class Bench:
                     "AccountLens.healthOf for 10 accounts of 2 collaterals x 2 positions; estimate_gas")
         self.record("lens_screen_10_accounts", self.view_gas(self.d.lens, "equityAndMaintenance", self.lens_accounts),
                     "AccountLens.equityAndMaintenance for the same 10 accounts; estimate_gas")
+
+    def bench_addons(self) -> None:
+        """The 2x2 view with every dynamic add-on on: volatility scalers on both assets, a correlation break, and a
+        liquidation depth in both markets, right after ``margin_view_2x2`` (the parameters are reverted after)."""
+        chain.snapshot()
+        tx = {"from": self.deployer}
+        params = self.d.params
+        for asset, bps in ((0, 12_000), (1, 15_000)):
+            params.setVolScaler(asset, bps, tx)
+        params.setCorrelationBreak(5_000, tx)
+        for market in (0, 1):
+            params.setMarketDepth(market, 1_000, tx)
+        self.record("margin_view_2x2_addons", self.view_gas(self.vault, "margin", self.acc_a),
+                    "vault.margin of the 2x2 account with volatility scalers, a correlation break and a depth in "
+                    "both markets; estimate_gas")
+        chain.revert()
 
     def bench_collateral(self) -> None:
         weth, owner = self.d.tokens[1], self.owner_a
@@ -504,7 +521,7 @@ def main() -> None:
         "lens_10_accounts", "lens_screen_10_accounts",
         "liquidate_2pos", "liquidate_2pos_usdc", "liquidate_4pos", "seize_collateral",
         "liquidate_2pos_fund_new", "liquidate_2pos_usdc_fund_new", "liquidate_4pos_fund_new",
-        "seize_collateral_fund_new", "settle_trade_funding", "liquidate_2pos_funding", "adl",
+        "seize_collateral_fund_new", "settle_trade_funding", "liquidate_2pos_funding", "adl", "margin_view_2x2_addons",
     ]
     b.gas = {k: b.gas[k] for k in order}
     b.report()

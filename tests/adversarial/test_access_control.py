@@ -35,7 +35,7 @@ SOURCES = {  # contract -> its source and the sources of what it inherits that d
 ABIS = {"CrossMarginVault": merge_abis(CrossMarginVault.abi, VaultExtension.abi), "RiskParameters": RiskParameters.abi,
         "OracleRouter": OracleRouter.abi, "OrderSettlement": OrderSettlement.abi, "AccountLens": AccountLens.abi}
 GUARD = re.compile(
-    r"\bonlyRole_?\(|\bonlyOwner\b|_requireAdmin\(\)|_requireAuthorized\(|\bhasRole\(|\bisAuthorized\(|"
+    r"\bonlyRole_?\(|\bonlyOwner\b|_requireAdmin\(\)|_requireAuthorized\(|\bhasRole\(|\bisAuthorized\(|_mayRaise\(|"
     r"msg\.sender\s*[!=]=|!=\s*msg\.sender|_msgSender\(\)\s*[!=]=|!=\s*_msgSender\(\)|venues\[msg\.sender\]"
 )
 # State-changing functions that need no access check, and why.
@@ -112,6 +112,7 @@ def _cases(protocol, w, caller):
     t, usdc, token = w["trader"], protocol.usdc, w["token"]
     order = Order(t.id, 0, True, WAD, 60_000 * WAD, 2**40, 1)
     not_admin, not_risk = err("NotAdmin", caller), err("Unauthorized", caller, w["RISK"])
+    not_updater = err("Unauthorized", caller, bytes(p.RISK_UPDATER_ROLE()))
     return {
         ("CrossMarginVault", "listCollateral"): (v.listCollateral, (token, 0), not_admin),
         ("CrossMarginVault", "listMarket"): (v.listMarket, (0,), not_admin),
@@ -136,6 +137,10 @@ def _cases(protocol, w, caller):
                                                not_risk),
         ("RiskParameters", "setPriceBand"): (p.setPriceBand, (2000,), not_risk),
         ("RiskParameters", "setFunding"): (p.setFunding, (3600, 8 * 3600, 0, 0, 0, 0, 0, 0), not_risk),
+        ("RiskParameters", "setMarketDepth"): (p.setMarketDepth, (0, 1), not_risk),
+        # the dynamic add-ons also accept an updater: a caller with neither role is told the updater's role
+        ("RiskParameters", "setVolScaler"): (p.setVolScaler, (0, 40_000), not_updater),
+        ("RiskParameters", "setCorrelationBreak"): (p.setCorrelationBreak, (10_000,), not_updater),
         ("RiskParameters", "setPause"): (p.setPause, (3,), err("Unauthorized", caller, w["GUARDIAN"])),
         ("RiskParameters", "cancel"): (p.cancel, (b"\1" * 32,), err("Unauthorized", caller, w["GUARDIAN"])),
         ("RiskParameters", "grantRole"): (p.grantRole, (w["ADMIN"], caller),

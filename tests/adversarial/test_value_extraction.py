@@ -24,7 +24,7 @@ from brownie import ChainlinkFeed, LiquidationLooper, TestToken, accounts, chain
 
 from offchain.keeper.planner import LiquidationTerms, apply_liquidation, plan_liquidation
 from offchain.margin.exact import INDEX_ONE, account_margin, keeper_reward, liquidation_penalty, usd_of_shares
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from tests.adversarial.helpers import BPS, BTC, ETH, LINK, SCALE, USDC, WAD, deposit, model
 from tests.conftest import Trader, assert_reverts, err
 from scripts.deploy import FEED_MAX_AGE, set_price
@@ -48,7 +48,7 @@ def liquidations(tx) -> list:
 def second_btc_market(protocol, deployer):
     """A second market on BTC (a full listing of 16 markets on 8 assets has such pairs), with the BTC caps."""
     m = protocol.vault.listMarket(BTC, {"from": deployer}).return_value
-    caps = DEFAULT_SPEC.markets[BTC]
+    caps = FIXTURE_SPEC.markets[BTC]
     protocol.params.setMarket(m, 1000, caps.max_open_interest, caps.max_position_size, {"from": deployer})
     return m
 

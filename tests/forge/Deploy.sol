@@ -62,7 +62,10 @@ library Deploy {
         p.vault.deposit(p.vault.fundAccount(), address(p.usdc), FUND_SEED);
     }
 
-    /// @dev offchain/margin/params.py `apply_spec(DEFAULT_SPEC)`, with DUST (asset 4) at a 30% weight and haircut.
+    /// @dev The campaign's own parameter set: the default set before its through-the-cycle calibration (risk weights
+    ///      10-18%, offchain/margin/defaults.py history), with DUST (asset 4) at a 30% weight and haircut. The
+    ///      invariants hold for any bounded set; the handlers' sizes and the unit tests' fixtures are written for this
+    ///      one, whose lower weights let more leverage (and so more liquidations and write-offs) into the campaign.
     function _applyDefaultSpec(RiskParameters params) private {
         uint16[5] memory rw = [uint16(1000), 1200, 1800, 1800, 3000];
         for (uint256 k; k < Env.ASSETS; ++k) {

@@ -49,7 +49,7 @@ def margin_terms(cfg: MarginConfig) -> tuple:
     return (cfg.alpha, cfg.basis_addon, cfg.floor_rate, cfg.num_stress,
             [cfg.risk_weight(k) for k in range(n)], [cfg.haircut(j) for j in range(n)],
             [cfg.correlation(a, b) for a in range(n) for b in range(a + 1, n)],
-            [cfg.shock(s, k) for s in range(cfg.num_stress) for k in range(n)])
+            [cfg.shock(s, k) for s in range(cfg.num_stress) for k in range(n)], cfg.addons, cfg.depths)
 
 
 def test_deploy_on_ganache_is_complete_and_idempotent(deployer, tmp_path):

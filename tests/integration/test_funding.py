@@ -15,7 +15,8 @@ import pytest
 from brownie import TestVenue, chain
 
 from offchain.margin import funding as fr
-from offchain.margin.defaults import DEFAULT_SPEC, FUNDING_DEFAULT
+from offchain.margin.defaults import FUNDING_DEFAULT
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import account_margin
 from offchain.margin.params import FundingParams
 from offchain.margin.snapshot import read_account_state, read_funding_word, read_layout, read_margin_config, \
@@ -30,8 +31,8 @@ HOUR = 3600
 # The default funding rule (FUNDING_DEFAULT), with deleveraging allowed to take the opposite side's whole MM so its
 # cap is easy to reach in a test
 FUNDING = FUNDING_DEFAULT.model_copy(update={"adl_share_bps": 10_000})
-SPEC = DEFAULT_SPEC.model_copy(update={"funding": FUNDING})
-CAP = DEFAULT_SPEC.markets[BTC].max_open_interest  # the depth is premiumDepth x this cap x price
+SPEC = FIXTURE_SPEC.model_copy(update={"funding": FUNDING})
+CAP = FIXTURE_SPEC.markets[BTC].max_open_interest  # the depth is premiumDepth x this cap x price
 RESULT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "results" / "funding_manipulation.json"
 
 
@@ -76,7 +77,7 @@ def _set_funding(protocol, deployer, **changes):
 def test_funding_off_moves_nothing(deployer):
     """A deployment without a FUNDING word (RiskSpec.funding None): a day of a position off the oracle price accrues
     nothing."""
-    p = deploy_local(deployer, DEFAULT_SPEC.model_copy(update={"funding": None}))
+    p = deploy_local(deployer, FIXTURE_SPEC.model_copy(update={"funding": None}))
     v = TestVenue.deploy(p.vault, {"from": deployer})
     p.vault.setVenue(v, True, {"from": deployer})
     a, b = Trader(p.vault), Trader(p.vault)

@@ -16,7 +16,7 @@ import brownie
 import pytest
 from brownie import TestVenue, accounts, web3
 
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import (BPS, account_margin, keeper_reward, liquidation_penalty, max_take, u16,
                                   usd_of_shares)
 from scripts.deploy import deploy_local, set_price
@@ -24,7 +24,7 @@ from tests.conftest import Trader, err, assert_reverts
 
 # The write-off rule on its own: deleveraging off (adlShare 0), so a loss beyond the fund reaches the claims pool
 # (tests/integration/test_funding.py: deleveraging charges the opposite side before it does).
-NO_ADL = DEFAULT_SPEC.funding.model_copy(update={"adl_share_bps": 0})
+NO_ADL = FIXTURE_SPEC.funding.model_copy(update={"adl_share_bps": 0})
 
 WAD = 10**18
 USDC = 10**6
@@ -318,7 +318,7 @@ def test_liquidate_min_keeper_reward_only_for_a_take_of_99_percent_of_max_take(p
     """With a minimum reward of 1,000 USD (above any share here), the smallest take reaching 99% of maxTake earns
     min(1,000, penalty) = the whole penalty; one wei of size less earns 30% of its penalty."""
     vault, p = protocol.vault, protocol.params
-    lq = DEFAULT_SPEC.liquidation
+    lq = FIXTURE_SPEC.liquidation
     p.setLiquidation(lq.close_factor_bps, lq.penalty_bps, lq.keeper_share_bps, lq.deep_bps, 1_000 * WAD, lq.dust,
                      {"from": deployer})  # no loosening delay in the local deployment: applies at once
     move_price(BTC, 55_000)
@@ -742,7 +742,7 @@ def beyond_every_claim(deployer, keeper):
     against `c` (who holds WBTC and no settlement balance), is liquidated at 40,000: a debt of 10,000 against 1,000 of
     claims. The loss takes every claim: the pool restarts (index 1e18, no shares) and what the claims could not absorb
     is recorded in badDebt."""
-    w = deploy_local(deployer, DEFAULT_SPEC.model_copy(update={"funding": NO_ADL}), seed_fund=False)
+    w = deploy_local(deployer, FIXTURE_SPEC.model_copy(update={"funding": NO_ADL}), seed_fund=False)
     venue = TestVenue.deploy(w.vault, {"from": deployer})
     w.vault.setVenue(venue, True, {"from": deployer})
 

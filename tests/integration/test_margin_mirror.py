@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offchain.margin import funding as fr
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import account_margin, standard_requirement
 from offchain.margin.snapshot import read_account_state as read_state
 from offchain.margin.snapshot import read_funding_word, read_layout, read_margin_config, read_prices
@@ -44,7 +44,7 @@ def funder(protocol, deployer):
 
 
 def sizes(market: int):
-    cap = DEFAULT_SPEC.markets[market].max_position_size  # 200 million USD at the start price
+    cap = FIXTURE_SPEC.markets[market].max_position_size  # 200 million USD at the start price
     return st.one_of(
         st.just(0),
         st.integers(-(10**18), 10**18),  # up to one unit
@@ -77,7 +77,8 @@ def _set_prices(protocol, deployer, factors):
         protocol.feeds[asset].updateAnswer(int(base * f * 10**8), {"from": deployer})
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("XMARGIN_MIRROR_PORTFOLIOS", 80)), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(p=portfolios())
 def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, maker_wallet, funder, mirror, p):
     vault = protocol.vault
@@ -110,7 +111,7 @@ def test_vault_margin_equals_mirror_random_portfolios(protocol, test_venue, make
     state, layout, prices, cfg = mirror(acct)
     assert [cfg.vol_scaler(k) for k in range(4)] == p["vol"] and cfg.correlation_break == p["break"]
     model = account_margin(state, layout, prices, cfg)
-    rates = [DEFAULT_SPEC.markets[m].standard_mmr_bps for m in range(4)]
+    rates = [FIXTURE_SPEC.markets[m].standard_mmr_bps for m in range(4)]
     d = vault.marginDetail(acct)
     b = d["margin"]
     assert d["equity"] == model.equity
@@ -161,7 +162,7 @@ def stored_funding(protocol, deployer):
     """Open-interest caps of 20 million USD (a premium depth of 40,000 USD of fees, so fills move the rate), and each
     market's stored funding state as the vault's FundingUpdated events left it (kept current by the test)."""
     vault = protocol.vault
-    for m, spec in DEFAULT_SPEC.markets.items():  # lower caps: a tightening, applied at once
+    for m, spec in FIXTURE_SPEC.markets.items():  # lower caps: a tightening, applied at once
         protocol.params.setMarket(m, spec.standard_mmr_bps, 20_000_000 * WAD // BASE_PRICES[m],
                                   spec.max_position_size, {"from": deployer})
     stored = {m: fr.MarketFunding() for m in range(4)}

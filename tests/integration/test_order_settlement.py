@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys import keys
 
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.orders import Order, sign_order, typed_data
 from offchain.margin.exact import AccountState, account_margin
 from tests.conftest import NOW, Trader, err, reverts_at
@@ -665,7 +665,7 @@ def test_settle_through_disabled_venue_reverts(protocol, venue, traders, order, 
 
 # ---------------------------------------------------------------------------------------------- caps
 def test_settle_position_above_cap_reverts(protocol, venue, traders, order, sign, submitter, deployer):
-    protocol.params.setMarket(BTC, 1000, DEFAULT_SPEC.markets[BTC].max_open_interest, WAD, {"from": deployer})
+    protocol.params.setMarket(BTC, 1000, FIXTURE_SPEC.markets[BTC].max_open_interest, WAD, {"from": deployer})
     a, b = traders[:2]
     p = oracle_price(protocol, BTC)
     mo, ms, to, ts = signed_pair(order, sign, a, b, BTC, True, 2 * WAD, p)  # b buys 2 from a
@@ -682,7 +682,7 @@ def test_settle_reducing_position_above_cap_allowed(protocol, venue, traders, tr
     a, b = traders[:2]
     p = oracle_price(protocol, BTC)
     trade(a, b, BTC, True, 2 * WAD, p)  # b long 2, a short 2
-    protocol.params.setMarket(BTC, 1000, DEFAULT_SPEC.markets[BTC].max_open_interest, WAD, {"from": deployer})  # cap now below both
+    protocol.params.setMarket(BTC, 1000, FIXTURE_SPEC.markets[BTC].max_open_interest, WAD, {"from": deployer})  # cap now below both
     trade(a, b, BTC, False, WAD // 2, p)  # both reduce: allowed though still above the cap
     assert pos(protocol.vault, b.id, BTC)[0] == 3 * WAD // 2
     assert pos(protocol.vault, a.id, BTC)[0] == -3 * WAD // 2

@@ -11,7 +11,8 @@ from brownie import ZERO_ADDRESS, CrossMarginVault, OracleRouter, RiskParameters
 from eth_abi import decode
 from brownie.exceptions import VirtualMachineError
 
-from offchain.margin.defaults import DEFAULT_SPEC, FUNDING_DEFAULT
+from offchain.margin.defaults import FUNDING_DEFAULT
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import MarginConfig, pair_index, u16
 from offchain.margin.params import apply_spec
 from scripts.deploy import complete_vault_abi
@@ -24,7 +25,7 @@ DELAY = DAY
 ADMIN_ROLE = b"\0" * 32
 U112 = 2**112 - 1  # the MARKET word's fields
 I96 = 2**95 - 1  # the largest cap setMarket accepts (positions are stored as int96)
-OI1, SZ1 = DEFAULT_SPEC.markets[1].max_open_interest, DEFAULT_SPEC.markets[1].max_position_size
+OI1, SZ1 = FIXTURE_SPEC.markets[1].max_open_interest, FIXTURE_SPEC.markets[1].max_position_size
 
 
 # ---------------------------------------------------------------------------------------------- decoding helpers
@@ -83,12 +84,12 @@ def shocks(**by_asset) -> list[int]:
 # ---------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def params(deployer):
-    """A RiskParameters set up exactly as scripts/deploy.py does (roles, then DEFAULT_SPEC), on its own: the suite
+    """A RiskParameters set up exactly as scripts/deploy.py does (roles, then FIXTURE_SPEC), on its own: the suite
     needs no vault, and fewer deployed contracts keep the per-test snapshot/revert fast."""
     p = RiskParameters.deploy(deployer, {"from": deployer})
     p.grantRole(p.RISK_ADMIN_ROLE(), deployer, {"from": deployer})
     p.grantRole(p.GUARDIAN_ROLE(), deployer, {"from": deployer})
-    apply_spec(p, DEFAULT_SPEC, deployer)
+    apply_spec(p, FIXTURE_SPEC, deployer)
     return p
 
 
@@ -115,10 +116,10 @@ def delayed(params, roles):
 def test_margin_word_decodes_default_spec(params):
     c = cfg(params)
     for k in range(8):
-        assert c.risk_weight(k) == DEFAULT_SPEC.risk_weights.get(k, 10_000)  # unset assets fail closed at 100%
-    assert (c.alpha, c.basis_addon, c.floor_rate) == (DEFAULT_SPEC.alpha_bps, DEFAULT_SPEC.basis_bps,
-                                                      DEFAULT_SPEC.floor_bps)
-    assert c.num_stress == len(DEFAULT_SPEC.stress) == 7
+        assert c.risk_weight(k) == FIXTURE_SPEC.risk_weights.get(k, 10_000)  # unset assets fail closed at 100%
+    assert (c.alpha, c.basis_addon, c.floor_rate) == (FIXTURE_SPEC.alpha_bps, FIXTURE_SPEC.basis_bps,
+                                                      FIXTURE_SPEC.floor_bps)
+    assert c.num_stress == len(FIXTURE_SPEC.stress) == 7
     assert_stress_words(params)  # ceil(7 / 2) = 4 words in use
     assert c.stress[3] != 0
 
@@ -128,13 +129,13 @@ def test_correlation_words_decode_default_spec(params):
     for a in range(8):
         for b in range(8):
             if a != b:
-                expected = DEFAULT_SPEC.correlations.get((min(a, b), max(a, b)), 0)
+                expected = FIXTURE_SPEC.correlations.get((min(a, b), max(a, b)), 0)
                 assert c.correlation(a, b) == expected
 
 
 def test_stress_words_decode_default_spec(params):
     c = cfg(params)
-    for s, vector in enumerate(DEFAULT_SPEC.stress):
+    for s, vector in enumerate(FIXTURE_SPEC.stress):
         assert [c.shock(s, k) for k in range(8)] == vector.as_array()
     # the unused half of the last word is empty
     assert int(params.marginConfig()[4][3]) >> 128 == 0
@@ -143,17 +144,17 @@ def test_stress_words_decode_default_spec(params):
 def test_haircut_and_discount_words_decode_default_spec(params):
     c = cfg(params)
     for j in range(16):
-        assert c.haircut(j) == DEFAULT_SPEC.haircuts.get(j, 10_000)
-        assert discount(params, j) == DEFAULT_SPEC.discounts.get(j, 0)
+        assert c.haircut(j) == FIXTURE_SPEC.haircuts.get(j, 10_000)
+        assert discount(params, j) == FIXTURE_SPEC.discounts.get(j, 0)
 
 
 def test_control_liquidation_and_market_words_decode_default_spec(params):
-    assert control(params) == {"flags": 0, "band": DEFAULT_SPEC.price_band_bps, "delay": 0}
-    lq = DEFAULT_SPEC.liquidation
+    assert control(params) == {"flags": 0, "band": FIXTURE_SPEC.price_band_bps, "delay": 0}
+    lq = FIXTURE_SPEC.liquidation
     assert liquidation(params) == {"close": lq.close_factor_bps, "penalty": lq.penalty_bps,
                                    "share": lq.keeper_share_bps, "deep": lq.deep_bps,
                                    "reward": lq.min_keeper_reward, "dust": lq.dust}
-    for m, mk in DEFAULT_SPEC.markets.items():
+    for m, mk in FIXTURE_SPEC.markets.items():
         assert market(params, m) == {"rate": mk.standard_mmr_bps, "oi": mk.max_open_interest,
                                      "size": mk.max_position_size}
         assert tuple(int(x) for x in params.tradeConfig(m)) == (int(params.control()), int(params.marketWord(m)))
@@ -192,7 +193,7 @@ def test_set_stress_vector_extreme_shocks_decode(params, roles):
     c = cfg(params)
     assert c.num_stress == 8
     assert [c.shock(7, k) for k in range(8)] == vec
-    assert [c.shock(6, k) for k in range(8)] == DEFAULT_SPEC.stress[6].as_array()
+    assert [c.shock(6, k) for k in range(8)] == FIXTURE_SPEC.stress[6].as_array()
 
 
 def test_set_market_and_liquidation_words_pack_fields(params, roles):
@@ -330,11 +331,11 @@ def test_set_liquidation_discount_above_half_reverts_even_within_haircut(params,
         params.setLiquidationDiscount.call(4, 6_000, {"from": roles.admin})
     params.setLiquidationDiscount(4, 5_000, {"from": roles.admin})
     assert discount(params, 4) == 5_000
-    fields = DEFAULT_SPEC.model_dump()
+    fields = FIXTURE_SPEC.model_dump()
     fields["haircuts"][0] = 10_000
     fields["discounts"][0] = 6_000
     with pytest.raises(ValidationError, match="at most 50%"):
-        type(DEFAULT_SPEC)(**fields)
+        type(FIXTURE_SPEC)(**fields)
 
 
 BAD_INDEX = [
@@ -482,7 +483,7 @@ LOOSENING = [
      lambda p: cfg(p).shock(0, 0), -1000, -900),
     # editing an existing vector, even every shock deeper, is queued (a long/short book gains from its short leg)
     ("setStressVector", (0, shocks(btc=-1100, eth=-1300, sol=-1800, link=-2000, a4=-1)),
-     lambda p: [cfg(p).shock(0, k) for k in range(8)], DEFAULT_SPEC.stress[0].as_array(),
+     lambda p: [cfg(p).shock(0, k) for k in range(8)], FIXTURE_SPEC.stress[0].as_array(),
      [-1100, -1300, -1800, -2000, -1, 0, 0, 0]),
     ("popStressVector", (), lambda p: cfg(p).num_stress, 7, 6),
     ("setMarginScalars", (16_000, 40, 100), lambda p: (cfg(p).alpha, cfg(p).basis_addon),
@@ -710,7 +711,7 @@ def test_set_stress_vector_append_and_pop(params, roles):
     c = cfg(params)
     assert c.num_stress == 6
     assert_stress_words(params)  # word 3 (vector 6) no longer in use: zero
-    assert [c.shock(5, k) for k in range(8)] == DEFAULT_SPEC.stress[5].as_array()
+    assert [c.shock(5, k) for k in range(8)] == FIXTURE_SPEC.stress[5].as_array()
     # appending again at 6 starts from a clean slot
     params.setStressVector(6, shocks(a7=-3), {"from": roles.admin})
     assert [cfg(params).shock(6, k) for k in range(8)] == shocks(a7=-3)
@@ -733,7 +734,7 @@ STRESS_TOWARDS_ZERO = [  # each from vector 2 as deployed
 
 def test_set_stress_vector_edit_away_from_zero_queues(params, roles, delayed):
     """Editing an existing vector is queued whatever the direction of its shocks; after the delay it applies."""
-    deployed = DEFAULT_SPEC.stress[2].as_array()
+    deployed = FIXTURE_SPEC.stress[2].as_array()
     for vec in STRESS_AWAY_FROM_ZERO:
         tx = params.setStressVector(2, vec, {"from": roles.admin})
         assert "ChangeQueued" in tx.events and "ParameterUpdated" not in tx.events, vec
@@ -746,7 +747,7 @@ def test_set_stress_vector_edit_away_from_zero_queues(params, roles, delayed):
 
 
 def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed):
-    deployed = DEFAULT_SPEC.stress[2].as_array()
+    deployed = FIXTURE_SPEC.stress[2].as_array()
     for vec in STRESS_TOWARDS_ZERO:
         tx = params.setStressVector(2, vec, {"from": roles.admin})
         assert "ChangeQueued" in tx.events, vec

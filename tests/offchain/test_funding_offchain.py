@@ -11,7 +11,7 @@ import pytest
 from brownie import TestVenue, chain, web3
 
 from offchain.margin import funding as fr
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import WAD, account_margin
 from offchain.margin.params import FundingParams
 from offchain.margin.snapshot import read_account_state, read_funding_word, read_market_funding
@@ -29,9 +29,9 @@ FAST = FundingParams(window=HOUR, period=HOUR, premium_cap_bps=500, depth_bps=32
 @pytest.fixture(scope="module")
 def protocol(deployer):
     """Funding on, and a BTC open-interest cap of 5 BTC (300,000 USD): the premium depth is 32% of its notional."""
-    markets = dict(DEFAULT_SPEC.markets)
+    markets = dict(FIXTURE_SPEC.markets)
     markets[BTC] = markets[BTC].model_copy(update={"max_open_interest": 5 * WAD})
-    return deploy_local(deployer, DEFAULT_SPEC.model_copy(update={"funding": FAST, "markets": markets}))
+    return deploy_local(deployer, FIXTURE_SPEC.model_copy(update={"funding": FAST, "markets": markets}))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_indexer_rebuilds_funding_from_events_and_the_mirror_equals_the_chain(pr
     block = web3.eth.get_block(head)
     rebuilt = rt.indexer.funding_states()[BTC]  # from FundingUpdated events alone
     word = read_funding_word(protocol.params)
-    rw = DEFAULT_SPEC.risk_weights[BTC]
+    rw = FIXTURE_SPEC.risk_weights[BTC]
     cap = int(protocol.params.marketWord(BTC)) >> 16 & (2**112 - 1)
     advanced, _ = fr.advance(rebuilt, block.timestamp, word, cap, price, rw)
     assert advanced == read_market_funding(rt.chain.at(head).vault, BTC)

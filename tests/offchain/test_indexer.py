@@ -8,7 +8,7 @@ import time
 from brownie import TestVenue, chain
 
 from offchain.runtime import open_runtime
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import WAD, account_margin
 from offchain.margin.snapshot import read_account_state
 from scripts.deploy import deploy_local, set_price
@@ -104,7 +104,7 @@ def test_indexer_voids_claims_when_the_pool_restarts_and_restores_them_on_a_reor
     """A write-off beyond every claim restarts the vault's claims pool (SettlementIndexUpdated with totalShares 0):
     the stored shares of the holder `h` are void on-chain, and the indexer must zero them although no
     SettlementUpdated names `h`. When a reorg takes the write-off back, the claim comes back."""
-    w = deploy_local(deployer, DEFAULT_SPEC, seed_fund=False)  # an empty fund: the loss reaches the claims
+    w = deploy_local(deployer, FIXTURE_SPEC, seed_fund=False)  # an empty fund: the loss reaches the claims
     venue = TestVenue.deploy(w.vault, {"from": deployer})
     w.vault.setVenue(venue, True, {"from": deployer})
     path = tmp_path / "fresh.json"

@@ -8,7 +8,7 @@ import random
 from brownie import web3
 
 from offchain.runtime import open_runtime
-from offchain.margin.defaults import DEFAULT_SPEC
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import account_margin, u16
 from offchain.risk.propose import Submitter, diff, effect, prepare, spec_to_dict, submit, write_spec
 
@@ -24,7 +24,7 @@ def _config(tmp_path, deployment_file, name, key_env=None):
                  indexer={"database": str(tmp_path / f"{name}.sqlite")}, keeper=keeper, ops={"log_format": "text"})
 
 
-def _tighter(spec=DEFAULT_SPEC, factor=2.0):
+def _tighter(spec=FIXTURE_SPEC, factor=2.0):
     return spec.model_copy(update={"risk_weights": {k: min(10_000, int(v * factor))
                                                     for k, v in spec.risk_weights.items()}})
 
@@ -73,9 +73,9 @@ def test_submit_tightens_at_once_and_queues_a_loosening(protocol, deployer, new_
     admin = new_wallet()
     params.grantRole(params.RISK_ADMIN_ROLE(), admin, {"from": deployer})
     params.setLoosenDelay(3600, {"from": deployer})  # lengthening: applies at once
-    haircut0 = DEFAULT_SPEC.haircuts[0]
-    proposed = DEFAULT_SPEC.model_copy(update={"haircuts": {**DEFAULT_SPEC.haircuts, 0: haircut0 + 500},
-                                               "correlations": {**DEFAULT_SPEC.correlations, (0, 1): 7000},
+    haircut0 = FIXTURE_SPEC.haircuts[0]
+    proposed = FIXTURE_SPEC.model_copy(update={"haircuts": {**FIXTURE_SPEC.haircuts, 0: haircut0 + 500},
+                                               "correlations": {**FIXTURE_SPEC.correlations, (0, 1): 7000},
                                                "loosen_delay": 3600})
     rt = open_runtime(settings_for("submit", admin))
     head = rt.indexer.sync().head
@@ -105,7 +105,7 @@ def test_out_of_bounds_proposal_is_refused_before_sending(protocol, deployer, ne
                                                           monkeypatch):
     admin = new_wallet()
     protocol.params.grantRole(protocol.params.RISK_ADMIN_ROLE(), admin, {"from": deployer})
-    raw = spec_to_dict(DEFAULT_SPEC)
+    raw = spec_to_dict(FIXTURE_SPEC)
     raw["risk_weights"]["0"] = 20_000
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(raw))
@@ -121,5 +121,5 @@ def test_out_of_bounds_proposal_is_refused_before_sending(protocol, deployer, ne
 
 def test_diff_against_the_deployment_is_empty_for_the_deployed_spec(protocol, settings_for):
     rt = open_runtime(settings_for("same"))
-    p = prepare(rt.chain, DEFAULT_SPEC, "latest", rt.indexer.market_view(rt.indexer.sync().head)[0])
-    assert diff(p.current, DEFAULT_SPEC) == []
+    p = prepare(rt.chain, FIXTURE_SPEC, "latest", rt.indexer.market_view(rt.indexer.sync().head)[0])
+    assert diff(p.current, FIXTURE_SPEC) == []

@@ -53,7 +53,8 @@ from offchain.db import connect
 from offchain.indexer import Indexer
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
 from offchain.keeper.planner import plan_liquidation
-from offchain.margin.defaults import DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.defaults import START_PRICES_USD
+from tests.fixture_spec import FIXTURE_SPEC
 from offchain.margin.exact import AccountState, MarginConfig, account_margin, settled, u16
 from offchain.margin.funding import INDEX_UNIT, FundingWord, MarketFunding, accrued, adl_shares
 from offchain.margin.snapshot import read_layout
@@ -97,7 +98,7 @@ def setup(protocol, deployer):
     # open-interest caps of 20 million USD (the default 2 billion would make the premium depth 4 million USD of fees:
     # funding would barely move); position caps stay at the default
     for m in range(NMARKETS):
-        spec = DEFAULT_SPEC.markets[m if m != SHARED_MARKET else 1]
+        spec = FIXTURE_SPEC.markets[m if m != SHARED_MARKET else 1]
         usd = START_PRICES_USD[m if m != SHARED_MARKET else 1]
         params.setMarket(m, 1200 if m == SHARED_MARKET else spec.standard_mmr_bps, OI_CAP_USD * WAD // usd,
                          spec.max_position_size, tx)

@@ -146,15 +146,15 @@ def test_position_value_rounds_down(harness, size, price):
 
 
 def test_hedged_pair_needs_less_than_standard():
-    """Worked example of the README: long 1 BTC / short 20 ETH at 60,000 / 3,000 under the default parameters."""
+    """Worked example of docs/margin.md: long 1 BTC / short 20 ETH at 60,000 / 3,000 under the default parameters."""
     cfg = _default_cfg()
     usd = 10**18
     delta = [60_000 * usd, -60_000 * usd, 0, 0, 0, 0, 0, 0]
     b = mm.breakdown(delta, [abs(d) for d in delta], cfg)
-    standard = 60_000 * usd * 1000 // 10_000 + 60_000 * usd * 1200 // 10_000
-    assert b.maintenance == 6_000 * usd  # low-correlation regime and stress both give 6,000
-    assert b.maintenance < standard * 50 // 100  # 13,200 standard
-    assert b.initial == 9_000 * usd
+    standard = 60_000 * usd * 1300 // 10_000 + 60_000 * usd * 2990 // 10_000
+    assert b.maintenance == 18_306 * usd and b.worst_scenario == 3  # btc_down_alts_up binds
+    assert b.maintenance < standard * 72 // 100  # 25,740 standard: a saving of 28.9%
+    assert b.initial == 27_459 * usd
 
 
 def test_non_psd_correlation_clamps_to_zero(harness):
