@@ -567,7 +567,9 @@ def model_check(books: list[Book], opts: "Options", fund_usd: float) -> dict:
     pf, arr, rule = cascade_inputs(SPEC, states + market_makers(states), LOCAL_LAYOUT, len(ASSETS))
     trough = SCENARIOS[opts.scenario].trough()
     s = CascadeScenario(f"demo_{opts.scenario}", tuple(trough.get(a, 1.0) - 1.0 for a in range(len(ASSETS))),
-                        latency=max(opts.keeper_lag, 1), crash_blocks=opts.blocks, after_blocks=opts.settle_blocks,
+                        latency=max(opts.keeper_lag, 1), after_blocks=opts.settle_blocks,
+                        # the gap falls in one block (after a flat start that changes nothing); the others over --blocks
+                        crash_blocks=1 if opts.scenario == "gap" else opts.blocks,
                         impact_y=0.0, runs=200, seed=opts.seed, vol_cap=1.5 if opts.vol_updater else 1.0)
     r = simulate(pf, START_PRICES_USD, arr, rule, fund_usd, s).summary()
     return {k: r[k] for k in ("crash", "latency_blocks", "crash_blocks", "runs", "insurance_fund", "bad_debt",
