@@ -6,7 +6,7 @@
     xmargin [--config FILE] account ID
     xmargin [--config FILE] opportunities [--status S] [--limit N]
     xmargin config reference | xmargin [--config FILE] config check
-    xmargin [--config FILE] risk {calibrate,backtest,stress,var,cascade,efficiency,propose} ...
+    xmargin [--config FILE] risk {calibrate,backtest,stress,var,cascade,fund-size,efficiency,propose} ...
     xmargin [--config FILE] sandbox {accounts,deposit,trade,price,fund,new-key} ...   (local chains only)
 
 Exit codes: 0 ok, 1 other error, 2 bad settings, 3 key problem, 4 no RPC endpoint answered, 5 deployment/artifacts

@@ -167,3 +167,23 @@ def requirements(book: Book, prices: Sequence[int], spec: RiskSpec = DEFAULT_SPE
     rates = [spec.markets[m].standard_mmr_bps for m in range(len(layout.market_asset))]
     return (account_margin(state, layout, prices, spec.margin_config()).maintenance,
             standard_requirement(state, layout, prices, rates))
+
+
+MAKER_CUSHION_USD = 1_000_000.0  # the demo's market makers deposit their market's gross notional plus this
+
+
+def market_makers(states: Sequence[AccountState], layout: Layout = LOCAL_LAYOUT,
+                  prices: Sequence[int] | None = None) -> list[AccountState]:
+    """The counterparties the demo trades the population against (``scripts/demo.py``): one market maker per market,
+    holding the opposite of the population's net position there at the oracle price, with the market's gross notional
+    plus ``MAKER_CUSHION_USD`` of USDC. With them the book has as many shorts as longs in every market, as the vault
+    always does (open interest is one number), so deleveraging has an opposite side to charge."""
+    prices = prices if prices is not None else prices_wad(START_PRICES_USD)
+    out = []
+    for m, asset in enumerate(layout.market_asset):
+        net = sum(s.positions.get(m, (0, 0))[0] for s in states)
+        gross = sum(abs(s.positions.get(m, (0, 0))[0]) for s in states) * prices[asset] // WAD
+        size = -net
+        positions = {m: (size, -(-size * prices[asset] // WAD))} if size else {}
+        out.append(AccountState(settlement=gross + int(MAKER_CUSHION_USD) * WAD, positions=positions))
+    return out

@@ -3,6 +3,7 @@
     make demo                                   # 300 traders, 12 March 2020, seed 7
     make demo DEMO_ARGS="--traders 60 --blocks 40 --scenario oct2025 --seed 3"
     make demo DEMO_ARGS="--scenario gap --fund-usdc 0"   # the fund runs out: deleveraging
+    make demo DEMO_ARGS="--scenario fast"       # -35% in 3 blocks, keeper 5 blocks late, scalers raised
     .venv/bin/python scripts/demo.py --help     # every option
 
 What it does, in order:
@@ -21,7 +22,9 @@ What it does, in order:
    the previous block; the next block is mined once the keeper has processed the last one (a keeper that keeps up
    with the chain, as on a 12-second chain);
    (or, ``--scenario gap``, a one-block gap that leaves bankrupt accounts and runs the write-off waterfall: the fund,
-   then deleveraging of the opposite side);
+   then deleveraging of the opposite side; or ``--scenario fast``, -35% over 3 blocks with the keeper stalled for
+   its first 5 blocks (``--keeper-lag``) and a volatility updater raising the scalers (``--vol-updater``): the
+   cascade model's ``crash_35_3blocks_latency_5`` on chain, which the summary compares with the model's p95);
 6. watches every account with its own indexer and the exact margin mirror, counts breaches of the maintenance
    margin and the blocks until the liquidation that follows, and checks the end state against ``AccountLens``;
    reads funding and deleveraging from the chain and checks them (``scripts/demo_checks.py``);
@@ -48,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -64,7 +69,7 @@ from offchain.margin.params import RiskSpec  # noqa: E402
 from scripts.deploy import FUND_SEED_USDC  # noqa: E402
 from scripts.demo_checks import adl_reading, funding_reading, verify  # noqa: E402
 from offchain.margin.exact import account_margin, settled, standard_requirement  # noqa: E402
-from offchain.margin.snapshot import read_markets, read_prices  # noqa: E402
+from offchain.margin.snapshot import read_margin_config, read_markets, read_prices  # noqa: E402
 
 log = logging.getLogger("xmargin.demo")
 
@@ -86,7 +91,23 @@ GAP = Episode(
     "levered beyond the gap go bankrupt at once and the write-off waterfall runs: the fund, then deleveraging.",
     {a: ((0.0, 1.0), (0.1, 1.0), (0.1001, low), (1.0, low)) for a, low in enumerate((0.55, 0.45, 0.35, 0.35))},
 )
-SCENARIOS = {**EPISODES, GAP.name: GAP}
+# A fast crash: the review's scenario for the cascade model (crash_35_3blocks_latency_5_depth_half in
+# scripts/bench/results/cascade.json) on chain. The keeper is stalled for the first --keeper-lag blocks (5: a keeper
+# 5 blocks late), so the accounts levered beyond 35% are bankrupt before anything can be liquidated.
+FAST = Episode(
+    "fast", "a fast crash: every asset -35% over 3 blocks, the keeper 5 blocks late",
+    "Every asset falls 35% in three blocks and stays there while the keeper is stalled (--keeper-lag, default 5 "
+    "blocks): the books levered beyond the move go bankrupt before any liquidation lands and the write-off waterfall "
+    "runs (the fund, then deleveraging of the opposite side); a volatility updater raises every scaler by 5,000 bps "
+    "two blocks after the move starts (--vol-updater).",
+    {a: ((0.0, 1.0), (1.0, 0.65)) for a in range(4)},
+)
+SCENARIOS = {**EPISODES, GAP.name: GAP, FAST.name: FAST}
+# Per-scenario defaults of --blocks, --keeper-lag and --vol-updater (the others: 90 blocks, no lag, no updater).
+SCENARIO_DEFAULTS = {"fast": {"blocks": 3, "keeper_lag": 5, "vol_updater": True}}
+# The volatility updater: the cascade model's rule (offchain.risk.cascade.CascadeScenario's vol_* defaults) on the
+# prices the demo pushes, with the episode noise (40 bps per block) as the reference level.
+VOL_REF_BPS = 40.0
 
 
 @dataclass
@@ -102,6 +123,8 @@ class Options:
     quiet_hours: float = 8.0  # chain time at the start prices before the crash, fills above the index
     premium_bps: int = 20  # how far above the index the quiet period's fills print
     fund_usdc: int = FUND_SEED_USDC  # test USDC the insurance fund starts with (it also collects every fee)
+    keeper_lag: int = 0  # blocks the keeper is stalled (SIGSTOP) from the crash's first block
+    vol_updater: bool = False  # raise the volatility scalers by the model's rule during the crash
 
 
 @dataclass
@@ -413,16 +436,20 @@ class Monitor:
         self.fund_positions: dict[int, tuple[int, int]] = {}
         self.prices: list[int] = []
         self.last = runtime.rpc.head()  # liquidations are counted over every block after this one, whoever mined it
-        # the listing and the margin words do not change during the crash: read once, then only the prices
+        # the listing and the margin words do not change during the crash (unless a volatility updater runs:
+        # ``refresh_cfg``): read once, then only the prices
         self.layout, _, self.cfg, _ = runtime.indexer.market_view(runtime.rpc.head())
+        self.refresh_cfg = False
 
     def observe(self, block: int) -> tuple[int, int, float]:
         """Index up to ``block``; returns (accounts below MM, liquidations since the last observation, fund equity
         USD). Liquidations come from the vault's ``Liquidated`` events in every block since the last observation, so
         a block the demo did not mine itself (a node that mined on its own) is counted too."""
         self.rt.indexer.sync(block)
-        layout, cfg = self.layout, self.cfg
         at = self.rt.chain.at(block)
+        if self.refresh_cfg:
+            self.cfg = read_margin_config(at.params)
+        layout, cfg = self.layout, self.cfg
         prices = read_prices(at.oracle, layout)
         markets = read_markets(at.vault, layout, prices)
         states = self.rt.indexer.states(self.traders + [self.fund])
@@ -479,6 +506,75 @@ class ManualMining:
         if self.resume is not None:
             self.web3.provider.make_request(*self.resume)
             self.resume = None
+
+
+class VolUpdater:
+    """A volatility updater holding RISK_UPDATER_ROLE (and no other role), so RiskParameters' limits apply to it: a
+    raise of at most MAX_UPDATER_STEP, once an hour per asset. Its rule is the cascade model's: a per-block EWMA of
+    squared log returns of the oracle prices (decay ``vol_lambda``), seeded at the reference level; once its
+    volatility is ``vol_trigger`` times the reference it proposes ``min(ratio, vol_cap)``, sent so that it lands
+    ``vol_latency`` blocks after the block that triggered it, with a tip (before the block's feed updates)."""
+
+    def __init__(self, d: Any, web3: Any, deployer: Any, account: Any) -> None:
+        from offchain.risk.cascade import CascadeScenario
+
+        self.d, self.web3, self.sender = d, web3, account.address
+        d.params.grantRole(d.params.RISK_UPDATER_ROLE(), account, {"from": deployer})
+        self.rule = CascadeScenario("demo", (0.0,))
+        self.ref = VOL_REF_BPS / 1e4
+        self.var = [self.ref ** 2] * len(ASSETS)
+        self.scaler = [1.0] * len(ASSETS)
+        self.raised: dict[int, int] = {}  # asset -> block index of its raise
+        self.pending: list[tuple[int, int, int]] = []  # (block index to land in, asset, bps)
+        self.sent: list[dict] = []
+
+    def observe(self, i: int, prev: list[float], usd: list[float]) -> None:
+        """The prices of block ``i`` (and of the block before): queue the raises the rule proposes."""
+        r = self.rule
+        for k, (a, b) in enumerate(zip(prev, usd)):
+            self.var[k] = r.vol_lambda * self.var[k] + (1 - r.vol_lambda) * float(np.log(b / a)) ** 2
+            ratio = float(np.sqrt(self.var[k])) / self.ref
+            want = min(ratio, r.vol_cap) if ratio >= r.vol_trigger else 1.0
+            if want > self.scaler[k] and k not in self.raised and all(p[1] != k for p in self.pending):
+                bps = int(np.ceil(min(want, self.scaler[k] + r.vol_step) * 10_000))
+                self.pending.append((i + r.vol_latency, k, bps))
+
+    def send_due(self, next_block_index: int, base_fee: int) -> None:
+        """Send the raises that must land in the block about to be mined."""
+        for item in [p for p in self.pending if p[0] <= next_block_index]:
+            self.pending.remove(item)
+            _, k, bps = item
+            self.web3.eth.send_transaction({
+                "from": self.sender, "to": self.d.params.address, "gas": 300_000,
+                "data": self.d.params.setVolScaler.encode_input(k, bps),
+                "maxPriorityFeePerGas": 2 * 10**9, "maxFeePerGas": 4 * base_fee + 3 * 10**9})
+            self.scaler[k] = bps / 10_000
+            self.raised[k] = next_block_index
+            self.sent.append({"asset": ASSETS[k], "bps": bps, "crash_block": next_block_index})
+
+
+def model_check(books: list[Book], opts: "Options", fund_usd: float) -> dict:
+    """The cascade model (offchain.risk.cascade) on the demo's book (the population and its market makers) for the
+    demo's crash: what it expects at p95 of 200 runs. The demo's fund desk trades at the oracle price (no impact) and
+    its prices follow the episode's path, so the model runs without impact and with the path's end move."""
+    from offchain.margin.defaults import DEFAULT_SPEC as SPEC
+    from offchain.population import LOCAL_LAYOUT, market_makers, prices_wad, to_state
+    from offchain.risk.cascade import CascadeScenario, simulate
+    from offchain.risk.commands import cascade_inputs
+
+    p = prices_wad(START_PRICES_USD)
+    states = [to_state(b, p) for b in books]
+    pf, arr, rule = cascade_inputs(SPEC, states + market_makers(states), LOCAL_LAYOUT, len(ASSETS))
+    trough = SCENARIOS[opts.scenario].trough()
+    s = CascadeScenario(f"demo_{opts.scenario}", tuple(trough.get(a, 1.0) - 1.0 for a in range(len(ASSETS))),
+                        latency=max(opts.keeper_lag, 1), after_blocks=opts.settle_blocks,
+                        # the gap falls in one block (after a flat start that changes nothing); the others over --blocks
+                        crash_blocks=1 if opts.scenario == "gap" else opts.blocks,
+                        impact_y=0.0, runs=200, seed=opts.seed, vol_cap=1.5 if opts.vol_updater else 1.0)
+    r = simulate(pf, START_PRICES_USD, arr, rule, fund_usd, s).summary()
+    return {k: r[k] for k in ("crash", "latency_blocks", "crash_blocks", "runs", "insurance_fund", "bad_debt",
+                              "fund_depletion", "adl", "written_off", "fund_cover", "accounts_liquidated",
+                              "p_bad_debt")}
 
 
 def push_prices(d: Any, web3: Any, sender: str, usd: list[float], base: int) -> None:
@@ -566,6 +662,14 @@ def report(summary: dict) -> str:
                                                       f" / {s['bad_debt_deleveraged']:,.2f} / "
                                                       f"{s['bad_debt_socialised']:,.2f})"),
         ("write-offs / deleveraging events", f"{len(s['adl']['write_offs'])} / {len(s['adl']['deleveraged'])}"),
+        ("fund used (before - lowest)", f"{s['fund_depletion']:,.2f} USD"),
+        ("keeper stalled", f"{s['keeper_lag_blocks']} blocks from the crash's start"),
+        ("volatility updater", "off" if not s["vol_updater"] else ", ".join(
+            f"{r['asset']} {r['bps']} bps in crash block {r['crash_block']}" for r in s["vol_updater"]["raises"])
+            or "no raise"),
+        ("model p95 (200 runs, same book)", "n/a (not a straight move)" if not s["model_p95"] else
+         f"bad debt {s['model_p95']['bad_debt']:,.0f}, fund depletion {s['model_p95']['fund_depletion']:,.0f}, "
+         f"deleveraged {s['model_p95']['adl']:,.0f}, written off {s['model_p95']['written_off']:,.0f} USD"),
         ("keeper opportunities", ", ".join(f"{k} {v}" for k, v in sorted(s["keeper_opportunities"].items()))),
         ("quiet period", f"{s['funding']['hours']:g} hours, fills {s['funding']['premium_bps']} bps above the index "
                          f"({s['funding']['desk_fills']} fills, {s['funding']['desk_fees']:,.0f} USD of fees)"),
@@ -600,6 +704,7 @@ def report(summary: dict) -> str:
 def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     """The whole demo on the connected Brownie network; returns the summary (also written to ``opts.out``)."""
     from brownie import BookSeeder, chain, web3
+    from brownie import accounts as accounts_
 
     from offchain.runtime import open_runtime
     from offchain.config import load_settings
@@ -632,7 +737,10 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     fund = int(d.vault.fundAccount())
     monitor = Monitor(rt, ids, fund)
     desk = FundDesk(maker, fund, deployer)
+    updater = VolUpdater(d, web3, deployer, accounts_[3]) if opts.vol_updater else None
+    monitor.refresh_cfg = updater is not None
     keeper = start_keeper(opts.out, rpc_url, deployment, opts.metrics_port, keeper_key.key.hex())
+    paused = False
     series = Series()
     summary: dict[str, Any] = {}
     mining = ManualMining(web3)
@@ -671,17 +779,31 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         timing = {"keeper": 0.0, "mine": 0.0, "monitor": 0.0}
         steps = [path[min(i, opts.blocks)] for i in range(1, opts.blocks + opts.settle_blocks + 1)]
         base_fee = web3.eth.get_block("latest").get("baseFeePerGas", 0)
+        if opts.keeper_lag:  # a slow keeper: stalled from the crash's first block for keeper_lag blocks
+            os.kill(keeper.pid, signal.SIGSTOP)
+            paused = True
+            log.info("keeper stalled for %d blocks", opts.keeper_lag)
+        prev_usd = [float(p) for p in START_PRICES_USD]
         for i, rel in enumerate(steps, 1):
             usd = [float(p) * float(r) for p, r in zip(START_PRICES_USD, rel)]
             t0 = time.monotonic()
+            if updater is not None:
+                updater.send_due(i, base_fee)
             if i <= opts.blocks:
                 push_prices(d, web3, deployer.address, usd, base_fee)
             web3.provider.make_request("evm_mine", [])
             timing["mine"] += time.monotonic() - t0
             head = web3.eth.get_block("latest")
             block, base_fee = head["number"], head.get("baseFeePerGas", 0)
+            if updater is not None:
+                updater.observe(i, prev_usd, usd)
+            prev_usd = usd
+            if paused and i >= opts.keeper_lag:
+                os.kill(keeper.pid, signal.SIGCONT)
+                paused = False
+                log.info("keeper resumed after block %d of the crash", i)
             t0 = time.monotonic()
-            waited = wait_keeper(keeper, opts.metrics_port, block, opts.keeper_timeout)
+            waited = 0.0 if paused else wait_keeper(keeper, opts.metrics_port, block, opts.keeper_timeout)
             t1 = time.monotonic()
             below, liq, fund_usd = monitor.observe(block)
             desk.unwind(monitor.fund_positions, monitor.prices, monitor.layout, base_fee)
@@ -694,7 +816,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
                 moves = " ".join(f"{a} {100 * (float(r) - 1):+.1f}%" for a, r in zip(ASSETS, rel))
                 log.info("block %3d/%d  %s | below MM %3d | liquidated %3d (total %d) | fund %.3fM USD",
                          i, len(steps), moves, below, liq, sum(series.liquidations), fund_usd / 1e6)
-            if i > opts.blocks and below == 0 and not monitor.breach:
+            if i > opts.blocks and below == 0 and not monitor.breach and not paused:
                 break
         mining.restore()
         stop_keeper(keeper)  # its work is done; the end state is read without it screening the last blocks
@@ -739,6 +861,13 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
                         "desk_fees": desk_fees / WAD, "by_kind": usd_by_kind(funding_before["by_kind"]),
                         "before_crash": funding_before, "at_end": funding_end},
             "adl": adl, "adl_by_market": adl_by_market(adl),
+            "keeper_lag_blocks": opts.keeper_lag,
+            "vol_updater": None if updater is None else {
+                "raises": updater.sent, "scalers_bps_at_end": [
+                    10_000 + ((int(d.params.marginConfig()[5]) >> (16 * k)) & 0xFFFF) for k in range(len(ASSETS))]},
+            "fund_lowest": min(series.fund_usd), "fund_depletion": fund_before - min(series.fund_usd),
+            # the model's crash is a straight move to the trough: comparable for the monotone scenarios only
+            "model_p95": model_check(books, opts, fund_before) if opts.scenario in ("fast", "gap") else None,
             "saver_value": {"before": saver_before,
                             "after": int(rt.chain.call("CrossMarginVault", "settlementOf", saver, block=final))},
             "seconds": {"setup": t_quiet - t_start, "quiet": t_crash - t_quiet, "crash": t_end - t_crash,
@@ -748,6 +877,8 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         }
     finally:
         mining.restore()
+        if paused:
+            os.kill(keeper.pid, signal.SIGCONT)
         code = stop_keeper(keeper)
         rt.indexer.conn.close()
     summary["keeper_exit_code"] = code
@@ -804,9 +935,15 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
     d = Options()
     p.add_argument("--traders", type=int, default=d.traders, help=f"number of traders (default {d.traders})")
     p.add_argument("--scenario", default=d.scenario, choices=sorted(SCENARIOS),
-                   help="crash shaped after which day, or `gap`: every market gaps down in one block")
+                   help="crash shaped after which day, `gap`: every market gaps down in one block, or `fast`: -35%% "
+                        "over 3 blocks with a slow keeper")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the population and the price noise")
-    p.add_argument("--blocks", type=int, default=d.blocks, help=f"blocks the crash takes (default {d.blocks})")
+    p.add_argument("--blocks", type=int, default=None,
+                   help=f"blocks the crash takes (default {d.blocks}; fast: 3)")
+    p.add_argument("--keeper-lag", type=int, default=None,
+                   help="blocks the keeper is stalled from the crash's first block (default 0; fast: 5)")
+    p.add_argument("--vol-updater", action=argparse.BooleanOptionalAction, default=None,
+                   help="raise the volatility scalers by the cascade model's rule (default off; fast: on)")
     p.add_argument("--settle-blocks", type=int, default=d.settle_blocks,
                    help="at most this many blocks at the end prices for the keeper to finish")
     p.add_argument("--quiet-hours", type=float, default=d.quiet_hours,
@@ -819,7 +956,11 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
     p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="the keeper's /health and /metrics port")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/demo/<scenario>-<seed>)")
     a = p.parse_args(argv)
-    for name, low in (("traders", 1), ("blocks", 2), ("settle_blocks", 0), ("quiet_hours", 0), ("premium_bps", 0),
+    for name, default in (("blocks", d.blocks), ("keeper_lag", d.keeper_lag), ("vol_updater", d.vol_updater)):
+        if getattr(a, name) is None:
+            setattr(a, name, SCENARIO_DEFAULTS.get(a.scenario, {}).get(name, default))
+    for name, low in (("traders", 1), ("blocks", 2), ("keeper_lag", 0), ("settle_blocks", 0), ("quiet_hours", 0),
+                      ("premium_bps", 0),
                       ("fund_usdc", 0)):
         if getattr(a, name) < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")
@@ -828,7 +969,7 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
                 f"(got {a.premium_bps})")
     out = a.out or ROOT / "results" / "demo" / f"{a.scenario}-{a.seed}-{a.traders}"
     return Options(a.traders, a.scenario, a.seed, a.blocks, a.settle_blocks, d.keeper_timeout, a.metrics_port,
-                   out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc), a.network
+                   out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc, a.keeper_lag, a.vol_updater), a.network
 
 
 def interrupted(signum: int, _frame: object) -> None:

@@ -186,4 +186,24 @@ def verify(summary: Mapping) -> list[str]:
     failures = verify_funding(f["before_crash"], "before the crash", f["desk_fills"] > 0)
     failures += verify_funding(f["at_end"], "at the end", False)
     failures += verify_adl(summary["adl"], summary["saver_value"]["before"], summary["saver_value"]["after"])
+    failures += verify_model(summary)
+    return failures
+
+
+def verify_model(summary: Mapping) -> list[str]:
+    """The chain agrees in kind with the cascade model: when the model's p95 leaves depositors nothing to bear, the
+    chain socialises nothing either; when the model's p95 keeps the fund's use within what it holds, so does the
+    chain. (Where the model itself expects the fund to run out, as in a gap on an empty fund, the chain may too.)"""
+    model = summary.get("model_p95")
+    if not model:
+        return []
+    failures = []
+    socialised = sum(w["socialised"] for w in summary["adl"]["write_offs"])
+    if model["bad_debt"] == 0 and socialised:
+        failures.append(f"the chain socialised {socialised} wei where the cascade model's p95 bad debt is 0")
+    within = model["fund_depletion"] <= model["insurance_fund"]
+    if within and summary["fund_depletion"] > summary["insurance_fund_before"]:
+        failures.append(f"the fund was used beyond what it held, {summary['fund_depletion']:,.2f} of "
+                        f"{summary['insurance_fund_before']:,.2f} USD, where the model's p95 keeps it within "
+                        f"({model['fund_depletion']:,.2f})")
     return failures

@@ -27,7 +27,7 @@ class MarginArrays:
     basis: float
     floor: float
     haircut: np.ndarray  # (J,)
-    vol_scale: np.ndarray | None = None  # (K,) volatility scalers (>= 1); None: all 1
+    vol_scale: np.ndarray | None = None  # (K,) volatility scalers (>= 1), or (..., 1, K) per scenario; None: all 1
     corr_break: float = 0.0  # share of each low-regime hedging credit withdrawn
     depth: np.ndarray | None = None  # (16,) liquidation depth per market, USD (0: no concentration charge)
 
@@ -157,7 +157,9 @@ def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays,
         w = np.abs(ws)
         den = w.sum(-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            k *= np.where(den > 0, np.einsum("...k,k->...", w, arr.vol_scale) / np.where(den > 0, den, 1.0), 1.0)
+            # (K,) scalers, or scalers broadcasting against the sensitivities (a simulation's per-run scalers)
+            num = np.einsum("...k,k->...", w, arr.vol_scale) if arr.vol_scale.ndim == 1 else (w * arr.vol_scale).sum(-1)
+            k *= np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
     if len(arr.stress):
         np.maximum(k, (-np.einsum("...k,sk->...s", delta, arr.stress)).max(axis=-1), out=k)
     absd = np.abs(delta)

@@ -4,16 +4,21 @@
     xmargin risk backtest   [--dataset D] [--out results.json] [--plot chart.png] [model options]
     xmargin [--config FILE] risk stress     [--spec FILE] [--synthetic [--population N] [--pop-seed S]] [--plot F]
     xmargin [--config FILE] risk var        [same] [--level Q] [--dataset D]
-    xmargin [--config FILE] risk cascade    [same] [--crash -0.5] [--latency 1] [--runs N] [--scheduler ADDR] [--plot F]
+    xmargin [--config FILE] risk cascade    [same] [--crash -0.5] [--latency 1] [--runs N] [--depth-factor 1]
+                                            [--max-calls 40] [--scheduler ADDR] [--plot F]
+    xmargin [--config FILE] risk fund-size  [same] [--crash -0.35] [--crash-blocks 3] [--latency 5] [--depth-factor 0.5]
+                                            [--runs N] [--with-adl] [--out fund.json]
     xmargin [--config FILE] risk efficiency [same]
     xmargin [--config FILE] risk propose SPEC [--dry-run]
 
 The account commands (stress, var, cascade, efficiency) read the accounts of the deployment the settings name (the
 indexer's database, brought up to the chain's head first), at the chain's prices and margin parameters (``--spec``:
 another parameter set, as a what-if); ``--synthetic`` uses the demo population (``offchain.population.generate``;
-300 books, seed 7) at the local start prices instead. Every output starts with the line saying which. A dataset D is
-``synthetic``, ``sp500``, ``nasdaq``, ``sp500_nasdaq``, ``crypto-<exchange>`` (real BTC/ETH daily closes of poloniex,
-coinbase-pro or bitstamp, downloaded on first use) or a CSV of daily closes.
+300 books, seed 7) at the local start prices instead, and the cascade commands (cascade, fund-size) add the market
+makers the demo trades it against (``offchain.population.market_makers``: the opposite side deleveraging charges).
+Every output starts with the line saying which. A dataset D is ``synthetic``, ``sp500``, ``nasdaq``,
+``sp500_nasdaq``, ``crypto-<exchange>`` (real BTC/ETH daily closes of poloniex, coinbase-pro or bitstamp, downloaded
+on first use) or a CSV of daily closes.
 """
 from __future__ import annotations
 
@@ -83,7 +88,25 @@ def add_parser(sub: Any) -> None:
     k.add_argument("--scheduler", help="run on this Dask scheduler (default: risk.scheduler)")
     k.add_argument("--workers", type=int, help="run on a local Dask cluster of N processes (default: risk.workers; "
                    "0: in this process)")
+    k.add_argument("--depth-factor", type=float, default=1.0, help="market depth behind the impact, times this "
+                   "(0.5: depth halved)")
+    k.add_argument("--max-calls", type=int, default=40, help="liquidation calls that fit in a block (0: no cap)")
     k.add_argument("--plot", help="write a PNG chart here")
+    z = rs.add_parser("fund-size", help="the insurance fund the book needs for a crash (bisection over simulations)")
+    pop_opts(z)
+    z.add_argument("--crash", type=float, default=-0.35, help="move of every asset, e.g. -0.35")
+    z.add_argument("--crash-blocks", type=int, default=3, help="blocks the crash takes")
+    z.add_argument("--latency", type=int, default=5, help="keeper latency (blocks)")
+    z.add_argument("--depth-factor", type=float, default=0.5, help="market depth behind the impact, times this")
+    z.add_argument("--max-calls", type=int, default=40, help="liquidation calls that fit in a block (0: no cap)")
+    z.add_argument("--unwind-blocks", type=int, default=10, help="blocks over which the fund desk unwinds")
+    z.add_argument("--runs", type=int, default=200)
+    z.add_argument("--seed", type=int, default=1, help="seed of the price paths (shared by every simulation)")
+    z.add_argument("--quantile", type=float, default=0.95, help="the runs the fund must cover (0.95: p95)")
+    z.add_argument("--tolerance", type=float, default=0.01, help="bisection stops within this fraction of the fund")
+    z.add_argument("--with-adl", action="store_true", help="count deleveraging as cover (default: the fund alone "
+                   "carries the crash; nothing deleveraged or socialised)")
+    z.add_argument("--out", help="write the result (JSON) here")
     u = rs.add_parser("addons", help="the volatility scalers and correlation break an updater would send today")
     u.add_argument("--dataset", default="crypto-coinbase-pro", help=DATASETS_HELP + " (columns named by asset)")
     u.add_argument("--days", type=int, default=3000, help="days of synthetic history")
@@ -373,6 +396,62 @@ def cascade_inputs(spec, states, layout, n_assets):
     return pf, arr, LiquidationRule.from_spec(spec, len(layout.collateral_asset))
 
 
+def _cascade_book(acc: Accounts, args: argparse.Namespace) -> list:
+    """The accounts a cascade runs on: a deployment's as they are (its counterparties are accounts too); the synthetic
+    population with the market makers the demo trades it against."""
+    if not args.synthetic:
+        return acc.states
+    from ..population import market_makers
+
+    return acc.states + market_makers(acc.states, acc.layout, acc.prices)
+
+
+def cmd_fund_size(args: argparse.Namespace) -> int:
+    from .cascade import CascadeScenario
+    from .fundsize import size_fund
+    from ..margin.vector import MarginArrays
+
+    for flag, value, ok, want in (
+            ("--crash", args.crash, -0.99 <= args.crash <= 1.0, "a move between -0.99 and 1 (e.g. -0.35)"),
+            ("--crash-blocks", args.crash_blocks, args.crash_blocks >= 1, "at least 1 block"),
+            ("--latency", args.latency, args.latency >= 0, "0 or more blocks"),
+            ("--depth-factor", args.depth_factor, args.depth_factor > 0, "a positive factor (0.5: depth halved)"),
+            ("--max-calls", args.max_calls, args.max_calls >= 0, "0 (no cap) or more calls per block"),
+            ("--unwind-blocks", args.unwind_blocks, args.unwind_blocks >= 1, "at least 1 block"),
+            ("--runs", args.runs, args.runs >= 20, "at least 20 runs (a quantile of fewer says little)"),
+            ("--quantile", args.quantile, 0.5 <= args.quantile < 1, "a level in [0.5, 1), e.g. 0.95"),
+            ("--tolerance", args.tolerance, 0 < args.tolerance < 0.5, "a fraction in (0, 0.5), e.g. 0.01")):
+        if not ok:
+            raise ConfigError(f"{flag} {value}: give {want}")
+    acc = _accounts(args)
+    pf, _, rule = cascade_inputs(acc.spec, _cascade_book(acc, args), acc.layout, len(acc.assets))
+    arr = MarginArrays.from_config(acc.cfg, len(acc.assets), len(acc.layout.collateral_asset))
+    name = (f"crash_{abs(args.crash) * 100:.0f}_{args.crash_blocks}blocks_latency_{args.latency}"
+            f"_depth_{args.depth_factor:g}")
+    s = CascadeScenario(name, (args.crash,) * len(acc.assets), latency=args.latency, crash_blocks=args.crash_blocks,
+                        depth_factor=args.depth_factor, max_calls_per_block=args.max_calls,
+                        unwind_blocks=args.unwind_blocks, runs=args.runs, seed=args.seed)
+    res = size_fund(pf, tuple(acc.prices_usd), arr, rule, s, args.with_adl, args.quantile, args.tolerance,
+                    start=acc.fund if acc.fund > 0 else 1e6)
+    out = {"source": acc.source, "scenario": name, "current_fund": acc.fund, **res.as_dict()}
+    if args.out:
+        _dump(out, args.out)
+    a, b = res.at_fund, res.at_90pct
+    q = f"p{args.quantile * 100:g}"
+    lines = [acc.source, f"scenario {name}: {args.runs} runs, {args.max_calls or 'no'} calls per block cap, fund "
+             f"desk over {args.unwind_blocks} blocks; rule: {out['rule']}",
+             f"{'fund':>12} {'need ' + q:>14} {'depletion ' + q:>16} {'ADL ' + q:>12} {'bad debt ' + q:>14}  result",
+             *(f"{c.fund:>12,.0f} {c.need:>14,.0f} {c.depletion:>16,.0f} {c.adl:>12,.0f} {c.bad_debt:>14,.0f}  "
+               f"{'passes' if c.passes else 'fails'}" for c in (a, b)),
+             f"fund needed: {res.fund:,.0f} USD (current {acc.fund:,.0f}: "
+             f"{'enough' if acc.fund >= res.fund else 'short by ' + format(res.fund - acc.fund, ',.0f')}); "
+             f"{res.simulations} simulations in {res.seconds:.0f} s"]
+    if args.out:
+        lines.append(f"written to {args.out}")
+    _write("\n".join(lines))
+    return 0
+
+
 def cmd_cascade(args: argparse.Namespace) -> int:
     from .cascade import CascadeScenario, sweep
     from ..margin.vector import MarginArrays
@@ -382,20 +461,23 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.crash_blocks < 1 or any(lat < 0 for lat in args.latency):
         raise ConfigError("--runs and --crash-blocks must be >= 1 and every --latency >= 0")
     acc = _accounts(args)
-    pf, _, rule = cascade_inputs(acc.spec, acc.states, acc.layout, len(acc.assets))
+    if args.depth_factor <= 0 or args.max_calls < 0:
+        raise ConfigError(f"--depth-factor {args.depth_factor} must be > 0 and --max-calls {args.max_calls} >= 0")
+    pf, _, rule = cascade_inputs(acc.spec, _cascade_book(acc, args), acc.layout, len(acc.assets))
     arr = MarginArrays.from_config(acc.cfg, len(acc.assets), len(acc.layout.collateral_asset))
     scenarios = [CascadeScenario(f"crash_{abs(args.crash) * 100:.0f}_latency_{lat}", (args.crash,) * len(acc.assets),
-                                 latency=lat, crash_blocks=args.crash_blocks, runs=args.runs)
+                                 latency=lat, crash_blocks=args.crash_blocks, runs=args.runs,
+                                 depth_factor=args.depth_factor, max_calls_per_block=args.max_calls)
                  for lat in args.latency]
     risk = load_settings(args.config).risk  # the [risk] section: where sweeps run
     p0 = tuple(acc.prices_usd)
     out = sweep(pf, p0, arr, rule, acc.fund, scenarios, args.scheduler or risk.scheduler,
                 risk.workers if args.workers is None else args.workers)
-    lines = [acc.source, f"{'scenario':<24} {'bad debt p95':>14} {'fund':>12} {'depletion p95':>14} "
+    lines = [acc.source, f"{'scenario':<24} {'bad debt p95':>14} {'fund':>12} {'depletion p95':>14} {'ADL p95':>12} "
              f"{'liquidated p95':>15} {'accounts':>8}"]
     for name, r in out.items():
         lines.append(f"{name:<24} {r['bad_debt']:>14,.0f} {r['insurance_fund']:>12,.0f} {r['fund_depletion']:>14,.0f} "
-                     f"{r['liquidated_notional']:>15,.0f} {r['accounts_liquidated']:>8.0f}")
+                     f"{r['adl']:>12,.0f} {r['liquidated_notional']:>15,.0f} {r['accounts_liquidated']:>8.0f}")
     if args.plot:
         from .plots import cascade_chart
 
@@ -478,7 +560,7 @@ def run(config: str | None, args: argparse.Namespace) -> int:
         return cmd_propose(config, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands = {"calibrate": cmd_calibrate, "backtest": cmd_backtest, "stress": cmd_stress, "var": cmd_var,
-                "cascade": cmd_cascade, "efficiency": cmd_efficiency, "addons": cmd_addons}
+                "cascade": cmd_cascade, "fund-size": cmd_fund_size, "efficiency": cmd_efficiency, "addons": cmd_addons}
     try:
         return commands[args.action](args)
     except ValueError as e:

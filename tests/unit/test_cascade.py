@@ -1,0 +1,166 @@
+"""The cascade model's write-off waterfall (fund, deleveraging, claims), its block-space cap, funding, the volatility
+updater, and the fund-sizing rule (pure: no chain)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offchain.margin.defaults import DEFAULT_SPEC, START_PRICES_USD
+from offchain.margin.exact import WAD, AccountState
+from offchain.margin.funding import adl_shares
+from offchain.margin.vector import MarginArrays, Portfolio
+from offchain.population import LOCAL_LAYOUT, generate, market_makers, prices_wad, to_state
+from offchain.risk.cascade import CascadeScenario, LiquidationRule, adl_split, simulate
+from offchain.risk.fundsize import check, size_fund
+
+ROOT = Path(__file__).resolve().parents[2]
+P = prices_wad(START_PRICES_USD)
+CFG = DEFAULT_SPEC.margin_config()
+ARR = MarginArrays.from_config(CFG, 4, 4)
+RULE = LiquidationRule.from_spec(DEFAULT_SPEC, 4)
+QUIET = dict(noise_bps=0.0, impact_y=0.0, crash_premium=0.0, vol_cap=1.0, max_calls_per_block=0)
+
+
+def _pf(states):
+    return Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+
+
+def test_adl_split_is_the_vaults_rule_in_floats():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(1, 9))
+        notional = {s: int(rng.integers(1, 10**7)) * WAD for s in rng.choice(32, n, replace=False)}
+        room = {s: int(v * rng.uniform(0, 0.2)) for s, v in notional.items()}
+        loss = int(rng.uniform(0, 1.5) * sum(room.values()))
+        exact = adl_shares(notional, room, loss)
+        keys = sorted(notional)
+        got = adl_split(np.array([[notional[k] / WAD for k in keys]]), np.array([[room[k] / WAD for k in keys]]),
+                        np.array([loss / WAD]))[0]
+        for k, g in zip(keys, got):
+            assert g == pytest.approx(exact[k] / WAD, rel=1e-9, abs=1e-6)
+        assert got.sum() == pytest.approx(min(loss, sum(room.values())) / WAD, rel=1e-9, abs=1e-6)
+
+
+def _book():
+    """A long BTC + ETH book that a -35% gap makes bankrupt, the shorts opposite it (as many as the longs, as in the
+    vault), another long BTC trader that stays solvent, a USDC-only depositor (USD 1e18 at BTC 60,000, ETH 3,000)."""
+    return [
+        AccountState(100_000 * WAD, {0: (10 * WAD, 600_000 * WAD), 1: (100 * WAD, 300_000 * WAD)}),  # bankrupt
+        AccountState(600_000 * WAD, {0: (-30 * WAD, -1_800_000 * WAD)}),  # short 30 BTC
+        AccountState(200_000 * WAD, {0: (-10 * WAD, -600_000 * WAD)}),  # short 10 BTC
+        AccountState(300_000 * WAD, {1: (-100 * WAD, -300_000 * WAD)}),  # short 100 ETH
+        AccountState(2_000_000 * WAD, {0: (30 * WAD, 1_800_000 * WAD)}),  # long 30 BTC, solvent
+        AccountState(100_000 * WAD),  # a depositor: no position
+    ]
+
+
+def test_deleveraging_conserves_and_charges_only_the_opposite_sides():
+    s = CascadeScenario("gap", (-0.35,) * 4, latency=1, crash_blocks=1, after_blocks=4, runs=2, **QUIET)
+    book = _book()
+    res = simulate(_pf(book), START_PRICES_USD, ARR, RULE, 10_000.0, s)
+    assert res.written_off[0] > 0 and res.adl[0] > 0
+    # the waterfall adds up: what the fund covered, what the sides took and what the claims bear is the debt
+    np.testing.assert_allclose(res.fund_cover + res.adl + res.bad_debt, res.written_off, rtol=1e-12)
+    assert res.fund_cover[0] == pytest.approx(10_000.0)
+    paid = res.adl_paid[0]
+    assert paid[0] == 0 and paid[4] == 0 and paid[5] == 0  # the bankrupt side, another long, the depositor
+    assert paid[1] > 0 and paid[1] == pytest.approx(3 * paid[2], rel=1e-12)  # pro rata to size on the BTC short side
+    assert paid[3] > 0  # the ETH shorts (the account's ETH long was liquidated too)
+    assert paid.sum() == pytest.approx(res.adl[0], rel=1e-9)  # every position of a paying side is modelled here
+    # the sides were full (the loss after the fund exceeded their caps): each side paid adlShare x RW x its notional
+    # (open interest x price) and only the rest reached the claims
+    btc, eth = 0.65 * 60_000, 0.65 * 3_000
+    assert res.adl[0] == pytest.approx(0.5 * (0.10 * 40 * btc + 0.12 * 100 * eth), rel=1e-9)
+    assert res.bad_debt[0] > 0
+    assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0 - res.adl[0], rel=1e-9)
+    # a smaller loss fits in the sides' room: the claims pay nothing
+    book[0] = AccountState(250_000 * WAD, dict(book[0].positions))
+    small = simulate(_pf(book), START_PRICES_USD, ARR, RULE, 10_000.0, s)
+    assert small.adl[0] > 0 and small.bad_debt[0] == 0
+    assert small.fund_cover[0] + small.adl[0] == pytest.approx(small.written_off[0], rel=1e-12)
+
+
+def test_without_deleveraging_the_loss_after_the_fund_reaches_the_claims():
+    s = CascadeScenario("gap", (-0.35,) * 4, latency=1, crash_blocks=1, after_blocks=4, runs=1, **QUIET)
+    off = LiquidationRule(**{**RULE.__dict__, "adl_share": 0.0})
+    res = simulate(_pf(_book()), START_PRICES_USD, ARR, off, 10_000.0, s)
+    assert res.adl[0] == 0 and res.adl_paid.sum() == 0
+    assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0, rel=1e-12) and res.bad_debt[0] > 0
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    states = [to_state(b, P) for b in generate(120, seed=3)]
+    return _pf(states + market_makers(states))
+
+
+def test_block_space_caps_liquidation_calls(crowd):
+    s = CascadeScenario("gap", (-0.3,) * 4, latency=0, crash_blocks=1, after_blocks=30, runs=2, **QUIET)
+    free = simulate(crowd, START_PRICES_USD, ARR, RULE, 1e6, s)
+    assert free.max_block_calls.max() > 5
+    capped = simulate(crowd, START_PRICES_USD, ARR, RULE, 1e6, s.with_(max_calls_per_block=5))
+    assert capped.max_block_calls.max() == 5
+    # the others wait, they are not dropped: every account the free run liquidated is liquidated too, later
+    assert (capped.accounts_liquidated >= free.accounts_liquidated).all()
+
+
+def test_funding_moves_value_from_one_side_to_the_other(crowd):
+    s = CascadeScenario("calm", (0.0,) * 4, crash_blocks=10, after_blocks=10, runs=1, noise_bps=0.0, impact_y=0.0)
+    res = simulate(crowd, START_PRICES_USD, ARR, RULE, 1e6, s)  # fills 20 bps below the oracle: shorts pay longs
+    paid = res.funding_paid[0]
+    only_long = (crowd.size.min(1) >= 0) & (crowd.size.max(1) > 0)
+    only_short = (crowd.size.max(1) <= 0) & (crowd.size.min(1) < 0)
+    assert (paid[only_long] < 0).all() and (paid[only_short] > 0).all()
+    assert (paid[np.abs(crowd.size).sum(1) == 0] == 0).all()
+    assert paid.sum() == pytest.approx(0.0, abs=1e-9 * np.abs(paid).sum())  # a balanced book: what shorts pay longs get
+
+
+def test_volatility_scalers_rise_after_the_latency_only(crowd):
+    s = CascadeScenario("gap", (-0.3,) * 4, latency=1, crash_blocks=2, after_blocks=5, runs=1, impact_y=0.0)
+    assert (simulate(crowd, START_PRICES_USD, ARR, RULE, 1e6, s).vol_scale_max == s.vol_cap).all()
+    late = simulate(crowd, START_PRICES_USD, ARR, RULE, 1e6, s.with_(vol_latency=50))
+    assert (late.vol_scale_max == 1.0).all()
+
+
+def test_fund_size_passes_at_the_fund_and_fails_ten_percent_below(crowd):
+    s = CascadeScenario("fast", (-0.35,) * 4, latency=5, crash_blocks=3, after_blocks=40, depth_factor=0.5, runs=40,
+                        seed=2)
+    res = size_fund(crowd, START_PRICES_USD, ARR, RULE, s, tol=0.01, start=200_000.0)
+    assert res.fund > 0 and res.at_fund.passes and not res.at_90pct.passes
+    # an independent simulation at that fund passes the rule, one 10% smaller does not
+    assert check(simulate(crowd, START_PRICES_USD, ARR, RULE, res.fund, s), with_adl=False).passes
+    assert not check(simulate(crowd, START_PRICES_USD, ARR, RULE, 0.9 * res.fund, s), with_adl=False).passes
+
+
+def _xmargin(*args: str) -> subprocess.CompletedProcess:
+    """``xmargin`` in a subprocess run from the repository root (in a whole-suite session ``tests/offchain`` shadows
+    the ``offchain`` package in this process)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "offchain.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("flag,value", [("--runs", "5"), ("--depth-factor", "0"), ("--crash-blocks", "0"),
+                                        ("--latency", "-1"), ("--quantile", "1.5"), ("--max-calls", "-2")])
+def test_fund_size_names_the_bad_flag(flag, value):
+    p = _xmargin("risk", "fund-size", "--synthetic", "--population", "5", flag, value)
+    assert p.returncode == 2, p.stderr
+    shown = value if flag != "--depth-factor" else "0.0"
+    assert p.stderr.startswith(f"xmargin: {flag} {shown}") and "give" in p.stderr, p.stderr
+
+
+def test_fund_size_command_writes_the_fund(tmp_path):
+    out = tmp_path / "fund.json"
+    p = _xmargin("risk", "fund-size", "--synthetic", "--population", "40", "--runs", "20", "--crash-blocks", "2",
+                 "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    got = json.loads(out.read_text())
+    assert got["at_fund"]["passes"] and not got["at_90pct"]["passes"] and got["fund"] == got["at_fund"]["fund"]
+    assert f"fund needed: {got['fund']:,.0f} USD" in p.stdout
+    assert p.stdout.startswith("source: synthetic demo population")
