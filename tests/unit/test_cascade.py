@@ -76,7 +76,8 @@ def test_deleveraging_conserves_and_charges_only_the_opposite_sides():
     # the sides were full (the loss after the fund exceeded their caps): each side paid adlShare x RW x its notional
     # (open interest x price) and only the rest reached the claims
     btc, eth = 0.65 * 60_000, 0.65 * 3_000
-    assert res.adl[0] == pytest.approx(0.5 * (0.10 * 40 * btc + 0.12 * 100 * eth), rel=1e-9)
+    rw = {k: v / 1e4 for k, v in DEFAULT_SPEC.risk_weights.items()}
+    assert res.adl[0] == pytest.approx(0.5 * (rw[0] * 40 * btc + rw[1] * 100 * eth), rel=1e-9)
     assert res.bad_debt[0] > 0
     assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0 - res.adl[0], rel=1e-9)
     # a smaller loss fits in the sides' room: the claims pay nothing
