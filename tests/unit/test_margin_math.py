@@ -165,7 +165,8 @@ def test_non_psd_correlation_clamps_to_zero(harness):
     cfg = mm.MarginConfig(cfg.global_word, _pack_u16(corr[:16]), 0, 0, ())
     g = cfg.global_word & ~(0xFF << 176)
     cfg = mm.MarginConfig(g, cfg.corr0, 0, 0, ())
-    delta = [12 * 10**18, 10 * 10**18, 0, 0, 0, 0, 0, 0]  # WS = 1.2 and 1.2 (RW 10% / 12%)
+    rw0, rw1 = cfg.risk_weight(0), cfg.risk_weight(1)
+    delta = [rw1 * 10**15, rw0 * 10**15, 0, 0, 0, 0, 0, 0]  # WS_0 = WS_1 = rw0 * rw1 * 1e11, exactly
     b = _chain_breakdown(harness, delta, [abs(d) for d in delta], cfg)
     assert b == mm.breakdown(delta, [abs(d) for d in delta], cfg)
     assert b.k_regime[1] == 0 and b.k_regime[2] == 0 and b.k_regime[0] > 0
