@@ -9,7 +9,7 @@ and the previous set, untested. ``xmargin risk calibrate`` replaces them with es
 """
 from __future__ import annotations
 
-from .params import FundingParams, LiquidationParams, MarketRisk, RiskSpec, StressVector
+from .params import FundingParams, LiquidationParams, MarketRisk, OptionParams, RiskSpec, StressVector
 
 WAD = 10**18
 ASSETS = ("BTC", "ETH", "SOL", "LINK")
@@ -26,6 +26,14 @@ START_PRICES_USD = tuple(price for *_, price in LOCAL_COLLATERALS)  # by asset i
 # and deleveraging that may charge the opposite side up to half of its maintenance margin.
 FUNDING_DEFAULT = FundingParams(window=3600, period=8 * 3600, premium_cap_bps=20, depth_bps=20, max_rate_per_hour=1000,
                                 clamp_bps=1000, interest_per_hour=0, adl_share_bps=5000)
+
+# Options (docs/options.md): the grid scans +-RW in 2 steps per side under volatility -30% / base / +50%; a smile of
+# 0.5 per unit of log-moneyness; 1% of the underlying's notional at least per short option; fills within 1% of spot
+# of the model mark; 500 million USD of open interest per series. Provisional: offchain.risk.option_backtest checks
+# them on the real price history.
+OPTIONS_DEFAULT = OptionParams(skew_bps={BTC: 5000, ETH: 5000, SOL: 5000, LINK: 5000}, vol_up_bps=5000,
+                               vol_down_bps=3000, steps=2, short_min_bps=100, band_bps=100,
+                               max_open_interest_usd=500_000_000)
 
 DEFAULT_SPEC = RiskSpec(
     # BTC, ETH: the least one-day requirement of long and short positions meeting the rule (BTC: short, 2017; ETH:
@@ -72,4 +80,5 @@ DEFAULT_SPEC = RiskSpec(
     price_band_bps=200,
     loosen_delay=0,
     funding=FUNDING_DEFAULT,
+    options=OPTIONS_DEFAULT,
 )

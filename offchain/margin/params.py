@@ -97,6 +97,44 @@ class FundingParams(BaseModel):
                 self.clamp_bps, self.interest_per_hour, self.adl_share_bps)
 
 
+class OptionParams(BaseModel):
+    """The OPTION word (IRiskParameters): how option books are margined and traded (docs/options.md)."""
+
+    model_config = ConfigDict(frozen=True)
+    skew_bps: dict[int, int] = Field(default_factory=dict,
+                                     description="asset -> smile in bps per unit of |ln(S/K)| (0 .. 20000; absent: 0): "
+                                                 "sigma(K) = sigma * (1 + skew * |ln(S/K)|)")
+    vol_up_bps: int = Field(ge=0, le=20_000, description="the grid's upward volatility shock (sigma * (1 + up))")
+    vol_down_bps: int = Field(ge=0, le=9_000, description="the grid's downward volatility shock (sigma * (1 - down))")
+    steps: int = Field(ge=1, le=4, description="spot points per side of the grid: 2n + 1 points over +-RW")
+    short_min_bps: int = Field(ge=0, le=5_000, description="minimum charge per short option, bps of |size| * spot")
+    band_bps: int = Field(ge=1, le=2_000, description="a fill must be within band * spot of the model mark")
+    max_open_interest_usd: int = Field(ge=0, lt=2**56, description="per series: sum of long sizes * spot, whole USD")
+
+    @field_validator("skew_bps")
+    @classmethod
+    def _skews(cls, v: dict[int, int]) -> dict[int, int]:
+        for asset, bps in v.items():
+            if not (0 <= asset < 8 and 0 <= bps <= 20_000):
+                raise ValueError(f"skew_bps[{asset}] = {bps} is invalid (asset 0..7, 0..20000 bps)")
+        return v
+
+    def word(self) -> int:
+        """The OPTION word RiskParameters stores for these values."""
+        w = 0
+        for asset, bps in self.skew_bps.items():
+            w |= bps << (16 * asset)
+        return (w | self.vol_up_bps << 128 | self.vol_down_bps << 144 | self.steps << 160 | self.short_min_bps << 168
+                | self.band_bps << 184 | self.max_open_interest_usd << 200)
+
+    @classmethod
+    def from_word(cls, w: int) -> "OptionParams":
+        return cls(skew_bps={a: (w >> (16 * a)) & 0xFFFF for a in range(8) if (w >> (16 * a)) & 0xFFFF},
+                   vol_up_bps=(w >> 128) & 0xFFFF, vol_down_bps=(w >> 144) & 0xFFFF, steps=(w >> 160) & 0xFF,
+                   short_min_bps=(w >> 168) & 0xFFFF, band_bps=(w >> 184) & 0xFFFF,
+                   max_open_interest_usd=w >> 200)
+
+
 class RiskSpec(BaseModel):
     """A complete parameter set for ``RiskParameters``."""
 
@@ -121,6 +159,9 @@ class RiskSpec(BaseModel):
                                        description="share of every hedging credit the low regime withdraws")
     funding: FundingParams | None = Field(default=None, description="funding and deleveraging; None: both off at deployment "
                                                    "(a proposal without it leaves the chain's unchanged)")
+    options: OptionParams | None = Field(default=None, description="option margin and trading (the OPTION word); None: "
+                                                                  "options not configured (a proposal without it "
+                                                                  "leaves the chain's unchanged)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskSpec":
