@@ -188,6 +188,7 @@ contract CrossMarginVault is VaultBase {
         returns (Ctx memory ctx)
     {
         ctx = _loadCtx();
+        ctx.strict = true;
         uint256 layout = ctx.layout;
         if (market >= _numMarkets(layout)) revert UnknownMarket(market);
         uint256 asset = _marketAssetOf(layout, market);
@@ -211,7 +212,7 @@ contract CrossMarginVault is VaultBase {
     ) internal returns (Side memory x) {
         x.account = account;
         Account memory acc = _load(account);
-        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch, acc.adlLong, acc.adlShort);
+        x.before = Account(acc.settlement, acc.markets, acc.collaterals, acc.epoch, acc.adlLong, acc.adlShort, acc.options);
         x.positionBefore = _positionOf(account, market);
         (x.increased, x.longChange, x.fundingPaid) = _fill(account, acc, market, delta, price, mword, fm);
         (acc.adlLong, acc.adlShort) = (0, 0); // trading again: earlier liquidations are no longer a loss's source
@@ -400,7 +401,7 @@ contract CrossMarginVault is VaultBase {
         // a write-off: nothing left to take (no position, no collateral with a valid price, what has none is dust)
         // and a debt (a penalty or a make-up never turns a debt into a credit here: E' = the balance)
         // slither-disable-next-line incorrect-equality (emptiness checks on bit masks)
-        bool writeOff = acc.markets == 0 && _pricedCollaterals(acc, ctx) == 0 && acc.settlement < 0
+        bool writeOff = acc.markets == 0 && acc.options == 0 && _pricedCollaterals(acc, ctx) == 0 && acc.settlement < 0
             && _unpricedIsDust(account, acc, ctx.layout, l.params.dust());
         // slither-disable-next-line incorrect-equality (emptiness checks on amounts)
         if (l.taken == 0 && !writeOff) revert LiquidationEmpty(account);
@@ -507,7 +508,28 @@ contract CrossMarginVault is VaultBase {
             emit CollateralUpdated(fund, token, fundBalance);
             return taken;
         }
+        if (item.kind == 2) return _takeOption(account, acc, f, id, amount, ctx.prices);
         revert BadLiquidationItem(account, item.kind, id, amount);
+    }
+
+    /// @dev Moves `amount` of the account's position in option series `slot` to the fund at its mark (IOptionMarkets
+    ///      .takeOver): the fund pays a long's value, a short pays its liability. Returns the notional taken.
+    function _takeOption(
+        uint256 account,
+        Account memory acc,
+        Account memory f,
+        uint256 slot,
+        uint256 amount,
+        uint256[8] memory prices
+    ) internal returns (uint256 notional) {
+        int256 value;
+        uint256 mask;
+        uint256 fundMask;
+        (value, notional, mask, fundMask) =
+            optionMarkets.takeOver(account, _fundAccount(), acc.options, f.options, slot, amount, prices);
+        (acc.options, f.options) = (uint32(mask), uint32(fundMask));
+        acc.settlement = (int256(acc.settlement) + value).toInt128();
+        f.settlement = (int256(f.settlement) - value).toInt128();
     }
 
     /// @dev Closes `amount` of the account's position in `market` against the fund at the oracle price (the market's
@@ -724,22 +746,5 @@ contract CrossMarginVault is VaultBase {
     function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
         Account memory acc = _load(account);
         (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc));
-    }
-
-    /// @dev See ICrossMarginVault.
-    function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
-        Account memory acc = _load(account);
-        Ctx memory ctx = _ctxFor(acc);
-        (d.equity,, d.funding) = _exposure(account, acc, ctx, d.delta, d.gross);
-        d.margin = PortfolioMargin.breakdown(d.delta, d.gross, _concentration(account, acc, ctx), ctx.cfg);
-        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
-            uint256 market = _lowestBit(m);
-            int256 value = PortfolioMargin.positionValueDown(
-                _positionOf(account, market).size, ctx.prices[_marketAssetOf(ctx.layout, market)]
-            );
-            d.standard += Math.mulDiv(
-                PortfolioMargin.abs(value), _marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
-            );
-        }
     }
 }

@@ -14,6 +14,15 @@ contract OracleRouter is IOracleRouter {
         uint32 maxAge; //                    bytes 21-24, seconds
     }
 
+    /// @dev A volatility feed and its bounds (bps of annualised volatility): 33 bytes, two slots per asset.
+    struct VolFeed {
+        AggregatorV3Interface aggregator; // bytes 0-19
+        uint8 decimals; //                   byte 20
+        uint32 maxAge; //                    bytes 21-24, seconds
+        uint32 minVolBps; //                 bytes 25-28
+        uint32 maxVolBps; //                 second slot
+    }
+
     uint256 public constant MAX_ASSETS = 8;
 
     /// @notice L2 sequencer-uptime feed (zero: not on an L2, no check) and its grace period, fixed at deployment.
@@ -21,6 +30,7 @@ contract OracleRouter is IOracleRouter {
     uint256 public immutable sequencerGracePeriod;
     address public owner;
     Feed[8] internal _feeds;
+    VolFeed[8] internal _volFeeds;
 
     event OwnerSet(address owner);
 
@@ -49,6 +59,43 @@ contract OracleRouter is IOracleRouter {
         if (asset >= MAX_ASSETS || dec > 36 || maxAge == 0) revert BadFeedConfig(asset, dec, maxAge);
         _feeds[asset] = Feed(AggregatorV3Interface(feed), dec, maxAge);
         emit FeedSet(asset, feed, dec, maxAge);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function setVolFeed(uint256 asset, address feed, uint32 maxAge, uint32 minVolBps, uint32 maxVolBps)
+        external
+        onlyOwner
+    {
+        uint8 dec = AggregatorV3Interface(feed).decimals();
+        if (asset >= MAX_ASSETS || dec > 36 || maxAge == 0 || minVolBps == 0 || minVolBps > maxVolBps) {
+            revert BadVolFeedConfig(asset, maxAge, minVolBps, maxVolBps);
+        }
+        _volFeeds[asset] = VolFeed(AggregatorV3Interface(feed), dec, maxAge, minVolBps, maxVolBps);
+        emit VolFeedSet(asset, feed, dec, maxAge, minVolBps, maxVolBps);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function volFeedOf(uint256 asset) external view returns (address, uint8, uint32, uint32, uint32) {
+        VolFeed memory f = _volFeeds[asset];
+        return (address(f.aggregator), f.decimals, f.maxAge, f.minVolBps, f.maxVolBps);
+    }
+
+    /// @inheritdoc IOracleRouter
+    function vols(uint256 assetMask, bool strict) external view returns (uint256[8] memory out) {
+        if (strict && assetMask != 0) _checkSequencer();
+        for (uint256 k; k < MAX_ASSETS; ++k) {
+            if ((assetMask >> k) & 1 == 0) continue;
+            VolFeed memory f = _volFeeds[k];
+            if (address(f.aggregator) == address(0)) revert VolatilityUnavailable(k, 0, 0);
+            (uint256 v,, uint256 updatedAt) = _normalised(Feed(f.aggregator, f.decimals, f.maxAge));
+            uint256 lo = uint256(f.minVolBps) * 1e14;
+            uint256 hi = uint256(f.maxVolBps) * 1e14;
+            if (strict && (v < lo || v > hi || updatedAt + f.maxAge < block.timestamp)) {
+                revert VolatilityUnavailable(k, v, updatedAt);
+            }
+            // slither-disable-next-line incorrect-equality (0: a non-positive answer)
+            out[k] = v == 0 ? hi : v < lo ? lo : v > hi ? hi : v;
+        }
     }
 
     /// @inheritdoc IOracleRouter

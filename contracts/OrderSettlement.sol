@@ -52,14 +52,20 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
         _execute(maker, taker, fill);
     }
 
-    /// @dev Fees (rounded up) and the vault call, at the maker's price.
+    /// @notice Instruments from this id up are option series: `market = OPTION_BASE + slot` (the price is the premium).
+    uint256 public constant OPTION_BASE = 256;
+
+    /// @dev Fees (rounded up, on size * price: the premium for options) and the vault call, at the maker's price.
     function _execute(Order calldata maker, Order calldata taker, uint256 fill) internal {
         uint256 price = maker.limitPrice;
         uint256 notional = Math.mulDiv(fill, price, 1e18, Math.Rounding.Ceil);
         uint256 makerFee = Math.mulDiv(notional, makerFeeBps, 1e4, Math.Rounding.Ceil);
         uint256 takerFee = Math.mulDiv(notional, takerFeeBps, 1e4, Math.Rounding.Ceil);
-        if (maker.isBuy) vault.settleTrade(maker.account, taker.account, maker.market, fill, price, makerFee, takerFee);
-        else vault.settleTrade(taker.account, maker.account, maker.market, fill, price, takerFee, makerFee);
+        (uint256 buyer, uint256 seller, uint256 buyerFee, uint256 sellerFee) = maker.isBuy
+            ? (maker.account, taker.account, makerFee, takerFee)
+            : (taker.account, maker.account, takerFee, makerFee);
+        if (maker.market < OPTION_BASE) vault.settleTrade(buyer, seller, maker.market, fill, price, buyerFee, sellerFee);
+        else vault.settleOptionTrade(buyer, seller, maker.market - OPTION_BASE, fill, price, buyerFee, sellerFee);
     }
 
     /// @dev Checks expiry, nonce floor, cancellation, signer and remaining size; records the fill.

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
 
@@ -22,6 +23,8 @@ contract RiskParameters is IRiskParameters, AccessControl {
     bytes32 public constant RISK_UPDATER_ROLE = keccak256("RISK_UPDATER_ROLE");
     /// @notice Largest raise (bps) an updater may make to a volatility scaler or the correlation break in one call.
     uint256 public constant MAX_UPDATER_STEP = 5000;
+    /// @notice Largest raise of an asset's option skew in one call (bps per unit of log-moneyness).
+    uint256 public constant MAX_SKEW_STEP = 5000;
     /// @notice Least time between two raises of the same parameter by an updater.
     uint256 public constant UPDATER_INTERVAL = 1 hours;
 
@@ -38,6 +41,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
     mapping(uint256 market => uint256) internal _markets; // MARKET words
     uint256 internal _addons; //      ADDON word
     uint256 internal _depths; //      DEPTH word
+    uint256 internal _options; //     OPTION word
     /// @notice When an updater last raised parameter `p` (0..7: the volatility scaler of asset p; 8: the correlation
     ///         break).
     mapping(uint256 p => uint256) public updaterRaisedAt;
@@ -442,6 +446,55 @@ contract RiskParameters is IRiskParameters, AccessControl {
     /// @inheritdoc IRiskParameters
     function addonWords() external view returns (uint256, uint256) {
         return (_addons, _depths);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function optionWord() external view returns (uint256) {
+        return _options;
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setOptionSkew(uint256 asset, uint256 bps) external onlyRole_(RISK_ADMIN_ROLE) {
+        _index("asset", asset, RiskConfig.MAX_ASSETS);
+        uint256 current = _options.skew(asset);
+        _bound("optionSkew", int256(bps), 0, int256(Math.min(20_000, current + MAX_SKEW_STEP)));
+        if (!_mayApply(bps >= current, abi.encodeCall(this.setOptionSkew, (asset, bps)))) return;
+        _setOptions(_options.setU16(asset, bps));
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setOptionGrid(uint256 volUpBps, uint256 volDownBps, uint256 steps, uint256 shortMinBps)
+        external
+        onlyRole_(RISK_ADMIN_ROLE)
+    {
+        _bound("volUp", int256(volUpBps), 0, 20_000);
+        _bound("volDown", int256(volDownBps), 0, 9_000);
+        _bound("gridSteps", int256(steps), 1, 4);
+        _bound("shortMin", int256(shortMinBps), 0, 5_000);
+        uint256 o = _options;
+        uint256 oldSteps = o.gridSteps();
+        bool tightening = volUpBps >= o.volUp() && volDownBps >= o.volDown() && shortMinBps >= o.shortMin()
+            && (oldSteps == 0 || steps % oldSteps == 0);
+        bytes memory call = abi.encodeCall(this.setOptionGrid, (volUpBps, volDownBps, steps, shortMinBps));
+        if (!_mayApply(tightening, call)) return;
+        o = (o & ~(uint256(type(uint72).max) << 128)) | (volUpBps << 128) | (volDownBps << 144) | (steps << 160)
+            | (shortMinBps << 168);
+        _setOptions(o);
+    }
+
+    /// @inheritdoc IRiskParameters
+    function setOptionTrading(uint256 bandBps, uint256 maxOpenInterestUsd) external onlyRole_(RISK_ADMIN_ROLE) {
+        _bound("optionBand", int256(bandBps), 1, 2_000);
+        _bound("optionOpenInterest", int256(maxOpenInterestUsd), 0, int256(uint256(type(uint56).max)));
+        uint256 o = _options;
+        bool tightening = bandBps <= o.optionBand() && maxOpenInterestUsd <= o.optionMaxOpenInterest();
+        if (!_mayApply(tightening, abi.encodeCall(this.setOptionTrading, (bandBps, maxOpenInterestUsd)))) return;
+        _setOptions((o & ((uint256(1) << 184) - 1)) | (bandBps << 184) | (maxOpenInterestUsd << 200));
+    }
+
+    function _setOptions(uint256 word) internal {
+        _options = word;
+        emit ParameterUpdated("options", 0, word);
     }
 
     /// @inheritdoc IRiskParameters

@@ -14,6 +14,8 @@ import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
 import {Funding} from "./libraries/Funding.sol";
+import {OptionMargin} from "./libraries/OptionMargin.sol";
+import {IOptionMarkets} from "./interfaces/IOptionMarkets.sol";
 
 /// @title VaultBase — the storage of the vault and the internal functions its two halves share.
 /// @notice ICrossMarginVault is served by two contracts on one storage: `CrossMarginVault` (deposits, withdrawals,
@@ -49,6 +51,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         uint32 epoch; //      slot 0, bytes 20-23: the pool's epoch when the balance was stored
         uint16 adlLong; //    slot 0, bytes 24-25: bit m = a long of market m was liquidated (deleveraging source)
         uint16 adlShort; //   slot 0, bytes 26-27: bit m = a short of market m was liquidated
+        uint32 options; //    slot 0, bytes 28-31: bit i = holds a position in option series slot i (OptionMarkets)
     }
 
     /// @dev One slot per (account, market).
@@ -71,6 +74,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         uint256 funding; // the FUNDING word, as published in `_snapshot`
         uint256[8] prices;
         IRiskParameters.MarginConfig cfg;
+        bool strict; // a risk-adding action: option volatilities must be fresh
     }
 
     IRiskParameters public immutable riskParams;
@@ -113,6 +117,8 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     ///      DISCOUNT and FUNDING words, the 16 MARKET words, the ADDON and DEPTH words) followed by the listing word
     ///      `_layout`. Re-created whenever either changes.
     address internal _snapshot;
+    /// @notice The option registry (zero: options not enabled); see IOptionMarkets.
+    IOptionMarkets public optionMarkets;
 
     // ================================================================ guards
     function _requireAdmin() internal view {
@@ -124,6 +130,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     }
 
     function _requireInitial(uint256 account, Account memory acc, Ctx memory ctx) internal view {
+        ctx.strict = true;
         (int256 equity,, uint256 initial,) = _evaluate(account, acc, ctx);
         if (equity < int256(initial)) revert InsufficientMargin(account, equity, initial);
     }
@@ -213,7 +220,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         }
         _accounts[account] = uint256(uint128(next.toInt128())) | (uint256(acc.markets) << 128)
             | (uint256(acc.collaterals) << 144) | (epoch << 160) | (uint256(acc.adlLong) << 192)
-            | (uint256(acc.adlShort) << 208);
+            | (uint256(acc.adlShort) << 208) | (uint256(acc.options) << 224);
         if (next != stored) emit SettlementUpdated(account, next);
     }
 
@@ -236,7 +243,13 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     function _accountOf(uint256 account) internal view returns (Account memory) {
         uint256 w = _accounts[account];
         return Account(
-            int128(uint128(w)), uint16(w >> 128), uint16(w >> 144), uint32(w >> 160), uint16(w >> 192), uint16(w >> 208)
+            int128(uint128(w)),
+            uint16(w >> 128),
+            uint16(w >> 144),
+            uint32(w >> 160),
+            uint16(w >> 192),
+            uint16(w >> 208),
+            uint32(w >> 224)
         );
     }
 
@@ -335,13 +348,19 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     {
         int256[8] memory delta;
         uint256[8] memory gross;
+        OptionMargin.Risk memory opt;
         (equity, grossTotal,) = _exposure(account, acc, ctx, delta, gross);
+        if (acc.options != 0) {
+            _optionExposure(account, acc, ctx, delta, opt);
+            equity += opt.value;
+            grossTotal += opt.notional;
+        }
         (maintenance, initial) =
-            PortfolioMargin.requirements(delta, gross, _concentration(account, acc, ctx), ctx.cfg);
+            PortfolioMargin.requirements(delta, gross, _concentration(account, acc, ctx), opt, ctx.cfg);
     }
 
-    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included), the sum of `gross` and
-    ///      the accrued funding of its positions.
+    /// @dev Fills `delta` and `gross` per asset; returns equity (accrued funding included, options not), the sum of
+    ///      `gross` and the accrued funding of its positions.
     function _exposure(
         uint256 account,
         Account memory acc,
@@ -375,6 +394,21 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
             grossTotal += value;
         }
         equity += acc.settlement + funding;
+    }
+
+    /// @dev The option part of an account holding options (IOptionMarkets.accountRisk), into `opt`.
+    function _optionExposure(
+        uint256 account,
+        Account memory acc,
+        Ctx memory ctx,
+        int256[8] memory delta,
+        OptionMargin.Risk memory opt
+    ) internal view {
+        OptionMargin.Risk memory r = optionMarkets.accountRisk(
+            account, acc.options, ctx.prices, delta, ctx.cfg.global, ctx.cfg.stress, ctx.strict
+        );
+        (opt.value, opt.notional, opt.ws, opt.curvature, opt.shortMinimum, opt.stress, opt.assets) =
+            (r.value, r.notional, r.ws, r.curvature, r.shortMinimum, r.stress, r.assets);
     }
 
     /// @dev The concentration charge of the account's positions: sum over them of N * sqrt(N / L) with N = |value|

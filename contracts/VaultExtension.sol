@@ -11,6 +11,9 @@ import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
 import {RiskConfig} from "./libraries/RiskConfig.sol";
 import {Funding} from "./libraries/Funding.sol";
 import {VaultBase} from "./VaultBase.sol";
+import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
+import {IOptionMarkets} from "./interfaces/IOptionMarkets.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title VaultExtension
 /// @notice The functions of ICrossMarginVault that are not in CrossMarginVault's own code: listing, admin, accounts'
@@ -19,10 +22,138 @@ import {VaultBase} from "./VaultBase.sol";
 contract VaultExtension is VaultBase {
     using SafeERC20 for IERC20;
     using RiskConfig for uint256;
+    using SafeCast for int256;
+    using SafeCast for uint256;
 
     constructor(IRiskParameters riskParams_, IOracleRouter oracle_, IERC20 settlementToken_)
         VaultBase(riskParams_, oracle_, settlementToken_)
     {}
+
+    // ================================================================ options
+    /// @dev See ICrossMarginVault.
+    function setOptionMarkets(IOptionMarkets markets) external {
+        _requireAdmin();
+        if (address(optionMarkets) != address(0)) revert OptionsNotEnabled();
+        optionMarkets = markets;
+        emit OptionMarketsSet(address(markets));
+    }
+
+    /// @dev A side of an option fill before it: whether it can only reduce its position, and then its E - MM.
+    struct OptionSide {
+        bool reducing;
+        int256 surplus;
+    }
+
+    /// @dev See ICrossMarginVault.
+    function settleOptionTrade(
+        uint256 buyer,
+        uint256 seller,
+        uint256 slot,
+        uint256 size,
+        uint256 price,
+        uint256 buyerFee,
+        uint256 sellerFee
+    ) external nonReentrant {
+        if (!venues[msg.sender]) revert NotVenue(msg.sender);
+        if (buyer == seller) revert SelfTrade(buyer);
+        if (size == 0) revert ZeroAmount();
+        IOptionMarkets om = optionMarkets;
+        if (address(om) == address(0)) revert OptionsNotEnabled();
+        IOptionMarkets.Fill memory fill = IOptionMarkets.Fill(buyer, seller, 0, 0, slot, size, price);
+        OptionSide memory bs = _optionSideBefore(buyer, om.sizeOf(buyer, slot), size.toInt256());
+        OptionSide memory ss = _optionSideBefore(seller, om.sizeOf(seller, slot), -size.toInt256());
+        IOptionMarkets.FillResult memory r = _applyOptionFill(om, fill, buyerFee, sellerFee);
+        _requireOptionSide(buyer, bs, r.buyerIncreased, price <= r.mark);
+        _requireOptionSide(seller, ss, r.sellerIncreased, price >= r.mark);
+    }
+
+    /// @dev The fill in the registry, then the premium (ceil from the buyer, floor to the seller, the wei between
+    ///      to the fund) and the fees in the settlement balances.
+    function _applyOptionFill(IOptionMarkets om, IOptionMarkets.Fill memory fill, uint256 buyerFee, uint256 sellerFee)
+        internal
+        returns (IOptionMarkets.FillResult memory r)
+    {
+        Account memory b = _load(fill.buyer);
+        Account memory s = _load(fill.seller);
+        (fill.buyerMask, fill.sellerMask) = (b.options, s.options);
+        r = om.applyFill(fill, _fundAccount());
+        if ((r.buyerIncreased || r.sellerIncreased) && _pool.paused(RiskConfig.PAUSE_TRADES)) {
+            revert Paused(RiskConfig.PAUSE_TRADES);
+        }
+        uint256 paid = Math.mulDiv(fill.size, fill.price, 1e18, Math.Rounding.Ceil);
+        uint256 received = Math.mulDiv(fill.size, fill.price, 1e18);
+        b.options = uint32(r.buyerMask);
+        b.settlement = (int256(b.settlement) - (paid + buyerFee).toInt256()).toInt128();
+        s.options = uint32(r.sellerMask);
+        s.settlement = (int256(s.settlement) + received.toInt256() - sellerFee.toInt256()).toInt128();
+        _store(fill.buyer, b);
+        _store(fill.seller, s);
+        uint256 toFund = buyerFee + sellerFee + paid - received;
+        if (toFund != 0) _creditFund(int256(toFund));
+    }
+
+    /// @dev Whether a fill of `delta` can only reduce a position of `size`, and then the account's E - MM now.
+    function _optionSideBefore(uint256 account, int256 size, int256 delta) internal view returns (OptionSide memory x) {
+        x.reducing = (size > 0 && delta < 0 && -delta <= size) || (size < 0 && delta > 0 && delta <= -size);
+        if (x.reducing) {
+            Account memory acc = _load(account);
+            (int256 equity, uint256 maintenance,,) = _evaluate(account, acc, _ctxFor(acc));
+            x.surplus = equity - int256(maintenance);
+        }
+    }
+
+    /// @dev The trade rule for one side of an option fill (ICrossMarginVault.settleOptionTrade).
+    function _requireOptionSide(uint256 account, OptionSide memory before, bool increased, bool fillNoWorseThanMark)
+        internal
+        view
+    {
+        Account memory acc = _load(account);
+        Ctx memory ctx = _ctxFor(acc);
+        ctx.strict = increased;
+        (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(account, acc, ctx);
+        if (equity >= int256(initial)) return;
+        if (before.reducing && fillNoWorseThanMark && equity >= 0 && equity - int256(maintenance) > before.surplus) {
+            return;
+        }
+        revert InsufficientMargin(account, equity, initial);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function settleExpired(uint256 account, uint256[] calldata slots) external nonReentrant {
+        IOptionMarkets om = optionMarkets;
+        if (address(om) == address(0)) revert OptionsNotEnabled();
+        Account memory acc = _load(account);
+        (int256 cash, uint256 mask) = om.settleExpired(account, acc.options, slots);
+        acc.options = uint32(mask);
+        acc.settlement = (int256(acc.settlement) + cash).toInt128();
+        _store(account, acc);
+    }
+
+    /// @dev See ICrossMarginVault.
+    function optionsOf(uint256 account) external view returns (uint256) {
+        return _accountOf(account).options;
+    }
+
+    /// @dev See ICrossMarginVault.
+    function marginDetail(uint256 account) external view returns (MarginDetail memory d) {
+        Account memory acc = _load(account);
+        Ctx memory ctx = _ctxFor(acc);
+        (d.equity,, d.funding) = _exposure(account, acc, ctx, d.delta, d.gross);
+        if (acc.options != 0) {
+            _optionExposure(account, acc, ctx, d.delta, d.options);
+            d.equity += d.options.value;
+        }
+        d.margin = PortfolioMargin.breakdown(d.delta, d.gross, _concentration(account, acc, ctx), d.options, ctx.cfg);
+        for (uint256 m = acc.markets; m != 0; m &= m - 1) {
+            uint256 market = _lowestBit(m);
+            int256 value = PortfolioMargin.positionValueDown(
+                _positionOf(account, market).size, ctx.prices[_marketAssetOf(ctx.layout, market)]
+            );
+            d.standard += Math.mulDiv(
+                PortfolioMargin.abs(value), _marketWord(market).standardRate(), BPS, Math.Rounding.Ceil
+            );
+        }
+    }
 
     /// @dev See ICrossMarginVault.
     function accountId(address owner, uint96 sub) external pure returns (uint256) {

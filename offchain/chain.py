@@ -146,7 +146,7 @@ def _redact(url: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ contracts
-CONTRACTS = ("CrossMarginVault", "AccountLens", "OracleRouter", "RiskParameters", "OrderSettlement")
+CONTRACTS = ("CrossMarginVault", "AccountLens", "OracleRouter", "RiskParameters", "OrderSettlement", "OptionMarkets")
 
 
 @dataclass(frozen=True)

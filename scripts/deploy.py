@@ -47,6 +47,8 @@ NETWORKS_FILE = DEPLOYMENTS / "networks.toml"
 LOCAL_CHAIN_IDS = (1337, 31337)
 FEED_DECIMALS = 8
 FEED_MAX_AGE = 3600
+VOL_FEED_MAX_AGE = 86_400  # realised-volatility feeds update daily
+START_VOLS = (0.6, 0.75, 1.0, 1.0)  # the local mock volatility feeds, by asset
 FUND_SEED_USDC = 1_000_000  # whole tokens deposited into the insurance fund on a local chain
 MAKER_FEE_BPS, TAKER_FEE_BPS = 2, 5
 
@@ -67,12 +69,35 @@ class FeedPlan(BaseModel):
         return self
 
 
+class VolFeedPlan(BaseModel):
+    """One asset's volatility feed (annualised, the shape of Chainlink's realised-volatility feeds: 1.0 = 100%): an
+    existing aggregator, or a mock the deployer updates; with the bounds outside which it is not used."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: str | None = Field(None, description="AggregatorV3 address of the volatility feed")
+    mock_vol: float | None = Field(None, gt=0, description="deploy a mock feed starting at this volatility (0.6 = 60%)")
+    max_age: int = Field(VOL_FEED_MAX_AGE, gt=0, lt=2**32, description="seconds; the feed's heartbeat plus a margin")
+    min_vol_bps: int = Field(500, gt=0, lt=2**32, description="lowest usable answer, bps (500 = 5%)")
+    max_vol_bps: int = Field(50_000, gt=0, lt=2**32, description="highest usable answer, bps (50000 = 500%)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "VolFeedPlan":
+        if (self.address is None) == (self.mock_vol is None):
+            raise ValueError("set exactly one of `address` (a real feed) and `mock_vol` (a mock feed)")
+        if self.min_vol_bps > self.max_vol_bps:
+            raise ValueError(f"min_vol_bps = {self.min_vol_bps} exceeds max_vol_bps = {self.max_vol_bps}")
+        return self
+
+
 class NetworkPlan(BaseModel):
     """What to deploy on one network."""
 
     model_config = ConfigDict(extra="forbid")
     chain_id: int | None = Field(None, description="expected chain id (checked against the node)")
     feeds: dict[str, FeedPlan] = Field(description="asset symbol -> feed, for every asset of the risk set")
+    vol_feeds: dict[str, VolFeedPlan] = Field(default_factory=dict,
+                                              description="asset symbol -> volatility feed; options can be listed "
+                                                          "only on assets that have one")
     settlement_token: str | None = Field(None, description="existing USD stablecoin address; unset: deploy test USDC")
     collaterals: dict[str, str | None] = Field(
         default_factory=lambda: {symbol: None for symbol, *_ in LOCAL_COLLATERALS},
@@ -91,6 +116,14 @@ class NetworkPlan(BaseModel):
                              f"unknown: {unknown or '-'})")
         return feeds
 
+    @field_validator("vol_feeds")
+    @classmethod
+    def _known_assets(cls, feeds: dict[str, VolFeedPlan]) -> dict[str, VolFeedPlan]:
+        unknown = [a for a in feeds if a not in ASSETS]
+        if unknown:
+            raise ValueError(f"vol_feeds names unknown assets {unknown}: use {', '.join(ASSETS)}")
+        return feeds
+
     @model_validator(mode="after")
     def _consistent(self) -> "NetworkPlan":
         symbols = [symbol for symbol, *_ in LOCAL_COLLATERALS]
@@ -106,6 +139,7 @@ class NetworkPlan(BaseModel):
 
 
 LOCAL_PLAN = NetworkPlan(feeds={a: FeedPlan(mock_price=p) for a, p in zip(ASSETS, START_PRICES_USD)},
+                         vol_feeds={a: VolFeedPlan(mock_vol=v) for a, v in zip(ASSETS, START_VOLS)},
                          seed_fund_usdc=FUND_SEED_USDC)
 
 
@@ -159,6 +193,8 @@ class Deployment:
     tokens: list  # collateral tokens by collateral id
     feeds: list  # Chainlink feeds by asset index
     oracle: Any
+    vol_feeds: list  # volatility feeds by asset index (None: none)
+    options: Any
     params: Any
     vault: Any
     venue: Any
@@ -173,18 +209,20 @@ class Deployment:
         from brownie import chain, web3
 
         handles = {"OracleRouter": self.oracle, "RiskParameters": self.params, "CrossMarginVault": self.vault,
-                   "OrderSettlement": self.venue, "AccountLens": self.lens}
+                   "OrderSettlement": self.venue, "AccountLens": self.lens, "OptionMarkets": self.options}
         return {
             "chainId": chain.id,
             "settlementToken": self.usdc.address,
             "collaterals": [t.address for t in self.tokens],
             "feeds": [f.address for f in self.feeds],
+            "volFeeds": [f.address if f is not None else None for f in self.vol_feeds],
             "assets": list(ASSETS),
             "OracleRouter": self.oracle.address,
             "RiskParameters": self.params.address,
             "CrossMarginVault": self.vault.address,
             "OrderSettlement": self.venue.address,
             "AccountLens": self.lens.address,
+            "OptionMarkets": self.options.address,
             "startBlock": self.start_block,
             "block": web3.eth.block_number,
             "contracts": {name: {"address": c.address, "abi": name, "tx": self.txs.get(name)}
@@ -218,14 +256,19 @@ def set_price(feed: Any, usd: float | int, sender: Any) -> None:
     feed.updateAnswer(int(round(usd * 10**FEED_DECIMALS)), {"from": sender})
 
 
+def set_vol(feed: Any, vol: float, sender: Any) -> None:
+    """Push an annualised volatility (0.6 = 60%) into a local mock volatility feed (8 decimals)."""
+    feed.updateAnswer(int(round(vol * 10**FEED_DECIMALS)), {"from": sender})
+
+
 # ---------------------------------------------------------------------------------------------- deploying
 def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAULT_SPEC,
            journal: Journal | None = None) -> Deployment:
     """Deploy and configure everything ``plan`` asks for; ``deployer`` holds every role afterwards.
 
     With a ``journal``, steps it records as done are not repeated (contracts are re-attached and checked)."""
-    from brownie import (ZERO_ADDRESS, AccountLens, ChainlinkFeed, Contract, CrossMarginVault, OracleRouter,
-                         OrderSettlement, RiskParameters, TestToken, web3)
+    from brownie import (ZERO_ADDRESS, AccountLens, ChainlinkFeed, Contract, CrossMarginVault, OptionMarkets,
+                         OracleRouter, OrderSettlement, RiskParameters, TestToken, web3)
 
     j = journal or Journal(None)
     tx = {"from": deployer}
@@ -277,6 +320,18 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
         max_age = plan.feeds[asset].max_age
         once(f"oracle.setFeed:{asset}", lambda i=i, feed=feed, a=max_age: oracle.setFeed(i, feed, a, tx),
              lambda i=i, feed=feed, a=max_age: tuple(oracle.feedOf(i))[::2] == (feed.address, a))
+    vol_feeds: list = []
+    for i, asset in enumerate(ASSETS):
+        v = plan.vol_feeds.get(asset)
+        if v is None:
+            vol_feeds.append(None)
+            continue
+        feed = contract(f"volFeed:{asset}", ChainlinkFeed, FEED_DECIMALS, int(v.mock_vol * 10**FEED_DECIMALS)) \
+            if v.address is None else Contract.from_abi(f"{asset} volatility", v.address, ChainlinkFeed.abi)
+        vol_feeds.append(feed)
+        once(f"oracle.setVolFeed:{asset}",
+             lambda i=i, f=feed, v=v: oracle.setVolFeed(i, f, v.max_age, v.min_vol_bps, v.max_vol_bps, tx),
+             lambda i=i, f=feed: oracle.volFeedOf(i)[0] == f.address)
     params = contract("RiskParameters", RiskParameters, deployer)
     for role in ("RISK_ADMIN_ROLE", "GUARDIAN_ROLE", "RISK_UPDATER_ROLE"):
         role_id = getattr(params, role)()
@@ -294,6 +349,9 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
     once("vault.setVenue", lambda: vault.setVenue(venue, True, tx))
     once("vault.setFundOperator", lambda: vault.setFundOperator(deployer, True, tx))
     lens = contract("AccountLens", AccountLens, vault)
+    options = contract("OptionMarkets", OptionMarkets, vault, oracle, params)
+    once("vault.setOptionMarkets", lambda: vault.setOptionMarkets(options, tx),
+         lambda: vault.optionMarkets() == options.address)
     once("params.applySpec", lambda: apply_spec(params, spec, deployer))
     if plan.seed_fund_usdc:
         amount = plan.seed_fund_usdc * 10**6
@@ -304,7 +362,7 @@ def deploy(deployer: Any, plan: NetworkPlan = LOCAL_PLAN, spec: RiskSpec = DEFAU
             vault.deposit(vault.fundAccount(), usdc, amount, tx)
 
         once("fund.seed", seed)
-    return Deployment(usdc, tokens, feeds, oracle, params, vault, venue, lens, start_block, txs)
+    return Deployment(usdc, tokens, feeds, oracle, vol_feeds, options, params, vault, venue, lens, start_block, txs)
 
 
 def deploy_local(deployer: Any, spec: RiskSpec = DEFAULT_SPEC, seed_fund: bool = True) -> Deployment:

@@ -2,6 +2,8 @@
 pragma solidity 0.8.28;
 
 import {PortfolioMargin} from "../libraries/PortfolioMargin.sol";
+import {OptionMargin} from "../libraries/OptionMargin.sol";
+import {IOptionMarkets} from "./IOptionMarkets.sol";
 
 import {IRiskParameters} from "./IRiskParameters.sol";
 import {IOracleRouter} from "./IOracleRouter.sol";
@@ -9,8 +11,9 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 /// @title IVaultTypes — the structs, errors and events of ICrossMarginVault (shared by the vault and its extension).
 interface IVaultTypes {
-    /// @notice A position to close (kind 0; `amount` = size to close, base units) or collateral to seize (kind 1;
-    ///         `amount` in token units) in a liquidation; `id` is the market id or collateral id.
+    /// @notice A position to close (kind 0; `amount` = size to close, base units), collateral to seize (kind 1;
+    ///         `amount` in token units) or an option position to close (kind 2; `amount` = size, base units) in a
+    ///         liquidation; `id` is the market id, collateral id or option series slot.
     struct LiquidationItem {
         uint8 kind;
         uint8 id;
@@ -25,6 +28,7 @@ interface IVaultTypes {
         int256[8] delta;
         uint256[8] gross;
         PortfolioMargin.Breakdown margin;
+        OptionMargin.Risk options; // the option part (zero without options); `standard` covers perpetuals only
     }
 
     /// @notice A market's funding state, advanced to now.
@@ -64,6 +68,8 @@ interface IVaultTypes {
     error BadLiquidationItem(uint256 account, uint256 kind, uint256 id, uint256 amount);
     error FundNotLiquidatable();
     error ValueOverflow(int256 value);
+    /// @notice No option registry is set (`setOptionMarkets`), or it is already set.
+    error OptionsNotEnabled();
 
     // ------------------------------------------------------------------ events (post-state snapshots)
     /// @notice `funding`: the index of the position's side it now stores (its accrued funding was realised).
@@ -115,6 +121,7 @@ interface IVaultTypes {
     event CollateralListed(uint256 indexed id, address indexed token, uint256 asset, uint256 decimals);
     event MarketListed(uint256 indexed id, uint256 asset);
     event VenueSet(address indexed venue, bool enabled);
+    event OptionMarketsSet(address markets);
 
 }
 
@@ -248,6 +255,30 @@ interface ICrossMarginVault is IVaultTypes {
     function withdraw(uint256 account, address token, uint256 amount, address to) external returns (uint256 paid);
 
     // ------------------------------------------------------------------ trading (venues only)
+    /// @notice Venue: `buyer` buys `size` (base 1e18) of the option series in `slot` from `seller` at the premium
+    ///         `price` per unit (USD 1e18): the buyer pays ceil(size * price), the seller receives floor(size * price)
+    ///         (the wei between goes to the fund), each pays its fee to the fund. Reverts unless the series is live,
+    ///         the premium is within the OPTION word's band of the model mark (IOptionMarkets), caps and the series
+    ///         limit hold, and each side ends at or above IM — or only reduced its position, at a premium no worse
+    ///         for it than the mark, raising E - MM and keeping E >= 0. A side whose position grew needs a fresh
+    ///         volatility (`VolatilityUnavailable` otherwise).
+    function settleOptionTrade(
+        uint256 buyer,
+        uint256 seller,
+        uint256 slot,
+        uint256 size,
+        uint256 price,
+        uint256 buyerFee,
+        uint256 sellerFee
+    ) external;
+    /// @notice Anyone: turn `account`'s positions in the fixed series `slots` into cash in its settlement balance
+    ///         (floor(size * payoff) each: a long is paid, a short pays).
+    function settleExpired(uint256 account, uint256[] calldata slots) external;
+    /// @notice Admin, once: the option registry.
+    function setOptionMarkets(IOptionMarkets markets) external;
+    function optionMarkets() external view returns (IOptionMarkets);
+    /// @return The option series slots `account` holds (bit i: slot i).
+    function optionsOf(uint256 account) external view returns (uint256);
     /// @notice Venue: `buyer` buys `size` (base 1e18) of `market` from `seller` at `price` (USD 1e18), each paying a
     ///         fee (USD 1e18) to the fund. Reverts unless the price is within the band around the oracle price, caps
     ///         hold, and each side satisfies the trade rule above (`InsufficientMargin` otherwise).

@@ -25,9 +25,18 @@ interface IOracleRouter {
     error BadFeedConfig(uint256 asset, uint256 decimals, uint256 maxAge);
     /// @notice The caller is not the owner.
     error NotOwner(address caller);
+    /// @notice The volatility of `asset` is unavailable for a risk-adding action: no feed, a non-positive answer, an
+    ///         answer outside the feed's bounds (`volatility`, WAD) or older than its maximum age.
+    error VolatilityUnavailable(uint256 asset, uint256 volatility, uint256 updatedAt);
+    /// @notice A volatility feed with more than 36 decimals, an asset index above 7, a zero max age or bounds with
+    ///         min = 0 or min > max.
+    error BadVolFeedConfig(uint256 asset, uint256 maxAge, uint256 minVolBps, uint256 maxVolBps);
 
     /// @notice A feed was set for `asset`.
     event FeedSet(uint256 indexed asset, address feed, uint8 decimals, uint32 maxAge);
+    /// @notice A volatility feed was set for `asset`, with its bounds (bps of annualised volatility).
+    event VolFeedSet(uint256 indexed asset, address feed, uint8 decimals, uint32 maxAge, uint32 minVolBps,
+        uint32 maxVolBps);
     /// @notice The sequencer-uptime feed fixed at deployment (zero address: none, for L1 chains).
     event SequencerFeedSet(address feed, uint32 gracePeriod);
 
@@ -44,6 +53,17 @@ interface IOracleRouter {
     ///         `prices` does; an `optional` asset (not also required) whose price is invalid (feed not set, answer not
     ///         positive, stale) gets 0. A sequencer outage reverts for every asset.
     function pricesFor(uint256 required, uint256 optional) external view returns (uint256[8] memory);
+    /// @notice Annualised volatilities (WAD: 1e18 = 100%) of the assets in `assetMask`, from their volatility feeds
+    ///         (the `AggregatorV3Interface` shape of Chainlink's realised-volatility feeds: answer with its decimals,
+    ///         1.0 = 100%). `strict`: every volatility must be fresh (max age) and within its feed's bounds, else
+    ///         `VolatilityUnavailable` (and a sequencer outage reverts) — for actions that add risk. Not `strict`: the
+    ///         last answer, clamped to the bounds (the upper bound for a non-positive answer), whatever its age — so a
+    ///         stale volatility feed never blocks a liquidation. An asset without a volatility feed always reverts.
+    function vols(uint256 assetMask, bool strict) external view returns (uint256[8] memory);
+    /// @notice Owner: set the volatility feed of `asset`, its maximum age and its bounds (bps: 1e4 = 100%).
+    function setVolFeed(uint256 asset, address feed, uint32 maxAge, uint32 minVolBps, uint32 maxVolBps) external;
+    /// @return feed, decimals, maxAge, minVolBps, maxVolBps of the volatility feed of `asset`.
+    function volFeedOf(uint256 asset) external view returns (address, uint8, uint32, uint32, uint32);
     /// @notice Owner: set the feed of `asset`, with its maximum age in seconds.
     function setFeed(uint256 asset, address feed, uint32 maxAge) external;
     /// @return feed The aggregator of `asset`. @return decimals Its decimals. @return maxAge Its maximum age.

@@ -14,7 +14,7 @@ pragma solidity 0.8.28;
 interface IOrderSettlement {
     struct Order {
         uint256 account; //    vault account id
-        uint256 market; //     vault market id
+        uint256 market; //     vault market id, or 256 + option series slot
         bool isBuy;
         uint256 size; //       base units 1e18 (> 0)
         uint256 limitPrice; // USD 1e18: the most a buyer pays, the least a seller takes

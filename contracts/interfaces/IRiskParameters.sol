@@ -41,6 +41,12 @@ pragma solidity 0.8.28;
 ///           concentration charge): a position of notional N in market m adds N * sqrt(N / L_m) to its maintenance
 ///           margin (the square-root impact of unwinding it).
 ///
+///         OPTION word (options, docs/options.md; all zero: no option can trade): [16k, 16k+16) skew of asset k (bps of
+///           volatility per unit of |ln(S/K)|, <= 20,000), [128,144) the grid's volatility shock up (bps, <= 20,000),
+///           [144,160) its shock down (bps, <= 9,000), [160,168) spot steps per side n (1 .. 4: 2n + 1 points over
+///           +-RW), [168,184) short-option minimum (bps of |size| * spot, <= 5,000), [184,200) fill band (bps of
+///           spot around the model mark, 1 .. 2,000), [200,256) max open interest per series (sum of long sizes
+///           times spot, whole USD).
 ///         Roles: DEFAULT_ADMIN_ROLE (meant to be a timelock; sets the loosening delay and the vault), RISK_ADMIN_ROLE
 ///         (sets every other parameter), GUARDIAN_ROLE
 ///         (pauses trades and deposits, cancels queued changes), RISK_UPDATER_ROLE (a keeper-like updater of the
@@ -157,6 +163,19 @@ interface IRiskParameters {
     function setMarketDepth(uint256 marketId, uint256 depthUnits) external;
     /// @return The ADDON word. @return The DEPTH word.
     function addonWords() external view returns (uint256, uint256);
+    /// @return The OPTION word.
+    function optionWord() external view returns (uint256);
+    /// @notice Skew of asset `asset` (bps per unit of log-moneyness, 0 .. 20,000). Raising applies at once (it raises
+    ///         the value of every wing, which is what a short owes), lowering is queued. A raise also raises the value
+    ///         of long wings: it is bounded per call by MAX_SKEW_STEP.
+    function setOptionSkew(uint256 asset, uint256 bps) external;
+    /// @notice The option grid: volatility shocks up (0 .. 20,000 bps) and down (0 .. 9,000), spot steps per side
+    ///         (1 .. 4) and the short-option minimum (0 .. 5,000 bps). Tightens when no shock or minimum falls and the
+    ///         new number of steps is a multiple of the old (its points include the old ones); otherwise queued.
+    function setOptionGrid(uint256 volUpBps, uint256 volDownBps, uint256 steps, uint256 shortMinBps) external;
+    /// @notice Option fill band (1 .. 2,000 bps of spot) and max open interest per series (whole USD, < 2^56).
+    ///         Tightens when neither rises.
+    function setOptionTrading(uint256 bandBps, uint256 maxOpenInterestUsd) external;
     /// @notice An updater's raise beyond its per-call step or before its interval has passed.
     error UpdaterLimit(bytes32 parameter, uint256 current, uint256 requested, uint256 nextAllowedAt);
     /// @notice Liquidation parameters; always queued. closeFactor 10% .. 100%, penalty 0 .. 20%, keeperShare 0 .. 100%,

@@ -4,26 +4,32 @@ pragma solidity 0.8.28;
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IRiskParameters} from "../interfaces/IRiskParameters.sol";
 import {RiskConfig} from "./RiskConfig.sol";
+import {OptionMargin} from "./OptionMargin.sol";
 
 /// @title PortfolioMargin — the xmargin maintenance margin, pure (no storage), in integers.
 /// @notice Units: prices and values USD 1e18; sizes base units 1e18; ratios bps (1e4 = 100%).
 ///         Every requirement is rounded up and every credit down (against the account, for the protocol):
 ///         `*Down` / `*Up` in a name says which way.
 ///
-///         Per asset k the account has a net delta D_k (signed USD) and a gross G_k = sum of |contributions|.
-///           WS_k   = RW_k * D_k, magnitude rounded up
+///         Per asset k the account has a net delta D_k (signed USD) and a gross G_k = sum of |contributions|, and,
+///         with options (OptionMargin, docs/options.md), the weighted sensitivity of their assets, their curvature B
+///         and minimum M.
+///           WS_k   = RW_k * D_k, magnitude rounded up; for an asset with options, OptionMargin's WS_k (the asset's
+///                    whole book scanned: its directional part, at most its worst loss)
 ///           K_r    = sqrt(sum_kl rho_r(k,l) * WS_k * WS_l), rounded up, for r in {low, medium, high}:
 ///                    high = min(1.25 rho, 1), low = max(2 rho - 1, 0.75 rho)   (FRTB sensitivities method);
 ///                    in the low regime a pair term of sign opposite to the diagonal (a hedging credit) is scaled by
 ///                    (1 - break), the correlation break of the ADDON word (its rho rounded toward zero)
 ///           K_V    = max_r K_r * sum_k v_k |WS_k| / (1e4 * sum_k |WS_k|), rounded up: the volatility scalers v_k of
 ///                    the ADDON word averaged over the account's weighted sensitivities (K_V = max_r K_r without them)
-///           K_S    = max(0, max_s -sum_k S_sk * D_k)                 over the published stress vectors
+///           K_S    = max(0, max_s ceil(-sum_k S_sk * D_k) + O_s)     over the published stress vectors, O_s the
+///                    options' loss in vector s (revalued in full)
 ///           basis  = b * sum_k (G_k - |D_k|)
 ///           C      = sum over positions of N * sqrt(N / L_m), rounded up (concentration: N the position's |value|,
 ///                    L_m its market's liquidation depth, DEPTH word; computed by the vault, `concentrationCharge`)
 ///           floor  = f * sum_k |D_k|
-///           MM     = max(max(K_V, K_S) + basis + C, floor);  IM = alpha * MM
+///           MM     = max(max(K_V + B, K_S) + basis + C + M, floor);  IM = alpha * MM
+///                    (the stress vectors revalue options in full, so their curvature is already in K_S)
 ///         Each add-on is monotone in its parameter (a higher scaler or break, or a lower depth, never lowers MM), so
 ///         RiskParameters applies raises at once and queues the reverse.
 library PortfolioMargin {
@@ -45,6 +51,8 @@ library PortfolioMargin {
         uint256 initial;
         uint256 kCorrelated; // max of kRegime times the volatility scalers (K_V)
         uint256 concentration; // C
+        uint256 curvature; // B: what the options' scan adds beyond their directional part
+        uint256 shortMinimum; // M
     }
 
     // ---------------------------------------------------------------- valuation
@@ -109,14 +117,15 @@ library PortfolioMargin {
 
     /// @notice Maintenance and initial margin with their parts.
     /// @param delta Net delta D_k per asset (USD 1e18). @param gross Gross notional G_k per asset (>= |D_k|).
-    /// @param concentration The account's concentration charge C (USD 1e18).
+    /// @param concentration The account's concentration charge C (USD 1e18). @param opt The option part (zero: none).
     function breakdown(
         int256[8] memory delta,
         uint256[8] memory gross,
         uint256 concentration,
+        OptionMargin.Risk memory opt,
         IRiskParameters.MarginConfig memory cfg
     ) internal pure returns (Breakdown memory b) {
-        return _breakdown(delta, gross, concentration, cfg, true);
+        return _breakdown(delta, gross, concentration, opt, cfg, true);
     }
 
     /// @notice Maintenance and initial margin only, equal to those of `breakdown`, with one square root instead of
@@ -125,9 +134,10 @@ library PortfolioMargin {
         int256[8] memory delta,
         uint256[8] memory gross,
         uint256 concentration,
+        OptionMargin.Risk memory opt,
         IRiskParameters.MarginConfig memory cfg
     ) internal pure returns (uint256 maintenance, uint256 initial) {
-        Breakdown memory b = _breakdown(delta, gross, concentration, cfg, false);
+        Breakdown memory b = _breakdown(delta, gross, concentration, opt, cfg, false);
         return (b.maintenance, b.initial);
     }
 
@@ -136,39 +146,61 @@ library PortfolioMargin {
         int256[8] memory delta,
         uint256[8] memory gross,
         uint256 concentration,
+        OptionMargin.Risk memory opt,
         IRiskParameters.MarginConfig memory cfg,
         bool allRegimes
     ) private pure returns (Breakdown memory b) {
         uint256 g = cfg.global;
-        int256[8] memory ws;
-        uint256[8] memory active; // indices of assets with exposure, `n` of them
-        uint256 n;
-        uint256 hedged;
-        uint256 absSum;
-        for (uint256 k; k < 8; ++k) {
-            int256 d = delta[k];
-            uint256 gk = gross[k];
-            if (d == 0 && gk == 0) continue;
-            uint256 a = abs(d);
-            if (gk >= MAX_EXPOSURE || a > gk) revert ExposureOutOfRange(k, d, gk);
-            unchecked {
-                active[n++] = k;
-                absSum += a;
-                hedged += gk - a;
-                int256 w = int256((a * g.riskWeight(k) + BPS - 1) / BPS); // |WS_k| rounded up
-                ws[k] = d < 0 ? -w : w;
-            }
-        }
+        (int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 hedged, uint256 absSum) =
+            _sensitivities(delta, gross, opt, g);
         b.kCorrelated = _volScaled(_correlatedCharge(b, ws, active, n, cfg, allRegimes), ws, active, n, cfg.addons);
-        (b.kStress, b.worstScenario) = stressCharge(delta, active, n, cfg.stress, g.numStress());
+        (b.kStress, b.worstScenario) = stressCharge(delta, active, n, cfg.stress, g.numStress(), opt.stress);
         b.concentration = concentration;
+        (b.curvature, b.shortMinimum) = (opt.curvature, opt.shortMinimum);
         unchecked {
             b.basis = (hedged * g.basisAddon() + BPS - 1) / BPS;
             b.floorCharge = (absSum * g.floorRate() + BPS - 1) / BPS;
         }
-        b.maintenance = Math.max(Math.max(b.kCorrelated, b.kStress) + b.basis + concentration, b.floorCharge);
+        b.maintenance = Math.max(
+            Math.max(b.kCorrelated + b.curvature, b.kStress) + b.basis + concentration + b.shortMinimum, b.floorCharge
+        );
         unchecked {
             b.initial = (b.maintenance * g.alpha() + BPS - 1) / BPS;
+        }
+    }
+
+    /// @dev WS per asset, the assets with exposure (`active`, `n` of them), the hedged notional sum_k (G_k - |D_k|)
+    ///      and sum_k |D_k|.
+    function _sensitivities(int256[8] memory delta, uint256[8] memory gross, OptionMargin.Risk memory opt, uint256 g)
+        private
+        pure
+        returns (int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 hedged, uint256 absSum)
+    {
+        for (uint256 k; k < 8; ++k) {
+            int256 d = delta[k];
+            uint256 gk = gross[k];
+            if (d == 0 && gk == 0 && (opt.assets >> k) & 1 == 0) continue;
+            uint256 a = abs(d);
+            if (gk >= MAX_EXPOSURE || a > gk) revert ExposureOutOfRange(k, d, gk);
+            ws[k] = _weighted(k, d, g.riskWeight(k), opt);
+            unchecked {
+                active[n++] = k;
+                absSum += a;
+                hedged += gk - a;
+            }
+        }
+    }
+
+    /// @dev WS_k: OptionMargin's for an asset with options, else sign(D) ceil(|D| RW / 1e4) (|D| < 2^110).
+    function _weighted(uint256 k, int256 d, uint256 rw, OptionMargin.Risk memory opt) private pure returns (int256) {
+        if ((opt.assets >> k) & 1 != 0) {
+            int256 w = opt.ws[k];
+            if (abs(w) >= MAX_EXPOSURE) revert ExposureOutOfRange(k, w, 0);
+            return w;
+        }
+        unchecked {
+            int256 v = int256((abs(d) * rw + BPS - 1) / BPS); // |WS_k| rounded up
+            return d < 0 ? -v : v;
         }
     }
 
@@ -250,14 +282,17 @@ library PortfolioMargin {
         return q > 0 ? Math.sqrt(uint256(ceilDiv(q, RHO4_ONE)), Math.Rounding.Ceil) : 0;
     }
 
-    /// @notice Worst loss over the stress vectors, rounded up, and its index; zero when no vector loses.
-    /// @dev Only called from `breakdown` (|D_k| <= 2^110, |shock| <= 2^15): sums stay far below 2^255.
+    /// @notice Worst loss over the stress vectors, rounded up, and its index; zero when no vector loses. The loss in
+    ///         vector s is ceil(-sum_k S_sk D_k / 1e4) + optionLoss[s] (a linear gain offsets the options' loss).
+    /// @dev Only called from `breakdown` (|D_k| <= 2^110, |shock| <= 2^15, |optionLoss| < 2^200): sums stay far
+    ///      below 2^255.
     function stressCharge(
         int256[8] memory delta,
         uint256[8] memory active,
         uint256 n,
         uint256[8] memory stress,
-        uint256 count
+        uint256 count,
+        int256[16] memory optionLoss
     ) internal pure returns (uint256 worst, uint256 index) {
         assert(count <= RiskConfig.MAX_STRESS); // two vectors per stress word
         assembly ("memory-safe") {
@@ -270,12 +305,14 @@ library PortfolioMargin {
                     let k := mload(p)
                     pnl := add(pnl, mul(signextend(1, shr(shl(4, k), vector)), mload(add(delta, shl(5, k)))))
                 }
-                if slt(pnl, 0) {
-                    let loss := div(add(sub(0, pnl), 9999), 10000) // ceil(-pnl / BPS)
-                    if gt(loss, worst) {
-                        worst := loss
-                        index := s
-                    }
+                // ceil(-pnl / BPS), signed, plus the options' loss in vector s
+                let y := sub(0, pnl)
+                let loss := sdiv(y, 10000)
+                if and(sgt(y, 0), iszero(iszero(smod(y, 10000)))) { loss := add(loss, 1) }
+                loss := add(loss, mload(add(optionLoss, shl(5, s))))
+                if sgt(loss, worst) {
+                    worst := loss
+                    index := s
                 }
             }
         }

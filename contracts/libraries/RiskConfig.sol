@@ -82,6 +82,38 @@ library RiskConfig {
         return u16(depths, market) * DEPTH_UNIT;
     }
 
+    // ---- OPTION word ----
+    /// @notice The skew of `asset`, bps of volatility per unit of |ln(S/K)|.
+    function skew(uint256 o, uint256 asset) internal pure returns (uint256) {
+        return u16(o, asset);
+    }
+
+    function volUp(uint256 o) internal pure returns (uint256) {
+        return u16(o, 8);
+    }
+
+    function volDown(uint256 o) internal pure returns (uint256) {
+        return u16(o, 9);
+    }
+
+    /// @notice Spot points per side of the option grid (0: options not configured).
+    function gridSteps(uint256 o) internal pure returns (uint256) {
+        return (o >> 160) & 0xff;
+    }
+
+    function shortMin(uint256 o) internal pure returns (uint256) {
+        return (o >> 168) & 0xffff;
+    }
+
+    function optionBand(uint256 o) internal pure returns (uint256) {
+        return (o >> 184) & 0xffff;
+    }
+
+    /// @notice Max open interest per series, whole USD.
+    function optionMaxOpenInterest(uint256 o) internal pure returns (uint256) {
+        return o >> 200;
+    }
+
     // ---- correlation pairs ----
     /// @notice Index of the pair (a, b), a != b, in the order (0,1), (0,2) .. (6,7).
     function pairIndex(uint256 a, uint256 b) internal pure returns (uint256) {

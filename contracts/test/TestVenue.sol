@@ -16,6 +16,12 @@ contract TestVenue {
         vault.settleTrade(buyer, seller, market, size, price, fee, fee);
     }
 
+    function tradeOption(uint256 buyer, uint256 seller, uint256 slot, uint256 size, uint256 price, uint256 fee)
+        external
+    {
+        vault.settleOptionTrade(buyer, seller, slot, size, price, fee, fee);
+    }
+
     /// @notice Opens the same trade between `maker` (seller) and each of `takers` (buyers, size may be negative).
     function tradeMany(uint256 maker, uint256[] calldata takers, uint256 market, int256[] calldata sizes, uint256 price)
         external

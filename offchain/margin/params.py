@@ -251,6 +251,12 @@ def apply_spec(params: Any, spec: RiskSpec, sender: Any) -> None:
     )
     if spec.funding is not None:
         params.setFunding(*spec.funding.as_args(), tx)
+    if spec.options is not None:
+        op = spec.options
+        params.setOptionGrid(op.vol_up_bps, op.vol_down_bps, op.steps, op.short_min_bps, tx)
+        params.setOptionTrading(op.band_bps, op.max_open_interest_usd, tx)
+        for k in range(len(spec.risk_weights)):
+            params.setOptionSkew(k, op.skew_bps.get(k, 0), tx)
     params.setPriceBand(spec.price_band_bps, tx)
     params.setLoosenDelay(spec.loosen_delay, tx)
     log.info("risk parameters applied: %d assets, %d stress vectors, %d markets",

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {IOptionMarkets} from "./interfaces/IOptionMarkets.sol";
+import {IOracleRouter} from "./interfaces/IOracleRouter.sol";
+import {IRiskParameters} from "./interfaces/IRiskParameters.sol";
+import {OptionMargin} from "./libraries/OptionMargin.sol";
+import {OptionMath} from "./libraries/OptionMath.sol";
+import {PortfolioMargin} from "./libraries/PortfolioMargin.sol";
+import {RiskConfig} from "./libraries/RiskConfig.sol";
+
+/// @title OptionMarkets
+/// @notice See IOptionMarkets and docs/options.md.
+contract OptionMarkets is IOptionMarkets {
+    using RiskConfig for uint256;
+    using SafeCast for uint256;
+    using SafeCast for int256;
+
+    uint256 public constant MAX_SERIES = 32;
+    uint256 public constant MAX_SERIES_PER_ACCOUNT = 8;
+    uint256 public constant MAX_EXPIRY = 400 days;
+    uint256 internal constant WAD = 1e18;
+    uint256 internal constant BPS = 1e4;
+
+    address public immutable vault;
+    IOracleRouter public immutable oracle;
+    IRiskParameters public immutable riskParams;
+
+    /// @dev Per slot: asset [0,8), isCall [8], listed [9], expiry [16,56), strike [56,184).
+    uint256[32] internal _series;
+    /// @dev Per slot: the expiry price (USD 1e18), 0 until fixed.
+    uint256[32] internal _fixing;
+    /// @dev Per slot: sum of long sizes [0,128), sum of |short sizes| [128,256).
+    uint256[32] internal _interest;
+    mapping(uint256 account => mapping(uint256 slot => int256)) internal _sizes;
+
+    constructor(address vault_, IOracleRouter oracle_, IRiskParameters riskParams_) {
+        vault = vault_;
+        oracle = oracle_;
+        riskParams = riskParams_;
+    }
+
+    modifier onlyVault() {
+        if (msg.sender != vault) revert NotVault(msg.sender);
+        _;
+    }
+
+    // ================================================================ listing and expiry
+    /// @inheritdoc IOptionMarkets
+    function listSeries(uint256 slot, uint256 asset, bool isCall, uint256 strike, uint256 expiry) external {
+        if (!riskParams.hasRole(0x00, msg.sender)) revert NotAdmin(msg.sender);
+        if (slot >= MAX_SERIES) revert BadSlot(slot);
+        uint256 w = _series[slot];
+        // slither-disable-next-line incorrect-equality (empty slot, or a fixed series with no position left)
+        if (w & (1 << 9) != 0 && (_fixing[slot] == 0 || _interest[slot] != 0)) revert SlotInUse(slot);
+        uint256 spot = asset < 8 ? oracle.price(asset) : 0;
+        if (
+            asset >= 8 || expiry <= block.timestamp || expiry > block.timestamp + MAX_EXPIRY || strike < spot / 16
+                || strike > spot * 16
+        ) revert BadSeries(asset, strike, expiry, spot);
+        oracle.vols(1 << asset, true); // a volatility feed must exist and answer within its bounds
+        _series[slot] = asset | (isCall ? 1 << 8 : 0) | (1 << 9) | (expiry << 16) | (uint256(strike.toUint128()) << 56);
+        _fixing[slot] = 0;
+        emit SeriesListed(slot, asset, isCall, strike, expiry);
+    }
+
+    /// @inheritdoc IOptionMarkets
+    function fixExpiry(uint256 slot, uint80 roundId) external {
+        Series memory s = series(slot);
+        if (!s.listed) revert BadSlot(slot);
+        if (block.timestamp < s.expiry) revert NotExpired(slot, s.expiry, block.timestamp);
+        if (s.fixedPrice != 0) revert AlreadyFixed(slot, s.fixedPrice);
+        (address feed, uint8 decimals,) = oracle.feedOf(s.asset);
+        (, int256 answer,, uint256 updatedAt,) = AggregatorV3Interface(feed).getRoundData(roundId);
+        uint256 previous;
+        // the previous round of the same phase (the low 64 bits of a Chainlink round id count within a phase)
+        if (uint64(roundId) > 1) (,,, previous,) = AggregatorV3Interface(feed).getRoundData(roundId - 1);
+        if (uint64(roundId) <= 1 || updatedAt < s.expiry || previous >= s.expiry || answer <= 0) {
+            revert BadExpiryRound(slot, roundId, updatedAt, previous);
+        }
+        uint256 price = decimals <= 18 ? uint256(answer) * 10 ** (18 - decimals) : uint256(answer) / 10 ** (decimals - 18);
+        if (price == 0) revert BadExpiryRound(slot, roundId, updatedAt, previous);
+        _fixing[slot] = price;
+        emit ExpiryFixed(slot, price, roundId);
+    }
+
+    // ================================================================ views
+    /// @inheritdoc IOptionMarkets
+    function series(uint256 slot) public view returns (Series memory s) {
+        if (slot >= MAX_SERIES) revert BadSlot(slot);
+        uint256 w = _series[slot];
+        uint256 i = _interest[slot];
+        s = Series(
+            w & 0xff,
+            (w >> 8) & 1 != 0,
+            uint128(w >> 56),
+            uint40(w >> 16),
+            _fixing[slot],
+            uint128(i),
+            i >> 128,
+            (w >> 9) & 1 != 0
+        );
+    }
+
+    /// @inheritdoc IOptionMarkets
+    function sizeOf(uint256 account, uint256 slot) external view returns (int256) {
+        return _sizes[account][slot];
+    }
+
+    /// @inheritdoc IOptionMarkets
+    function mark(uint256 slot) external view returns (uint256) {
+        Series memory s = series(slot);
+        if (!s.listed) revert BadSlot(slot);
+        if (s.fixedPrice != 0) return OptionMargin.payoff(s.isCall, s.strike, s.fixedPrice);
+        return _mark(s, oracle.price(s.asset), false);
+    }
+
+    /// @inheritdoc IOptionMarkets
+    function accountRisk(
+        uint256 account,
+        uint256 mask,
+        uint256[8] calldata prices,
+        int256[8] calldata delta,
+        uint256 global,
+        uint256[8] calldata stress,
+        bool strict
+    ) external view returns (OptionMargin.Risk memory) {
+        OptionMargin.Inputs memory in_;
+        in_.prices = prices;
+        in_.delta = delta;
+        in_.global = global;
+        in_.stress = stress;
+        in_.time = block.timestamp;
+        (OptionMargin.Position[] memory ps, uint256 live) = _positionsOf(account, mask);
+        if (live != 0) {
+            uint256 missing;
+            for (uint256 a; a < 8; ++a) {
+                // slither-disable-next-line incorrect-equality (0: the vault did not price this asset)
+                if ((live >> a) & 1 != 0 && prices[a] == 0) missing |= 1 << a;
+            }
+            if (missing != 0) {
+                uint256[8] memory more = oracle.prices(missing);
+                for (uint256 a; a < 8; ++a) {
+                    if ((missing >> a) & 1 != 0) in_.prices[a] = more[a];
+                }
+            }
+            in_.vols = oracle.vols(live, strict);
+            in_.options = riskParams.optionWord();
+        }
+        return OptionMargin.risk(ps, in_);
+    }
+
+    /// @dev The positions of `account` in the slots of `mask`, and the mask of assets with live ones.
+    function _positionsOf(uint256 account, uint256 mask)
+        internal
+        view
+        returns (OptionMargin.Position[] memory ps, uint256 live)
+    {
+        ps = new OptionMargin.Position[](_popcount(mask));
+        uint256 i;
+        for (uint256 m = mask; m != 0; m &= m - 1) {
+            uint256 slot = _lowestBit(m);
+            Series memory s = series(slot);
+            ps[i++] = OptionMargin.Position(s.asset, s.isCall, s.strike, s.expiry, s.fixedPrice, _sizes[account][slot]);
+            if (s.fixedPrice == 0) live |= 1 << s.asset;
+        }
+    }
+
+    // ================================================================ the vault only
+    /// @inheritdoc IOptionMarkets
+    function applyFill(Fill calldata f, uint256 fund) external onlyVault returns (FillResult memory r) {
+        Series memory s = series(f.slot);
+        if (!s.listed || s.fixedPrice != 0 || block.timestamp >= s.expiry) {
+            revert SeriesNotLive(f.slot, s.expiry, block.timestamp);
+        }
+        uint256 o = riskParams.optionWord();
+        if (o.gridSteps() == 0) revert OptionsNotConfigured();
+        uint256 spot = oracle.price(s.asset);
+        r.mark = _mark(s, spot, true);
+        uint256 dist = f.price > r.mark ? f.price - r.mark : r.mark - f.price;
+        if (dist * BPS > spot * o.optionBand()) revert OptionPriceOutsideBand(f.slot, f.price, r.mark, o.optionBand());
+        (int256 longChange, int256 shortChange) = _applySides(f, fund, r);
+        uint256 longs = _updateInterest(f.slot, longChange, shortChange);
+        uint256 cap = o.optionMaxOpenInterest() * WAD;
+        if (longChange > 0 && longs * spot / WAD > cap) revert OptionOpenInterestTooLarge(f.slot, longs * spot / WAD, cap);
+        emit OptionTrade(f.buyer, f.seller, f.slot, f.size, f.price, r.mark);
+    }
+
+    /// @dev Both sides' positions of a fill; returns the change of long and short interest.
+    function _applySides(Fill calldata f, uint256 fund, FillResult memory r)
+        internal
+        returns (int256 longChange, int256 shortChange)
+    {
+        int256 size = f.size.toInt256();
+        (int256 lb, int256 sb) = _sideChange(_sizes[f.buyer][f.slot], size);
+        (int256 ls, int256 ss) = _sideChange(_sizes[f.seller][f.slot], -size);
+        (r.buyerMask, r.buyerIncreased) = _move(f.buyer, f.buyerMask, f.slot, size, fund);
+        (r.sellerMask, r.sellerIncreased) = _move(f.seller, f.sellerMask, f.slot, -size, fund);
+        return (lb + ls, sb + ss);
+    }
+
+    /// @inheritdoc IOptionMarkets
+    function takeOver(
+        uint256 account,
+        uint256 fund,
+        uint256 mask,
+        uint256 fundMask,
+        uint256 slot,
+        uint256 amount,
+        uint256[8] calldata prices
+    ) external onlyVault returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask) {
+        int256 moved;
+        (value, notional, moved) = _priceTake(account, mask, slot, amount, prices);
+        _handOverInterest(account, fund, slot, moved);
+        (newMask,) = _move(account, mask, slot, -moved, fund);
+        (newFundMask,) = _move(fund, fundMask, slot, moved, fund);
+    }
+
+    /// @dev The interest change of moving `moved` from `account` to `fund` (before the positions change).
+    function _handOverInterest(uint256 account, uint256 fund, uint256 slot, int256 moved) internal {
+        (int256 la, int256 sa) = _sideChange(_sizes[account][slot], -moved);
+        (int256 lf, int256 sf) = _sideChange(_sizes[fund][slot], moved);
+        _updateInterest(slot, la + lf, sa + sf);
+    }
+
+    /// @dev Checks a liquidation item and prices it: the signed size moved, its value at the mark (the volatility
+    ///      feed's last answer) and the notional taken.
+    function _priceTake(uint256 account, uint256 mask, uint256 slot, uint256 amount, uint256[8] calldata prices)
+        internal
+        view
+        returns (int256 value, uint256 notional, int256 moved)
+    {
+        Series memory s = series(slot);
+        int256 size = _sizes[account][slot];
+        if ((mask >> slot) & 1 == 0 || s.fixedPrice != 0 || amount == 0 || amount > PortfolioMargin.abs(size)) {
+            revert BadOptionItem(account, slot, amount);
+        }
+        uint256 price = prices[s.asset];
+        // slither-disable-next-line incorrect-equality (0: the vault did not price this asset)
+        if (price == 0) price = oracle.price(s.asset);
+        moved = size > 0 ? amount.toInt256() : -amount.toInt256();
+        value = PortfolioMargin.positionValueDown(moved, _mark(s, price, false));
+        notional = amount * price / WAD;
+    }
+
+    /// @inheritdoc IOptionMarkets
+    function settleExpired(uint256 account, uint256 mask, uint256[] calldata slots)
+        external
+        onlyVault
+        returns (int256 cash, uint256 newMask)
+    {
+        newMask = mask;
+        for (uint256 k; k < slots.length; ++k) {
+            uint256 slot = slots[k];
+            if (slot >= MAX_SERIES || (newMask >> slot) & 1 == 0) revert BadSlot(slot);
+            Series memory s = series(slot);
+            if (s.fixedPrice == 0) revert NotFixed(slot);
+            int256 size = _sizes[account][slot];
+            cash += PortfolioMargin.positionValueDown(size, OptionMargin.payoff(s.isCall, s.strike, s.fixedPrice));
+            (int256 l, int256 sh) = _sideChange(size, -size);
+            _updateInterest(slot, l, sh);
+            delete _sizes[account][slot];
+            newMask &= ~(uint256(1) << slot);
+            emit OptionPositionUpdated(account, slot, 0);
+        }
+    }
+
+    // ================================================================ internals
+    /// @dev The model mark per unit at `spot`, with the volatility strict (fresh) or the feed's last answer.
+    function _mark(Series memory s, uint256 spot, bool strict) internal view returns (uint256) {
+        uint256 vol = oracle.vols(1 << s.asset, strict)[s.asset];
+        return OptionMargin.unitPrice(
+            s.isCall,
+            spot,
+            s.strike,
+            OptionMath.lnWad(spot),
+            OptionMath.lnWad(s.strike),
+            vol,
+            riskParams.optionWord().skew(s.asset),
+            OptionMargin.sqrtYears(s.expiry, block.timestamp)
+        );
+    }
+
+    /// @dev Adds `delta` to `account`'s position in `slot`; returns its new mask and whether the position grew or
+    ///      flipped. Enforces the series limit (not for the fund).
+    function _move(uint256 account, uint256 mask, uint256 slot, int256 delta, uint256 fund)
+        internal
+        returns (uint256 newMask, bool increased)
+    {
+        int256 size = _sizes[account][slot];
+        int256 next = size + delta;
+        increased = (size >= 0 && delta > 0) || (size <= 0 && delta < 0);
+        _sizes[account][slot] = next.toInt128();
+        newMask = next == 0 ? mask & ~(uint256(1) << slot) : mask | (uint256(1) << slot);
+        if (account != fund && next != 0 && size == 0 && _popcount(newMask) > MAX_SERIES_PER_ACCOUNT) {
+            revert TooManySeries(account, _popcount(newMask));
+        }
+        emit OptionPositionUpdated(account, slot, next);
+    }
+
+    /// @dev The change of long and short interest when a position of size `before` changes by `delta`.
+    function _sideChange(int256 before, int256 delta) internal pure returns (int256 longChange, int256 shortChange) {
+        int256 next = before + delta;
+        longChange = (next > 0 ? next : int256(0)) - (before > 0 ? before : int256(0));
+        shortChange = (next < 0 ? -next : int256(0)) - (before < 0 ? -before : int256(0));
+    }
+
+    /// @dev Applies interest changes; returns the new long interest.
+    function _updateInterest(uint256 slot, int256 longChange, int256 shortChange) internal returns (uint256 longs) {
+        uint256 i = _interest[slot];
+        longs = uint256(int256(uint256(uint128(i))) + longChange);
+        uint256 shorts = uint256(int256(i >> 128) + shortChange);
+        _interest[slot] = longs.toUint128() | (uint256(shorts.toUint128()) << 128);
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 c) {
+        for (; x != 0; x &= x - 1) {
+            ++c;
+        }
+    }
+
+    function _lowestBit(uint256 x) internal pure returns (uint256 i) {
+        while ((x >> i) & 1 == 0) {
+            ++i;
+        }
+    }
+}
