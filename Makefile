@@ -91,7 +91,7 @@ slither: install $(SLITHER_VENV)/.installed
 	$(SLITHER_VENV)/bin/python -c 'import glob, json; print(json.dumps({"language": "Solidity", \
 		"sources": {f: {"urls": [f]} for f in sorted(glob.glob("contracts/*.sol"))}, "settings": {"evmVersion": "shanghai", \
 		"optimizer": {"enabled": True, "runs": 200}, "remappings": ["@openzeppelin=node_modules/@openzeppelin", \
-		"@chainlink=node_modules/@chainlink"]}}, indent=1))' > $(SLITHER_INPUT)
+		"@chainlink=node_modules/@chainlink", "solady=node_modules/solady"]}}, indent=1))' > $(SLITHER_INPUT)
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(SLITHER_VENV)/bin/slither $(SLITHER_INPUT) --config-file slither.config.json \
 		--solc .cache/solcx/solc-v$(SOLC_VERSION) --fail-medium
 
