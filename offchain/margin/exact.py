@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import isqrt
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .funding import MarketFunding, accrued
+
+if TYPE_CHECKING:
+    from .options import OptionMarket, OptionRisk
 
 BPS = 10_000
 WAD = 10**18
@@ -162,6 +165,8 @@ class Breakdown:
     initial: int
     k_correlated: int = 0  # max of k_regime times the volatility scalers (equal to it without scalers)
     concentration: int = 0
+    curvature: int = 0  # B: what the options' scan adds beyond their directional part
+    short_minimum: int = 0  # M
 
 
 def correlated_charges(ws: Sequence[int], cfg: MarginConfig) -> tuple[int, int, int]:
@@ -221,42 +226,54 @@ def concentration_charge(notional: int, depth: int) -> int:
     return ceil_div(notional * ceil_sqrt(ceil_div(notional * WAD * WAD, depth)), WAD)
 
 
-def stress_charge(delta: Sequence[int], cfg: MarginConfig) -> tuple[int, int]:
+def stress_charge(delta: Sequence[int], cfg: MarginConfig, option_loss: Sequence[int] | None = None
+                  ) -> tuple[int, int]:
+    """Worst loss over the stress vectors and its index: ceil(-sum_k S_sk D_k / 1e4) + the options' loss in s."""
     worst, index = 0, 0
     for s in range(cfg.num_stress):
         pnl = sum(cfg.shock(s, k) * delta[k] for k in range(MAX_ASSETS) if delta[k] != 0)
-        if pnl < 0:
-            loss = ceil_div(-pnl, BPS)
-            if loss > worst:
-                worst, index = loss, s
+        loss = ceil_div(-pnl, BPS) + (option_loss[s] if option_loss is not None else 0)
+        if loss > worst:
+            worst, index = loss, s
     return worst, index
 
 
-def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig, concentration: int = 0) -> Breakdown:
-    """Maintenance and initial margin from net delta and gross notional per asset (USD 1e18) and the account's
-    concentration charge (the sum over its positions of ``concentration_charge``)."""
+def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig, concentration: int = 0,
+              options: "OptionRisk | None" = None) -> Breakdown:
+    """Maintenance and initial margin from net delta and gross notional per asset (USD 1e18), the account's
+    concentration charge (the sum over its positions of ``concentration_charge``) and the option part
+    (:func:`offchain.margin.options.option_risk`; None: no options)."""
     ws = [0] * MAX_ASSETS
     hedged = 0
     abs_sum = 0
+    with_options = options.assets if options is not None else 0
     for k in range(MAX_ASSETS):
         d = delta[k]
-        if d == 0 and gross[k] == 0:
+        if d == 0 and gross[k] == 0 and not (with_options >> k) & 1:
             continue
         a = abs(d)
         if gross[k] >= MAX_EXPOSURE or a > gross[k]:
             raise MarginOverflow(f"asset {k}: delta {d}, gross {gross[k]} outside the margin's range")
         abs_sum += a
         hedged += gross[k] - a
-        w = mul_div_up(a, cfg.risk_weight(k), BPS)
-        ws[k] = -w if d < 0 else w
+        if (with_options >> k) & 1:
+            if abs(options.ws[k]) >= MAX_EXPOSURE:
+                raise MarginOverflow(f"asset {k}: option sensitivity {options.ws[k]} outside the margin's range")
+            ws[k] = options.ws[k]
+        else:
+            w = mul_div_up(a, cfg.risk_weight(k), BPS)
+            ws[k] = -w if d < 0 else w
     k_regime = correlated_charges(ws, cfg)
-    k_stress, worst = stress_charge(delta, cfg)
+    k_stress, worst = stress_charge(delta, cfg, options.stress if options is not None else None)
     basis = mul_div_up(hedged, cfg.basis_addon, BPS)
     floor_charge = mul_div_up(abs_sum, cfg.floor_rate, BPS)
     k_correlated = vol_scaled(max(k_regime), ws, cfg)
-    mm = max(max(k_correlated, k_stress) + basis + concentration, floor_charge)
+    curvature = options.curvature if options is not None else 0
+    minimum = options.short_minimum if options is not None else 0
+    mm = max(max(k_correlated + curvature, k_stress) + basis + concentration + minimum, floor_charge)
     im = mul_div_up(mm, cfg.alpha, BPS)
-    return Breakdown(k_regime, k_stress, worst, basis, floor_charge, mm, im, k_correlated, concentration)
+    return Breakdown(k_regime, k_stress, worst, basis, floor_charge, mm, im, k_correlated, concentration, curvature,
+                     minimum)
 
 
 # ---------------------------------------------------------------------------------------------- accounts
@@ -269,12 +286,14 @@ class AccountState:
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)  # market -> (size, openNotional)
     collateral: dict[int, int] = field(default_factory=dict)  # collateral id -> token units
     funding: dict[int, int] = field(default_factory=dict)  # market -> index stored (nano-USD per unit; absent: 0)
+    options: dict[int, int] = field(default_factory=dict)  # option series slot -> size (base units 1e18)
 
     def canonical(self) -> tuple:
         """A comparable form: zero entries dropped, keys sorted (equal iff the vault would store the same)."""
         return (self.settlement, sorted((m, p) for m, p in self.positions.items() if p[0] != 0),
                 sorted((c, b) for c, b in self.collateral.items() if b != 0),
-                sorted((m, self.funding.get(m, 0)) for m, p in self.positions.items() if p[0] != 0))
+                sorted((m, self.funding.get(m, 0)) for m, p in self.positions.items() if p[0] != 0),
+                sorted((i, q) for i, q in self.options.items() if q != 0))
 
 
 @dataclass(frozen=True)
@@ -292,6 +311,7 @@ class AccountMargin:
     delta: tuple[int, ...]
     gross: tuple[int, ...]
     margin: Breakdown
+    options: "OptionRisk | None" = None  # the option part (None: the account holds no options)
 
     @property
     def maintenance(self) -> int:
@@ -303,7 +323,8 @@ class AccountMargin:
 
     @property
     def gross_total(self) -> int:
-        return sum(self.gross)
+        """What a liquidation may take in total: the gross of perpetuals and collateral and the options' notional."""
+        return sum(self.gross) + (self.options.notional if self.options is not None else 0)
 
     @property
     def liquidatable(self) -> bool:
@@ -361,9 +382,31 @@ def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) ->
 
 
 def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
-                   markets: Mapping[int, MarketFunding] | None = None) -> AccountMargin:
+                   markets: Mapping[int, MarketFunding] | None = None,
+                   options: "OptionMarket | None" = None) -> AccountMargin:
+    """The vault's margin of an account. ``options``: the option series, volatilities, OPTION word and time the
+    account's option positions are valued with (needed when it holds any)."""
     equity, delta, gross, concentration = exposure(state, layout, prices, cfg, markets)
-    return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg, concentration))
+    risk = None
+    if any(state.options.values()):
+        if options is None:
+            raise ValueError("the account holds options: pass the OptionMarket (series, vols, word, time)")
+        from .options import OptionPosition, option_risk
+
+        positions = [OptionPosition(options.series[i], q) for i, q in sorted(state.options.items()) if q]
+        risk = option_risk(positions, _option_prices(positions, prices), delta, cfg.global_word, cfg.stress,
+                           cfg.num_stress, options)
+        equity += risk.value
+    return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg, concentration, risk), risk)
+
+
+def _option_prices(positions, prices: Sequence[int]) -> Sequence[int]:
+    """The prices option values use: the vault's, where a live series' asset is not priced there the oracle's (the
+    caller passes every listed asset's price, so a missing one is an invalid price)."""
+    for p in positions:
+        if not p.series.fixed_price and prices[p.series.asset] == 0:
+            raise PriceUnavailable(f"option series on asset {p.series.asset}: no valid price")
+    return prices
 
 
 def standard_requirement(state: AccountState, layout: Layout, prices: Sequence[int], rates: Sequence[int]) -> int:
