@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from .exact import AccountState, Layout, MarginConfig
 from .funding import FundingWord, MarketFunding
+from .options import MAX_SERIES, OptionMarket, Series
 
 MAX_LISTED = 16  # markets and collaterals a vault can list
 
@@ -23,11 +24,14 @@ class MarketView(NamedTuple):
     markets: dict[int, MarketFunding]
 
 
-def read_account_state(vault: Any, account_id: int) -> AccountState:
-    """An account's settlement balance, positions (with the funding index each stored) and collateral balances, as
-    the vault stores them."""
+def read_account_state(vault: Any, account_id: int, options: Any = None) -> AccountState:
+    """An account's settlement balance, positions (with the funding index each stored), collateral balances and,
+    with the option registry ``options``, option positions, as the vault stores them."""
     markets, collaterals = vault.masksOf(account_id)
     state = AccountState(settlement=int(vault.settlementOf(account_id)))
+    if options is not None:
+        mask = int(vault.optionsOf(account_id))
+        state.options = {i: int(options.sizeOf(account_id, i)) for i in range(MAX_SERIES) if mask >> i & 1}
     for m in range(MAX_LISTED):
         if markets >> m & 1:
             state.positions[m] = tuple(int(x) for x in vault.positionOf(account_id, m))
@@ -60,6 +64,27 @@ def read_standard_rates(params: Any, layout: Layout) -> list[int]:
     """Each market's standard maintenance rate (bps, the low 16 bits of its market word): the per-position
     requirement the portfolio margin is compared with."""
     return [int(params.marketWord(m)) & 0xFFFF for m in range(len(layout.market_asset))]
+
+
+def read_series(options: Any) -> dict[int, Series]:
+    """Every listed option series by slot (``IOptionMarkets.series``)."""
+    out = {}
+    for i in range(MAX_SERIES):
+        asset, is_call, strike, expiry, fixed, _, _, listed = options.series(i)
+        if listed:
+            out[i] = Series(int(asset), bool(is_call), int(strike), int(expiry), int(fixed))
+    return out
+
+
+def read_option_market(options: Any, oracle: Any, params: Any, time: int, series: dict[int, Series] | None = None
+                       ) -> OptionMarket:
+    """What option values depend on at a block of timestamp ``time``: the series, the volatility feeds' values as a
+    liquidation or view uses them (last answers, clamped; assets without a feed get 0), the OPTION word."""
+    series = read_series(options) if series is None else series
+    vols = [0] * 8
+    for a in sorted({s.asset for s in series.values()}):
+        vols[a] = int(oracle.vols(1 << a, False)[a])
+    return OptionMarket(series, vols, int(params.optionWord()), int(time))
 
 
 def read_margin_config(params: Any) -> MarginConfig:
