@@ -135,6 +135,8 @@ library OptionMargin {
         uint256 skew;
         uint256 n;
         int256 base; // the positions' value at the mark
+        int256[3] baseRow; // their values at the spot under each volatility point
+        int256[3] scratch; // a row for the stress shocks off the grid
         uint256 curvature; // B_a
         Position[] mine;
         int256[] lnStrike;
@@ -187,19 +189,24 @@ library OptionMargin {
             r.notional += size * sc.spot / WAD;
             if (p.size < 0) r.shortMinimum += PortfolioMargin.mulDivUp(size, sc.spot * shortMin, WAD * BPS);
         }
-        sc.base = _value(sc, sc.spot, OptionMath.lnWad(sc.spot), 1);
+        _values(sc, sc.spot, OptionMath.lnWad(sc.spot), sc.baseRow);
+        sc.base = sc.baseRow[1];
     }
 
     /// @dev loss[x + n][j] = base - value at spot point x and volatility point j.
     function _grid(Scan memory sc) private pure returns (int256[3][] memory loss) {
         uint256 n = sc.n;
         loss = new int256[3][](2 * n + 1);
+        int256 base = sc.base;
         for (uint256 xi; xi <= 2 * n; ++xi) {
-            uint256 s = _gridSpot(sc, xi);
-            int256 lnS = OptionMath.lnWad(s);
-            for (uint256 j; j < 3; ++j) {
-                if (xi != n || j != 1) loss[xi][j] = sc.base - _value(sc, s, lnS, j);
+            int256[3] memory v = loss[xi];
+            if (xi == n) {
+                (v[0], v[1], v[2]) = (sc.baseRow[0], sc.baseRow[1], sc.baseRow[2]);
+            } else {
+                uint256 s = _gridSpot(sc, xi);
+                _values(sc, s, OptionMath.lnWad(s), v);
             }
+            (v[0], v[1], v[2]) = (base - v[0], base - v[1], base - v[2]);
         }
     }
 
@@ -226,25 +233,40 @@ library OptionMargin {
     /// @dev The worst loss over the volatility points at the stress shock `shock` (bps).
     function _stressLoss(Scan memory sc, int256[3][] memory loss, int256 shock) private pure returns (int256 worst) {
         (bool onGrid, uint256 xi) = _gridIndex(sc, shock);
-        uint256 spot;
-        int256 lnS;
-        if (!onGrid) {
-            spot = _shockedSpot(sc.spot, shock);
-            lnS = OptionMath.lnWad(spot);
+        int256[3] memory l;
+        if (onGrid) {
+            l = loss[xi];
+        } else {
+            l = sc.scratch;
+            (l[0], l[1], l[2]) = (0, 0, 0);
+            uint256 spot = _shockedSpot(sc.spot, shock);
+            _values(sc, spot, OptionMath.lnWad(spot), l);
+            (l[0], l[1], l[2]) = (sc.base - l[0], sc.base - l[1], sc.base - l[2]);
         }
-        for (uint256 j; j < 3; ++j) {
-            int256 l = onGrid ? loss[xi][j] : sc.base - _value(sc, spot, lnS, j);
-            if (j == 0 || l > worst) worst = l;
-        }
+        worst = l[0] > l[1] ? l[0] : l[1];
+        if (l[2] > worst) worst = l[2];
     }
 
-    /// @dev Value of the scan's positions at `spot` (with ln(spot) `lnSpot`) under volatility point `j`.
-    function _value(Scan memory sc, uint256 spot, int256 lnSpot, uint256 j) private pure returns (int256 total) {
-        for (uint256 i; i < sc.mine.length; ++i) {
+    /// @dev Adds to `v` (zero) the values of the scan's positions at `spot` (ln(spot) `lnSpot`) under the three
+    ///      volatility points: per
+    ///      position floor(size * price(sigma_j(K))), sigma_j(K) = floor(vol_j * (1e22 + skew |ln(S/K)|) / 1e22).
+    /// @dev Unchecked: vol_j < 2^80 (feeds' bounds are uint32 bps, times 1e14, times at most 3), |ln(S/K)| < 2^130
+    ///      (lnWad of values < 2^128), skew < 2^15: the skew product < 2^230; sigma < 2^150 and sqrtT < 2^90 (expiries
+    ///      within 2^48 s): sigma * sqrtT < 2^240; |size| < 2^127 and a unit price <= max(S, K) < 2^128.
+    function _values(Scan memory sc, uint256 spot, int256 lnSpot, int256[3] memory v) private pure {
+        uint256 count = sc.mine.length;
+        for (uint256 i; i < count; ++i) {
             Position memory p = sc.mine[i];
-            uint256 unit =
-                unitPrice(p.isCall, spot, p.strike, lnSpot, sc.lnStrike[i], sc.vol[j], sc.skew, sc.sqrtT[i]);
-            total += PortfolioMargin.positionValueDown(p.size, unit);
+            int256 m = lnSpot - sc.lnStrike[i];
+            uint256 sqrtT = sc.sqrtT[i];
+            unchecked {
+                uint256 bend = SKEW_ONE + sc.skew * PortfolioMargin.abs(m);
+                for (uint256 j; j < 3; ++j) {
+                    uint256 sd = sc.vol[j] * bend / SKEW_ONE * sqrtT / WAD;
+                    int256 q = p.size * int256(OptionMath.price(p.isCall, spot, p.strike, m, sd));
+                    v[j] += q >= 0 ? q / int256(WAD) : (q + 1) / int256(WAD) - 1; // floor(q / 1e18)
+                }
+            }
         }
     }
 

@@ -35,15 +35,22 @@ contract MarginHarness {
         return OptionMargin.risk(ps, in_);
     }
 
-    /// @return used The gas `OptionMargin.risk` used (the harness call overhead excluded).
+    /// @return used The gas `OptionMargin.risk` used (the harness call overhead excluded), and the memory size
+    ///         (the free memory pointer) before and after.
     function optionRiskGas(OptionMargin.Position[] memory ps, OptionMargin.Inputs memory in_)
         external
         view
-        returns (uint256 used)
+        returns (uint256 used, uint256 memoryBefore, uint256 memoryAfter)
     {
+        assembly {
+            memoryBefore := mload(0x40)
+        }
         used = gasleft();
         OptionMargin.risk(ps, in_);
         used -= gasleft();
+        assembly {
+            memoryAfter := mload(0x40)
+        }
     }
 
     function concentrationCharge(uint256 notional, uint256 depth) external pure returns (uint256) {

@@ -1,0 +1,318 @@
+"""Options end to end on Ganache: listing, trading through the venues (premium, fees, band, caps, the series limit,
+the trade rule), the vault's margin equal to the Python mirror on random books of options, perpetuals and collateral,
+liquidation of option positions to the fund at the mark, expiry (fixing by round id, settlement into cash, the slot
+listed again), the volatility feed (stale: risk-adding actions wait, liquidations do not) and access control.
+"""
+import random
+
+import brownie
+import pytest
+from brownie import accounts, chain, web3
+
+from offchain.margin import options as om
+from offchain.margin.exact import account_margin, max_take
+from offchain.margin.snapshot import (read_layout, read_margin_config, read_markets, read_option_market,
+                                     read_prices)
+from offchain.margin.snapshot import read_account_state as read_state
+from scripts.deploy import set_price, set_vol
+from tests.conftest import Trader, assert_reverts, err
+
+WAD = 10**18
+USDC = 10**6
+SCALE = 10**12
+DAY = 86_400
+BTC, ETH = 0, 1
+
+
+@pytest.fixture(scope="module")
+def books(protocol, test_venue, deployer):
+    """Four BTC series (30 days: a 60k call and a 55k put; 7 days: a 66k call; 60 days: a 54k put) and one ETH call."""
+    om_ = protocol.options
+    t = chain.time()
+    listed = [(0, BTC, True, 60_000, 30), (1, BTC, False, 55_000, 30), (2, BTC, True, 66_000, 7),
+              (3, BTC, False, 54_000, 60), (4, ETH, True, 3_000, 30)]
+    for slot, asset, is_call, strike, days in listed:
+        om_.listSeries(slot, asset, is_call, strike * WAD, t + days * DAY, {"from": deployer})
+    return listed
+
+
+def _funded(protocol, deployer, usdc_amount, sub=0):
+    t = Trader(protocol.vault, sub)
+    if usdc_amount:
+        protocol.usdc.mint(deployer, usdc_amount * USDC, {"from": deployer})
+        protocol.usdc.approve(protocol.vault, usdc_amount * USDC, {"from": deployer})
+        protocol.vault.deposit(t.id, protocol.usdc, usdc_amount * USDC, {"from": deployer})
+    return t
+
+
+def _mirror(protocol, account):
+    """The vault's margin of `account` from the mirror at the latest block (options valued as a view does)."""
+    vault = protocol.vault
+    layout = read_layout(vault)
+    prices = read_prices(protocol.oracle, layout)
+    market = read_option_market(protocol.options, protocol.oracle, protocol.params, chain[-1].timestamp)
+    return account_margin(read_state(vault, account, protocol.options), layout, prices,
+                          read_margin_config(protocol.params), read_markets(vault, layout, prices), market)
+
+
+def _mark(protocol, slot):
+    return int(protocol.options.mark(slot))
+
+
+def _refresh(protocol, deployer, btc=60_000, eth=3_000):
+    """Fresh prices for both assets (tests move time)."""
+    set_price(protocol.feeds[BTC], btc, deployer)
+    set_price(protocol.feeds[ETH], eth, deployer)
+
+
+def _reverts(prefix, fn, *args):
+    """`fn(*args)` reverts (as a call: a reverted transaction's trace of a whole option scan is too long for the
+    node's debug output) with a custom error whose message starts with `prefix`."""
+    try:
+        fn.call(*args)
+    except brownie.exceptions.VirtualMachineError as e:
+        assert (e.revert_msg or "").startswith(prefix), f"revert {e.revert_msg!r}, expected {prefix}"
+    else:
+        raise AssertionError(f"did not revert (expected {prefix})")
+
+
+# ------------------------------------------------------------------------------------------------ listing
+def test_listing_limits(protocol, deployer, books):
+    om_ = protocol.options
+    t = chain.time()
+    stranger = accounts[3]
+    with brownie.reverts(err("NotAdmin", stranger)):
+        om_.listSeries(10, BTC, True, 60_000 * WAD, t + DAY, {"from": stranger})
+    with brownie.reverts(err("BadSlot", 32)):
+        om_.listSeries(32, BTC, True, 60_000 * WAD, t + DAY, {"from": deployer})
+    with brownie.reverts(err("SlotInUse", 0)):
+        om_.listSeries(0, BTC, True, 60_000 * WAD, t + DAY, {"from": deployer})
+    spot = int(protocol.oracle.price(BTC))
+    for strike, expiry in ((spot // 17, t + DAY), (spot * 17, t + DAY), (spot, t + 401 * DAY)):
+        with brownie.reverts():
+            om_.listSeries(10, BTC, True, strike, expiry, {"from": deployer})
+    s = om_.series(0)
+    assert (s[0], s[1], s[2], s[7]) == (BTC, True, 60_000 * WAD, True)
+
+
+# ------------------------------------------------------------------------------------------------ trading
+def test_trade_moves_premium_fees_and_positions(protocol, test_venue, deployer, books):
+    vault, om_ = protocol.vault, protocol.options
+    buyer, seller = _funded(protocol, deployer, 100_000), _funded(protocol, deployer, 100_000)
+    fund = vault.fundAccount()
+    size, price, fee = 3 * WAD // 2, _mark(protocol, 0) + 7, 5 * WAD
+    f0, b0, s0 = vault.settlementOf(fund), vault.settlementOf(buyer.id), vault.settlementOf(seller.id)
+    tx = test_venue.tradeOption(buyer.id, seller.id, 0, size, price, fee, {"from": deployer})
+    paid, received = -(-size * price // WAD), size * price // WAD
+    assert vault.settlementOf(buyer.id) == b0 - paid - fee
+    assert vault.settlementOf(seller.id) == s0 + received - fee
+    assert vault.settlementOf(fund) == f0 + 2 * fee + paid - received
+    assert (om_.sizeOf(buyer.id, 0), om_.sizeOf(seller.id, 0)) == (size, -size)
+    assert (vault.optionsOf(buyer.id), vault.optionsOf(seller.id)) == (1, 1)
+    s = om_.series(0)
+    assert (s[5], s[6]) == (size, size)  # long and short interest
+    assert tx.events["OptionTrade"]["mark"] == protocol.options.mark(0, block_identifier=tx.block_number)
+    # closing it again: both masks clear, interest back to zero
+    test_venue.tradeOption(seller.id, buyer.id, 0, size, price, 0, {"from": deployer})
+    assert (vault.optionsOf(buyer.id), vault.optionsOf(seller.id)) == (0, 0)
+    assert tuple(om_.series(0))[5:7] == (0, 0)
+
+
+def test_fill_outside_the_band_reverts(protocol, test_venue, deployer, books):
+    buyer, seller = _funded(protocol, deployer, 100_000), _funded(protocol, deployer, 100_000)
+    mark = _mark(protocol, 0)  # the mark decays by a few wei a second: the band is checked well inside and outside
+    band = (int(protocol.params.optionWord()) >> 184) & 0xFFFF
+    width = int(protocol.oracle.price(BTC)) * band // 10_000
+    test_venue.tradeOption(buyer.id, seller.id, 0, WAD, mark + width * 99 // 100, 0, {"from": deployer})
+    test_venue.tradeOption(buyer.id, seller.id, 0, WAD, mark - width * 99 // 100, 0, {"from": deployer})
+    for price in (mark + width * 101 // 100, mark - width * 101 // 100):
+        _reverts(f"OptionPriceOutsideBand: 0, {price}, ", test_venue.tradeOption, buyer.id, seller.id, 0, WAD, price,
+                 0, {"from": deployer})
+
+
+def test_naked_short_without_margin_reverts(protocol, test_venue, deployer, books):
+    buyer, seller = _funded(protocol, deployer, 100_000), _funded(protocol, deployer, 100)
+    mark = _mark(protocol, 0)
+    _reverts(f"InsufficientMargin: {seller.id}, ", test_venue.tradeOption, buyer.id, seller.id, 0, 10 * WAD, mark, 0,
+             {"from": deployer})
+    e, mm, im = protocol.vault.margin(seller.id)
+    assert protocol.options.sizeOf(seller.id, 0) == 0 and e == 100 * WAD
+
+
+def test_series_limit(protocol, test_venue, deployer, books):
+    om_ = protocol.options
+    t = chain.time()
+    for slot in range(5, 10):
+        om_.listSeries(slot, BTC, True, (60_000 + 1000 * slot) * WAD, t + 30 * DAY, {"from": deployer})
+    buyer, seller = _funded(protocol, deployer, 1_000_000), _funded(protocol, deployer, 1_000_000)
+    for slot in range(8):
+        test_venue.tradeOption(buyer.id, seller.id, slot, WAD // 10, _mark(protocol, slot), 0, {"from": deployer})
+    assert bin(protocol.vault.optionsOf(buyer.id)).count("1") == 8
+    assert_reverts(err("TooManySeries", buyer.id, 9), test_venue.tradeOption,
+                   buyer.id, seller.id, 8, WAD // 10, _mark(protocol, 8), 0, {"from": deployer})
+
+
+def test_signed_orders_settle_options(protocol, deployer, books, order, sign):
+    """OrderSettlement routes instrument 256 + slot to the option series, the premium as the price."""
+    maker = _funded(protocol, deployer, 100_000)
+    taker = _funded(protocol, deployer, 100_000)
+    mark = _mark(protocol, 1)
+    o_maker = order(maker.id, 256 + 1, False, 2 * WAD, mark)
+    o_taker = order(taker.id, 256 + 1, True, 2 * WAD, mark)
+    protocol.venue.settle(o_maker, sign(o_maker, maker.wallet), o_taker, sign(o_taker, taker.wallet), WAD,
+                          {"from": deployer})
+    assert (protocol.options.sizeOf(taker.id, 1), protocol.options.sizeOf(maker.id, 1)) == (WAD, -WAD)
+
+
+# ------------------------------------------------------------------------------------------------ the margin
+def test_vault_margin_equals_mirror_on_random_books(protocol, test_venue, deployer, books, move_price):
+    """Random books of options on two assets, perpetuals and collateral: equity, MM and IM of the vault (margin and
+    marginDetail) equal the mirror's to the wei, before and after price and volatility moves."""
+    rng = random.Random(15)
+    maker = _funded(protocol, deployer, 50_000_000)
+    ids = []
+    for _ in range(8):
+        t = _funded(protocol, deployer, rng.randint(50_000, 400_000))
+        if rng.random() < 0.5:
+            amount = rng.randint(1, 5) * 10**8  # 1-5 WBTC
+            protocol.tokens[BTC].mint(deployer, amount, {"from": deployer})
+            protocol.tokens[BTC].approve(protocol.vault, amount, {"from": deployer})
+            protocol.vault.deposit(t.id, protocol.tokens[BTC], amount, {"from": deployer})
+        for slot in rng.sample(range(5), rng.randint(1, 3)):
+            size = rng.randint(1, 30) * WAD // 10
+            buy = rng.random() < 0.5
+            a, b = (t.id, maker.id) if buy else (maker.id, t.id)
+            test_venue.tradeOption(a, b, slot, size, _mark(protocol, slot), 0, {"from": deployer})
+        if rng.random() < 0.6:
+            market = rng.choice([BTC, ETH])
+            size = rng.randint(1, 20) * WAD // (10 if market == BTC else 1)
+            buy = rng.random() < 0.5
+            a, b = (t.id, maker.id) if buy else (maker.id, t.id)
+            test_venue.trade(a, b, market, size, int(protocol.oracle.price(market)), 0, {"from": deployer})
+        ids.append(t.id)
+    compared = 0
+    for btc, eth, vol in ((60_000, 3_000, 0.6), (52_000, 2_700, 0.9), (67_000, 3_300, 0.4)):
+        chain.sleep(3000)
+        move_price(BTC, btc)
+        move_price(ETH, eth)
+        set_vol(protocol.vol_feeds[BTC], vol, deployer)
+        for acct in ids + [maker.id]:
+            model = _mirror(protocol, acct)
+            assert tuple(protocol.vault.margin(acct)) == (model.equity, model.maintenance, model.initial)
+            d = protocol.vault.marginDetail(acct)
+            assert (d[0], d[5][5], d[5][10]) == (model.equity, model.maintenance, model.margin.short_minimum)
+            compared += 1
+    assert compared == 27
+
+
+# ------------------------------------------------------------------------------------------------ liquidation
+def test_liquidating_a_short_call_to_the_fund(protocol, test_venue, deployer, books, move_price, keeper):
+    vault, om_ = protocol.vault, protocol.options
+    _refresh(protocol, deployer)
+    buyer = _funded(protocol, deployer, 1_000_000)
+    seller = _funded(protocol, deployer, 60_000)
+    size = 5 * WAD
+    test_venue.tradeOption(buyer.id, seller.id, 0, size, _mark(protocol, 0), 0, {"from": deployer})
+    e, mm, _ = vault.margin(seller.id)
+    assert e >= mm
+    move_price(BTC, 75_000)
+    e, mm, im = vault.margin(seller.id)
+    assert e < mm
+    model = _mirror(protocol, seller.id)
+    liq = int(protocol.params.liquidationConfig()[0])
+    allowed = max_take(model.equity, model.maintenance, model.initial, model.gross_total, liq)
+    amount = min(size, allowed * WAD // int(protocol.oracle.price(BTC)))
+    fund = vault.fundAccount()
+    s0, f0 = vault.settlementOf(seller.id), vault.settlementOf(fund)
+    tx = vault.liquidate(seller.id, [(2, 0, amount)], {"from": keeper})
+    ev = tx.events["Liquidated"]
+    mark = int(om_.mark(0, block_identifier=tx.block_number))
+    value = -(amount * mark) // WAD  # a short's liability, rounded up
+    assert om_.sizeOf(seller.id, 0) == -size + amount
+    assert om_.sizeOf(fund, 0) == -amount
+    assert ev["surplusAfter"] > ev["surplusBefore"]
+    # the short pays its liability to the fund at the mark; the penalty goes to the
+    # fund less the keeper's reward; the fund makes up the few wei of rounding that would leave E < 0 (none here)
+    shortfall = vault.settlementOf(seller.id) - (s0 + value - ev["penalty"])
+    assert 0 <= shortfall < 10
+    assert vault.settlementOf(fund) == f0 - value + ev["penalty"] - ev["keeperReward"] - shortfall
+    assert ev["taken"] == amount * int(protocol.oracle.price(BTC)) // WAD
+    # the fund is margined with the position it took over
+    assert tuple(vault.margin(fund)) == (_mirror(protocol, fund).equity, _mirror(protocol, fund).maintenance,
+                                         _mirror(protocol, fund).initial)
+
+
+def test_healthy_option_account_cannot_be_liquidated(protocol, test_venue, deployer, books, keeper):
+    buyer, seller = _funded(protocol, deployer, 100_000), _funded(protocol, deployer, 100_000)
+    test_venue.tradeOption(buyer.id, seller.id, 1, WAD, _mark(protocol, 1), 0, {"from": deployer})
+    e, mm, _ = protocol.vault.margin(seller.id)
+    assert_reverts(err("AccountHealthy", seller.id, e, mm), protocol.vault.liquidate, seller.id, [(2, 1, WAD)],
+                   {"from": keeper})
+
+
+# ------------------------------------------------------------------------------------------------ expiry
+def test_expiry_fixing_and_settlement(protocol, test_venue, deployer, books, move_price, keeper):
+    vault, om_ = protocol.vault, protocol.options
+    _refresh(protocol, deployer)
+    buyer, seller = _funded(protocol, deployer, 100_000), _funded(protocol, deployer, 100_000)
+    size = 2 * WAD
+    test_venue.tradeOption(buyer.id, seller.id, 2, size, _mark(protocol, 2), 0, {"from": deployer})  # 7-day 66k call
+    expiry = om_.series(2)[3]
+    _reverts("NotExpired: 2", om_.fixExpiry, 2, 1, {"from": keeper})
+    move_price(BTC, 69_000)
+    before_round = protocol.feeds[BTC].latestRound()
+    chain.sleep(expiry - chain.time() + 10)
+    chain.mine()
+    move_price(BTC, 70_000)  # the first round at or after the expiry
+    move_price(BTC, 71_000)
+    first = protocol.feeds[BTC].latestRound() - 1
+    assert first == before_round + 1
+    _reverts(f"BadExpiryRound: 2, {first + 1}", om_.fixExpiry, 2, first + 1, {"from": keeper})  # not the first
+    _reverts(f"BadExpiryRound: 2, {before_round}", om_.fixExpiry, 2, before_round, {"from": keeper})  # before it
+    om_.fixExpiry(2, first, {"from": keeper})
+    assert om_.series(2)[4] == 70_000 * WAD
+    payoff = (70_000 - 66_000) * WAD
+    b0, s0 = vault.settlementOf(buyer.id), vault.settlementOf(seller.id)
+    vault.settleExpired(buyer.id, [2], {"from": keeper})
+    vault.settleExpired(seller.id, [2], {"from": keeper})
+    assert vault.settlementOf(buyer.id) == b0 + size * payoff // WAD
+    assert vault.settlementOf(seller.id) == s0 - size * payoff // WAD
+    assert (vault.optionsOf(buyer.id), vault.optionsOf(seller.id)) == (0, 0)
+    assert tuple(om_.series(2))[5:7] == (0, 0)
+    _refresh(protocol, deployer, btc=71_000)
+    set_vol(protocol.vol_feeds[ETH], 0.75, deployer)
+    om_.listSeries(2, ETH, False, 3_000 * WAD, chain.time() + 30 * DAY, {"from": deployer})  # the slot is free again
+
+
+# ------------------------------------------------------------------------------------------------ the volatility feed
+def test_stale_volatility_blocks_risk_not_liquidation(protocol, test_venue, deployer, books, move_price, keeper):
+    vault = protocol.vault
+    _refresh(protocol, deployer)
+    buyer = _funded(protocol, deployer, 1_000_000)
+    seller = _funded(protocol, deployer, 60_000)
+    test_venue.tradeOption(buyer.id, seller.id, 0, 5 * WAD, _mark(protocol, 0), 0, {"from": deployer})
+    chain.sleep(DAY + 60)  # past the volatility feed's max age; the price feeds are refreshed
+    _refresh(protocol, deployer, btc=76_000)
+    _reverts("VolatilityUnavailable: 0", test_venue.tradeOption, buyer.id, seller.id, 0, WAD, _mark(protocol, 0), 0,
+             {"from": deployer})
+    _reverts("VolatilityUnavailable: 0", vault.withdraw, buyer.id, protocol.usdc, USDC, buyer.wallet,
+             {"from": buyer.wallet})
+    e, mm, _ = vault.margin(seller.id)
+    assert e < mm
+    vault.liquidate(seller.id, [(2, 0, WAD)], {"from": keeper})
+    assert protocol.options.sizeOf(seller.id, 0) == -4 * WAD
+
+
+# ------------------------------------------------------------------------------------------------ access
+def test_only_the_vault_moves_option_positions(protocol, deployer, books):
+    om_ = protocol.options
+    stranger = accounts[4]
+    fill = (1, 2, 0, 0, 0, WAD, WAD)
+    with brownie.reverts(err("NotVault", stranger)):
+        om_.applyFill(fill, 0, {"from": stranger})
+    with brownie.reverts(err("NotVault", stranger)):
+        om_.takeOver(1, 0, 1, 0, 0, WAD, [0] * 8, {"from": stranger})
+    with brownie.reverts(err("NotVault", stranger)):
+        om_.settleExpired(1, 1, [0], {"from": stranger})
+    with brownie.reverts(err("OptionsNotEnabled")):
+        protocol.vault.setOptionMarkets(om_, {"from": deployer})
