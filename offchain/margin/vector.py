@@ -195,12 +195,16 @@ class OptionBook:
         spot, sig = self.per_series(prices, sigma)
         return self.size * self.unit_values(spot, sig, oarr, elapsed)
 
-    def by_asset(self, per_series: np.ndarray, n_assets: int, trailing: int = 0) -> np.ndarray:
-        """Sum over the series of each asset: (..., A, S, *T) -> (..., A, K, *T), ``T`` the last ``trailing`` axes
-        (einsum, in the calling thread: see :func:`requirement`)."""
+    def by_asset(self, unit: np.ndarray, n_assets: int, trailing: int = 0) -> np.ndarray:
+        """The positions' sum per asset of a per-unit quantity: sum_s size_s unit_s over the series of each asset,
+        (..., A or 1, S, *T) -> (..., A, K, *T), ``T`` the last ``trailing`` axes (one einsum, no intermediate of
+        the full product; in the calling thread: see :func:`requirement`)."""
         t = "tuvw"[:trailing]
         oh = self.onehot(n_assets)
-        return np.einsum(f"...as{t},{'as' if oh.ndim == 3 else 's'}k->...ak{t}", per_series, oh)
+        if oh.ndim == 2 and unit.shape[-2 - trailing] == 1:  # a shared listing evaluated once for every account
+            shared = unit[(Ellipsis, 0) + (slice(None),) * (1 + trailing)]
+            return np.einsum(f"as,...s{t},sk->...ak{t}", self.size, shared, oh)
+        return np.einsum(f"as,...as{t},{'as' if oh.ndim == 3 else 's'}k->...ak{t}", self.size, unit, oh)
 
 
 def series_losses(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, moves: np.ndarray, vol_mults: np.ndarray,
@@ -225,7 +229,7 @@ def series_grid(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, rw: np.
 
 def asset_grid(book: OptionBook, unit_grid: np.ndarray, n_assets: int) -> np.ndarray:
     """The options' loss per asset over the grid, L_a(x, j), (..., A, K, 2n + 1, 3), from :func:`series_grid`."""
-    return book.by_asset(book.size[..., None, None] * unit_grid, n_assets, trailing=2)
+    return book.by_asset(unit_grid, n_assets, trailing=2)
 
 
 def directional_curvature(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,8 +253,7 @@ def series_stress(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, stres
 def stress_from_series(book: OptionBook, unit_stress: np.ndarray, n_assets: int) -> np.ndarray:
     """O_s, (..., A, nS), from :func:`series_stress`: per vector, the sum over assets of the worst, over the three
     volatility points, of the options' loss."""
-    loss = book.by_asset(book.size[..., None, None] * unit_stress, n_assets, trailing=2)
-    return loss.max(axis=-1).sum(axis=-2)
+    return book.by_asset(unit_stress, n_assets, trailing=2).max(axis=-1).sum(axis=-2)
 
 
 def short_minimum(book: OptionBook, prices: np.ndarray, oarr: OptionArrays) -> np.ndarray:
