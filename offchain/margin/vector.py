@@ -8,8 +8,9 @@ collaterals, and any leading scenario shape ``...`` on prices (``(..., K)``) tha
 
 Options (docs/options.md) enter through :class:`OptionBook` (``S`` series per account), :class:`OptionArrays` (the
 OPTION word) and a volatility per asset ``sigma`` (annualised, ``(K,)`` or ``(..., K)``: a scenario may move it):
-:func:`option_terms` gives the directional part ``A2``, the curvature ``B``, the stress-vector losses ``O`` and the
-short minimum ``M`` that :func:`requirement` adds to the linear margin, without the integer rounding.
+:func:`option_terms` gives the options' loss over each asset's grid ``L``, the stress-vector losses ``O`` and the
+short minimum ``M``; :func:`requirement` scans each asset's grid together with its linear delta (:func:`scan_parts`:
+the weighted sensitivity ``WS`` and the curvature ``B``) and combines the parts, without the integer rounding.
 """
 from __future__ import annotations
 
@@ -232,14 +233,24 @@ def asset_grid(book: OptionBook, unit_grid: np.ndarray, n_assets: int) -> np.nda
     return book.by_asset(unit_grid, n_assets, trailing=2)
 
 
-def directional_curvature(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(A2, B), each (..., K), from the losses L over the grid (..., K, 2n + 1, 3): A2 = L(-n, base) - L(+n,
-    base); B = max(0, max over the grid of L(x, j) + x A2 / (2n)) (the loss beyond the linear part A2 / 2)."""
+def scan_parts(grid: np.ndarray, delta: np.ndarray, rw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(WS, B), each (..., K): each asset's scan of its whole book, the options' losses L over the grid (..., K,
+    2n + 1, 3) with the linear delta ``delta`` (..., K) at risk weights ``rw`` (K,) (docs/options.md, divided by
+    N = n 1e4: USD):
+
+    - T(x, j) = L(x, j) - (x / n) RW D, the book's loss at the grid point;
+    - scan = max(0, max T);
+    - X / 2 = (T(-n, base) - T(+n, base)) / 2 and WS = sign(X) min(|X| / 2, scan): the directional part;
+    - B = scan - |WS|: the curvature.
+
+    An asset without options (L = 0) gets WS = RW D and B = 0 exactly (the same floats as the linear margin)."""
     n = (grid.shape[-2] - 1) // 2
-    a2 = grid[..., 0, 1] - grid[..., -1, 1]
-    x = np.arange(-n, n + 1, dtype=float)
-    beyond = grid + (x[:, None] * a2[..., None, None]) / (2 * n)
-    return a2, np.maximum(beyond.max(axis=(-1, -2)), 0.0)
+    x = np.arange(-n, n + 1, dtype=float) / n
+    t = grid - x[:, None] * (delta * rw)[..., None, None]
+    scan = np.maximum(t.max(axis=(-1, -2)), 0.0)
+    half = (t[..., 0, 1] - t[..., -1, 1]) / 2
+    ws = np.sign(half) * np.minimum(np.abs(half), scan)
+    return ws, scan - np.abs(ws)
 
 
 def series_stress(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, stress: np.ndarray,
@@ -266,20 +277,24 @@ def option_terms(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, arr: M
                  oarr: OptionArrays) -> OptionTerms:
     """The option parts of every account's margin at ``prices`` and volatilities ``sigma`` (both (..., K))."""
     k = len(arr.rw)
-    a2, b = directional_curvature(asset_grid(book, series_grid(book, prices, sigma, arr.rw, oarr), k))
+    grid = asset_grid(book, series_grid(book, prices, sigma, arr.rw, oarr), k)
     o = (stress_from_series(book, series_stress(book, prices, sigma, arr.stress, oarr), k) if len(arr.stress)
-         else np.zeros(a2.shape[:-1] + (0,)))
-    return OptionTerms(a2, b, o, short_minimum(book, prices, oarr))
+         else np.zeros(grid.shape[:-3] + (0,)))
+    return OptionTerms(grid, o, short_minimum(book, prices, oarr))
 
 
 @dataclass(frozen=True)
 class OptionTerms:
-    """The option parts of each account's margin (docs/options.md, floats: no rounding)."""
+    """The option parts of each account's margin (docs/options.md, floats: no rounding). The directional part and
+    the curvature depend on the linear delta as well: :func:`scan_parts` (``requirement`` calls it)."""
 
-    a2: np.ndarray  # (..., A, K) directional part A2_a = L_a(-n, base) - L_a(+n, base)
-    b: np.ndarray  # (..., A, K) curvature part B_a
+    grid: np.ndarray  # (..., A, K, 2n + 1, 3) the options' loss L_a(x, j) over each asset's grid (0: no options)
     o: np.ndarray  # (..., A, nS) options' loss in each stress vector (worst over the three volatilities per asset)
     m: np.ndarray  # (..., A) short-option minimum
+
+    def parts(self, delta: np.ndarray, rw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(WS, B), each (..., A, K), with the linear delta ``delta`` (..., A, K): :func:`scan_parts`."""
+        return scan_parts(self.grid, delta, rw)
 
 
 @dataclass(frozen=True)
@@ -309,16 +324,20 @@ def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays,
     form of ``exact.breakdown`` and of docs/options.md, and the one float evaluation of the formula (the keeper's
     screen and every analytic use it).
 
-    With options the weighted sensitivity of asset a is ``RW_a D_a + A2_a / 2``, each stress vector's total is the
-    linear loss plus ``O_s``, and ``MM = max(max(K_V, K_S) + basis + C + sum_a B_a + M, floor)`` (the basis and the
-    floor on the linear exposure only).
+    With options the weighted sensitivity of each asset is the directional part ``WS_a`` of the scan of its whole
+    book (options, perpetuals and collateral: :func:`scan_parts`; ``RW_a D_a`` for an asset without options), each
+    stress vector's total is the linear loss plus ``O_s``, and ``MM = max(max(K_V + sum_a B_a, K_S) + basis + C + M,
+    floor)`` (the stress totals revalue the options in full: their curvature is not added to ``K_S`` again; the
+    basis and the floor on the linear exposure only).
 
     The products with the small parameter matrices are ``np.einsum`` rather than ``@``: on a million rows ``@`` goes
     to multi-threaded BLAS, whose threads wait for each other whenever another process holds a core (the node, on a
     keeper machine), which made the screen 2-5x slower and erratic on 2 cores; einsum runs in the calling thread."""
-    ws = delta * arr.rw
-    if options is not None:
-        ws = ws + options.a2 / 2
+    if options is None:
+        ws, curvature = delta * arr.rw, 0.0
+    else:
+        ws, b = options.parts(delta, arr.rw)
+        curvature = b.sum(-1)
     k = np.zeros(ws.shape[:-1])
     for r, rho in enumerate(arr.rho):  # the regimes: the largest charge wins
         if r == 0 and arr.corr_break > 0:  # the low regime without part of its hedging credits
@@ -334,6 +353,8 @@ def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays,
             # (K,) scalers, or scalers broadcasting against the sensitivities (a simulation's per-run scalers)
             num = np.einsum("...k,k->...", w, arr.vol_scale) if arr.vol_scale.ndim == 1 else (w * arr.vol_scale).sum(-1)
             k *= np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+    if options is not None:
+        k = k + curvature
     if len(arr.stress):
         total = -np.einsum("...k,sk->...s", delta, arr.stress)
         if options is not None:
@@ -342,7 +363,7 @@ def requirement(delta: np.ndarray, gross: np.ndarray, arr: MarginArrays,
     absd = np.abs(delta)
     extra = concentration(notional, arr) if notional is not None else 0.0
     if options is not None:
-        extra = extra + options.b.sum(-1) + options.m
+        extra = extra + options.m
     mm = np.maximum(k + arr.basis * (gross - absd).sum(-1) + extra, arr.floor * absd.sum(-1))
     return mm, arr.alpha * mm
 
