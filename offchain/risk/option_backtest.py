@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -42,8 +42,7 @@ import numpy as np
 from ..margin.defaults import BTC, DEFAULT_SPEC, ETH, OPTIONS_DEFAULT
 from ..margin.exact import BPS
 from ..margin.params import OptionParams, RiskSpec
-from ..margin.vector import (MarginArrays, OptionArrays, OptionBook, OptionTerms, asset_grid, directional_curvature,
-                             requirement, series_losses, short_minimum, stress_from_series)
+from ..margin.vector import MarginArrays, OptionArrays, OptionBook, OptionTerms, asset_grid, requirement, series_losses
 from .crypto_history import complete_rows
 from .data import History
 from .ewma import ewma_variance
@@ -191,11 +190,11 @@ class Candidate:
 class Grid:
     """The candidate sets of :func:`calibrate` (the least conservative one covering every book is chosen).
 
-    The volatility shocks' lower ends are judgement, not measured: the proxy's one-day rise is at most 35-40% on 99%
-    of days (BTC; 29-30% ETH) and Deribit's portfolio margin shocks a 30-day option's implied volatility by about
-    40%, hence ``vol_up`` from 40%; an EWMA proxy cannot fall more than 3% in a day (sqrt(0.94)), so the data
-    cannot measure ``vol_down`` at all, hence from 20% (an implied volatility crush after an event). With no
-    volatility shock every book still covers at a 1% short minimum (and fails at 0.5%)."""
+    The volatility shocks' lower ends are judgement, only partly measured: the proxy's one-day rise is at most
+    35-40% on 99% of days (BTC; 29-30% ETH) and Deribit's portfolio margin shocks a 30-day option's implied
+    volatility by about 40%, hence ``vol_up`` from 40% (:data:`BELOW_GRID`: with 20% the books need a 1% short
+    minimum, with none some fail even at 1%); an EWMA proxy cannot fall more than 3% in a day (sqrt(0.94)), so the
+    data cannot measure ``vol_down`` at all, hence from 20% (an implied volatility crush after an event)."""
 
     vol_up_bps: tuple[int, ...] = (4000, 5000, 7500)
     vol_down_bps: tuple[int, ...] = (2000, 3000, 4500)
@@ -214,6 +213,11 @@ class Grid:
     def vol_mults(self) -> np.ndarray:
         return np.array(sorted({1.0} | {1 - d / BPS for d in self.vol_down_bps} | {1 + u / BPS for u in
                                                                                     self.vol_up_bps}))
+
+
+# Below the calibration grid (``below_grid`` in the section): smaller volatility shocks and short minimums at 2
+# steps, what the history itself says about the grid's lower ends.
+BELOW_GRID = Grid(vol_up_bps=(0, 2000), vol_down_bps=(0, 2000), steps=(2,), short_min_bps=(0, 25, 50, 100))
 
 
 # ---------------------------------------------------------------------------------------------- one exchange
@@ -291,19 +295,20 @@ def _pick(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 def option_terms_of(scans: Sequence[AssetScan], c: Candidate, n_stress: int) -> OptionTerms:
     """The option terms (over N_ASSETS assets) of the books holding every scan's book (one scan per asset, the same
-    book index, aligned days) under candidate ``c``: per asset the grid's A2 and B and the stress losses worst over
-    the three volatilities (an account's terms are sums over its assets); M over every short."""
+    book index, aligned days) under candidate ``c``: per asset the options' loss over the candidate's grid (the
+    requirement scans it with the asset's linear delta) and the stress losses worst over the three volatilities
+    (an account's terms are sums over its assets); M over every short."""
     d, b = scans[0].loss.shape
-    a2, bb = np.zeros((d, b, N_ASSETS)), np.zeros((d, b, N_ASSETS))
+    grid = np.zeros((d, b, N_ASSETS, 2 * c.steps + 1, 3))
     o, m = np.zeros((d, b, n_stress)), np.zeros((d, b))
     x = np.arange(-c.steps, c.steps + 1) / c.steps
     for s in scans:
         ix = _pick(s.fractions, x)
         iw = _pick(s.mults, np.array([1 - c.vol_down_bps / BPS, 1.0, 1 + c.vol_up_bps / BPS]))
-        a2[..., s.asset], bb[..., s.asset] = directional_curvature(s.grid[:, :, ix][..., iw])
+        grid[:, :, s.asset] = s.grid[:, :, ix][..., iw]
         o += s.stress[..., iw].max(-1)
         m = m + s.short_units * c.short_min_bps / BPS
-    return OptionTerms(a2, bb, o, m)
+    return OptionTerms(grid, o, m)
 
 
 def book_requirement(scans: Sequence[AssetScan], c: Candidate, arr: MarginArrays,
@@ -319,18 +324,6 @@ def book_requirement(scans: Sequence[AssetScan], c: Candidate, arr: MarginArrays
     return requirement(delta, gross, arr, None, terms)
 
 
-def without_double_count(scans: Sequence[AssetScan], c: Candidate, arr: MarginArrays) -> np.ndarray:
-    """A sensitivity, not the specification: MM (D, B) if the curvature part were added to the correlated charge
-    only, ``max(K_V + sum B, K_S) + basis + M`` (docs/options.md adds sum B to ``max(K_V, K_S)``, whose stress
-    totals O_s already hold the options' convexity at the vector's spot)."""
-    t = option_terms_of(scans, c, len(arr.stress))
-    no_stress = replace(arr, stress=np.zeros((0, len(arr.rw))))
-    with_b = book_requirement(scans, c, no_stress, OptionTerms(t.a2, t.b, t.o[..., :0], t.m))[0]
-    with_o = book_requirement(scans, c, arr, OptionTerms(t.a2, np.zeros_like(t.b), t.o, t.m))[0]
-    return np.maximum(with_b, with_o)
-
-
-# ---------------------------------------------------------------------------------------------- rows
 @dataclass
 class Evaluation:
     """Every (underlying, book) of one history under one candidate set: MM, IM, standard, loss per day."""
@@ -365,16 +358,12 @@ def scan_history(name: str, h: History, spec: RiskSpec, skew_bps: int, grid: Gri
 
 
 def evaluate(hs: HistoryScan, c: Candidate, arr: MarginArrays,
-             terms: dict[str, OptionTerms] | None = None, double_count: bool = True) -> list[Evaluation]:
+             terms: dict[str, OptionTerms] | None = None) -> list[Evaluation]:
     """Every underlying's books of ``hs`` under ``c`` (``terms``: option terms per underlying when already
-    computed; ``double_count=False``: the :func:`without_double_count` sensitivity)."""
+    computed)."""
     out = []
     for und, scans in hs.scans.items():
-        if double_count:
-            mm, im = book_requirement(scans, c, arr, (terms or {}).get(und))
-        else:
-            mm = without_double_count(scans, c, arr)
-            im = arr.alpha * mm
+        mm, im = book_requirement(scans, c, arr, (terms or {}).get(und))
         out.append(Evaluation(hs.dataset, und, mm, im, sum(s.std_mm for s in scans), sum(s.std_im for s in scans),
                               sum(s.loss for s in scans), scans[0].day.dates, float(len(scans))))
     return out
@@ -446,7 +435,7 @@ def calibrate(scans: Sequence[HistoryScan], arr: MarginArrays, grid: Grid = Grid
             c = Candidate(u, d, n, sm, grid.skew_bps)
             evals = []
             for hs, ts in zip(scans, terms):
-                shifted = {und: OptionTerms(t.a2, t.b, t.o, t.m + sum(s.short_units for s in hs.scans[und]) * sm / BPS)
+                shifted = {und: OptionTerms(t.grid, t.o, t.m + sum(s.short_units for s in hs.scans[und]) * sm / BPS)
                            for und, t in ts.items()}
                 evals += evaluate(hs, c, arr, shifted)
             results.append({**c.__dict__, **summary(rows_of(evals))})
@@ -477,30 +466,36 @@ def steps_table(scans: Sequence[HistoryScan], arr: MarginArrays, params: OptionP
 
 
 def options_section(histories: dict[str, History], spec: RiskSpec = DEFAULT_SPEC,
-                    params: OptionParams | None = None, grid: Grid = Grid(),
+                    params: OptionParams | None = None, grid: Grid = Grid(), below: Grid | None = BELOW_GRID,
                     progress: Callable[[str], None] | None = None) -> dict:
     """The ``options`` section of efficiency.json: the rows and per-kind savings under ``params`` (default: the
-    spec's OPTION word), the calibration grid, the grid-size table and the double-count sensitivity."""
+    spec's OPTION word), the calibration grid, the grid-size table and the candidates ``below`` the grid (None:
+    not evaluated)."""
     params = params or spec.options or OPTIONS_DEFAULT
     arr = MarginArrays.from_config(spec.margin_config(), N_ASSETS, len(spec.haircuts))
     skew = params.skew_bps.get(BTC, 0)
     if any(params.skew_bps.get(a, 0) != skew for a in (BTC, ETH)) or grid.skew_bps != skew:
         grid = Grid(grid.vol_up_bps, grid.vol_down_bps, grid.steps, grid.short_min_bps, skew)
     # the parameters' own shocks are scanned too, so any OPTION word can be evaluated
-    grid_scan = Grid(tuple(sorted(set(grid.vol_up_bps) | {params.vol_up_bps})),
-                     tuple(sorted(set(grid.vol_down_bps) | {params.vol_down_bps})), (1, 2, 3, 4),
+    extra_up, extra_down = (set(below.vol_up_bps), set(below.vol_down_bps)) if below is not None else (set(), set())
+    if below is not None:
+        below = Grid(below.vol_up_bps, below.vol_down_bps, below.steps, below.short_min_bps, skew)
+    grid_scan = Grid(tuple(sorted(set(grid.vol_up_bps) | {params.vol_up_bps} | extra_up)),
+                     tuple(sorted(set(grid.vol_down_bps) | {params.vol_down_bps} | extra_down)), (1, 2, 3, 4),
                      grid.short_min_bps, skew)
     scans = [scan_history(name, h, spec, skew, grid_scan) for name, h in histories.items()]
     c = Candidate.of(params)
     rows = rows_of([e for hs in scans for e in evaluate(hs, c, arr)])
     kinds = by_kind(rows)
     chosen, results = calibrate(scans, arr, grid, progress)
-    alt_rows = rows_of([e for hs in scans for e in evaluate(hs, c, arr, double_count=False)])
+    below_results = calibrate(scans, arr, below)[1] if below is not None else None
     days = {hs.dataset: {und: len(sc[0].day.days) for und, sc in hs.scans.items()} for hs in scans}
     return {
         "what": ("option books re-struck every day on real daily BTC/ETH history: the portfolio MM (float form of "
-                 "docs/options.md, DEFAULT_SPEC's margin with the OPTION word below) against the standard "
-                 "per-position requirement, and its one-day coverage with the books revalued in full"),
+                 "docs/options.md, DEFAULT_SPEC's margin with the OPTION word below: per asset the scan of options "
+                 "and linear delta together, WS its directional part and B = scan - |WS|, MM = max(max(K_V + sum "
+                 "B, K_S) + basis + C + M, floor)) against the standard per-position requirement, and its one-day "
+                 "coverage with the books revalued in full"),
         "books": {"kinds": {
             "short_call_hedged": "short 1 call + a perpetual of minus its delta",
             "covered_call": "1 unit of the token as collateral + short 1 call",
@@ -542,15 +537,16 @@ def options_section(histories: dict[str, History], spec: RiskSpec = DEFAULT_SPEC
             "grid": {"vol_up_bps": list(grid.vol_up_bps), "vol_down_bps": list(grid.vol_down_bps),
                      "steps": list(grid.steps), "short_min_bps": list(grid.short_min_bps), "skew_bps": skew},
             "chosen": None if chosen is None else chosen.__dict__,
-            "default": ("OPTIONS_DEFAULT takes the chosen shocks and short minimum with 2 steps: every grid size covers "
-                        "the same days (see grid_size) and 2 costs about 0.01% of notional more than 1 while scanning "
-                        "+-RW/2, where books outside this test (butterflies, ratio spreads) have their worst loss; "
-                        "the gas per point decides between 2 and more"),
+            "default": ("OPTIONS_DEFAULT takes the chosen shocks and short minimum with 2 steps: every grid size gives "
+                        "the same MM on every book and day here (see grid_size; the rule breaks the tie toward the "
+                        "largest grid), and 2 scans +-RW/2, where books outside this test (butterflies, ratio "
+                        "spreads) have their worst loss; the gas per point decides between 2 and more"),
             "results": results},
         "grid_size": steps_table(scans, arr, params, results),
-        "sensitivity_without_double_count": {
-            "what": ("not the specification: MM = max(K_V + sum B, K_S) + basis + M, i.e. the curvature part "
-                     "added to the correlated charge only, since the stress totals' option losses already hold the "
-                     "convexity at each vector's spot (the specification adds sum B to max(K_V, K_S))"),
-            "summary": summary(alt_rows), "by_kind": by_kind(alt_rows)},
+        "below_grid": None if below is None else {
+            "what": ("candidates below the calibration grid's lower ends at 2 steps (not eligible: what the history "
+                     "alone says about the volatility shocks and the short minimum)"),
+            "grid": {"vol_up_bps": list(below.vol_up_bps), "vol_down_bps": list(below.vol_down_bps),
+                     "steps": list(below.steps), "short_min_bps": list(below.short_min_bps), "skew_bps": skew},
+            "results": below_results},
     }
