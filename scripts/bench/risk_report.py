@@ -4,7 +4,9 @@
     .venv/bin/python scripts/bench/risk_report.py --only cascade     (one section: `make risk-report ONLY=cascade`)
 
 Writes scripts/bench/results/risk_backtest.json, cascade.json, efficiency.json, stress.json and PNG charts next to
-them. The cascade scenarios run on a local Dask cluster (2 worker processes); set DASK_SCHEDULER_ADDRESS to use a
+them. ``--only options`` (``make risk-report ONLY=options``) rewrites only the ``options`` section of
+efficiency.json (option books on real history, offchain.risk.option_backtest) and option_efficiency.png;
+``--only efficiency`` keeps the ``options`` section already written. The cascade scenarios run on a local Dask cluster (2 worker processes); set DASK_SCHEDULER_ADDRESS to use a
 running cluster instead.
 """
 from __future__ import annotations
@@ -29,12 +31,14 @@ from offchain.risk.crypto_history import btc_history, complete_rows, fetch_btc_c
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD  # noqa: E402
 from offchain.risk.data import real, synthetic  # noqa: E402
 from offchain.risk.efficiency import efficiency  # noqa: E402
+from offchain.risk.option_backtest import options_section  # noqa: E402
 from offchain.risk.history_backtest import (COVERAGE_TEST, HEDGED_PAIRS, VAR_TEST, DynamicSettings,  # noqa: E402
                                              TTCSettings,
                                              calibrate_ttc, dynamic_addons, dynamic_requirement, dynamic_rows,
                                              group, losses, previous_default, rolling_rows, row,
                                              static_requirement, static_rows, verdicts)
-from offchain.risk.plots import backtest_chart, cascade_chart, coverage_heatmap, requirement_paths, stress_chart  # noqa: E402
+from offchain.risk.plots import (backtest_chart, cascade_chart, coverage_heatmap, option_efficiency_chart,  # noqa: E402
+                                 requirement_paths, stress_chart)
 from offchain.risk.stress import hypothetical, reverse_summary  # noqa: E402
 
 OUT = ROOT / "scripts" / "bench" / "results"
@@ -385,6 +389,32 @@ def efficiency_report(books) -> dict:
     return out
 
 
+def options_report() -> dict:
+    """The ``options`` section of efficiency.json: option books on the real BTC/ETH history (every exchange), the
+    portfolio margin under DEFAULT_SPEC against the standard rule, coverage, the OPTION word's calibration grid."""
+    hs, _, _ = real_crypto()
+    out = options_section(hs, DEFAULT_SPEC)
+    option_efficiency_chart(out["by_kind"], OUT / "option_efficiency.png")
+    print(f"  {'book':<28} {'underlying':<8} {'worst exc.':>10} {'PM %':>7} {'std %':>7} {'saving':>8}")
+    for k in out["by_kind"]:
+        sav = "n/a" if k["saving_mm"] is None else f"{k['saving_mm']:.1%}"
+        print(f"  {k['kind']:<28} {k['underlying']:<8} {k['worst_exception_rate']:>10.4f} {k['mm_pct_avg']:>7.2f} "
+              f"{k['standard_mm_pct_avg']:>7.2f} {sav:>8} {'' if k['passes'] else 'FAILS'}")
+    print(f"  calibration: least conservative covering candidate {out['calibration']['chosen']}")
+    for g in out["grid_size"]:
+        print(f"  steps {g['steps']} ({g['grid_points']} points): rows failing {g['rows_failing']}, worst "
+              f"{g['worst_exception_rate']:.4f}, MM {g['mm_pct_avg']:.3f}% of notional")
+    return out
+
+
+def _merge_options(section: dict) -> dict:
+    """efficiency.json with its ``options`` section replaced by ``section`` (the other sections as written)."""
+    path = OUT / "efficiency.json"
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    current["options"] = section
+    return current
+
+
 def stress_report(states) -> dict:
     prices = prices_wad(START_PRICES_USD)
     cfg = DEFAULT_SPEC.margin_config()
@@ -402,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", choices=["backtests", "cascade", "efficiency", "stress"],
+    p.add_argument("--only", choices=["backtests", "cascade", "efficiency", "options", "stress"],
                    help="run one section (its JSON only)")
     only = p.parse_args(argv).only
     OUT.mkdir(parents=True, exist_ok=True)
@@ -415,16 +445,28 @@ def main(argv: list[str] | None = None) -> None:
                                   ("cascade scenarios (demo population, fund sized by the rule)", cascades, states,
                                    "cascade.json"),
                                   ("capital efficiency by book type", efficiency_report, books, "efficiency.json"),
+                                  ("option books: capital efficiency and coverage", options_report, None,
+                                   "efficiency.json#options"),
                                   ("stress table (instant moves, nothing liquidated first)", stress_report, states,
                                    "stress.json")):
         if only and not fname.startswith({"backtests": "risk_backtest", "cascade": "cascade",
-                                          "efficiency": "efficiency", "stress": "stress"}[only]):
+                                          "efficiency": "efficiency.json", "options": "efficiency.json#options",
+                                          "stress": "stress"}[only]):
+            continue
+        if only == "efficiency" and fname.endswith("#options"):
             continue
         section(title)
         t = time.time()
         result = fn() if arg is None else fn(arg)
         timings[fname] = round(time.time() - t, 1)
         result["seconds"] = timings[fname]
+        if fname.endswith("#options"):
+            dump("efficiency.json", _merge_options(result))
+            continue
+        if fname == "efficiency.json" and (OUT / fname).is_file():  # keep the options section already written
+            previous = json.loads((OUT / fname).read_text()).get("options")
+            if previous is not None:
+                result["options"] = previous
         dump(fname, result)
     print(f"\nwritten to {OUT} in {time.time() - t0:.0f} s: {timings}")
 
