@@ -8,12 +8,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import isqrt
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from .funding import MarketFunding, accrued
 
-if TYPE_CHECKING:
-    from .options import OptionMarket, OptionRisk
+
+class OptionTerms(Protocol):
+    """What the option part adds to the margin (``offchain.margin.options.OptionRisk``, ``OptionMargin.Risk``)."""
+
+    value: int
+    notional: int
+    ws: list[int]
+    curvature: int
+    short_minimum: int
+    stress: list[int]
+    assets: int
+
+
+class OptionValuation(Protocol):
+    """Values an account's option positions (``offchain.margin.options.OptionMarket``)."""
+
+    def account_risk(self, sizes: Mapping[int, int], prices: Sequence[int], delta: Sequence[int],
+                     cfg: "MarginConfig") -> OptionTerms: ...
 
 BPS = 10_000
 WAD = 10**18
@@ -239,7 +255,7 @@ def stress_charge(delta: Sequence[int], cfg: MarginConfig, option_loss: Sequence
 
 
 def breakdown(delta: Sequence[int], gross: Sequence[int], cfg: MarginConfig, concentration: int = 0,
-              options: "OptionRisk | None" = None) -> Breakdown:
+              options: OptionTerms | None = None) -> Breakdown:
     """Maintenance and initial margin from net delta and gross notional per asset (USD 1e18), the account's
     concentration charge (the sum over its positions of ``concentration_charge``) and the option part
     (:func:`offchain.margin.options.option_risk`; None: no options)."""
@@ -311,7 +327,7 @@ class AccountMargin:
     delta: tuple[int, ...]
     gross: tuple[int, ...]
     margin: Breakdown
-    options: "OptionRisk | None" = None  # the option part (None: the account holds no options)
+    options: OptionTerms | None = None  # the option part (None: the account holds no options)
 
     @property
     def maintenance(self) -> int:
@@ -383,30 +399,17 @@ def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) ->
 
 def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
                    markets: Mapping[int, MarketFunding] | None = None,
-                   options: "OptionMarket | None" = None) -> AccountMargin:
-    """The vault's margin of an account. ``options``: the option series, volatilities, OPTION word and time the
-    account's option positions are valued with (needed when it holds any)."""
+                   options: OptionValuation | None = None) -> AccountMargin:
+    """The vault's margin of an account. ``options``: what its option positions are valued with (the series,
+    volatilities, OPTION word and time: ``offchain.margin.options.OptionMarket``), needed when it holds any."""
     equity, delta, gross, concentration = exposure(state, layout, prices, cfg, markets)
     risk = None
     if any(state.options.values()):
         if options is None:
             raise ValueError("the account holds options: pass the OptionMarket (series, vols, word, time)")
-        from .options import OptionPosition, option_risk
-
-        positions = [OptionPosition(options.series[i], q) for i, q in sorted(state.options.items()) if q]
-        risk = option_risk(positions, _option_prices(positions, prices), delta, cfg.global_word, cfg.stress,
-                           cfg.num_stress, options)
+        risk = options.account_risk(state.options, prices, delta, cfg)
         equity += risk.value
     return AccountMargin(equity, tuple(delta), tuple(gross), breakdown(delta, gross, cfg, concentration, risk), risk)
-
-
-def _option_prices(positions, prices: Sequence[int]) -> Sequence[int]:
-    """The prices option values use: the vault's, where a live series' asset is not priced there the oracle's (the
-    caller passes every listed asset's price, so a missing one is an invalid price)."""
-    for p in positions:
-        if not p.series.fixed_price and prices[p.series.asset] == 0:
-            raise PriceUnavailable(f"option series on asset {p.series.asset}: no valid price")
-    return prices
 
 
 def standard_requirement(state: AccountState, layout: Layout, prices: Sequence[int], rates: Sequence[int]) -> int:

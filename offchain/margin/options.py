@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .exact import BPS, WAD, ceil_div, i16, mul_div_up, position_value_down, u16
+from .exact import BPS, WAD, MarginConfig, PriceUnavailable, ceil_div, i16, mul_div_up, position_value_down, u16
 from .optionmath import ln_wad, price, std_dev
 
 SKEW_ONE = 10**22  # skew (bps) * |ln moneyness| (WAD) is scaled by 1e4 * 1e18
@@ -77,6 +77,16 @@ class OptionMarket:
     vols: Sequence[int]
     word: int
     time: int
+
+    def account_risk(self, sizes: Mapping[int, int], prices: Sequence[int], delta: Sequence[int],
+                     cfg: MarginConfig) -> "OptionRisk":
+        """The option part of an account holding ``sizes`` (slot -> size) at ``prices`` (every listed asset's: a
+        live series' asset priced 0 has no valid price) with the linear delta ``delta``."""
+        positions = [OptionPosition(self.series[i], q) for i, q in sorted(sizes.items()) if q]
+        for p in positions:
+            if not p.series.fixed_price and prices[p.series.asset] == 0:
+                raise PriceUnavailable(f"option series on asset {p.series.asset}: no valid price")
+        return option_risk(positions, prices, delta, cfg.global_word, cfg.stress, cfg.num_stress, self)
 
 
 def unit_price(is_call: bool, spot: int, strike: int, ln_spot: int, ln_strike: int, vol: int, skew_bps: int,

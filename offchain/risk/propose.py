@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError, XMarginError
 from ..margin.exact import MAX_ASSETS, AccountState, Layout, MarginConfig, account_margin, i16, pair_index, u16
 from ..margin.funding import FundingWord
-from ..margin.params import FundingParams, LiquidationParams, MarketRisk, RiskSpec, StressVector
+from ..margin.params import FundingParams, LiquidationParams, MarketRisk, OptionParams, RiskSpec, StressVector
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ def spec_to_dict(spec: RiskSpec) -> dict:
     out["vol_scalers"] = {str(k): v for k, v in d["vol_scalers"].items()}
     if d["funding"] is not None:  # TOML has no null: no table means no funding
         out["funding"] = dict(d["funding"])
+    if d["options"] is not None:  # no table: options not configured (a proposal leaves the chain's unchanged)
+        o = dict(d["options"])
+        o["skew_bps"] = {str(k): v for k, v in o["skew_bps"].items()}
+        out["options"] = o
     return out
 
 
@@ -99,6 +103,8 @@ def spec_from_dict(raw: dict) -> RiskSpec:
             data["markets"] = {int(k): {f: int(x) for f, x in m.items()} for k, m in data["markets"].items()}
         if "liquidation" in data:
             data["liquidation"] = {f: int(x) for f, x in data["liquidation"].items()}
+        if "options" in data:
+            data["options"] = dict(data["options"], skew_bps=ints(data["options"].get("skew_bps", {})))
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"risk spec is malformed ({e!r}): compare with a file `xmargin risk calibrate` writes") from None
     return RiskSpec.model_validate(data)
@@ -180,9 +186,9 @@ def bound_errors(spec: RiskSpec) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- on-chain state
 def decode_spec(cfg: MarginConfig, liquidation: int, discounts: int, control: int, markets: Sequence[int],
-                names: Sequence[str] = (), funding: int = 0) -> RiskSpec:
+                names: Sequence[str] = (), funding: int = 0, options: int = 0) -> RiskSpec:
     """The complete RiskSpec the contract holds (all 8 assets, 28 pairs, 16 collaterals), from its words (a FUNDING
-    word with a zero window: funding off, ``funding`` None)."""
+    word with a zero window: funding off, ``funding`` None; an OPTION word without a grid: ``options`` None)."""
     fw = FundingWord.decode(funding)
     stress = []
     for s in range(cfg.num_stress):
@@ -207,7 +213,8 @@ def decode_spec(cfg: MarginConfig, liquidation: int, discounts: int, control: in
         price_band_bps=(control >> 8) & 0xFFFF, loosen_delay=(control >> 24) & 0xFFFFFFFF,
         funding=FundingParams.model_construct(**asdict(fw)) if fw.on else None,
         vol_scalers={k: cfg.vol_scaler(k) for k in range(MAX_ASSETS) if cfg.vol_scaler(k) != 10_000},
-        correlation_break_bps=cfg.correlation_break)
+        correlation_break_bps=cfg.correlation_break,
+        options=OptionParams.from_word(options) if (options >> 160) & 0xFF else None)
 
 
 def read_current(chain: Any, block: int | str, n_markets: int, names: Sequence[str] = ()) -> RiskSpec:
@@ -217,7 +224,7 @@ def read_current(chain: Any, block: int | str, n_markets: int, names: Sequence[s
     control = at.params.control()
     markets = [int(at.params.marketWord(m)) for m in range(n_markets)]
     return decode_spec(cfg, int(liquidation), int(discounts), int(control), markets, names,
-                       int(at.params.fundingWord()))
+                       int(at.params.fundingWord()), int(at.params.optionWord()))
 
 
 # ---------------------------------------------------------------------------------------------- diff
@@ -318,6 +325,26 @@ def diff(current: RiskSpec, proposed: RiskSpec, assets: Sequence[str] = (), mark
         old_f = current.funding.as_args() if current.funding else None
         out.append(Change("funding and deleveraging", old_f, proposed.funding.as_args(), False, "setFunding",
                           proposed.funding.as_args()))
+    if proposed.options is not None and proposed.options != current.options:
+        new_o, old_o = proposed.options, current.options
+        grid = (new_o.vol_up_bps, new_o.vol_down_bps, new_o.steps, new_o.short_min_bps)
+        old_grid = (old_o.vol_up_bps, old_o.vol_down_bps, old_o.steps, old_o.short_min_bps) if old_o else None
+        if grid != old_grid:
+            tight = old_grid is not None and all(a >= b for a, b in zip((grid[0], grid[1], grid[3]),
+                                                                         (old_grid[0], old_grid[1], old_grid[3]))) \
+                and grid[2] % old_grid[2] == 0
+            out.append(Change("option grid", old_grid, grid, tight or old_grid is None, "setOptionGrid", grid))
+        trading = (new_o.band_bps, new_o.max_open_interest_usd)
+        old_trading = (old_o.band_bps, old_o.max_open_interest_usd) if old_o else None
+        if trading != old_trading:
+            tight = old_trading is not None and trading[0] <= old_trading[0] and trading[1] <= old_trading[1]
+            out.append(Change("option band and open interest", old_trading, trading, tight, "setOptionTrading",
+                              trading))
+        for k in sorted(set(new_o.skew_bps) | set(old_o.skew_bps if old_o else {})):
+            new_s, old_s = new_o.skew_bps.get(k, 0), (old_o.skew_bps.get(k, 0) if old_o else 0)
+            if new_s != old_s:
+                out.append(Change(f"option skew {asset(k)}", old_s, new_s, new_s >= old_s, "setOptionSkew",
+                                  (k, new_s)))
     if proposed.price_band_bps != current.price_band_bps:
         out.append(Change("price band", current.price_band_bps, proposed.price_band_bps,
                           proposed.price_band_bps <= current.price_band_bps, "setPriceBand",

@@ -70,5 +70,6 @@ def test_vault_and_extension_serve_exactly_the_interface():
     shared = vault & ext  # state getters both halves inherit from VaultBase; the vault answers them itself
     assert shared == {("riskParams", ()), ("oracle", ()), ("settlementToken", ()), ("settlementScale", ()),
                       ("operators", ("address", "address")), ("fundOperators", ("address",)),
-                      ("venues", ("address",)), ("badDebt", ()), ("marginConfigPointer", ())}, shared
+                      ("venues", ("address",)), ("badDebt", ()), ("marginConfigPointer", ()),
+                      ("optionMarkets", ())}, shared
     assert _functions(build_abi(build, "CrossMarginVault")) == spec
