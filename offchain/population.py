@@ -187,3 +187,139 @@ def market_makers(states: Sequence[AccountState], layout: Layout = LOCAL_LAYOUT,
         positions = {m: (size, -(-size * prices[asset] // WAD))} if size else {}
         out.append(AccountState(settlement=gross + int(MAKER_CUSHION_USD) * WAD, positions=positions))
     return out
+
+
+# ---------------------------------------------------------------------------------------------- option books
+OPTION_KINDS = ("covered_call", "protective_put", "hedged_straddle")
+OPTION_UTILISATION = {"covered_call": (0.0, 0.0), "protective_put": (0.3, 0.8), "hedged_straddle": (0.3, 0.8)}
+# The demo's option series: (slot, asset, is_call, strike / start price, days to expiry).
+OPTION_SERIES = tuple((4 * i + j, asset, call, k, 30) for i, asset in enumerate((BTC, ETH))
+                      for j, (call, k) in enumerate(((True, 1.1), (False, 0.9), (True, 1.0), (False, 1.0))))
+
+
+@dataclass(frozen=True)
+class OptionTrader:
+    """A book with options: ``options`` are (series slot, signed size in units of the underlying), ``legs``
+    perpetuals (market, signed units), ``collateral`` token units by collateral id; the premiums are paid or received
+    at the mark when the book is opened."""
+
+    kind: str
+    asset: int
+    settlement_usd: float
+    collateral: dict[int, int] = field(default_factory=dict)
+    options: tuple[tuple[int, int], ...] = ()
+    legs: tuple[tuple[int, int], ...] = ()
+
+
+def option_market(start_time: int, vols: Sequence[float], spec: RiskSpec = DEFAULT_SPEC,
+                  prices_usd: Sequence[float] = START_PRICES_USD):
+    """The :class:`~offchain.margin.options.OptionMarket` of :data:`OPTION_SERIES` listed at ``start_time``, at
+    volatilities ``vols`` (by asset), valued at ``start_time``."""
+    from .margin.options import OptionMarket, Series
+
+    series = {slot: Series(asset, call, int(round(prices_usd[asset] * k)) * WAD, start_time + days * 86_400)
+              for slot, asset, call, k, days in OPTION_SERIES}
+    word = spec.options.word() if spec.options is not None else 0
+    return OptionMarket(series, [int(v * WAD) for v in vols] + [0] * (8 - len(vols)), word, start_time)
+
+
+def option_state(t: OptionTrader, prices: Sequence[int], market, fee_bps: int = TAKER_FEE_BPS,
+                 layout: Layout = LOCAL_LAYOUT) -> AccountState:
+    """The account after its deposits and trades: premiums at the mark (a buyer pays it rounded up, a seller
+    receives it rounded down), perpetuals at ``prices``, the taker fee on each fill's notional."""
+    from .margin.options import mark
+
+    settlement = int(t.settlement_usd * 10**SETTLEMENT_DECIMALS) * 10**12
+    for slot, size in t.options:
+        s = market.series[slot]
+        m = mark(s, prices[s.asset], market.vols[s.asset], market.word, market.time)
+        premium = -(-abs(size) * m // WAD) if size > 0 else abs(size) * m // WAD
+        settlement += -premium if size > 0 else premium
+        settlement -= -(-abs(size) * m // WAD) * fee_bps // 10_000 + 1
+    positions: dict[int, tuple[int, int]] = {}
+    for market_id, size in t.legs:
+        price = prices[layout.market_asset[market_id]]
+        positions[market_id] = (size, -(-size * price // WAD))
+        settlement -= abs(size) * price // WAD * fee_bps // 10_000 + 1
+    return AccountState(settlement=settlement, positions=positions, collateral=dict(t.collateral),
+                        options={slot: size for slot, size in t.options})
+
+
+def _option_book(kind: str, asset: int, units: float, equity: float, market, prices: Sequence[int]) -> OptionTrader:
+    from .margin.optionmath import delta_np
+
+    q = int(units * 1e6) * 10**12
+    otm_call, otm_put, atm_call, atm_put = (4 * (0 if asset == BTC else 1) + j for j in range(4))
+    if kind == "covered_call":
+        cid = next(j for j, (_, _, a, _) in enumerate(LOCAL_COLLATERALS) if a == asset)
+        decimals = LOCAL_COLLATERALS[cid][1]
+        return OptionTrader(kind, asset, equity, {cid: int(units * 10**decimals)}, ((otm_call, -q),))
+    if kind == "protective_put":
+        return OptionTrader(kind, asset, equity, {}, ((otm_put, q),), ((asset, q),))
+    if kind == "hedged_straddle":
+        s = market.series[atm_call]
+        spot = prices[asset] / WAD
+        t_years = (s.expiry - market.time) / (365 * 86_400)
+        sd = market.vols[asset] / WAD * t_years ** 0.5
+        straddle = float(delta_np(True, spot, s.strike / WAD, sd)) + float(delta_np(False, spot, s.strike / WAD, sd))
+        hedge = int(units * straddle * 1e6) * 10**12  # a short straddle's delta is minus this: buy it back
+        return OptionTrader(kind, asset, equity, {}, ((atm_call, -q), (atm_put, -q)), ((asset, hedge),) if hedge else ())
+    raise ValueError(f"unknown option book kind {kind!r}; choose one of {', '.join(OPTION_KINDS)}")
+
+
+def option_traders(n: int, seed: int, market, spec: RiskSpec = DEFAULT_SPEC,
+                   prices_usd: Sequence[float] = START_PRICES_USD, layout: Layout = LOCAL_LAYOUT) -> list[OptionTrader]:
+    """``n`` option books (the kinds in turn, BTC and ETH alternating), each at or above IM at ``prices_usd`` under
+    ``spec`` and ``market`` (:func:`option_market`): covered calls hold 1-10 units of the token and a 10%-out short
+    call, with 2% of the notional in USDC; protective puts and delta-hedged short straddles are sized to an IM
+    utilisation drawn in :data:`OPTION_UTILISATION` on an equity drawn as the perpetual books' is."""
+    if n < 1:
+        raise ValueError(f"option books: n must be at least 1 (got {n})")
+    rng = np.random.default_rng(seed + 1)
+    cfg = spec.margin_config()
+    prices = prices_wad(prices_usd)
+    out = []
+    for i in range(n):
+        kind = OPTION_KINDS[i % len(OPTION_KINDS)]
+        asset = (BTC, ETH)[(i // len(OPTION_KINDS)) % 2]
+        spot = prices_usd[asset]
+        if kind == "covered_call":
+            units = float(rng.uniform(1, 10)) * (1.0 if asset == BTC else 20.0)
+            out.append(_option_book(kind, asset, units, 0.02 * units * spot, market, prices))
+            continue
+        equity = float(np.clip(rng.lognormal(np.log(EQUITY_MEDIAN_USD), EQUITY_SIGMA), 5_000.0, 500_000.0))
+        target = rng.uniform(*OPTION_UTILISATION[kind])
+        units = equity / spot  # one unit of notional per unit of equity, then scaled to the target
+        book = _option_book(kind, asset, units, equity, market, prices)
+        m = account_margin(option_state(book, prices, market), layout, prices, cfg, options=market)
+        if 0 < m.initial < target * m.equity:  # the requirement grows about in proportion to the size
+            units *= target * m.equity / m.initial
+            book = _option_book(kind, asset, units, equity, market, prices)
+        for _ in range(60):
+            m = account_margin(option_state(book, prices, market), layout, prices, cfg, options=market)
+            if m.initial <= target * m.equity:
+                break
+            units *= 0.9
+            book = _option_book(kind, asset, units, equity, market, prices)
+        else:
+            raise ValueError(f"an option book ({kind}) of {equity:,.0f} USD cannot be sized under the risk set")
+        out.append(book)
+    return out
+
+
+def option_standard_requirement(state: AccountState, market, prices: Sequence[int], spec: RiskSpec = DEFAULT_SPEC,
+                                layout: Layout = LOCAL_LAYOUT) -> float:
+    """The standard (per-position) maintenance requirement of a book with options, USD: Deribit's rule for each option
+    (:func:`offchain.risk.option_backtest.standard_option`), each perpetual at its market's standard rate, token
+    collateral at nothing."""
+    from .margin.options import mark
+    from .risk.option_backtest import standard_option
+
+    total = 0.0
+    for slot, size in state.options.items():
+        s = market.series[slot]
+        spot = prices[s.asset] / WAD
+        m = mark(s, prices[s.asset], market.vols[s.asset], market.word, market.time) / WAD
+        total += float(standard_option(s.is_call, spot, s.strike / WAD, m, size / WAD))
+    rates = [spec.markets[m].standard_mmr_bps for m in range(len(layout.market_asset))]
+    return total + standard_requirement(state, layout, prices, rates) / WAD
