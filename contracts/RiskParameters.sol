@@ -477,7 +477,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
             && (oldSteps == 0 || steps % oldSteps == 0);
         bytes memory call = abi.encodeCall(this.setOptionGrid, (volUpBps, volDownBps, steps, shortMinBps));
         if (!_mayApply(tightening, call)) return;
-        o = (o & ~(uint256(type(uint72).max) << 128)) | (volUpBps << 128) | (volDownBps << 144) | (steps << 160)
+        o = (o & ~(uint256(type(uint56).max) << 128)) | (volUpBps << 128) | (volDownBps << 144) | (steps << 160)
             | (shortMinBps << 168);
         _setOptions(o);
     }

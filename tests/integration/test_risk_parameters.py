@@ -35,7 +35,14 @@ def words(params) -> tuple:
     liq, disc = params.liquidationConfig()
     return (int(g), int(c0), int(c1), int(h), tuple(int(w) for w in stress), int(params.control()), int(liq),
             int(disc), tuple(int(params.marketWord(m)) for m in range(4)), int(params.fundingWord()), int(addons),
-            int(depths))
+            int(depths), int(params.optionWord()))
+
+
+def opt(params):
+    """The OPTION word decoded (OptionParams)."""
+    from offchain.margin.params import OptionParams
+
+    return OptionParams.from_word(int(params.optionWord()))
 
 
 def cfg(params) -> MarginConfig:
@@ -261,6 +268,15 @@ BOUNDS = [
     ("setVolScaler", (0, 40_001), "volScaler", 40_001, 10_000, 40_000),
     ("setCorrelationBreak", (10_001,), "correlationBreak", 10_001, 0, 10_000),
     ("setMarketDepth", (0, 65_536), "marketDepth", 65_536, 0, 65_535),
+    ("setOptionSkew", (0, 10_001), "optionSkew", 10_001, 0, 10_000),  # at most MAX_SKEW_STEP above 5,000
+    ("setOptionGrid", (20_001, 0, 2, 0), "volUp", 20_001, 0, 20_000),
+    ("setOptionGrid", (0, 9_001, 2, 0), "volDown", 9_001, 0, 9_000),
+    ("setOptionGrid", (0, 0, 0, 0), "gridSteps", 0, 1, 4),
+    ("setOptionGrid", (0, 0, 5, 0), "gridSteps", 5, 1, 4),
+    ("setOptionGrid", (0, 0, 2, 5_001), "shortMin", 5_001, 0, 5_000),
+    ("setOptionTrading", (0, 0), "optionBand", 0, 1, 2_000),
+    ("setOptionTrading", (2_001, 0), "optionBand", 2_001, 1, 2_000),
+    ("setOptionTrading", (100, 2**56), "optionOpenInterest", 2**56, 0, 2**56 - 1),
 ]
 
 
@@ -307,6 +323,12 @@ ACCEPTED_EDGES = [
     ("setCorrelationBreak", (0,)),
     ("setMarketDepth", (0, 65_535)),
     ("setMarketDepth", (0, 0)),
+    ("setOptionSkew", (0, 10_000)),
+    ("setOptionSkew", (0, 0)),
+    ("setOptionGrid", (20_000, 9_000, 4, 5_000)),
+    ("setOptionGrid", (0, 0, 1, 0)),
+    ("setOptionTrading", (1, 0)),
+    ("setOptionTrading", (2_000, 2**56 - 1)),
 ]
 
 
@@ -396,6 +418,9 @@ SETTERS = [
     ("setLiquidation", (5000, 100, 3000, 5000, 0, 0)),
     ("setPriceBand", (100,)),
     ("setMarketDepth", (0, 500)),
+    ("setOptionSkew", (0, 6000)),
+    ("setOptionGrid", (5000, 2000, 2, 50)),
+    ("setOptionTrading", (90, 10**8)),
 ]
 
 
@@ -455,6 +480,12 @@ TIGHTENING = [
     ("setMarket", (1, 1300, OI1 // 10, SZ1), lambda p: market(p, 1),
      {"rate": 1200, "oi": OI1, "size": SZ1}, {"rate": 1300, "oi": OI1 // 10, "size": SZ1}),
     ("setPriceBand", (150,), lambda p: control(p)["band"], 200, 150),
+    # options: larger shocks and minimum, steps doubled (its points include the old ones), a higher skew, a narrower
+    # band and a lower cap tighten
+    ("setOptionGrid", (5000, 2500, 4, 60), lambda p: (opt(p).vol_up_bps, opt(p).steps), (4000, 2), (5000, 4)),
+    ("setOptionSkew", (1, 6000), lambda p: opt(p).skew_bps[1], 5000, 6000),
+    ("setOptionTrading", (90, 10**8), lambda p: (opt(p).band_bps, opt(p).max_open_interest_usd), (100, 5 * 10**8),
+     (90, 10**8)),
     ("setLoosenDelay", (2 * DELAY,), lambda p: control(p)["delay"], DELAY, 2 * DELAY),
 ]
 
@@ -497,6 +528,10 @@ LOOSENING = [
     ("setFunding", (2 * HOUR, 8 * HOUR, 0, 0, 0, 0, 0, 0), lambda p: int(p.fundingWord()) & 0xFFFFFFFF,
      FUNDING_DEFAULT.window, 2 * HOUR),
     ("setPriceBand", (300,), lambda p: control(p)["band"], 200, 300),
+    ("setOptionGrid", (3000, 2000, 2, 50), lambda p: opt(p).vol_up_bps, 4000, 3000),  # a smaller shock
+    ("setOptionGrid", (4000, 2000, 3, 50), lambda p: opt(p).steps, 2, 3),  # 3 steps miss the points at +-RW/2
+    ("setOptionSkew", (1, 4000), lambda p: opt(p).skew_bps[1], 5000, 4000),
+    ("setOptionTrading", (100, 6 * 10**8), lambda p: opt(p).max_open_interest_usd, 5 * 10**8, 6 * 10**8),
     ("setLoosenDelay", (DELAY // 2,), lambda p: control(p)["delay"], DELAY, DELAY // 2),
 ]
 
