@@ -500,3 +500,41 @@ def test_liquidate_healthy_account_on_stale_price_reverts(protocol, opened, keep
     with brownie.reverts(err("AccountHealthy", weak.id, equity, mm)):
         vault.liquidate.call(weak.id, [(0, BTC, WAD // 10)], {"from": keeper})
     assert vault.positionOf(weak.id, BTC)[0] == WAD
+
+
+# ---------------------------------------------------------------------------------------------- volatility feeds
+def test_vol_feed_configuration_guards(router, owner, feed):
+    f = feed(8, 60_000_000)
+    with brownie.reverts(err("NotOwner", accounts[5])):
+        router.setVolFeed(0, f, 86_400, 500, 50_000, {"from": accounts[5]})
+    for args in ((8, f, 86_400, 500, 50_000), (0, f, 0, 500, 50_000), (0, f, 86_400, 0, 50_000),
+                 (0, f, 86_400, 600, 500)):
+        with brownie.reverts(err("BadVolFeedConfig", args[0], args[2], args[3], args[4])):
+            router.setVolFeed(*args, {"from": owner})
+    tx = router.setVolFeed(0, f, 86_400, 500, 50_000, {"from": owner})
+    assert tx.events["VolFeedSet"]["maxVolBps"] == 50_000
+    assert tuple(router.volFeedOf(0)) == (f.address, 8, 86_400, 500, 50_000)
+
+
+def test_vols_strict_and_last_answer(router, owner, feed):
+    """Strict: a fresh answer within the bounds, or VolatilityUnavailable(asset, value, updatedAt). Not strict: the
+    last answer clamped to the bounds (the upper bound for a non-positive answer), whatever its age."""
+    f = feed(8, 60_000_000)  # 60%
+    router.setVolFeed(1, f, 86_400, 500, 50_000, {"from": owner})
+    assert ints(router.vols(2, True))[1] == 6 * 10**17
+    with brownie.reverts(err("VolatilityUnavailable", 0, 0, 0)):  # no feed for asset 0
+        router.vols(3, False)
+    f.updateAnswer(600_000_000, {"from": owner})  # 600%: above the 500% bound
+    with brownie.reverts(err("VolatilityUnavailable", 1, 6 * WAD, updated_at(f))):
+        router.vols(2, True)
+    assert ints(router.vols(2, False))[1] == 5 * WAD
+    f.updateAnswer(1_000_000, {"from": owner})  # 1%: below the 5% bound
+    assert ints(router.vols(2, False))[1] == 5 * 10**16
+    f.updateAnswer(-1, {"from": owner})
+    assert ints(router.vols(2, False))[1] == 5 * WAD
+    f.updateAnswer(75_000_000, {"from": owner})
+    chain.sleep(86_401)
+    chain.mine()
+    with brownie.reverts(err("VolatilityUnavailable", 1, 75 * 10**16, updated_at(f))):
+        router.vols(2, True)
+    assert ints(router.vols(2, False))[1] == 75 * 10**16  # a stale feed's last answer: liquidations go on
