@@ -62,14 +62,16 @@ from eth_utils import keccak  # noqa: E402
 
 from offchain.db import acct_int  # noqa: E402
 from offchain.orders import Order, sign_order  # noqa: E402
-from offchain.population import KINDS, Book, generate, sizes_of  # noqa: E402
+from offchain.population import (KINDS, OPTION_KINDS, OPTION_SERIES, Book, OptionTrader, generate,  # noqa: E402
+                                 option_market, option_standard_requirement, option_traders, sizes_of)
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, Episode  # noqa: E402
 from offchain.margin.params import RiskSpec  # noqa: E402
-from scripts.deploy import FUND_SEED_USDC  # noqa: E402
+from scripts.deploy import FUND_SEED_USDC, START_VOLS  # noqa: E402
 from scripts.demo_checks import adl_reading, funding_reading, verify  # noqa: E402
 from offchain.margin.exact import account_margin, settled, standard_requirement  # noqa: E402
-from offchain.margin.snapshot import read_margin_config, read_markets, read_prices  # noqa: E402
+from offchain.margin.snapshot import (read_margin_config, read_markets, read_option_market,  # noqa: E402
+                                      read_prices)
 
 log = logging.getLogger("xmargin.demo")
 
@@ -82,6 +84,8 @@ OI_CAP = 2.0  # each market's open-interest cap, times the population's gross no
 DESK_CHUNK = 1.0  # a premium desk fill, times the population's gross notional in its market (OI + chunk <= cap)
 DESK_TRIPS = 1  # the desk's round trips per market and step: fees of about half the premium's depth
 SAVER_USDC = 100_000  # a depositor without positions, whose claim deleveraging must leave whole
+OPTION_MAKER_USDC = 50_000_000  # the option market maker's deposit: it takes the other side of every option book
+OPTION_MAKER_SUB = 64  # its subaccount of the market maker's key
 
 # A gap: every market opens a step lower in one block (a weekend gap, an exchange outage), too fast for partial
 # liquidations; the deepest books go bankrupt at once, past what the fund holds, and deleveraging charges the shorts.
@@ -125,6 +129,8 @@ class Options:
     fund_usdc: int = FUND_SEED_USDC  # test USDC the insurance fund starts with (it also collects every fee)
     keeper_lag: int = 0  # blocks the keeper is stalled (SIGSTOP) from the crash's first block
     vol_updater: bool = False  # raise the volatility scalers by the model's rule during the crash
+    option_traders: int = 30  # option books (covered calls, protective puts, delta-hedged short straddles)
+    vol_spike: float = 2.0  # the volatility feeds' answers at the crash's trough, times their start values
 
 
 @dataclass
@@ -251,6 +257,54 @@ def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: An
     log.info("opening %d positions with signed orders through OrderSettlement", len(trades))
     s.settle_all(trades)
     return ids, s
+
+
+def seed_options(d: Any, opts: Options, maker: MarketMaker, spec: RiskSpec, deployer: Any
+                 ) -> tuple[list[int], list[OptionTrader]]:
+    """List the option series (:data:`OPTION_SERIES`, 30 days from now), deposit the option books' collateral and
+    open them with signed orders: options against the option market maker at the model mark, perpetuals against the
+    market makers at the oracle price."""
+    if opts.option_traders == 0:
+        return [], []
+    t0 = maker.w3.eth.get_block("latest")["timestamp"]
+    admin = {"from": deployer}
+    for slot, asset, call, k, days in OPTION_SERIES:
+        d.options.listSeries(slot, asset, call, int(round(START_PRICES_USD[asset] * k)) * WAD, t0 + days * 86_400, admin)
+    market = option_market(t0, START_VOLS, spec)
+    books = option_traders(opts.option_traders, opts.seed, market, spec)
+    keys = [trader_key(opts.seed, 100_000 + i) for i in range(len(books))]
+    ids = [account_of(k.address) for k in keys]
+    option_maker = account_of(maker.maker_key.address, OPTION_MAKER_SUB)
+    log.info("depositing collateral of %d option books and the option market maker", len(books))
+    maker.deposit(d.usdc, ids + [option_maker], [int(b.settlement_usd * 10**USDC_DECIMALS) for b in books]
+                  + [OPTION_MAKER_USDC * 10**USDC_DECIMALS])
+    for cid in range(len(LOCAL_COLLATERALS)):
+        maker.deposit(d.tokens[cid], ids, [b.collateral.get(cid, 0) for b in books])
+    prices = [int(p) * WAD for p in START_PRICES_USD]
+    trades = []
+    for acct, key, b in zip(ids, keys, books):
+        for slot, size in b.options:
+            trades.append(maker.pair(option_maker, maker.maker_key, acct, key, 256 + slot, size,
+                                     int(d.options.mark(slot)), 100))
+        for market_id, size in b.legs:
+            trades.append(maker.orders(acct, key, market_id, size, prices[market_id]))
+    log.info("opening %d option and hedge positions with signed orders", len(trades))
+    maker.settle_all(trades)
+    return ids, books
+
+
+def push_vols(d: Any, web3: Any, sender: str, rel: Any, trough: dict, spike: float, base: int) -> None:
+    """The volatility feeds follow the crash: each asset's answer is its start value times 1 + (spike - 1) x the
+    share of the crash's depth its price has fallen so far (the start value again when it has not)."""
+    for asset, feed in enumerate(d.vol_feeds):
+        if feed is None:
+            continue
+        depth = 1.0 - trough.get(asset, 1.0)
+        fallen = min(max((1.0 - float(rel[asset])) / depth, 0.0), 1.0) if depth > 0 else 0.0
+        vol = START_VOLS[asset] * (1.0 + (spike - 1.0) * fallen)
+        web3.eth.send_transaction({"from": sender, "to": feed.address, "gas": 120_000,
+                                   "data": feed.updateAnswer.encode_input(int(round(vol * 1e8))),
+                                   "maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 0})
 
 
 class FundDesk:
@@ -453,6 +507,7 @@ class Monitor:
         prices = read_prices(at.oracle, layout)
         markets = read_markets(at.vault, layout, prices)
         states = self.rt.indexer.states(self.traders + [self.fund])
+        options = self.rt.indexer.option_market(block)
         liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block > ? AND block <= ?",
                                                 (self.last, block)).fetchall()
         self.last = block
@@ -460,7 +515,7 @@ class Monitor:
         below = 0
         for acct in self.traders:
             st = states.get(acct)
-            m = account_margin(st, layout, prices, cfg, markets) if st is not None else None
+            m = account_margin(st, layout, prices, cfg, markets, options) if st is not None else None
             under = m is not None and m.liquidatable
             if acct in liquidated_now:
                 self.liquidated.add(acct)
@@ -473,7 +528,8 @@ class Monitor:
             elif acct in self.breach:
                 self.breach.pop(acct)
                 self.recovered += 1
-        fund = account_margin(states[self.fund], layout, prices, cfg, markets).equity if self.fund in states else 0
+        fund = account_margin(states[self.fund], layout, prices, cfg, markets, options).equity \
+            if self.fund in states else 0
         self.fund_positions = states[self.fund].positions if self.fund in states else {}
         self.prices = prices
         return below, len(liq_rows), fund / WAD
@@ -602,6 +658,33 @@ def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> d
     return out
 
 
+def option_margins_by_kind(rt: Any, ids: list[int], books: list[OptionTrader], block: int
+                          ) -> dict[str, dict[str, float]]:
+    """The option books' portfolio MM against their standard requirement (Deribit's per-option rule, perpetuals at
+    their standard rate), summed per book kind (USD)."""
+    layout, prices, cfg, markets = rt.indexer.market_view(block)
+    options = rt.indexer.option_market(block)
+    states = rt.indexer.states(ids)
+    out: dict[str, dict[str, float]] = {k: {"accounts": 0, "portfolio_mm": 0.0, "standard_mm": 0.0}
+                                        for k in OPTION_KINDS}
+    for acct, b in zip(ids, books):
+        st = states[acct]
+        row = out[b.kind]
+        row["accounts"] += 1
+        row["portfolio_mm"] += account_margin(st, layout, prices, cfg, markets, options).maintenance / WAD
+        row["standard_mm"] += option_standard_requirement(st, options, prices, DEFAULT_SPEC, layout)
+    for row in out.values():
+        row["saved_pct"] = 100 * (1 - row["portfolio_mm"] / row["standard_mm"]) if row["standard_mm"] else 0.0
+    return out
+
+
+def option_takeovers(options: Any, fund: int, first: int, last: int) -> int:
+    """Option positions the fund took over in liquidations in blocks ``first..last`` (its OptionPositionUpdated
+    events: the fund trades no option otherwise in the demo)."""
+    return sum(1 for e in options.events.get_sequence(first, last, "OptionPositionUpdated")
+               if int(e["args"]["account"]) == fund)
+
+
 # ---------------------------------------------------------------------------------------------- report
 def write_chart(path: Path, series: Series, scenario: str, quiet: FundingSeries) -> None:
     import matplotlib
@@ -675,6 +758,11 @@ def report(summary: dict) -> str:
                          f"({s['funding']['desk_fills']} fills, {s['funding']['desk_fees']:,.0f} USD of fees)"),
         ("wall time", f"{s['seconds']['total']:.0f} s (set-up {s['seconds']['setup']:.0f}, quiet "
                       f"{s['seconds']['quiet']:.0f}, crash {s['seconds']['crash']:.0f})"),
+        ("option books (volatility spike at the trough)", f"{s['options']['books']} (x{s['options']['vol_spike']:g}): "
+                                                          f"{s['options']['breached_accounts']} breached MM, "
+                                                          f"{s['options']['liquidated_accounts']} liquidated, "
+                                                          f"{s['options']['positions_taken_over']} option positions "
+                                                          f"taken over by the fund"),
         ("checks", "all hold" if not s["checks_failed"] else f"{len(s['checks_failed'])} FAILED"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -685,6 +773,13 @@ def report(summary: dict) -> str:
     for kind, r in s["margin_by_kind"].items():
         lines.append(f"{kind:<18}{r['accounts']:>9}{r['portfolio_mm']:>16,.0f}{r['standard_mm']:>16,.0f}"
                      f"{r['saved_pct']:>8.1f}%")
+    if s["options"]["margin_by_kind"]:
+        lines += ["", "option books before the crash (portfolio MM vs standard: Deribit's per-option rule, perpetuals at "
+                  "their standard rate)", f"{'book type':<18}{'accounts':>9}{'portfolio MM':>16}{'standard MM':>16}"
+                  f"{'saved':>9}"]
+        for kind, r in s["options"]["margin_by_kind"].items():
+            lines.append(f"{kind:<18}{r['accounts']:>9}{r['portfolio_mm']:>16,.0f}{r['standard_mm']:>16,.0f}"
+                         f"{r['saved_pct']:>8.1f}%")
     lines += ["", "funding over the quiet period, by book type (USD; read with fundingOf at its end)",
               f"{'book type':<18}{'paid':>14}{'received':>14}{'net':>14}"]
     for kind, r in s["funding"]["by_kind"].items():
@@ -721,6 +816,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     seeder = BookSeeder.deploy(d.vault, {"from": relayer})
     ids, maker = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
     premium = PremiumDesk(maker, gross_by_market(books), opts.premium_bps)
+    opt_ids, opt_books = seed_options(d, opts, maker, demo_spec(books), deployer)
     saver = account_of(Account.from_key(keccak(text="xmargin demo saver")).address)
     maker.deposit(d.usdc, [saver], [SAVER_USDC * 10**USDC_DECIMALS])
 
@@ -735,7 +831,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         (opts.out / stale).unlink(missing_ok=True)
     rt = open_runtime(settings)
     fund = int(d.vault.fundAccount())
-    monitor = Monitor(rt, ids, fund)
+    monitor = Monitor(rt, ids + opt_ids, fund)
     desk = FundDesk(maker, fund, deployer)
     updater = VolUpdater(d, web3, deployer, accounts_[3]) if opts.vol_updater else None
     monitor.refresh_cfg = updater is not None
@@ -744,7 +840,9 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     series = Series()
     summary: dict[str, Any] = {}
     mining = ManualMining(web3)
-    kinds = {**{a: b.kind for a, b in zip(ids, books)}, **{maker.maker(m): "market_maker" for m in range(len(ASSETS))},
+    kinds = {**{a: b.kind for a, b in zip(ids, books)}, **{a: b.kind for a, b in zip(opt_ids, opt_books)},
+             account_of(maker.maker_key.address, OPTION_MAKER_SUB): "option_market_maker",
+             **{maker.maker(m): "market_maker" for m in range(len(ASSETS))},
              premium.buyer: "premium_desk", premium.seller: "premium_desk", fund: "insurance_fund"}
     groups = {k: [a for a, b in zip(ids, books) if b.kind == k] for k in KINDS}
     groups["market_maker"] = [maker.maker(m) for m in range(len(ASSETS))]
@@ -765,6 +863,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         if below:
             raise RuntimeError(f"{below} accounts are below MM before the crash; the population sizing is wrong")
         by_kind = margins_by_kind(rt, ids, books, head)
+        option_by_kind = option_margins_by_kind(rt, opt_ids, opt_books, head) if opt_ids else {}
         bad_debt_before = d.vault.badDebt() / WAD
         series.block.append(head)
         series.prices.append([float(p) for p in START_PRICES_USD])
@@ -784,6 +883,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             paused = True
             log.info("keeper stalled for %d blocks", opts.keeper_lag)
         prev_usd = [float(p) for p in START_PRICES_USD]
+        trough = SCENARIOS[opts.scenario].trough()
         for i, rel in enumerate(steps, 1):
             usd = [float(p) * float(r) for p, r in zip(START_PRICES_USD, rel)]
             t0 = time.monotonic()
@@ -791,6 +891,8 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
                 updater.send_due(i, base_fee)
             if i <= opts.blocks:
                 push_prices(d, web3, deployer.address, usd, base_fee)
+                if opt_ids:
+                    push_vols(d, web3, deployer.address, rel, trough, opts.vol_spike, base_fee)
             web3.provider.make_request("evm_mine", [])
             timing["mine"] += time.monotonic() - t0
             head = web3.eth.get_block("latest")
@@ -826,8 +928,8 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         if on_chain != sum(series.liquidations):  # the block-by-block record must be the chain's
             raise RuntimeError(f"the demo counted {sum(series.liquidations)} liquidations but the chain has "
                                f"{on_chain} Liquidated events after block {series.block[0]}")
-        equity, maintenance = rt.chain.lens_health(ids, final, 100)
-        still_below = [a for a, e, m in zip(ids, equity, maintenance) if e < m]
+        equity, maintenance = rt.chain.lens_health(ids + opt_ids, final, 100)
+        still_below = [a for a, e, m in zip(ids + opt_ids, equity, maintenance) if e < m]
         missed = sorted(set(still_below) | set(monitor.breach))
         t0 = time.monotonic()
         positions = d.vault.events.get_sequence(d.start_block, final, "PositionUpdated")
@@ -856,6 +958,12 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             "bad_debt_recorded_before": bad_debt_before,
             "bad_debt_recorded_after": d.vault.badDebt() / WAD,
             "keeper_opportunities": opp, "margin_by_kind": by_kind,
+            "options": {
+                "books": len(opt_ids), "vol_spike": opts.vol_spike, "margin_by_kind": option_by_kind,
+                "breached_accounts": len(monitor.breached & set(opt_ids)),
+                "liquidated_accounts": len(monitor.liquidated & set(opt_ids)),
+                "positions_taken_over": option_takeovers(d.options, fund, series.block[0] + 1, final),
+                "fund_series_held": int(d.vault.optionsOf(fund)).bit_count()},
             "fund_unwind_trades": desk.unwinds,
             "funding": {"hours": opts.quiet_hours, "premium_bps": opts.premium_bps, "desk_fills": premium.fills,
                         "desk_fees": desk_fees / WAD, "by_kind": usd_by_kind(funding_before["by_kind"]),
@@ -952,6 +1060,11 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
                    help=f"how far above the index the quiet period's fills print (default {d.premium_bps})")
     p.add_argument("--fund-usdc", type=int, default=d.fund_usdc,
                    help=f"USDC the insurance fund starts with (default {d.fund_usdc:,}); a thin fund runs out sooner")
+    p.add_argument("--option-traders", type=int, default=d.option_traders,
+                   help=f"option books: covered calls, protective puts, hedged short straddles (default "
+                        f"{d.option_traders}; 0: none)")
+    p.add_argument("--vol-spike", type=float, default=d.vol_spike,
+                   help=f"the volatility feeds at the crash's trough, times their start values (default {d.vol_spike:g})")
     p.add_argument("--network", default="xmargin-demo", help="Brownie network to run on (default xmargin-demo)")
     p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="the keeper's /health and /metrics port")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/demo/<scenario>-<seed>)")
@@ -960,8 +1073,7 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
         if getattr(a, name) is None:
             setattr(a, name, SCENARIO_DEFAULTS.get(a.scenario, {}).get(name, default))
     for name, low in (("traders", 1), ("blocks", 2), ("keeper_lag", 0), ("settle_blocks", 0), ("quiet_hours", 0),
-                      ("premium_bps", 0),
-                      ("fund_usdc", 0)):
+                      ("premium_bps", 0), ("fund_usdc", 0), ("option_traders", 0), ("vol_spike", 1)):
         if getattr(a, name) < low:
             p.error(f"--{name.replace('_', '-')} must be at least {low} (got {getattr(a, name)})")
     if a.premium_bps > DEFAULT_SPEC.price_band_bps:
@@ -969,7 +1081,8 @@ def parse_args(argv: list[str]) -> tuple[Options, str]:
                 f"(got {a.premium_bps})")
     out = a.out or ROOT / "results" / "demo" / f"{a.scenario}-{a.seed}-{a.traders}"
     return Options(a.traders, a.scenario, a.seed, a.blocks, a.settle_blocks, d.keeper_timeout, a.metrics_port,
-                   out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc, a.keeper_lag, a.vol_updater), a.network
+                   out.resolve(), a.quiet_hours, a.premium_bps, a.fund_usdc, a.keeper_lag, a.vol_updater,
+                   a.option_traders, a.vol_spike), a.network
 
 
 def interrupted(signum: int, _frame: object) -> None:
