@@ -233,7 +233,7 @@ def test_liquidate_empty_items_reverts(protocol, long_btc, keeper, move_price):
         (0, 1, WAD),  # a market not held
         (0, 20, WAD),  # a market that does not exist
         (1, 0, 1),  # collateral not held
-        (2, 0, WAD),  # unknown kind
+        (3, 0, WAD),  # unknown kind
     ],
 )
 def test_liquidate_bad_item_reverts(protocol, long_btc, keeper, move_price, item):
@@ -241,6 +241,13 @@ def test_liquidate_bad_item_reverts(protocol, long_btc, keeper, move_price, item
     assert_reverts(
         err("BadLiquidationItem", long_btc.id, *item), protocol.vault.liquidate, long_btc.id, [item], {"from": keeper}
     )
+
+
+def test_liquidate_option_not_held_reverts(protocol, long_btc, keeper, move_price):
+    """An option item (kind 2) for a series slot the account does not hold: the registry refuses it."""
+    move_price(BTC, 55_000)
+    assert_reverts(err("BadOptionItem", long_btc.id, 0, WAD), protocol.vault.liquidate, long_btc.id, [(2, 0, WAD)],
+                   {"from": keeper})
 
 
 def test_liquidate_seizing_more_collateral_than_held_reverts(protocol, weth_in_debt, keeper, move_price):
