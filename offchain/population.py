@@ -228,7 +228,8 @@ def option_listing(assets: Sequence[int] = OPTION_ASSETS) -> OptionListing:
 
 
 def option_book_units(book, assets: Sequence[int], listing: OptionListing, prices_usd: Sequence[float],
-                      vols: Sequence[float], params=None, n_assets: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      vols: Sequence[float], params=None,
+                      n_assets: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The units of one :class:`offchain.risk.option_backtest.BookType` on each of ``assets`` (1 unit of the underlying
     per option leg): (perpetual units (K,), collateral units (K,), option sizes (slots,)); a delta hedge is a
     perpetual of minus the options' delta at the listing's prices and ``vols``."""

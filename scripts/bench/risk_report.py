@@ -8,8 +8,8 @@ them. ``--only options`` (``make risk-report ONLY=options``) rewrites only the `
 efficiency.json (option books on real history, offchain.risk.option_backtest) and option_efficiency.png;
 ``--only efficiency`` keeps the ``options`` section already written. ``--only option_cascade`` rewrites only the
 ``options`` section of cascade.json (the demo population with option traders, crashes with a volatility spike) and
-option_cascade.png; ``--only cascade`` keeps the ``options`` section already written. The cascade scenarios run on a local Dask cluster (2 worker processes); set DASK_SCHEDULER_ADDRESS to use a
-running cluster instead.
+option_cascade.png; ``--only cascade`` keeps the ``options`` section already written. The cascade scenarios run
+on a local Dask cluster (2 worker processes); set DASK_SCHEDULER_ADDRESS to use a running cluster instead.
 """
 from __future__ import annotations
 
