@@ -190,121 +190,161 @@ def market_makers(states: Sequence[AccountState], layout: Layout = LOCAL_LAYOUT,
 
 
 # ---------------------------------------------------------------------------------------------- option books
-OPTION_KINDS = ("covered_call", "protective_put", "hedged_straddle")
-OPTION_UTILISATION = {"covered_call": (0.0, 0.0), "protective_put": (0.3, 0.8), "hedged_straddle": (0.3, 0.8)}
-# The demo's option series: (slot, asset, is_call, strike / start price, days to expiry).
-OPTION_SERIES = tuple((4 * i + j, asset, call, k, 30) for i, asset in enumerate((BTC, ETH))
-                      for j, (call, k) in enumerate(((True, 1.1), (False, 0.9), (True, 1.0), (False, 1.0))))
+# Option traders for the analytics with options (offchain.risk.stress option tables, the cascade's options section).
+# Separate from generate(): a perpetuals-only population is drawn exactly as before.
+OPTION_ASSETS = (BTC, ETH)
+OPTION_BTC_SHARE = 0.6  # share of option books on BTC (the rest on ETH)
+OPTION_UTILISATION = (0.4, 0.9)  # IM / equity an option book is sized to, drawn uniformly
 
 
 @dataclass(frozen=True)
-class OptionTrader:
-    """A book with options: ``options`` are (series slot, signed size in units of the underlying), ``legs``
-    perpetuals (market, signed units), ``collateral`` token units by collateral id; the premiums are paid or received
-    at the mark when the book is opened."""
+class OptionListing:
+    """The live option series, one per slot: the series of ``offchain.risk.option_backtest.SERIES`` (calls at 1 and
+    1.1 S, puts at 1 and 0.9 S, 7 and 30 days) on each asset of ``assets``, struck at the listing's prices."""
 
-    kind: str
-    asset: int
-    settlement_usd: float
-    collateral: dict[int, int] = field(default_factory=dict)
-    options: tuple[tuple[int, int], ...] = ()
-    legs: tuple[tuple[int, int], ...] = ()
+    asset: tuple[int, ...]
+    is_call: tuple[bool, ...]
+    moneyness: tuple[float, ...]
+    days: tuple[int, ...]
+
+    def slot(self, asset: int, series: int) -> int:
+        """The slot of ``option_backtest.SERIES[series]`` on ``asset``."""
+        return self.asset.index(asset) + series
+
+    def book(self, sizes: np.ndarray, prices_usd: Sequence[float]):
+        """An :class:`offchain.margin.vector.OptionBook` of ``sizes`` (A, slots), struck at ``prices_usd``."""
+        from .margin.vector import OptionBook
+
+        a = np.asarray(self.asset)
+        strike = np.asarray(self.moneyness) * np.asarray(prices_usd, float)[a]
+        return OptionBook(np.asarray(sizes, float), a, np.asarray(self.is_call), strike, np.asarray(self.days) / 365.0)
 
 
-def option_market(start_time: int, vols: Sequence[float], spec: RiskSpec = DEFAULT_SPEC,
-                  prices_usd: Sequence[float] = START_PRICES_USD):
-    """The :class:`~offchain.margin.options.OptionMarket` of :data:`OPTION_SERIES` listed at ``start_time``, at
-    volatilities ``vols`` (by asset), valued at ``start_time``."""
+def option_listing(assets: Sequence[int] = OPTION_ASSETS) -> OptionListing:
+    from .risk.option_backtest import SERIES
+
+    rows = [(a, c, m, d) for a in assets for c, m, d in SERIES]
+    return OptionListing(*(tuple(col) for col in zip(*rows)))
+
+
+def option_book_units(book, assets: Sequence[int], listing: OptionListing, prices_usd: Sequence[float],
+                      vols: Sequence[float], params=None,
+                      n_assets: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The units of one :class:`offchain.risk.option_backtest.BookType` on each of ``assets`` (1 unit of the underlying
+    per option leg): (perpetual units (K,), collateral units (K,), option sizes (slots,)); a delta hedge is a
+    perpetual of minus the options' delta at the listing's prices and ``vols``."""
+    from .margin.defaults import OPTIONS_DEFAULT
+    from .margin.vector import OptionArrays
+    from .risk.option_backtest import book_sizes
+
+    oarr = OptionArrays.from_params(params or OPTIONS_DEFAULT, n_assets)
+    perp, coll, sizes = np.zeros(n_assets), np.zeros(n_assets), np.zeros(len(listing.asset))
+    unit = book_sizes([book])[0]
+    for a in assets:
+        for s, q in enumerate(unit):
+            if q:
+                sizes[listing.slot(a, s)] += q
+        perp[a] += book.perp
+        coll[a] += book.collateral
+    if book.delta_hedge:
+        ob = listing.book(sizes[None], prices_usd)
+        p = np.asarray(prices_usd, float)
+        spot, sig = ob.per_series(p, np.asarray(vols, float))
+        d = (ob.size * ob.unit_deltas(spot, sig, oarr))[0]
+        for a in assets:
+            perp[a] -= d[np.asarray(listing.asset) == a].sum()
+    return perp, coll, sizes
+
+
+def option_population(n: int, seed: int, spec: RiskSpec = DEFAULT_SPEC, params=None,
+                      prices_usd: Sequence[float] = START_PRICES_USD, vols: Sequence[float] | None = None,
+                      layout: Layout = LOCAL_LAYOUT) -> tuple[list[AccountState], list[str], OptionListing]:
+    """``n`` option traders: each holds one book of ``option_backtest.BOOKS`` (drawn uniformly) on BTC (60%) or ETH,
+    with equity drawn as :func:`generate` draws it, sized so that IM / equity (the float margin with the OPTION word,
+    at ``prices_usd`` and ``vols``) is drawn in ``OPTION_UTILISATION``; the option premium is paid or received in the
+    settlement balance. Returns (states with ``options`` by slot, book names, the listing). Perpetual markets and
+    collateral ids are the assets' (``LOCAL_LAYOUT``)."""
+    from .margin.defaults import OPTIONS_DEFAULT
+    from .margin.vector import MarginArrays, OptionArrays, Portfolio, margin
+    from .risk.option_backtest import BOOKS
+    from .risk.revalue import START_VOLS
+
+    if n < 1:
+        raise ValueError(f"an option population needs at least one trader (got n={n})")
+    params = params or OPTIONS_DEFAULT
+    vols = START_VOLS if vols is None else vols
+    k, j = 1 + max(layout.market_asset + layout.collateral_asset), len(layout.collateral_asset)
+    arr = MarginArrays.from_config(spec.margin_config(), k, j)
+    oarr = OptionArrays.from_params(params, k)
+    listing = option_listing()
+    p = np.asarray(prices_usd, float)
+    rng = np.random.default_rng(seed)
+    states, names = [], []
+    for _ in range(n):
+        book = BOOKS[int(rng.integers(len(BOOKS)))]
+        asset = BTC if rng.random() < OPTION_BTC_SHARE else ETH
+        equity = float(np.clip(rng.lognormal(np.log(EQUITY_MEDIAN_USD), EQUITY_SIGMA), *EQUITY_RANGE_USD))
+        target = rng.uniform(*OPTION_UTILISATION)
+        perp, coll, sizes = option_book_units(book, (asset,), listing, prices_usd, vols, params, k)
+        size = np.array([[perp[layout.market_asset[m]] for m in range(len(layout.market_asset))]])
+        collateral = np.array([[coll[layout.collateral_asset[c]] for c in range(j)]])
+        pf = Portfolio(np.zeros(1), size, size * p[list(layout.market_asset)], collateral,
+                       np.asarray(layout.market_asset), np.asarray(layout.collateral_asset), k)
+        m = margin(pf, p, arr, listing.book(sizes[None], prices_usd), oarr, np.asarray(vols, float))
+        scale = target * equity / float(m.initial[0])
+        settlement = equity - scale * float(m.equity[0])  # the premium and the collateral's haircut value
+        positions = {}
+        for mk in range(len(layout.market_asset)):
+            q = int(round(scale * size[0, mk] * 1e6)) * 10**12
+            if q:
+                price = prices_wad(prices_usd)[layout.market_asset[mk]]
+                positions[mk] = (q, -(-q * price // WAD))
+        collateral_units = {c: int(scale * collateral[0, c] * 10**layout.collateral_decimals[c])
+                            for c in range(j) if collateral[0, c] > 0}
+        options = {s: int(round(scale * q * 1e6)) * 10**12 for s, q in enumerate(sizes) if q}
+        states.append(AccountState(settlement=int(settlement * 1e6) * 10**12, positions=positions,
+                                   collateral=collateral_units, options=options))
+        names.append(f"{book.name}_{'BTC' if asset == BTC else 'ETH'}")
+    return states, names, listing
+
+
+def option_sizes(states: Sequence[AccountState], slots: int) -> np.ndarray:
+    """(A, slots) option sizes in units of the underlying (0 for an account without options)."""
+    out = np.zeros((len(states), slots))
+    for i, s in enumerate(states):
+        for slot, q in s.options.items():
+            out[i, slot] = q / WAD
+    return out
+
+
+def option_makers(states: Sequence[AccountState], listing: OptionListing,
+                  prices: Sequence[int] | None = None) -> list[AccountState]:
+    """The option traders' counterparties: per asset of the listing one market maker holding the opposite of the
+    traders' net position in each of its series (at most 8 series per account, as the vault allows), unhedged, with
+    the series' gross underlying notional plus ``MAKER_CUSHION_USD`` of USDC. With them every option long has a
+    short, as in the vault."""
+    prices = prices if prices is not None else prices_wad(START_PRICES_USD)
+    out = []
+    for a in dict.fromkeys(listing.asset):
+        slots = [s for s, x in enumerate(listing.asset) if x == a]
+        net = {s: sum(st.options.get(s, 0) for st in states) for s in slots}
+        gross = sum(abs(st.options.get(s, 0)) for st in states for s in slots) * prices[a] // WAD
+        out.append(AccountState(settlement=gross + int(MAKER_CUSHION_USD) * WAD,
+                                options={s: -q for s, q in net.items() if q}))
+    return out
+
+
+def listing_market(listing: OptionListing, start_time: int, vols: Sequence[float], spec: RiskSpec = DEFAULT_SPEC,
+                   prices_usd: Sequence[float] = START_PRICES_USD):
+    """The :class:`~offchain.margin.options.OptionMarket` of ``listing`` listed at ``start_time`` (strikes at
+    ``prices_usd``, rounded to whole USD as the demo lists them), at volatilities ``vols`` (by asset), valued then."""
     from .margin.options import OptionMarket, Series
 
-    series = {slot: Series(asset, call, int(round(prices_usd[asset] * k)) * WAD, start_time + days * 86_400)
-              for slot, asset, call, k, days in OPTION_SERIES}
+    series = {slot: Series(a, bool(c), int(round(prices_usd[a] * m)) * WAD, start_time + d * 86_400)
+              for slot, (a, c, m, d) in enumerate(zip(listing.asset, listing.is_call, listing.moneyness,
+                                                      listing.days))}
     word = spec.options.word() if spec.options is not None else 0
     return OptionMarket(series, [int(v * WAD) for v in vols] + [0] * (8 - len(vols)), word, start_time)
-
-
-def option_state(t: OptionTrader, prices: Sequence[int], market, fee_bps: int = TAKER_FEE_BPS,
-                 layout: Layout = LOCAL_LAYOUT) -> AccountState:
-    """The account after its deposits and trades: premiums at the mark (a buyer pays it rounded up, a seller
-    receives it rounded down), perpetuals at ``prices``, the taker fee on each fill's notional."""
-    from .margin.options import mark
-
-    settlement = int(t.settlement_usd * 10**SETTLEMENT_DECIMALS) * 10**12
-    for slot, size in t.options:
-        s = market.series[slot]
-        m = mark(s, prices[s.asset], market.vols[s.asset], market.word, market.time)
-        premium = -(-abs(size) * m // WAD) if size > 0 else abs(size) * m // WAD
-        settlement += -premium if size > 0 else premium
-        settlement -= -(-abs(size) * m // WAD) * fee_bps // 10_000 + 1
-    positions: dict[int, tuple[int, int]] = {}
-    for market_id, size in t.legs:
-        price = prices[layout.market_asset[market_id]]
-        positions[market_id] = (size, -(-size * price // WAD))
-        settlement -= abs(size) * price // WAD * fee_bps // 10_000 + 1
-    return AccountState(settlement=settlement, positions=positions, collateral=dict(t.collateral),
-                        options={slot: size for slot, size in t.options})
-
-
-def _option_book(kind: str, asset: int, units: float, equity: float, market, prices: Sequence[int]) -> OptionTrader:
-    from .margin.optionmath import delta_np
-
-    q = int(units * 1e6) * 10**12
-    otm_call, otm_put, atm_call, atm_put = (4 * (0 if asset == BTC else 1) + j for j in range(4))
-    if kind == "covered_call":
-        cid = next(j for j, (_, _, a, _) in enumerate(LOCAL_COLLATERALS) if a == asset)
-        decimals = LOCAL_COLLATERALS[cid][1]
-        return OptionTrader(kind, asset, equity, {cid: int(units * 10**decimals)}, ((otm_call, -q),))
-    if kind == "protective_put":
-        return OptionTrader(kind, asset, equity, {}, ((otm_put, q),), ((asset, q),))
-    if kind == "hedged_straddle":
-        s = market.series[atm_call]
-        spot = prices[asset] / WAD
-        t_years = (s.expiry - market.time) / (365 * 86_400)
-        sd = market.vols[asset] / WAD * t_years ** 0.5
-        straddle = float(delta_np(True, spot, s.strike / WAD, sd)) + float(delta_np(False, spot, s.strike / WAD, sd))
-        hedge = int(units * straddle * 1e6) * 10**12  # a short straddle's delta is minus this: buy it back
-        return OptionTrader(kind, asset, equity, {}, ((atm_call, -q), (atm_put, -q)), ((asset, hedge),) if hedge else ())
-    raise ValueError(f"unknown option book kind {kind!r}; choose one of {', '.join(OPTION_KINDS)}")
-
-
-def option_traders(n: int, seed: int, market, spec: RiskSpec = DEFAULT_SPEC,
-                   prices_usd: Sequence[float] = START_PRICES_USD, layout: Layout = LOCAL_LAYOUT) -> list[OptionTrader]:
-    """``n`` option books (the kinds in turn, BTC and ETH alternating), each at or above IM at ``prices_usd`` under
-    ``spec`` and ``market`` (:func:`option_market`): covered calls hold 1-10 units of the token and a 10%-out short
-    call, with 2% of the notional in USDC; protective puts and delta-hedged short straddles are sized to an IM
-    utilisation drawn in :data:`OPTION_UTILISATION` on an equity drawn as the perpetual books' is."""
-    if n < 1:
-        raise ValueError(f"option books: n must be at least 1 (got {n})")
-    rng = np.random.default_rng(seed + 1)
-    cfg = spec.margin_config()
-    prices = prices_wad(prices_usd)
-    out = []
-    for i in range(n):
-        kind = OPTION_KINDS[i % len(OPTION_KINDS)]
-        asset = (BTC, ETH)[(i // len(OPTION_KINDS)) % 2]
-        spot = prices_usd[asset]
-        if kind == "covered_call":
-            units = float(rng.uniform(1, 10)) * (1.0 if asset == BTC else 20.0)
-            out.append(_option_book(kind, asset, units, 0.02 * units * spot, market, prices))
-            continue
-        equity = float(np.clip(rng.lognormal(np.log(EQUITY_MEDIAN_USD), EQUITY_SIGMA), 5_000.0, 500_000.0))
-        target = rng.uniform(*OPTION_UTILISATION[kind])
-        units = equity / spot  # one unit of notional per unit of equity, then scaled to the target
-        book = _option_book(kind, asset, units, equity, market, prices)
-        m = account_margin(option_state(book, prices, market), layout, prices, cfg, options=market)
-        if 0 < m.initial < target * m.equity:  # the requirement grows about in proportion to the size
-            units *= target * m.equity / m.initial
-            book = _option_book(kind, asset, units, equity, market, prices)
-        for _ in range(60):
-            m = account_margin(option_state(book, prices, market), layout, prices, cfg, options=market)
-            if m.initial <= target * m.equity:
-                break
-            units *= 0.9
-            book = _option_book(kind, asset, units, equity, market, prices)
-        else:
-            raise ValueError(f"an option book ({kind}) of {equity:,.0f} USD cannot be sized under the risk set")
-        out.append(book)
-    return out
 
 
 def option_standard_requirement(state: AccountState, market, prices: Sequence[int], spec: RiskSpec = DEFAULT_SPEC,

@@ -62,8 +62,9 @@ from eth_utils import keccak  # noqa: E402
 
 from offchain.db import acct_int  # noqa: E402
 from offchain.orders import Order, sign_order  # noqa: E402
-from offchain.population import (KINDS, OPTION_KINDS, OPTION_SERIES, Book, OptionTrader, generate,  # noqa: E402
-                                 option_market, option_standard_requirement, option_traders, sizes_of)
+from offchain.population import (KINDS, LOCAL_LAYOUT, Book, generate, listing_market, option_listing,  # noqa: E402
+                                 option_makers, option_population, option_standard_requirement, sizes_of)
+from offchain.risk.option_backtest import KINDS as OPTION_KINDS  # noqa: E402
 from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, LOCAL_COLLATERALS, START_PRICES_USD, WAD  # noqa: E402
 from offchain.risk.episodes import EPISODES, Episode  # noqa: E402
 from offchain.margin.params import RiskSpec  # noqa: E402
@@ -84,8 +85,8 @@ OI_CAP = 2.0  # each market's open-interest cap, times the population's gross no
 DESK_CHUNK = 1.0  # a premium desk fill, times the population's gross notional in its market (OI + chunk <= cap)
 DESK_TRIPS = 1  # the desk's round trips per market and step: fees of about half the premium's depth
 SAVER_USDC = 100_000  # a depositor without positions, whose claim deleveraging must leave whole
-OPTION_MAKER_USDC = 50_000_000  # the option market maker's deposit: it takes the other side of every option book
-OPTION_MAKER_SUB = 64  # its subaccount of the market maker's key
+OPTION_MAKER_SUB = 64  # the option market makers' subaccounts of the market maker's key (one per underlying)
+OPTION_TAKER_FEE_BPS = 5  # OrderSettlement's taker fee on the local deployment: on the premium for options
 
 # A gap: every market opens a step lower in one block (a weekend gap, an exchange outage), too fast for partial
 # liquidations; the deepest books go bankrupt at once, past what the fund holds, and deleveraging charges the shorts.
@@ -259,38 +260,82 @@ def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: An
     return ids, s
 
 
+def option_kind(name: str) -> str:
+    """The book kind of an option population name (``offchain.population.option_population``)."""
+    return next(k for k in OPTION_KINDS if name.startswith(k))
+
+
 def seed_options(d: Any, opts: Options, maker: MarketMaker, spec: RiskSpec, deployer: Any
-                 ) -> tuple[list[int], list[OptionTrader]]:
-    """List the option series (:data:`OPTION_SERIES`, 30 days from now), deposit the option books' collateral and
-    open them with signed orders: options against the option market maker at the model mark, perpetuals against the
-    market makers at the oracle price."""
+                 ) -> tuple[list[int], list[str]]:
+    """List the option series (``offchain.population.option_listing``: calls at 1 and 1.1 S, puts at 1 and 0.9 S,
+    7 and 30 days, on BTC and ETH), deposit the option books of ``option_population`` (the same books the cascade
+    model's options section holds) and their market makers' USDC, and open them with signed orders: options
+    against one option market maker per underlying at the model mark, perpetuals against the market makers at the
+    oracle price. Each book deposits what its trades need at every step (the exact mirror, at the listing's time)."""
     if opts.option_traders == 0:
         return [], []
     t0 = maker.w3.eth.get_block("latest")["timestamp"]
-    admin = {"from": deployer}
-    for slot, asset, call, k, days in OPTION_SERIES:
-        d.options.listSeries(slot, asset, call, int(round(START_PRICES_USD[asset] * k)) * WAD, t0 + days * 86_400, admin)
-    market = option_market(t0, START_VOLS, spec)
-    books = option_traders(opts.option_traders, opts.seed, market, spec)
-    keys = [trader_key(opts.seed, 100_000 + i) for i in range(len(books))]
-    ids = [account_of(k.address) for k in keys]
-    option_maker = account_of(maker.maker_key.address, OPTION_MAKER_SUB)
-    log.info("depositing collateral of %d option books and the option market maker", len(books))
-    maker.deposit(d.usdc, ids + [option_maker], [int(b.settlement_usd * 10**USDC_DECIMALS) for b in books]
-                  + [OPTION_MAKER_USDC * 10**USDC_DECIMALS])
-    for cid in range(len(LOCAL_COLLATERALS)):
-        maker.deposit(d.tokens[cid], ids, [b.collateral.get(cid, 0) for b in books])
+    listing = option_listing()
+    for slot, (asset, call, m, days) in enumerate(zip(listing.asset, listing.is_call, listing.moneyness,
+                                                      listing.days)):
+        d.options.listSeries(slot, asset, call, int(round(START_PRICES_USD[asset] * m)) * WAD, t0 + days * 86_400,
+                             {"from": deployer})
+    states, names, _ = option_population(opts.option_traders, opts.seed, spec, vols=START_VOLS)
+    makers = option_makers(states, listing)
+    market = listing_market(listing, t0, START_VOLS, spec)
     prices = [int(p) * WAD for p in START_PRICES_USD]
-    trades = []
-    for acct, key, b in zip(ids, keys, books):
-        for slot, size in b.options:
-            trades.append(maker.pair(option_maker, maker.maker_key, acct, key, 256 + slot, size,
-                                     int(d.options.mark(slot)), 100))
-        for market_id, size in b.legs:
-            trades.append(maker.orders(acct, key, market_id, size, prices[market_id]))
+    cfg = spec.margin_config()
+    keys = [trader_key(opts.seed, 100_000 + i) for i in range(len(states))]
+    ids = [account_of(k.address) for k in keys]
+    maker_ids = [account_of(maker.maker_key.address, OPTION_MAKER_SUB + i) for i in range(len(makers))]
+    maker_of = {a: mid for a, mid in zip(dict.fromkeys(listing.asset), maker_ids)}
+    deposits, trades = [], []
+    for acct, key, st in zip(ids, keys, states):
+        steps = [("option", slot, q) for slot, q in sorted(st.options.items())] + \
+                [("perp", m, q) for m, (q, _) in sorted(st.positions.items())]
+        deposits.append(_option_book_deposit(st, steps, prices, cfg, market))
+        for kind, i, q in steps:
+            if kind == "option":
+                mark = int(d.options.mark(i))
+                trades.append(maker.pair(maker_of[listing.asset[i]], maker.maker_key, acct, key, 256 + i, q, mark, 100))
+            else:
+                trades.append(maker.orders(acct, key, i, q, prices[i]))
+    log.info("depositing collateral of %d option books and %d option market makers", len(states), len(makers))
+    maker.deposit(d.usdc, ids + maker_ids, [int(x * 10**USDC_DECIMALS) for x in deposits]
+                  + [int(m.settlement // WAD * 10**USDC_DECIMALS) for m in makers])
+    for cid in range(len(LOCAL_COLLATERALS)):
+        maker.deposit(d.tokens[cid], ids, [st.collateral.get(cid, 0) for st in states])
     log.info("opening %d option and hedge positions with signed orders", len(trades))
     maker.settle_all(trades)
-    return ids, books
+    return ids, names
+
+
+def _option_book_deposit(st: Any, steps: list, prices: list[int], cfg: Any, market: Any) -> float:
+    """USDC (whole) a book deposits so that every step of its opening leaves it above IM with 5% to spare and it
+    holds the book's settlement balance at the end: premiums at the mark and the taker fee paid from it."""
+    from offchain.margin.exact import AccountState
+    from offchain.margin.options import mark
+
+    fee = OPTION_TAKER_FEE_BPS / 10_000
+    cash = st.settlement / WAD  # what the book holds once open
+    flows = []  # the settlement change of each step (premium, fee, perpetual cost basis in the position)
+    for kind, i, q in steps:
+        if kind == "option":
+            s = market.series[i]
+            premium = q / WAD * mark(s, prices[s.asset], market.vols[s.asset], market.word, market.time) / WAD
+            flows.append(-premium - abs(premium) * fee)
+        else:
+            flows.append(-abs(q) / WAD * prices[i] / WAD * fee)
+    deposit = max(cash - sum(flows), 0.0)
+    need = 0.0
+    for k in range(1, len(steps) + 1):  # each prefix: its IM against what it holds
+        options = {i: q for kind, i, q in steps[:k] if kind == "option"}
+        positions = {i: (q, -(-q * prices[i] // WAD)) for kind, i, q in steps[:k] if kind == "perp"}
+        held = deposit + sum(flows[:k])
+        state = AccountState(int(held * 1e6) * 10**12, positions, dict(st.collateral), {}, options)
+        m = account_margin(state, LOCAL_LAYOUT, prices, cfg, None, market)
+        need = max(need, (1.05 * m.initial - m.equity) / WAD)
+    return deposit + max(need, 0.0) + 10.0
 
 
 def push_vols(d: Any, web3: Any, sender: str, rel: Any, trough: dict, spike: float, base: int) -> None:
@@ -614,20 +659,32 @@ def model_check(books: list[Book], opts: "Options", fund_usd: float) -> dict:
     demo's crash: what it expects at p95 of 200 runs. The demo's fund desk trades at the oracle price (no impact) and
     its prices follow the episode's path, so the model runs without impact and with the path's end move."""
     from offchain.margin.defaults import DEFAULT_SPEC as SPEC
-    from offchain.population import LOCAL_LAYOUT, market_makers, prices_wad, to_state
+    from offchain.margin.defaults import OPTIONS_DEFAULT
+    from offchain.margin.vector import OptionArrays
+    from offchain.population import market_makers, option_sizes, prices_wad, to_state
     from offchain.risk.cascade import CascadeScenario, simulate
     from offchain.risk.commands import cascade_inputs
+    from offchain.risk.revalue import OptionHoldings
 
     p = prices_wad(START_PRICES_USD)
     states = [to_state(b, p) for b in books]
-    pf, arr, rule = cascade_inputs(SPEC, states + market_makers(states), LOCAL_LAYOUT, len(ASSETS))
+    book = states + market_makers(states)
+    held = None
+    if opts.option_traders:  # the demo's option books (seed_options) and their makers, as the chain holds them
+        ost, _, listing = option_population(opts.option_traders, opts.seed, vols=START_VOLS)
+        traders = states + ost
+        book = traders + market_makers(traders) + option_makers(ost, listing)
+        held = OptionHoldings(listing.book(option_sizes(book, len(listing.asset)), START_PRICES_USD),
+                              OptionArrays.from_params(OPTIONS_DEFAULT, len(ASSETS)), np.asarray(START_VOLS, float))
+    pf, arr, rule = cascade_inputs(SPEC, book, LOCAL_LAYOUT, len(ASSETS))
     trough = SCENARIOS[opts.scenario].trough()
     s = CascadeScenario(f"demo_{opts.scenario}", tuple(trough.get(a, 1.0) - 1.0 for a in range(len(ASSETS))),
                         latency=max(opts.keeper_lag, 1), after_blocks=opts.settle_blocks,
                         # the gap falls in one block (after a flat start that changes nothing); the others over --blocks
                         crash_blocks=1 if opts.scenario == "gap" else opts.blocks,
-                        impact_y=0.0, runs=200, seed=opts.seed, vol_cap=1.5 if opts.vol_updater else 1.0)
-    r = simulate(pf, START_PRICES_USD, arr, rule, fund_usd, s).summary()
+                        impact_y=0.0, runs=200, seed=opts.seed, vol_cap=1.5 if opts.vol_updater else 1.0,
+                        vol_spike=opts.vol_spike if held is not None else 1.0)
+    r = simulate(pf, START_PRICES_USD, arr, rule, fund_usd, s, options=held).summary()
     return {k: r[k] for k in ("crash", "latency_blocks", "crash_blocks", "runs", "insurance_fund", "bad_debt",
                               "fund_depletion", "adl", "written_off", "fund_cover", "accounts_liquidated",
                               "p_bad_debt")}
@@ -658,7 +715,7 @@ def margins_by_kind(rt: Any, ids: list[int], books: list[Book], block: int) -> d
     return out
 
 
-def option_margins_by_kind(rt: Any, ids: list[int], books: list[OptionTrader], block: int
+def option_margins_by_kind(rt: Any, ids: list[int], names: list[str], block: int
                           ) -> dict[str, dict[str, float]]:
     """The option books' portfolio MM against their standard requirement (Deribit's per-option rule, perpetuals at
     their standard rate), summed per book kind (USD)."""
@@ -667,9 +724,9 @@ def option_margins_by_kind(rt: Any, ids: list[int], books: list[OptionTrader], b
     states = rt.indexer.states(ids)
     out: dict[str, dict[str, float]] = {k: {"accounts": 0, "portfolio_mm": 0.0, "standard_mm": 0.0}
                                         for k in OPTION_KINDS}
-    for acct, b in zip(ids, books):
+    for acct, name in zip(ids, names):
         st = states[acct]
-        row = out[b.kind]
+        row = out[option_kind(name)]
         row["accounts"] += 1
         row["portfolio_mm"] += account_margin(st, layout, prices, cfg, markets, options).maintenance / WAD
         row["standard_mm"] += option_standard_requirement(st, options, prices, DEFAULT_SPEC, layout)
@@ -816,7 +873,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     seeder = BookSeeder.deploy(d.vault, {"from": relayer})
     ids, maker = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
     premium = PremiumDesk(maker, gross_by_market(books), opts.premium_bps)
-    opt_ids, opt_books = seed_options(d, opts, maker, demo_spec(books), deployer)
+    opt_ids, opt_names = seed_options(d, opts, maker, demo_spec(books), deployer)
     saver = account_of(Account.from_key(keccak(text="xmargin demo saver")).address)
     maker.deposit(d.usdc, [saver], [SAVER_USDC * 10**USDC_DECIMALS])
 
@@ -840,8 +897,8 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     series = Series()
     summary: dict[str, Any] = {}
     mining = ManualMining(web3)
-    kinds = {**{a: b.kind for a, b in zip(ids, books)}, **{a: b.kind for a, b in zip(opt_ids, opt_books)},
-             account_of(maker.maker_key.address, OPTION_MAKER_SUB): "option_market_maker",
+    kinds = {**{a: b.kind for a, b in zip(ids, books)}, **{a: option_kind(n) for a, n in zip(opt_ids, opt_names)},
+             **{account_of(maker.maker_key.address, OPTION_MAKER_SUB + i): "option_market_maker" for i in range(2)},
              **{maker.maker(m): "market_maker" for m in range(len(ASSETS))},
              premium.buyer: "premium_desk", premium.seller: "premium_desk", fund: "insurance_fund"}
     groups = {k: [a for a, b in zip(ids, books) if b.kind == k] for k in KINDS}
@@ -863,7 +920,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         if below:
             raise RuntimeError(f"{below} accounts are below MM before the crash; the population sizing is wrong")
         by_kind = margins_by_kind(rt, ids, books, head)
-        option_by_kind = option_margins_by_kind(rt, opt_ids, opt_books, head) if opt_ids else {}
+        option_by_kind = option_margins_by_kind(rt, opt_ids, opt_names, head) if opt_ids else {}
         bad_debt_before = d.vault.badDebt() / WAD
         series.block.append(head)
         series.prices.append([float(p) for p in START_PRICES_USD])

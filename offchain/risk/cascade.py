@@ -44,6 +44,19 @@ Model, block by block and for many independent runs at once (float64, vectorised
    sigma its daily volatility); that move is permanent and the oracle follows it. The fund is marked to the oracle
    price every block.
 
+8. Options (with :class:`~offchain.risk.revalue.OptionHoldings`): the volatility of every asset moves with the crash,
+   log-linearly from today's to ``vol_spike`` times it over ``crash_blocks`` (as the price path), and the options
+   are revalued in full every block (Black-Scholes at the block's price, that volatility and the time left); the
+   margin of an account holding options is the float form of docs/options.md (the scan of its whole book per asset,
+   :func:`offchain.risk.revalue.run_option_terms`). A liquidation takes option positions with its perpetuals, in the
+   same proportion: the fund takes them over at the mark (it pays a long's value, a short pays it its liability),
+   counted in the amount taken at their underlying notional ``|size| x spot`` (the vault's ``gross_total``). The
+   desk unwinds the options as the rest (``1 / unwind_blocks`` per block) at the mark, and the dealers it sells them
+   to hedge their delta in the underlying: the options' delta joins the units the desk sells, at the same
+   square-root impact (paid by the fund, moving the price). Deleveraging charges perpetual sides only: an option
+   position is no deleveraging source. Not modelled: the fund hedging its option inventory while it holds it, any
+   impact on the volatility itself.
+
 Outputs per run: bad debt (reaching depositors), what the fund covered, what was deleveraged, the debt written off,
 fund equity at the end and its lowest point (depletion = start - lowest), the notional liquidated, the calls (and the
 most in one block), the accounts liquidated, the lowest price reached with impact. Limits: one venue and one oracle per
@@ -64,8 +77,9 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import optional
-from ..margin.vector import MarginArrays, Portfolio, margin, max_take
+from ..margin.vector import MarginArrays, OptionBook, Portfolio, margin, max_take, requirement
 from .progress import Progress
+from .revalue import YEAR_DAYS, OptionHoldings, run_option_terms
 
 log = logging.getLogger(__name__)
 BLOCK_SECONDS = 12.0
@@ -142,6 +156,7 @@ class CascadeScenario:
     # UPDATER_INTERVAL (1 hour = 300 blocks)
     vol_step: float = 0.5
     vol_interval_blocks: int = 300
+    vol_spike: float = 1.0  # options' volatility at the end of the crash, times today's (log-linear over the crash)
 
     def with_(self, **kw) -> "CascadeScenario":
         return replace(self, **kw)
@@ -153,11 +168,12 @@ class CascadeScenario:
             ("depth_factor", self.depth_factor, self.depth_factor > 0),
             ("max_calls_per_block", self.max_calls_per_block, self.max_calls_per_block >= 0),
             ("vol_latency", self.vol_latency, self.vol_latency >= 0),
-            ("vol_cap", self.vol_cap, self.vol_cap >= 1.0)) if not ok]
+            ("vol_cap", self.vol_cap, self.vol_cap >= 1.0), ("vol_spike", self.vol_spike, self.vol_spike > 0))
+            if not ok]
         if bad:
             raise ValueError(f"scenario {self.name}: " + ", ".join(bad) + " out of range (latency >= 0, crash_blocks, "
                              "unwind_blocks and runs >= 1, depth_factor > 0, max_calls_per_block >= 0 (0: no cap), "
-                             "vol_latency >= 0, vol_cap >= 1)")
+                             "vol_latency >= 0, vol_cap >= 1, vol_spike > 0)")
 
 
 @dataclass
@@ -179,6 +195,8 @@ class CascadeResult:
     funding_paid: np.ndarray | None = field(default=None, repr=False)  # (runs, A) funding each account paid (+)
     max_block_calls: np.ndarray | None = None  # (runs,) the most calls in one block
     vol_scale_max: np.ndarray | None = None  # (runs, K) the highest scaler reached
+    option_notional: np.ndarray | None = None  # (runs,) underlying notional of the options liquidated (None: none held)
+    option_accounts: np.ndarray | None = None  # (runs,) accounts holding options that were liquidated
 
     def summary(self, q: float = 0.95) -> dict:
         def pct(x: np.ndarray) -> float:
@@ -213,6 +231,9 @@ class CascadeResult:
                                else None),
             "trough_with_impact": [float(x) for x in np.quantile(self.trough, 1 - q, axis=0)],
             "quantile": q,
+            **({} if self.option_notional is None else {
+                "vol_spike": s.vol_spike, "option_notional_liquidated": pct(self.option_notional),
+                "option_accounts_liquidated": pct(self.option_accounts)}),
         }
 
 
@@ -249,8 +270,10 @@ def adl_split(notional: np.ndarray, room: np.ndarray, loss: np.ndarray) -> np.nd
 
 
 def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, rule: LiquidationRule,
-             fund: float, s: CascadeScenario) -> CascadeResult:
-    """Run ``s.runs`` paths of scenario ``s`` on ``portfolio`` (whole USD prices ``prices0`` per asset)."""
+             fund: float, s: CascadeScenario, options: OptionHoldings | None = None) -> CascadeResult:
+    """Run ``s.runs`` paths of scenario ``s`` on ``portfolio`` (whole USD prices ``prices0`` per asset); with
+    ``options``, the same accounts' option positions (sizes (A, S) over one shared listing, struck in USD) under
+    the OPTION word's figures and today's volatility per asset (8. in the module docstring)."""
     s.check()
     R, K = s.runs, portfolio.n_assets
     M, J = len(portfolio.market_asset), len(portfolio.collateral_asset)
@@ -302,6 +325,7 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
     vs = np.repeat(vs_floor[None], R, 0)
     proposed: list[np.ndarray] = []
     last_raise = np.full((R, K), -10**9)
+    opt = _OptionState.start(options, R, A, K, s, base) if options is not None else None
 
     for b in range(blocks + 1):
         price = p0 * np.exp(base[b] + noise[b] + impact)
@@ -326,13 +350,16 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
         trough = np.minimum(trough, price / p0)
         arr_b = arr if (vs == 1.0).all() else replace(arr, vol_scale=vs[:, None, :])
         m = margin(pf, price, arr_b)
-        liq = m.equity < m.maintenance
+        equity, mm, im, gross = m.equity, m.maintenance, m.initial, m.gross
+        if opt is not None:
+            equity, mm, im, gross = opt.margin(pf, price, arr_b, b, m)
+        liq = equity < mm
         due = np.where(liq & (due < 0), b + s.latency, due)
         due = np.where(~liq, -1, due)
         act = liq & (due >= 0) & (due <= b)
         cap = s.max_calls_per_block
         if cap and (act.sum(1) > cap).any():  # block space: the most urgent first, the others wait
-            score = np.where(act, m.maintenance - m.equity, -np.inf)
+            score = np.where(act, mm - equity, -np.inf)
             top = np.argpartition(-score, cap - 1, axis=1)[:, :cap]
             keep = np.zeros_like(act)
             np.put_along_axis(keep, top, True, axis=1)
@@ -346,11 +373,17 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
             v = size * pr[:, ma]
             cv = coll * pr[:, ca]
             pos_gross = np.abs(v).sum(-1)
-            allowed = max_take(m.equity[r_idx, a_idx], m.maintenance[r_idx, a_idx], m.initial[r_idx, a_idx],
-                               m.gross[r_idx, a_idx], cf, pen, rule.deep, rule.dust)
+            if opt is not None:
+                o_val, o_notional = opt.positions(r_idx, a_idx, pr)
+                pos_gross = pos_gross + o_notional.sum(-1)
+            allowed = max_take(equity[r_idx, a_idx], mm[r_idx, a_idx], im[r_idx, a_idx],
+                               gross[r_idx, a_idx], cf, pen, rule.deep, rule.dust)
             with np.errstate(divide="ignore", invalid="ignore"):
                 phi = np.where(pos_gross > 0, np.minimum(1.0, allowed / pos_gross), 0.0)
             settle = pf.settlement[r_idx, a_idx] + phi * (v - on).sum(-1)
+            if opt is not None:  # the fund takes the options over at the mark
+                settle = settle + phi * o_val.sum(-1)
+                opt.take(r_idx, a_idx, phi, o_val, o_notional, cash)
             taken = phi * pos_gross
             np.add.at(fund_pos, r_idx, phi[:, None] * size)
             np.add.at(fund_on, r_idx, phi[:, None] * v)  # taken over at the oracle price
@@ -377,11 +410,13 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
             taken = taken + seize
             # capped by the equity left: closing at the oracle price keeps equity, a seizure only adds to it, so the
             # equity before the take is a lower bound of it
-            penalty = np.minimum(pen * taken, np.clip(m.equity[r_idx, a_idx], 0.0, None))
+            penalty = np.minimum(pen * taken, np.clip(equity[r_idx, a_idx], 0.0, None))
             settle -= penalty
             reward = np.maximum(rule.keeper_share * penalty, np.minimum(rule.min_keeper_reward, penalty))
             np.add.at(cash, r_idx, penalty - reward - fund_paid)
             empty = (np.abs(size).sum(-1) == 0) & (coll.sum(-1) <= 1e-12)
+            if opt is not None:
+                empty &= np.abs(opt.size[r_idx, a_idx]).sum(-1) == 0
             debt = np.where(empty & (settle < 0), -settle, 0.0)
             settle = np.where(debt > 0, 0.0, settle)
             np.add.at(notional, r_idx, taken)
@@ -400,6 +435,8 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
         f = 1.0 / s.unwind_blocks
         sell_pos, sell_on, sell_coll = fund_pos * f, fund_on * f, fund_coll * f
         units = sell_pos @ mk + sell_coll @ cj  # per asset, + = selling
+        if opt is not None:  # the options at the mark; their delta is hedged in the underlying by the buyers
+            units = units + opt.unwind(f, price, cash)
         q_usd = np.abs(units) * price
         move = s.impact_y * vol * np.sqrt(q_usd / volume)
         cash += (sell_pos * pm - sell_on).sum(-1) + (sell_coll * pc).sum(-1) - (q_usd * move).sum(-1)
@@ -408,9 +445,102 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
         fund_coll -= sell_coll
         impact -= np.sign(units) * move
         fund_eq = cash + (fund_pos * pm - fund_on).sum(-1) + (fund_coll * pc).sum(-1)
+        if opt is not None:
+            fund_eq = fund_eq + opt.fund_value()
         fund_min = np.minimum(fund_min, fund_eq)
-    return CascadeResult(s, float(fund), bad, fund_eq, fund_min, notional, calls, touched.sum(1).astype(float),
-                         trough, path0, written, cover, adl, adl_paid, funding_paid, max_block, vs)
+    res = CascadeResult(s, float(fund), bad, fund_eq, fund_min, notional, calls, touched.sum(1).astype(float),
+                        trough, path0, written, cover, adl, adl_paid, funding_paid, max_block, vs)
+    if opt is not None:
+        res.option_notional = opt.liquidated
+        res.option_accounts = (touched & opt.holder[None, :]).sum(1).astype(float)
+    return res
+
+
+@dataclass
+class _OptionState:
+    """The option side of one :func:`simulate`: every run's option sizes (R, A, S), the fund's option inventory
+    (R, S), the volatility path, and this block's unit values and deltas."""
+
+    listing: OptionBook  # series arrays (S,), expiry in years at the start
+    holdings: OptionHoldings
+    size: np.ndarray  # (R, A, S)
+    holder: np.ndarray  # (A,) bool: accounts that started with options (the only ones whose margin has option terms)
+    vol_path: np.ndarray  # (blocks + 1, K)
+    fund: np.ndarray  # (R, S) the fund's option inventory
+    liquidated: np.ndarray  # (R,) underlying notional of the options taken over
+    unit: np.ndarray | None = None  # (R, S) this block's value of one unit
+    spot: np.ndarray | None = None  # (R, S) this block's spot of each series
+    book: OptionBook | None = None  # this block's listing (time to expiry)
+    sigma: np.ndarray | None = None  # (K,) this block's volatility
+
+    @classmethod
+    def start(cls, h: OptionHoldings, runs: int, accounts: int, k: int, s: CascadeScenario,
+              base: np.ndarray) -> "_OptionState":
+        b = h.book
+        if np.asarray(b.asset).ndim != 1:
+            raise ValueError("a cascade's options share one listing: series arrays (S,)")
+        size = np.asarray(b.size, float)
+        if size.shape[0] != accounts:
+            raise ValueError(f"option sizes for {size.shape[0]} accounts, the portfolio has {accounts}")
+        n = len(np.asarray(b.asset))
+        listing = OptionBook(np.zeros((1, n)), np.asarray(b.asset), np.asarray(b.is_call), np.asarray(b.strike, float),
+                             np.asarray(b.expiry, float))
+        # the crash's progress (0 to 1) of the price path, per block: the volatility follows it
+        t = np.minimum(np.arange(len(base)) / max(s.crash_blocks, 1), 1.0)
+        vol_path = np.asarray(h.sigma, float)[None, :k] * np.exp(t[:, None] * np.log(s.vol_spike))
+        return cls(listing, h, np.repeat(size[None], runs, 0), np.abs(size).sum(-1) > 0, vol_path,
+                   np.zeros((runs, n)), np.zeros(runs))
+
+    def margin(self, pf: Portfolio, price: np.ndarray, arr: MarginArrays, b: int, m) -> tuple:
+        """(equity, MM, IM, gross for maxTake) of every account at block ``b``: the linear figures of ``m`` for the
+        accounts without options, the float margin with the option terms for the holders."""
+        lst = self.listing
+        self.book = OptionBook(lst.size, lst.asset, lst.is_call, lst.strike,
+                               lst.expiry - b * BLOCK_SECONDS / (YEAR_DAYS * 86_400.0))
+        sigma = self.sigma = self.vol_path[b]
+        h = self.holder
+        sub = Portfolio(pf.settlement[:, h], pf.size[:, h], pf.open_notional[:, h], pf.collateral[:, h],
+                        pf.market_asset, pf.collateral_asset, pf.n_assets)
+        eq, delta, gr = sub.exposure(price, arr.haircut)
+        notional = np.abs(sub.values(price)[0]) if arr.depth is not None else None
+        terms, values, self.unit = run_option_terms(self.size[:, h], self.book, price, sigma, arr,
+                                                    self.holdings.oarr)
+        mm_h, im_h = requirement(delta, gr, arr, notional, terms)
+        self.spot = price[:, np.asarray(lst.asset)]
+        equity, mm, im = m.equity.copy(), m.maintenance.copy(), m.initial.copy()
+        equity[:, h], mm[:, h], im[:, h] = eq + values, mm_h, im_h
+        gross = m.gross.copy()  # the vault's gross_total: the options' underlying notional added
+        gross[:, h] += (np.abs(self.size[:, h]) * self.spot[:, None, :]).sum(-1)
+        return equity, mm, im, gross
+
+    def positions(self, r: np.ndarray, a: np.ndarray, pr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, underlying notionals), each (n, S), of the option positions of accounts (r, a)."""
+        q = self.size[r, a]
+        return q * self.unit[r], np.abs(q) * self.spot[r]
+
+    def take(self, r: np.ndarray, a: np.ndarray, phi: np.ndarray, value: np.ndarray, notional: np.ndarray,
+             cash: np.ndarray) -> None:
+        """The fund takes over ``phi`` of the positions of (r, a) at the mark: it pays their value (a long's) or is
+        paid it (a short's liability)."""
+        part = phi[:, None] * self.size[r, a]
+        np.add.at(self.fund, r, part)
+        np.add.at(cash, r, -(phi * value.sum(-1)))
+        np.add.at(self.liquidated, r, phi * notional.sum(-1))
+        self.size[r, a] = self.size[r, a] - part
+
+    def unwind(self, f: float, price: np.ndarray, cash: np.ndarray) -> np.ndarray:
+        """The desk sells ``f`` of the fund's options at the mark; returns the underlying units their buyers sell to
+        hedge them (R, K) (+ = selling: the fund sold a long call)."""
+        sell = self.fund * f
+        cash += (sell * self.unit).sum(-1)
+        self.fund = self.fund - sell
+        h = self.holdings
+        spot, sig = self.book.per_series(price, self.sigma)
+        delta = self.book.unit_deltas(spot, sig, h.oarr)[..., 0, :]  # (R, S)
+        return (sell * delta) @ self.book.onehot(price.shape[-1])
+
+    def fund_value(self) -> np.ndarray:
+        return (self.fund * self.unit).sum(-1)
 
 
 def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, sources, src_rw, adl_share, bad, written, cover, adl,
@@ -455,24 +585,30 @@ def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, sources, src_rw, adl_sh
 
 # ---------------------------------------------------------------------------------------------- sweeps
 def _run(args: tuple) -> dict:
-    portfolio, prices0, arr, rule, fund, s = args
+    portfolio, prices0, arr, rule, fund, s, *rest = args
+    options = rest[0] if rest else None
     t = time.time()
-    res = simulate(portfolio, prices0, arr, rule, fund, s)
+    res = simulate(portfolio, prices0, arr, rule, fund, s, options)
     out = res.summary()
     out["seconds"] = round(time.time() - t, 2)  # this scenario's simulation (in its worker)
     out["bad_debt_runs"] = res.bad_debt.tolist()
+    if options is not None:
+        out["fund_depletion_runs"] = np.clip(res.fund_start - res.fund_min, 0.0, None).tolist()
     return out
 
 
 def sweep(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, rule: LiquidationRule, fund: float,
-          scenarios: Sequence[CascadeScenario], scheduler: str | None = None, workers: int = 0) -> dict[str, dict]:
-    """Every scenario's summary (with ``bad_debt_runs``, the bad debt of every run), with progress on stderr.
+          scenarios: Sequence[CascadeScenario], scheduler: str | None = None, workers: int = 0,
+          options: OptionHoldings | None = None) -> dict[str, dict]:
+    """Every scenario's summary (with ``bad_debt_runs``, the bad debt of every run; with ``options``, the accounts'
+    option positions, also ``fund_depletion_runs``), with progress on stderr.
 
     In this process by default; on the Dask scheduler at ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``) when one
     machine is not enough, or on a local Dask cluster of ``workers`` processes (``workers > 0``, no scheduler). A
     cluster pays off only for many scenarios of many runs: starting a local one costs seconds, and each task ships
     the whole portfolio. Dask's own logging is kept at WARNING."""
-    tasks = [(portfolio, tuple(prices0), arr, rule, fund, s) for s in scenarios]
+    tasks = [(portfolio, tuple(prices0), arr, rule, fund, s) + ((options,) if options is not None else ())
+             for s in scenarios]
     if not scheduler and workers <= 0:
         return {s.name: _run(t) for s, t in zip(scenarios, Progress.over(tasks, "cascade scenarios"))}
     distributed = optional("dask.distributed", "a cascade on a Dask cluster")

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..margin.vector import MarginArrays, Portfolio
 from .cascade import CascadeResult, CascadeScenario, LiquidationRule, simulate
+from .revalue import OptionHoldings
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ def check(res: CascadeResult, with_adl: bool, q: float = 0.95) -> Check:
 
 def size_fund(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, rule: LiquidationRule,
               s: CascadeScenario, with_adl: bool = False, q: float = 0.95, tol: float = 0.01,
-              start: float = 1e6, step: float = 1_000.0) -> FundSize:
-    """The smallest fund (a multiple of ``step`` USD, within ``tol`` of itself) that passes the rule on ``s``."""
+              start: float = 1e6, step: float = 1_000.0, options: OptionHoldings | None = None) -> FundSize:
+    """The smallest fund (a multiple of ``step`` USD, within ``tol`` of itself) that passes the rule on ``s``
+    (``options``: the accounts' option positions, :func:`offchain.risk.cascade.simulate`)."""
     if not 0.5 <= q < 1:
         raise ValueError(f"quantile {q}: give a level in [0.5, 1), e.g. 0.95")
     if not 0 < tol < 0.5:
@@ -93,7 +95,7 @@ def size_fund(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays,
     trail: list[Check] = []
 
     def run(f: float) -> Check:
-        c = check(simulate(portfolio, prices0, arr, rule, f, s), with_adl, q)
+        c = check(simulate(portfolio, prices0, arr, rule, f, s, options), with_adl, q)
         trail.append(c)
         log.info("fund %.0f: need %.0f depletion %.0f adl %.0f bad %.0f -> %s", f, c.need, c.depletion, c.adl,
                  c.bad_debt, "passes" if c.passes else "fails")

@@ -58,15 +58,16 @@ def stress_chart(rows: Sequence[dict], path: Path | str, fund: float | None = No
 
 
 def cascade_chart(results: dict[str, np.ndarray], fund: float, path: Path | str,
-                  title: str = "Cascade simulation: bad debt across runs") -> Path:
-    """Box plot of bad debt per scenario (USD) with the insurance fund as a line."""
+                  title: str = "Cascade simulation: bad debt across runs",
+                  ylabel: str = "bad debt, million USD (whiskers 5-95%)") -> Path:
+    """Box plot of bad debt (or another USD figure, ``ylabel``) per scenario with the insurance fund as a line."""
     plt = _plt()
     names = list(results)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     ax.boxplot([np.asarray(results[n]) / 1e6 for n in names], whis=(5, 95), showfliers=True)
     ax.set_xticks(range(1, len(names) + 1), names)
     ax.axhline(fund / 1e6, color="k", ls="--", lw=0.8, label=f"insurance fund {fund / 1e6:.1f}M")
-    ax.set_ylabel("bad debt, million USD (whiskers 5-95%)")
+    ax.set_ylabel(ylabel)
     ax.set_yscale("symlog", linthresh=0.01)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)

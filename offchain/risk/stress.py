@@ -6,6 +6,13 @@ charts (exchange OHLC as shown by CoinGecko/CoinMarketCap and contemporary marke
 approximations, labelled as such, and the exact figures differ between venues. SOL traded on no liquid venue in
 March 2020: it is given ETH's move there. Shocks are fractions of price per asset name; ``settlement`` is the move of
 the settlement token's USD value (a USDC de-peg), applied to every settlement balance.
+
+**Volatility.** Every scenario carries a volatility multiplier per asset (``vol``), applied to the options' volatility
+when books hold options (revalued in full: Black-Scholes at the shocked price and volatility, the smile at the new
+spot): by default :func:`offchain.risk.revalue.spike_rule` of the asset's own move (a fall of 50% doubles it and a
+quarter, a rally of 50% raises it by a quarter; judgement, no implied-volatility history in the data), or explicit
+multipliers (``vol_spike``: x2 with no price move; ``vol_crush``: x0.6, an implied volatility crush after an event).
+One multiplier per asset for every maturity and strike. A book without options does not see it.
 """
 from __future__ import annotations
 
@@ -15,7 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from ..margin.exact import BPS, WAD, AccountState, Layout, MarginConfig, account_margin
-from ..margin.vector import MarginArrays, Portfolio
+from ..margin.vector import MarginArrays, OptionArrays, Portfolio, margin, option_terms
+from .revalue import OptionHoldings, spike_rule
 
 
 @dataclass(frozen=True)
@@ -25,10 +33,17 @@ class Scenario:
     shocks: dict[str, float]  # asset name -> relative price move (-0.5 = -50%)
     settlement: float = 0.0  # relative move of the settlement token's USD value
     source: str = ""
-    kind: str = "episode"  # episode | decoupling | collapse | uniform
+    kind: str = "episode"  # episode | decoupling | collapse | uniform | volatility
+    vol: dict[str, float] | None = None  # asset name -> volatility multiplier (None: spike_rule of the asset's move)
 
     def vector(self, assets: Sequence[str]) -> np.ndarray:
         return np.array([self.shocks.get(a, 0.0) for a in assets])
+
+    def vol_vector(self, assets: Sequence[str]) -> np.ndarray:
+        """The options' volatility multiplier per asset."""
+        if self.vol is None:
+            return np.array([spike_rule(x) for x in self.vector(assets)])
+        return np.array([self.vol.get(a, 1.0) for a in assets])
 
 
 LIBRARY: tuple[Scenario, ...] = (
@@ -64,6 +79,12 @@ LIBRARY: tuple[Scenario, ...] = (
              kind="uniform"),
     Scenario("rally_50", "Uniform rally +50%", {"BTC": 0.50, "ETH": 0.50, "SOL": 0.50, "LINK": 0.50},
              kind="uniform"),
+    Scenario("vol_spike", "Volatility x2, prices unchanged", {}, kind="volatility",
+             vol={"BTC": 2.0, "ETH": 2.0, "SOL": 2.0, "LINK": 2.0},
+             source="hypothetical (implied volatility doubling ahead of a move)"),
+    Scenario("vol_crush", "Volatility x0.6, prices unchanged", {}, kind="volatility",
+             vol={"BTC": 0.6, "ETH": 0.6, "SOL": 0.6, "LINK": 0.6},
+             source="hypothetical (implied volatility collapsing after an event)"),
 )
 
 
@@ -236,3 +257,84 @@ def reverse_summary(portfolio: Portfolio, arr: MarginArrays, prices: np.ndarray,
 
 def to_bps(move: Sequence[float]) -> list[int]:
     return [int(round(x * BPS)) for x in move]
+
+
+# ---------------------------------------------------------------------------------------------- with options (float)
+def float_hypothetical(portfolio: Portfolio, arr: MarginArrays, prices: np.ndarray, assets: Sequence[str],
+                       options: OptionHoldings | None = None,
+                       scenarios: Sequence[Scenario] = LIBRARY) -> list[StressRow]:
+    """:func:`hypothetical` in floats (:func:`offchain.margin.vector.margin`) for books that may hold options: each
+    scenario's prices, its volatility multipliers on the options (revalued in full) and its settlement move, applied
+    instantly; liquidatable is E < MM at the shocked prices and volatilities."""
+    p = np.asarray(prices, float)
+    kw = {} if options is None else {"options": options.book, "oarr": options.oarr, "sigma": options.sigma}
+    base = margin(portfolio, p, arr, **kw).equity
+    rows = []
+    for sc in scenarios:
+        pf = portfolio.copy()
+        pf.settlement = pf.settlement * (1.0 + sc.settlement)
+        if options is not None:
+            kw["sigma"] = options.sigma * sc.vol_vector(assets)
+        m = margin(pf, p * (1.0 + sc.vector(assets)), arr, **kw)
+        worst = int(np.argmin(m.equity))
+        rows.append(StressRow(sc.name, sc.title, len(m.equity), int((m.equity < m.maintenance).sum()),
+                              int((m.equity < 0).sum()), float(np.clip(-m.equity, 0.0, None).sum()),
+                              float((m.equity - base).sum()), worst, float(m.equity[worst])))
+    return rows
+
+
+def option_book_stress(spec, params=None, prices_usd: Sequence[float] | None = None,
+                       vols: Sequence[float] | None = None, assets: Sequence[str] = ("BTC", "ETH", "SOL", "LINK"),
+                       scenarios: Sequence[Scenario] = LIBRARY) -> list[dict]:
+    """The option books of :mod:`offchain.risk.option_backtest` (1 unit of the underlying per leg, on BTC, on ETH and
+    on both) at ``prices_usd`` and volatilities ``vols`` (default the local start prices and START_VOLS) under every
+    scenario, revalued in full, against the protocol's own margin of the book: its MM (``spec`` with the OPTION word
+    ``params``) and ``K_S``, the worst loss over the spec's published stress vectors (each at the grid's worst
+    volatility point, docs/options.md). Figures in % of the underlying notional (of both legs for BTC+ETH); per
+    scenario the loss and the part of it due to the scenario's volatility shock (the loss minus the loss at
+    unchanged volatility)."""
+    from ..margin.defaults import OPTIONS_DEFAULT, START_PRICES_USD
+    from ..population import LOCAL_LAYOUT, option_book_units, option_listing
+    from .option_backtest import BOOKS, UNDERLYINGS
+    from .revalue import START_VOLS
+
+    params = params or spec.options or OPTIONS_DEFAULT
+    p = np.asarray(START_PRICES_USD if prices_usd is None else prices_usd, float)
+    vol = np.asarray(START_VOLS if vols is None else vols, float)
+    k, lay = len(assets), LOCAL_LAYOUT
+    arr = MarginArrays.from_config(spec.margin_config(), k, len(lay.collateral_asset))
+    oarr = OptionArrays.from_params(params, k)
+    listing = option_listing()
+    ma, ca = np.asarray(lay.market_asset), np.asarray(lay.collateral_asset)
+    rows = []
+    for und, und_assets in UNDERLYINGS.items():
+        for bt in BOOKS:
+            perp, coll, sizes = option_book_units(bt, und_assets, listing, p, vol, params, k)
+            size, c = perp[ma][None], coll[ca][None]
+            pf = Portfolio(np.zeros(1), size, size * p[ma], c, ma, ca, k)
+            book = listing.book(sizes[None], p)
+            m = margin(pf, p, arr, book, oarr, vol)
+            terms = option_terms(book, p, vol, arr, oarr)
+            k_s = (float((-np.einsum("...k,sk->...s", m.delta, arr.stress) + terms.o).max())
+                   if len(arr.stress) else 0.0)
+            notional = float(p[list(und_assets)].sum())
+            mm = 100 * float(m.maintenance[0]) / notional
+            ks = 100 * max(k_s, 0.0) / notional
+            row = {"book": bt.name, "kind": bt.kind, "variant": bt.variant, "underlying": und,
+                   "mm_pct": round(mm, 3), "im_pct": round(100 * float(m.initial[0]) / notional, 3),
+                   "protocol_stress_pct": round(ks, 3), "scenarios": {}}
+            for sc in scenarios:
+                pf_s = pf.copy()
+                pf_s.settlement = pf_s.settlement * (1.0 + sc.settlement)
+                shocked = p * (1.0 + sc.vector(assets))
+                after = margin(pf_s, shocked, arr, book, oarr, vol * sc.vol_vector(assets)).equity[0]
+                flat = margin(pf_s, shocked, arr, book, oarr, vol).equity[0]
+                row["scenarios"][sc.name] = {"loss_pct": round(100 * float(m.equity[0] - after) / notional, 3),
+                                             "vol_part_pct": round(100 * float(flat - after) / notional, 3)}
+            worst = max(row["scenarios"], key=lambda n: row["scenarios"][n]["loss_pct"])
+            wl = row["scenarios"][worst]["loss_pct"]
+            row.update({"worst_scenario": worst, "worst_loss_pct": wl,
+                        "worst_loss_over_mm": round(wl / mm, 3) if mm > 0 else None,
+                        "worst_loss_over_protocol_stress": round(wl / ks, 3) if ks > 0 else None})
+            rows.append(row)
+    return rows

@@ -14,6 +14,15 @@ confidence levels (0.99 = 99%); VaR and ES are reported as positive losses.
 For the simulation methods VaR is the empirical ``q`` quantile of the losses, ES the mean loss at or beyond it, and
 the contributions are the mean of ``-c_k x_k`` over the tail scenarios (they add up to ES; the VaR contributions
 average the scenarios nearest the quantile).
+
+**Options** (:class:`~offchain.risk.revalue.OptionHoldings`): in the simulation methods (FHS, Monte Carlo) a book
+with options is revalued in full in every scenario, Black-Scholes at the scenario's prices and at volatilities that
+move with the scenario (:class:`~offchain.risk.revalue.VolModel`: the EWMA implied-volatility proxy of
+option_backtest, ``sigma' = sigma sqrt(lam^h + (1 - lam^h) z^2)`` with ``z`` the standardised move) and ``h`` days
+less to expiry; the per-asset contributions hold each asset's options with its linear part. The parametric figure
+stays what it is, a delta-normal approximation: the options enter it through their delta only (``delta_normal``),
+which says nothing of a delta-hedged book's convexity. A book without options gets the same figures as before, to
+the bit.
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from .ewma import RISKMETRICS_LAMBDA, ewma_covariance, ewma_variance, repair_covariance
+from .revalue import YEAR_DAYS, OptionHoldings, VolModel
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,14 @@ def parametric(c: np.ndarray, cov: np.ndarray, q: float = 0.99, horizon: float =
 def from_scenarios(c: np.ndarray, scenarios: np.ndarray, q: float = 0.99, method: str = "simulation",
                    neighbours: int = 5) -> RiskFigure:
     """VaR/ES of ``-c . x`` over equally likely ``scenarios`` (S, K), with contributions."""
+    return from_parts(-np.asarray(scenarios) * np.asarray(c), q, method, neighbours)
+
+
+def from_parts(parts: np.ndarray, q: float = 0.99, method: str = "simulation", neighbours: int = 5) -> RiskFigure:
+    """VaR/ES of equally likely scenarios given as losses per asset ``parts`` (S, K) (the loss of a scenario is the
+    sum of its row), with contributions."""
     _check_level(q)
-    parts = -np.asarray(scenarios) * np.asarray(c)  # (S, K) loss per asset
+    parts = np.asarray(parts)
     losses = parts.sum(-1)
     order = np.argsort(losses)
     n = len(losses)
@@ -101,6 +117,25 @@ def from_scenarios(c: np.ndarray, scenarios: np.ndarray, q: float = 0.99, method
     total = near.sum()
     var_c = near * (var / total) if total != 0 else np.zeros_like(near)
     return RiskFigure(method, q, var, es, var_c, es_c)
+
+
+def revalued_parts(c: np.ndarray, scenarios: np.ndarray, options: OptionHoldings | None = None,
+                   prices: np.ndarray | None = None, vol_mults: np.ndarray | float = 1.0,
+                   horizon: float = 1.0) -> np.ndarray:
+    """Loss per scenario and asset, (S, K), of the linear sensitivities ``c`` (K,) and, with ``options``, of every
+    account's options at ``prices`` (K,) revalued in full at ``prices (1 + x)``, volatilities ``sigma x vol_mults``
+    ((S, K) or a scalar) and ``horizon`` days less to expiry (summed over the holdings' accounts)."""
+    parts = -np.asarray(scenarios) * np.asarray(c)
+    if options is None:
+        return parts
+    if prices is None:
+        raise ValueError("revaluing options needs today's prices (USD per asset)")
+    return parts + options.losses(prices, scenarios, vol_mults, horizon / YEAR_DAYS).sum(-2)
+
+
+def delta_parts(c: np.ndarray, scenarios: np.ndarray, options: OptionHoldings, prices: np.ndarray) -> np.ndarray:
+    """The delta approximation of :func:`revalued_parts`: the options replaced by their delta (S, K)."""
+    return -np.asarray(scenarios) * (np.asarray(c) + options.delta_sensitivity(prices).sum(0))
 
 
 def fhs_scenarios(returns: np.ndarray, lam: float = RISKMETRICS_LAMBDA, horizon: float = 1.0,
@@ -129,20 +164,42 @@ def monte_carlo_scenarios(cov: np.ndarray, n: int = 100_000, seed: int = 0, nu: 
 
 
 def all_methods(c: np.ndarray, returns: np.ndarray, q: float = 0.99, lam: float = RISKMETRICS_LAMBDA,
-                horizon: float = 1.0, mc_paths: int = 50_000, seed: int = 0, nu: float = 5.0) -> list[RiskFigure]:
-    """Parametric, FHS and Monte Carlo (Student-t) figures for one portfolio at the end of ``returns``."""
+                horizon: float = 1.0, mc_paths: int = 50_000, seed: int = 0, nu: float = 5.0,
+                options: OptionHoldings | None = None, prices: np.ndarray | None = None,
+                vol_model: VolModel | None = None) -> list[RiskFigure]:
+    """Parametric, FHS and Monte Carlo (Student-t) figures for one portfolio at the end of ``returns``. With
+    ``options`` (and today's ``prices``), FHS and Monte Carlo revalue them in full at each scenario's prices and
+    volatilities (``vol_model``, default the EWMA proxy with ``lam``); the parametric figure is then the
+    delta-normal approximation (``delta_normal``)."""
     cov = ewma_covariance(returns, lam)[-1]
-    out = [parametric(c, cov, q, horizon)]
-    out.append(from_scenarios(c, fhs_scenarios(returns, lam, horizon), q, "fhs"))
-    out.append(from_scenarios(c, monte_carlo_scenarios(cov, mc_paths, seed, nu, horizon), q, "monte_carlo"))
+    fhs = fhs_scenarios(returns, lam, horizon)
+    mc = monte_carlo_scenarios(cov, mc_paths, seed, nu, horizon)
+    if options is None:
+        out = [parametric(c, cov, q, horizon)]
+        out.append(from_scenarios(c, fhs, q, "fhs"))
+        out.append(from_scenarios(c, mc, q, "monte_carlo"))
+        return out
+    if prices is None:
+        raise ValueError("revaluing options needs today's prices (USD per asset)")
+    vm = vol_model or VolModel(lam)
+    daily = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    dn = parametric(np.asarray(c) + options.delta_sensitivity(prices).sum(0), cov, q, horizon)
+    out = [RiskFigure("delta_normal", q, dn.var, dn.es, dn.var_contrib, dn.es_contrib)]
+    for name, x in (("fhs", fhs), ("monte_carlo", mc)):
+        parts = revalued_parts(c, x, options, prices, vm.multipliers(x, daily, horizon), horizon)
+        out.append(from_parts(parts, q, name))
     return out
 
 
-def shortfall_figure(equity: np.ndarray, sens: np.ndarray, scenarios: np.ndarray, q: float = 0.99) -> dict:
+def shortfall_figure(equity: np.ndarray, sens: np.ndarray, scenarios: np.ndarray, q: float = 0.99,
+                     option_pnl: np.ndarray | None = None) -> dict:
     """Protocol-level loss: in each scenario the sum over accounts of ``max(0, -(E + sens . x))`` (the bad debt if
-    no liquidation happened within the horizon). VaR/ES of it, the expected value, and the accounts most often
-    insolvent in the tail."""
+    no liquidation happened within the horizon); ``option_pnl`` (S, A): the change of each account's options in each
+    scenario, revalued in full (``-OptionHoldings.losses(...).sum(-1)``). VaR/ES of it, the expected value, and the
+    accounts most often insolvent in the tail."""
     eq_after = equity[None, :] + scenarios @ sens.T  # (S, A)
+    if option_pnl is not None:
+        eq_after = eq_after + option_pnl
     short = np.clip(-eq_after, 0.0, None).sum(1)
     order = np.sort(short)
     k = min(int(np.floor(q * len(short))), len(short) - 1)

@@ -6,8 +6,10 @@
 Writes scripts/bench/results/risk_backtest.json, cascade.json, efficiency.json, stress.json and PNG charts next to
 them. ``--only options`` (``make risk-report ONLY=options``) rewrites only the ``options`` section of
 efficiency.json (option books on real history, offchain.risk.option_backtest) and option_efficiency.png;
-``--only efficiency`` keeps the ``options`` section already written. The cascade scenarios run on a local Dask cluster (2 worker processes); set DASK_SCHEDULER_ADDRESS to use a
-running cluster instead.
+``--only efficiency`` keeps the ``options`` section already written. ``--only option_cascade`` rewrites only the
+``options`` section of cascade.json (the demo population with option traders, crashes with a volatility spike) and
+option_cascade.png; ``--only cascade`` keeps the ``options`` section already written. The cascade scenarios run
+on a local Dask cluster (2 worker processes); set DASK_SCHEDULER_ADDRESS to use a running cluster instead.
 """
 from __future__ import annotations
 
@@ -23,12 +25,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from offchain.population import LOCAL_LAYOUT, generate, prices_wad, to_state  # noqa: E402
+from offchain.population import (LOCAL_LAYOUT, generate, option_makers, option_population,  # noqa: E402
+                                 option_sizes, prices_wad, to_state)
 from offchain.risk.cascade import CascadeScenario, sweep  # noqa: E402
 from offchain.risk.calibrate import CalibrationSettings  # noqa: E402
 from offchain.risk.commands import backtest_portfolios, cascade_inputs, run_backtest  # noqa: E402
 from offchain.risk.crypto_history import btc_history, complete_rows, fetch_btc_closes, load_all  # noqa: E402
-from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, START_PRICES_USD  # noqa: E402
+from offchain.margin.defaults import ASSETS, DEFAULT_SPEC, OPTIONS_DEFAULT, START_PRICES_USD  # noqa: E402
+from offchain.margin.vector import OptionArrays  # noqa: E402
 from offchain.risk.data import real, synthetic  # noqa: E402
 from offchain.risk.efficiency import efficiency  # noqa: E402
 from offchain.risk.option_backtest import options_section  # noqa: E402
@@ -39,7 +43,9 @@ from offchain.risk.history_backtest import (COVERAGE_TEST, HEDGED_PAIRS, VAR_TES
                                              static_requirement, static_rows, verdicts)
 from offchain.risk.plots import (backtest_chart, cascade_chart, coverage_heatmap, option_efficiency_chart,  # noqa: E402
                                  requirement_paths, stress_chart)
-from offchain.risk.stress import hypothetical, reverse_summary  # noqa: E402
+from offchain.risk.revalue import START_VOLS, OptionHoldings, spike_rule  # noqa: E402
+from offchain.risk.stress import (LIBRARY, float_hypothetical, hypothetical, option_book_stress,  # noqa: E402
+                                  reverse_summary)
 
 OUT = ROOT / "scripts" / "bench" / "results"
 FUND_USD = 1_000_000.0  # scripts/deploy.py FUND_SEED_USDC
@@ -415,6 +421,128 @@ def _merge_options(section: dict) -> dict:
     return current
 
 
+# Option traders added to the demo population for the options sections (offchain.population.option_population).
+OPTION_TRADERS, OPTION_SEED = 60, 11
+
+
+def option_accounts(states):
+    """(the demo population's states with the option traders, their option holdings): the traders' option books at
+    the start prices and START_VOLS under OPTIONS_DEFAULT."""
+    ost, _, listing = option_population(OPTION_TRADERS, OPTION_SEED)
+    return states + ost, ost, listing
+
+
+def holdings(book, listing) -> OptionHoldings:
+    return OptionHoldings(listing.book(option_sizes(book, len(listing.asset)), START_PRICES_USD),
+                          OptionArrays.from_params(OPTIONS_DEFAULT, len(ASSETS)), np.asarray(START_VOLS, float))
+
+
+def option_cascades(states) -> dict:
+    """The cascade with options: the demo population, the option traders and their counterparties (the demo's
+    perpetual market makers against everyone's perpetuals, one option market maker per underlying), the fund sized by
+    the same rule on the acceptance crashes with the volatility spike of the stress library's rule, every scenario
+    checked on other paths, at the perpetuals-only rule's fund and at the deployed one."""
+    from offchain.population import market_makers
+    from offchain.risk.fundsize import size_fund
+
+    traders, ost, listing = option_accounts(states)
+    book = traders + market_makers(traders) + option_makers(ost, listing)
+    pf, arr, rule = cascade_inputs(DEFAULT_SPEC, book, LOCAL_LAYOUT, len(ASSETS))
+    h = holdings(book, listing)
+    spiked = {name: dict(kw, vol_spike=spike_rule(kw["crash"][0])) for name, kw in ACCEPTANCE.items()}
+    t = time.time()
+    sizing = {}
+    for name, kw in spiked.items():
+        r = size_fund(pf, START_PRICES_USD, arr, rule, CascadeScenario(name, runs=RUNS, seed=SIZING_SEED, **kw),
+                      start=FUND_USD, options=h)
+        sizing[name] = {**r.as_dict(), "vol_spike": kw["vol_spike"]}
+        print(f"  fund-size {name} (volatility x{kw['vol_spike']:g}): {r.fund:,.0f} USD (need p95 "
+              f"{r.at_fund.need:,.0f}; at 90%: {'passes' if r.at_90pct.passes else 'fails'}), {r.simulations} "
+              f"simulations, {r.seconds:.0f} s")
+    fund = float(np.ceil(max(r["fund"] for r in sizing.values()) / FUND_STEP_USD) * FUND_STEP_USD)
+    perps_fund = json.loads((OUT / "cascade.json").read_text())["insurance_fund"] if (OUT / "cascade.json").is_file() \
+        else None
+    acc = [CascadeScenario(name, runs=RUNS, seed=CHECK_SEED, **kw) for name, kw in spiked.items()]
+    base = CascadeScenario("crash_50_latency_1_vol_x2.25", (-0.5,) * 4, latency=1, runs=RUNS, seed=CHECK_SEED,
+                           vol_spike=spike_rule(-0.5))
+    scenarios = acc + [s.with_(name=f"{s.name}_no_vol_spike", vol_spike=1.0) for s in acc] + [
+        base, base.with_(name="crash_50_gap_1_block_vol_x2.25", crash_blocks=1),
+        CascadeScenario("vol_x2_no_price_move_latency_1", (0.0,) * 4, latency=1, crash_blocks=10, runs=RUNS,
+                        seed=CHECK_SEED, vol_spike=2.0)]
+    out = sweep(pf, START_PRICES_USD, arr, rule, fund, scenarios, workers=0, options=h)
+    others = {}
+    for label, f in (("at_perpetuals_rule_fund", perps_fund), ("at_deployed_fund", FUND_USD)):
+        if f is not None:
+            others[label] = {"insurance_fund": f, "scenarios": sweep(pf, START_PRICES_USD, arr, rule, f, acc,
+                                                                     workers=0, options=h)}
+    elapsed = time.time() - t
+    cascade_chart({n: np.asarray(r["fund_depletion_runs"]) for n, r in out.items()}, fund, OUT / "option_cascade.png",
+                  title="Cascade with option traders: fund depletion across runs", ylabel="fund depletion, million "
+                  "USD (whiskers 5-95%)")
+    for rows in [out] + [o["scenarios"] for o in others.values()]:
+        for r in rows.values():
+            r.pop("bad_debt_runs")
+            r.pop("fund_depletion_runs")
+
+    def verdict(rows: dict, f: float) -> dict:
+        v = {}
+        for name in spiked:
+            r = rows[name]
+            v[name] = {"bad_debt_zero": r["bad_debt"] == 0, "depletion_within_fund": r["fund_depletion"] <= f}
+            v[name]["passes"] = all(v[name].values())
+        return v
+
+    for o in others.values():
+        o["acceptance"] = verdict(o["scenarios"], o["insurance_fund"])
+    print(f"  fund by the rule with options: {fund:,.0f} USD (perpetuals only: {perps_fund:,.0f}; deployed "
+          f"{FUND_USD:,.0f}); p95 over {RUNS} runs, paths seed {CHECK_SEED}")
+    print(f"  {'scenario':<52} {'fund':>10} {'bad debt':>9} {'depletion':>10} {'written off':>11} {'options liq.':>12} "
+          f"{'opt. accts':>10}")
+    for rows in [out] + [o["scenarios"] for o in others.values()]:
+        for name, r in rows.items():
+            print(f"  {name:<52} {r['insurance_fund']:>10,.0f} {r['bad_debt']:>9,.0f} {r['fund_depletion']:>10,.0f} "
+                  f"{r['written_off']:>11,.0f} {r['option_notional_liquidated']:>12,.0f} "
+                  f"{r['option_accounts_liquidated']:>10.0f}")
+    accept = verdict(out, fund)
+    for label, f, v in [("rule's fund", fund, accept)] + [(k, o["insurance_fund"], o["acceptance"])
+                                                          for k, o in others.items()]:
+        for name, a in v.items():
+            print(f"  acceptance at the {label} {f:,.0f}: {name}: {'PASSES' if a['passes'] else 'FAILS'}")
+    notional = sum(abs(q) / 1e18 * START_PRICES_USD[listing.asset[slot]] for st in ost
+                   for slot, q in st.options.items())
+    return {"population": (f"the cascade section's book (offchain.population.generate({POPULATION}, seed={POP_SEED}))"
+                           f" plus offchain.population.option_population({OPTION_TRADERS}, seed={OPTION_SEED}): "
+                           "option traders each holding one book of offchain.risk.option_backtest.BOOKS on BTC (60%) "
+                           "or ETH, sized to IM / equity in [0.4, 0.9] under OPTIONS_DEFAULT; the demo's perpetual "
+                           "market makers against every trader's perpetuals; one option market maker per underlying "
+                           "(offchain.population.option_makers: the opposite of the traders' net position per series, "
+                           "unhedged, with the series' gross notional plus 1M USD)"),
+            "option_traders": OPTION_TRADERS, "option_notional_usd": notional,
+            "listing": "offchain.population.option_listing(): 8 series per underlying (calls 1 and 1.1 S, puts 1 "
+                       "and 0.9 S, 7 and 30 days) on BTC and ETH, struck at the start prices",
+            "volatility": (f"today's: START_VOLS {list(START_VOLS)} (the local deployment's mock feeds); in a crash "
+                           "it moves log-linearly to vol_spike x today's over the crash blocks, vol_spike = "
+                           "offchain.risk.revalue.spike_rule(crash) (1 + 2.5 |move|: x1.875 at -35%, x2.25 at -50%)"),
+            "liquidation": "option positions go to the fund at the mark (Black-Scholes at the block's price and "
+                           "volatility), with the perpetuals, in the same proportion; counted at |size| x spot",
+            "unwind": "the desk sells 1 / unwind_blocks of the options per block at the mark; their delta is hedged "
+                      "in the underlying by the buyers, at the module's square-root impact",
+            "spec": "DEFAULT_SPEC with OPTIONS_DEFAULT", "quantile": 0.95, "runs": RUNS, "seconds": elapsed,
+            "insurance_fund": fund, "perpetuals_only_fund": perps_fund,
+            "fund_rule": ("the cascade section's rule (offchain.risk.fundsize) on the same two fast crashes with "
+                          f"their volatility spike, paths of seed {SIZING_SEED}; the largest, rounded up to "
+                          f"{FUND_STEP_USD:,.0f} USD; scenarios below on paths of seed {CHECK_SEED}"),
+            "sizing": sizing, "acceptance": accept, "scenarios": out, **others}
+
+
+def _merge_cascade_options(section: dict) -> dict:
+    """cascade.json with its ``options`` section replaced by ``section`` (the other keys as written)."""
+    path = OUT / "cascade.json"
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    current["options"] = section
+    return current
+
+
 def stress_report(states) -> dict:
     prices = prices_wad(START_PRICES_USD)
     cfg = DEFAULT_SPEC.margin_config()
@@ -425,14 +553,47 @@ def stress_report(states) -> dict:
     print(f"  {'scenario':<20} {'liq.':>5} {'insolvent':>9} {'shortfall USD':>14}")
     for r in rows:
         print(f"  {r['name']:<20} {r['liquidatable']:>5} {r['insolvent']:>9} {r['shortfall']:>14,.0f}")
-    return {"rows": rows, "reverse_book": rev.directions, "reverse_first_account": rev.first_account}
+    # with options: the option books one by one, then the population with the option traders (float margin)
+    books = option_book_stress(DEFAULT_SPEC)
+    traders, _, listing = option_accounts(states)
+    pf_o, arr_o, _ = cascade_inputs(DEFAULT_SPEC, traders, LOCAL_LAYOUT, len(ASSETS))
+    with_options = [r.as_dict() for r in float_hypothetical(pf_o, arr_o, np.asarray(START_PRICES_USD, float), ASSETS,
+                                                            holdings(traders, listing))]
+    print(f"  option books (1 unit per leg, % of notional): MM, the spec's own stress charge K_S, the worst library "
+          f"scenario")
+    print(f"  {'book':<36} {'und.':<7} {'MM':>6} {'K_S':>6} {'worst':>7} {'x MM':>6}  scenario")
+    for r in books:
+        print(f"  {r['book']:<36} {r['underlying']:<7} {r['mm_pct']:>6.2f} {r['protocol_stress_pct']:>6.2f} "
+              f"{r['worst_loss_pct']:>7.2f} {r['worst_loss_over_mm'] or 0:>6.2f}  {r['worst_scenario']}")
+    print(f"  demo population + {OPTION_TRADERS} option traders (float margin, options revalued in full):")
+    for r in with_options:
+        print(f"  {r['name']:<20} {r['liquidatable']:>5} {r['insolvent']:>9} {r['shortfall']:>14,.0f}")
+    return {"rows": rows, "reverse_book": rev.directions, "reverse_first_account": rev.first_account,
+            "volatility": {"rule": ("options' volatility per asset x offchain.risk.revalue.spike_rule(move): 1 + 2.5 "
+                                    "|move| for a fall, 1 + 0.5 move for a rise, at most 2.5 (judgement: no implied "
+                                    "volatility in the data); vol_spike x2 and vol_crush x0.6 with no price move; one "
+                                    "multiplier per asset for every maturity and strike"),
+                           "start_vols": list(START_VOLS),
+                           "by_scenario": {sc.name: dict(zip(ASSETS, map(float, sc.vol_vector(ASSETS))))
+                                           for sc in LIBRARY}},
+            "option_books": {"what": ("offchain.risk.option_backtest.BOOKS (1 unit of the underlying per leg, on BTC, "
+                                      "ETH and both) at the start prices and START_VOLS, each scenario applied "
+                                      "instantly with its volatility shock and the options revalued in full; "
+                                      "loss_pct: equity lost, % of the underlying notional; vol_part_pct: the part "
+                                      "due to the volatility shock; mm_pct: the book's MM (DEFAULT_SPEC, "
+                                      "OPTIONS_DEFAULT); protocol_stress_pct: K_S, the worst loss over the spec's "
+                                      "own stress vectors with the options at the grid's worst volatility point"),
+                             "rows": books},
+            "with_option_traders": {"what": (f"the demo population plus option_population({OPTION_TRADERS}, seed="
+                                             f"{OPTION_SEED}), float margin (offchain.risk.stress.float_hypothetical)"),
+                                    "rows": with_options}}
 
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", choices=["backtests", "cascade", "efficiency", "options", "stress"],
+    p.add_argument("--only", choices=["backtests", "cascade", "option_cascade", "efficiency", "options", "stress"],
                    help="run one section (its JSON only)")
     only = p.parse_args(argv).only
     OUT.mkdir(parents=True, exist_ok=True)
@@ -444,12 +605,17 @@ def main(argv: list[str] | None = None) -> None:
                                    "risk_backtest.json"),
                                   ("cascade scenarios (demo population, fund sized by the rule)", cascades, states,
                                    "cascade.json"),
+                                  ("cascade with option traders (crash with a volatility spike)", option_cascades,
+                                   states, "cascade.json#options"),
                                   ("capital efficiency by book type", efficiency_report, books, "efficiency.json"),
                                   ("option books: capital efficiency and coverage", options_report, None,
                                    "efficiency.json#options"),
                                   ("stress table (instant moves, nothing liquidated first)", stress_report, states,
                                    "stress.json")):
+        if only and fname != {"cascade": "cascade.json", "option_cascade": "cascade.json#options"}.get(only, fname):
+            continue
         if only and not fname.startswith({"backtests": "risk_backtest", "cascade": "cascade",
+                                          "option_cascade": "cascade.json#options",
                                           "efficiency": "efficiency.json", "options": "efficiency.json#options",
                                           "stress": "stress"}[only]):
             continue
@@ -460,10 +626,13 @@ def main(argv: list[str] | None = None) -> None:
         result = fn() if arg is None else fn(arg)
         timings[fname] = round(time.time() - t, 1)
         result["seconds"] = timings[fname]
-        if fname.endswith("#options"):
+        if fname == "efficiency.json#options":
             dump("efficiency.json", _merge_options(result))
             continue
-        if fname == "efficiency.json" and (OUT / fname).is_file():  # keep the options section already written
+        if fname == "cascade.json#options":
+            dump("cascade.json", _merge_cascade_options(result))
+            continue
+        if fname in ("efficiency.json", "cascade.json") and (OUT / fname).is_file():  # keep its options section
             previous = json.loads((OUT / fname).read_text()).get("options")
             if previous is not None:
                 result["options"] = previous

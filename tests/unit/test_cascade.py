@@ -165,3 +165,133 @@ def test_fund_size_command_writes_the_fund(tmp_path):
     assert got["at_fund"]["passes"] and not got["at_90pct"]["passes"] and got["fund"] == got["at_fund"]["fund"]
     assert f"fund needed: {got['fund']:,.0f} USD" in p.stdout
     assert p.stdout.startswith("source: synthetic demo population")
+
+
+# ---------------------------------------------------------------------------------------------- options
+def _holdings(sizes, expiry_days=30, sigma=(0.6, 0.75, 1.0, 1.0)):
+    """A BTC straddle listing (call and put at 60,000, ``expiry_days``) with ``sizes`` (A, 2)."""
+    from offchain.margin.defaults import OPTIONS_DEFAULT
+    from offchain.margin.vector import OptionArrays, OptionBook
+    from offchain.risk.revalue import OptionHoldings
+
+    book = OptionBook(np.asarray(sizes, float), np.array([0, 0]), np.array([True, False]),
+                      np.array([60_000.0, 60_000.0]), np.array([expiry_days, expiry_days]) / 365)
+    return OptionHoldings(book, OptionArrays.from_params(OPTIONS_DEFAULT, 4), np.asarray(sigma, float))
+
+
+def test_run_option_terms_equal_the_float_margins_terms():
+    from offchain.margin.defaults import OPTIONS_DEFAULT
+    from offchain.margin.vector import OptionArrays, option_terms
+    from offchain.population import option_listing
+    from offchain.risk.revalue import run_option_terms
+
+    rng = np.random.default_rng(5)
+    lst = option_listing()
+    sizes = rng.normal(0, 3, (7, len(lst.asset))) * (rng.random((7, len(lst.asset))) < 0.4)
+    book = lst.book(sizes, START_PRICES_USD)
+    oarr = OptionArrays.from_params(OPTIONS_DEFAULT, 4)
+    prices = np.asarray(START_PRICES_USD) * np.exp(rng.normal(0, 0.1, (3, 4)))
+    sigma = np.array([0.7, 0.9, 1.0, 1.0])
+    ref = option_terms(book, prices, sigma, ARR, oarr)
+    got, values, _ = run_option_terms(np.repeat(sizes[None], 3, 0), book, prices, sigma, ARR, oarr)
+    for a, b in ((got.grid, ref.grid), (got.o, ref.o), (got.m, ref.m)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(values, book.values(prices, sigma, oarr).sum(-1), rtol=1e-12)
+
+
+def test_a_cascade_with_an_empty_option_book_is_the_perpetuals_cascade(crowd):
+    s = CascadeScenario("gap", (-0.35,) * 4, latency=1, crash_blocks=3, after_blocks=20, runs=3, vol_spike=2.0)
+    plain = simulate(crowd, START_PRICES_USD, ARR, RULE, 2e5, s)
+    empty = simulate(crowd, START_PRICES_USD, ARR, RULE, 2e5, s, _holdings(np.zeros((len(crowd.settlement), 2))))
+    for f in ("bad_debt", "fund_end", "fund_min", "liquidated_notional", "calls", "written_off", "adl", "trough"):
+        assert (getattr(plain, f) == getattr(empty, f)).all(), f
+    assert plain.option_notional is None and (empty.option_notional == 0).all()
+    assert "vol_spike" not in plain.summary() and empty.summary()["vol_spike"] == 2.0
+
+
+def _short_straddle_book(settlement: float):
+    """A short BTC straddle (1 unit per leg) with ``settlement`` USD and no perpetual, the long side with plenty."""
+    states = [AccountState(int(settlement) * WAD), AccountState(10_000_000 * WAD)]
+    return _pf(states), _holdings([[-1.0, -1.0], [1.0, 1.0]])
+
+
+@pytest.mark.parametrize("crash_blocks", [40, 1])
+def test_options_go_to_the_fund_at_the_mark_as_a_direct_computation_says(crash_blocks):
+    from offchain.margin.vector import OptionBook, margin
+
+    pf, h = _short_straddle_book(20_000)
+    rule = LiquidationRule(close_factor=1.0, penalty=0.01, keeper_share=0.3, deep=1.0, min_keeper_reward=0.0,
+                           dust=0.0, discount=(0.0,) * 4)
+    s = CascadeScenario("direct", (-0.6,) * 4, latency=0, crash_blocks=crash_blocks, after_blocks=5, runs=2,
+                        unwind_blocks=1, vol_spike=2.0, **QUIET)
+    res = simulate(pf, START_PRICES_USD, ARR, rule, 1e6, s, h)
+    p0 = np.asarray(START_PRICES_USD, float)
+    b_ = h.book
+    one = Portfolio(pf.settlement[:1], pf.size[:1], pf.open_notional[:1], pf.collateral[:1], pf.market_asset,
+                    pf.collateral_asset, 4)
+    for b in range(crash_blocks + 6):  # the first block at which the straddle is below MM: closed in full at the mark
+        t = min(b / crash_blocks, 1.0)
+        price, sigma = p0 * 0.4 ** t, h.sigma * 2.0 ** t
+        book = OptionBook(b_.size[:1], b_.asset, b_.is_call, b_.strike, b_.expiry - b * 12 / (365 * 86_400))
+        m = margin(one, price, ARR, book, h.oarr, sigma)
+        if m.equity[0] < m.maintenance[0]:
+            taken = 2 * price[0]  # the options' underlying notional
+            penalty = min(0.01 * taken, max(m.equity[0], 0.0))
+            after = m.equity[0] - penalty
+            break
+    else:
+        raise AssertionError("the straddle was never liquidatable")
+    assert 0 < b <= crash_blocks
+    assert res.option_notional[0] == pytest.approx(taken, rel=1e-12)
+    assert res.option_accounts[0] == 1 and res.accounts_liquidated[0] == 1
+    assert res.written_off[0] == pytest.approx(max(0.0, -after), rel=1e-9, abs=1e-6)
+    assert (res.written_off[0] > 0) == (crash_blocks == 1)  # a gap leaves the short straddle bankrupt
+    # the fund paid nothing for what it took at the mark and sold it back at the mark within the block (no impact):
+    # it keeps its share of the penalty less the debt it covered
+    assert res.fund_end[0] == pytest.approx(1e6 + 0.7 * penalty - res.written_off[0], rel=1e-9)
+
+
+def test_a_volatility_spike_liquidates_short_options_sooner_and_deeper():
+    pf, h = _short_straddle_book(20_000)
+    s = CascadeScenario("c", (-0.3,) * 4, latency=2, crash_blocks=20, after_blocks=10, runs=1, **QUIET)
+    flat = simulate(pf, START_PRICES_USD, ARR, RULE, 1e6, s, h)
+    spiked = simulate(pf, START_PRICES_USD, ARR, RULE, 1e6, s.with_(vol_spike=2.5), h)
+    assert spiked.option_notional[0] > 0
+    assert spiked.written_off[0] + spiked.fund_start - spiked.fund_min[0] > flat.written_off[0] + \
+        flat.fund_start - flat.fund_min[0]
+
+
+def test_the_desks_option_sales_move_the_price_through_their_delta():
+    pf, h = _short_straddle_book(20_000)
+    s = CascadeScenario("c", (-0.5,) * 4, latency=0, crash_blocks=10, after_blocks=20, runs=1, noise_bps=0.0,
+                        crash_premium=0.0, vol_cap=1.0, max_calls_per_block=0, vol_spike=2.0,
+                        daily_volume_usd=(2e5, 1e8, 5e7, 2e7))
+    res = simulate(pf, START_PRICES_USD, ARR, RULE, 1e6, s, h)
+    still = simulate(pf, START_PRICES_USD, ARR, RULE, 1e6, s.with_(impact_y=0.0), h)
+    assert res.option_notional[0] > 0
+    # the fund took a short put deep in the money (a long delta): its buyers sell the underlying to hedge it
+    assert res.trough[0, 0] < still.trough[0, 0] - 1e-6
+    assert res.trough[0, 1] == pytest.approx(still.trough[0, 1])  # ETH: no option there
+
+
+def test_option_population_is_sized_and_its_makers_take_the_other_side():
+    from offchain.margin.defaults import OPTIONS_DEFAULT
+    from offchain.margin.vector import OptionArrays, margin
+    from offchain.population import OPTION_UTILISATION, option_makers, option_population, option_sizes
+    from offchain.risk.revalue import START_VOLS
+
+    states, names, listing = option_population(25, seed=3)
+    assert len(states) == len(names) == 25 and all(s.options for s in states)
+    assert all(len(s.options) <= 8 for s in states)  # the vault's per-account series limit
+    makers = option_makers(states, listing)
+    assert all(len(m.options) <= 8 for m in makers)
+    book = states + makers
+    sizes = option_sizes(book, len(listing.asset))
+    assert np.abs(sizes.sum(0)).max() < 1e-9  # every long has a short
+    pf = Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+    m = margin(pf, np.asarray(START_PRICES_USD, float), ARR, listing.book(sizes[:25], START_PRICES_USD),
+               OptionArrays.from_params(OPTIONS_DEFAULT, 4), np.asarray(START_VOLS))
+    u = m.initial / m.equity
+    assert (u > OPTION_UTILISATION[0] * 0.97).all() and (u < OPTION_UTILISATION[1] * 1.03).all()
+    # the perpetuals-only population is drawn as before: the option traders are a separate draw
+    assert [b.kind for b in generate(20, seed=3)] == [b.kind for b in generate(20, seed=3)]

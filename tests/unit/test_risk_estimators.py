@@ -125,3 +125,99 @@ def test_evaluate_counts_exceptions_and_windows():
     r = evaluate("t", losses, np.ones(500))
     assert r.exceptions == 2 and r.hits.sum() == 2 and r.traffic_light == "green"
     assert sum(r.windows_250.values()) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------- VaR with options
+def _straddle(size: float = -1.0):
+    """A 30-day at-the-money BTC straddle of ``size`` units per leg (volatility 60%) and the perpetual (sensitivity
+    USD per unit relative move) that hedges its delta."""
+    from offchain.margin.defaults import OPTIONS_DEFAULT
+    from offchain.margin.vector import OptionArrays, OptionBook
+    from offchain.risk.revalue import OptionHoldings
+
+    book = OptionBook(np.array([[size, size]]), np.array([0, 0]), np.array([True, False]),
+                      np.array([60_000.0, 60_000.0]), np.array([30, 30]) / 365)
+    h = OptionHoldings(book, OptionArrays.from_params(OPTIONS_DEFAULT, 4), np.array([0.6, 0.75, 1.0, 1.0]))
+    prices = np.array([60_000.0, 3_000.0, 150.0, 15.0])
+    return h, prices, -h.delta_sensitivity(prices).sum(0)
+
+
+def _returns(days: int = 1500, seed: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_t(4, size=(days, 4)) / np.sqrt(2.0)
+    return 0.03 * (0.8 * z[:, :1] + 0.6 * z)  # correlated, fat-tailed daily log returns
+
+
+def test_delta_hedged_short_straddle_var_is_positive_where_a_delta_approximation_sees_nothing():
+    from offchain.risk.var import all_methods, delta_parts, fhs_scenarios, from_parts
+
+    h, prices, hedge = _straddle()
+    r = _returns()
+    figs = {f.method: f for f in all_methods(hedge, r, 0.99, options=h, prices=prices, mc_paths=20_000)}
+    assert set(figs) == {"delta_normal", "fhs", "monte_carlo"}
+    # the delta-normal figure of a delta-hedged book is zero: it cannot see convexity
+    assert abs(figs["delta_normal"].var) < 1e-9 * 60_000
+    assert from_parts(delta_parts(hedge, fhs_scenarios(r), h, prices)).var < 1e-9 * 60_000
+    for m in ("fhs", "monte_carlo"):  # revalued in full: a large move either way loses (gamma, and vega)
+        f = figs[m]
+        assert f.var > 0.01 * 60_000 and f.es > f.var
+        assert f.es_contrib.sum() == pytest.approx(f.es, rel=1e-9)
+        assert f.es_contrib[0] == pytest.approx(f.es, rel=1e-9)  # all of it on BTC
+    # a long straddle, hedged the same way, is the mirror image: its tails are gains; what it can lose in a day is
+    # its time value's decay and a quieter volatility, a fraction of the short's VaR
+    hl, _, hedge_l = _straddle(1.0)
+    long_fhs = all_methods(hedge_l, r, 0.99, options=hl, prices=prices, mc_paths=2_000)[1]
+    assert 0 < long_fhs.var < 0.2 * figs["fhs"].var
+
+
+def test_the_volatility_moving_with_the_scenario_adds_to_a_short_straddles_tail():
+    from offchain.risk.revalue import VolModel
+    from offchain.risk.var import fhs_scenarios, from_parts, revalued_parts
+
+    h, prices, hedge = _straddle()
+    r = _returns()
+    x = fhs_scenarios(r)
+    daily = np.sqrt(ewma_variance(r)[-1])
+    moving = from_parts(revalued_parts(hedge, x, h, prices, VolModel().multipliers(x, daily)))
+    fixed = from_parts(revalued_parts(hedge, x, h, prices, 1.0))
+    assert moving.es > fixed.es > 0
+
+
+def test_perpetuals_only_var_is_unchanged_by_the_revaluation_path():
+    from offchain.margin.vector import OptionBook
+    from offchain.risk.var import all_methods
+
+    h, prices, _ = _straddle()
+    empty = type(h)(OptionBook(np.zeros((1, 2)), h.book.asset, h.book.is_call, h.book.strike, h.book.expiry),
+                    h.oarr, h.sigma)
+    c = np.array([2e6, -1.5e6, 3e5, 0.0])
+    r = _returns(800)
+    linear = all_methods(c, r, 0.99, mc_paths=5_000)
+    through = all_methods(c, r, 0.99, mc_paths=5_000, options=empty, prices=prices)
+    assert [f.method for f in linear] == ["parametric", "fhs", "monte_carlo"]
+    for a, b in zip(linear, through):  # the same floats
+        assert (a.var, a.es) == (b.var, b.es)
+        assert (a.var_contrib == b.var_contrib).all() and (a.es_contrib == b.es_contrib).all()
+    # and the linear figures are still the plain scenario quantiles of -c . x
+    from offchain.risk.var import fhs_scenarios
+
+    x = fhs_scenarios(r)
+    losses = np.sort(-(x @ c))
+    assert linear[1].var == losses[int(np.floor(0.99 * len(losses)))]
+
+
+def test_vol_model_is_the_option_proxys_one_day_update():
+    from offchain.risk.option_backtest import vol_proxy
+    from offchain.risk.revalue import VolModel, spike_rule
+
+    r = _returns(400)[:, 0]
+    proxy = vol_proxy(r)  # row t from returns before day t
+    var = ewma_variance(r)
+    t = np.arange(50, 399)
+    got = VolModel().multipliers(np.expm1(r[t]), np.sqrt(var[t]))
+    np.testing.assert_allclose(got, proxy[t + 1] / proxy[t], rtol=1e-12)
+    vm = VolModel()
+    assert vm.multipliers(np.array([np.expm1(0.02)]), np.array([0.02]))[0] == pytest.approx(1.0)  # one sigma
+    assert vm.multipliers(np.array([0.0]), np.array([0.02]))[0] == pytest.approx(np.sqrt(0.94))  # quiet: -3%
+    assert vm.multipliers(np.array([0.0]), np.array([0.0]))[0] == pytest.approx(np.sqrt(0.94))  # no vol: z = 0
+    assert [spike_rule(x) for x in (-0.5, -0.35, 0.0, 0.5, -0.9)] == [2.25, 1.875, 1.0, 1.25, 2.5]

@@ -187,3 +187,58 @@ def test_bound_errors_name_the_field():
     bad = DEFAULT_SPEC.model_copy(update={"risk_weights": {0: 20_000}, "price_band_bps": 5})
     errs = bound_errors(bad)
     assert any("risk_weights[0] = 20000" in e for e in errs) and any("price_band_bps = 5" in e for e in errs)
+
+
+# ---------------------------------------------------------------------------------------------- stress with options
+def test_float_stress_of_a_perpetuals_book_matches_the_exact_mirror_and_ignores_volatility(population):
+    from offchain.risk.stress import LIBRARY, float_hypothetical, hypothetical
+
+    _, states = population
+    states = _perp_only(states)  # float and exact agree to 1e-9 on positions and settlement
+    pf = Portfolio.from_states(states, LOCAL_LAYOUT, 4)
+    arr = MarginArrays.from_config(CFG, 4, 4)
+    exact = hypothetical(states, LOCAL_LAYOUT, P, CFG, ASSETS)
+    flt = float_hypothetical(pf, arr, np.asarray(START_PRICES_USD, float), ASSETS)
+    assert [r.name for r in flt] == [s.name for s in LIBRARY]
+    for e, f in zip(exact, flt):
+        assert (e.liquidatable, e.insolvent) == (f.liquidatable, f.insolvent)
+        assert f.shortfall == pytest.approx(e.shortfall, rel=1e-6, abs=1e-3)
+    vol_only = {r.name: r for r in flt if r.name in ("vol_spike", "vol_crush")}
+    assert all(r.equity_change == 0 and r.shortfall == 0 for r in vol_only.values())
+
+
+def test_stress_scenarios_carry_a_volatility_shock_that_moves_option_books_only():
+    from offchain.risk.stress import scenario
+
+    mar = scenario("mar2020").vol_vector(ASSETS)
+    np.testing.assert_allclose(mar, [1 + 2.5 * 0.52, 1 + 2.5 * 0.54, 1 + 2.5 * 0.54, 1 + 2.5 * 0.50])
+    assert (scenario("vol_spike").vol_vector(ASSETS) == 2.0).all() and not scenario("vol_spike").vector(ASSETS).any()
+    assert scenario("rally_50").vol_vector(ASSETS)[0] == 1.25
+
+
+@pytest.fixture(scope="module")
+def option_stress():
+    from offchain.risk.stress import option_book_stress
+
+    return {(r["book"], r["underlying"]): r for r in option_book_stress(DEFAULT_SPEC)}
+
+
+def test_option_book_stress_revalues_with_the_volatility_shock(option_stress):
+    straddle = option_stress[("short_straddle_hedged_30d_atm", "BTC")]
+    put = option_stress[("protective_put_perp_30d_atm", "BTC")]
+    sc = straddle["scenarios"]
+    # a short straddle loses when volatility doubles and gains when it collapses, with prices unchanged; a long
+    # put (protective) the other way round
+    assert sc["vol_spike"]["loss_pct"] > 5 and sc["vol_crush"]["loss_pct"] < 0
+    assert put["scenarios"]["vol_spike"]["loss_pct"] < 0 < put["scenarios"]["vol_crush"]["loss_pct"]
+    # with no price move the whole loss is the volatility's
+    assert sc["vol_spike"]["vol_part_pct"] == sc["vol_spike"]["loss_pct"]
+    # a crash with its volatility spike costs the short straddle more than the same crash at unchanged volatility
+    assert sc["crash_30"]["vol_part_pct"] > 0
+    # the spec's own stress charge is part of the MM (MM >= K_S), and the library's mar2020 far exceeds both
+    assert straddle["mm_pct"] >= straddle["protocol_stress_pct"] > 0
+    assert straddle["worst_loss_over_mm"] > 2
+    # the BTC+ETH book loses the sum of its two legs (one account, figures of both notionals)
+    both = option_stress[("short_straddle_hedged_30d_atm", "BTC+ETH")]["scenarios"]["vol_spike"]["loss_pct"]
+    eth = option_stress[("short_straddle_hedged_30d_atm", "ETH")]["scenarios"]["vol_spike"]["loss_pct"]
+    assert both == pytest.approx((sc["vol_spike"]["loss_pct"] * 60_000 + eth * 3_000) / 63_000, abs=2e-3)
