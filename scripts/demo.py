@@ -79,6 +79,7 @@ log = logging.getLogger("xmargin.demo")
 USDC_DECIMALS = 6
 KEEPER_KEY_ENV = "XMARGIN_DEMO_KEEPER_KEY"
 SETTLE_GAS = 900_000
+OPTION_SETTLE_GAS = 6_000_000  # an option maker holding 8 series is revalued in full at each fill
 DEPOSIT_CHUNK = 120
 QUIET_STEP = 1800  # seconds of chain time per step of the quiet period (inside the feeds' one-hour heartbeat)
 OI_CAP = 2.0  # each market's open-interest cap, times the population's gross notional in it
@@ -204,8 +205,9 @@ class MarketMaker:
         hashes = []
         for n, args in enumerate(trades, 1):
             data = self.d.venue.settle.encode_input(*args)
+            gas = OPTION_SETTLE_GAS if args[0].market >= 256 else SETTLE_GAS  # an option fill revalues two books
             hashes.append(self.w3.eth.send_transaction(
-                {"from": self.relayer.address, "to": self.d.venue.address, "data": data, "gas": SETTLE_GAS}))
+                {"from": self.relayer.address, "to": self.d.venue.address, "data": data, "gas": gas}))
             if progress and (n % 100 == 0 or n == len(trades)):
                 log.info("  orders settled: %d / %d", n, len(trades))
         for h, args in zip(hashes, trades):
