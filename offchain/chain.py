@@ -341,6 +341,10 @@ class Chain:
         """Brownie-style handles whose view calls all run at ``block``: ``chain.at(n).vault.masksOf(a)``."""
         return Pinned(self, block)
 
+    def timestamp(self, block: int | str) -> int:
+        """The timestamp of ``block`` (what the contracts' ``block.timestamp`` is in a call pinned to it)."""
+        return int(self.rpc.read(lambda w3: w3.eth.get_block(block)["timestamp"]))
+
     def lens_health(self, accounts: Sequence[int], block: int, batch: int) -> tuple[list[int], list[int]]:
         """(equity, maintenance) of every account from ``AccountLens.equityAndMaintenance``, in batches, at one block."""
         equity: list[int] = []
@@ -366,3 +370,4 @@ class Pinned:
         self.vault = _Handle(chain, "CrossMarginVault", block)
         self.oracle = _Handle(chain, "OracleRouter", block)
         self.params = _Handle(chain, "RiskParameters", block)
+        self.options = _Handle(chain, "OptionMarkets", block)
