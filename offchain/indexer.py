@@ -413,6 +413,15 @@ class Indexer:
         for k, slot, size in self.conn.execute("SELECT account, slot, size FROM option_positions" + where, args):
             out.setdefault(acct_int(k), AccountState()).options[slot] = int(size)
 
+    def holders(self, slots: Iterable[int]) -> dict[int, list[int]]:
+        """The accounts holding a position in any of ``slots``, each with the slots it holds of them."""
+        slots = list(slots)
+        out: dict[int, list[int]] = {}
+        for k, slot in self.conn.execute(f"SELECT account, slot FROM option_positions WHERE slot IN "
+                                         f"({','.join('?' * len(slots))}) ORDER BY account, slot", slots):
+            out.setdefault(acct_int(k), []).append(slot)
+        return out
+
     def series(self) -> dict[int, Series]:
         """Every listed option series by slot, as of the checkpoint (rebuilt from events alone)."""
         return {slot: Series(asset, bool(is_call), int(strike), expiry, int(fixed)) for
