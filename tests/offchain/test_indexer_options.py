@@ -12,7 +12,8 @@ from offchain.margin.snapshot import read_account_state, read_series
 from offchain.runtime import open_runtime
 from scripts.deploy import set_price
 
-from .conftest import DAY, USD_PER_TOKEN, WAD
+from .conftest import USD_PER_TOKEN, WAD
+from .rpc_proxy import RpcProxy
 
 
 def _chain_states(rt, ids, block):
@@ -52,6 +53,20 @@ def test_indexer_rebuilds_option_positions_equal_to_the_chain_and_to_account_len
     assert rt.indexer.reconcile(ids) == [victim] and rt.indexer.mismatches == 2
     assert rt.indexer.reconcile(ids) == [] and rt.indexer.series() == read_series(rt.chain.at(res.head).options)
     assert _indexed(rt, [victim]) == _chain_states(rt, [victim], res.head)
+
+
+def test_lens_batches_of_option_accounts_split_under_a_node_call_gas_cap(book, settings_for, caplog):
+    """A node capping eth_call gas (geth: 50 million) refuses a batch of option accounts whose margins cost more:
+    the batch is halved until it passes, and the figures are the same."""
+    book.list_series()
+    ids = book.option_book(8, random.Random(74), perp_share=0.0) + [book.maker]
+    rt = open_runtime(settings_for("lens"))
+    head = rt.indexer.sync().head
+    expected = rt.chain.lens_health(ids, head, 200)
+    with RpcProxy(call_gas_cap=1_500_000) as proxy, caplog.at_level("WARNING"):
+        capped = open_runtime(settings_for("lens-capped", chain={"rpc_urls": [proxy.url]}))
+        assert capped.chain.lens_health(ids, head, 200) == expected
+    assert any("halving it" in r.getMessage() for r in caplog.records)
 
 
 def test_indexer_follows_expiry_and_resumes_after_a_restart(book, settings_for, protocol, deployer, keeper):
