@@ -165,3 +165,34 @@ def test_screen_refuses_options_without_their_market():
     book = Book.of({1: s}, LAYOUT)
     with pytest.raises(ValueError, match="OptionMarket"):
         screen(book, ScreenParams.build(DEFAULT_SPEC.margin_config(), LAYOUT), np.array(START + (0,) * 4, float))
+
+
+def test_trigger_prices_of_option_accounts_bracket_the_exact_crossing():
+    """Rows holding options get their triggers too (evaluated row by row): just beyond a trigger the exact mirror
+    finds the account liquidatable, just inside it healthy."""
+    cfg = DEFAULT_SPEC.margin_config()
+    rng = random.Random(29)
+    series = _listing(rng)
+    market = OptionMarket(series, [int(0.8 * WAD)] * 3 + [0] * 5, OPTIONS_DEFAULT.word(), NOW)
+    prices = [p * WAD for p in START] + [0] * 4
+    states = {}
+    while len(states) < 6:
+        s = _option_state(rng, series)
+        if not account_margin(s, LAYOUT, prices, cfg, None, market).liquidatable:
+            states[len(states)] = s
+    book = Book.of(states, LAYOUT)
+    lower, upper = trigger_prices(book, ScreenParams.build(cfg, LAYOUT), np.array(prices, dtype=float) / WAD,
+                                  grid=12, iterations=20, options=market)
+    hits = 0
+    for i, s in states.items():
+        for asset in range(3):
+            for trig, outward in ((lower[book.row[i], asset], 0.995), (upper[book.row[i], asset], 1.005)):
+                if np.isnan(trig):
+                    continue
+                hits += 1
+                beyond, inside = list(prices), list(prices)
+                beyond[asset] = int(trig * outward * WAD)
+                inside[asset] = int(trig * (2 - outward) * WAD)
+                assert account_margin(s, LAYOUT, beyond, cfg, None, market).liquidatable, (i, asset, trig)
+                assert not account_margin(s, LAYOUT, inside, cfg, None, market).liquidatable, (i, asset, trig)
+    assert hits >= 4
