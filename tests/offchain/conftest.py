@@ -186,8 +186,8 @@ class BookBuilder:
                 for k in range(1, len(order) + 2):  # every state the trades pass through, the perpetual last
                     held = {slot: qs[slot] for slot in order[:k]}
                     premium = sum(-q * marks[slot] // WAD for slot, q in held.items())
-                    st = AccountState(settlement=usdc[i] * WAD + premium, options=held, positions={market_id: (qp, -(-qp * prices[market_id] // WAD))}
-                                      if qp and k > len(order) else {})
+                    perp_held = {market_id: (qp, -(-qp * prices[market_id] // WAD))} if qp and k > len(order) else {}
+                    st = AccountState(settlement=usdc[i] * WAD + premium, options=held, positions=perp_held)
                     m = account_margin(st, layout, prices, cfg, None, market)
                     ok &= m.equity * 10 >= m.initial * 11
                 if ok:

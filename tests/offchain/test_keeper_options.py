@@ -13,7 +13,7 @@ from offchain.margin.exact import account_margin
 from offchain.margin.snapshot import read_account_state
 from scripts.deploy import set_price, set_vol
 
-from .conftest import USD_PER_TOKEN, WAD
+from .conftest import USD_PER_TOKEN
 from .test_keeper import liquidated_since, run_until_quiet, statuses, under_water
 
 
