@@ -341,15 +341,35 @@ class Chain:
         """Brownie-style handles whose view calls all run at ``block``: ``chain.at(n).vault.masksOf(a)``."""
         return Pinned(self, block)
 
+    def timestamp(self, block: int | str) -> int:
+        """The timestamp of ``block`` (what the contracts' ``block.timestamp`` is in a call pinned to it)."""
+        return int(self.rpc.read(lambda w3: w3.eth.get_block(block)["timestamp"]))
+
     def lens_health(self, accounts: Sequence[int], block: int, batch: int) -> tuple[list[int], list[int]]:
-        """(equity, maintenance) of every account from ``AccountLens.equityAndMaintenance``, in batches, at one block."""
+        """(equity, maintenance) of every account from ``AccountLens.equityAndMaintenance``, in batches, at one block.
+
+        An account holding options costs gas by the series it holds (each revalued over its asset's grid: about
+        70,000 gas a series), so a batch of them can exceed a node's gas cap on ``eth_call`` (geth's default: 50
+        million): a batch the node refuses is halved until it passes; a single account that still fails raises."""
         equity: list[int] = []
         maintenance: list[int] = []
         for i in range(0, len(accounts), batch):
-            e, m = self.call("AccountLens", "equityAndMaintenance", list(accounts[i:i + batch]), block=block)
-            equity.extend(int(x) for x in e)
-            maintenance.extend(int(x) for x in m)
+            e, m = self._lens(list(accounts[i:i + batch]), block)
+            equity.extend(e)
+            maintenance.extend(m)
         return equity, maintenance
+
+    def _lens(self, part: list[int], block: int) -> tuple[list[int], list[int]]:
+        try:
+            e, m = self.call("AccountLens", "equityAndMaintenance", part, block=block)
+        except ContractLogicError as err:
+            if len(part) == 1:
+                raise
+            log.warning("AccountLens refused a batch of %d accounts (%s): halving it", len(part), err)
+            half = len(part) // 2
+            (e1, m1), (e2, m2) = self._lens(part[:half], block), self._lens(part[half:], block)
+            return e1 + e2, m1 + m2
+        return [int(x) for x in e], [int(x) for x in m]
 
 
 class _Handle:
@@ -366,3 +386,4 @@ class Pinned:
         self.vault = _Handle(chain, "CrossMarginVault", block)
         self.oracle = _Handle(chain, "OracleRouter", block)
         self.params = _Handle(chain, "RiskParameters", block)
+        self.options = _Handle(chain, "OptionMarkets", block)

@@ -4,6 +4,7 @@
     xmargin [--config FILE] index [--reconcile]
     xmargin [--config FILE] accounts [--limit N]
     xmargin [--config FILE] account ID
+    xmargin [--config FILE] options [--trades N]
     xmargin [--config FILE] opportunities [--status S] [--limit N]
     xmargin config reference | xmargin [--config FILE] config check
     xmargin [--config FILE] risk {calibrate,backtest,stress,var,cascade,fund-size,efficiency,propose} ...
@@ -19,6 +20,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import Sequence
 
 from . import __version__
@@ -27,6 +29,8 @@ from .db import connect
 from .errors import ChainUnavailable, ConfigError, XMarginError
 from .margin.exact import WAD, account_margin, standard_requirement
 from .margin.funding import INDEX_UNIT, WEIGHT_UNIT, accrued
+from .margin.greeks import position_greeks, totals_by_asset
+from .margin.options import OptionMarket, Series
 from .margin.snapshot import MarketView, read_funding_word, read_standard_rates
 from .ops import OpsServer, setup_logging
 from .runtime import build_keeper, open_runtime
@@ -93,16 +97,17 @@ def cmd_accounts(settings: Settings, args: argparse.Namespace) -> int:
     rt = open_runtime(settings)
     res = rt.indexer.sync()
     layout, prices, cfg, markets = rt.indexer.market_view(res.head)
+    options = rt.indexer.option_market(res.head)
     fund = int(rt.chain.address("CrossMarginVault"), 16) << 96
     rows = []
     for a, s in rt.indexer.states().items():
-        if a == fund or (not s.positions and not s.collateral):
+        if a == fund or (not s.positions and not s.collateral and not s.options):
             continue
-        m = account_margin(s, layout, prices, cfg, markets)
+        m = account_margin(s, layout, prices, cfg, markets, options)
         health = m.equity / m.maintenance if m.maintenance else float("inf")
         rows.append((health, a, m))
     rows.sort(key=lambda r: r[0])
-    lines = [f"block {res.head}: {len(rows)} accounts with positions or collateral (lowest health first)",
+    lines = [f"block {res.head}: {len(rows)} accounts with positions, options or collateral (lowest health first)",
              f"{'account':<66} {'equity':>16} {'MM':>14} {'IM':>14} {'E/MM':>8}  status"]
     for health, a, m in rows[: args.limit]:
         status = "LIQUIDATABLE" if m.liquidatable else ("below IM" if m.equity < m.initial else "ok")
@@ -132,19 +137,20 @@ def cmd_account(settings: Settings, args: argparse.Namespace) -> int:
         subs = [account]
     view = rt.indexer.market_view(res.head)  # read once for every subaccount shown
     rates = read_standard_rates(rt.chain.at(res.head).params, view.layout)
+    options = rt.indexer.option_market(res.head)
     for a in subs:
-        _account(rt, res.head, a, view, rates)
+        _account(rt, res.head, a, view, rates, options)
     return 0
 
 
-def _account(rt, head: int, account: int, view: MarketView, rates: list[int]) -> None:
+def _account(rt, head: int, account: int, view: MarketView, rates: list[int], options: OptionMarket | None) -> None:
     layout, prices, cfg, markets = view
     s = rt.indexer.states([account])[account]
-    if not s.positions and not s.collateral and not s.settlement:
+    if not s.positions and not s.collateral and not s.settlement and not s.options:
         _write(f"account {account:#066x} is empty at block {head} (no balance, position or collateral); an owner's "
                f"subaccount n is the id owner << 96 | n, or give the owner's address")
         return
-    m = account_margin(s, layout, prices, cfg, markets)
+    m = account_margin(s, layout, prices, cfg, markets, options)
     std = standard_requirement(s, layout, prices, rates)
     b = m.margin
     names = rt.chain.deployment.assets
@@ -158,6 +164,8 @@ def _account(rt, head: int, account: int, view: MarketView, rates: list[int]) ->
     for cid, bal in sorted(s.collateral.items()):
         asset = layout.collateral_asset[cid]
         lines.append(f"  collateral {cid} ({_name(names, asset)}): {bal / 10 ** layout.collateral_decimals[cid]:,.6f}")
+    if options is not None and s.options:
+        lines += _option_lines(s.options, prices, options, m.options, cfg, names, head)
     lines += [f"  equity               {_usd(m.equity):>18}",
               f"  maintenance margin   {_usd(b.maintenance):>18}",
               f"  initial margin       {_usd(b.initial):>18}",
@@ -171,6 +179,42 @@ def _account(rt, head: int, account: int, view: MarketView, rates: list[int]) ->
               "  net delta by asset   " + ", ".join(f"{_name(names, k)} {_usd(d)}" for k, d in enumerate(m.delta) if d),
               f"  status               {'LIQUIDATABLE' if m.liquidatable else 'healthy'}"]
     _write("\n".join(lines))
+
+
+def _series_name(s: Series, names: Sequence[str]) -> str:
+    return f"{_name(names, s.asset)} {'call' if s.is_call else 'put'} {s.strike / WAD:,.0f}"
+
+
+def _expiry(s: Series, now: int) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(s.expiry))
+    if s.fixed_price:
+        return f"{when}, fixed at {_usd(s.fixed_price)}"
+    return f"{when}, {(s.expiry - now) / 86_400:.1f} d" if s.expiry > now else f"{when}, expired, not fixed"
+
+
+def _option_lines(sizes: dict[int, int], prices: list[int], market: OptionMarket, risk, cfg, names: Sequence[str],
+                  head: int) -> list[str]:
+    """Each option position with its mark and Greeks, the Greeks per underlying, and the option part of the margin."""
+    greeks = position_greeks(sizes, prices, market)
+    lines = [f"  option positions     {'size':>12} {'mark':>12} {'value':>14} {'delta':>10} {'gamma':>11} "
+             f"{'vega/pt':>11} {'theta/d':>11}"]
+    for g in greeks:
+        lines.append(f"  slot {g.slot:<2} {_series_name(g.series, names)} ({_expiry(g.series, market.time)}"
+                     + (f", vol {g.sigma * 100:.1f}%" if g.sigma else "") + ")")
+        lines.append(f"  {'':<20} {g.size / WAD:>12,.4f} {_usd(g.mark):>12} {_usd(g.value):>14} {g.delta:>10,.4f} "
+                     f"{g.gamma:>11.3e} {g.vega:>11,.2f} {g.theta:>11,.2f}")
+    for asset, (d, ga, v, t) in sorted(totals_by_asset(greeks).items()):
+        lines.append(f"  options on {_name(names, asset):<9} {'':>12} {'':>12} {'':>14} {d:>10,.4f} {ga:>11.3e} "
+                     f"{v:>11,.2f} {t:>11,.2f}")
+    if risk is not None:
+        lines += [f"  option value         {_usd(risk.value):>18} (underlying notional {_usd(risk.notional)})",
+                  "  option WS by asset   " + (", ".join(f"{_name(names, a)} {_usd(risk.ws[a])}" for a in range(8)
+                                                          if (risk.assets >> a) & 1) or "none (no live series)"),
+                  f"  option curvature     {_usd(risk.curvature):>18}",
+                  f"  short-option minimum {_usd(risk.short_minimum):>18}",
+                  "  option stress losses " + ", ".join(f"{_scenario(cfg, k)} {_usd(risk.stress[k])}"
+                                                        for k in range(cfg.num_stress))]
+    return lines
 
 
 def _scenario(cfg, s: int) -> str:
@@ -215,6 +259,43 @@ def cmd_funding(settings: Settings, args: argparse.Namespace) -> int:
     for block, _, account, m, longs_pay, amount, _ in adl[-args.limit:]:
         lines.append(f"  block {block}: account {account:#x} in market {m}: {'longs' if longs_pay else 'shorts'} "
                      f"paid {amount / WAD:,.2f} USD")
+    _write("\n".join(lines))
+    return 0
+
+
+def cmd_options(settings: Settings, args: argparse.Namespace) -> int:
+    """Every listed option series at the head: its state, mark, the volatility of the mark (skewed at the strike),
+    open interest and holders; then the latest option trades indexed."""
+    rt = open_runtime(settings)
+    res = rt.indexer.sync()
+    market = rt.indexer.option_market(res.head)
+    if market is None:
+        _write(f"block {res.head}: no option series listed")
+        return 0
+    at = rt.chain.at(res.head)
+    view = rt.indexer.market_view(res.head)
+    names = rt.chain.deployment.assets
+    holders = rt.indexer.holders(market.series)
+    count = {i: sum(i in slots for slots in holders.values()) for i in market.series}
+    lines = [f"block {res.head}: {len(market.series)} series listed",
+             f"{'slot':>4} {'series':<22} {'expiry':<40} {'mark':>12} {'vol %':>7} {'long OI':>12} {'short OI':>12} "
+             f"{'holders':>7}"]
+    for i, s in sorted(market.series.items()):
+        spot = view.prices[s.asset]
+        unit = position_greeks({i: WAD}, view.prices, market)[0] if spot or s.fixed_price else None
+        per_unit = unit.mark if unit is not None else None
+        vol = unit.sigma * 100 if unit is not None and unit.sigma else None
+        row = at.options.series(i)
+        lines.append(f"{i:>4} {_series_name(s, names):<22} {_expiry(s, market.time):<40} "
+                     f"{_usd(per_unit) if per_unit is not None else 'no price':>12} "
+                     f"{f'{vol:.1f}' if vol is not None else '-':>7} {int(row[5]) / WAD:>12,.4f} "
+                     f"{int(row[6]) / WAD:>12,.4f} {count[i]:>7}")
+    trades = rt.indexer.option_trades(args.trades)
+    if trades:
+        lines.append(f"latest option trades ({len(trades)}):")
+        for block, buyer, seller, slot, size, price, mk in trades:
+            lines.append(f"  block {block}: slot {slot} size {size / WAD:,.4f} at {_usd(price)} (mark {_usd(mk)}) "
+                         f"buyer {buyer:#x} seller {seller:#x}")
     _write("\n".join(lines))
     return 0
 
@@ -305,6 +386,8 @@ def parser() -> argparse.ArgumentParser:
     acc.add_argument("--limit", type=int, default=50)
     one = sub.add_parser("account", help="margin breakdown of one account")
     one.add_argument("id", help="account id (decimal or 0x-hex)")
+    ops_ = sub.add_parser("options", help="the option series listed: state, mark, volatility, open interest")
+    ops_.add_argument("--trades", type=int, default=10, help="latest option trades shown")
     fun = sub.add_parser("funding", help="each market's funding rate and indices, and the deleveraging events")
     fun.add_argument("--limit", type=int, default=20, help="deleveraging events shown (latest)")
     opp = sub.add_parser("opportunities", help="the keeper's liquidation records")
@@ -356,7 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, keeper=keeper_flags, ops=ops_flags)
         setup_logging(settings.ops.log_format, settings.ops.log_level)
         commands = {"keeper": cmd_keeper_run, "index": cmd_index, "accounts": cmd_accounts, "account": cmd_account,
-                    "opportunities": cmd_opportunities, "sandbox": cmd_sandbox, "funding": cmd_funding}
+                    "opportunities": cmd_opportunities, "sandbox": cmd_sandbox, "funding": cmd_funding,
+                    "options": cmd_options}
         return commands[args.command](settings, args)
     except XMarginError as e:
         sys.stderr.write(f"xmargin: {e}\n")

@@ -109,6 +109,10 @@ class KeeperSettings(_Section):
     gas_limit_multiplier: float = Field(default=1.25, ge=1.0,
                                         description="Gas limit = (learned or estimated gas) * this.")
     max_liquidations_per_block: int = Field(default=50, ge=1, description="New liquidations sent per block.")
+    settle_expired: bool = Field(
+        default=True, description="Send vault.settleExpired for this shard's accounts (and, in shard 0, the insurance "
+        "fund) holding fixed option series: turns them into cash so a liquidation or write-off can proceed and the "
+        "series' slot can be listed again. Pays no reward; costs gas.")
     low_balance_eth: float = Field(
         default=0.05, ge=0, description="Warn in the log, and set the xmargin_keeper_balance_low "
         "gauge to 1, while the keeper's account holds less than this much of the chain's native token for gas; 0 = never "

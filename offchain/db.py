@@ -64,6 +64,20 @@ CREATE TABLE IF NOT EXISTS funding (
 CREATE TABLE IF NOT EXISTS deleveraging (
     block INTEGER NOT NULL, log_index INTEGER NOT NULL, account TEXT NOT NULL, market INTEGER NOT NULL,
     longs_pay INTEGER NOT NULL, amount TEXT NOT NULL, shift TEXT NOT NULL, PRIMARY KEY (block, log_index));
+""", """
+-- version 3: options (IOptionMarkets events). 'series' events (account 0, key = slot) hold a series' whole state in
+-- a: "asset,isCall,strike,expiry,fixedPrice"; 'option' events (key = slot) an account's size in a. Earlier versions
+-- did not fetch the option registry's logs: the checkpoint is dropped so the next sync indexes from the start.
+CREATE TABLE IF NOT EXISTS option_series (
+    slot INTEGER PRIMARY KEY, asset INTEGER NOT NULL, is_call INTEGER NOT NULL, strike TEXT NOT NULL,
+    expiry INTEGER NOT NULL, fixed_price TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS option_positions (
+    account TEXT NOT NULL, slot INTEGER NOT NULL, size TEXT NOT NULL, PRIMARY KEY (account, slot));
+CREATE TABLE IF NOT EXISTS option_trades (
+    block INTEGER NOT NULL, log_index INTEGER NOT NULL, buyer TEXT NOT NULL, seller TEXT NOT NULL,
+    slot INTEGER NOT NULL, size TEXT NOT NULL, price TEXT NOT NULL, mark TEXT NOT NULL, PRIMARY KEY (block, log_index));
+DELETE FROM meta WHERE key = 'checkpoint';
+DELETE FROM blocks;
 """)
 SCHEMA_VERSION = len(MIGRATIONS)
 

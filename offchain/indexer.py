@@ -1,7 +1,8 @@
-"""Rebuilds every account's state from the vault's post-state snapshot events into SQLite.
+"""Rebuilds every account's state from the vault's and the option registry's post-state snapshot events into SQLite.
 
 The vault emits the full new value of whatever it changes (``PositionUpdated``, ``CollateralUpdated``,
-``SettlementUpdated``), so the latest event of each key *is* the state: no arithmetic is replayed. A positive
+``SettlementUpdated``), and so does the option registry (``OptionPositionUpdated``; a series' ``SeriesListed`` and
+``ExpiryFixed``), so the latest event of each key *is* the state: no arithmetic is replayed. A positive
 settlement balance is stored (and emitted) as shares of the vault's claims pool; ``SettlementIndexUpdated`` carries
 the index that turns shares into USD, kept like any other key, and :meth:`Indexer.states` returns USD. An index event
 with total shares 0 means the pool restarted (a loss took every claim): every positive balance stored before it is
@@ -12,8 +13,9 @@ void, so it zeroes them. The indexer
   on a mismatch (a reorg), walks back over the recorded hashes to the fork point, deletes what came after and
   recomputes the affected keys from the events that remain;
 - resumes from the checkpoint after a restart;
-- reconciles a rotating sample of accounts against the contracts (raw state and ``AccountLens`` margin) and repairs
-  any difference it finds (counted in ``mismatches``).
+- reconciles a rotating sample of accounts against the contracts (raw state, option positions included, and
+  ``AccountLens`` margin) and the option series against the registry, and repairs any difference it finds (counted
+  in ``mismatches``).
 """
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ from .db import acct_int, acct_key, get_meta, set_meta
 from .errors import ConfigError
 from .margin.exact import INDEX_ONE, AccountState, Layout, MarginConfig, account_margin, usd_of_shares
 from .margin.funding import MarketFunding
-from .margin.snapshot import MarketView, read_account_state, read_layout, read_margin_config, read_markets, read_prices
+from .margin.options import OptionMarket, Series
+from .margin.snapshot import (MarketView, read_account_state, read_layout, read_margin_config, read_markets,
+                              read_option_market, read_prices, read_series)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,11 @@ class Indexer:
         self.t_funding = _topic(abi, "FundingUpdated")
         self.t_adl = _topic(abi, "Deleveraged")
         self.t_listed = (_topic(abi, "CollateralListed"), _topic(abi, "MarketListed"))
+        oabi = chain.abis["OptionMarkets"]
+        self.t_series = _topic(oabi, "SeriesListed")
+        self.t_fixed = _topic(oabi, "ExpiryFixed")
+        self.t_option = _topic(oabi, "OptionPositionUpdated")
+        self.t_option_trade = _topic(oabi, "OptionTrade")
         self._token_ids: dict[str, int] = {}
         self._check_identity()
 
@@ -133,10 +142,10 @@ class Indexer:
         return res
 
     def _fetch(self, start: int, end: int) -> tuple[list, str] | None:
-        vault = self.chain.address("CrossMarginVault")
+        emitters = [self.chain.address("CrossMarginVault"), self.chain.address("OptionMarkets")]
         before = self._hash(end)
         try:
-            logs = self.chain.rpc.read(lambda w3: w3.eth.get_logs({"address": vault, "fromBlock": start,
+            logs = self.chain.rpc.read(lambda w3: w3.eth.get_logs({"address": emitters, "fromBlock": start,
                                                                     "toBlock": end}))
         except (Web3RPCError, ValueError) as e:
             if self.chunk == 1:
@@ -222,6 +231,35 @@ class Indexer:
             elif t0 in self.t_listed:
                 self._token_ids = {}  # reload the token -> id map on next use
                 listed = True
+            elif t0 == self.t_option:
+                account, slot = (int.from_bytes(bytes(topics[i]), "big") for i in (1, 2))
+                size = _int256(data[:32])
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, "option", acct_key(account), slot, str(size), "0", "0"))
+                self._set_state("option", account, slot, size, 0)
+                self._record_block(bn, lg["blockHash"].hex())
+                changed.add(account)
+            elif t0 in (self.t_series, self.t_fixed):
+                slot = int.from_bytes(bytes(topics[1]), "big")
+                if t0 == self.t_series:
+                    asset, is_call, strike, expiry = (int.from_bytes(data[i:i + 32], "big") for i in range(0, 128, 32))
+                    s = Series(asset, bool(is_call), strike, expiry)
+                else:
+                    listed_ = self.series().get(slot)
+                    if listed_ is None:  # listed before the deployment's start block: ask the registry
+                        listed_ = read_series(self.chain.at(bn).options, [slot])[slot]
+                    s = Series(listed_.asset, listed_.is_call, listed_.strike, listed_.expiry,
+                               int.from_bytes(data[:32], "big"))
+                encoded = _encode_series(s)
+                self.conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, "series", acct_key(0), slot, encoded, "0", "0"))
+                self._set_state("series", 0, slot, encoded, 0)
+                self._record_block(bn, lg["blockHash"].hex())
+            elif t0 == self.t_option_trade:
+                buyer, seller, slot = (int.from_bytes(bytes(topics[i]), "big") for i in (1, 2, 3))
+                size, price, mark = (int.from_bytes(data[i:i + 32], "big") for i in (0, 32, 64))
+                self.conn.execute("INSERT OR REPLACE INTO option_trades VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  (bn, li, acct_key(buyer), acct_key(seller), slot, str(size), str(price), str(mark)))
         return changed, listed
 
     def _set_state(self, kind: str, account: int, key: int, a: int | str, b: int, c: int = 0) -> None:
@@ -243,6 +281,18 @@ class Indexer:
                 self.conn.execute("DELETE FROM collateral WHERE account = ? AND cid = ?", (k, key))
             else:
                 self.conn.execute("INSERT OR REPLACE INTO collateral VALUES (?, ?, ?)", (k, key, str(a)))
+        elif kind == "option":
+            if a == 0:
+                self.conn.execute("DELETE FROM option_positions WHERE account = ? AND slot = ?", (k, key))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO option_positions VALUES (?, ?, ?)", (k, key, str(a)))
+        elif kind == "series":
+            if a == 0:  # rolled back to before the slot's first listing
+                self.conn.execute("DELETE FROM option_series WHERE slot = ?", (key,))
+            else:
+                asset, is_call, strike, expiry, fixed = str(a).split(",")
+                self.conn.execute("INSERT OR REPLACE INTO option_series VALUES (?, ?, ?, ?, ?, ?)",
+                                  (key, int(asset), int(is_call), strike, int(expiry), fixed))
         elif kind == "index":
             set_meta(self.conn, "settlement_index", str(a))
         else:
@@ -302,12 +352,13 @@ class Indexer:
             self.conn.execute("DELETE FROM events WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM liquidations WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM deleveraging WHERE block > ?", (ancestor,))
+            self.conn.execute("DELETE FROM option_trades WHERE block > ?", (ancestor,))
             self.conn.execute("DELETE FROM blocks WHERE number > ?", (ancestor,))
             for kind, account, key in keys:
                 row = self.conn.execute(
                     "SELECT a, b, c FROM events WHERE kind = ? AND account = ? AND key = ? "
                     "ORDER BY block DESC, log_index DESC LIMIT 1", (kind, account, key)).fetchone()
-                if kind == "funding":
+                if kind in ("funding", "series"):
                     self._set_state(kind, 0, key, row[0] if row else 0, 0)
                     continue
                 a, b, c = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
@@ -331,7 +382,8 @@ class Indexer:
     # ------------------------------------------------------------------------------------------ reads
     def accounts(self) -> list[int]:
         rows = self.conn.execute("SELECT account FROM settlement UNION SELECT account FROM positions "
-                                 "UNION SELECT account FROM collateral").fetchall()
+                                 "UNION SELECT account FROM collateral UNION SELECT account FROM option_positions"
+                                 ).fetchall()
         return sorted(acct_int(r[0]) for r in rows)
 
     def states(self, accounts: Iterable[int] | None = None) -> dict[int, AccountState]:
@@ -358,6 +410,30 @@ class Indexer:
             state.funding[m] = int(snap)
         for k, cid, bal in self.conn.execute("SELECT account, cid, balance FROM collateral" + where, args):
             out.setdefault(acct_int(k), AccountState()).collateral[cid] = int(bal)
+        for k, slot, size in self.conn.execute("SELECT account, slot, size FROM option_positions" + where, args):
+            out.setdefault(acct_int(k), AccountState()).options[slot] = int(size)
+
+    def holders(self, slots: Iterable[int]) -> dict[int, list[int]]:
+        """The accounts holding a position in any of ``slots``, each with the slots it holds of them."""
+        slots = list(slots)
+        out: dict[int, list[int]] = {}
+        for k, slot in self.conn.execute(f"SELECT account, slot FROM option_positions WHERE slot IN "
+                                         f"({','.join('?' * len(slots))}) ORDER BY account, slot", slots):
+            out.setdefault(acct_int(k), []).append(slot)
+        return out
+
+    def series(self) -> dict[int, Series]:
+        """Every listed option series by slot, as of the checkpoint (rebuilt from events alone)."""
+        return {slot: Series(asset, bool(is_call), int(strike), expiry, int(fixed)) for
+                slot, asset, is_call, strike, expiry, fixed in self.conn.execute(
+                    "SELECT slot, asset, is_call, strike, expiry, fixed_price FROM option_series")}
+
+    def option_trades(self, limit: int) -> list[tuple[int, int, int, int, int, int, int]]:
+        """The latest ``OptionTrade`` events indexed, newest first: (block, buyer, seller, slot, size, price, mark)."""
+        return [(b, acct_int(buyer), acct_int(seller), slot, int(size), int(price), int(mark)) for
+                b, buyer, seller, slot, size, price, mark in self.conn.execute(
+                    "SELECT block, buyer, seller, slot, size, price, mark FROM option_trades "
+                    "ORDER BY block DESC, log_index DESC LIMIT ?", (limit,))]
 
     # ------------------------------------------------------------------------------------------ reconciliation
     def market_view(self, block: int) -> MarketView:
@@ -366,6 +442,16 @@ class Indexer:
         layout = read_layout(at.vault)
         prices = read_prices(at.oracle, layout)
         return MarketView(layout, prices, read_margin_config(at.params), read_markets(at.vault, layout, prices))
+
+    def option_market(self, block: int) -> OptionMarket | None:
+        """What option values depend on at ``block``: the indexed series, the volatilities as a liquidation or view
+        uses them, the OPTION word and the block's timestamp (None while no series was ever listed: no account can
+        hold an option)."""
+        series = self.series()
+        if not series:
+            return None
+        at = self.chain.at(block)
+        return read_option_market(at.options, at.oracle, at.params, self.chain.timestamp(block), series)
 
     def funding_states(self) -> dict[int, MarketFunding]:
         """Each market's funding state as of its last ``FundingUpdated`` (rebuilt from events alone; advance it to
@@ -395,15 +481,20 @@ class Indexer:
             offset = int(get_meta(self.conn, "reconcile_offset") or 0) % len(everyone)
             accounts = (everyone[offset:] + everyone[:offset])[: self.reconcile_sample]
             set_meta(self.conn, "reconcile_offset", str(offset + len(accounts)))
+        self._reconcile_series(block)
         states = self.states(accounts)
         layout, prices, cfg, markets = self.market_view(block)
+        options = self.option_market(block)
         equity, maintenance = self.chain.lens_health(accounts, block, lens_batch)
         bad = []
-        vault = self.chain.at(block).vault
+        at = self.chain.at(block)
         for a, e, m in zip(accounts, equity, maintenance):
-            mine = account_margin(states[a], layout, prices, cfg, markets)
-            chain_state = read_account_state(vault, a)
-            if (mine.equity, mine.maintenance) != (e, m) or chain_state.canonical() != states[a].canonical():
+            chain_state = read_account_state(at.vault, a, at.options)
+            same = chain_state.canonical() == states[a].canonical()
+            if same:
+                mine = account_margin(states[a], layout, prices, cfg, markets, options)
+                same = (mine.equity, mine.maintenance) == (e, m)
+            if not same:
                 bad.append(a)
                 self._repair(a, chain_state)
         if bad:
@@ -412,18 +503,39 @@ class Indexer:
                       block, len(bad), len(accounts))
         return bad
 
+    def _reconcile_series(self, block: int) -> None:
+        """Compare the indexed option series with the registry's at ``block``; repair and count a difference."""
+        chain_series = read_series(self.chain.at(block).options)
+        if chain_series == self.series():
+            return
+        self.mismatches += 1
+        log.error("reconciliation at block %d: the indexed option series differed from the registry and were "
+                  "repaired", block)
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("DELETE FROM option_series")
+            for slot, s in chain_series.items():
+                self._set_state("series", 0, slot, _encode_series(s), 0)
+
     def _repair(self, account: int, state: AccountState) -> None:
         k = acct_key(account)
         with self.conn:
             self.conn.execute("BEGIN")
             self.conn.execute("DELETE FROM positions WHERE account = ?", (k,))
             self.conn.execute("DELETE FROM collateral WHERE account = ?", (k,))
+            self.conn.execute("DELETE FROM option_positions WHERE account = ?", (k,))
             stored = int(self.chain.at(self.checkpoint[0]).vault.storedSettlementOf(account))
             self.conn.execute("INSERT OR REPLACE INTO settlement VALUES (?, ?)", (k, str(stored)))
             for m, (size, on) in state.positions.items():
                 self._set_state("position", account, m, size, on, state.funding.get(m, 0))
             for cid, bal in state.collateral.items():
                 self._set_state("collateral", account, cid, bal, 0)
+            for slot, size in state.options.items():
+                self._set_state("option", account, slot, size, 0)
+
+
+def _encode_series(s: Series) -> str:
+    return f"{s.asset},{int(s.is_call)},{s.strike},{s.expiry},{s.fixed_price}"
 
 
 def _norm(h: str) -> str:

@@ -4,6 +4,12 @@ Every liquidation opportunity gets a row in ``opportunities`` that moves seen ->
 ends as lost (another keeper was first: its ``Liquidated`` event is on-chain), skipped (dry run, unprofitable) or
 failed (with the reason). An account with an open opportunity is not planned again until that one is resolved, so
 a keeper never sends a duplicate; the chain arbitrates between keepers.
+
+Options: accounts holding them are screened and confirmed with the option market read at the block (the indexed
+series, the volatilities, the OPTION word, the block's time), and planned with option items. Before liquidating, a
+small job turns positions in fixed series into cash (``vault.settleExpired``, permissionless; recorded as an
+opportunity of shape ``settle-expired``): a fixed series cannot be taken over and a write-off needs none left, so an
+account holding one is liquidated from the next block on, once the settlement is mined.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from ..ops import Metrics
 from ..margin.exact import WAD, AccountState, Layout, MarginConfig, PriceUnavailable, account_margin, settled
 from ..margin.screen import Book, ScreenParams, screen
 from ..margin.funding import MarketFunding
+from ..margin.options import OptionMarket
 from ..margin.snapshot import read_account_state, read_margin_config, read_markets, read_prices
 from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
@@ -37,7 +44,8 @@ log = logging.getLogger(__name__)
 OPEN = ("seen", "simulated", "sent")
 ZERO = "0x0000000000000000000000000000000000000000"
 RACE_ERRORS = {"AccountHealthy", "BadLiquidationItem", "LiquidationEmpty", "LiquidationTooLarge",
-               "LiquidationNotImproving"}
+               "LiquidationNotImproving", "BadOptionItem"}
+SETTLE = "settle-expired"  # the plan shape of a settleExpired job
 
 
 def _sql(v: Any) -> Any:
@@ -63,6 +71,7 @@ class KeeperOptions:
     poll_interval: float = 1.0
     lens_batch: int = 200
     low_balance_wei: int = 5 * 10**16  # warn below this native balance (0: never)
+    settle_expired: bool = True  # send settleExpired for accounts holding fixed option series
 
 
 @dataclass
@@ -72,6 +81,7 @@ class StepReport:
     candidates: int = 0
     liquidatable: int = 0
     sent: list[int] = field(default_factory=list)  # accounts
+    settled: list[int] = field(default_factory=list)  # accounts whose fixed option positions a transaction settles
     outcomes: list[tuple[int, str]] = field(default_factory=list)  # (opportunity, status)
 
 
@@ -92,6 +102,7 @@ class Keeper:
         self.states: dict[int, AccountState] = {}
         self.layout: Layout | None = None
         self.markets: dict[int, MarketFunding] = {}  # each market's funding state at the last block screened
+        self.option_market: OptionMarket | None = None  # series, volatilities, OPTION word, time at that block
         self._params: tuple[MarginConfig, ScreenParams] | None = None
         self._last_reconcile = -1
         self._balance_at = float("-inf")
@@ -155,6 +166,7 @@ class Keeper:
                 fresh = self.indexer.states(bad)
                 self.states.update(fresh)
                 self.book.update(fresh, self.layout, self._scale)
+        self._settle_expired(head, report)
         self._liquidate(head, report)
         self._check_balance()
         self.last_block = head
@@ -198,6 +210,7 @@ class Keeper:
         if self._params is None or self._params[0] != cfg:
             self._params = (cfg, ScreenParams.build(cfg, self.layout))
         self.prices, self.markets = prices, markets
+        self.option_market = self.indexer.option_market(head)
         self.terms = LiquidationTerms(*(int(x) for x in at.params.liquidationConfig()), self.indexer.settlement_index)
 
     # ------------------------------------------------------------------------------------------ liquidation
@@ -206,19 +219,18 @@ class Keeper:
         cfg, params = self._params
         if len(self.book) == 0:
             return
-        res = screen(self.book, params, np.array(self.prices, dtype=float) / WAD, self.markets)
+        res = screen(self.book, params, np.array(self.prices, dtype=float) / WAD, self.markets, self.option_market)
         rows = res.candidates
         report.screened = True
         report.candidates = len(rows)
         self.metrics.candidates.set(len(rows))
-        open_accounts = {acct_int(r[0]) for r in self.conn.execute(
-            f"SELECT account FROM opportunities WHERE keeper = ? AND status IN ({','.join('?' * len(OPEN))})",
-            (self.address, *OPEN))}
+        open_accounts = self._open_accounts()
         confirmed = []
         for r in rows:
             account = self.book.ids[r]
             try:
-                m = account_margin(self.states[account], self.layout, self.prices, cfg, self.markets)
+                m = account_margin(self.states[account], self.layout, self.prices, cfg, self.markets,
+                                   self.option_market)
             except PriceUnavailable as e:  # the vault cannot value it either: nothing to do until the feed is back
                 log.debug("account %#x skipped: %s", account, e)
                 continue
@@ -234,12 +246,62 @@ class Keeper:
                 report.sent.append(account)
                 sent += 1
 
+    def _open_accounts(self) -> set[int]:
+        return {acct_int(r[0]) for r in self.conn.execute(
+            f"SELECT account FROM opportunities WHERE keeper = ? AND status IN ({','.join('?' * len(OPEN))})",
+            (self.address, *OPEN))}
+
+    def _settle_expired(self, head: int, report: StepReport) -> None:
+        """``vault.settleExpired`` for every account of this shard (and the fund, in shard 0) holding fixed option
+        series, one transaction per account; an account with one in flight is not liquidated until it is mined."""
+        market = self.option_market
+        if not self.opt.settle_expired or market is None:
+            return
+        fixed = sorted(i for i, s in market.series.items() if s.fixed_price)
+        if not fixed:
+            return
+        fund, busy = self._fund_id(), self._open_accounts()
+        for account, slots in self.indexer.holders(fixed).items():
+            if account in busy or not (self._mine(account) or (account == fund and self.opt.shard[0] == 0)):
+                continue
+            opp = self._insert(account, head, 0, 0, {"shape": SETTLE, "items": slots}, 0)
+            try:
+                if self._send_settle(opp, account, slots, head):
+                    report.settled.append(account)
+            except ChainUnavailable as e:
+                self._close(opp, "failed", f"rpc unavailable: {e}", head)
+                raise
+
+    def _send_settle(self, opp: int, account: int, slots: list[int], head: int) -> bool:
+        def fn(w3: Any) -> Any:
+            return self.chain.contract(w3, "CrossMarginVault").functions.settleExpired(account, slots)
+
+        try:
+            self.chain.rpc.read(lambda w3: fn(w3).call({"from": self.address}, "latest"))
+            gas = int(int(self.chain.rpc.read(lambda w3: fn(w3).estimate_gas({"from": self.address})))
+                      * self.opt.gas_limit_multiplier)
+        except ContractLogicError as e:
+            self._close(opp, "failed", f"simulation: {self.chain.errors.from_exception(e)}", head)
+            return False
+        if self.opt.dry_run or self.txm is None:
+            self._close(opp, "skipped", "dry run", head)
+            return False
+        try:
+            data = self.chain.encode("CrossMarginVault", "settleExpired", account, slots)
+            h = self.txm.send(opp, self.chain.address("CrossMarginVault"), data, gas,
+                              gas * self.txm.policy.max_fee_cap)
+        except SendError as e:
+            self._close(opp, "failed", str(e), head)
+            return False
+        self._update(opp, "sent", tx_hash=h)
+        return True
+
     def _fund_id(self) -> int:
         return int(self.chain.address("CrossMarginVault"), 16) << 96
 
     def _attempt(self, account: int, m: Any, head: int, cfg: MarginConfig) -> bool:
         state = settled(self.states[account], self.markets)  # what the vault will realise: plan on balances alone
-        plan = plan_liquidation(state, self.layout, self.prices, cfg, self.terms)
+        plan = plan_liquidation(state, self.layout, self.prices, cfg, self.terms, self.option_market)
         opp = self._record(account, head, m, plan)
         try:
             return self._pursue(opp, account, m, head, cfg, plan)
@@ -263,7 +325,9 @@ class Keeper:
         try:
             reward = int(self.chain.rpc.read(lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
                                              .liquidate(account, plan.as_args()).call({"from": self.address}, "latest")))
-            gas = self.gas_model.limit(plan.items) or int(self.chain.rpc.read(
+            # an account holding options costs gas by the series it holds, which the learned shapes do not see
+            learned = None if self.states[account].options else self.gas_model.limit(plan.items)
+            gas = learned or int(self.chain.rpc.read(
                 lambda w3: self.chain.contract(w3, "CrossMarginVault").functions
                 .liquidate(account, plan.as_args()).estimate_gas({"from": self.address})))
         except ContractLogicError as e:
@@ -329,16 +393,23 @@ class Keeper:
         return None
 
     def _state_moved(self, account: int) -> bool:
-        return read_account_state(self.chain.at("latest").vault, account).canonical() != self.states[account].canonical()
+        at = self.chain.at("latest")
+        return read_account_state(at.vault, account, at.options).canonical() != self.states[account].canonical()
 
     # ------------------------------------------------------------------------------------------ outcomes
     def _resolve(self, outcome: Any) -> str:
         row = self.conn.execute("SELECT account, block_seen, plan FROM opportunities WHERE id = ?",
                                 (outcome.opportunity,)).fetchone()
         account, seen = acct_int(row[0]), row[1]
-        items = json.loads(row[2])["items"] if row[2] else []
+        plan = json.loads(row[2]) if row[2] else {}
+        items = plan.get("items", [])
+        if plan.get("shape") == SETTLE:
+            status = "included" if outcome.status == "included" else "failed"
+            self._close(outcome.opportunity, status, f"settleExpired {outcome.status}", outcome.block)
+            return status
         if outcome.status == "included":
-            self.gas_model.observe(items, outcome.gas_used)
+            if not plan.get("options"):  # see _pursue: option accounts are estimated by the node
+                self.gas_model.observe(items, outcome.gas_used)
             reward = self._reward_in(outcome.tx_hash)
             self._close(outcome.opportunity, "included", f"gas used {outcome.gas_used}", outcome.block,
                         reward=reward)
@@ -397,15 +468,20 @@ class Keeper:
 
     # ------------------------------------------------------------------------------------------ records
     def _record(self, account: int, block: int, m: Any, plan: Plan | None) -> int:
+        return self._insert(account, block, m.equity, m.maintenance, {
+            "shape": plan.shape, "items": plan.as_args(), "options": len(self.states[account].options)}
+            if plan else None, plan.taken if plan else 0)
+
+    def _insert(self, account: int, block: int, equity: int, maintenance: int, plan: dict[str, Any] | None,
+                taken: int) -> int:
         now = self.clock()
         cur = self.conn.execute(
             "INSERT INTO opportunities (account, keeper, status, block_seen, equity, maintenance, plan, taken, "
             "created, updated) VALUES (?, ?, 'seen', ?, ?, ?, ?, ?, ?, ?)",
-            (acct_key(account), self.address, block, str(m.equity), str(m.maintenance),
-             json.dumps({"shape": plan.shape, "items": plan.as_args()}) if plan else "", str(plan.taken if plan else 0),
-             now, now))
-        log.info("opportunity %d: account %#x equity %.2f MM %.2f plan %s", cur.lastrowid, account, m.equity / WAD,
-                 m.maintenance / WAD, plan.shape if plan else None)
+            (acct_key(account), self.address, block, str(equity), str(maintenance),
+             json.dumps(plan) if plan else "", str(taken), now, now))
+        log.info("opportunity %d: account %#x equity %.2f MM %.2f plan %s", cur.lastrowid, account, equity / WAD,
+                 maintenance / WAD, plan["shape"] if plan else None)
         return int(cur.lastrowid)
 
     def _update(self, opp: int, status: str, **fields: Any) -> None:

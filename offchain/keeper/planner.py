@@ -15,9 +15,17 @@ the one that raises ``E − MM`` most:
 - collateral: seize collateral to cover a negative settlement balance (lowest liquidation discount first);
 - write-off: nothing is left to take (no position, no collateral with a valid price) and the balance is negative: a
   call naming no items writes the debt off;
-- greedy: repeatedly take (as much as the allowance left permits of) the single position or collateral whose taking
-  helps most: this is the shape that works when collateral itself carries the risk (e.g. a volatile token whose
-  single-asset collapse scenario sets MM).
+- greedy: repeatedly take (as much as the allowance left permits of) the single position, option position or
+  collateral whose taking helps most: this is the shape that works when collateral itself carries the risk (e.g. a
+  volatile token whose single-asset collapse scenario sets MM), and the one that closes first the options that free
+  the most margin.
+
+Option positions (items of kind 2: ``id`` the series slot, ``amount`` the size to close) are taken over by the fund at
+the mark (``options.mark`` at the block's volatility and time: the fund pays a long's value, a short pays its
+liability) and count in the amount taken at ``amount x spot``; a fixed series cannot be taken (it is settled into
+cash by ``settleExpired``, which the keeper calls first). Every shape counts them as positions: proportional, full
+and greedy alike. A plan's ``surplus_after`` is the contract's: ``E' - penalty - MM'`` (the fund's make-up of the
+rounding is not part of it).
 """
 from __future__ import annotations
 
@@ -25,11 +33,12 @@ import copy
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..margin.exact import (BPS, INDEX_ONE, WAD, AccountState, Layout, MarginConfig, account_margin, floor_div,
-                           haircut_down, liquidation_penalty, max_take, mul_div_up, rounding_shortfall,
-                           token_value_down, u16)
+from ..margin.exact import (BPS, INDEX_ONE, WAD, AccountMargin, AccountState, Layout, MarginConfig, account_margin,
+                           floor_div, haircut_down, liquidation_penalty, max_take, mul_div_up, position_value_down,
+                           rounding_shortfall, token_value_down, u16)
+from ..margin.options import OptionMarket, mark
 
-Item = tuple[int, int, int]  # (kind 0 position / 1 collateral, market or collateral id, amount)
+Item = tuple[int, int, int]  # (kind 0 position / 1 collateral / 2 option, market, collateral id or series slot, amount)
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,20 @@ def _tdiv(a: int, b: int) -> int:
 
 
 def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
-                      terms: LiquidationTerms, items: Sequence[Item]) -> tuple[AccountState, int, int]:
+                      terms: LiquidationTerms, items: Sequence[Item], options: OptionMarket | None = None
+                      ) -> tuple[AccountState, int, int]:
     """The account after ``items`` are taken and the penalty charged: (state, taken, penalty). Raises ValueError for
-    an item the contract would refuse."""
-    before = account_margin(state, layout, prices, cfg)
+    an item the contract would refuse. ``options``: the option market at the block (needed when it holds options)."""
+    s, taken, penalty, _ = _take(state, layout, prices, cfg, terms, items, options,
+                                 account_margin(state, layout, prices, cfg, None, options))
+    return s, taken, penalty
+
+
+def _take(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig, terms: LiquidationTerms,
+          items: Sequence[Item], options: OptionMarket | None, before: AccountMargin
+          ) -> tuple[AccountState, int, int, AccountMargin | None]:
+    """:func:`apply_liquidation` given the margin ``before``; also returns the margin after the take, before the
+    penalty (None when nothing was taken)."""
     s = copy.deepcopy(state)
     taken = 0
     for kind, i, amount in items:
@@ -122,28 +141,45 @@ def apply_liquidation(state: AccountState, layout: Layout, prices: Sequence[int]
             else:
                 s.collateral[i] = balance - amount
             taken += value
+        elif kind == 2 and s.options.get(i) and options is not None:
+            size = s.options[i]
+            series = options.series[i]
+            price = prices[series.asset]
+            if amount == 0 or amount > abs(size) or series.fixed_price or price == 0:
+                raise ValueError(f"option item {i}: amount {amount} vs size {size} (fixed {series.fixed_price})")
+            moved = amount if size > 0 else -amount
+            s.settlement += position_value_down(moved, mark(series, price, options.vols[series.asset], options.word,
+                                                            options.time))
+            if size == moved:
+                del s.options[i]
+            else:
+                s.options[i] = size - moved
+            taken += amount * price // WAD
         else:
             raise ValueError(f"item {(kind, i, amount)} names nothing the account holds")
     penalty = 0
+    after = None
     if taken:
-        after = account_margin(s, layout, prices, cfg)
+        after = account_margin(s, layout, prices, cfg, None, options)
         penalty = liquidation_penalty(taken, after.equity, before.maintenance, after.maintenance, terms.word)
         s.settlement -= penalty
         if before.equity >= 0:
             s.settlement += rounding_shortfall(after.equity - penalty, s.settlement, terms.index)
-    return s, taken, penalty
+    return s, taken, penalty, after
 
 
 def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
-                     terms: LiquidationTerms) -> Plan | None:
-    """The best plan the rule allows, or None when the account is healthy or no plan raises ``E − MM``."""
-    before = account_margin(state, layout, prices, cfg)
+                     terms: LiquidationTerms, options: OptionMarket | None = None) -> Plan | None:
+    """The best plan the rule allows, or None when the account is healthy or no plan raises ``E − MM``.
+    ``options``: the option market at the block (needed when the account holds options)."""
+    before = account_margin(state, layout, prices, cfg, None, options)
     if not before.liquidatable:
         return None
     surplus0 = before.equity - before.maintenance
     allowed = max_take(before.equity, before.maintenance, before.initial, before.gross_total, terms.word)
     priced = [j for j, b in state.collateral.items() if b and prices[layout.collateral_asset[j]]]
-    if not any(q for q, _ in state.positions.values()) and not priced and state.settlement < 0:
+    if (not any(q for q, _ in state.positions.values()) and not any(state.options.values()) and not priced
+            and state.settlement < 0):
         # nothing left to take: a call naming no items writes the debt off (unpriced collateral goes to the fund)
         return Plan((), 0, 0, allowed, surplus0, 0, "write-off")
     best: Plan | None = None
@@ -154,35 +190,39 @@ def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int],
         if not items:
             return None
         try:
-            after, taken, penalty = apply_liquidation(state, layout, prices, cfg, terms, items)
+            _, taken, penalty, m = _take(state, layout, prices, cfg, terms, items, options, before)
         except ValueError:
             return None
-        if taken == 0 or taken > allowed:
+        if m is None or taken > allowed:
             return None
-        m = account_margin(after, layout, prices, cfg)
-        plan = Plan(tuple(items), taken, penalty, allowed, surplus0, m.equity - m.maintenance, shape)
+        plan = Plan(tuple(items), taken, penalty, allowed, surplus0, m.equity - penalty - m.maintenance, shape)
         if plan.surplus_after > surplus0 and (best is None or plan.surplus_after > best.surplus_after):
             best = plan
         return plan
 
-    positions = sorted((m, size) for m, (size, _) in state.positions.items() if size != 0)
-    price_of = {m: prices[layout.market_asset[m]] for m, _ in positions}
+    # positions and live option positions: (kind, id, size, price of the underlying), taken at amount x price
+    positions = [(0, m, size, prices[layout.market_asset[m]]) for m, (size, _) in sorted(state.positions.items())
+                 if size != 0]
+    if options is not None:
+        positions += [(2, i, size, prices[options.series[i].asset]) for i, size in sorted(state.options.items())
+                      if size and not options.series[i].fixed_price and prices[options.series[i].asset]]
     if positions:
         # proportional: amount_i = |size_i| * allowed / sum_j |size_j| P_j  (so sum of floor(amount_i P_i) <= allowed)
-        weight = sum(abs(q) * price_of[m] for m, q in positions)
-        consider([(0, m, min(abs(q), abs(q) * allowed * WAD // weight)) for m, q in positions], "proportional")
-        close_all: list[Item] = [(0, m, abs(q)) for m, q in positions]
+        weight = sum(abs(q) * p for _, _, q, p in positions)
+        consider([(k, i, min(abs(q), abs(q) * allowed * WAD // weight)) for k, i, q, _ in positions], "proportional")
+        close_all: list[Item] = [(k, i, abs(q)) for k, i, q, _ in positions]
         consider(close_all, "full")
-        consider(close_all + _seize(state, layout, prices, cfg, terms, close_all, allowed), "full")
-    consider(_seize(state, layout, prices, cfg, terms, [], allowed), "collateral")
-    # proportional over everything (positions and priced collateral): lowers MM in proportion, so it always improves
+        consider(close_all + _seize(state, layout, prices, cfg, terms, close_all, allowed, options), "full")
+    consider(_seize(state, layout, prices, cfg, terms, [], allowed, options), "collateral")
+    # proportional over everything (positions, options and priced collateral): lowers MM in proportion
     held = [(1, j, b) for j, b in sorted(state.collateral.items()) if b and prices[layout.collateral_asset[j]]]
     worth = before.gross_total
     if worth:
-        consider([(0, m, abs(q) * allowed // worth) for m, q in positions] +
+        consider([(k, i, abs(q) * allowed // worth) for k, i, q, _ in positions] +
                  [(1, j, b * allowed // worth) for _, j, b in held], "proportional-all")
-    # greedy: take the most helpful position or collateral first, as far as what is left of the allowance permits
-    candidates = [(0, m, abs(q), price_of[m], WAD) for m, q in positions] + [
+    # greedy: take the most helpful position, option or collateral first, as far as what is left of the allowance
+    # permits
+    candidates = [(k, i, abs(q), p, WAD) for k, i, q, p in positions] + [
         (1, j, bal, prices[layout.collateral_asset[j]], 10 ** layout.collateral_decimals[j])
         for j, bal in sorted(state.collateral.items()) if bal and prices[layout.collateral_asset[j]]]
     chosen: list[Item] = []
@@ -210,11 +250,11 @@ def _max_amount(usd: int, price: int, unit: int) -> int:
 
 
 def _seize(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig, terms: LiquidationTerms,
-           first: list[Item], allowed: int) -> list[Item]:
+           first: list[Item], allowed: int, options: OptionMarket | None) -> list[Item]:
     """Collateral items (lowest discount first) covering the settlement deficit left after ``first``, within
     ``allowed``; all collateral when the deficit exceeds its value."""
     try:
-        after, taken, _ = apply_liquidation(state, layout, prices, cfg, terms, first)
+        after, taken, _ = apply_liquidation(state, layout, prices, cfg, terms, first, options)
     except ValueError:
         return []
     need = -after.settlement

@@ -394,7 +394,8 @@ def settled(state: AccountState, markets: Mapping[int, MarketFunding] | None) ->
                if size and m in markets)
     funding = {m: markets[m].index(size) if m in markets else state.funding.get(m, 0)
                for m, (size, _) in state.positions.items() if size}
-    return AccountState(state.settlement + owed, dict(state.positions), dict(state.collateral), funding)
+    return AccountState(state.settlement + owed, dict(state.positions), dict(state.collateral), funding,
+                        dict(state.options))
 
 
 def account_margin(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,

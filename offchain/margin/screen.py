@@ -18,6 +18,15 @@ floating point (:func:`offchain.margin.vector.requirement`, the one float evalua
 1e-13 of ``scale`` and the contract's integer roundings by a few wei per term, so with ``REL_BAND = 1e-9`` every
 account with ``E < MM`` on-chain is a candidate; candidates are then confirmed with the exact integer mirror
 (:func:`offchain.margin.exact.account_margin`). Nothing liquidatable is missed and nothing healthy is sent.
+
+Accounts holding options (``options[s]``: the size held in series slot ``s``, units) get the float option margin of
+:mod:`offchain.margin.vector` on top: every live series revalued by Black-Scholes over each asset's grid and the
+stress vectors (:func:`~offchain.margin.vector.option_terms`), at the volatilities, OPTION word and time of the
+:class:`~offchain.margin.options.OptionMarket` read at the block; a fixed series counts at its payoff. Their band
+adds ``REL_BAND · Σ |size|·(2·spot + strike)`` over the series held: float64 Black-Scholes errs by a few 1e-16 of
+``spot + strike`` per unit (the contract's fixed point by less, docs/option-math.md), the grid revalues at spots up to
+twice today's, and the scan's maxima, the directional part and the square root of the correlated charge are
+1-Lipschitz in those values.
 """
 from __future__ import annotations
 
@@ -28,7 +37,9 @@ import numpy as np
 
 from .exact import MAX_ASSETS, MAX_MARKETS, AccountState, Layout, MarginConfig
 from .funding import INDEX_UNIT, MarketFunding
-from .vector import MarginArrays, requirement
+from .optionmath import SECONDS_PER_YEAR
+from .options import MAX_SERIES, OptionMarket, payoff
+from .vector import MarginArrays, OptionArrays, OptionBook, option_terms, requirement
 
 WAD = 1e18
 REL_BAND = 1e-9
@@ -68,10 +79,13 @@ class Book:
     coll: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     long: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_MARKETS)))
     short: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_MARKETS)))
+    options: np.ndarray = field(default_factory=lambda: np.zeros((0, MAX_SERIES)))  # size per series slot (units)
 
     def __post_init__(self) -> None:
         if self.coll.shape[1] != self.n_collaterals:
             self.coll = np.zeros((len(self.ids), self.n_collaterals))
+        if self.options.shape[0] != len(self.ids):
+            self.options = np.zeros((len(self.ids), MAX_SERIES))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -91,6 +105,7 @@ class Book:
             self.coll = np.vstack([self.coll, np.zeros((grow, self.n_collaterals))])
             self.long = np.vstack([self.long, np.zeros((grow, MAX_MARKETS))])
             self.short = np.vstack([self.short, np.zeros((grow, MAX_MARKETS))])
+            self.options = np.vstack([self.options, np.zeros((grow, MAX_SERIES))])
         for a, s in states.items():
             r = self.row[a]
             on = 0
@@ -110,6 +125,14 @@ class Book:
             self.const[r] = (s.settlement - on) / WAD + stored
             for j, bal in s.collateral.items():
                 self.coll[r, j] = bal * scale[j]
+            self.options[r] = 0.0
+            for slot, size in s.options.items():
+                self.options[r, slot] = size / WAD
+
+    def take(self, rows: np.ndarray) -> "Book":
+        """A book of the given rows only."""
+        return Book(self.n_collaterals, [self.ids[r] for r in rows], {}, self.const[rows], self.perp[rows],
+                    self.perp_abs[rows], self.coll[rows], self.long[rows], self.short[rows], self.options[rows])
 
     @classmethod
     def of(cls, states: Mapping[int, AccountState], layout: Layout) -> "Book":
@@ -147,9 +170,11 @@ class ScreenResult:
 
 
 def screen(book: Book, p: ScreenParams, prices: np.ndarray,
-           markets: Mapping[int, MarketFunding] | None = None) -> ScreenResult:
+           markets: Mapping[int, MarketFunding] | None = None, options: OptionMarket | None = None) -> ScreenResult:
     """Equity and maintenance margin of every row at ``prices`` (USD per unit; shape (A,) or one row per account),
-    accrued funding included at the indices of ``markets`` (each market's state at the block; None: no funding)."""
+    accrued funding included at the indices of ``markets`` (each market's state at the block; None: no funding),
+    option positions valued with ``options`` (the series, volatilities, OPTION word and time at the block; needed
+    when a row holds options)."""
     prices = np.asarray(prices, dtype=float)
     perp_val = book.perp * prices
     coll_val = book.coll * prices[..., p.coll_asset] if book.coll.size else np.zeros((len(book), 0))
@@ -169,13 +194,56 @@ def screen(book: Book, p: ScreenParams, prices: np.ndarray,
         m = len(p.market_asset)
         notional = np.abs(book.long[:, :m] + book.short[:, :m]) * prices[..., p.market_asset]
     mm, _ = requirement(delta, gross, p.arr, notional)
-    scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm + np.abs(funding)
+    extra = np.zeros(len(book))
+    rows = np.nonzero(book.options.any(axis=1))[0]
+    if len(rows):
+        if options is None:
+            raise ValueError("rows hold options: pass the OptionMarket (series, vols, word, time) at the block")
+        equity, mm = equity.copy(), mm.copy()
+        # one evaluation for shared prices; per row when each row has its own prices (trigger_prices)
+        groups = [rows] if prices.ndim == 1 else [rows[i:i + 1] for i in range(len(rows))]
+        parts = [_option_rows(book.options[g], p, prices if prices.ndim == 1 else prices[g[0]], delta[g], gross[g],
+                              notional[g] if notional is not None else None, options) for g in groups]
+        value, mm_rows, extra_rows = (np.concatenate(x) for x in zip(*parts))
+        equity[rows] += value
+        mm[rows] = mm_rows
+        extra[rows] = extra_rows
+    scale = np.abs(book.const) + np.abs(perp_val).sum(axis=1) + coll_val.sum(axis=1) + mm + np.abs(funding) + extra
     return ScreenResult(equity, mm, REL_BAND * scale + ABS_BAND)
+
+
+def _option_rows(sizes: np.ndarray, p: ScreenParams, prices: np.ndarray, delta: np.ndarray, gross: np.ndarray,
+                 notional: np.ndarray | None, market: OptionMarket) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(option value, MM, band scale) of rows holding ``sizes`` (R, 32) at ``prices`` (K,): the live series through
+    the float option margin, the fixed ones at their payoff."""
+    held = np.nonzero(sizes.any(axis=0))[0].tolist()
+    fixed = [s for s in held if market.series[s].fixed_price]
+    live = [s for s in held if not market.series[s].fixed_price]
+    pays = np.array([payoff(market.series[s].is_call, market.series[s].strike, market.series[s].fixed_price) / WAD
+                     for s in fixed])
+    value = sizes[:, fixed] @ pays if fixed else np.zeros(len(sizes))
+    extra = np.abs(sizes[:, fixed]) @ pays if fixed else np.zeros(len(sizes))
+    if not live:
+        mm, _ = requirement(delta, gross, p.arr, notional)
+        return value, mm, extra
+    ser = [market.series[s] for s in live]
+    book = OptionBook(size=sizes[:, live], asset=np.array([s.asset for s in ser]),
+                      is_call=np.array([s.is_call for s in ser]), strike=np.array([s.strike / WAD for s in ser]),
+                      expiry=np.array([(s.expiry - market.time) / SECONDS_PER_YEAR for s in ser]))
+    sigma = np.array(market.vols, dtype=float) / WAD
+    oarr = OptionArrays.from_word(market.word, MAX_ASSETS)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a series whose asset has no price: the vault reverts too
+        terms = option_terms(book, prices, sigma, p.arr, oarr)
+        value = value + book.values(prices, sigma, oarr).sum(-1)
+        mm, _ = requirement(delta, gross, p.arr, notional, terms)
+    extra = extra + np.abs(book.size) @ (2 * prices[book.asset] + book.strike)
+    return value, mm, extra
 
 
 def trigger_prices(book: Book, p: ScreenParams, prices: np.ndarray, rows: Iterable[int] | None = None,
                    grid: int = 24, iterations: int = 30, span: float = 20.0,
-                   markets: Mapping[int, MarketFunding] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   markets: Mapping[int, MarketFunding] | None = None,
+                   options: OptionMarket | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per account and asset, the nearest prices below and above today's at which the account turns liquidatable
     when only that asset moves (NaN when none within ``prices/span .. prices*span``). Shapes (rows, A).
 
@@ -183,8 +251,7 @@ def trigger_prices(book: Book, p: ScreenParams, prices: np.ndarray, rows: Iterab
     relative ``2**-iterations`` of the step. These are float estimates for ranking and alerts: decisions use the
     screen and the exact mirror."""
     rows = np.arange(len(book)) if rows is None else np.asarray(list(rows), dtype=int)
-    sub = Book(book.n_collaterals, [book.ids[r] for r in rows], {}, book.const[rows], book.perp[rows],
-               book.perp_abs[rows], book.coll[rows], book.long[rows], book.short[rows])
+    sub = book.take(rows)
     n, a = len(rows), MAX_ASSETS
     lower = np.full((n, a), np.nan)
     upper = np.full((n, a), np.nan)
@@ -193,10 +260,14 @@ def trigger_prices(book: Book, p: ScreenParams, prices: np.ndarray, rows: Iterab
     def surplus(asset: int, x: np.ndarray) -> np.ndarray:
         trial = base.copy()
         trial[:, asset] = x
-        res = screen(sub, p, trial, markets)
+        res = screen(sub, p, trial, markets, options)
         return res.equity - res.maintenance
 
     exposed = (np.abs(sub.perp) + sub.coll @ p.coll_to_asset) > 0
+    if options is not None:
+        for slot, series in options.series.items():
+            if not series.fixed_price:
+                exposed[:, series.asset] |= sub.options[:, slot] != 0
     for asset in range(a):
         if prices[asset] <= 0 or not exposed[:, asset].any():
             continue

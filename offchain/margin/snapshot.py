@@ -5,7 +5,7 @@ them without blocks being mined in between) when the values must be consistent w
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from .exact import AccountState, Layout, MarginConfig
 from .funding import FundingWord, MarketFunding
@@ -66,10 +66,10 @@ def read_standard_rates(params: Any, layout: Layout) -> list[int]:
     return [int(params.marketWord(m)) & 0xFFFF for m in range(len(layout.market_asset))]
 
 
-def read_series(options: Any) -> dict[int, Series]:
-    """Every listed option series by slot (``IOptionMarkets.series``)."""
+def read_series(options: Any, slots: Iterable[int] = range(MAX_SERIES)) -> dict[int, Series]:
+    """Every listed option series by slot (``IOptionMarkets.series``), of ``slots`` (default: all)."""
     out = {}
-    for i in range(MAX_SERIES):
+    for i in slots:
         asset, is_call, strike, expiry, fixed, _, _, listed = options.series(i)
         if listed:
             out[i] = Series(int(asset), bool(is_call), int(strike), int(expiry), int(fixed))

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .exact import BPS, WAD, AccountState, Layout, MarginConfig
+from . import options as om
 from .optionmath import delta_np, price_np
 from .params import OptionParams
 
@@ -138,6 +139,13 @@ class OptionArrays:
     def from_params(cls, p: OptionParams, n_assets: int) -> "OptionArrays":
         return cls(np.array([p.skew_bps.get(a, 0) / BPS for a in range(n_assets)]), p.vol_up_bps / BPS,
                    p.vol_down_bps / BPS, p.steps, p.short_min_bps / BPS)
+
+    @classmethod
+    def from_word(cls, word: int, n_assets: int) -> "OptionArrays":
+        """The figures of an OPTION word as stored on-chain (``RiskParameters.optionWord``), decoded as the exact
+        mirror does (a word without a grid counts as one step per side)."""
+        return cls(np.array([om.skew(word, a) / BPS for a in range(n_assets)]), om.vol_up(word) / BPS,
+                   om.vol_down(word) / BPS, om.grid_steps(word) or 1, om.short_min(word) / BPS)
 
     def vol_points(self) -> np.ndarray:
         """(3,) the grid's volatility multipliers: down, base, up."""

@@ -17,10 +17,14 @@ from brownie import BookSeeder, accounts, web3
 from offchain.runtime import build_keeper, open_runtime
 from offchain.config import load_settings
 from offchain.margin.exact import WAD, AccountState, account_margin
-from offchain.margin.snapshot import read_layout, read_margin_config, read_prices
+from offchain.margin.snapshot import read_layout, read_margin_config, read_option_market, read_prices
 
 ROOT = Path(__file__).resolve().parents[2]
 USD_PER_TOKEN = (60_000, 3_000, 150, 15)  # start prices of WBTC, WETH, WSOL, LINK (scripts/deploy.py)
+DAY = 86_400
+# option series listed by BookBuilder.list_series: (slot, asset, call, strike USD, days to expiry)
+LISTING = ((0, 0, True, 64_000, 30), (1, 0, False, 56_000, 30), (2, 0, True, 60_000, 10), (3, 0, False, 60_000, 45),
+           (4, 1, True, 3_200, 30), (5, 1, False, 2_800, 30))
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
@@ -136,6 +140,67 @@ class BookBuilder:
     def market(self):
         layout = read_layout(self.p.vault)
         return layout, read_prices(self.p.oracle, layout), read_margin_config(self.p.params)
+
+    def list_series(self, listing=LISTING):
+        """List ``listing``'s series, expiries counted from the latest block."""
+        t = web3.eth.get_block("latest").timestamp
+        for slot, asset, is_call, strike, days in listing:
+            self.p.options.listSeries(slot, asset, is_call, strike * WAD, t + days * DAY, {"from": self.deployer})
+        return listing
+
+    def option_market(self):
+        """The option market at the latest block, as a view values it."""
+        return read_option_market(self.p.options, self.p.oracle, self.p.params, web3.eth.get_block("latest").timestamp)
+
+    def trade_option(self, buyer, seller, slot, size):
+        self.venue.tradeOption(buyer, seller, slot, size, self.p.options.mark(slot), 0, {"from": self.deployer})
+
+    def option_book(self, n, rng: random.Random, listing=LISTING, perp_share=0.5, leverage=(4.0, 16.0),
+                    owner_seed=None):
+        """``n`` accounts funded with USDC, each writing 1-3 of the listed options (long one sometimes) with the maker
+        on the other side at the mark, ``leverage`` x its USDC in underlying notional before sizing, and
+        ``perp_share`` of them holding a perpetual on BTC or ETH too (a hedge or a bet); each sized so that every
+        state its trades pass through (longs first) is above IM with 10% to spare (the venue refuses below IM).
+        Returns the account ids."""
+        owner_rng = random.Random(owner_seed if owner_seed is not None else rng.random())
+        ids = [(owner_rng.getrandbits(160) << 96) | owner_rng.getrandbits(8) for _ in range(n)]
+        usdc = [int(rng.uniform(20_000, 80_000)) for _ in range(n)]
+        self.deposit(self.p.usdc, ids, [u * 10**6 for u in usdc])
+        self.fund_maker()
+        layout, prices, cfg = self.market()
+        market = self.option_market()
+        marks = {slot: int(self.p.options.mark(slot)) for slot, *_ in listing}
+        perps = {m: [0] * n for m in range(2)}
+        for i, a in enumerate(ids):
+            legs = rng.sample(listing, rng.randint(1, min(3, len(listing))))
+            budget = usdc[i] * rng.uniform(*leverage)
+            wanted = {slot: budget / len(legs) / USD_PER_TOKEN[asset] * (1 if rng.random() < 0.15 else -1)
+                      for slot, asset, *_ in legs}
+            market_id = rng.choice((0, 1))
+            perp = budget / USD_PER_TOKEN[market_id] * rng.choice((1, -1)) if rng.random() < perp_share else 0.0
+            for shrink in (1.0, 0.8, 0.6, 0.45, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05):
+                qs = {slot: int(q * shrink * 1e4) * 10**14 for slot, q in wanted.items()}
+                order = sorted((slot for slot in qs if qs[slot]), key=lambda slot: (qs[slot] < 0, slot))  # longs first
+                qp = int(perp * shrink * 1e4) * 10**14
+                ok = True
+                for k in range(1, len(order) + 2):  # every state the trades pass through, the perpetual last
+                    held = {slot: qs[slot] for slot in order[:k]}
+                    premium = sum(-q * marks[slot] // WAD for slot, q in held.items())
+                    perp_held = {market_id: (qp, -(-qp * prices[market_id] // WAD))} if qp and k > len(order) else {}
+                    st = AccountState(settlement=usdc[i] * WAD + premium, options=held, positions=perp_held)
+                    m = account_margin(st, layout, prices, cfg, None, market)
+                    ok &= m.equity * 10 >= m.initial * 11
+                if ok:
+                    break
+            else:
+                qs, order, qp = {}, [], 0
+            for slot in order:
+                q = qs[slot]
+                self.trade_option(*((a, self.maker) if q > 0 else (self.maker, a)), slot, abs(q))
+            perps[market_id][i] = qp
+        for m, sizes in perps.items():
+            self.trade(m, ids, sizes)
+        return ids
 
     def random_book(self, n, rng: random.Random, leverage=(0.2, 1.8), owner_seed=None, direction=None):
         """``n`` random accounts: 1-3 collaterals (USDC, WBTC, WETH, WSOL, LINK), 1-3 positions with gross notional

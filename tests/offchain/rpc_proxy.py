@@ -1,5 +1,6 @@
 """A JSON-RPC proxy in front of the local node that injects faults: dropped connections, delays, a frozen head,
-rejection of wide ``eth_getLogs`` ranges (as hosted nodes do), and methods the node does not have."""
+rejection of wide ``eth_getLogs`` ranges (as hosted nodes do), a gas cap on ``eth_call`` (geth's RPCGasCap), and
+methods the node does not have."""
 from __future__ import annotations
 
 import json
@@ -12,9 +13,11 @@ from brownie import web3
 
 
 class RpcProxy:
-    def __init__(self, upstream: str | None = None, max_log_range: int | None = None) -> None:
+    def __init__(self, upstream: str | None = None, max_log_range: int | None = None,
+                 call_gas_cap: int | None = None) -> None:
         self.upstream = upstream or web3.provider.endpoint_uri
         self.max_log_range = max_log_range
+        self.call_gas_cap = call_gas_cap
         self.drop = False  # close every connection without an answer (a dead node)
         self.delay = 0.0  # seconds added to every answer
         self.frozen_head: int | None = None  # answer eth_blockNumber with this (a stalled node)
@@ -34,6 +37,9 @@ class RpcProxy:
                 if proxy.delay:
                     time.sleep(proxy.delay)
                 req = json.loads(body)
+                if req.get("method") == "eth_call" and proxy.call_gas_cap is not None:
+                    req["params"][0]["gas"] = hex(proxy.call_gas_cap)  # what geth does: the cap is the call's gas
+                    body = json.dumps(req).encode()
                 out = proxy._local(req)
                 if out is None:
                     out = requests.post(proxy.upstream, data=body, headers={"Content-Type": "application/json"},

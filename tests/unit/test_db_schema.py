@@ -24,10 +24,16 @@ def test_database_from_before_versions_is_migrated_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as c:  # what an earlier xmargin wrote: the tables, user_version 0
         c.executescript(MIGRATIONS[0])
+        c.execute("INSERT INTO meta (key, value) VALUES ('vault', '0xabc')")
         c.execute("INSERT INTO meta (key, value) VALUES ('checkpoint', '123')")
+        c.execute("INSERT INTO settlement (account, balance) VALUES ('01', '5')")
     assert _version(path) == 0
     conn = connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()[0] == "123"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'vault'").fetchone()[0] == "0xabc"
+    assert conn.execute("SELECT balance FROM settlement WHERE account = '01'").fetchone()[0] == "5"
+    # version 3 indexes the option registry's events, which earlier versions never fetched: the next sync starts
+    # again from the deployment's first block (idempotent: every event is a snapshot)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone() is None
     conn.close()
     assert _version(path) == SCHEMA_VERSION
     connect(path).close()  # opening again changes nothing
