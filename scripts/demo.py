@@ -834,11 +834,11 @@ def report(summary: dict) -> str:
                      f"{r['saved_pct']:>8.1f}%")
     if s["options"]["margin_by_kind"]:
         lines += ["", "option books before the crash (portfolio MM vs standard: Deribit's per-option rule, perpetuals at "
-                  "their standard rate)", f"{'book type':<18}{'accounts':>9}{'portfolio MM':>16}{'standard MM':>16}"
+                  "their standard rate)", f"{'book type':<26}{'accounts':>9}{'portfolio MM':>16}{'standard MM':>16}"
                   f"{'saved':>9}"]
         for kind, r in s["options"]["margin_by_kind"].items():
-            lines.append(f"{kind:<18}{r['accounts']:>9}{r['portfolio_mm']:>16,.0f}{r['standard_mm']:>16,.0f}"
-                         f"{r['saved_pct']:>8.1f}%")
+            saved = f"{r['saved_pct']:>8.1f}%" if r["standard_mm"] else "     n/a"  # no standard: nothing to compare
+            lines.append(f"{kind:<26}{r['accounts']:>9}{r['portfolio_mm']:>16,.0f}{r['standard_mm']:>16,.0f}{saved}")
     lines += ["", "funding over the quiet period, by book type (USD; read with fundingOf at its end)",
               f"{'book type':<18}{'paid':>14}{'received':>14}{'net':>14}"]
     for kind, r in s["funding"]["by_kind"].items():

@@ -29,7 +29,7 @@ from .conftest import ROOT
 from .rpc_proxy import RpcProxy
 
 WAD = 10**18
-SMALL = {"traders": 24, "seed": 11, "blocks": 14, "settle_blocks": 8}
+SMALL = {"traders": 24, "seed": 11, "blocks": 14, "settle_blocks": 8, "option_traders": 9}
 
 
 def free_port() -> int:
@@ -90,6 +90,14 @@ def test_crash_demo_liquidates_every_breach(crash_run):
     assert sum(r["accounts"] for r in summary["margin_by_kind"].values()) == opts.traders
     hedged = summary["margin_by_kind"]["hedged_pair"]
     assert hedged["portfolio_mm"] < hedged["standard_mm"]  # the hedge is credited
+    # the option books: opened, margined against the standard rule, and those that breached liquidated with their
+    # options taken over by the fund
+    o = summary["options"]
+    assert o["books"] == opts.option_traders
+    assert sum(r["accounts"] for r in o["margin_by_kind"].values()) == opts.option_traders
+    assert o["liquidated_accounts"] == o["breached_accounts"]
+    assert o["positions_taken_over"] >= o["liquidated_accounts"]
+    assert all(r["portfolio_mm"] > 0 for r in o["margin_by_kind"].values() if r["accounts"])
 
 
 def test_quiet_period_moves_funding_from_longs_to_shorts(crash_run):
