@@ -262,12 +262,12 @@ contract Ledger is Liveness {
         _expectedRewards[keeper] += rewards;
     }
 
-    /// @notice After a liquidation of `account`: if it was left holding nothing, its debt must have been written off
-    ///         in that call (R4: taking everything writes the debt off).
+    /// @notice After a liquidation of `account`: if it was left holding nothing (no position, option or collateral),
+    ///         its debt must have been written off in that call (R4: taking everything writes the debt off).
     function afterLiquidation(uint256 account) external {
         (uint256 markets, uint256 collaterals) = vault.masksOf(account);
         int256 s = vault.settlementOf(account);
-        if (markets | collaterals == 0 && s < 0) {
+        if (markets | collaterals | vault.optionsOf(account) == 0 && s < 0) {
             _fail(Check.E4, account, s, 0, "debt left after everything was taken");
         }
     }
