@@ -64,8 +64,8 @@ test: install slither forge docs
 
 # Foundry invariant campaign (tests/forge, foundry.toml): the real contracts in forge's in-process EVM, compiled with the
 # same solc-js wrapper; handlers for honest traders, a keeper, an attacker, the risk admin and the market; invariants
-# conservation, zero-sum and E1-E5 (docs/SECURITY.md). `make forge` is the short campaign ([profile.default], about
-# 26,000 calls); the long one (FOUNDRY_PROFILE=long, >= 1,000,000 calls) runs in `make fuzz` through
+# conservation, zero-sum and E1-E5, and options (docs/SECURITY.md). `make forge` is the short campaign
+# ([profile.default], 16,800 calls); the long one (FOUNDRY_PROFILE=long, >= 1,000,000 calls) runs in `make fuzz` through
 # scripts/bench/forge_fuzz.py. FORGE_ARGS passes options (e.g. FORGE_ARGS="--mt invariant_E1 -vvv").
 FORGE := $(CURDIR)/node_modules/.bin/forge
 FORGE_ARGS ?=

@@ -34,6 +34,13 @@ library Env {
     uint256 internal constant MAX_AGE = 3600;
     uint256 internal constant LOOSEN_DELAY = 600;
     uint256 internal constant START_TIME = 1_700_000_000;
+    /// @dev Options: volatility feeds on assets 0..3 (scripts/deploy.py: a day's maximum age, answers usable within
+    ///      5% .. 500%), series listed in slots 0 .. SLOTS - 1 (the campaign's handlers use no other slot).
+    uint256 internal constant VOL_ASSETS = 4;
+    uint256 internal constant VOL_MAX_AGE = 86_400;
+    uint256 internal constant MIN_VOL_BPS = 500;
+    uint256 internal constant MAX_VOL_BPS = 50_000;
+    uint256 internal constant SLOTS = 10;
 
     function marketAsset(uint256 market) internal pure returns (uint256) {
         return market == 4 ? 1 : market;
@@ -41,6 +48,11 @@ library Env {
 
     function startPrice(uint256 asset) internal pure returns (uint256) {
         return [uint256(60_000), 3_000, 150, 15, 1][asset] * WAD;
+    }
+
+    /// @dev The start volatility of asset `asset` (scripts/deploy.py START_VOLS), 8 decimals like the feeds.
+    function startVol(uint256 asset) internal pure returns (uint256) {
+        return [uint256(60), 75, 100, 100][asset] * 1e6;
     }
 
     function decimals(uint256 collateral) internal pure returns (uint256) {

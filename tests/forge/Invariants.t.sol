@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {Deploy, Protocol} from "./Deploy.sol";
 import {Env} from "./Env.sol";
+import {IOptionMarkets} from "../../contracts/interfaces/IOptionMarkets.sol";
 import {Ledger} from "./Ledger.sol";
 import {Violations} from "./Violations.sol";
 import {AdminHandler} from "./handlers/AdminHandler.sol";
@@ -33,7 +34,9 @@ abstract contract XMarginCampaign {
         p = Deploy.protocol();
         ledger = new Ledger(p);
         uint256 s = salt();
-        handlers.push(address(new MarketHandler(p, ledger, s)));
+        MarketHandler market = new MarketHandler(p, ledger, s);
+        handlers.push(address(market));
+        p.params.grantRole(0x00, address(market)); // lists option series (an admin action)
         handlers.push(address(new HonestHandler(p, ledger, s)));
         handlers.push(address(new KeeperHandler(p, ledger, s)));
         handlers.push(address(new AttackerHandler(p, ledger, s)));
@@ -59,8 +62,9 @@ abstract contract XMarginCampaign {
     function afterInvariant() public {
         _conservation();
         _zeroSum();
+        _optionSeries();
         _fundingConserved();
-        for (uint256 c; c <= uint256(Violations.Check.AdlLast); ++c) {
+        for (uint256 c; c <= uint256(Violations.Check.Options); ++c) {
             _assertNone(Violations.Check(c));
         }
         string memory path = Env.VM.envOr("XMARGIN_FORGE_COVERAGE", string(""));
@@ -69,7 +73,9 @@ abstract contract XMarginCampaign {
 
     // ================================================================ state invariants (read at any time)
     /// @dev Every collateral token held by the vault covers the balances credited; the settlement token covers every
-    ///      settlement balance plus unrealised P&L (at true prices), less the recorded bad debt.
+    ///      settlement balance plus unrealised P&L (at true prices) plus the value of every option position (each
+    ///      series' positions are worth at most 0 together: floor(size * unit) per position), less the recorded bad
+    ///      debt.
     function _conservation() internal view {
         uint256 n = ledger.numAccounts();
         for (uint256 j; j < Env.COLLATERALS; ++j) {
@@ -110,6 +116,41 @@ abstract contract XMarginCampaign {
     ///      funding of the open positions, and what is left is rounding dust: at most one wei per settlement of a
     ///      position in the run and per open position, plus open interest / 1e9 per deleveraging charge (its index
     ///      shift rounds up). A market whose asset has no valid price is skipped (its funding cannot be valued).
+    /// @dev Per option series (slots 0 .. SLOTS - 1): sizes sum to zero until the series is fixed (then positions are
+    ///         settled into cash one account at a time), the long interest is the sum of the longs and
+    ///         the short interest the sum of |shorts|; each account's option mask is exactly the slots it holds a
+    ///         position in, at most 8 of them (the fund: any number); a slot listed again holds no old position.
+    function _optionSeries() internal view {
+        uint256 n = ledger.numAccounts();
+        for (uint256 slot; slot < Env.SLOTS; ++slot) {
+            IOptionMarkets.Series memory s = p.options.series(slot);
+            int256 sum;
+            uint256 longs;
+            uint256 shorts;
+            for (uint256 i; i <= n; ++i) {
+                uint256 a = i == n ? p.vault.fundAccount() : ledger.accounts(i);
+                int256 q = p.options.sizeOf(a, slot);
+                bool held = (p.vault.optionsOf(a) >> slot) & 1 != 0;
+                require((q != 0) == held, "option mask differs from the positions");
+                sum += q;
+                if (q > 0) longs += uint256(q);
+                else shorts += uint256(-q);
+            }
+            // once fixed, each position is settled into cash on its own: the sizes left need not sum to zero
+            require(sum == 0 || s.fixedPrice != 0, "option series sizes do not sum to zero");
+            require(s.longInterest == longs, "option long interest is not the sum of longs");
+            require(s.shortInterest == shorts, "option short interest is not the sum of |shorts|");
+        }
+        for (uint256 i; i < n; ++i) {
+            uint256 mask = p.vault.optionsOf(ledger.accounts(i));
+            uint256 c;
+            for (; mask != 0; mask &= mask - 1) {
+                ++c;
+            }
+            require(c <= 8, "an account holds more than 8 series");
+        }
+    }
+
     function _fundingConserved() internal view {
         uint256 n = ledger.numAccounts();
         for (uint256 m; m < Env.MARKETS; ++m) {
@@ -144,7 +185,7 @@ abstract contract XMarginCampaign {
 
     /// @dev Settlement balance plus unrealised P&L at true prices (USD 1e18).
     function _claimsAndPnl(uint256 account) internal view returns (int256 v) {
-        v = p.vault.settlementOf(account);
+        v = p.vault.settlementOf(account) + ledger.optionValueOf(account);
         for (uint256 m; m < Env.MARKETS; ++m) {
             (int256 size, int256 openNotional) = p.vault.positionOf(account, m);
             if (size == 0) continue;
@@ -272,6 +313,21 @@ contract DeleveragingOppositeSideOnly is XMarginCampaign {
 
     function invariant_deleveragingOppositeSideOnly() public view {
         _assertNone(Violations.Check.AdlSide);
+    }
+}
+
+/// @notice Options, after every call: per series the sizes sum to zero (until fixed), long interest = sum of longs,
+///         short interest = sum of |shorts|, masks match positions (at most 8 series per account); and the option step
+///         checks held (only the first round at or after expiry fixes a series; settling anyone's expired positions
+///         moves none of its value).
+contract OptionSeriesConsistent is XMarginCampaign {
+    function salt() internal pure override returns (uint256) {
+        return 12;
+    }
+
+    function invariant_optionSeriesConsistent() public view {
+        _optionSeries();
+        _assertNone(Violations.Check.Options);
     }
 }
 

@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {RiskConfig} from "../../contracts/libraries/RiskConfig.sol";
 import {ICrossMarginVault, IVaultTypes} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {IOptionMarkets} from "../../contracts/interfaces/IOptionMarkets.sol";
 import {LivenessProbe} from "./Probe.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env, Vm} from "./Env.sol";
@@ -66,6 +67,15 @@ contract Ledger is Liveness {
     mapping(address keeper => uint256) internal _expectedRewards;
     mapping(address keeper => uint256) internal _seenCalls;
     mapping(address keeper => uint256) internal _seenRewards;
+
+    // ---------------------------------------------------------------- options (OptionMarkets' events)
+    /// @notice Option fills, positions taken over by the fund (liquidation items of kind 2), series fixed, positions
+    ///         settled into cash (by their owner or anyone), volatility feed changes.
+    uint256 public optionTrades;
+    uint256 public optionTakeovers;
+    uint256 public expiriesFixed;
+    uint256 public optionSettlements;
+    uint256 public volMoves;
 
     // ---------------------------------------------------------------- funding and deleveraging
     /// @notice Per market, in this run: settlements of a position (PositionUpdated events), and the most the index
@@ -252,12 +262,12 @@ contract Ledger is Liveness {
         _expectedRewards[keeper] += rewards;
     }
 
-    /// @notice After a liquidation of `account`: if it was left holding nothing, its debt must have been written off
-    ///         in that call (R4: taking everything writes the debt off).
+    /// @notice After a liquidation of `account`: if it was left holding nothing (no position, option or collateral),
+    ///         its debt must have been written off in that call (R4: taking everything writes the debt off).
     function afterLiquidation(uint256 account) external {
         (uint256 markets, uint256 collaterals) = vault.masksOf(account);
         int256 s = vault.settlementOf(account);
-        if (markets | collaterals == 0 && s < 0) {
+        if (markets | collaterals | vault.optionsOf(account) == 0 && s < 0) {
             _fail(Check.E4, account, s, 0, "debt left after everything was taken");
         }
     }
@@ -294,6 +304,16 @@ contract Ledger is Liveness {
         Vm.Log[] memory logs = Env.VM.getRecordedLogs();
         for (uint256 i; i < logs.length; ++i) {
             Vm.Log memory log = logs[i];
+            if (log.emitter == address(p.options)) {
+                _onOptionEvent(log);
+                bytes32 t = log.topics[0];
+                if (t == IOptionMarkets.OptionPositionUpdated.selector) {
+                    uint256 a = uint256(log.topics[1]);
+                    fundChanged = fundChanged || a == fund;
+                    attackerChanged = attackerChanged || isAttackerAccount[a];
+                }
+                continue;
+            }
             if (log.emitter != address(vault)) continue;
             ++events;
             ++vaultEvents;
@@ -332,6 +352,37 @@ contract Ledger is Liveness {
                 if (before < 0) allowance -= before;
             }
         }
+    }
+
+    /// @dev Counts OptionMarkets' events: fills, the fund's takeovers, fixings and settlements (a position set to 0
+    ///         in a fixed series).
+    function _onOptionEvent(Vm.Log memory log) internal {
+        bytes32 t = log.topics[0];
+        if (t == IOptionMarkets.OptionTrade.selector) {
+            ++optionTrades;
+        } else if (t == IOptionMarkets.ExpiryFixed.selector) {
+            ++expiriesFixed;
+        } else if (t == IOptionMarkets.OptionPositionUpdated.selector) {
+            uint256 slot = uint256(log.topics[2]);
+            if (uint256(log.topics[1]) == fund && _kindLiquidating()) ++optionTakeovers;
+            else if (abi.decode(log.data, (int256)) == 0 && p.options.series(slot).fixedPrice != 0) ++optionSettlements;
+        }
+    }
+
+    /// @dev True in a step that liquidates (a handler called `touchTarget`).
+    function _kindLiquidating() internal view returns (bool) {
+        return _snapAt == steps + 1;
+    }
+
+    /// @notice A volatility feed changed (MarketHandler).
+    function volMoved() external {
+        ++volMoves;
+    }
+
+    /// @notice A step check on options failed (handlers: a fixing with a round that is not the first after expiry
+    ///         was accepted; settling someone's expired positions changed its value).
+    function optionViolation(uint256 account, int256 a, int256 b, string calldata what) external {
+        _fail(Check.Options, account, a, b, what);
     }
 
     /// @dev Records a Deleveraged event; returns what it may take from the fund's position (E2 allowance).
@@ -577,6 +628,19 @@ contract Ledger is Liveness {
         );
         j = string.concat(
             j,
+            ',"option_trades":',
+            _uint(optionTrades),
+            ',"option_takeovers":',
+            _uint(optionTakeovers),
+            ',"expiries_fixed":',
+            _uint(expiriesFixed),
+            ',"option_settlements":',
+            _uint(optionSettlements),
+            ',"vol_moves":',
+            _uint(volMoves)
+        );
+        j = string.concat(
+            j,
             ',"e5_probes":',
             _uint(e5Probes),
             ',"e5_accepted":',
@@ -584,7 +648,11 @@ contract Ledger is Liveness {
             ',"e5_skipped_unpriced_position":',
             _uint(e5Skipped),
             ',"e5_waiting_unpriced_collateral":',
-            _uint(e5Waiting)
+            _uint(e5Waiting),
+            ',"e5_with_options":',
+            _uint(e5WithOptions),
+            ',"e5_settled_fixed_first":',
+            _uint(e5SettledFirst)
         );
         j = string.concat(
             j,

@@ -24,6 +24,16 @@ contract LivenessProbe {
         revert Accepted(vault.liquidate(account, items));
     }
 
+    /// @notice Settles `account`'s fixed option positions in `slots` (anyone may), then `vault.liquidate(account,
+    ///         items)`, then revert: an account below MM holding expired, fixed positions is liquidated after they are
+    ///         turned into cash (a fixed position is not a liquidation item: it has no risk left).
+    function settleAndLiquidate(uint256 account, uint256[] calldata slots, IVaultTypes.LiquidationItem[] calldata items)
+        external
+    {
+        if (slots.length != 0) vault.settleExpired(account, slots);
+        revert Accepted(vault.liquidate(account, items));
+    }
+
     /// @notice The looper in its non-strict mode (stops at the first refusal), then revert with how many calls passed.
     function loop(uint256 account, IVaultTypes.LiquidationItem[] calldata items, uint256 times) external {
         (uint256 calls,) = looper.loop(account, items, times, false);

@@ -2,6 +2,11 @@
 pragma solidity 0.8.28;
 
 import {ICrossMarginVault} from "../../contracts/interfaces/ICrossMarginVault.sol";
+import {IOptionMarkets} from "../../contracts/interfaces/IOptionMarkets.sol";
+import {OptionMargin} from "../../contracts/libraries/OptionMargin.sol";
+import {OptionMath} from "../../contracts/libraries/OptionMath.sol";
+import {PortfolioMargin} from "../../contracts/libraries/PortfolioMargin.sol";
+import {RiskConfig} from "../../contracts/libraries/RiskConfig.sol";
 import {Protocol} from "./Deploy.sol";
 import {Env} from "./Env.sol";
 
@@ -10,6 +15,8 @@ import {Env} from "./Env.sol";
 ///         negative). Values here are marked at true prices without haircuts, so an account's value does not depend
 ///         on the oracle's state or the risk parameters, only on what it holds.
 abstract contract Valuation {
+    using RiskConfig for uint256;
+
     Protocol internal p;
     ICrossMarginVault internal vault;
     uint256 internal fund;
@@ -31,7 +38,8 @@ abstract contract Valuation {
 
     /// @notice Value of `account` at true prices: settlement claim + collateral (no haircut) + unrealised P&L +
     ///         accrued funding (the vault's view; none while the market's feed is broken: the ledger moves its
-    ///         baselines after every world step, which is where feeds break and mend, time passes, parameters move).
+    ///         baselines after every world step, which is where feeds break and mend, time passes, parameters move)
+    ///         + its option positions (`optionValueOf`).
     function valueOf(uint256 account) public view returns (int256 v) {
         (uint256 markets, uint256 collaterals) = vault.masksOf(account);
         v = vault.settlementOf(account);
@@ -43,6 +51,54 @@ abstract contract Valuation {
         for (uint256 j; collaterals >> j != 0; ++j) {
             if ((collaterals >> j) & 1 == 0) continue;
             v += int256(tokenUsd(j, vault.collateralOf(account, j)));
+        }
+        v += optionValueOf(account);
+    }
+
+    /// @notice Value of `account`'s option positions: floor(size * unit), the unit at the model mark for the TRUE price
+    ///         and the volatility the vault uses outside risk-adding actions (the feed's last answer clamped to its
+    ///         bounds: the volatility feed is the only volatility there is), or the payoff at the fixing once fixed.
+    function optionValueOf(uint256 account) public view returns (int256 v) {
+        for (uint256 m = vault.optionsOf(account); m != 0; m &= m - 1) {
+            uint256 slot = _lowest(m);
+            v += PortfolioMargin.positionValueDown(p.options.sizeOf(account, slot), unitValue(slot));
+        }
+    }
+
+    /// @notice The value of one unit of the series in `slot` (see `optionValueOf`).
+    function unitValue(uint256 slot) public view returns (uint256) {
+        IOptionMarkets.Series memory s = p.options.series(slot);
+        if (s.fixedPrice != 0) return OptionMargin.payoff(s.isCall, s.strike, s.fixedPrice);
+        uint256 spot = truePrice[s.asset];
+        return OptionMargin.unitPrice(
+            s.isCall,
+            spot,
+            s.strike,
+            OptionMath.lnWad(spot),
+            OptionMath.lnWad(s.strike),
+            p.oracle.vols(1 << s.asset, false)[s.asset],
+            p.params.optionWord().skew(s.asset),
+            OptionMargin.sqrtYears(s.expiry, block.timestamp)
+        );
+    }
+
+    /// @notice The slots of `account`'s positions in fixed series (settleable into cash).
+    function fixedSlots(uint256 account) public view returns (uint256[] memory slots) {
+        uint256 mask = vault.optionsOf(account);
+        slots = new uint256[](32);
+        uint256 n;
+        for (uint256 m = mask; m != 0; m &= m - 1) {
+            uint256 slot = _lowest(m);
+            if (p.options.series(slot).fixedPrice != 0) slots[n++] = slot;
+        }
+        assembly ("memory-safe") {
+            mstore(slots, n)
+        }
+    }
+
+    function _lowest(uint256 x) internal pure returns (uint256 i) {
+        while ((x >> i) & 1 == 0) {
+            ++i;
         }
     }
 

@@ -12,11 +12,12 @@ abstract contract Violations {
         E5, //         every account below MM accepts a proportional liquidation at maxTake
         Accounting, // the events of a step match what the handlers did
         AdlSide, //    deleveraging charges exactly the opposite side of a liquidated position, nobody else
-        AdlLast //     claims pay a write-off only after every source side paid its cap
+        AdlLast, //    claims pay a write-off only after every source side paid its cap
+        Options //     expiry: only the first round at or after it fixes a series; settling moves no value
     }
 
-    uint256 internal constant CHECKS = 8;
-    string[8] internal NAMES = ["E1", "E2", "E3", "E4", "E5", "Accounting", "AdlSide", "AdlLast"];
+    uint256 internal constant CHECKS = 9;
+    string[9] internal NAMES = ["E1", "E2", "E3", "E4", "E5", "Accounting", "AdlSide", "AdlLast", "Options"];
 
     struct Failure {
         uint256 step;
@@ -28,7 +29,7 @@ abstract contract Violations {
         string what;
     }
 
-    uint256[8] public violations;
+    uint256[9] public violations;
     mapping(uint256 check => Failure) internal _first;
 
     /// @notice Steps opened so far in this run; the handler and function of the current one.

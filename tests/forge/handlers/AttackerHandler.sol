@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {ICrossMarginVault, IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
+import {IOptionMarkets} from "../../../contracts/interfaces/IOptionMarkets.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
 import {Ledger} from "../Ledger.sol";
@@ -155,6 +156,133 @@ contract AttackerHandler is HandlerBase {
         ledger.touch(to);
         p.venue.trade(sub, to, 1, size, longPrice, 0);
         p.venue.trade(to, sub, 4, size, shortPrice, 0);
+    }
+
+    // ================================================================ options
+    /// @notice Subaccount `buyerSeed % 4` buys 100 to 2,000,000 USD of notional (log-uniform: up to the margin) of the
+    ///         live series from slot `slotSeed % 10` from another of its subaccounts at the option band's edge or
+    ///         within it (a wash trade moving premium between siblings, then one of them may be left to its fate);
+    ///         fees 0-5 bps.
+    function optionWash(uint256 buyerSeed, uint256 sellerSeed, uint256 slotSeed, uint256 usdSeed, uint256 priceSeed)
+        external
+        step
+    {
+        (buyerSeed, sellerSeed, slotSeed) = (_mix(buyerSeed), _mix(sellerSeed), _mix(slotSeed));
+        (usdSeed, priceSeed) = (_mix(usdSeed), _mix(priceSeed));
+        uint256 buyer = _account(buyerSeed % SUBS);
+        uint256 seller = _account((buyerSeed + 1 + sellerSeed % (SUBS - 1)) % SUBS);
+        ledger.touch(buyer);
+        ledger.touch(seller);
+        _optionTrade(buyer, seller, _liveSlot(slotSeed), _logUsd(usdSeed, 2_000_000), priceSeed, (usdSeed >> 64) % 6);
+    }
+
+    /// @notice The most distressed subaccount (half of the time; else `subSeed % 4`) reduces 1 bps to 100% of one of
+    ///         its option positions against a sibling at the band edge worst for it (a long sells low, a short buys
+    ///         back high): the vault must refuse it whenever it would leave the reducer below IM.
+    function optionReduce(uint256 subSeed, uint256 toSeed, uint256 slotSeed, uint256 fractionSeed) external step {
+        (subSeed, toSeed, slotSeed, fractionSeed) = (_mix(subSeed), _mix(toSeed), _mix(slotSeed), _mix(fractionSeed));
+        uint256 s = subSeed % 2 == 0 ? _mostDistressed() : (subSeed >> 1) % SUBS;
+        uint256 sub = _account(s);
+        uint256 to = _account((s + 1 + toSeed % (SUBS - 1)) % SUBS);
+        (bool found, uint256 slot, int256 size) = _heldSlot(sub, slotSeed);
+        if (!found) return;
+        uint256 amount = (size > 0 ? uint256(size) : uint256(-size)) * Env.bound(fractionSeed, 1, Env.BPS) / Env.BPS;
+        if (amount == 0) return;
+        uint256 spot = p.oracle.price(p.options.series(slot).asset);
+        uint256 mark = p.options.mark(slot);
+        uint256 edge = spot * _optionBand() / Env.BPS;
+        ledger.touch(sub);
+        ledger.touch(to);
+        if (size > 0) p.venue.tradeOption(to, sub, slot, amount, mark > edge ? mark - edge : 0, 0);
+        else p.venue.tradeOption(sub, to, slot, amount, mark + edge, 0);
+    }
+
+    /// @notice Subaccount `subSeed % 3` writes (sells) options of the live series from slot `slotSeed % 10` to a
+    ///         sibling at the mark, as many as 50-100% of its surplus over IM carries (IM of a short option is about
+    ///         alpha times its grid loss: sized as notional = (E - IM) / 20%), so the next price or volatility move may
+    ///         put it below MM.
+    function optionLever(uint256 subSeed, uint256 toSeed, uint256 slotSeed, uint256 sizeSeed) external step {
+        (subSeed, toSeed, slotSeed, sizeSeed) = (_mix(subSeed), _mix(toSeed), _mix(slotSeed), _mix(sizeSeed));
+        uint256 s = subSeed % (SUBS - 1);
+        uint256 sub = _account(s);
+        uint256 to = _account((s + 1 + toSeed % (SUBS - 1)) % SUBS);
+        (bool ok, int256 e,, uint256 im) = ledger.margin(sub);
+        if (!ok || e <= int256(im)) return;
+        uint256 slot = _liveSlot(slotSeed);
+        uint256 usd = uint256(e - int256(im)) * 5 / 1e18 * Env.bound(sizeSeed, 5000, 10_000) / Env.BPS;
+        (uint256 spot,) = _optionPrice(slot, 0);
+        uint256 size = usd * Env.WAD * Env.WAD / spot;
+        if (size == 0) return;
+        ledger.touch(sub);
+        ledger.touch(to);
+        p.venue.tradeOption(to, sub, slot, size, p.options.mark(slot), 0);
+    }
+
+    /// @notice The series limit: subaccount `subSeed % 3` buys a little (1,000 USD of notional) of every live series
+    ///         it does not hold from a sibling, up to 8 series; at 8, one more fill must be refused (TooManySeries). An
+    ///         account at the limit must stay liquidatable (E5; the fund, which takes its positions over, has none).
+    function optionFillSlots(uint256 subSeed, uint256 toSeed) external step {
+        (subSeed, toSeed) = (_mix(subSeed), _mix(toSeed));
+        uint256 s = subSeed % (SUBS - 1);
+        uint256 sub = _account(s);
+        uint256 to = _account((s + 1 + toSeed % (SUBS - 1)) % SUBS);
+        ledger.touch(sub);
+        ledger.touch(to);
+        for (uint256 slot; slot < Env.SLOTS; ++slot) {
+            IOptionMarkets.Series memory se = p.options.series(slot);
+            uint256 mask = vault.optionsOf(sub);
+            if ((mask >> slot) & 1 != 0 || !se.listed || se.expiry <= block.timestamp) continue;
+            uint256 held;
+            for (; mask != 0; mask &= mask - 1) {
+                ++held;
+            }
+            (uint256 spot,) = _optionPrice(slot, 0);
+            bytes memory call = abi.encodeCall(
+                p.venue.tradeOption, (sub, to, slot, 1000 * Env.WAD * Env.WAD / spot, p.options.mark(slot), 0)
+            );
+            (bool ok,) = address(p.venue).call(call); // a refusal (margin, stale volatility) skips the slot
+            if (ok && held >= 8) ledger.optionViolation(sub, int256(held + 1), 8, "a 9th series was accepted");
+        }
+    }
+
+    /// @notice Fixing an expired series with a round that is NOT the first at or after its expiry (the one after it,
+    ///         or the one before it): the registry must refuse; accepted only when the round does meet the rule.
+    function fixWrongRound(uint256 slotSeed, uint256 pickSeed) external {
+        (slotSeed, pickSeed) = (_mix(slotSeed), _mix(pickSeed));
+        ledger.beginWorld(msg.sig);
+        uint256 slot = slotSeed % Env.SLOTS;
+        IOptionMarkets.Series memory se = p.options.series(slot);
+        if (se.listed && se.fixedPrice == 0 && block.timestamp >= se.expiry) {
+            uint256 latest = p.feeds[se.asset].latestRound();
+            uint256 r = Env.bound(pickSeed, 0, latest + 1);
+            bool meets = r > 1 && r <= latest && p.feeds[se.asset].getTimestamp(r) >= se.expiry
+                && p.feeds[se.asset].getTimestamp(r - 1) < se.expiry && p.feeds[se.asset].getAnswer(r) > 0;
+            try p.options.fixExpiry(slot, uint80(r)) {
+                if (!meets) {
+                    ledger.optionViolation(slot, int256(r), int256(latest), "fixed by a round not first after expiry");
+                }
+            } catch {}
+        }
+        ledger.end(false);
+        ledger.probeAll();
+    }
+
+    /// @notice Settles ANOTHER owner's expired positions (anyone may): the account's value must not change (beyond
+    ///         the rounding of its stored claim), and nothing may reach the attacker (E1).
+    function settleOthers(uint256 targetSeed) external step {
+        targetSeed = _mix(targetSeed);
+        uint256[] memory all = _allAccounts();
+        for (uint256 i; i < all.length; ++i) {
+            uint256 a = all[(targetSeed + i) % all.length];
+            uint256[] memory slots = ledger.fixedSlots(a);
+            if (ledger.isAttackerAccount(a) || slots.length == 0) continue;
+            ledger.touch(a);
+            int256 before = ledger.valueOf(a);
+            vault.settleExpired(a, slots);
+            int256 moved = ledger.valueOf(a) - before;
+            if (moved > 4 || moved < -4) ledger.optionViolation(a, before, before + moved, "settling moved value");
+            return;
+        }
     }
 
     // ================================================================ liquidations

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ICrossMarginVault, IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
+import {IOptionMarkets} from "../../../contracts/interfaces/IOptionMarkets.sol";
 import {TestToken} from "../../../contracts/test/TestTokens.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
@@ -143,6 +144,59 @@ abstract contract HandlerBase {
         }
     }
 
+    // ================================================================ options
+    /// @dev The OPTION word's fill band, bps of spot around the model mark.
+    function _optionBand() internal view returns (uint256) {
+        return (p.params.optionWord() >> 184) & 0xffff;
+    }
+
+    /// @dev `buyer` buys about `usd` (whole USD of notional at the spot) of the series in `slot` from `seller` at a
+    ///      premium within the band around the mark (the two edges a third of the time each, else anywhere
+    ///      between; at least 0), each paying a fee of `feeBps` of the premium.
+    function _optionTrade(uint256 buyer, uint256 seller, uint256 slot, uint256 usd, uint256 priceSeed, uint256 feeBps)
+        internal
+    {
+        (uint256 spot, uint256 price) = _optionPrice(slot, priceSeed);
+        uint256 size = usd * Env.WAD * Env.WAD / spot;
+        if (size == 0) return;
+        p.venue.tradeOption(buyer, seller, slot, size, price, size * price / Env.WAD * feeBps / Env.BPS);
+    }
+
+    /// @dev The spot of the series' asset and a premium `_offsetOf(seed, option band)` of spot away from the mark.
+    function _optionPrice(uint256 slot, uint256 seed) internal view returns (uint256 spot, uint256 price) {
+        spot = p.oracle.price(p.options.series(slot).asset);
+        int256 band = int256(_optionBand());
+        uint256 pick = seed % 3;
+        int256 bps = pick == 0 ? band : pick == 1 ? -band : int256((seed / 3) % uint256(2 * band + 1)) - band;
+        int256 q = int256(p.options.mark(slot)) + int256(spot) * bps / int256(Env.BPS);
+        price = q > 0 ? uint256(q) : 0;
+    }
+
+    /// @dev The first slot from `seed` holding a live series (listed, not expired); `seed % SLOTS` when none is.
+    function _liveSlot(uint256 seed) internal view returns (uint256) {
+        for (uint256 i; i < Env.SLOTS; ++i) {
+            uint256 slot = (seed + i) % Env.SLOTS;
+            IOptionMarkets.Series memory s = p.options.series(slot);
+            if (s.listed && s.expiry > block.timestamp) return slot;
+        }
+        return seed % Env.SLOTS;
+    }
+
+    /// @dev Turns `account`'s positions in fixed series into cash (anyone may; nothing when it holds none).
+    function _settleFixed(uint256 account) internal {
+        uint256[] memory slots = ledger.fixedSlots(account);
+        if (slots.length != 0) vault.settleExpired(account, slots);
+    }
+
+    /// @dev The first slot `account` holds an option position in from `seed` (false when none).
+    function _heldSlot(uint256 account, uint256 seed) internal view returns (bool found, uint256 slot, int256 size) {
+        uint256 mask = vault.optionsOf(account);
+        for (uint256 i; i < 32; ++i) {
+            slot = (seed + i) % 32;
+            if ((mask >> slot) & 1 != 0) return (true, slot, p.options.sizeOf(account, slot));
+        }
+    }
+
     /// @dev Liquidates `target` directly, taking `fractionBps` of maxTake in proportion, each amount divided by
     ///      2^`shift` (at least 1 unit); returns the reward.
     function _liquidate(uint256 target, uint256 fractionBps, uint256 shift) internal returns (uint256 reward) {
@@ -152,6 +206,7 @@ abstract contract HandlerBase {
         }
         ledger.touchTarget(target);
         ledger.touch(_account(0));
+        _settleFixed(target);
         reward = vault.liquidate(target, items);
         ledger.liquidated(address(this), 1, reward);
         ledger.afterLiquidation(target);

@@ -60,6 +60,39 @@ contract HonestHandler is HandlerBase {
         _trade(buyer, seller, marketSeed % Env.MARKETS, _logUsd(usdSeed, 1_000_000), priceSeed, (usdSeed >> 64) % 6);
     }
 
+    /// @notice Options: subaccount `buyerSeed % 6` buys 100 to 300,000 USD of notional (log-uniform) of the live
+    ///         series from slot `slotSeed % 10` from another subaccount, at a premium within the option band around
+    ///         the mark (its edges a third of the time each), each paying 0 to 5 bps of the premium in fees.
+    function optionTrade(uint256 buyerSeed, uint256 sellerSeed, uint256 slotSeed, uint256 usdSeed, uint256 priceSeed)
+        external
+        step
+    {
+        (buyerSeed, sellerSeed, slotSeed) = (_mix(buyerSeed), _mix(sellerSeed), _mix(slotSeed));
+        (usdSeed, priceSeed) = (_mix(usdSeed), _mix(priceSeed));
+        uint256 buyer = _account(buyerSeed % SUBS);
+        uint256 seller = _account((buyerSeed + 1 + sellerSeed % (SUBS - 1)) % SUBS);
+        ledger.touch(buyer);
+        ledger.touch(seller);
+        _optionTrade(buyer, seller, _liveSlot(slotSeed), _logUsd(usdSeed, 300_000), priceSeed, (usdSeed >> 64) % 6);
+    }
+
+    /// @notice Subaccount `subSeed % 6` closes 1 bps to 100% of one of its option positions against another
+    ///         subaccount, at the mark.
+    function closeOption(uint256 subSeed, uint256 toSeed, uint256 slotSeed, uint256 fractionSeed) external step {
+        (subSeed, toSeed, slotSeed, fractionSeed) = (_mix(subSeed), _mix(toSeed), _mix(slotSeed), _mix(fractionSeed));
+        uint256 sub = _account(subSeed % SUBS);
+        uint256 to = _account((subSeed + 1 + toSeed % (SUBS - 1)) % SUBS);
+        (bool found, uint256 slot, int256 size) = _heldSlot(sub, slotSeed);
+        if (!found) return;
+        uint256 amount = (size > 0 ? uint256(size) : uint256(-size)) * Env.bound(fractionSeed, 1, Env.BPS) / Env.BPS;
+        if (amount == 0) return;
+        uint256 mark = p.options.mark(slot);
+        ledger.touch(sub);
+        ledger.touch(to);
+        if (size > 0) p.venue.tradeOption(to, sub, slot, amount, mark, 0);
+        else p.venue.tradeOption(sub, to, slot, amount, mark, 0);
+    }
+
     /// @notice A premium fill: subaccount `buyerSeed % 6` buys 100,000 USD of market `marketSeed % 5` from the next
     ///         subaccount at the band's edge (above the index when `up`, else below), each side paying a fee of 50 bps:
     ///         the fee-weighted premium moves the market's funding rate (the fees go to the insurance fund).

@@ -23,6 +23,20 @@ contract KeeperHandler is HandlerBase {
         _liquidate(target, fractionSeed % 4 == 0 ? Env.BPS : Env.bound(fractionSeed, 1, Env.BPS), 0);
     }
 
+    /// @notice Settles the expired, fixed option positions of the first account holding some from `targetSeed` (the
+    ///         fund included: anyone may settle anyone's).
+    function settleExpired(uint256 targetSeed) external step {
+        targetSeed = _mix(targetSeed);
+        uint256[] memory all = _allAccounts();
+        for (uint256 i; i <= all.length; ++i) {
+            uint256 a = i == all.length ? vault.fundAccount() : all[(targetSeed + i) % all.length];
+            if (ledger.fixedSlots(a).length == 0) continue;
+            ledger.touch(a);
+            _settleFixed(a);
+            return;
+        }
+    }
+
     /// @notice Withdraws 1 bps to 100% of the rewards (USDC claim) of subaccount 0.
     function withdrawRewards(uint256 fractionSeed) external step {
         fractionSeed = _mix(fractionSeed);

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IVaultTypes} from "../../../contracts/interfaces/ICrossMarginVault.sol";
+import {IOptionMarkets} from "../../../contracts/interfaces/IOptionMarkets.sol";
 import {Protocol} from "../Deploy.sol";
 import {Env} from "../Env.sol";
 import {Ledger} from "../Ledger.sol";
@@ -19,6 +20,8 @@ contract MarketHandler is HandlerBase {
 
     /// @notice Feeds broken on purpose (stale, zero or negative) and not repaired since.
     bool[5] public broken;
+    /// @notice Volatility feeds left stale on purpose (not refreshed by the heartbeats until `moveVol` repairs them).
+    bool[4] public volStale;
 
     constructor(Protocol memory p_, Ledger ledger_, uint256 salt_) HandlerBase(p_, ledger_, salt_) {}
 
@@ -63,12 +66,93 @@ contract MarketHandler is HandlerBase {
         }
     }
 
-    /// @dev The feed answers the true price, updated now. (Rewrites its latest round: the router reads only the
-    ///      answer and its time, and rewriting costs a fraction of `updateAnswer`'s new storage slots.)
+    /// @dev The feed answers the true price, updated now, in a new round (an expiry is fixed by the first round at or
+    ///      after it, so rounds must be real). The volatility feeds that are not stale on purpose are refreshed too
+    ///      (at their answers: a realised-volatility feed's heartbeat).
     function _publish(uint256 asset) internal {
-        uint80 round = uint80(p.feeds[asset].latestRound());
-        p.feeds[asset].updateRoundData(round, int256(ledger.truePrice(asset) / 1e10), block.timestamp, block.timestamp);
+        p.feeds[asset].updateAnswer(int256(ledger.truePrice(asset) / 1e10));
         broken[asset] = false;
+        if (asset < Env.VOL_ASSETS && !volStale[asset]) {
+            uint80 round = uint80(p.volFeeds[asset].latestRound());
+            int256 vol = p.volFeeds[asset].latestAnswer();
+            p.volFeeds[asset].updateRoundData(round, vol, block.timestamp, block.timestamp);
+        }
+    }
+
+    // ================================================================ options: volatility, expiry, listing
+    /// @notice Moves the volatility feed of asset `assetSeed % 4`: mode 0-4 a new answer at 1/2 .. 2 times the current
+    ///         one (kept within 3% .. 800%: sometimes outside the router's bounds 5% .. 500%, where strict reads refuse
+    ///         and the others clamp), 5 a zero answer, 6 a negative one, 7 stale (last update older than a day; the
+    ///         heartbeats leave it so until a later move). Liquidations must go on whatever the feed does (E5).
+    function moveVol(uint256 assetSeed, uint256 seed) external worldStep {
+        (assetSeed, seed) = (_mix(assetSeed), _mix(seed));
+        uint256 asset = assetSeed % Env.VOL_ASSETS;
+        uint256 mode = seed % 8;
+        uint80 round = uint80(p.volFeeds[asset].latestRound());
+        int256 current = p.volFeeds[asset].latestAnswer();
+        if (current <= 0) current = int256(Env.startVol(asset));
+        ledger.volMoved();
+        if (mode == 7) {
+            uint256 old = block.timestamp > Env.VOL_MAX_AGE + 1 ? block.timestamp - Env.VOL_MAX_AGE - 1 : 0;
+            p.volFeeds[asset].updateRoundData(round, current, old, old);
+            volStale[asset] = true;
+            return;
+        }
+        int256 answer = current * int256(Env.bound(seed >> 8, 50, 200)) / 100;
+        if (mode >= 5) answer = mode == 5 ? int256(0) : -current;
+        if (mode < 5) {
+            if (answer < 3e6) answer = 3e6;
+            if (answer > 800e6) answer = 800e6;
+        }
+        p.volFeeds[asset].updateRoundData(round, answer, block.timestamp, block.timestamp);
+        volStale[asset] = false;
+    }
+
+    /// @notice Expiry: takes the listed, unfixed series with the nearest expiry (from slot `slotSeed % 10`, if it is
+    ///         within 5 days), lets time run to it, every working feed publishes (new rounds), and every expired series
+    ///         whose asset's feed works is fixed with the first round at or after its expiry (found by walking back).
+    function expire(uint256 slotSeed) external worldStep {
+        slotSeed = _mix(slotSeed);
+        uint256 nearest = type(uint256).max;
+        for (uint256 i; i < Env.SLOTS; ++i) {
+            IOptionMarkets.Series memory s = p.options.series((slotSeed + i) % Env.SLOTS);
+            if (s.listed && s.fixedPrice == 0 && s.expiry < nearest) nearest = s.expiry;
+        }
+        if (nearest == type(uint256).max || nearest > block.timestamp + 5 days) return;
+        if (nearest > block.timestamp) _warp(nearest - block.timestamp);
+        _publishWorking();
+        for (uint256 slot; slot < Env.SLOTS; ++slot) {
+            IOptionMarkets.Series memory s = p.options.series(slot);
+            if (!s.listed || s.fixedPrice != 0 || s.expiry > block.timestamp || broken[s.asset]) continue;
+            uint256 r = _firstRoundAfter(s.asset, s.expiry);
+            if (r != 0) p.options.fixExpiry(slot, uint80(r));
+        }
+    }
+
+    /// @dev The round of `asset`'s feed that is the first at or after `t` (0 if none is found in the last 64 rounds).
+    function _firstRoundAfter(uint256 asset, uint256 t) internal view returns (uint256) {
+        uint256 latest = p.feeds[asset].latestRound();
+        for (uint256 r = latest; r > 1 && r + 64 > latest; --r) {
+            if (p.feeds[asset].getTimestamp(r) >= t && p.feeds[asset].getTimestamp(r - 1) < t) return r;
+        }
+        return 0;
+    }
+
+    /// @notice Lists a series in slot `slotSeed % 10` when it is free (never listed, or fixed with no position left):
+    ///         asset `assetSeed % 4`, a call or a put, strike 75% .. 125% of spot, expiry 1 to 5 days ahead. Refused
+    ///         (and skipped) while the asset has no valid price or volatility.
+    function listSeries(uint256 slotSeed, uint256 assetSeed, uint256 strikeSeed, uint256 daysSeed) external worldStep {
+        (slotSeed, assetSeed) = (_mix(slotSeed), _mix(assetSeed));
+        (strikeSeed, daysSeed) = (_mix(strikeSeed), _mix(daysSeed));
+        uint256 slot = slotSeed % Env.SLOTS;
+        IOptionMarkets.Series memory s = p.options.series(slot);
+        if (s.listed && (s.fixedPrice == 0 || s.longInterest != 0 || s.shortInterest != 0)) return;
+        uint256 asset = assetSeed % Env.VOL_ASSETS;
+        try p.oracle.price(asset) returns (uint256 spot) {
+            uint256 strike = spot / 1e14 * Env.bound(strikeSeed, 7500, 12_500); // 4 significant digits
+            uint256 expiry = block.timestamp + Env.bound(daysSeed >> 1, 1, 5) * 1 days;
+            try p.options.listSeries(slot, asset, daysSeed % 2 == 0, strike, expiry) {} catch {}
+        } catch {}
     }
 
     /// @notice Breaks the feed of asset `assetSeed % 5`: mode 0 stale (last update older than the maximum age),
