@@ -341,10 +341,6 @@ class Keeper:
                 self.metrics.failed.inc()
             return False
         gas = int(gas * self.opt.gas_limit_multiplier)
-        if learned is None and self.states[account].options:
-            # the node's estimate of a call that revalues options in nested calls ran short on Ganache (the demo's
-            # option liquidations reverted out of gas at 1.25x and passed when replayed): twice the margin for these
-            gas *= 2
         self._update(opp, "simulated", reward=reward)
         if self.opt.dry_run or self.txm is None:
             self._close(opp, "skipped", "dry run", head)
