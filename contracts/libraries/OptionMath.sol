@@ -130,41 +130,47 @@ library OptionMath {
                 q := add(div(mul(q, a), w), Q0)
                 t := div(mul(e, p), q)
             }
-            // `_cdfPair`: N(near) and N(far) with one exp, exp(-far^2/2) = exp(-near^2/2) num / den (capped at 1e18)
-            function cdfPair(near, far, num, den) -> nNear, nFar {
-                let a := near
-                if slt(near, 0) { a := sub(0, near) }
-                if lt(a, NORM_CDF_CUT) {
-                    let e := expNeg(sub(0, div(mul(a, a), 2000000000000000000)))
-                    nNear := tail(a, e)
-                    a := far
-                    if slt(far, 0) { a := sub(0, far) }
-                    if lt(a, NORM_CDF_CUT) {
-                        e := div(mul(e, num), den)
-                        if gt(e, WAD) { e := WAD }
-                        nFar := tail(a, e)
-                    }
-                }
-                if iszero(slt(near, 0)) { nNear := sub(WAD, nNear) }
-                if iszero(slt(far, 0)) { nFar := sub(WAD, nFar) }
-            }
-            // `_callRaw`: (S N(d1) - K N(d2)) / 1e18 truncated toward zero
-            function callRaw(s, k, m, v) -> c {
-                let d1 := add(sdiv(mul(m, WAD), v), shr(1, v))
-                let d2 := sub(d1, v)
-                let n1, n2
-                switch slt(add(d1, d2), 0)
-                case 0 { n2, n1 := cdfPair(d2, d1, k, s) }
-                default { n1, n2 := cdfPair(d1, d2, s, k) }
-                c := sdiv(sub(mul(s, n1), mul(k, n2)), WAD)
-            }
             let callValue := 0 // the intrinsic value, the lower bound
             if gt(spot, strike) { callValue := sub(spot, strike) }
             if stdDev {
-                let c := callRaw(spot, strike, lnMoneyness, stdDev)
-                if sgt(c, callValue) {
-                    callValue := c
-                    if sgt(c, spot) { callValue := spot }
+                // `_callRaw` and `_cdfPair`: d1 = lnMoneyness * 1e18 / v (toward zero) + v / 2 (down), d2 = d1 - v;
+                // the exp at the d nearer zero (near: d2 iff d1 + d2 >= 0), the other's from S exp(-d1^2/2) =
+                // K exp(-d2^2/2), capped at 1e18
+                let near := add(sdiv(mul(lnMoneyness, WAD), stdDev), shr(1, stdDev)) // d1
+                let far := sub(near, stdDev) // d2
+                let d2Near := iszero(slt(add(near, far), 0))
+                if d2Near {
+                    far := near
+                    near := sub(near, stdDev)
+                }
+                let nNear := 0 // the tails first, turned into N below
+                let nFar := 0
+                {
+                    let a := near
+                    if slt(near, 0) { a := sub(0, near) }
+                    if lt(a, NORM_CDF_CUT) {
+                        let e := expNeg(sub(0, div(mul(a, a), 2000000000000000000)))
+                        nNear := tail(a, e)
+                        a := far
+                        if slt(far, 0) { a := sub(0, far) }
+                        if lt(a, NORM_CDF_CUT) {
+                            switch d2Near
+                            case 0 { e := div(mul(e, spot), strike) }
+                            default { e := div(mul(e, strike), spot) }
+                            if gt(e, WAD) { e := WAD }
+                            nFar := tail(a, e)
+                        }
+                    }
+                }
+                if iszero(slt(near, 0)) { nNear := sub(WAD, nNear) } // a tail is at most 0.5e18
+                if iszero(slt(far, 0)) { nFar := sub(WAD, nFar) }
+                // (S N(d1) - K N(d2)) / 1e18 truncated toward zero, then clamped to [intrinsic, S]
+                switch d2Near
+                case 0 { near := sdiv(sub(mul(spot, nNear), mul(strike, nFar)), WAD) }
+                default { near := sdiv(sub(mul(spot, nFar), mul(strike, nNear)), WAD) }
+                if sgt(near, callValue) {
+                    callValue := near
+                    if sgt(near, spot) { callValue := spot }
                 }
             }
             // call >= S - K and call + K <= S + K < 2^129: no wrap.
