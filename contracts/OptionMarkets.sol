@@ -94,8 +94,10 @@ contract OptionMarkets is IOptionMarkets {
         if (slot >= MAX_SERIES) revert BadSlot(slot);
         uint256 w = _series[slot];
         uint256 i = _interest[slot];
-        s = Series(w & 0xff, (w >> 8) & 1 != 0, uint96(w >> 56), uint40(w >> 16), w >> FIXING_SHIFT, uint128(i), i >> 128,
-            (w >> 9) & 1 != 0);
+        s = Series(
+            w & 0xff, (w >> 8) & 1 != 0, uint96(w >> 56), uint40(w >> 16), w >> FIXING_SHIFT, uint128(i), i >> 128,
+            (w >> 9) & 1 != 0
+        );
     }
 
     /// @inheritdoc IOptionMarkets

@@ -110,10 +110,11 @@ library OptionMargin {
     }
 
     /// @notice The option part of the margin of positions `ps` (docs/options.md).
-    /// @dev Domain: sizes |size| < 2^127 (OptionMarkets stores int128), strikes <= 2^128 (uint128), the prices of
-    ///      assets with live options in (0, 2^128] (else OptionMath.price reverts, at the mark, before any grid
-    ///      point), their linear deltas |D_a| < 2^200 (else ExposureOutOfRange; the vault's are below 2^170). Within it
-    ///      no intermediate value below overflows (bounds at each unchecked block), so the scan runs unchecked.
+    /// @dev Domain: sizes |size| < 2^127 (OptionMarkets stores int128), strikes <= 2^128 (OptionMarkets lists them
+    ///      below 2^96), the prices of assets with live options in (0, 2^128] (else OptionMath.price reverts, at the
+    ///      mark, before any grid point), their linear deltas |D_a| < 2^200 (else ExposureOutOfRange; the vault's are
+    ///      below 2^170). Within it no intermediate value below overflows (bounds at each unchecked block), so the
+    ///      scan runs unchecked.
     function risk(Position[] memory ps, Inputs memory in_) internal pure returns (Risk memory r) {
         uint256 n = in_.options.gridSteps();
         if (n == 0) n = 1; // options not configured: no series can trade, a one-step grid values what exists
@@ -303,7 +304,11 @@ library OptionMargin {
     ///      (lnWad of values < 2^128), skew < 2^16: the skew product < 2^230; sigma < 2^150 and sqrtT < 2^90 (expiries
     ///      within 2^48 s): sigma * sqrtT < 2^240; |size| < 2^127 and a unit price <= max(S, K) <= 2^128, so each
     ///      product is below 2^255 and each term below 2^196 in magnitude.
-    function _values(Scan memory sc, uint256 spot, int256 lnSpot) private pure returns (int256 v0, int256 v1, int256 v2) {
+    function _values(Scan memory sc, uint256 spot, int256 lnSpot)
+        private
+        pure
+        returns (int256 v0, int256 v1, int256 v2)
+    {
         uint256 at;
         uint256 end;
         {
