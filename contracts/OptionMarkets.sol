@@ -24,15 +24,17 @@ contract OptionMarkets is IOptionMarkets {
     uint256 public constant MAX_EXPIRY = 400 days;
     uint256 internal constant WAD = 1e18;
     uint256 internal constant BPS = 1e4;
+    /// @dev Where the expiry price starts in a series word.
+    uint256 internal constant FIXING_SHIFT = 152;
 
     address public immutable vault;
     IOracleRouter public immutable oracle;
     IRiskParameters public immutable riskParams;
 
-    /// @dev Per slot: asset [0,8), isCall [8], listed [9], expiry [16,56), strike [56,184).
+    /// @dev Per slot, one word: asset [0,8), isCall [8], listed [9], expiry [16,56), strike [56,152) (USD 1e18,
+    ///      below 2^96 = 7.9e10 USD), the expiry price [152,256) (USD 1e18, below 2^104 = 2.0e13 USD; 0 until fixed).
+    ///      A margin check reads one word per series (and the size), a settlement two (and the interest).
     uint256[32] internal _series;
-    /// @dev Per slot: the expiry price (USD 1e18), 0 until fixed.
-    uint256[32] internal _fixing;
     /// @dev Per slot: sum of long sizes [0,128), sum of |short sizes| [128,256).
     uint256[32] internal _interest;
     mapping(uint256 account => mapping(uint256 slot => int256)) internal _sizes;
@@ -55,15 +57,14 @@ contract OptionMarkets is IOptionMarkets {
         if (slot >= MAX_SERIES) revert BadSlot(slot);
         uint256 w = _series[slot];
         // slither-disable-next-line incorrect-equality (empty slot, or a fixed series with no position left)
-        if (w & (1 << 9) != 0 && (_fixing[slot] == 0 || _interest[slot] != 0)) revert SlotInUse(slot);
+        if (w & (1 << 9) != 0 && (w >> FIXING_SHIFT == 0 || _interest[slot] != 0)) revert SlotInUse(slot);
         uint256 spot = asset < 8 ? oracle.price(asset) : 0;
         if (
             asset >= 8 || expiry <= block.timestamp || expiry > block.timestamp + MAX_EXPIRY || strike < spot / 16
-                || strike > spot * 16
+                || strike > spot * 16 || strike >> 96 != 0
         ) revert BadSeries(asset, strike, expiry, spot);
         oracle.vols(1 << asset, true); // a volatility feed must exist and answer within its bounds
-        _series[slot] = asset | (isCall ? 1 << 8 : 0) | (1 << 9) | (expiry << 16) | (uint256(strike.toUint128()) << 56);
-        _fixing[slot] = 0;
+        _series[slot] = asset | (isCall ? 1 << 8 : 0) | (1 << 9) | (expiry << 16) | (strike << 56);
         emit SeriesListed(slot, asset, isCall, strike, expiry);
     }
 
@@ -82,8 +83,8 @@ contract OptionMarkets is IOptionMarkets {
             revert BadExpiryRound(slot, roundId, updatedAt, previous);
         }
         uint256 price = decimals <= 18 ? uint256(answer) * 10 ** (18 - decimals) : uint256(answer) / 10 ** (decimals - 18);
-        if (price == 0) revert BadExpiryRound(slot, roundId, updatedAt, previous);
-        _fixing[slot] = price;
+        if (price == 0 || price >> 104 != 0) revert BadExpiryRound(slot, roundId, updatedAt, previous);
+        _series[slot] |= price << FIXING_SHIFT;
         emit ExpiryFixed(slot, price, roundId);
     }
 
@@ -94,13 +95,7 @@ contract OptionMarkets is IOptionMarkets {
         uint256 w = _series[slot];
         uint256 i = _interest[slot];
         s = Series(
-            w & 0xff,
-            (w >> 8) & 1 != 0,
-            uint128(w >> 56),
-            uint40(w >> 16),
-            _fixing[slot],
-            uint128(i),
-            i >> 128,
+            w & 0xff, (w >> 8) & 1 != 0, uint96(w >> 56), uint40(w >> 16), w >> FIXING_SHIFT, uint128(i), i >> 128,
             (w >> 9) & 1 != 0
         );
     }
@@ -163,9 +158,13 @@ contract OptionMarkets is IOptionMarkets {
         uint256 i;
         for (uint256 m = mask; m != 0; m &= m - 1) {
             uint256 slot = _lowestBit(m);
-            Series memory s = series(slot);
-            ps[i++] = OptionMargin.Position(s.asset, s.isCall, s.strike, s.expiry, s.fixedPrice, _sizes[account][slot]);
-            if (s.fixedPrice == 0) live |= 1 << s.asset;
+            uint256 w = _series[slot]; // the series word alone: no interest needed here
+            uint256 asset = w & 0xff;
+            uint256 fixedPrice = w >> FIXING_SHIFT;
+            ps[i++] = OptionMargin.Position(
+                asset, (w >> 8) & 1 != 0, uint96(w >> 56), uint40(w >> 16), fixedPrice, _sizes[account][slot]
+            );
+            if (fixedPrice == 0) live |= 1 << asset;
         }
     }
 
@@ -256,10 +255,12 @@ contract OptionMarkets is IOptionMarkets {
         for (uint256 k; k < slots.length; ++k) {
             uint256 slot = slots[k];
             if (slot >= MAX_SERIES || (newMask >> slot) & 1 == 0) revert BadSlot(slot);
-            Series memory s = series(slot);
-            if (s.fixedPrice == 0) revert NotFixed(slot);
+            uint256 w = _series[slot]; // the series word alone: the interest is read once, by `_updateInterest`
+            uint256 fixedPrice = w >> FIXING_SHIFT;
+            if (fixedPrice == 0) revert NotFixed(slot);
             int256 size = _sizes[account][slot];
-            cash += PortfolioMargin.positionValueDown(size, OptionMargin.payoff(s.isCall, s.strike, s.fixedPrice));
+            uint256 unit = OptionMargin.payoff((w >> 8) & 1 != 0, uint96(w >> 56), fixedPrice);
+            cash += PortfolioMargin.positionValueDown(size, unit);
             (int256 l, int256 sh) = _sideChange(size, -size);
             _updateInterest(slot, l, sh);
             delete _sizes[account][slot];

@@ -58,13 +58,15 @@ interface IOptionMarkets {
     error BadSlot(uint256 slot);
     /// @notice The slot holds a series that is not yet fixed or still has positions.
     error SlotInUse(uint256 slot);
-    /// @notice A listing outside the limits: expiry in (now, now + 400 days], strike within [spot / 16, 16 spot].
+    /// @notice A listing outside the limits: expiry in (now, now + 400 days], strike within [spot / 16, 16 spot] and
+    ///         below 2^96 (7.9e10 USD).
     error BadSeries(uint256 asset, uint256 strike, uint256 expiry, uint256 spot);
     error SeriesNotLive(uint256 slot, uint256 expiry, uint256 nowTimestamp);
     error NotExpired(uint256 slot, uint256 expiry, uint256 nowTimestamp);
     error AlreadyFixed(uint256 slot, uint256 price);
     error NotFixed(uint256 slot);
-    /// @notice `roundId` is not the first round at or after the expiry of the series in `slot`.
+    /// @notice `roundId` is not the first round at or after the expiry of the series in `slot` (or its price is 0 or
+    ///         not below 2^104, 2.0e13 USD).
     error BadExpiryRound(uint256 slot, uint256 roundId, uint256 updatedAt, uint256 previousUpdatedAt);
     /// @notice The OPTION word is not configured (no grid): options cannot trade.
     error OptionsNotConfigured();

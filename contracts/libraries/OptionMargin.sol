@@ -110,6 +110,11 @@ library OptionMargin {
     }
 
     /// @notice The option part of the margin of positions `ps` (docs/options.md).
+    /// @dev Domain: sizes |size| < 2^127 (OptionMarkets stores int128), strikes <= 2^128 (OptionMarkets lists them
+    ///      below 2^96), the prices of assets with live options in (0, 2^128] (else OptionMath.price reverts, at the
+    ///      mark, before any grid point), their linear deltas |D_a| < 2^200 (else ExposureOutOfRange; the vault's are
+    ///      below 2^170). Within it no intermediate value below overflows (bounds at each unchecked block), so the
+    ///      scan runs unchecked.
     function risk(Position[] memory ps, Inputs memory in_) internal pure returns (Risk memory r) {
         uint256 n = in_.options.gridSteps();
         if (n == 0) n = 1; // options not configured: no series can trade, a one-step grid values what exists
@@ -126,30 +131,36 @@ library OptionMargin {
         }
     }
 
-    /// @dev One asset's scan: its spot, risk weight, volatility points, skew, grid steps, and its live positions with
-    ///      ln(strike) and sqrt(years to expiry) each.
+    /// @notice |D_a| of an asset with options must stay below this (2^200): see `risk`.
+    uint256 internal constant MAX_DELTA = 2 ** 200;
+
+    /// @dev One asset's scan: its spot, risk weight, grid steps, skew, volatility points and its live positions, each
+    ///      a record of 5 words in `book`: isCall, strike, size, ln(strike), sqrt(years to expiry).
     struct Scan {
         uint256 spot;
         uint256 rw;
-        uint256[3] vol; // down, base, up
-        uint256 skew;
         uint256 n;
+        uint256 skew;
+        uint256 vol0; // down
+        uint256 vol1; // base
+        uint256 vol2; // up
         int256 base; // the positions' value at the mark
-        int256[3] baseRow; // their values at the spot under each volatility point
-        int256[3] scratch; // a row for the stress shocks off the grid
-        uint256 curvature; // B_a
-        Position[] mine;
-        int256[] lnStrike;
-        uint256[] sqrtT;
+        uint256[] book;
     }
 
-    /// @dev Adds asset `a`'s value, notional, A2, B, minimum and stress losses to `r`.
+    /// @dev Words per position record in `Scan.book`.
+    uint256 private constant RECORD = 5;
+
+    /// @dev Adds asset `a`'s value, notional, WS, B, minimum and stress losses to `r`.
     function _assetRisk(Position[] memory ps, Inputs memory in_, uint256 a, uint256 n, Risk memory r) private pure {
         Scan memory sc = _scan(ps, in_, a, n, r);
-        r.value += sc.base;
-        int256[3][] memory loss = _grid(sc);
-        (r.ws[a], sc.curvature) = _combine(loss, sc, in_.delta[a]);
-        r.curvature += sc.curvature;
+        (int256 b0, int256 b1, int256 b2) = _values(sc, sc.spot, OptionMath.lnWad(sc.spot));
+        sc.base = b1;
+        r.value += b1;
+        int256[] memory loss = _grid(sc, b0, b2);
+        (r.ws[a], sc.n) = _combine(loss, sc, in_.delta[a]); // sc.n: B_a here (the grid is done)
+        r.curvature += sc.n;
+        sc.n = n;
         // stress vectors: a shock on the grid reuses its row, any other is revalued
         uint256 numStress = in_.global.numStress();
         for (uint256 s; s < numStress; ++s) {
@@ -168,62 +179,94 @@ library OptionMargin {
         sc.n = n;
         sc.skew = in_.options.skew(a);
         uint256 v = in_.vols[a];
-        sc.vol = [v * (BPS - in_.options.volDown()) / BPS, v, v * (BPS + in_.options.volUp()) / BPS];
+        (sc.vol0, sc.vol1, sc.vol2) =
+            (v * (BPS - in_.options.volDown()) / BPS, v, v * (BPS + in_.options.volUp()) / BPS);
         uint256 count;
         for (uint256 i; i < ps.length; ++i) {
             if (ps[i].asset == a && ps[i].fixedPrice == 0) ++count;
         }
-        sc.mine = new Position[](count);
-        sc.lnStrike = new int256[](count);
-        sc.sqrtT = new uint256[](count);
+        uint256[] memory book = new uint256[](RECORD * count);
+        sc.book = book;
         uint256 shortMin = in_.options.shortMin();
-        count = 0;
+        uint256 at;
+        /// @solidity memory-safe-assembly
+        assembly {
+            at := add(book, 0x20)
+        }
         for (uint256 i; i < ps.length; ++i) {
             Position memory p = ps[i];
             if (p.asset != a || p.fixedPrice != 0) continue;
-            sc.mine[count] = p;
-            sc.lnStrike[count] = OptionMath.lnWad(p.strike);
-            sc.sqrtT[count] = sqrtYears(p.expiry, in_.time);
-            ++count;
-            uint256 size = PortfolioMargin.abs(p.size);
-            r.notional += size * sc.spot / WAD;
-            if (p.size < 0) r.shortMinimum += PortfolioMargin.mulDivUp(size, sc.spot * shortMin, WAD * BPS);
+            int256 lnStrike = OptionMath.lnWad(p.strike);
+            uint256 sqrtT = sqrtYears(p.expiry, in_.time);
+            /// @solidity memory-safe-assembly
+            assembly {
+                mstore(at, mload(add(p, 0x20))) // isCall
+                mstore(add(at, 0x20), mload(add(p, 0x40))) // strike
+                mstore(add(at, 0x40), mload(add(p, 0xa0))) // size
+                mstore(add(at, 0x60), lnStrike)
+                mstore(add(at, 0x80), sqrtT)
+                at := add(at, 0xa0)
+            }
+            uint256 q = PortfolioMargin.abs(p.size);
+            r.notional += q * sc.spot / WAD;
+            if (p.size < 0) r.shortMinimum += PortfolioMargin.mulDivUp(q, sc.spot * shortMin, WAD * BPS);
         }
-        _values(sc, sc.spot, OptionMath.lnWad(sc.spot), sc.baseRow);
-        sc.base = sc.baseRow[1];
     }
 
-    /// @dev loss[x + n][j] = base - value at spot point x and volatility point j.
-    function _grid(Scan memory sc) private pure returns (int256[3][] memory loss) {
+    /// @dev loss[3 (x + n) + j] = base - value at spot point x and volatility point j; `b0`, `b2`: the values at the
+    ///      spot under the down and up volatility points (the row x = 0).
+    /// @dev Unchecked: values are sums of at most 32 terms below 2^196 (see `_values`), so |base - value| < 2^202.
+    function _grid(Scan memory sc, int256 b0, int256 b2) private pure returns (int256[] memory loss) {
         uint256 n = sc.n;
-        loss = new int256[3][](2 * n + 1);
+        uint256 rows = 2 * n + 1;
+        loss = new int256[](3 * rows);
         int256 base = sc.base;
-        for (uint256 xi; xi <= 2 * n; ++xi) {
-            int256[3] memory v = loss[xi];
-            if (xi == n) {
-                (v[0], v[1], v[2]) = (sc.baseRow[0], sc.baseRow[1], sc.baseRow[2]);
-            } else {
+        for (uint256 xi; xi < rows; ++xi) {
+            int256 v0 = b0;
+            int256 v1 = base;
+            int256 v2 = b2;
+            if (xi != n) {
                 uint256 s = _gridSpot(sc, xi);
-                _values(sc, s, OptionMath.lnWad(s), v);
+                (v0, v1, v2) = _values(sc, s, OptionMath.lnWad(s));
             }
-            (v[0], v[1], v[2]) = (base - v[0], base - v[1], base - v[2]);
+            /// @solidity memory-safe-assembly
+            assembly {
+                let at := add(add(loss, 0x20), mul(xi, 0x60))
+                mstore(at, sub(base, v0))
+                mstore(add(at, 0x20), sub(base, v1))
+                mstore(add(at, 0x40), sub(base, v2))
+            }
         }
     }
 
     /// @dev WS_a and B_a from the options' loss table and the asset's linear delta `d` (see the title).
-    function _combine(int256[3][] memory loss, Scan memory sc, int256 d) private pure returns (int256 ws, uint256 b) {
+    /// @dev Unchecked: |loss| < 2^202, N <= 4e4 < 2^16, |x| <= 4, RW < 2^16 and |d| < 2^200 (checked here):
+    ///      |N L| < 2^218, |x RW d| < 2^218, so |T| < 2^219 and |X_a| < 2^221.
+    function _combine(int256[] memory loss, Scan memory sc, int256 d) private pure returns (int256 ws, uint256 b) {
+        if (PortfolioMargin.abs(d) >= MAX_DELTA) revert PortfolioMargin.ExposureOutOfRange(0, d, 0);
+        int256 scan;
+        int256 dir;
         int256 n = int256(sc.n);
         int256 scale = n * int256(BPS); // N
-        int256 linear = int256(sc.rw) * d; // RW D: T = N L - x RW D
-        int256 worst = type(int256).min;
-        for (int256 x = -n; x <= n; ++x) {
-            for (uint256 j; j < 3; ++j) {
-                int256 t = scale * loss[uint256(x + n)][j] - x * linear;
-                if (t > worst) worst = t;
+        /// @solidity memory-safe-assembly
+        assembly {
+            let linear := mul(mload(add(sc, 0x20)), d) // RW D: T = N L - x RW D
+            let worst := shl(255, 1) // type(int256).min
+            let at := add(loss, 0x20)
+            for { let x := sub(0, n) } iszero(sgt(x, n)) { x := add(x, 1) } {
+                let shift := mul(x, linear)
+                for { let end := add(at, 0x60) } lt(at, end) { at := add(at, 0x20) } {
+                    let t := sub(mul(scale, mload(at)), shift)
+                    if sgt(t, worst) { worst := t }
+                }
             }
+            // scan = max(0, ceil(worst / N))
+            if sgt(worst, 0) { scan := add(sdiv(worst, scale), iszero(iszero(smod(worst, scale)))) }
+            // X_a = (N L(-n, base) + n RW D) - (N L(+n, base) - n RW D)
+            let first := mload(add(loss, 0x40))
+            let last := mload(add(add(loss, 0x40), mul(mul(n, 2), 0x60)))
+            dir := sub(add(mul(scale, first), mul(n, linear)), sub(mul(scale, last), mul(n, linear)))
         }
-        int256 scan = worst > 0 ? PortfolioMargin.ceilDiv(worst, scale) : int256(0);
-        int256 dir = (scale * loss[0][1] + n * linear) - (scale * loss[uint256(2 * n)][1] - n * linear); // X_a
         int256 w = PortfolioMargin.ceilDiv(int256(PortfolioMargin.abs(dir)), 2 * scale);
         if (w > scan) w = scan;
         ws = dir < 0 ? -w : w;
@@ -231,42 +274,101 @@ library OptionMargin {
     }
 
     /// @dev The worst loss over the volatility points at the stress shock `shock` (bps).
-    function _stressLoss(Scan memory sc, int256[3][] memory loss, int256 shock) private pure returns (int256 worst) {
+    function _stressLoss(Scan memory sc, int256[] memory loss, int256 shock) private pure returns (int256 worst) {
         (bool onGrid, uint256 xi) = _gridIndex(sc, shock);
-        int256[3] memory l;
+        int256 l0;
+        int256 l1;
+        int256 l2;
         if (onGrid) {
-            l = loss[xi];
+            /// @solidity memory-safe-assembly
+            assembly {
+                let at := add(add(loss, 0x20), mul(xi, 0x60))
+                l0 := mload(at)
+                l1 := mload(add(at, 0x20))
+                l2 := mload(add(at, 0x40))
+            }
         } else {
-            l = sc.scratch;
-            (l[0], l[1], l[2]) = (0, 0, 0);
             uint256 spot = _shockedSpot(sc.spot, shock);
-            _values(sc, spot, OptionMath.lnWad(spot), l);
-            (l[0], l[1], l[2]) = (sc.base - l[0], sc.base - l[1], sc.base - l[2]);
+            (l0, l1, l2) = _values(sc, spot, OptionMath.lnWad(spot));
+            unchecked {
+                (l0, l1, l2) = (sc.base - l0, sc.base - l1, sc.base - l2); // |.| < 2^202 (see `_grid`)
+            }
         }
-        worst = l[0] > l[1] ? l[0] : l[1];
-        if (l[2] > worst) worst = l[2];
+        worst = l0 > l1 ? l0 : l1;
+        if (l2 > worst) worst = l2;
     }
 
-    /// @dev Adds to `v` (zero) the values of the scan's positions at `spot` (ln(spot) `lnSpot`) under the three
-    ///      volatility points: per
+    /// @dev The values of the scan's positions at `spot` (ln(spot) `lnSpot`) under the three volatility points: per
     ///      position floor(size * price(sigma_j(K))), sigma_j(K) = floor(vol_j * (1e22 + skew |ln(S/K)|) / 1e22).
     /// @dev Unchecked: vol_j < 2^80 (feeds' bounds are uint32 bps, times 1e14, times at most 3), |ln(S/K)| < 2^130
-    ///      (lnWad of values < 2^128), skew < 2^15: the skew product < 2^230; sigma < 2^150 and sqrtT < 2^90 (expiries
-    ///      within 2^48 s): sigma * sqrtT < 2^240; |size| < 2^127 and a unit price <= max(S, K) < 2^128.
-    function _values(Scan memory sc, uint256 spot, int256 lnSpot, int256[3] memory v) private pure {
-        uint256 count = sc.mine.length;
-        for (uint256 i; i < count; ++i) {
-            Position memory p = sc.mine[i];
-            int256 m = lnSpot - sc.lnStrike[i];
-            uint256 sqrtT = sc.sqrtT[i];
-            unchecked {
-                uint256 bend = SKEW_ONE + sc.skew * PortfolioMargin.abs(m);
-                for (uint256 j; j < 3; ++j) {
-                    uint256 sd = sc.vol[j] * bend / SKEW_ONE * sqrtT / WAD;
-                    int256 q = p.size * int256(OptionMath.price(p.isCall, spot, p.strike, m, sd));
-                    v[j] += q >= 0 ? q / int256(WAD) : (q + 1) / int256(WAD) - 1; // floor(q / 1e18)
-                }
+    ///      (lnWad of values < 2^128), skew < 2^16: the skew product < 2^230; sigma < 2^150 and sqrtT < 2^90 (expiries
+    ///      within 2^48 s): sigma * sqrtT < 2^240; |size| < 2^127 and a unit price <= max(S, K) <= 2^128, so each
+    ///      product is below 2^255 and each term below 2^196 in magnitude.
+    function _values(Scan memory sc, uint256 spot, int256 lnSpot)
+        private
+        pure
+        returns (int256 v0, int256 v1, int256 v2)
+    {
+        uint256 at;
+        uint256 end;
+        {
+            uint256[] memory book = sc.book;
+            /// @solidity memory-safe-assembly
+            assembly {
+                at := add(book, 0x20)
+                end := add(at, mul(mload(book), 0x20))
             }
+        }
+        while (at < end) {
+            (int256 q0, int256 q1, int256 q2) = _position(sc, at, spot, lnSpot);
+            unchecked {
+                (v0, v1, v2) = (v0 + q0, v1 + q1, v2 + q2);
+                at += 0xa0;
+            }
+        }
+    }
+
+    /// @dev The values of the position record at `at` under the three volatility points (bounds: see `_values`).
+    function _position(Scan memory sc, uint256 at, uint256 spot, int256 lnSpot)
+        private
+        pure
+        returns (int256 q0, int256 q1, int256 q2)
+    {
+        bool isCall;
+        uint256 strike;
+        int256 m;
+        /// @solidity memory-safe-assembly
+        assembly {
+            isCall := mload(at)
+            strike := mload(add(at, 0x20))
+            m := sub(lnSpot, mload(add(at, 0x60)))
+        }
+        /// @solidity memory-safe-assembly
+        assembly {
+            // the three standard deviations floor(floor(vol_j * bend / 1e22) * sqrtT / 1e18), held in q0..q2
+            let bend := m
+            if slt(m, 0) { bend := sub(0, m) }
+            bend := add(SKEW_ONE, mul(mload(add(sc, 0x60)), bend)) // 1e22 + skew |m|
+            q0 := div(mul(div(mul(mload(add(sc, 0x80)), bend), SKEW_ONE), mload(add(at, 0x80))), WAD)
+            q1 := div(mul(div(mul(mload(add(sc, 0xa0)), bend), SKEW_ONE), mload(add(at, 0x80))), WAD)
+            q2 := div(mul(div(mul(mload(add(sc, 0xc0)), bend), SKEW_ONE), mload(add(at, 0x80))), WAD)
+        }
+        q0 = int256(OptionMath.price(isCall, spot, strike, m, uint256(q0)));
+        q1 = int256(OptionMath.price(isCall, spot, strike, m, uint256(q1)));
+        q2 = int256(OptionMath.price(isCall, spot, strike, m, uint256(q2)));
+        /// @solidity memory-safe-assembly
+        assembly {
+            // floor(size * unit / 1e18): (q + 1) / 1e18 - 1 below zero
+            let size := mload(add(at, 0x40))
+            let q := mul(size, q0)
+            let neg := slt(q, 0)
+            q0 := sub(sdiv(add(q, neg), WAD), neg)
+            q := mul(size, q1)
+            neg := slt(q, 0)
+            q1 := sub(sdiv(add(q, neg), WAD), neg)
+            q := mul(size, q2)
+            neg := slt(q, 0)
+            q2 := sub(sdiv(add(q, neg), WAD), neg)
         }
     }
 

@@ -77,20 +77,105 @@ library OptionMath {
     function price(bool isCall, uint256 spot, uint256 strike, int256 lnMoneyness, uint256 stdDev)
         internal
         pure
-        returns (uint256)
+        returns (uint256 result)
     {
-        unchecked {
-            // One test for the whole domain: spot - 1 and strike - 1 wrap to 2^256 - 1 at zero.
-            if (((spot - 1) | (strike - 1) | stdDev | _abs(lnMoneyness)) >> 128 != 0) {
-                revert OptionOutOfDomain(spot, strike, lnMoneyness, stdDev);
+        bool outside;
+        /// @solidity memory-safe-assembly
+        assembly {
+            // One test for the whole domain: spot - 1 and strike - 1 wrap to 2^256 - 1 at zero; |type(int256).min|
+            // is 2^255.
+            let am := lnMoneyness
+            if slt(am, 0) { am := sub(0, am) }
+            outside := iszero(iszero(shr(128, or(or(sub(spot, 1), sub(strike, 1)), or(stdDev, am)))))
+        }
+        if (outside) revert OptionOutOfDomain(spot, strike, lnMoneyness, stdDev);
+        // One block of assembly for the whole valuation (it runs about a hundred times per margin check): the same
+        // operations, in the same order, as `_callRaw`, `_cdfPair`, `_tail` and solady's expWad, without the calls.
+        /// @solidity memory-safe-assembly
+        assembly {
+            // solady FixedPointMathLib.expWad (0.1.26) for x in (-41.4e18, 0]: the caller's -floor(a^2 / 2) with
+            // a < 8.8e18 is >= -38.72e18, so neither of expWad's range checks can apply.
+            function expNeg(x) -> r {
+                x := sdiv(shl(78, x), 3814697265625) // (x << 78) / 5^18
+                let k := sar(96, add(sdiv(shl(96, x), 54916777467707473351141471128), shl(95, 1)))
+                x := sub(x, mul(k, 54916777467707473351141471128))
+                let y := add(x, 1346386616545796478920950773328)
+                y := add(sar(96, mul(y, x)), 57155421227552351082224309758442)
+                let p := sub(add(y, x), 94201549194550492254356042504812)
+                p := add(sar(96, mul(p, y)), 28719021644029726153956944680412240)
+                p := add(mul(p, x), shl(96, 4385272521454847904659076985693276))
+                let q := sub(x, 2855989394907223263936484059900)
+                q := add(sar(96, mul(q, x)), 50020603652535783019961831881945)
+                q := sub(sar(96, mul(q, x)), 533845033583426703283633433725380)
+                q := add(sar(96, mul(q, x)), 3604857256930695427073651918091429)
+                q := sub(sar(96, mul(q, x)), 14423608567350463180887372962807573)
+                q := add(sar(96, mul(q, x)), 26449188498355588339934803723976023)
+                r := shr(sub(195, k), mul(sdiv(p, q), 3822833074963236453042738258902158003155416615667))
             }
-            uint256 call = spot > strike ? spot - strike : 0; // the intrinsic value, the lower bound
-            if (stdDev != 0) {
-                int256 c = _callRaw(spot, strike, lnMoneyness, int256(stdDev));
-                if (c > int256(call)) call = c > int256(spot) ? spot : uint256(c);
+            // `_tail`: floor(e P(a) / Q(a))
+            function tail(a, e) -> t {
+                let w := 1000000000000000000
+                let p := add(div(mul(P6, a), w), P5)
+                p := add(div(mul(p, a), w), P4)
+                p := add(div(mul(p, a), w), P3)
+                p := add(div(mul(p, a), w), P2)
+                p := add(div(mul(p, a), w), P1)
+                p := add(div(mul(p, a), w), P0)
+                let q := add(div(mul(Q7, a), w), Q6)
+                q := add(div(mul(q, a), w), Q5)
+                q := add(div(mul(q, a), w), Q4)
+                q := add(div(mul(q, a), w), Q3)
+                q := add(div(mul(q, a), w), Q2)
+                q := add(div(mul(q, a), w), Q1)
+                q := add(div(mul(q, a), w), Q0)
+                t := div(mul(e, p), q)
+            }
+            let callValue := 0 // the intrinsic value, the lower bound
+            if gt(spot, strike) { callValue := sub(spot, strike) }
+            if stdDev {
+                // `_callRaw` and `_cdfPair`: d1 = lnMoneyness * 1e18 / v (toward zero) + v / 2 (down), d2 = d1 - v;
+                // the exp at the d nearer zero (near: d2 iff d1 + d2 >= 0), the other's from S exp(-d1^2/2) =
+                // K exp(-d2^2/2), capped at 1e18
+                let near := add(sdiv(mul(lnMoneyness, WAD), stdDev), shr(1, stdDev)) // d1
+                let far := sub(near, stdDev) // d2
+                let d2Near := iszero(slt(add(near, far), 0))
+                if d2Near {
+                    far := near
+                    near := sub(near, stdDev)
+                }
+                let nNear := 0 // the tails first, turned into N below
+                let nFar := 0
+                {
+                    let a := near
+                    if slt(near, 0) { a := sub(0, near) }
+                    if lt(a, NORM_CDF_CUT) {
+                        let e := expNeg(sub(0, div(mul(a, a), 2000000000000000000)))
+                        nNear := tail(a, e)
+                        a := far
+                        if slt(far, 0) { a := sub(0, far) }
+                        if lt(a, NORM_CDF_CUT) {
+                            switch d2Near
+                            case 0 { e := div(mul(e, spot), strike) }
+                            default { e := div(mul(e, strike), spot) }
+                            if gt(e, WAD) { e := WAD }
+                            nFar := tail(a, e)
+                        }
+                    }
+                }
+                if iszero(slt(near, 0)) { nNear := sub(WAD, nNear) } // a tail is at most 0.5e18
+                if iszero(slt(far, 0)) { nFar := sub(WAD, nFar) }
+                // (S N(d1) - K N(d2)) / 1e18 truncated toward zero, then clamped to [intrinsic, S]
+                switch d2Near
+                case 0 { near := sdiv(sub(mul(spot, nNear), mul(strike, nFar)), WAD) }
+                default { near := sdiv(sub(mul(spot, nFar), mul(strike, nNear)), WAD) }
+                if sgt(near, callValue) {
+                    callValue := near
+                    if sgt(near, spot) { callValue := spot }
+                }
             }
             // call >= S - K and call + K <= S + K < 2^129: no wrap.
-            return isCall ? call : call + strike - spot;
+            result := callValue
+            if iszero(isCall) { result := sub(add(callValue, strike), spot) }
         }
     }
 
@@ -113,20 +198,28 @@ library OptionMath {
     }
 
     // ---------------------------------------------------------------- internals
-    /// @dev S N(d1) - K N(d2), divided by 1e18 truncating toward zero (before the clamp), for 0 < v < 2^128.
-    function _callRaw(uint256 spot, uint256 strike, int256 lnMoneyness, int256 v) private pure returns (int256) {
+    /// @dev S N(d1) - K N(d2), divided by 1e18 truncating toward zero (before the clamp), for 0 < v < 2^128 and
+    ///      |lnMoneyness| < 2^128: |lnMoneyness * 1e18| < 2^188, so neither division can fail; S, K <= 2^128 and
+    ///      N <= 1e18, so each product < 2^188.
+    function _callRaw(uint256 spot, uint256 strike, int256 lnMoneyness, uint256 v) private pure returns (int256 c) {
+        int256 d1;
+        int256 d2;
+        /// @solidity memory-safe-assembly
+        assembly {
+            d1 := add(sdiv(mul(lnMoneyness, WAD), v), shr(1, v)) // the quotient toward zero, v / 2 rounded down
+            d2 := sub(d1, v)
+        }
+        uint256 n1;
+        uint256 n2;
+        // |d2| <= |d1| iff d1 + d2 >= 0 (as d1 - d2 = v > 0): the exp at the d nearer zero, and
+        // exp(-d1^2/2) S = exp(-d2^2/2) K for the other one.
         unchecked {
-            // |lnMoneyness * 1e18| < 2^188; v > 0, so neither division can fail.
-            int256 d1 = lnMoneyness * int256(WAD) / v + v / 2;
-            int256 d2 = d1 - v;
-            uint256 n1;
-            uint256 n2;
-            // |d2| <= |d1| iff d1 + d2 >= 0 (as d1 - d2 = v > 0): the exp at the d nearer zero, and
-            // exp(-d1^2/2) S = exp(-d2^2/2) K for the other one.
             if (d1 + d2 >= 0) (n2, n1) = _cdfPair(d2, d1, strike, spot);
             else (n1, n2) = _cdfPair(d1, d2, spot, strike);
-            // S, K <= 2^128 and N <= 1e18: each product < 2^188.
-            return (int256(spot * n1) - int256(strike * n2)) / int256(WAD);
+        }
+        /// @solidity memory-safe-assembly
+        assembly {
+            c := sdiv(sub(mul(spot, n1), mul(strike, n2)), WAD)
         }
     }
 
@@ -138,21 +231,28 @@ library OptionMath {
         pure
         returns (uint256 nNear, uint256 nFar)
     {
-        unchecked {
-            uint256 tNear;
-            uint256 tFar;
-            uint256 a = _abs(near);
-            if (a < NORM_CDF_CUT) {
-                uint256 e = _expHalfSquare(a);
-                tNear = _tail(a, e);
-                a = _abs(far);
-                if (a < NORM_CDF_CUT) {
-                    e = e * num / den; // < 2^188, den > 0
-                    tFar = _tail(a, e > WAD ? WAD : e);
-                }
+        uint256 a;
+        /// @solidity memory-safe-assembly
+        assembly {
+            a := near
+            if slt(near, 0) { a := sub(0, near) }
+        }
+        if (a < NORM_CDF_CUT) {
+            uint256 e = _expHalfSquare(a);
+            nNear = _tail(a, e); // the tails first, turned into N below
+            /// @solidity memory-safe-assembly
+            assembly {
+                a := far
+                if slt(far, 0) { a := sub(0, far) }
+                e := div(mul(e, num), den) // < 2^188, den > 0
+                if gt(e, WAD) { e := WAD }
             }
-            nNear = near < 0 ? tNear : WAD - tNear;
-            nFar = far < 0 ? tFar : WAD - tFar;
+            if (a < NORM_CDF_CUT) nFar = _tail(a, e);
+        }
+        /// @solidity memory-safe-assembly
+        assembly {
+            if iszero(slt(near, 0)) { nNear := sub(WAD, nNear) } // the tail is at most 0.5e18
+            if iszero(slt(far, 0)) { nFar := sub(WAD, nFar) }
         }
     }
 
@@ -167,24 +267,23 @@ library OptionMath {
     ///      Horner with each step rounded down; bounds at a < 8.8e18: P < 2^137, Q < 2^142, P a < 2^200,
     ///      Q a < 2^204, e P < 2^197, Q >= 440e36 > 0. P / Q <= 1/2, so the result is at most 0.5e18.
     function _tail(uint256 a, uint256 e) private pure returns (uint256 t) {
-        unchecked {
-            uint256 p = (P6 * a) / WAD + P5;
-            p = (p * a) / WAD + P4;
-            p = (p * a) / WAD + P3;
-            p = (p * a) / WAD + P2;
-            p = (p * a) / WAD + P1;
-            p = (p * a) / WAD + P0;
-            uint256 q = (Q7 * a) / WAD + Q6;
-            q = (q * a) / WAD + Q5;
-            q = (q * a) / WAD + Q4;
-            q = (q * a) / WAD + Q3;
-            q = (q * a) / WAD + Q2;
-            q = (q * a) / WAD + Q1;
-            q = (q * a) / WAD + Q0;
-            /// @solidity memory-safe-assembly
-            assembly {
-                t := div(mul(e, p), q)
-            }
+        /// @solidity memory-safe-assembly
+        assembly {
+            let w := 1000000000000000000 // WAD
+            let p := add(div(mul(P6, a), w), P5)
+            p := add(div(mul(p, a), w), P4)
+            p := add(div(mul(p, a), w), P3)
+            p := add(div(mul(p, a), w), P2)
+            p := add(div(mul(p, a), w), P1)
+            p := add(div(mul(p, a), w), P0)
+            let q := add(div(mul(Q7, a), w), Q6)
+            q := add(div(mul(q, a), w), Q5)
+            q := add(div(mul(q, a), w), Q4)
+            q := add(div(mul(q, a), w), Q3)
+            q := add(div(mul(q, a), w), Q2)
+            q := add(div(mul(q, a), w), Q1)
+            q := add(div(mul(q, a), w), Q0)
+            t := div(mul(e, p), q)
         }
     }
 

@@ -233,7 +233,7 @@ def test_liquidate_empty_items_reverts(protocol, long_btc, keeper, move_price):
         (0, 1, WAD),  # a market not held
         (0, 20, WAD),  # a market that does not exist
         (1, 0, 1),  # collateral not held
-        (3, 0, WAD),  # unknown kind
+        (3, 0, WAD),  # unknown kind (2 is an option series)
     ],
 )
 def test_liquidate_bad_item_reverts(protocol, long_btc, keeper, move_price, item):
