@@ -382,6 +382,7 @@ contract CrossMarginVault is VaultBase {
     }
 
     /// @dev See ICrossMarginVault.
+    // slither-disable-next-line reentrancy-no-eth (nonReentrant; the option registry is trusted, set by the admin)
     function liquidate(uint256 account, LiquidationItem[] calldata items)
         external
         nonReentrant

@@ -63,7 +63,8 @@ contract OptionMarkets is IOptionMarkets {
             asset >= 8 || expiry <= block.timestamp || expiry > block.timestamp + MAX_EXPIRY || strike < spot / 16
                 || strike > spot * 16 || strike >> 96 != 0
         ) revert BadSeries(asset, strike, expiry, spot);
-        oracle.vols(1 << asset, true); // a volatility feed must exist and answer within its bounds
+        // slither-disable-next-line unused-return (called for its revert: a volatility feed must answer within bounds)
+        oracle.vols(1 << asset, true);
         _series[slot] = asset | (isCall ? 1 << 8 : 0) | (1 << 9) | (expiry << 16) | (strike << 56);
         emit SeriesListed(slot, asset, isCall, strike, expiry);
     }
@@ -74,15 +75,19 @@ contract OptionMarkets is IOptionMarkets {
         if (!s.listed) revert BadSlot(slot);
         if (block.timestamp < s.expiry) revert NotExpired(slot, s.expiry, block.timestamp);
         if (s.fixedPrice != 0) revert AlreadyFixed(slot, s.fixedPrice);
+        // slither-disable-next-line unused-return (the max age does not apply to a past round)
         (address feed, uint8 decimals,) = oracle.feedOf(s.asset);
+        // slither-disable-next-line unused-return (a round is identified by its id; answer and time are what count)
         (, int256 answer,, uint256 updatedAt,) = AggregatorV3Interface(feed).getRoundData(roundId);
         uint256 previous;
         // the previous round of the same phase (the low 64 bits of a Chainlink round id count within a phase)
+        // slither-disable-next-line unused-return (only the previous round's time proves which round is the first)
         if (uint64(roundId) > 1) (,,, previous,) = AggregatorV3Interface(feed).getRoundData(roundId - 1);
         if (uint64(roundId) <= 1 || updatedAt < s.expiry || previous >= s.expiry || answer <= 0) {
             revert BadExpiryRound(slot, roundId, updatedAt, previous);
         }
         uint256 price = decimals <= 18 ? uint256(answer) * 10 ** (18 - decimals) : uint256(answer) / 10 ** (decimals - 18);
+        // slither-disable-next-line incorrect-equality (a positive answer that normalises to nothing is no price)
         if (price == 0 || price >> 104 != 0) revert BadExpiryRound(slot, roundId, updatedAt, previous);
         _series[slot] |= price << FIXING_SHIFT;
         emit ExpiryFixed(slot, price, roundId);
@@ -295,6 +300,7 @@ contract OptionMarkets is IOptionMarkets {
         int256 next = size + delta;
         increased = (size >= 0 && delta > 0) || (size <= 0 && delta < 0);
         _sizes[account][slot] = next.toInt128();
+        // slither-disable-next-line incorrect-equality (a closed position: exactly zero size, not a balance threshold)
         newMask = next == 0 ? mask & ~(uint256(1) << slot) : mask | (uint256(1) << slot);
         if (account != fund && next != 0 && size == 0 && _popcount(newMask) > MAX_SERIES_PER_ACCOUNT) {
             revert TooManySeries(account, _popcount(newMask));

@@ -118,6 +118,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     ///      `_layout`. Re-created whenever either changes.
     address internal _snapshot;
     /// @notice The option registry (zero: options not enabled); see IOptionMarkets.
+    // slither-disable-next-line uninitialized-state (set once by setOptionMarkets, run by the vault's DELEGATECALL)
     IOptionMarkets public optionMarkets;
 
     // ================================================================ guards
@@ -420,6 +421,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         returns (uint256 charge)
     {
         uint256 depths = ctx.cfg.depths;
+        // slither-disable-next-line incorrect-equality (an all-zero DEPTH word: no market has a depth set)
         if (depths == 0) return 0;
         for (uint256 m = acc.markets; m != 0; m &= m - 1) {
             uint256 market = _lowestBit(m);

@@ -69,6 +69,7 @@ contract VaultExtension is VaultBase {
 
     /// @dev The fill in the registry, then the premium (ceil from the buyer, floor to the seller, the wei between
     ///      to the fund) and the fees in the settlement balances.
+    // slither-disable-next-line reentrancy-no-eth (the caller is nonReentrant; the option registry is the admin's)
     function _applyOptionFill(IOptionMarkets om, IOptionMarkets.Fill memory fill, uint256 buyerFee, uint256 sellerFee)
         internal
         returns (IOptionMarkets.FillResult memory r)
@@ -119,6 +120,7 @@ contract VaultExtension is VaultBase {
     }
 
     /// @dev See ICrossMarginVault.
+    // slither-disable-next-line reentrancy-no-eth (nonReentrant; the option registry is the admin's)
     function settleExpired(uint256 account, uint256[] calldata slots) external nonReentrant {
         IOptionMarkets om = optionMarkets;
         if (address(om) == address(0)) revert OptionsNotEnabled();

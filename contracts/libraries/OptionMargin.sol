@@ -73,6 +73,7 @@ library OptionMargin {
         uint256 sqrtT
     ) internal pure returns (uint256) {
         int256 m = lnSpot - lnStrike;
+        // slither-disable-next-line divide-before-multiply (the specified rounding: sigma, then stdDev, each floored)
         uint256 sigma = vol * (SKEW_ONE + skewBps * PortfolioMargin.abs(m)) / SKEW_ONE;
         return OptionMath.price(isCall, spot, strike, m, sigma * sqrtT / WAD);
     }
@@ -329,6 +330,7 @@ library OptionMargin {
     }
 
     /// @dev The values of the position record at `at` under the three volatility points (bounds: see `_values`).
+    // slither-disable-start divide-before-multiply (the specified rounding of unitPrice: sigma, then stdDev, floored)
     function _position(Scan memory sc, uint256 at, uint256 spot, int256 lnSpot)
         private
         pure
@@ -371,6 +373,7 @@ library OptionMargin {
             q2 := sub(sdiv(add(q, neg), WAD), neg)
         }
     }
+    // slither-disable-end divide-before-multiply
 
     /// @dev Spot point x = xi - n: floor(S (n 1e4 + x RW) / (n 1e4)), at least 1.
     function _gridSpot(Scan memory sc, uint256 xi) private pure returns (uint256) {
