@@ -48,7 +48,7 @@ from eth_abi import decode as abi_decode
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from offchain.chain import Chain, Deployment, Rpc, load_abis
+from offchain.chain import CONTRACTS, Chain, Deployment, Rpc, load_abis
 from offchain.db import connect
 from offchain.indexer import Indexer
 from offchain.keeper.planner import LiquidationTerms as PlannerTerms
@@ -148,8 +148,7 @@ def setup(protocol, deployer):
 def offchain_chain(addresses) -> Chain:
     """The off-chain package's own view of the deployment (raw eth_call reads, custom-error decoding)."""
     rpc = Rpc([web3.provider.endpoint_uri], timeout=120, retries=2, backoff=0.05)
-    names = ("CrossMarginVault", "AccountLens", "OracleRouter", "RiskParameters", "OrderSettlement")
-    dep = Deployment(int(addresses["chainId"]), {n: addresses[n] for n in names}, int(addresses["startBlock"]),
+    dep = Deployment(int(addresses["chainId"]), {n: addresses[n] for n in CONTRACTS}, int(addresses["startBlock"]),
                      tuple(addresses["assets"]))
     return Chain(rpc, dep, load_abis(ROOT / "build" / "contracts"))
 
