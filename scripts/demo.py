@@ -226,11 +226,17 @@ def gross_by_market(books: list[Book]) -> list[float]:
     return gross
 
 
-def demo_spec(books: list[Book]) -> RiskSpec:
+def demo_spec(books: list[Book], option_traders: int = 0, seed: int = 0) -> RiskSpec:
     """The default risk set with each market's open-interest cap sized to the population: ``OI_CAP`` times its
-    gross notional. The premium's depth is a share of that cap (docs/funding.md), so a cap of the default's two
-    billion USD would make the demo's few million of fills move no funding at all."""
+    gross notional (the option books' perpetual hedges included). The premium's depth is a share of that cap
+    (docs/funding.md), so a cap of the default's two billion USD would make the demo's few million of fills move no
+    funding at all."""
     gross = gross_by_market(books)
+    if option_traders:
+        states, _, _ = option_population(option_traders, seed, vols=START_VOLS)
+        for st in states:
+            for m, (q, _) in st.positions.items():
+                gross[m] += abs(q) / WAD * START_PRICES_USD[m]
     markets = {m: r.model_copy(update={"max_open_interest": int(OI_CAP * gross[m] + 1) * WAD // START_PRICES_USD[m]})
                for m, r in DEFAULT_SPEC.markets.items()}
     return DEFAULT_SPEC.model_copy(update={"markets": markets})
@@ -870,12 +876,13 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
     log.info("results folder: %s", opts.out)
     books = generate(opts.traders, opts.seed)
     log.info("deploying the protocol (scripts/deploy.py) on chain %d", chain.id)
-    d = deploy(deployer, LOCAL_PLAN.model_copy(update={"seed_fund_usdc": opts.fund_usdc}), demo_spec(books))
+    spec = demo_spec(books, opts.option_traders, opts.seed)
+    d = deploy(deployer, LOCAL_PLAN.model_copy(update={"seed_fund_usdc": opts.fund_usdc}), spec)
     deployment = write_deployment(d, opts.out)
     seeder = BookSeeder.deploy(d.vault, {"from": relayer})
     ids, maker = seed_population(d, books, opts.seed, relayer, web3, chain.id, seeder)
     premium = PremiumDesk(maker, gross_by_market(books), opts.premium_bps)
-    opt_ids, opt_names = seed_options(d, opts, maker, demo_spec(books), deployer)
+    opt_ids, opt_names = seed_options(d, opts, maker, spec, deployer)
     saver = account_of(Account.from_key(keccak(text="xmargin demo saver")).address)
     maker.deposit(d.usdc, [saver], [SAVER_USDC * 10**USDC_DECIMALS])
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from brownie import (AccountLens, CrossMarginVault, OracleRouter, OrderSettlement, RiskParameters, TestToken,
+from brownie import (AccountLens, CrossMarginVault, OptionMarkets, OracleRouter, OrderSettlement, RiskParameters, TestToken,
                      VaultExtension, accounts)
 
 from offchain.chain import merge_abis
@@ -31,11 +31,13 @@ SOURCES = {  # contract -> its source and the sources of what it inherits that d
     "OracleRouter": [ROOT / "contracts/OracleRouter.sol"],
     "OrderSettlement": [ROOT / "contracts/OrderSettlement.sol", OZ / "utils/cryptography/EIP712.sol"],
     "AccountLens": [ROOT / "contracts/AccountLens.sol"],
+    "OptionMarkets": [ROOT / "contracts/OptionMarkets.sol"],
 }
 ABIS = {"CrossMarginVault": merge_abis(CrossMarginVault.abi, VaultExtension.abi), "RiskParameters": RiskParameters.abi,
-        "OracleRouter": OracleRouter.abi, "OrderSettlement": OrderSettlement.abi, "AccountLens": AccountLens.abi}
+        "OracleRouter": OracleRouter.abi, "OrderSettlement": OrderSettlement.abi, "AccountLens": AccountLens.abi,
+        "OptionMarkets": OptionMarkets.abi}
 GUARD = re.compile(
-    r"\bonlyRole_?\(|\bonlyOwner\b|_requireAdmin\(\)|_requireAuthorized\(|\bhasRole\(|\bisAuthorized\(|_mayRaise\(|"
+    r"\bonlyRole_?\(|\bonlyOwner\b|\bonlyVault\b|_requireAdmin\(\)|_requireAuthorized\(|\bhasRole\(|\bisAuthorized\(|_mayRaise\(|"
     r"msg\.sender\s*[!=]=|!=\s*msg\.sender|_msgSender\(\)\s*[!=]=|!=\s*_msgSender\(\)|venues\[msg\.sender\]"
 )
 # State-changing functions that need no access check, and why.
@@ -45,6 +47,8 @@ PERMISSIONLESS = {
     ("CrossMarginVault", "liquidate"): "permissionless by design while E < MM (AccountHealthy otherwise)",
     ("CrossMarginVault", "resolveBadDebt"): "pays settlement tokens in; cannot take anything out",
     ("OrderSettlement", "settle"): "authorised by the two EIP-712 signatures of owners or operators",
+    ("CrossMarginVault", "settleExpired"): "turns fixed option positions into their payoff in cash: equity unchanged",
+    ("OptionMarkets", "fixExpiry"): "fixes a series from its feed's own rounds, the round id proving the first one",
 }
 
 
@@ -108,7 +112,7 @@ def world(protocol, deployer):
 def _cases(protocol, w, caller):
     """(contract, function) -> (bound function, args, expected revert) for `caller`, who holds no role that the
     function asks for."""
-    v, p, o, s = protocol.vault, protocol.params, protocol.oracle, protocol.venue
+    v, p, o, s, om = protocol.vault, protocol.params, protocol.oracle, protocol.venue, protocol.options
     t, usdc, token = w["trader"], protocol.usdc, w["token"]
     order = Order(t.id, 0, True, WAD, 60_000 * WAD, 2**40, 1)
     not_admin, not_risk = err("NotAdmin", caller), err("Unauthorized", caller, w["RISK"])
@@ -151,6 +155,17 @@ def _cases(protocol, w, caller):
                                              err("AccessControlBadConfirmation")),
         ("OracleRouter", "setOwner"): (o.setOwner, (caller,), err("NotOwner", caller)),
         ("OracleRouter", "setFeed"): (o.setFeed, (0, protocol.feeds[1], 1), err("NotOwner", caller)),
+        ("OracleRouter", "setVolFeed"): (o.setVolFeed, (0, protocol.vol_feeds[1], 1, 1, 1), err("NotOwner", caller)),
+        ("CrossMarginVault", "setOptionMarkets"): (v.setOptionMarkets, (caller,), not_admin),
+        ("CrossMarginVault", "settleOptionTrade"): (v.settleOptionTrade, (t.id, v.fundAccount(), 0, 1, WAD, 0, 0),
+                                                    err("NotVenue", caller)),
+        ("RiskParameters", "setOptionSkew"): (p.setOptionSkew, (0, 6000), not_risk),
+        ("RiskParameters", "setOptionGrid"): (p.setOptionGrid, (20_000, 9_000, 4, 5_000), not_risk),
+        ("RiskParameters", "setOptionTrading"): (p.setOptionTrading, (1, 0), not_risk),
+        ("OptionMarkets", "listSeries"): (om.listSeries, (10, 0, True, 60_000 * WAD, 2**39), err("NotAdmin", caller)),
+        ("OptionMarkets", "applyFill"): (om.applyFill, ((1, 2, 0, 0, 0, WAD, WAD), 0), err("NotVault", caller)),
+        ("OptionMarkets", "takeOver"): (om.takeOver, (1, 0, 1, 0, 0, WAD, [0] * 8), err("NotVault", caller)),
+        ("OptionMarkets", "settleExpired"): (om.settleExpired, (1, 1, [0]), err("NotVault", caller)),
         ("OrderSettlement", "setFees"): (s.setFees, (100, 100), err("NotAdmin", caller)),
         ("OrderSettlement", "cancel"): (s.cancel, (order,), err("BadSigner", t.id, caller)),
         ("OrderSettlement", "cancelAllBefore"): (s.cancelAllBefore, (t.id, 2**255), err("BadSigner", t.id, caller)),
@@ -162,7 +177,8 @@ ADMIN_ONLY = {k for k in [
     ("CrossMarginVault", "listCollateral"), ("CrossMarginVault", "listMarket"), ("CrossMarginVault", "setVenue"),
     ("CrossMarginVault", "setFundOperator"), ("RiskParameters", "setVault"), ("RiskParameters", "setLoosenDelay"),
     ("RiskParameters", "grantRole"), ("RiskParameters", "revokeRole"), ("OracleRouter", "setOwner"),
-    ("OracleRouter", "setFeed"), ("OrderSettlement", "setFees"),
+    ("OracleRouter", "setFeed"), ("OrderSettlement", "setFees"), ("OracleRouter", "setVolFeed"),
+    ("CrossMarginVault", "setOptionMarkets"), ("OptionMarkets", "listSeries"),
 ]}
 
 
