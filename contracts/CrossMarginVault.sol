@@ -13,6 +13,7 @@ import {RiskConfig} from "./libraries/RiskConfig.sol";
 import {Funding} from "./libraries/Funding.sol";
 import {VaultBase} from "./VaultBase.sol";
 import {VaultExtension} from "./VaultExtension.sol";
+import {IOptionMarkets} from "./interfaces/IOptionMarkets.sol";
 
 /// @title CrossMarginVault
 /// @notice See ICrossMarginVault for the specification: this contract runs deposits, withdrawals, trades,
@@ -168,13 +169,13 @@ contract CrossMarginVault is VaultBase {
     ///      than the oracle price that raised E - MM and left E >= 0.
     function _requireSide(Side memory x, uint256 market, bool fillNoWorseThanOracle, Ctx memory ctx) internal {
         Account memory acc = _load(x.account);
-        (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(x.account, acc, ctx);
+        (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(x.account, acc, ctx, 0);
         if (equity >= int256(initial)) return;
         if (!x.increased && fillNoWorseThanOracle && equity >= 0) {
             // the state before the fill: its position back in storage for one evaluation
             Position memory current = _positionOf(x.account, market);
             _setPosition(x.account, market, x.positionBefore);
-            (int256 equity0, uint256 maintenance0,,) = _evaluate(x.account, x.before, ctx);
+            (int256 equity0, uint256 maintenance0,,) = _evaluate(x.account, x.before, ctx, 0);
             _setPosition(x.account, market, current);
             if (equity - int256(maintenance) > equity0 - int256(maintenance0)) return;
         }
@@ -393,7 +394,7 @@ contract CrossMarginVault is VaultBase {
         Account memory acc = _load(account);
         Ctx memory ctx = _ctxFor(acc);
         Liq memory l;
-        (l.equity, l.maintenance, l.initial, l.gross) = _evaluate(account, acc, ctx);
+        (l.equity, l.maintenance, l.initial, l.gross) = _evaluate(account, acc, ctx, 0);
         if (l.equity >= int256(l.maintenance)) revert AccountHealthy(account, l.equity, l.maintenance);
         Account memory f = _load(fund);
         (l.params, l.discounts) = _liquidationWords();
@@ -411,7 +412,7 @@ contract CrossMarginVault is VaultBase {
         l.surplusBefore = l.equity - int256(l.maintenance);
         l.surplusAfter = l.surplusBefore;
         if (l.taken != 0) {
-            (int256 e1, uint256 m1,,) = _evaluate(account, acc, ctx);
+            (int256 e1, uint256 m1,,) = _evaluate(account, acc, ctx, 0);
             l.penalty = liquidationPenalty(l.taken, e1, l.maintenance, m1, l.params);
             l.surplusAfter = e1 - int256(l.penalty) - int256(m1);
             if (l.surplusAfter <= l.surplusBefore) {
@@ -526,8 +527,9 @@ contract CrossMarginVault is VaultBase {
         int256 value;
         uint256 mask;
         uint256 fundMask;
+        (IOptionMarkets om, uint256 options) = _optionConfig();
         (value, notional, mask, fundMask) =
-            optionMarkets.takeOver(account, _fundAccount(), acc.options, f.options, slot, amount, prices);
+            om.takeOver(account, _fundAccount(), acc.options, f.options, slot, amount, prices, options);
         (acc.options, f.options) = (uint32(mask), uint32(fundMask));
         acc.settlement = (int256(acc.settlement) + value).toInt128();
         f.settlement = (int256(f.settlement) - value).toInt128();
@@ -746,6 +748,6 @@ contract CrossMarginVault is VaultBase {
     /// @dev See ICrossMarginVault.
     function margin(uint256 account) external view returns (int256 equity, uint256 maintenance, uint256 initial) {
         Account memory acc = _load(account);
-        (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc));
+        (equity, maintenance, initial,) = _evaluate(account, acc, _ctxFor(acc), 0);
     }
 }

@@ -115,7 +115,8 @@ contract OptionMarkets is IOptionMarkets {
         Series memory s = series(slot);
         if (!s.listed) revert BadSlot(slot);
         if (s.fixedPrice != 0) return OptionMargin.payoff(s.isCall, s.strike, s.fixedPrice);
-        return _mark(s, oracle.price(s.asset), false);
+        uint256 spot = oracle.price(s.asset);
+        return _mark(s, spot, oracle.vols(1 << s.asset, false)[s.asset], riskParams.optionWord());
     }
 
     /// @inheritdoc IOptionMarkets
@@ -126,7 +127,9 @@ contract OptionMarkets is IOptionMarkets {
         int256[8] calldata delta,
         uint256 global,
         uint256[8] calldata stress,
-        bool strict
+        bool strict,
+        uint256 fillVol,
+        uint256 options
     ) external view returns (OptionMargin.Risk memory) {
         OptionMargin.Inputs memory in_;
         in_.prices = prices;
@@ -147,10 +150,36 @@ contract OptionMarkets is IOptionMarkets {
                     if ((missing >> a) & 1 != 0) in_.prices[a] = more[a];
                 }
             }
-            in_.vols = oracle.vols(live, strict);
-            in_.options = riskParams.optionWord();
+            // slither-disable-next-line incorrect-equality (0: no volatility passed on)
+            if (fillVol == 0) {
+                in_.vols = oracle.vols(live, strict);
+            } else {
+                uint256 a = fillVol & 0xff;
+                uint256 unread = live & ~(uint256(1) << a);
+                if (unread != 0) in_.vols = oracle.vols(unread, strict);
+                in_.vols[a] = fillVol >> 8;
+            }
+            // slither-disable-next-line incorrect-equality (0: the OPTION word not passed on)
+            in_.options = options == 0 ? riskParams.optionWord() : options;
         }
-        return OptionMargin.risk(ps, in_);
+        _returnRisk(OptionMargin.risk(ps, in_));
+    }
+
+    /// @dev Ends the call returning `r`, ABI-encoded (a static struct: its 29 words in order) without the encoder's
+    ///      per-element passes; its two arrays are copied by the identity precompile (cheaper than a loop).
+    function _returnRisk(OptionMargin.Risk memory r) private view {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, mload(r)) // value
+            mstore(add(m, 0x20), mload(add(r, 0x20))) // notional
+            let copied := staticcall(gas(), 4, mload(add(r, 0x40)), 0x100, add(m, 0x40), 0x100) // ws
+            mstore(add(m, 0x140), mload(add(r, 0x60))) // curvature
+            mstore(add(m, 0x160), mload(add(r, 0x80))) // shortMinimum
+            copied := and(copied, staticcall(gas(), 4, mload(add(r, 0xa0)), 0x200, add(m, 0x180), 0x200)) // stress
+            if iszero(copied) { revert(0, 0) }
+            mstore(add(m, 0x380), mload(add(r, 0xc0))) // assets
+            return(m, 0x3a0)
+        }
     }
 
     /// @dev The positions of `account` in the slots of `mask`, and the mask of assets with live ones.
@@ -180,16 +209,23 @@ contract OptionMarkets is IOptionMarkets {
         if (!s.listed || s.fixedPrice != 0 || block.timestamp >= s.expiry) {
             revert SeriesNotLive(f.slot, s.expiry, block.timestamp);
         }
-        uint256 o = riskParams.optionWord();
+        // slither-disable-next-line incorrect-equality (0: the vault did not pass the OPTION word on)
+        uint256 o = f.options == 0 ? riskParams.optionWord() : f.options;
         if (o.gridSteps() == 0) revert OptionsNotConfigured();
-        uint256 spot = oracle.price(s.asset);
-        r.mark = _mark(s, spot, true);
+        r.asset = s.asset;
+        r.spot = oracle.price(s.asset);
+        r.vol = oracle.vols(1 << s.asset, true)[s.asset];
+        r.mark = _mark(s, r.spot, r.vol, o);
         uint256 dist = f.price > r.mark ? f.price - r.mark : r.mark - f.price;
-        if (dist * BPS > spot * o.optionBand()) revert OptionPriceOutsideBand(f.slot, f.price, r.mark, o.optionBand());
+        if (dist * BPS > r.spot * o.optionBand()) {
+            revert OptionPriceOutsideBand(f.slot, f.price, r.mark, o.optionBand());
+        }
         (int256 longChange, int256 shortChange) = _applySides(f, fund, r);
         uint256 longs = _updateInterest(f.slot, longChange, shortChange);
         uint256 cap = o.optionMaxOpenInterest() * WAD;
-        if (longChange > 0 && longs * spot / WAD > cap) revert OptionOpenInterestTooLarge(f.slot, longs * spot / WAD, cap);
+        if (longChange > 0 && longs * r.spot / WAD > cap) {
+            revert OptionOpenInterestTooLarge(f.slot, longs * r.spot / WAD, cap);
+        }
         emit OptionTrade(f.buyer, f.seller, f.slot, f.size, f.price, r.mark);
     }
 
@@ -214,29 +250,37 @@ contract OptionMarkets is IOptionMarkets {
         uint256 fundMask,
         uint256 slot,
         uint256 amount,
-        uint256[8] calldata prices
+        uint256[8] calldata prices,
+        uint256 options
     ) external onlyVault returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask) {
         int256 moved;
-        (value, notional, moved) = _priceTake(account, mask, slot, amount, prices);
-        _handOverInterest(account, fund, slot, moved);
+        (value, notional, moved) = _priceTake(account, mask, slot, amount, prices, options);
+        (newMask, newFundMask) = _handOver(account, fund, mask, fundMask, slot, moved);
+    }
+
+    /// @dev Moves `moved` of `slot` from `account` to `fund`: the interest change (before the positions change),
+    ///      then both positions; returns both new masks.
+    function _handOver(uint256 account, uint256 fund, uint256 mask, uint256 fundMask, uint256 slot, int256 moved)
+        internal
+        returns (uint256 newMask, uint256 newFundMask)
+    {
+        (int256 la, int256 sa) = _sideChange(_sizes[account][slot], -moved);
+        (int256 lf, int256 sf) = _sideChange(_sizes[fund][slot], moved);
+        _updateInterest(slot, la + lf, sa + sf);
         (newMask,) = _move(account, mask, slot, -moved, fund);
         (newFundMask,) = _move(fund, fundMask, slot, moved, fund);
     }
 
-    /// @dev The interest change of moving `moved` from `account` to `fund` (before the positions change).
-    function _handOverInterest(uint256 account, uint256 fund, uint256 slot, int256 moved) internal {
-        (int256 la, int256 sa) = _sideChange(_sizes[account][slot], -moved);
-        (int256 lf, int256 sf) = _sideChange(_sizes[fund][slot], moved);
-        _updateInterest(slot, la + lf, sa + sf);
-    }
-
     /// @dev Checks a liquidation item and prices it: the signed size moved, its value at the mark (the volatility
     ///      feed's last answer) and the notional taken.
-    function _priceTake(uint256 account, uint256 mask, uint256 slot, uint256 amount, uint256[8] calldata prices)
-        internal
-        view
-        returns (int256 value, uint256 notional, int256 moved)
-    {
+    function _priceTake(
+        uint256 account,
+        uint256 mask,
+        uint256 slot,
+        uint256 amount,
+        uint256[8] calldata prices,
+        uint256 options
+    ) internal view returns (int256 value, uint256 notional, int256 moved) {
         Series memory s = series(slot);
         int256 size = _sizes[account][slot];
         if ((mask >> slot) & 1 == 0 || s.fixedPrice != 0 || amount == 0 || amount > PortfolioMargin.abs(size)) {
@@ -246,7 +290,10 @@ contract OptionMarkets is IOptionMarkets {
         // slither-disable-next-line incorrect-equality (0: the vault did not price this asset)
         if (price == 0) price = oracle.price(s.asset);
         moved = size > 0 ? amount.toInt256() : -amount.toInt256();
-        value = PortfolioMargin.positionValueDown(moved, _mark(s, price, false));
+        // slither-disable-next-line incorrect-equality (0: the vault did not pass the OPTION word on)
+        if (options == 0) options = riskParams.optionWord();
+        uint256 unit = _mark(s, price, oracle.vols(1 << s.asset, false)[s.asset], options);
+        value = PortfolioMargin.positionValueDown(moved, unit);
         notional = amount * price / WAD;
     }
 
@@ -275,9 +322,9 @@ contract OptionMarkets is IOptionMarkets {
     }
 
     // ================================================================ internals
-    /// @dev The model mark per unit at `spot`, with the volatility strict (fresh) or the feed's last answer.
-    function _mark(Series memory s, uint256 spot, bool strict) internal view returns (uint256) {
-        uint256 vol = oracle.vols(1 << s.asset, strict)[s.asset];
+    /// @dev The model mark per unit at `spot` and volatility `vol` (OracleRouter.vols: fresh for a fill, the feed's
+    ///      last answer otherwise), with the skew of the OPTION word `o`.
+    function _mark(Series memory s, uint256 spot, uint256 vol, uint256 o) internal view returns (uint256) {
         return OptionMargin.unitPrice(
             s.isCall,
             spot,
@@ -285,7 +332,7 @@ contract OptionMarkets is IOptionMarkets {
             OptionMath.lnWad(spot),
             OptionMath.lnWad(s.strike),
             vol,
-            riskParams.optionWord().skew(s.asset),
+            o.skew(s.asset),
             OptionMargin.sqrtYears(s.expiry, block.timestamp)
         );
     }

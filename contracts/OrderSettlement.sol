@@ -18,8 +18,8 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
 
     ICrossMarginVault public immutable vault;
     IRiskParameters public immutable riskParams;
-    uint256 public makerFeeBps;
-    uint256 public takerFeeBps;
+    /// @dev The fee rates, both in one slot (one storage read per settlement): maker [0,128), taker [128,256).
+    uint256 internal _fees;
     mapping(bytes32 orderHash => uint256) public filled;
     mapping(uint256 account => uint256) public minNonce;
 
@@ -29,6 +29,16 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
         vault = vault_;
         riskParams = riskParams_;
         _setFees(makerFeeBps_, takerFeeBps_);
+    }
+
+    /// @notice The maker fee rate, bps.
+    function makerFeeBps() external view returns (uint256) {
+        return uint128(_fees);
+    }
+
+    /// @notice The taker fee rate, bps.
+    function takerFeeBps() external view returns (uint256) {
+        return _fees >> 128;
     }
 
     /// @inheritdoc IOrderSettlement
@@ -59,8 +69,8 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
     function _execute(Order calldata maker, Order calldata taker, uint256 fill) internal {
         uint256 price = maker.limitPrice;
         uint256 notional = Math.mulDiv(fill, price, 1e18, Math.Rounding.Ceil);
-        uint256 makerFee = Math.mulDiv(notional, makerFeeBps, 1e4, Math.Rounding.Ceil);
-        uint256 takerFee = Math.mulDiv(notional, takerFeeBps, 1e4, Math.Rounding.Ceil);
+        uint256 makerFee = Math.mulDiv(notional, uint128(_fees), 1e4, Math.Rounding.Ceil);
+        uint256 takerFee = Math.mulDiv(notional, _fees >> 128, 1e4, Math.Rounding.Ceil); // the slot is warm
         (uint256 buyer, uint256 seller, uint256 buyerFee, uint256 sellerFee) = maker.isBuy
             ? (maker.account, taker.account, makerFee, takerFee)
             : (taker.account, maker.account, takerFee, makerFee);
@@ -75,10 +85,18 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
         uint256 done = filled[h];
         if (done == type(uint256).max || o.nonce < minNonce[o.account]) revert OrderCancelled(h);
         address signer = ECDSA.recover(h, sig);
-        if (!vault.isAuthorized(o.account, signer)) revert BadSigner(o.account, signer);
+        if (!_signedByAuthorized(o.account, signer)) revert BadSigner(o.account, signer);
         if (done + fill > o.size) revert OrderOverfilled(h, done, fill, o.size);
         filled[h] = done + fill;
         emit OrderFilled(h, o.account, fill, done + fill);
+    }
+
+    /// @dev `vault.isAuthorized(account, signer)`, without the call when `signer` owns the account: an account id is
+    ///      its owner's address shifted up 96 bits (ICrossMarginVault.accountId), and the owner of any account but the
+    ///      fund (the vault's own) is authorized.
+    function _signedByAuthorized(uint256 account, address signer) internal view returns (bool) {
+        address owner = address(uint160(account >> 96));
+        return (signer == owner && owner != address(vault)) || vault.isAuthorized(account, signer);
     }
 
     /// @inheritdoc IOrderSettlement
@@ -107,7 +125,7 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
     function _setFees(uint256 makerBps, uint256 takerBps) internal {
         if (makerBps > MAX_FEE_BPS) revert FeeTooHigh(makerBps, MAX_FEE_BPS);
         if (takerBps > MAX_FEE_BPS) revert FeeTooHigh(takerBps, MAX_FEE_BPS);
-        (makerFeeBps, takerFeeBps) = (makerBps, takerBps);
+        _fees = makerBps | (takerBps << 128); // each at most MAX_FEE_BPS
         emit FeesSet(makerBps, takerBps);
     }
 }

@@ -49,9 +49,9 @@ contract RiskParameters is IRiskParameters, AccessControl {
     /// @notice Time from which a queued change may be applied (0: none queued).
     mapping(bytes32 id => uint256) public readyAt;
     /// @notice A contract whose code (after one STOP byte) is `abi.encode(MarginConfig)` followed by the LIQUIDATION,
-    ///         DISCOUNT and FUNDING words, the 16 MARKET words and the ADDON and DEPTH words: the words a margin check or
-    ///         a liquidation needs, read with EXTCODECOPY instead of one cold SLOAD each. Re-published after every
-    ///         change to those words.
+    ///         DISCOUNT and FUNDING words, the 16 MARKET words, the ADDON and DEPTH words and the OPTION word: the words
+    ///         a margin check, a liquidation or an option fill needs, read with EXTCODECOPY instead of one cold SLOAD
+    ///         each. Re-published after every change to those words.
     address public marginConfigPointer;
     /// @notice The vault told about each new pointer (set once by the admin).
     address public vault;
@@ -81,7 +81,8 @@ contract RiskParameters is IRiskParameters, AccessControl {
             markets[m] = _markets[m];
         }
         bytes memory runtime = abi.encodePacked(
-            hex"00", _global, _corr, _haircuts, _stress, _liquidation, _discounts, _funding, markets, _addons, _depths
+            hex"00", _global, _corr, _haircuts, _stress, _liquidation, _discounts, _funding, markets, _addons, _depths,
+            _options
         );
         // init code: PUSH4 len, DUP1, PUSH1 14, PUSH1 0, CODECOPY, PUSH1 0, RETURN, then the runtime bytes
         bytes memory init = abi.encodePacked(hex"63", uint32(runtime.length), hex"80600e6000396000f3", runtime);
@@ -495,6 +496,7 @@ contract RiskParameters is IRiskParameters, AccessControl {
     function _setOptions(uint256 word) internal {
         _options = word;
         emit ParameterUpdated("options", 0, word);
+        _publish();
     }
 
     /// @inheritdoc IRiskParameters

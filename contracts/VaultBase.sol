@@ -114,10 +114,12 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
     address public marginConfigPointer;
     /// @dev What every margin evaluation reads, in one cold EXTCODECOPY and no SLOAD but this one: a data contract
     ///      whose code is the code of `marginConfigPointer` (a STOP byte, the 12 margin words, the LIQUIDATION,
-    ///      DISCOUNT and FUNDING words, the 16 MARKET words, the ADDON and DEPTH words) followed by the listing word
-    ///      `_layout`. Re-created whenever either changes.
+    ///      DISCOUNT and FUNDING words, the 16 MARKET words, the ADDON and DEPTH words, the OPTION word: 1,089 bytes)
+    ///      followed by the address of `optionMarkets` and the listing word `_layout`. Re-created whenever any of
+    ///      them changes.
     address internal _snapshot;
-    /// @notice The option registry (zero: options not enabled); see IOptionMarkets.
+    /// @notice The option registry (zero: options not enabled); see IOptionMarkets. Margin checks and option fills
+    ///         read it from `_snapshot`.
     // slither-disable-next-line uninitialized-state (set once by setOptionMarkets, run by the vault's DELEGATECALL)
     IOptionMarkets public optionMarkets;
 
@@ -132,7 +134,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
 
     function _requireInitial(uint256 account, Account memory acc, Ctx memory ctx) internal view {
         ctx.strict = true;
-        (int256 equity,, uint256 initial,) = _evaluate(account, acc, ctx);
+        (int256 equity,, uint256 initial,) = _evaluate(account, acc, ctx, 0);
         if (equity < int256(initial)) revert InsufficientMargin(account, equity, initial);
     }
 
@@ -287,7 +289,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         address snapshot = _snapshot;
         RiskConfig.readMarginConfig(snapshot, ctx.cfg);
         assembly ("memory-safe") {
-            extcodecopy(snapshot, ctx, 1057, 32) // the listing word, after the STOP byte and 33 parameter words
+            extcodecopy(snapshot, ctx, 1121, 32) // the listing word: after the STOP byte, 34 words and the registry
             extcodecopy(snapshot, add(ctx, 0x20), 449, 32) // the FUNDING word
         }
     }
@@ -323,26 +325,43 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         }
     }
 
-    /// @dev Re-creates `_snapshot` from the code of `marginConfigPointer` and the listing word `layout`.
+    /// @dev The option registry and the OPTION word, from `_snapshot` (one EXTCODECOPY, warm once the context is
+    ///      loaded).
+    function _optionConfig() internal view returns (IOptionMarkets om, uint256 options) {
+        address snapshot = _snapshot;
+        assembly ("memory-safe") {
+            extcodecopy(snapshot, 0, 1057, 64) // scratch space: the OPTION word, then the registry
+            options := mload(0)
+            om := mload(0x20)
+        }
+    }
+
+    /// @dev Re-creates `_snapshot` from the code of `marginConfigPointer`, `optionMarkets` and the listing word
+    ///      `layout`.
     function _publishSnapshot(uint256 layout) internal {
         address source = marginConfigPointer;
+        address om = address(optionMarkets);
         address snapshot;
         assembly ("memory-safe") {
             let m := mload(0x40) // scratch at the free memory pointer, not kept
-            // init code, 12 bytes: PUSH2 1089 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
+            // init code, 12 bytes: PUSH2 1153 (runtime size), DUP1, PUSH1 12, PUSH1 0, CODECOPY, PUSH1 0, RETURN;
             // then the runtime: the source's STOP byte, 12 margin words, the LIQUIDATION, DISCOUNT and FUNDING words,
-            // 16 MARKET words, the ADDON and DEPTH words (1,056 bytes), and the listing word
-            mstore(m, shl(160, 0x61044180600c6000396000f3))
-            extcodecopy(source, add(m, 12), 0, 1057)
-            mstore(add(m, 1069), layout)
-            snapshot := create(0, m, 1101)
+            // 16 MARKET words, the ADDON and DEPTH words, the OPTION word (1,088 bytes), the registry and the listing
+            mstore(m, shl(160, 0x61048180600c6000396000f3))
+            extcodecopy(source, add(m, 12), 0, 1089)
+            mstore(add(m, 1101), om)
+            mstore(add(m, 1133), layout)
+            snapshot := create(0, m, 1165)
         }
         if (snapshot == address(0)) revert(); // creation ran out of gas (it cannot fail otherwise)
         _snapshot = snapshot;
     }
 
     /// @dev Equity, maintenance and initial margin, and total gross (USD 1e18) of an account held in memory.
-    function _evaluate(uint256 account, Account memory acc, Ctx memory ctx)
+    ///      `fillVol`: what an option fill read in this transaction (IOptionMarkets.FillResult: its series' asset
+    ///      and fresh volatility, asset | vol << 8), passed on to the option part instead of read again
+    ///      (IOptionMarkets.accountRisk); 0 everywhere else.
+    function _evaluate(uint256 account, Account memory acc, Ctx memory ctx, uint256 fillVol)
         internal
         view
         returns (int256 equity, uint256 maintenance, uint256 initial, uint256 grossTotal)
@@ -352,7 +371,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         OptionMargin.Risk memory opt;
         (equity, grossTotal,) = _exposure(account, acc, ctx, delta, gross);
         if (acc.options != 0) {
-            _optionExposure(account, acc, ctx, delta, opt);
+            _optionExposure(account, acc, ctx, delta, opt, fillVol);
             equity += opt.value;
             grossTotal += opt.notional;
         }
@@ -397,19 +416,57 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         equity += acc.settlement + funding;
     }
 
-    /// @dev The option part of an account holding options (IOptionMarkets.accountRisk), into `opt`.
+    /// @dev The option part of an account holding options (IOptionMarkets.accountRisk), into `opt`: the registry and
+    ///      the OPTION word from `_snapshot` (passed on, OptionMarkets does not read it again), the volatility of
+    ///      `fillVol` (0: none). The call is encoded and its answer (a static struct: 29 words) copied into `opt`'s
+    ///      words and arrays in assembly, with no ABI encoder or decoder pass (30 words in, 29 out).
     function _optionExposure(
         uint256 account,
         Account memory acc,
         Ctx memory ctx,
         int256[8] memory delta,
-        OptionMargin.Risk memory opt
+        OptionMargin.Risk memory opt,
+        uint256 fillVol
     ) internal view {
-        OptionMargin.Risk memory r = optionMarkets.accountRisk(
-            account, acc.options, ctx.prices, delta, ctx.cfg.global, ctx.cfg.stress, ctx.strict
-        );
-        (opt.value, opt.notional, opt.ws, opt.curvature, opt.shortMinimum, opt.stress, opt.assets) =
-            (r.value, r.notional, r.ws, r.curvature, r.shortMinimum, r.stress, r.assets);
+        (IOptionMarkets target, uint256 options) = _optionConfig();
+        uint256[8] memory prices = ctx.prices;
+        IRiskParameters.MarginConfig memory cfg = ctx.cfg;
+        uint256[8] memory stress = cfg.stress;
+        {
+            (uint256 mask, uint256 global, bool strict) = (acc.options, cfg.global, ctx.strict);
+            bytes4 selector = IOptionMarkets.accountRisk.selector;
+            assembly ("memory-safe") {
+                // accountRisk(account, mask, prices, delta, global, stress, strict, fillVol, options) at the free
+                // memory pointer (scratch, not kept)
+                let m := mload(0x40)
+                mstore(m, selector)
+                mstore(add(m, 0x04), account)
+                mstore(add(m, 0x24), mask)
+                mstore(add(m, 0x244), global)
+                mstore(add(m, 0x364), strict)
+            }
+        }
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            // the three arrays through the identity precompile (cheaper than a loop)
+            let copied := staticcall(gas(), 4, prices, 0x100, add(m, 0x44), 0x100)
+            copied := and(copied, staticcall(gas(), 4, delta, 0x100, add(m, 0x144), 0x100))
+            copied := and(copied, staticcall(gas(), 4, stress, 0x100, add(m, 0x264), 0x100))
+            if iszero(copied) { revert(0, 0) }
+            mstore(add(m, 0x384), fillVol)
+            mstore(add(m, 0x3a4), options)
+            if iszero(staticcall(gas(), target, m, 0x3c4, 0, 0)) {
+                returndatacopy(0, 0, returndatasize())
+                revert(0, returndatasize())
+            }
+            if iszero(eq(returndatasize(), 0x3a0)) { revert(0, 0) }
+            // value, notional | ws[8] | curvature, shortMinimum | stress[16] | assets
+            returndatacopy(opt, 0, 0x40)
+            returndatacopy(mload(add(opt, 0x40)), 0x40, 0x100)
+            returndatacopy(add(opt, 0x60), 0x140, 0x40)
+            returndatacopy(mload(add(opt, 0xa0)), 0x180, 0x200)
+            returndatacopy(add(opt, 0xc0), 0x380, 0x20)
+        }
     }
 
     /// @dev The concentration charge of the account's positions: sum over them of N * sqrt(N / L) with N = |value|

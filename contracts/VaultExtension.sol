@@ -35,6 +35,7 @@ contract VaultExtension is VaultBase {
         _requireAdmin();
         if (address(optionMarkets) != address(0)) revert OptionsNotEnabled();
         optionMarkets = markets;
+        _publishSnapshot(_layout); // margin checks and option fills read the registry there
         emit OptionMarketsSet(address(markets));
     }
 
@@ -57,14 +58,16 @@ contract VaultExtension is VaultBase {
         if (!venues[msg.sender]) revert NotVenue(msg.sender);
         if (buyer == seller) revert SelfTrade(buyer);
         if (size == 0) revert ZeroAmount();
-        IOptionMarkets om = optionMarkets;
+        // one context for the fill and both checks: the margin words, the registry and the OPTION word
+        Ctx memory ctx = _loadCtx();
+        (IOptionMarkets om, uint256 options) = _optionConfig();
         if (address(om) == address(0)) revert OptionsNotEnabled();
-        IOptionMarkets.Fill memory fill = IOptionMarkets.Fill(buyer, seller, 0, 0, slot, size, price);
+        IOptionMarkets.Fill memory fill = IOptionMarkets.Fill(buyer, seller, 0, 0, slot, size, price, options);
         OptionSide memory bs = _optionSideBefore(buyer, om.sizeOf(buyer, slot), size.toInt256());
         OptionSide memory ss = _optionSideBefore(seller, om.sizeOf(seller, slot), -size.toInt256());
         IOptionMarkets.FillResult memory r = _applyOptionFill(om, fill, buyerFee, sellerFee);
-        _requireOptionSide(buyer, bs, r.buyerIncreased, price <= r.mark);
-        _requireOptionSide(seller, ss, r.sellerIncreased, price >= r.mark);
+        _requireOptionSide(buyer, bs, r.buyerIncreased, price <= r.mark, ctx, r);
+        _requireOptionSide(seller, ss, r.sellerIncreased, price >= r.mark, ctx, r);
     }
 
     /// @dev The fill in the registry, then the premium (ceil from the buyer, floor to the seller, the wei between
@@ -98,25 +101,51 @@ contract VaultExtension is VaultBase {
         x.reducing = (size > 0 && delta < 0 && -delta <= size) || (size < 0 && delta > 0 && delta <= -size);
         if (x.reducing) {
             Account memory acc = _load(account);
-            (int256 equity, uint256 maintenance,,) = _evaluate(account, acc, _ctxFor(acc));
+            (int256 equity, uint256 maintenance,,) = _evaluate(account, acc, _ctxFor(acc), 0);
             x.surplus = equity - int256(maintenance);
         }
     }
 
-    /// @dev The trade rule for one side of an option fill (ICrossMarginVault.settleOptionTrade).
-    function _requireOptionSide(uint256 account, OptionSide memory before, bool increased, bool fillNoWorseThanMark)
-        internal
-        view
-    {
+    /// @dev The trade rule for one side of an option fill (ICrossMarginVault.settleOptionTrade), in `ctx` (the
+    ///      margin words) with the prices of the side's own assets read as `_ctxFor` does, and what the fill `r` read
+    ///      in this transaction instead of reading it again: the spot of the series' asset when the side holds
+    ///      nothing else on it (an asset it holds is priced by the vault: the same oracle price) and the asset's
+    ///      fresh volatility (what a strict read gives, and a lenient read of a fresh answer too).
+    function _requireOptionSide(
+        uint256 account,
+        OptionSide memory before,
+        bool increased,
+        bool fillNoWorseThanMark,
+        Ctx memory ctx,
+        IOptionMarkets.FillResult memory r
+    ) internal view {
         Account memory acc = _load(account);
-        Ctx memory ctx = _ctxFor(acc);
+        // No debt possible: a side left with no perpetual, no collateral token, no short option and a non-negative
+        // settlement balance can never have negative equity (its cash plus long options, each worth >= 0), so, as a
+        // long option needs only its premium at Deribit, it needs no margin check (docs/options.md, "Trading").
+        // slither-disable-next-line incorrect-equality (empty bit masks: no perpetual, no collateral token)
+        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement >= 0 && _longOnly(account, acc.options)) return;
+        uint256[8] memory prices;
+        ctx.prices = prices;
+        (uint256 positionAssets, uint256 collateralAssets) = _assetMasks(acc, ctx.layout);
+        _readPrices(positionAssets, collateralAssets, ctx);
+        // slither-disable-next-line incorrect-equality (0: the side holds nothing on the series' asset)
+        if (prices[r.asset] == 0) prices[r.asset] = r.spot;
         ctx.strict = increased;
-        (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(account, acc, ctx);
+        (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(account, acc, ctx, r.asset | (r.vol << 8));
         if (equity >= int256(initial)) return;
         if (before.reducing && fillNoWorseThanMark && equity >= 0 && equity - int256(maintenance) > before.surplus) {
             return;
         }
         revert InsufficientMargin(account, equity, initial);
+    }
+
+    /// @dev Whether every option position of `account` (series mask `mask`) is long.
+    function _longOnly(uint256 account, uint256 mask) internal view returns (bool) {
+        for (; mask != 0; mask &= mask - 1) {
+            if (optionMarkets.sizeOf(account, _lowestBit(mask)) < 0) return false;
+        }
+        return true;
     }
 
     /// @dev See ICrossMarginVault.
@@ -142,7 +171,7 @@ contract VaultExtension is VaultBase {
         Ctx memory ctx = _ctxFor(acc);
         (d.equity,, d.funding) = _exposure(account, acc, ctx, d.delta, d.gross);
         if (acc.options != 0) {
-            _optionExposure(account, acc, ctx, d.delta, d.options);
+            _optionExposure(account, acc, ctx, d.delta, d.options, 0);
             d.equity += d.options.value;
         }
         d.margin = PortfolioMargin.breakdown(d.delta, d.gross, _concentration(account, acc, ctx), d.options, ctx.cfg);

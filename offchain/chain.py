@@ -303,14 +303,16 @@ class Chain:
             self._cache[key] = w3.eth.contract(address=self.address(name), abi=self.abis[name])
         return self._cache[key]
 
-    def call(self, name: str, fn: str, *args: Any, block: int | str = "latest") -> Any:
+    def call(self, name: str, fn: str, *args: Any, block: int | str = "latest", to: str | None = None) -> Any:
         """A view call, retried and failed over, pinned to ``block``.
 
         Encodes and decodes with eth-abi and sends one raw ``eth_call`` (web3's contract-call path costs several
         milliseconds of Python per call; a keeper makes these calls every block). A revert raises
-        ``ContractLogicError`` carrying the revert data."""
+        ``ContractLogicError`` carrying the revert data. ``to``: call that address, with the ABI of ``name`` (one of
+        the deployment's contracts or an ABI shipped with the package, e.g. ``ChainlinkFeed`` for a price feed),
+        instead of the deployment's ``name``."""
         selector, in_types, out_types = self._signature(name, fn)
-        request = [{"to": self.address(name), "data": "0x" + (selector + abi_encode(in_types, args)).hex()},
+        request = [{"to": to or self.address(name), "data": "0x" + (selector + abi_encode(in_types, args)).hex()},
                    hex(block) if isinstance(block, int) else block]
 
         def do(w3: Web3) -> str:
@@ -328,7 +330,8 @@ class Chain:
     def _signature(self, name: str, fn: str) -> tuple[bytes, list[str], list[str]]:
         key = (name, fn)
         if key not in self._signatures:
-            item = next(i for i in self.abis[name] if i.get("type") == "function" and i["name"] == fn)
+            abi = self.abis[name] if name in self.abis else package_abi(name)
+            item = next(i for i in abi if i.get("type") == "function" and i["name"] == fn)
             in_types = [collapse_if_tuple(i) for i in item["inputs"]]
             self._signatures[key] = (function_signature_to_4byte_selector(f"{fn}({','.join(in_types)})"), in_types,
                                      [collapse_if_tuple(o) for o in item["outputs"]])
@@ -373,11 +376,11 @@ class Chain:
 
 
 class _Handle:
-    def __init__(self, chain: Chain, name: str, block: int | str) -> None:
-        self._chain, self._name, self._block = chain, name, block
+    def __init__(self, chain: Chain, name: str, block: int | str, to: str | None = None) -> None:
+        self._chain, self._name, self._block, self._to = chain, name, block, to
 
     def __getattr__(self, fn: str) -> Callable[..., Any]:
-        return lambda *args: self._chain.call(self._name, fn, *args, block=self._block)
+        return lambda *args: self._chain.call(self._name, fn, *args, block=self._block, to=self._to)
 
 
 class Pinned:
@@ -387,3 +390,10 @@ class Pinned:
         self.oracle = _Handle(chain, "OracleRouter", block)
         self.params = _Handle(chain, "RiskParameters", block)
         self.options = _Handle(chain, "OptionMarkets", block)
+        self._chain = chain
+
+    def feed(self, address: str) -> _Handle:
+        """The Chainlink price feed (AggregatorV3Interface: ``latestRoundData``, ``getRoundData``, ``decimals``) at
+        ``address``, read at the same block (with the shipped ``ChainlinkFeed`` ABI, whose AggregatorV3 functions
+        any feed answers)."""
+        return _Handle(self._chain, "ChainlinkFeed", self.block, address)

@@ -113,6 +113,16 @@ class KeeperSettings(_Section):
         default=True, description="Send vault.settleExpired for this shard's accounts (and, in shard 0, the insurance "
         "fund) holding fixed option series: turns them into cash so a liquidation or write-off can proceed and the "
         "series' slot can be listed again. Pays no reward; costs gas.")
+    fix_expiry: bool = Field(
+        default=True, description="Shard 0 only: send OptionMarkets.fixExpiry for every listed option series past its "
+        "expiry and not fixed yet, with the first round of the asset's price feed at or after the expiry, once per "
+        "series, so that settle_expired can turn its positions into cash. A series whose first round at or after the "
+        "expiry is the first of its feed's phase cannot be fixed this way: it is logged and skipped. Pays no reward; "
+        "costs gas.")
+    inclusion_seconds: int = Field(
+        default=30, ge=0, description="Seconds after the head block's time by which a liquidation is assumed "
+        "included. Option values move with time (a written option's liability decays), so an account holding options "
+        "is liquidated only if it is below MM at both ends of that window, with a plan within the rule at both.")
     low_balance_eth: float = Field(
         default=0.05, ge=0, description="Warn in the log, and set the xmargin_keeper_balance_low "
         "gauge to 1, while the keeper's account holds less than this much of the chain's native token for gas; 0 = never "

@@ -56,7 +56,8 @@ def build_keeper(rt: Runtime):
         txm = TxManager(rt.rpc, rt.indexer.conn, signer, rt.chain.chain_id, policy)
     opts = KeeperOptions(k.shard_pair, k.dry_run, k.min_profit_usd, k.cleanup_bad_debt, k.gas_token_asset,
                          k.gas_token_usd, k.gas_limit_multiplier, k.max_liquidations_per_block, k.poll_interval,
-                         rt.settings.chain.lens_batch, int(k.low_balance_eth * 10**18), k.settle_expired)
+                         rt.settings.chain.lens_batch, int(k.low_balance_eth * 10**18), k.settle_expired,
+                         k.inclusion_seconds, k.fix_expiry)
     keeper = Keeper(rt.chain, rt.indexer, txm, opts, rt.metrics, reconcile_every=rt.settings.indexer.reconcile_every)
     if signer is not None and txm is None:
         keeper.address = signer.address  # dry run: simulate as the configured keeper

@@ -70,7 +70,7 @@ from offchain.risk.episodes import EPISODES, Episode  # noqa: E402
 from offchain.margin.params import RiskSpec  # noqa: E402
 from scripts.deploy import FUND_SEED_USDC, START_VOLS  # noqa: E402
 from scripts.demo_checks import adl_reading, funding_reading, verify  # noqa: E402
-from offchain.margin.exact import account_margin, settled, standard_requirement  # noqa: E402
+from offchain.margin.exact import AccountState, account_margin, settled, standard_requirement  # noqa: E402
 from offchain.margin.snapshot import (read_margin_config, read_markets, read_option_market,  # noqa: E402
                                       read_prices)
 
@@ -88,6 +88,8 @@ DESK_TRIPS = 1  # the desk's round trips per market and step: fees of about half
 SAVER_USDC = 100_000  # a depositor without positions, whose claim deleveraging must leave whole
 OPTION_MAKER_SUB = 64  # the option market makers' subaccounts of the market maker's key (one per underlying)
 OPTION_TAKER_FEE_BPS = 5  # OrderSettlement's taker fee on the local deployment: on the premium for options
+OPTION_BASE = 256  # the venue's instrument id of option series slot s is OPTION_BASE + s
+OPTION_SERIES_LIMIT = 8  # series an account other than the fund may hold at once (TooManySeries)
 
 # A gap: every market opens a step lower in one block (a weekend gap, an exchange outage), too fast for partial
 # liquidations; the deepest books go bankrupt at once, past what the fund holds, and deleveraging charges the shorts.
@@ -205,7 +207,7 @@ class MarketMaker:
         hashes = []
         for n, args in enumerate(trades, 1):
             data = self.d.venue.settle.encode_input(*args)
-            gas = OPTION_SETTLE_GAS if args[0].market >= 256 else SETTLE_GAS  # an option fill revalues two books
+            gas = OPTION_SETTLE_GAS if args[0].market >= OPTION_BASE else SETTLE_GAS  # an option fill revalues 2 books
             hashes.append(self.w3.eth.send_transaction(
                 {"from": self.relayer.address, "to": self.d.venue.address, "data": data, "gas": gas}))
             if progress and (n % 100 == 0 or n == len(trades)):
@@ -268,6 +270,14 @@ def seed_population(d: Any, books: list[Book], seed: int, relayer: Any, web3: An
     return ids, s
 
 
+def option_maker_accounts(maker: MarketMaker, listing: Any = None) -> dict[int, int]:
+    """asset -> the account making the option markets of that underlying (a subaccount of the market maker's key,
+    from ``OPTION_MAKER_SUB``, one per asset of the listing in its order: ``offchain.population.option_makers``)."""
+    listing = listing if listing is not None else option_listing()
+    return {a: account_of(maker.maker_key.address, OPTION_MAKER_SUB + i)
+            for i, a in enumerate(dict.fromkeys(listing.asset))}
+
+
 def option_kind(name: str) -> str:
     """The book kind of an option population name (``offchain.population.option_population``)."""
     return next(k for k in OPTION_KINDS if name.startswith(k))
@@ -295,8 +305,9 @@ def seed_options(d: Any, opts: Options, maker: MarketMaker, spec: RiskSpec, depl
     cfg = spec.margin_config()
     keys = [trader_key(opts.seed, 100_000 + i) for i in range(len(states))]
     ids = [account_of(k.address) for k in keys]
-    maker_ids = [account_of(maker.maker_key.address, OPTION_MAKER_SUB + i) for i in range(len(makers))]
-    maker_of = {a: mid for a, mid in zip(dict.fromkeys(listing.asset), maker_ids)}
+    maker_of = option_maker_accounts(maker, listing)
+    maker_ids = list(maker_of.values())
+    assert len(maker_ids) == len(makers)
     deposits, trades = [], []
     for acct, key, st in zip(ids, keys, states):
         steps = [("option", slot, q) for slot, q in sorted(st.options.items())] + \
@@ -305,7 +316,8 @@ def seed_options(d: Any, opts: Options, maker: MarketMaker, spec: RiskSpec, depl
         for kind, i, q in steps:
             if kind == "option":
                 mark = int(d.options.mark(i))
-                trades.append(maker.pair(maker_of[listing.asset[i]], maker.maker_key, acct, key, 256 + i, q, mark, 100))
+                trades.append(maker.pair(maker_of[listing.asset[i]], maker.maker_key, acct, key, OPTION_BASE + i, q,
+                                         mark, 100))
             else:
                 trades.append(maker.orders(acct, key, i, q, prices[i]))
     log.info("depositing collateral of %d option books and %d option market makers", len(states), len(makers))
@@ -362,16 +374,37 @@ def push_vols(d: Any, web3: Any, sender: str, rel: Any, trough: dict, spike: flo
 
 class FundDesk:
     """The insurance fund's operator (what the vault's fund operators are for): after each block it closes the
-    positions the fund took over in liquidations, against the market maker at the oracle price, with signed orders
-    through the venue. Its orders carry a tip, so they land in the next block before that block's price update."""
+    positions the fund took over in liquidations with signed orders through the venue: perpetuals against the market
+    maker at the oracle price, option positions against the option market maker of their underlying at the model
+    mark. Its orders carry a tip, so they land in the next block before that block's price and volatility updates.
+
+    Before it sends an option order it checks the venue's rules with the exact mirror on the monitor's view of the
+    block: the series is live, the fill is within the OPTION word's band of the mark (it is the mark), the series'
+    open-interest cap holds, the market maker stays within 8 series and ends at or above IM (or the fill is a pure
+    reduction that raises its E - MM), and so does the fund; then it calls the settlement on that block (a revert
+    the mirror did not foresee is not sent). What it does not send is counted in ``option_skipped`` by reason
+    and tried again at the next block. It sends one order per series at a time: a series whose last order has no
+    receipt yet waits (a second order would close the position twice)."""
 
     MIN_NOTIONAL_USD = 25_000
+    # option orders per block: a fill revalues both books in full (about 1-1.5 M gas measured), so six take a third
+    # of the 30 M block at most and leave the rest to the keeper's liquidations; the others wait a block
+    OPTION_UNWINDS_PER_BLOCK = 6
+    EXPIRY_MARGIN = 3600  # seconds: a series this close to its expiry is left to settle at expiry
 
-    def __init__(self, maker: MarketMaker, fund: int, deployer: Any) -> None:
+    def __init__(self, maker: MarketMaker, fund: int, deployer: Any, option_makers: dict[int, int] | None = None
+                 ) -> None:
         self.s, self.fund = maker, fund
         self.key = Account.from_key(keccak(text="xmargin demo fund desk"))
         maker.d.vault.setFundOperator(self.key.address, True, {"from": deployer})
         self.unwinds = 0
+        self.option_makers = dict(option_makers or {})  # asset -> the account making its option markets
+        self.maker_fee_bps = int(maker.d.venue.makerFeeBps()) if self.option_makers else 0
+        self.taker_fee_bps = int(maker.d.venue.takerFeeBps()) if self.option_makers else 0
+        self.option_sent: list[dict] = []  # every option order sent: slot, size (the fund's trade), price, tx
+        self.option_pending: dict[int, bytes] = {}  # slot -> the transaction of its order without a receipt yet
+        self.option_reverted = 0
+        self.option_skipped: dict[str, int] = {}
 
     def unwind(self, positions: dict[int, tuple[int, int]], prices: list[int], layout: Any, base_fee: int) -> None:
         for market, (size, _) in sorted(positions.items()):
@@ -379,11 +412,157 @@ class FundDesk:
             if size == 0 or abs(size) * price // WAD < self.MIN_NOTIONAL_USD * WAD:
                 continue
             args = self.s.orders(self.fund, self.key, market, -size, price)
-            self.s.w3.eth.send_transaction({
-                "from": self.s.relayer.address, "to": self.s.d.venue.address, "gas": SETTLE_GAS,
-                "data": self.s.d.venue.settle.encode_input(*args), "maxPriorityFeePerGas": 2 * 10**9,
-                "maxFeePerGas": 4 * base_fee + 3 * 10**9})
+            self._send(args, SETTLE_GAS, base_fee)
             self.unwinds += 1
+
+    def _send(self, args: tuple, gas: int, base_fee: int) -> bytes:
+        return self.s.w3.eth.send_transaction({
+            "from": self.s.relayer.address, "to": self.s.d.venue.address, "gas": gas,
+            "data": self.s.d.venue.settle.encode_input(*args), "maxPriorityFeePerGas": 2 * 10**9,
+            "maxFeePerGas": 4 * base_fee + 3 * 10**9})
+
+    def _skip(self, reason: str) -> None:
+        self.option_skipped[reason] = self.option_skipped.get(reason, 0) + 1
+
+    def receipts(self) -> None:
+        """Collect the receipts of the option orders that have one (a reverted order is counted, and its series
+        is tried again at the next block)."""
+        from web3.exceptions import TransactionNotFound
+
+        for slot, tx in list(self.option_pending.items()):
+            try:
+                receipt = self.s.w3.eth.get_transaction_receipt(tx)
+            except TransactionNotFound:
+                continue
+            if receipt is None:
+                continue
+            del self.option_pending[slot]
+            if receipt["status"] != 1:
+                self.option_reverted += 1
+                log.warning("the fund desk's option order in series %d reverted (tx %s)", slot, tx.hex())
+
+    def unwind_options(self, monitor: "Monitor", base_fee: int) -> int:
+        """Close the fund's option positions as the monitor read them at its last block, against the option market
+        makers at the model mark of that block; returns the orders sent."""
+        from offchain.margin.params import OptionParams
+        from offchain.margin.options import mark
+
+        self.receipts()
+        market = monitor.option_market
+        if market is None or not self.option_makers:
+            return 0
+        word = OptionParams.from_word(market.word)
+        fund_state = monitor.fund_state
+        books = {a: monitor.counterparties[a] for a in self.option_makers.values() if a in monitor.counterparties}
+        sent = 0
+        for slot, size in sorted(monitor.fund_options.items()):
+            if size == 0 or slot in self.option_pending:
+                continue
+            if sent >= self.OPTION_UNWINDS_PER_BLOCK:
+                self._skip("deferred to the next block")
+                continue
+            series = market.series.get(slot)
+            if series is None or series.fixed_price or series.expiry <= market.time + self.EXPIRY_MARGIN:
+                self._skip("series not live")
+                continue
+            maker = self.option_makers.get(series.asset)
+            if maker is None or maker not in books:
+                self._skip("no option market maker")
+                continue
+            spot = monitor.prices[series.asset]
+            price = mark(series, spot, market.vols[series.asset], market.word, market.time)
+            if not self._cap_holds(slot, size, books[maker].options.get(slot, 0), spot, word.max_open_interest_usd):
+                self._skip("open-interest cap")
+                continue
+            after_maker = self._side_after(books[maker], slot, size, price, self.maker_fee_bps)
+            if after_maker is None or not self._side_ok(books[maker], after_maker, slot, size, monitor):
+                self._skip("market maker's margin or series limit")
+                continue
+            after_fund = self._side_after(fund_state, slot, -size, price, self.taker_fee_bps)
+            if after_fund is None or not self._side_ok(fund_state, after_fund, slot, -size, monitor):
+                self._skip("fund's margin")
+                continue
+            args = self.s.pair(maker, self.s.maker_key, self.fund, self.key, OPTION_BASE + slot, -size, price, 100)
+            data = self.s.d.venue.settle.encode_input(*args)
+            try:  # on the block the desk read: its orders land first in the next one, before the price updates
+                self.s.w3.eth.call({"from": self.s.relayer.address, "to": self.s.d.venue.address, "data": data,
+                                    "gas": OPTION_SETTLE_GAS})
+            except Exception as e:  # noqa: BLE001 - a revert the mirror did not foresee: logged, counted, not sent
+                log.warning("the fund desk's option order in series %d would revert: %s", slot, e)
+                self._skip("would revert")
+                continue
+            tx = self._send(args, OPTION_SETTLE_GAS, base_fee)
+            self.option_pending[slot] = tx
+            self.option_sent.append({"slot": slot, "size": -size, "price": price, "tx": tx.hex()})
+            books[maker], fund_state = after_maker, after_fund
+            sent += 1
+        return sent
+
+    def _cap_holds(self, slot: int, size: int, maker_size: int, spot: int, cap_usd: int) -> bool:
+        """The series' open-interest cap after the fill (the fund's ``size`` goes to 0, the maker's grows by it):
+        checked only when the long interest grows (the venue's rule), against the chain's long interest."""
+        grows = (max(maker_size + size, 0) - max(maker_size, 0)) - max(size, 0)
+        if grows <= 0:
+            return True
+        longs = int(self.s.d.options.series(slot)[5]) + grows
+        return longs * spot // WAD <= cap_usd * WAD
+
+    @staticmethod
+    def _side_after(state: Any, slot: int, delta: int, price: int, fee_bps: int) -> Any:
+        """``state`` after it trades ``delta`` of ``slot`` at ``price`` (the premium rounded against it, the fee on
+        the premium rounded up, as OrderSettlement and the vault do), or None past the 8-series limit."""
+        import copy
+
+        from offchain.margin.exact import ceil_div
+
+        held = state.options.get(slot, 0)
+        if held == 0 and sum(1 for q in state.options.values() if q) >= OPTION_SERIES_LIMIT:
+            return None  # a new series past the limit (the fund only ever reduces here: it holds the series)
+        premium_up = ceil_div(abs(delta) * price, WAD)
+        fee = ceil_div(premium_up * fee_bps, 10_000)
+        after = copy.deepcopy(state)
+        after.settlement += (-premium_up if delta > 0 else abs(delta) * price // WAD) - fee
+        if held + delta:
+            after.options[slot] = held + delta
+        else:
+            after.options.pop(slot, None)
+        return after
+
+    @staticmethod
+    def _side_ok(before: Any, after: Any, slot: int, delta: int, monitor: "Monitor") -> bool:
+        """The vault's rule for one side of an option fill at the mark: at or above IM after it, or a pure reduction
+        that leaves E >= 0 and raises E - MM."""
+        view = (monitor.layout, monitor.prices, monitor.cfg, monitor.markets, monitor.option_market)
+        m = account_margin(after, *view)
+        if m.equity >= m.initial:
+            return True
+        held = before.options.get(slot, 0)
+        reducing = held * delta < 0 and abs(delta) <= abs(held)
+        b = account_margin(before, *view)
+        return reducing and m.equity >= 0 and m.equity - m.maintenance > b.equity - b.maintenance
+
+    def option_report(self, options: Any, oracle: Any, first: int, last: int) -> dict:
+        """The fund's option fills in blocks ``first..last`` as the chain has them (``OptionTrade`` events naming the
+        fund: the fund trades options only through this desk in the demo): how many, their underlying notional and
+        premium (USD), how far from the mark each printed, in bps of the spot (the band is a limit on that), and the
+        most gas one used."""
+        fills = [e for e in options.events.get_sequence(first, last, "OptionTrade")
+                 if self.fund in (int(e["args"]["buyer"]), int(e["args"]["seller"]))]
+        notional = premium = 0.0
+        worst = 0.0
+        gas = [int(self.s.w3.eth.get_transaction_receipt(e["transactionHash"])["gasUsed"]) for e in fills]
+        for e in fills:
+            a = e["args"]
+            asset = int(options.series(int(a["slot"]))[0])
+            spot = int(oracle.price(asset, block_identifier=e["blockNumber"] - 1))  # before the block's feed updates
+            notional += int(a["size"]) * spot / WAD / WAD
+            premium += int(a["size"]) * int(a["price"]) / WAD / WAD
+            worst = max(worst, abs(int(a["price"]) - int(a["mark"])) * 10_000 / spot)
+        return {"orders_sent": len(self.option_sent), "fills": len(fills), "reverted": self.option_reverted,
+                "without_receipt": len(self.option_pending), "skipped": dict(sorted(self.option_skipped.items())),
+                "underlying_notional_usd": notional, "premium_usd": premium,
+                "max_distance_from_mark_bps_of_spot": worst, "max_gas_used": max(gas, default=0),
+                "fill_txs": sorted({e["transactionHash"].hex() for e in fills})}
 
 
 class PremiumDesk:
@@ -533,15 +712,21 @@ def wait_keeper(proc: subprocess.Popen, port: int, block: int, timeout: float) -
 class Monitor:
     """Every account's exact margin after each block, from its own index of the vault's events."""
 
-    def __init__(self, runtime: Any, traders: list[int], fund: int) -> None:
+    def __init__(self, runtime: Any, traders: list[int], fund: int, counterparties: list[int] = ()) -> None:
         self.rt, self.traders, self.fund = runtime, traders, fund
+        self.watch = list(counterparties)  # accounts the fund desk trades against (their state after each block)
+        self.counterparties: dict[int, Any] = {}
         self.breach: dict[int, int] = {}  # account -> block its current breach started
         self.latencies: list[int] = []  # blocks from breach to the liquidation that answered it
         self.recovered = 0  # breaches that ended with the account back above MM without a liquidation
         self.liquidated: set[int] = set()
         self.breached: set[int] = set()
         self.fund_positions: dict[int, tuple[int, int]] = {}
+        self.fund_options: dict[int, int] = {}  # slot -> the fund's size, from the same index as its perpetuals
+        self.fund_state: Any = None
         self.prices: list[int] = []
+        self.markets: Any = None
+        self.option_market: Any = None
         self.last = runtime.rpc.head()  # liquidations are counted over every block after this one, whoever mined it
         # the listing and the margin words do not change during the crash (unless a volatility updater runs:
         # ``refresh_cfg``): read once, then only the prices
@@ -559,7 +744,7 @@ class Monitor:
         layout, cfg = self.layout, self.cfg
         prices = read_prices(at.oracle, layout)
         markets = read_markets(at.vault, layout, prices)
-        states = self.rt.indexer.states(self.traders + [self.fund])
+        states = self.rt.indexer.states(self.traders + [self.fund] + self.watch)
         options = self.rt.indexer.option_market(block)
         liq_rows = self.rt.indexer.conn.execute("SELECT account FROM liquidations WHERE block > ? AND block <= ?",
                                                 (self.last, block)).fetchall()
@@ -583,8 +768,11 @@ class Monitor:
                 self.recovered += 1
         fund = account_margin(states[self.fund], layout, prices, cfg, markets, options).equity \
             if self.fund in states else 0
-        self.fund_positions = states[self.fund].positions if self.fund in states else {}
-        self.prices = prices
+        self.fund_state = states.get(self.fund, AccountState())
+        self.fund_positions = self.fund_state.positions
+        self.fund_options = dict(self.fund_state.options)
+        self.counterparties = {a: states.get(a, AccountState()) for a in self.watch}
+        self.prices, self.markets, self.option_market = prices, markets, options
         return below, len(liq_rows), fund / WAD
 
 
@@ -743,11 +931,12 @@ def option_margins_by_kind(rt: Any, ids: list[int], names: list[str], block: int
     return out
 
 
-def option_takeovers(options: Any, fund: int, first: int, last: int) -> int:
-    """Option positions the fund took over in liquidations in blocks ``first..last`` (its OptionPositionUpdated
-    events: the fund trades no option otherwise in the demo)."""
+def option_takeovers(options: Any, fund: int, first: int, last: int, fills: set[str] = frozenset()) -> int:
+    """Option positions the fund took over in liquidations in blocks ``first..last``: its OptionPositionUpdated
+    events outside the transactions ``fills`` of its desk's option fills (the fund trades options only through the
+    desk in the demo)."""
     return sum(1 for e in options.events.get_sequence(first, last, "OptionPositionUpdated")
-               if int(e["args"]["account"]) == fund)
+               if int(e["args"]["account"]) == fund and e["transactionHash"].hex() not in fills)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -828,6 +1017,12 @@ def report(summary: dict) -> str:
                                                           f"{s['options']['liquidated_accounts']} liquidated, "
                                                           f"{s['options']['positions_taken_over']} option positions "
                                                           f"taken over by the fund"),
+        ("fund desk unwinds", f"{s['fund_unwind_trades']} perpetual orders; {s['fund_option_unwinds']['fills']} option "
+                              f"fills ({s['fund_option_unwinds']['underlying_notional_usd']:,.0f} USD underlying, "
+                              f"{s['fund_option_unwinds']['premium_usd']:,.0f} USD premium, at most "
+                              f"{s['fund_option_unwinds']['max_distance_from_mark_bps_of_spot']:.2f} bps of the spot "
+                              f"from the mark), {s['fund_option_unwinds']['reverted']} reverted; the fund holds "
+                              f"{s['options']['fund_series_held']} option series at the end"),
         ("checks", "all hold" if not s["checks_failed"] else f"{len(s['checks_failed'])} FAILED"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -897,8 +1092,9 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         (opts.out / stale).unlink(missing_ok=True)
     rt = open_runtime(settings)
     fund = int(d.vault.fundAccount())
-    monitor = Monitor(rt, ids + opt_ids, fund)
-    desk = FundDesk(maker, fund, deployer)
+    option_maker_of = option_maker_accounts(maker) if opt_ids else {}
+    monitor = Monitor(rt, ids + opt_ids, fund, list(option_maker_of.values()))
+    desk = FundDesk(maker, fund, deployer, option_maker_of)
     updater = VolUpdater(d, web3, deployer, accounts_[3]) if opts.vol_updater else None
     monitor.refresh_cfg = updater is not None
     keeper = start_keeper(opts.out, rpc_url, deployment, opts.metrics_port, keeper_key.key.hex())
@@ -975,6 +1171,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             t1 = time.monotonic()
             below, liq, fund_usd = monitor.observe(block)
             desk.unwind(monitor.fund_positions, monitor.prices, monitor.layout, base_fee)
+            desk.unwind_options(monitor, base_fee)
             timing["keeper"] += t1 - t0
             timing["monitor"] += time.monotonic() - t1
             for lst, v in ((series.block, block), (series.prices, usd), (series.below_mm, below),
@@ -987,6 +1184,9 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
             if i > opts.blocks and below == 0 and not monitor.breach and not paused:
                 break
         mining.restore()
+        for tx in list(desk.option_pending.values()):  # the desk's last orders, mined once the node mines again
+            web3.eth.wait_for_transaction_receipt(tx, timeout=120)
+        desk.receipts()
         stop_keeper(keeper)  # its work is done; the end state is read without it screening the last blocks
         t_end = time.monotonic()
         final = web3.eth.block_number
@@ -1007,6 +1207,7 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
         covered, deleveraged, socialised = (sum(w[k] for w in adl["write_offs"]) / WAD
                                             for k in ("covered_by_fund", "deleveraged", "socialised"))
         opp = keeper_opportunities(opts.out / "keeper.sqlite")
+        option_unwinds = desk.option_report(d.options, d.oracle, series.block[0] + 1, final)
         lat = monitor.latencies
         summary = {
             "traders": opts.traders, "scenario": opts.scenario, "seed": opts.seed, "crash_blocks": opts.blocks,
@@ -1028,9 +1229,11 @@ def run(opts: Options, deployer: Any, relayer: Any) -> dict:
                 "books": len(opt_ids), "vol_spike": opts.vol_spike, "margin_by_kind": option_by_kind,
                 "breached_accounts": len(monitor.breached & set(opt_ids)),
                 "liquidated_accounts": len(monitor.liquidated & set(opt_ids)),
-                "positions_taken_over": option_takeovers(d.options, fund, series.block[0] + 1, final),
+                "positions_taken_over": option_takeovers(d.options, fund, series.block[0] + 1, final,
+                                                         set(option_unwinds["fill_txs"])),
                 "fund_series_held": int(d.vault.optionsOf(fund)).bit_count()},
             "fund_unwind_trades": desk.unwinds,
+            "fund_option_unwinds": option_unwinds,
             "funding": {"hours": opts.quiet_hours, "premium_bps": opts.premium_bps, "desk_fills": premium.fills,
                         "desk_fees": desk_fees / WAD, "by_kind": usd_by_kind(funding_before["by_kind"]),
                         "before_crash": funding_before, "at_end": funding_end},

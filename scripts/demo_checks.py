@@ -192,9 +192,12 @@ def verify(summary: Mapping) -> list[str]:
 
 
 def verify_options(summary: Mapping) -> list[str]:
-    """Option books that were liquidated had their options closed: the fund took over option positions. (Whether every
-    breach was answered is the missed-liquidation count's, option books included; a breach may also end with the
-    account back above MM before a liquidation lands.)"""
+    """Option books that were liquidated had their options closed: the fund took over option positions. The fund's
+    desk closed every option position the fund took over: it holds no option series at the end, unless the vault's
+    rule refused every trade of the fund (the desk recorded a skip for the fund's margin: with its equity below zero,
+    as in a gap on an empty fund, no trade of the fund passes). (Whether every breach was answered is the
+    missed-liquidation count's, option books included; a breach may also end with the account back above MM before a
+    liquidation lands.)"""
     o = summary.get("options")
     if not o or not o["books"]:
         return []
@@ -202,6 +205,10 @@ def verify_options(summary: Mapping) -> list[str]:
     if o["liquidated_accounts"] and not o["positions_taken_over"]:
         failures.append(f"{o['liquidated_accounts']} option books were liquidated but the fund took over no option "
                         f"position: their options were never closed")
+    desk = summary.get("fund_option_unwinds")
+    if desk is not None and o["fund_series_held"] and "fund's margin" not in desk["skipped"]:
+        failures.append(f"the fund still holds {o['fund_series_held']} option series at the end: its desk did not "
+                        f"close them ({desk['fills']} fills, {desk['reverted']} reverted, skipped {desk['skipped']})")
     return failures
 
 

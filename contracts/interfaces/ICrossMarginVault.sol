@@ -260,8 +260,9 @@ interface ICrossMarginVault is IVaultTypes {
     ///         (the wei between goes to the fund), each pays its fee to the fund. Reverts unless the series is live,
     ///         the premium is within the OPTION word's band of the model mark (IOptionMarkets), caps and the series
     ///         limit hold, and each side ends at or above IM — or only reduced its position, at a premium no worse
-    ///         for it than the mark, raising E - MM and keeping E >= 0. A side whose position grew needs a fresh
-    ///         volatility (`VolatilityUnavailable` otherwise).
+    ///         for it than the mark, raising E - MM and keeping E >= 0, or ends with no perpetual, no collateral
+    ///         token, no short option and a settlement balance >= 0 (it can never owe anything: no margin check). A
+    ///         side whose position grew and is checked needs a fresh volatility (`VolatilityUnavailable` otherwise).
     function settleOptionTrade(
         uint256 buyer,
         uint256 seller,

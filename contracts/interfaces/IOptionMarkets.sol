@@ -42,15 +42,20 @@ interface IOptionMarkets {
         uint256 slot;
         uint256 size; // base units 1e18
         uint256 price; // premium per unit, USD 1e18
+        uint256 options; // the OPTION word as published to the vault (RiskParameters.marginConfigPointer); 0: read it
     }
 
-    /// @notice What a fill did.
+    /// @notice What a fill did, and the market data it read (the vault passes them on to `accountRisk` for the
+    ///         margin checks of the same transaction instead of having them read again).
     struct FillResult {
         uint256 buyerMask;
         uint256 sellerMask;
         uint256 mark; // the model mark per unit the band was checked against
         bool buyerIncreased; // the buyer's position grew or flipped
         bool sellerIncreased;
+        uint256 asset; // the series' asset
+        uint256 spot; // its oracle price (OracleRouter.price)
+        uint256 vol; // its volatility, fresh (OracleRouter.vols, strict)
     }
 
     error NotVault(address caller);
@@ -94,7 +99,11 @@ interface IOptionMarkets {
     /// @notice The option part of the margin of `account` holding the slots in `mask`, at `prices` (assets priced 0
     ///         are read from the oracle), with `delta` the linear delta per asset of its perpetuals and collateral,
     ///         the MARGIN word `global` and the STRESS words. `strict`: the volatility must be fresh (risk-adding
-    ///         actions); otherwise the feed's last answer (liquidations, views).
+    ///         actions); otherwise the feed's last answer (liquidations, views). `fillVol` and `options` pass on
+    ///         what the caller read in the same transaction instead of reading it again: `fillVol = asset | vol << 8`
+    ///         (`applyFill`'s FillResult) values that asset at `vol`, a fresh answer (the same in both modes; the
+    ///         caller vouches for it), and `options` is the OPTION word as published to the vault; 0 for either:
+    ///         read it.
     function accountRisk(
         uint256 account,
         uint256 mask,
@@ -102,15 +111,18 @@ interface IOptionMarkets {
         int256[8] calldata delta,
         uint256 global,
         uint256[8] calldata stress,
-        bool strict
+        bool strict,
+        uint256 fillVol,
+        uint256 options
     ) external view returns (OptionMargin.Risk memory);
 
     // ------------------------------------------------------------------ the vault only
     /// @notice Applies a fill: checks the series is live, the band, the caps and the 8-series limit.
     function applyFill(Fill calldata f, uint256 fund) external returns (FillResult memory);
     /// @notice Moves `amount` of `account`'s position in `slot` to `fund` at the mark (the volatility feed's last
-    ///         answer; the asset's price from `prices`, or from the oracle when 0 there). Returns the value moved
-    ///         (floor(size moved * mark), + for a long), the notional taken (amount * price) and both new masks.
+    ///         answer; the asset's price from `prices`, or from the oracle when 0 there; the OPTION word `options` as
+    ///         published to the vault, or read when 0). Returns the value moved (floor(size moved * mark), + for a
+    ///         long), the notional taken (amount * price) and both new masks.
     function takeOver(
         uint256 account,
         uint256 fund,
@@ -118,7 +130,8 @@ interface IOptionMarkets {
         uint256 fundMask,
         uint256 slot,
         uint256 amount,
-        uint256[8] calldata prices
+        uint256[8] calldata prices,
+        uint256 options
     ) external returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask);
     /// @notice Settles `account`'s positions in the fixed series `slots`: returns the cash (sum of floor(size *
     ///         payoff)) and the new mask.

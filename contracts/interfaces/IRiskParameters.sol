@@ -92,15 +92,16 @@ interface IRiskParameters {
 
     /// @return The words a margin check reads. They are published as the code of a data contract (one STOP byte, then
     ///         the 12 words global, corr0, corr1, haircuts, stress[8], then the LIQUIDATION, DISCOUNT and FUNDING words,
-    ///         the 16 MARKET words, and the ADDON and DEPTH words: 1,057 bytes) re-created on every change and pushed
-    ///         to the vault, which reads them with one cold account access instead of a cold SLOAD per word.
+    ///         the 16 MARKET words, the ADDON and DEPTH words, and the OPTION word: 1,089 bytes) re-created on every
+    ///         change and pushed to the vault, which reads them with one cold account access instead of a cold SLOAD
+    ///         per word (the OPTION word: instead of a call here from each option fill and margin check).
     function marginConfig() external view returns (MarginConfig memory);
     /// @return The current data contract holding the margin words.
     function marginConfigPointer() external view returns (address);
     /// @notice Admin, once: the vault that receives each new margin-config pointer.
     function setVault(address vault) external;
-    /// @return control The CONTROL word. @return market The MARKET word of `marketId`.
-    function tradeConfig(uint256 marketId) external view returns (uint256 control, uint256 market);
+    /// @return controlWord The CONTROL word. @return marketConfigWord The MARKET word of `marketId`.
+    function tradeConfig(uint256 marketId) external view returns (uint256 controlWord, uint256 marketConfigWord);
     /// @return liquidation The LIQUIDATION word. @return discounts The DISCOUNT word.
     function liquidationConfig() external view returns (uint256 liquidation, uint256 discounts);
     /// @return The CONTROL word.

@@ -8,17 +8,20 @@ import {RiskConfig} from "./RiskConfig.sol";
 /// @title OptionMargin — the option part of the portfolio margin, pure (docs/options.md is the specification).
 /// @notice For the live options of an account, per asset a (N = n * 1e4, D_a the linear delta of the asset's
 ///         perpetuals and collateral): the options' value at the mark, and over the grid of spot points
-///         S_x = floor(S (N + x RW_a) / N), x = -n..n, and volatility points (down, base, up) the options' loss
-///         L_a(x, j) = V(S, sigma) - V(S_x, sigma_j), every option revalued in full; the whole book's loss, scaled by N,
+///         S_x = floor(S (N + x RW_a) / N), x = -n..n, and volatility points down and up (as SPAN's scenarios) and
+///         the base at x = 0 (the mark: loss 0) and at the ends x = +-n, the options' loss
+///         L_a(x, j) = V(S, sigma) - V(S_x, sigma_j), every option revalued in full; the whole book's loss, scaled
+///         by N:
 ///           T_a(x, j) = N L_a(x, j) - x RW_a D_a
 ///           scan_a    = max(0, ceil(max_{x,j} T_a(x, j) / N))          (the worst loss of the asset's book)
 ///           X_a       = T_a(-n, base) - T_a(+n, base)                   (its directional part, times 2N)
 ///           WS_a      = sign(X_a) min(ceil(|X_a| / 2N), scan_a)         (netted across assets like a delta)
 ///           B_a       = scan_a - |WS_a|                                 (what the scan adds beyond it)
-///         and for each stress vector s the worst, over the volatility points, of the options' loss at the spot
-///         floor(S (1e4 + shock_sa) / 1e4), summed over assets. PortfolioMargin uses WS_a for these assets and adds
-///         sum_a B_a and the short-option minimum to the maintenance margin: for one asset |WS_a| + B_a = scan_a,
-///         for a linear book WS_a = ceil(RW_a |D_a| / 1e4) signed and B_a = 0 (as without options).
+///         and for each stress vector s the options' loss at the spot floor(S (1e4 + shock_sa) / 1e4) under the
+///         volatility shock (down or up) that is worse at the grid point next to the shock, summed over assets. PortfolioMargin uses WS_a for these assets
+///         and adds sum_a B_a and the short-option minimum to the maintenance margin: for one asset
+///         |WS_a| + B_a = scan_a, for a linear book WS_a = ceil(RW_a |D_a| / 1e4) signed and B_a = 0 (as without
+///         options).
 library OptionMargin {
     using RiskConfig for uint256;
 
@@ -147,6 +150,7 @@ library OptionMargin {
         uint256 vol2; // up
         int256 base; // the positions' value at the mark
         uint256[] book;
+        uint256 cols; // the volatility points `_values` prices: bit 0 down, 1 base, 2 up (the others are 0)
     }
 
     /// @dev Words per position record in `Scan.book`.
@@ -155,6 +159,7 @@ library OptionMargin {
     /// @dev Adds asset `a`'s value, notional, WS, B, minimum and stress losses to `r`.
     function _assetRisk(Position[] memory ps, Inputs memory in_, uint256 a, uint256 n, Risk memory r) private pure {
         Scan memory sc = _scan(ps, in_, a, n, r);
+        sc.cols = 7;
         (int256 b0, int256 b1, int256 b2) = _values(sc, sc.spot, OptionMath.lnWad(sc.spot));
         sc.base = b1;
         r.value += b1;
@@ -215,7 +220,8 @@ library OptionMargin {
     }
 
     /// @dev loss[3 (x + n) + j] = base - value at spot point x and volatility point j; `b0`, `b2`: the values at the
-    ///      spot under the down and up volatility points (the row x = 0).
+    ///      spot under the down and up volatility points (the row x = 0). Inside the grid (0 < |x| < n) the base
+    ///      volatility is not a scenario: its column repeats the down column's loss (the maximum ignores it).
     /// @dev Unchecked: values are sums of at most 32 terms below 2^196 (see `_values`), so |base - value| < 2^202.
     function _grid(Scan memory sc, int256 b0, int256 b2) private pure returns (int256[] memory loss) {
         uint256 n = sc.n;
@@ -228,7 +234,9 @@ library OptionMargin {
             int256 v2 = b2;
             if (xi != n) {
                 uint256 s = _gridSpot(sc, xi);
+                sc.cols = xi == 0 || xi == rows - 1 ? 7 : 5;
                 (v0, v1, v2) = _values(sc, s, OptionMath.lnWad(s));
+                if (sc.cols == 5) v1 = v0;
             }
             /// @solidity memory-safe-assembly
             assembly {
@@ -274,33 +282,39 @@ library OptionMargin {
         b = uint256(scan - w);
     }
 
-    /// @dev The worst loss over the volatility points at the stress shock `shock` (bps).
-    function _stressLoss(Scan memory sc, int256[] memory loss, int256 shock) private pure returns (int256 worst) {
-        (bool onGrid, uint256 xi) = _gridIndex(sc, shock);
-        int256 l0;
-        int256 l1;
-        int256 l2;
-        if (onGrid) {
-            /// @solidity memory-safe-assembly
-            assembly {
-                let at := add(add(loss, 0x20), mul(xi, 0x60))
-                l0 := mload(at)
-                l1 := mload(add(at, 0x20))
-                l2 := mload(add(at, 0x40))
-            }
-        } else {
-            uint256 spot = _shockedSpot(sc.spot, shock);
-            (l0, l1, l2) = _values(sc, spot, OptionMath.lnWad(spot));
-            unchecked {
-                (l0, l1, l2) = (sc.base - l0, sc.base - l1, sc.base - l2); // |.| < 2^202 (see `_grid`)
-            }
+    /// @dev The options' loss at the stress shock `shock` (bps) under the volatility shock (down or up) that is worse
+    ///      at the grid point next to the shock on the spot's side, x = trunc(shock n / RW) clamped to [-n, n] (x = 0
+    ///      if RW = 0): that point's row when the shock is the point itself, else one revaluation.
+    function _stressLoss(Scan memory sc, int256[] memory loss, int256 shock) private pure returns (int256) {
+        int256 n = int256(sc.n);
+        int256 rw = int256(sc.rw);
+        int256 x;
+        if (rw != 0) {
+            x = shock * n / rw;
+            if (x > n) x = n;
+            else if (x < -n) x = -n;
         }
-        worst = l0 > l1 ? l0 : l1;
-        if (l2 > worst) worst = l2;
+        int256 l0;
+        int256 l2;
+        /// @solidity memory-safe-assembly
+        assembly {
+            let at := add(add(loss, 0x20), mul(add(x, n), 0x60))
+            l0 := mload(at)
+            l2 := mload(add(at, 0x40))
+        }
+        bool up = l2 > l0;
+        if (x * rw == shock * n) return up ? l2 : l0; // the shock is a grid point
+        uint256 spot = _shockedSpot(sc.spot, shock);
+        sc.cols = up ? 4 : 1;
+        (l0,, l2) = _values(sc, spot, OptionMath.lnWad(spot));
+        unchecked {
+            return sc.base - (up ? l2 : l0); // |.| < 2^202 (see `_grid`)
+        }
     }
 
-    /// @dev The values of the scan's positions at `spot` (ln(spot) `lnSpot`) under the three volatility points: per
-    ///      position floor(size * price(sigma_j(K))), sigma_j(K) = floor(vol_j * (1e22 + skew |ln(S/K)|) / 1e22).
+    /// @dev The values of the scan's positions at `spot` (ln(spot) `lnSpot`) under the volatility points down, base
+    ///      and up, those in `sc.cols` (the others 0): per position floor(size * price(sigma_j(K))),
+    ///      sigma_j(K) = floor(vol_j * (1e22 + skew |ln(S/K)|) / 1e22).
     /// @dev Unchecked: vol_j < 2^80 (feeds' bounds are uint32 bps, times 1e14, times at most 3), |ln(S/K)| < 2^130
     ///      (lnWad of values < 2^128), skew < 2^16: the skew product < 2^230; sigma < 2^150 and sqrtT < 2^90 (expiries
     ///      within 2^48 s): sigma * sqrtT < 2^240; |size| < 2^127 and a unit price <= max(S, K) <= 2^128, so each
@@ -329,7 +343,8 @@ library OptionMargin {
         }
     }
 
-    /// @dev The values of the position record at `at` under the three volatility points (bounds: see `_values`).
+    /// @dev The values of the position record at `at` under the volatility points in `sc.cols` (bounds: see
+    ///      `_values`).
     // slither-disable-start divide-before-multiply (the specified rounding of unitPrice: sigma, then stdDev, floored)
     function _position(Scan memory sc, uint256 at, uint256 spot, int256 lnSpot)
         private
@@ -355,9 +370,10 @@ library OptionMargin {
             q1 := div(mul(div(mul(mload(add(sc, 0xa0)), bend), SKEW_ONE), mload(add(at, 0x80))), WAD)
             q2 := div(mul(div(mul(mload(add(sc, 0xc0)), bend), SKEW_ONE), mload(add(at, 0x80))), WAD)
         }
-        q0 = int256(OptionMath.price(isCall, spot, strike, m, uint256(q0)));
-        q1 = int256(OptionMath.price(isCall, spot, strike, m, uint256(q1)));
-        q2 = int256(OptionMath.price(isCall, spot, strike, m, uint256(q2)));
+        uint256 cols = sc.cols;
+        q0 = cols & 1 != 0 ? int256(OptionMath.price(isCall, spot, strike, m, uint256(q0))) : int256(0);
+        q1 = cols & 2 != 0 ? int256(OptionMath.price(isCall, spot, strike, m, uint256(q1))) : int256(0);
+        q2 = cols & 4 != 0 ? int256(OptionMath.price(isCall, spot, strike, m, uint256(q2))) : int256(0);
         /// @solidity memory-safe-assembly
         assembly {
             // floor(size * unit / 1e18): (q + 1) / 1e18 - 1 below zero
@@ -388,16 +404,5 @@ library OptionMargin {
         if (shock <= -int256(BPS)) return 1;
         uint256 s = spot * uint256(int256(BPS) + shock) / BPS;
         return s == 0 ? 1 : s;
-    }
-
-    /// @dev Whether a stress shock (bps) is a grid point (shock * n = x * RW, |x| <= n) and its row.
-    function _gridIndex(Scan memory sc, int256 shock) private pure returns (bool, uint256) {
-        int256 rw = int256(sc.rw);
-        int256 n = int256(sc.n);
-        int256 num = shock * n;
-        if (rw == 0 || num % rw != 0) return (false, 0);
-        int256 x = num / rw;
-        if (x < -n || x > n) return (false, 0);
-        return (true, uint256(x + n));
     }
 }

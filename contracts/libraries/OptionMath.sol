@@ -54,27 +54,28 @@ library OptionMath {
 
     /// @notice Standard normal CDF N(x): x WAD (any int256), result WAD in [0, 1e18]; non-decreasing in x;
     ///         N(x) + N(-x) == 1e18 exactly. |error| <= 1e-16; |x| >= 8.8e18 gives exactly 0 or 1e18.
+    /// @dev The at-the-money call of `price` with S = K = 1e18 and stdDev 2|x| has d1 = |x|, d2 = -|x|: both tails
+    ///      are the one tail t = N(-|x|) (one exp, the same Horner steps), and the call is exactly 1e18 - 2t, so
+    ///      N(|x|) = (1e18 + call) / 2 with no rounding: one implementation of the tail serves both.
     function normCdf(int256 x) internal pure returns (uint256) {
-        uint256 a = _abs(x);
-        uint256 t;
-        if (a < NORM_CDF_CUT) t = _tail(a, _expHalfSquare(a));
-        unchecked {
-            return x < 0 ? t : WAD - t; // t <= 0.5e18
-        }
+        uint256 a = x < 0 ? uint256(-(x + 1)) + 1 : uint256(x);
+        uint256 upper = WAD; // N(|x|)
+        if (a < NORM_CDF_CUT) upper = (WAD + price(true, WAD, WAD, 0, 2 * a)) / 2;
+        return x < 0 ? WAD - upper : upper;
     }
 
     /// @notice Black-Scholes value of one unit (zero rate, forward = spot), WAD USD:
-    ///         call = S N(d1) - K N(d2), put = call - S + K (parity), d1 = lnMoneyness / stdDev + stdDev / 2,
-    ///         d2 = d1 - stdDev; the quotient truncated toward zero, the half rounded down; the call rounded down.
-    ///         stdDev == 0 gives the intrinsic value. The result is clamped to the no-arbitrage bounds: call in
+    ///         call = S N(d1) - K N(d2), put = call - S + K (parity), d1 = lnMoneyness / sigmaRootT + sigmaRootT / 2,
+    ///         d2 = d1 - sigmaRootT; the quotient truncated toward zero, the half rounded down; the call rounded down.
+    ///         sigmaRootT == 0 gives the intrinsic value. The result is clamped to the no-arbitrage bounds: call in
     ///         [max(S - K, 0), S], put in [max(K - S, 0), K]. |error| <= 1e-16 * (S + K) + 1 wei.
     /// @param lnMoneyness ln(spot / strike), WAD, e.g. `lnWad(spot) - lnWad(strike)`: it must agree with spot and
     ///        strike (within rounding), since the second Gaussian density is derived from S / K.
-    /// @param stdDev sigma * sqrt(T), WAD (`stdDev(sigmaWad, seconds)`).
-    /// @dev Domain: 0 < spot, strike <= 2^128 and |lnMoneyness|, stdDev < 2^128 (else OptionOutOfDomain). The
-    ///      realistic range (spot, strike in [1e12, 1e30], |lnMoneyness| <= 20e18, stdDev <= 10e18) is far inside;
+    /// @param sigmaRootT sigma * sqrt(T), WAD (`stdDev(sigmaWad, seconds)`).
+    /// @dev Domain: 0 < spot, strike <= 2^128 and |lnMoneyness|, sigmaRootT < 2^128 (else OptionOutOfDomain). The
+    ///      realistic range (spot, strike in [1e12, 1e30], |lnMoneyness| <= 20e18, sigmaRootT <= 10e18) is far inside;
     ///      deep in or out of the money N saturates at 0 or 1 and the value tends to the intrinsic one.
-    function price(bool isCall, uint256 spot, uint256 strike, int256 lnMoneyness, uint256 stdDev)
+    function price(bool isCall, uint256 spot, uint256 strike, int256 lnMoneyness, uint256 sigmaRootT)
         internal
         pure
         returns (uint256 result)
@@ -86,11 +87,10 @@ library OptionMath {
             // is 2^255.
             let am := lnMoneyness
             if slt(am, 0) { am := sub(0, am) }
-            outside := iszero(iszero(shr(128, or(or(sub(spot, 1), sub(strike, 1)), or(stdDev, am)))))
+            outside := iszero(iszero(shr(128, or(or(sub(spot, 1), sub(strike, 1)), or(sigmaRootT, am)))))
         }
-        if (outside) revert OptionOutOfDomain(spot, strike, lnMoneyness, stdDev);
-        // One block of assembly for the whole valuation (it runs about a hundred times per margin check): the same
-        // operations, in the same order, as `_callRaw`, `_cdfPair`, `_tail` and solady's expWad, without the calls.
+        if (outside) revert OptionOutOfDomain(spot, strike, lnMoneyness, sigmaRootT);
+        // One block of assembly for the whole valuation (it runs about a hundred times per margin check).
         /// @solidity memory-safe-assembly
         assembly {
             // solady FixedPointMathLib.expWad (0.1.26) for x in (-41.4e18, 0]: the caller's -floor(a^2 / 2) with
@@ -112,7 +112,9 @@ library OptionMath {
                 q := add(sar(96, mul(q, x)), 26449188498355588339934803723976023)
                 r := shr(sub(195, k), mul(sdiv(p, q), 3822833074963236453042738258902158003155416615667))
             }
-            // `_tail`: floor(e P(a) / Q(a))
+            // The tail N(-a) for a < NORM_CDF_CUT and e = exp(-a^2/2) <= 1e18: floor(e P(a) / Q(a)), Horner with
+            // each step rounded down. Bounds at a < 8.8e18: P < 2^137, Q < 2^142, P a < 2^200, Q a < 2^204,
+            // e P < 2^197, Q >= 440e36 > 0; P / Q <= 1/2, so t <= 0.5e18.
             function tail(a, e) -> t {
                 let w := 1000000000000000000
                 let p := add(div(mul(P6, a), w), P5)
@@ -132,16 +134,17 @@ library OptionMath {
             }
             let callValue := 0 // the intrinsic value, the lower bound
             if gt(spot, strike) { callValue := sub(spot, strike) }
-            if stdDev {
-                // `_callRaw` and `_cdfPair`: d1 = lnMoneyness * 1e18 / v (toward zero) + v / 2 (down), d2 = d1 - v;
-                // the exp at the d nearer zero (near: d2 iff d1 + d2 >= 0), the other's from S exp(-d1^2/2) =
-                // K exp(-d2^2/2), capped at 1e18
-                let near := add(sdiv(mul(lnMoneyness, WAD), stdDev), shr(1, stdDev)) // d1
-                let far := sub(near, stdDev) // d2
+            if sigmaRootT {
+                // d1 = lnMoneyness * 1e18 / v (toward zero) + v / 2 (down), d2 = d1 - v; |lnMoneyness * 1e18| <
+                // 2^188 and v > 0, so neither division fails. The exp at the d nearer zero (near: d2 iff d1 + d2 >= 0,
+                // as d1 - d2 = v > 0), the other's from S exp(-d1^2/2) = K exp(-d2^2/2), capped at 1e18 (the cap
+                // applies only when lnMoneyness disagrees with S / K); each product S N, K N < 2^188
+                let near := add(sdiv(mul(lnMoneyness, WAD), sigmaRootT), shr(1, sigmaRootT)) // d1
+                let far := sub(near, sigmaRootT) // d2
                 let d2Near := iszero(slt(add(near, far), 0))
                 if d2Near {
                     far := near
-                    near := sub(near, stdDev)
+                    near := sub(near, sigmaRootT)
                 }
                 let nNear := 0 // the tails first, turned into N below
                 let nFar := 0
@@ -194,103 +197,6 @@ library OptionMath {
         if ((sigmaWad >> 96) | (secondsToExpiry >> 48) != 0) revert StdDevOutOfDomain(sigmaWad, secondsToExpiry);
         unchecked {
             return FixedPointMathLib.sqrt(sigmaWad * sigmaWad * secondsToExpiry / SECONDS_PER_YEAR); // < 2^240
-        }
-    }
-
-    // ---------------------------------------------------------------- internals
-    /// @dev S N(d1) - K N(d2), divided by 1e18 truncating toward zero (before the clamp), for 0 < v < 2^128 and
-    ///      |lnMoneyness| < 2^128: |lnMoneyness * 1e18| < 2^188, so neither division can fail; S, K <= 2^128 and
-    ///      N <= 1e18, so each product < 2^188.
-    function _callRaw(uint256 spot, uint256 strike, int256 lnMoneyness, uint256 v) private pure returns (int256 c) {
-        int256 d1;
-        int256 d2;
-        /// @solidity memory-safe-assembly
-        assembly {
-            d1 := add(sdiv(mul(lnMoneyness, WAD), v), shr(1, v)) // the quotient toward zero, v / 2 rounded down
-            d2 := sub(d1, v)
-        }
-        uint256 n1;
-        uint256 n2;
-        // |d2| <= |d1| iff d1 + d2 >= 0 (as d1 - d2 = v > 0): the exp at the d nearer zero, and
-        // exp(-d1^2/2) S = exp(-d2^2/2) K for the other one.
-        unchecked {
-            if (d1 + d2 >= 0) (n2, n1) = _cdfPair(d2, d1, strike, spot);
-            else (n1, n2) = _cdfPair(d1, d2, spot, strike);
-        }
-        /// @solidity memory-safe-assembly
-        assembly {
-            c := sdiv(sub(mul(spot, n1), mul(strike, n2)), WAD)
-        }
-    }
-
-    /// @dev N(near) and N(far) with one exp: exp(-far^2/2) = exp(-near^2/2) * num / den, |near| <= |far|,
-    ///      num, den in (0, 2^128]. The derived exp is at most 1e18 when lnMoneyness agrees with S / K; capped there
-    ///      otherwise.
-    function _cdfPair(int256 near, int256 far, uint256 num, uint256 den)
-        private
-        pure
-        returns (uint256 nNear, uint256 nFar)
-    {
-        uint256 a;
-        /// @solidity memory-safe-assembly
-        assembly {
-            a := near
-            if slt(near, 0) { a := sub(0, near) }
-        }
-        if (a < NORM_CDF_CUT) {
-            uint256 e = _expHalfSquare(a);
-            nNear = _tail(a, e); // the tails first, turned into N below
-            /// @solidity memory-safe-assembly
-            assembly {
-                a := far
-                if slt(far, 0) { a := sub(0, far) }
-                e := div(mul(e, num), den) // < 2^188, den > 0
-                if gt(e, WAD) { e := WAD }
-            }
-            if (a < NORM_CDF_CUT) nFar = _tail(a, e);
-        }
-        /// @solidity memory-safe-assembly
-        assembly {
-            if iszero(slt(near, 0)) { nNear := sub(WAD, nNear) } // the tail is at most 0.5e18
-            if iszero(slt(far, 0)) { nFar := sub(WAD, nFar) }
-        }
-    }
-
-    /// @dev exp(-floor(a^2 / 2)) in WAD for a WAD a < NORM_CDF_CUT (the argument >= -38.72e18: no revert, >= 15 wei).
-    function _expHalfSquare(uint256 a) private pure returns (uint256) {
-        unchecked {
-            return uint256(FixedPointMathLib.expWad(-int256(a * a / (2 * WAD))));
-        }
-    }
-
-    /// @dev floor(e * P(a) / Q(a)): the tail N(-a) in WAD for a WAD a < NORM_CDF_CUT, e = exp(-a^2/2) <= 1e18.
-    ///      Horner with each step rounded down; bounds at a < 8.8e18: P < 2^137, Q < 2^142, P a < 2^200,
-    ///      Q a < 2^204, e P < 2^197, Q >= 440e36 > 0. P / Q <= 1/2, so the result is at most 0.5e18.
-    function _tail(uint256 a, uint256 e) private pure returns (uint256 t) {
-        /// @solidity memory-safe-assembly
-        assembly {
-            let w := 1000000000000000000 // WAD
-            let p := add(div(mul(P6, a), w), P5)
-            p := add(div(mul(p, a), w), P4)
-            p := add(div(mul(p, a), w), P3)
-            p := add(div(mul(p, a), w), P2)
-            p := add(div(mul(p, a), w), P1)
-            p := add(div(mul(p, a), w), P0)
-            let q := add(div(mul(Q7, a), w), Q6)
-            q := add(div(mul(q, a), w), Q5)
-            q := add(div(mul(q, a), w), Q4)
-            q := add(div(mul(q, a), w), Q3)
-            q := add(div(mul(q, a), w), Q2)
-            q := add(div(mul(q, a), w), Q1)
-            q := add(div(mul(q, a), w), Q0)
-            t := div(mul(e, p), q)
-        }
-    }
-
-    /// @dev |x| as uint256 (2^255 for type(int256).min).
-    function _abs(int256 x) private pure returns (uint256) {
-        unchecked {
-            return x < 0 ? uint256(-x) : uint256(x);
         }
     }
 }

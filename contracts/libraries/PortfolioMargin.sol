@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {FixedPointMathLib} from "solady/src/utils/FixedPointMathLib.sol";
 import {IRiskParameters} from "../interfaces/IRiskParameters.sol";
 import {RiskConfig} from "./RiskConfig.sol";
 import {OptionMargin} from "./OptionMargin.sol";
@@ -111,7 +112,7 @@ library PortfolioMargin {
     /// @dev notional < 2^110 (a position's value) and depth >= 1e25 keep every product far below 2^256.
     function concentrationCharge(uint256 notional, uint256 depth) internal pure returns (uint256) {
         if (depth == 0 || notional == 0) return 0;
-        uint256 root = Math.sqrt(mulDivUp(notional, WAD * WAD, depth), Math.Rounding.Ceil);
+        uint256 root = sqrtUp(mulDivUp(notional, WAD * WAD, depth));
         return mulDivUp(notional, root, WAD);
     }
 
@@ -177,9 +178,17 @@ library PortfolioMargin {
         returns (int256[8] memory ws, uint256[8] memory active, uint256 n, uint256 hedged, uint256 absSum)
     {
         for (uint256 k; k < 8; ++k) {
-            int256 d = delta[k];
-            uint256 gk = gross[k];
-            if (d == 0 && gk == 0 && (opt.assets >> k) & 1 == 0) continue;
+            int256 d;
+            uint256 gk;
+            bool none;
+            assembly ("memory-safe") {
+                // an asset without exposure (no delta, no gross, no options: bit k of `opt.assets`, the struct's
+                // seventh word) is skipped in a few opcodes; k < 8, no bounds check needed
+                d := mload(add(delta, shl(5, k)))
+                gk := mload(add(gross, shl(5, k)))
+                none := iszero(or(or(d, gk), and(shr(k, mload(add(opt, 0xc0))), 1)))
+            }
+            if (none) continue;
             uint256 a = abs(d);
             if (gk >= MAX_EXPOSURE || a > gk) revert ExposureOutOfRange(k, d, gk);
             ws[k] = _weighted(k, d, g.riskWeight(k), opt);
@@ -279,7 +288,16 @@ library PortfolioMargin {
 
     /// @dev ceil(sqrt(ceil(q / RHO4_ONE))) for q > 0, else 0 (non-decreasing in q).
     function _rootUp(int256 q) private pure returns (uint256) {
-        return q > 0 ? Math.sqrt(uint256(ceilDiv(q, RHO4_ONE)), Math.Rounding.Ceil) : 0;
+        return q > 0 ? sqrtUp(uint256(ceilDiv(q, RHO4_ONE))) : 0;
+    }
+
+    /// @notice ceil(sqrt(x)): solady's floor square root (exact, and cheaper than OpenZeppelin's), plus one when
+    ///         its square is short of x (the floor is below 2^128: its square cannot overflow).
+    function sqrtUp(uint256 x) internal pure returns (uint256 r) {
+        r = FixedPointMathLib.sqrt(x);
+        unchecked {
+            if (r * r < x) ++r;
+        }
     }
 
     /// @notice Worst loss over the stress vectors, rounded up, and its index; zero when no vector loses. The loss in

@@ -9,7 +9,12 @@ Options: accounts holding them are screened and confirmed with the option market
 series, the volatilities, the OPTION word, the block's time), and planned with option items. Before liquidating, a
 small job turns positions in fixed series into cash (``vault.settleExpired``, permissionless; recorded as an
 opportunity of shape ``settle-expired``): a fixed series cannot be taken over and a write-off needs none left, so an
-account holding one is liquidated from the next block on, once the settlement is mined.
+account holding one is liquidated from the next block on, once the settlement is mined. Before that, shard 0 fixes
+every series past its expiry (``OptionMarkets.fixExpiry`` with the round :func:`.expiry.find_expiry_round` finds in
+the asset's price feed; an opportunity of shape ``fix-expiry`` and account 0, once per series), so the settlement
+job finds it fixed at the next block. Option values move with time, so an account holding them is sent for only if
+it is below MM from the head block's time to ``inclusion_seconds`` later, with a plan that fits the rule at both
+(``plan_liquidation``'s ``until``).
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 from eth_utils import to_checksum_address
@@ -35,6 +40,7 @@ from ..margin.screen import Book, ScreenParams, screen
 from ..margin.funding import MarketFunding
 from ..margin.options import OptionMarket
 from ..margin.snapshot import read_account_state, read_margin_config, read_markets, read_prices
+from .expiry import FIRST_OF_PHASE, FOUND, ExpiryRound, expired_unfixed, find_expiry_round
 from .gas import GasModel
 from .planner import LiquidationTerms, Plan, plan_liquidation
 from .txmanager import SendError, TxManager
@@ -46,6 +52,9 @@ ZERO = "0x0000000000000000000000000000000000000000"
 RACE_ERRORS = {"AccountHealthy", "BadLiquidationItem", "LiquidationEmpty", "LiquidationTooLarge",
                "LiquidationNotImproving", "BadOptionItem"}
 SETTLE = "settle-expired"  # the plan shape of a settleExpired job
+FIX = "fix-expiry"  # the plan shape of a fixExpiry job (account 0: a series is no account's)
+JOBS = {SETTLE: "settleExpired", FIX: "fixExpiry"}
+Sent = Literal["sent", "simulation failed", "dry run", "send failed"]
 
 
 def _sql(v: Any) -> Any:
@@ -72,6 +81,8 @@ class KeeperOptions:
     lens_batch: int = 200
     low_balance_wei: int = 5 * 10**16  # warn below this native balance (0: never)
     settle_expired: bool = True  # send settleExpired for accounts holding fixed option series
+    inclusion_seconds: int = 30  # an option account's plan holds from the head's time to this many seconds later
+    fix_expiry: bool = True  # shard 0: send OptionMarkets.fixExpiry for listed series past expiry, not yet fixed
 
 
 @dataclass
@@ -82,6 +93,7 @@ class StepReport:
     liquidatable: int = 0
     sent: list[int] = field(default_factory=list)  # accounts
     settled: list[int] = field(default_factory=list)  # accounts whose fixed option positions a transaction settles
+    fixed: list[int] = field(default_factory=list)  # series slots a fixExpiry transaction was sent for
     outcomes: list[tuple[int, str]] = field(default_factory=list)  # (opportunity, status)
 
 
@@ -106,6 +118,8 @@ class Keeper:
         self._params: tuple[MarginConfig, ScreenParams] | None = None
         self._last_reconcile = -1
         self._balance_at = float("-inf")
+        self._fix_tried: dict[int, int] = {}  # slot -> round id whose fixExpiry failed its simulation (or dry run)
+        self._fix_noted: dict[int, tuple[str, int]] = {}  # slot -> (status, round) last logged of an unfixable series
 
     # ------------------------------------------------------------------------------------------ health
     def health(self) -> dict[str, Any]:
@@ -166,6 +180,7 @@ class Keeper:
                 fresh = self.indexer.states(bad)
                 self.states.update(fresh)
                 self.book.update(fresh, self.layout, self._scale)
+        self._fix_expiries(head, report)
         self._settle_expired(head, report)
         self._liquidate(head, report)
         self._check_balance()
@@ -226,16 +241,23 @@ class Keeper:
         self.metrics.candidates.set(len(rows))
         open_accounts = self._open_accounts()
         confirmed = []
+        until = self._until()
         for r in rows:
             account = self.book.ids[r]
+            state = self.states[account]
             try:
-                m = account_margin(self.states[account], self.layout, self.prices, cfg, self.markets,
-                                   self.option_market)
+                m = account_margin(state, self.layout, self.prices, cfg, self.markets, self.option_market)
+                # options gain or lose value with time: below MM too at the latest time of inclusion?
+                due = m.liquidatable and (until is None or not any(state.options.values()) or account_margin(
+                    state, self.layout, self.prices, cfg, self.markets, self.option_market.at(until)).liquidatable)
             except PriceUnavailable as e:  # the vault cannot value it either: nothing to do until the feed is back
                 log.debug("account %#x skipped: %s", account, e)
                 continue
-            if m.liquidatable:
+            if due:
                 confirmed.append((m.equity - m.maintenance, account, m))
+            elif m.liquidatable:
+                log.info("account %#x below MM at block %d but not %d s later (its options' time value): not sent",
+                         account, head, self.opt.inclusion_seconds)
         report.liquidatable = len(confirmed)
         self.metrics.liquidatable.set(len(confirmed))
         sent = 0
@@ -245,6 +267,10 @@ class Keeper:
             if self._attempt(account, m, head, cfg):
                 report.sent.append(account)
                 sent += 1
+
+    def _until(self) -> int | None:
+        """The latest block time a liquidation sent at this head is planned to be included at (None: no options)."""
+        return None if self.option_market is None else self.option_market.time + self.opt.inclusion_seconds
 
     def _open_accounts(self) -> set[int]:
         return {acct_int(r[0]) for r in self.conn.execute(
@@ -265,35 +291,126 @@ class Keeper:
             if account in busy or not (self._mine(account) or (account == fund and self.opt.shard[0] == 0)):
                 continue
             opp = self._insert(account, head, 0, 0, {"shape": SETTLE, "items": slots}, 0)
-            try:
-                if self._send_settle(opp, account, slots, head):
-                    report.settled.append(account)
-            except ChainUnavailable as e:
-                self._close(opp, "failed", f"rpc unavailable: {e}", head)
-                raise
+            if self._send_job(opp, "CrossMarginVault", "settleExpired", [account, slots], head) == "sent":
+                report.settled.append(account)
 
-    def _send_settle(self, opp: int, account: int, slots: list[int], head: int) -> bool:
-        def fn(w3: Any) -> Any:
-            return self.chain.contract(w3, "CrossMarginVault").functions.settleExpired(account, slots)
+    def _fix_expiries(self, head: int, report: StepReport) -> None:
+        """``OptionMarkets.fixExpiry`` for every listed series past its expiry at the head block and not fixed yet,
+        with the first round of its asset's price feed at or after the expiry (:func:`.expiry.find_expiry_round`,
+        read at the head block), one transaction per series; shard 0 only (a series is no account's). A series with
+        a fix in flight is not sent again, nor one whose fix with the same round failed its simulation (or was a dry
+        run). A series whose round is the first of its feed's phase cannot be fixed (the contract refuses it): it is
+        logged and skipped, as one waiting for its first round at or after the expiry is."""
+        market = self.option_market
+        if not self.opt.fix_expiry or market is None or self.opt.shard[0] != 0:
+            return
+        due = expired_unfixed(market.series, market.time)
+        if not due:
+            return
+        busy, at = self._open_fixes(), self.chain.at(head)
+        found: dict[tuple[str, int], ExpiryRound | None] = {}  # one search per feed and expiry
+        for slot in due:
+            s = market.series[slot]
+            if slot in busy:
+                continue
+            feed = str(at.oracle.feedOf(s.asset)[0])
+            if (feed, s.expiry) not in found:
+                found[(feed, s.expiry)] = self._expiry_round(slot, s.asset, at, feed, s.expiry)
+            r = found[(feed, s.expiry)]
+            if r is None:
+                continue
+            if r.status != FOUND:
+                self._note_unfixable(slot, s.asset, s.expiry, r)
+                continue
+            if self._fix_tried.get(slot) == r.round_id:
+                continue
+            opp = self._insert(0, head, 0, 0, {"shape": FIX, "items": [slot], "round": r.round_id}, 0)
+            outcome = self._send_job(opp, "OptionMarkets", "fixExpiry", [slot, r.round_id], head)
+            if outcome == "sent":
+                report.fixed.append(slot)
+                log.info("series %d: fixExpiry sent with round %d (answer %d, updated %d, expiry %d)", slot,
+                         r.round_id, r.answer, r.updated_at, s.expiry)
+            elif outcome in ("simulation failed", "dry run"):
+                self._fix_tried[slot] = r.round_id
+                if outcome == "simulation failed":
+                    log.warning("series %d: fixExpiry with round %d fails its simulation (opportunity %d): not sent "
+                                "again with this round", slot, r.round_id, opp)
 
+    def _expiry_round(self, slot: int, asset: int, at: Any, feed: str, expiry: int) -> ExpiryRound | None:
+        """The search of ``asset``'s price feed ``feed`` at the block ``at`` is pinned to; None (logged) when it has
+        no feed or its rounds cannot be read."""
+        if int(feed, 16) == 0:
+            log.warning("series %d cannot be fixed: asset %d has no price feed", slot, asset)
+            return None
         try:
-            self.chain.rpc.read(lambda w3: fn(w3).call({"from": self.address}, "latest"))
-            gas = int(int(self.chain.rpc.read(lambda w3: fn(w3).estimate_gas({"from": self.address})))
-                      * self.opt.gas_limit_multiplier)
+            return find_expiry_round(at.feed(feed), expiry)
         except ContractLogicError as e:
-            self._close(opp, "failed", f"simulation: {self.chain.errors.from_exception(e)}", head)
-            return False
-        if self.opt.dry_run or self.txm is None:
-            self._close(opp, "skipped", "dry run", head)
-            return False
+            log.warning("series %d: the rounds of asset %d's price feed %s cannot be read (%s): not fixed this block",
+                        slot, asset, feed, self.chain.errors.from_exception(e))
+            return None
+
+    def _note_unfixable(self, slot: int, asset: int, expiry: int, r: ExpiryRound) -> None:
+        """Log a series the keeper cannot fix (yet), once per series and outcome."""
+        if self._fix_noted.get(slot) == (r.status, r.round_id):
+            return
+        self._fix_noted[slot] = (r.status, r.round_id)
+        if r.status == FIRST_OF_PHASE:
+            log.warning("series %d (asset %d, expiry %d) cannot be fixed by the keeper: the first round of the price "
+                        "feed at or after the expiry, %d (phase %d, aggregator round %d, updated %d), is the first of "
+                        "its phase, and fixExpiry needs the previous round of the same phase to prove it; the series "
+                        "stays margined at intrinsic value at the spot until it is fixed by hand with a round of an "
+                        "earlier phase that proves the expiry, if one does", slot, asset, expiry, r.round_id,
+                        r.phase, r.aggregator_round, r.updated_at)
+        else:
+            log.info("series %d (asset %d) expired at %d: waiting for the first round of its price feed at or after "
+                     "the expiry", slot, asset, expiry)
+
+    def _open_fixes(self) -> set[int]:
+        """The slots with a fixExpiry of this keeper in flight."""
+        rows = self.conn.execute(f"SELECT plan FROM opportunities WHERE keeper = ? AND account = ? AND status IN "
+                                 f"({','.join('?' * len(OPEN))})", (self.address, acct_key(0), *OPEN))
+        return {slot for plan in (json.loads(p) for (p,) in rows if p) if plan.get("shape") == FIX
+                for slot in plan["items"]}
+
+    def _send_job(self, opp: int, name: str, fn: str, args: list[Any], head: int) -> Sent:
+        """Simulate, then send ``name.fn(*args)`` (a permissionless job: no reward, the fee cap bounds its cost) for
+        opportunity ``opp``, which ends failed or skipped unless sent."""
+        def call(w3: Any) -> Any:
+            return getattr(self.chain.contract(w3, name).functions, fn)(*args)
+
         try:
-            data = self.chain.encode("CrossMarginVault", "settleExpired", account, slots)
-            h = self.txm.send(opp, self.chain.address("CrossMarginVault"), data, gas,
-                              gas * self.txm.policy.max_fee_cap)
-        except SendError as e:
-            self._close(opp, "failed", str(e), head)
-            return False
+            try:
+                self.chain.rpc.read(lambda w3: call(w3).call({"from": self.address}, "latest"))
+                gas = int(int(self.chain.rpc.read(lambda w3: call(w3).estimate_gas({"from": self.address})))
+                          * self.opt.gas_limit_multiplier)
+            except ContractLogicError as e:
+                self._close(opp, "failed", f"simulation: {self.chain.errors.from_exception(e)}", head)
+                return "simulation failed"
+            if self.opt.dry_run or self.txm is None:
+                self._close(opp, "skipped", "dry run", head)
+                return "dry run"
+            try:
+                data = self.chain.encode(name, fn, *args)
+                h = self.txm.send(opp, self.chain.address(name), data, gas, gas * self.txm.policy.max_fee_cap)
+            except SendError as e:
+                self._close(opp, "failed", str(e), head)
+                return "send failed"
+        except ChainUnavailable as e:
+            self._interrupted(opp, e, head)
+            raise
         self._update(opp, "sent", tx_hash=h)
+        return "sent"
+
+    def _interrupted(self, opp: int, e: ChainUnavailable, head: int) -> bool:
+        """The node went away half-way through opportunity ``opp``. An opportunity left open would block its account
+        (or series) for good: close it as failed (returns True), unless a signed transaction was persisted, which
+        poll() resolves (the opportunity is sent)."""
+        row = self.conn.execute("SELECT hash FROM txs WHERE opportunity = ? AND status = 'pending' "
+                                "ORDER BY sent_at DESC LIMIT 1", (opp,)).fetchone()
+        if row is not None:
+            self._update(opp, "sent", tx_hash=row[0])
+            return False
+        self._close(opp, "failed", f"rpc unavailable: {e}", head)
         return True
 
     def _fund_id(self) -> int:
@@ -301,19 +418,12 @@ class Keeper:
 
     def _attempt(self, account: int, m: Any, head: int, cfg: MarginConfig) -> bool:
         state = settled(self.states[account], self.markets)  # what the vault will realise: plan on balances alone
-        plan = plan_liquidation(state, self.layout, self.prices, cfg, self.terms, self.option_market)
+        plan = plan_liquidation(state, self.layout, self.prices, cfg, self.terms, self.option_market, self._until())
         opp = self._record(account, head, m, plan)
         try:
             return self._pursue(opp, account, m, head, cfg, plan)
         except ChainUnavailable as e:
-            # The node went away half-way. An opportunity left open would block the account for good (it is not
-            # planned again while open): close it, unless a signed transaction was persisted, which poll() resolves.
-            row = self.conn.execute("SELECT hash FROM txs WHERE opportunity = ? AND status = 'pending' "
-                                    "ORDER BY sent_at DESC LIMIT 1", (opp,)).fetchone()
-            if row is not None:
-                self._update(opp, "sent", tx_hash=row[0])
-            else:
-                self._close(opp, "failed", f"rpc unavailable: {e}", head)
+            if self._interrupted(opp, e, head):
                 self.metrics.failed.inc()
             raise
 
@@ -403,9 +513,12 @@ class Keeper:
         account, seen = acct_int(row[0]), row[1]
         plan = json.loads(row[2]) if row[2] else {}
         items = plan.get("items", [])
-        if plan.get("shape") == SETTLE:
+        if plan.get("shape") in JOBS:
             status = "included" if outcome.status == "included" else "failed"
-            self._close(outcome.opportunity, status, f"settleExpired {outcome.status}", outcome.block)
+            reason = f"{JOBS[plan['shape']]} {outcome.status}"
+            if outcome.status == "reverted":
+                reason += f": {self._revert_reason(outcome.tx_hash, outcome.block)}"
+            self._close(outcome.opportunity, status, reason, outcome.block)
             return status
         if outcome.status == "included":
             if not plan.get("options"):  # see _pursue: option accounts are estimated by the node
@@ -436,13 +549,16 @@ class Keeper:
         return 0
 
     def _revert_reason(self, tx_hash: str, block: int | None) -> str:
+        """The error of a mined revert, replayed with ``eth_call`` on the state after its block: the transactions
+        after it in the block (the next prices, say) are applied, so the error and its figures may differ from those
+        at inclusion, and a revert that depended on what changed within the block may not come back at all."""
         tx = self.chain.rpc.read(lambda w3: w3.eth.get_transaction(tx_hash))
         try:
             self.chain.rpc.read(lambda w3: w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"]},
                                                        block))
         except ContractLogicError as e:
-            return self.chain.errors.from_exception(e)
-        return "unknown (does not revert when replayed)"
+            return f"{self.chain.errors.from_exception(e)} (replayed after block {block})"
+        return f"unknown (does not revert when replayed after block {block})"
 
     def _reopen_after_reorg(self, fork: int) -> None:
         """Opportunities concluded in blocks that no longer exist are re-checked from scratch, except our own

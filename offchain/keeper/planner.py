@@ -24,8 +24,11 @@ Option positions (items of kind 2: ``id`` the series slot, ``amount`` the size t
 the mark (``options.mark`` at the block's volatility and time: the fund pays a long's value, a short pays its
 liability) and count in the amount taken at ``amount x spot``; a fixed series cannot be taken (it is settled into
 cash by ``settleExpired``, which the keeper calls first). Every shape counts them as positions: proportional, full
-and greedy alike. A plan's ``surplus_after`` is the contract's: ``E' - penalty - MM'`` (the fund's make-up of the
-rounding is not part of it).
+and greedy alike. Their marks, and so E, MM, IM and the allowance, move with the block's time, while the amount
+taken does not: a plan that takes the allowance at the head block's time exceeds it a few seconds later when time
+raises E (a written option's liability decays), so with ``until`` a plan must hold at both ends of the window the
+transaction may be included in. A plan's ``surplus_after`` is the contract's: ``E' - penalty - MM'`` (the fund's
+make-up of the rounding is not part of it).
 """
 from __future__ import annotations
 
@@ -169,14 +172,23 @@ def _take(state: AccountState, layout: Layout, prices: Sequence[int], cfg: Margi
 
 
 def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int], cfg: MarginConfig,
-                     terms: LiquidationTerms, options: OptionMarket | None = None) -> Plan | None:
+                     terms: LiquidationTerms, options: OptionMarket | None = None, until: int | None = None
+                     ) -> Plan | None:
     """The best plan the rule allows, or None when the account is healthy or no plan raises ``E − MM``.
-    ``options``: the option market at the block (needed when the account holds options)."""
-    before = account_margin(state, layout, prices, cfg, None, options)
-    if not before.liquidatable:
+    ``options``: the option market at the block (needed when the account holds options). ``until``: the latest block
+    time the transaction may be included at. Option values move with time (theta), and with them E, MM, IM and so
+    the allowance, so for an account holding options the plan must hold at both ends of the window from
+    ``options.time`` to ``until``: below MM at both, the smaller allowance, ``E − MM`` raised at both (the plan's
+    figures are those at ``options.time``)."""
+    markets = [options]
+    if options is not None and until is not None and until != options.time and any(state.options.values()):
+        markets.append(options.at(until))
+    befores = [account_margin(state, layout, prices, cfg, None, m) for m in markets]
+    before = befores[0]
+    if not all(b.liquidatable for b in befores):
         return None
     surplus0 = before.equity - before.maintenance
-    allowed = max_take(before.equity, before.maintenance, before.initial, before.gross_total, terms.word)
+    allowed = min(max_take(b.equity, b.maintenance, b.initial, b.gross_total, terms.word) for b in befores)
     priced = [j for j, b in state.collateral.items() if b and prices[layout.collateral_asset[j]]]
     if (not any(q for q, _ in state.positions.values()) and not any(state.options.values()) and not priced
             and state.settlement < 0):
@@ -190,13 +202,16 @@ def plan_liquidation(state: AccountState, layout: Layout, prices: Sequence[int],
         if not items:
             return None
         try:
-            _, taken, penalty, m = _take(state, layout, prices, cfg, terms, items, options, before)
+            takes = [_take(state, layout, prices, cfg, terms, items, m, b) for m, b in zip(markets, befores)]
         except ValueError:
             return None
+        _, taken, penalty, m = takes[0]
         if m is None or taken > allowed:
             return None
         plan = Plan(tuple(items), taken, penalty, allowed, surplus0, m.equity - penalty - m.maintenance, shape)
-        if plan.surplus_after > surplus0 and (best is None or plan.surplus_after > best.surplus_after):
+        improves = all(a.equity - p - a.maintenance > b.equity - b.maintenance
+                       for (_, _, p, a), b in zip(takes, befores))
+        if improves and (best is None or plan.surplus_after > best.surplus_after):
             best = plan
         return plan
 

@@ -6,7 +6,7 @@ operations and the same rounding. Units: prices and values USD 1e18, sizes base 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from .exact import BPS, WAD, MarginConfig, PriceUnavailable, ceil_div, i16, mul_div_up, position_value_down, u16
@@ -78,6 +78,10 @@ class OptionMarket:
     word: int
     time: int
 
+    def at(self, time: int) -> "OptionMarket":
+        """The same market at block time ``time`` (what a transaction included then values options with)."""
+        return replace(self, time=time)
+
     def account_risk(self, sizes: Mapping[int, int], prices: Sequence[int], delta: Sequence[int],
                      cfg: MarginConfig) -> "OptionRisk":
         """The option part of an account holding ``sizes`` (slot -> size) at ``prices`` (every listed asset's: a
@@ -136,14 +140,6 @@ def _shocked_spot(spot: int, shock: int) -> int:
     return s or 1
 
 
-def _grid_index(n: int, rw: int, shock: int) -> int | None:
-    num = shock * n
-    if rw == 0 or num % rw != 0:
-        return None
-    x = num // rw
-    return x + n if -n <= x <= n else None
-
-
 class _Scan:
     """One asset's live positions and volatility points (``OptionMargin.Scan``)."""
 
@@ -166,21 +162,40 @@ class _Scan:
         return total
 
     def grid(self) -> list[list[int]]:
+        """loss[x + n][j] under the volatility points down, base, up; inside the grid (0 < |x| < n) down and up only
+        (as SPAN's scenarios), the base column repeating the down column's loss as the contract's table does."""
         n = self.n
         loss = []
         for xi in range(2 * n + 1):
+            if xi == n:
+                ls = ln_wad(self.spot)
+                loss.append([self.base - self.value(self.spot, ls, 0), 0, self.base - self.value(self.spot, ls, 2)])
+                continue
             s = _grid_spot(self.spot, n, self.rw, xi - n)
             ls = ln_wad(s)
-            loss.append([0 if (xi == n and j == 1) else self.base - self.value(s, ls, j) for j in range(3)])
+            down, up = self.base - self.value(s, ls, 0), self.base - self.value(s, ls, 2)
+            mid = self.base - self.value(s, ls, 1) if xi in (0, 2 * n) else down
+            loss.append([down, mid, up])
         return loss
 
     def stress_loss(self, loss: list[list[int]], shock: int) -> int:
-        xi = _grid_index(self.n, self.rw, shock)
-        if xi is not None:
-            return max(loss[xi])
+        """The loss at the stress shock under the volatility shock (down or up) worse at the grid point next to the
+        shock on the spot's side (its own row when the shock is a grid point)."""
+        x = stress_point(self.n, self.rw, shock)
+        up = loss[x + self.n][2] > loss[x + self.n][0]
+        if x * self.rw == shock * self.n:
+            return loss[x + self.n][2 if up else 0]
         s = _shocked_spot(self.spot, shock)
-        ls = ln_wad(s)
-        return max(self.base - self.value(s, ls, j) for j in range(3))
+        return self.base - self.value(s, ln_wad(s), 2 if up else 0)
+
+
+def stress_point(n: int, rw: int, shock: int) -> int:
+    """``OptionMargin._stressLoss``' grid point for a stress shock (bps): trunc(shock n / RW) clamped to [-n, n], 0
+    when RW = 0."""
+    if rw == 0:
+        return 0
+    q = abs(shock * n) // rw
+    return max(-n, min(n, -q if shock < 0 else q))
 
 
 def combine(loss: list[list[int]], n: int, rw: int, d: int) -> tuple[int, int]:

@@ -148,8 +148,13 @@ class OptionArrays:
                    om.vol_down(word) / BPS, om.grid_steps(word) or 1, om.short_min(word) / BPS)
 
     def vol_points(self) -> np.ndarray:
-        """(3,) the grid's volatility multipliers: down, base, up."""
+        """(3,) the grid's volatility multipliers: down, base, up (the base is a scenario at the spot and the grid's
+        ends only)."""
         return np.array([1.0 - self.vol_down, 1.0, 1.0 + self.vol_up])
+
+    def vol_shocks(self) -> np.ndarray:
+        """(2,) the volatility multipliers of the stress vectors: down, up."""
+        return np.array([1.0 - self.vol_down, 1.0 + self.vol_up])
 
     def spot_points(self) -> np.ndarray:
         """(2n + 1,) the grid's x = -n .. n."""
@@ -246,7 +251,8 @@ def scan_parts(grid: np.ndarray, delta: np.ndarray, rw: np.ndarray) -> tuple[np.
     2n + 1, 3) with the linear delta ``delta`` (..., K) at risk weights ``rw`` (K,) (docs/options.md, divided by
     N = n 1e4: USD):
 
-    - T(x, j) = L(x, j) - (x / n) RW D, the book's loss at the grid point;
+    - T(x, j) = L(x, j) - (x / n) RW D, the book's loss at the grid point; the base volatility (j = 1) is a scenario
+      at the spot and the ends (x = 0, +-n) only, inside the grid the down and up shocks are (as SPAN's);
     - scan = max(0, max T);
     - X / 2 = (T(-n, base) - T(+n, base)) / 2 and WS = sign(X) min(|X| / 2, scan): the directional part;
     - B = scan - |WS|: the curvature.
@@ -255,7 +261,7 @@ def scan_parts(grid: np.ndarray, delta: np.ndarray, rw: np.ndarray) -> tuple[np.
     n = (grid.shape[-2] - 1) // 2
     x = np.arange(-n, n + 1, dtype=float) / n
     t = grid - x[:, None] * (delta * rw)[..., None, None]
-    scan = np.maximum(t.max(axis=(-1, -2)), 0.0)
+    scan = np.maximum(np.maximum(t[..., ::2].max(axis=(-1, -2)), t[..., ::2 * n, 1].max(-1)), 0.0)
     half = (t[..., 0, 1] - t[..., -1, 1]) / 2
     ws = np.sign(half) * np.minimum(np.abs(half), scan)
     return ws, scan - np.abs(ws)
@@ -263,16 +269,30 @@ def scan_parts(grid: np.ndarray, delta: np.ndarray, rw: np.ndarray) -> tuple[np.
 
 def series_stress(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, stress: np.ndarray,
                   oarr: OptionArrays) -> np.ndarray:
-    """Loss of one unit of each series in each stress vector (nS, K) at the three volatility points, (..., A, S,
-    nS, 3)."""
+    """Loss of one unit of each series in each stress vector (nS, K) at the two volatility shocks, (..., A, S,
+    nS, 2)."""
     moves = np.moveaxis(np.asarray(stress)[:, np.asarray(book.asset)], 0, -1)  # (S, nS) or (A, S, nS)
-    return series_losses(book, prices, sigma, moves, oarr.vol_points(), oarr)
+    return series_losses(book, prices, sigma, moves, oarr.vol_shocks(), oarr)
 
 
-def stress_from_series(book: OptionBook, unit_stress: np.ndarray, n_assets: int) -> np.ndarray:
-    """O_s, (..., A, nS), from :func:`series_stress`: per vector, the sum over assets of the worst, over the three
-    volatility points, of the options' loss."""
-    return book.by_asset(unit_stress, n_assets, trailing=2).max(axis=-1).sum(axis=-2)
+def stress_points(stress: np.ndarray, rw: np.ndarray, n: int) -> np.ndarray:
+    """(nS, K) the grid point x of each stress shock (``OptionMargin._stressLoss``): trunc(shock n / RW) clamped to
+    [-n, n], 0 where RW = 0, from the bps integers the fractions ``stress`` (nS, K) and ``rw`` (K,) stand for."""
+    sb = np.rint(np.asarray(stress, float) * BPS).astype(np.int64)
+    rb = np.rint(np.asarray(rw, float) * BPS).astype(np.int64)
+    q = np.abs(sb * n) // np.where(rb == 0, 1, rb)
+    return np.where(rb == 0, 0, np.clip(np.where(sb < 0, -q, q), -n, n))
+
+
+def stress_worst(grid: np.ndarray, stress: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """O_s, (..., nS): per stress vector the sum over assets of the options' loss under the volatility shock (down
+    or up) that is worse at the shock's grid point, from the options' grid losses (..., K, 2n + 1, 3), their stress
+    losses at the two shocks (..., K, nS, 2) and :func:`stress_points` (nS, K)."""
+    n = (grid.shape[-2] - 1) // 2
+    k = np.arange(grid.shape[-3])
+    rows = grid[..., k[None, :], points + n, :]  # (..., nS, K, 3)
+    st = np.swapaxes(stress, -2, -3)  # (..., nS, K, 2)
+    return np.where(rows[..., 2] > rows[..., 0], st[..., 1], st[..., 0]).sum(-1)
 
 
 def short_minimum(book: OptionBook, prices: np.ndarray, oarr: OptionArrays) -> np.ndarray:
@@ -286,7 +306,8 @@ def option_terms(book: OptionBook, prices: np.ndarray, sigma: np.ndarray, arr: M
     """The option parts of every account's margin at ``prices`` and volatilities ``sigma`` (both (..., K))."""
     k = len(arr.rw)
     grid = asset_grid(book, series_grid(book, prices, sigma, arr.rw, oarr), k)
-    o = (stress_from_series(book, series_stress(book, prices, sigma, arr.stress, oarr), k) if len(arr.stress)
+    o = (stress_worst(grid, book.by_asset(series_stress(book, prices, sigma, arr.stress, oarr), k, trailing=2),
+                      stress_points(arr.stress, arr.rw, oarr.steps)) if len(arr.stress)
          else np.zeros(grid.shape[:-3] + (0,)))
     return OptionTerms(grid, o, short_minimum(book, prices, oarr))
 
@@ -297,7 +318,7 @@ class OptionTerms:
     the curvature depend on the linear delta as well: :func:`scan_parts` (``requirement`` calls it)."""
 
     grid: np.ndarray  # (..., A, K, 2n + 1, 3) the options' loss L_a(x, j) over each asset's grid (0: no options)
-    o: np.ndarray  # (..., A, nS) options' loss in each stress vector (worst over the three volatilities per asset)
+    o: np.ndarray  # (..., A, nS) options' loss in each stress vector (:func:`stress_worst`)
     m: np.ndarray  # (..., A) short-option minimum
 
     def parts(self, delta: np.ndarray, rw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

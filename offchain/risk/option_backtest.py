@@ -42,7 +42,8 @@ import numpy as np
 from ..margin.defaults import BTC, DEFAULT_SPEC, ETH, OPTIONS_DEFAULT
 from ..margin.exact import BPS
 from ..margin.params import OptionParams, RiskSpec
-from ..margin.vector import MarginArrays, OptionArrays, OptionBook, OptionTerms, asset_grid, requirement, series_losses
+from ..margin.vector import (MarginArrays, OptionArrays, OptionBook, OptionTerms, asset_grid, requirement, scan_parts,
+                             series_losses, stress_points, stress_worst)
 from .crypto_history import complete_rows
 from .data import History
 from .ewma import ewma_variance
@@ -293,29 +294,29 @@ def _pick(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return idx
 
 
-def option_terms_of(scans: Sequence[AssetScan], c: Candidate, n_stress: int) -> OptionTerms:
+def option_terms_of(scans: Sequence[AssetScan], c: Candidate, arr: MarginArrays) -> OptionTerms:
     """The option terms (over N_ASSETS assets) of the books holding every scan's book (one scan per asset, the same
     book index, aligned days) under candidate ``c``: per asset the options' loss over the candidate's grid (the
-    requirement scans it with the asset's linear delta) and the stress losses worst over the three volatilities
-    (an account's terms are sums over its assets); M over every short."""
+    requirement scans it with the asset's linear delta) and the stress losses under the volatility shock worse at
+    each shock's grid point (an account's terms are sums over its assets); M over every short."""
     d, b = scans[0].loss.shape
     grid = np.zeros((d, b, N_ASSETS, 2 * c.steps + 1, 3))
-    o, m = np.zeros((d, b, n_stress)), np.zeros((d, b))
+    stress, m = np.zeros((d, b, N_ASSETS, len(arr.stress), 2)), np.zeros((d, b))
     x = np.arange(-c.steps, c.steps + 1) / c.steps
     for s in scans:
         ix = _pick(s.fractions, x)
         iw = _pick(s.mults, np.array([1 - c.vol_down_bps / BPS, 1.0, 1 + c.vol_up_bps / BPS]))
         grid[:, :, s.asset] = s.grid[:, :, ix][..., iw]
-        o += s.stress[..., iw].max(-1)
+        stress[:, :, s.asset] = s.stress[..., iw[::2]]
         m = m + s.short_units * c.short_min_bps / BPS
-    return OptionTerms(grid, o, m)
+    return OptionTerms(grid, stress_worst(grid, stress, stress_points(arr.stress, arr.rw, c.steps)), m)
 
 
 def book_requirement(scans: Sequence[AssetScan], c: Candidate, arr: MarginArrays,
                      terms: OptionTerms | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(MM, IM), each (D, B), of the books holding every scan's book under candidate ``c`` (``terms``: the option
     terms when already computed)."""
-    terms = terms or option_terms_of(scans, c, len(arr.stress))
+    terms = terms or option_terms_of(scans, c, arr)
     d, b = terms.m.shape
     delta, gross = np.zeros((d, b, N_ASSETS)), np.zeros((d, b, N_ASSETS))
     for s in scans:
@@ -430,7 +431,7 @@ def calibrate(scans: Sequence[HistoryScan], arr: MarginArrays, grid: Grid = Grid
     results = []
     for u, d, n in itertools.product(grid.vol_up_bps, grid.vol_down_bps, grid.steps):
         base = Candidate(u, d, n, 0, grid.skew_bps)
-        terms = [{und: option_terms_of(sc, base, len(arr.stress)) for und, sc in hs.scans.items()} for hs in scans]
+        terms = [{und: option_terms_of(sc, base, arr) for und, sc in hs.scans.items()} for hs in scans]
         for sm in grid.short_min_bps:
             c = Candidate(u, d, n, sm, grid.skew_bps)
             evals = []
@@ -448,10 +449,82 @@ def calibrate(scans: Sequence[HistoryScan], arr: MarginArrays, grid: Grid = Grid
     return chosen, results
 
 
+# ---------------------------------------------------------------------------------------------- the grid's gaps
+def gap_books(rw: float) -> list[tuple[str, list[tuple[bool, float, float]]]]:
+    """Books whose worst loss can lie inside the grid's +-RW (none is in :data:`BOOKS`, whose worst losses are at
+    the ends): legs (is_call, strike, size) at spot 1. Short butterflies (short the wings, long 2 at the centre: they
+    lose when the price ends at the centre) centred at c RW, c = +-0.1 .. +-0.9, wings RW / 4 and RW / 2 from the
+    centre; ratio spreads (long 1 call at the money, short 2 at 1 + c RW, c = 0.25, 0.5, 0.75, and the puts'
+    mirror); and, as references whose worst loss is at an end, a short straddle and a short call."""
+    out = []
+    for c in (-0.9, -0.8, -0.7, -0.6, -0.5, -0.4, -0.3, -0.2, -0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        for w in (0.25, 0.5):
+            k = 1 + c * rw
+            out.append((f"short_butterfly_c{c:+}_w{w}", [(True, k - w * rw, -1.0), (True, k, 2.0),
+                                                          (True, k + w * rw, -1.0)]))
+    for c in (0.25, 0.5, 0.75):
+        out.append((f"call_ratio_1x2_c{c}", [(True, 1.0, 1.0), (True, 1 + c * rw, -2.0)]))
+        out.append((f"put_ratio_1x2_c{c}", [(False, 1.0, 1.0), (False, 1 - c * rw, -2.0)]))
+    out.append(("short_straddle", [(True, 1.0, -1.0), (False, 1.0, -1.0)]))
+    out.append(("short_call", [(True, 1.0, -1.0)]))
+    return out
+
+
+def grid_gap(rw_bps: int, params: OptionParams = OPTIONS_DEFAULT, days: Sequence[int] = (7, 30),
+             sigmas: Sequence[float] = (0.5, 1.0), steps: Sequence[int] = (1, 2, 3, 4), dense: int = 400) -> dict:
+    """What the grid misses: for each book of :func:`gap_books` (expiries ``days``, volatilities ``sigmas``), its
+    scan (the float form of docs/options.md, one asset, no linear delta: ``scan_parts``' |WS| + B) at each number of
+    ``steps`` against the worst loss over a dense grid of the same ranges (``dense`` + 1 spot points over +-RW x 25
+    volatilities over [down, up]); ``gap`` = 1 - scan / dense worst. ``all_vols`` counts the base volatility at
+    every spot point as well (what skipping it inside the grid costs). ``uncovered``: what the scan and the short
+    minimum M together leave of the dense worst, max(0, worst - scan - M), in % of the underlying notional (one unit
+    per leg)."""
+    rw = rw_bps / BPS
+    oarr = OptionArrays(np.array([params.skew_bps.get(BTC, 0) / BPS]), params.vol_up_bps / BPS,
+                        params.vol_down_bps / BPS, 1, params.short_min_bps / BPS)
+    vols = np.linspace(1 - oarr.vol_down, 1 + oarr.vol_up, 25)
+    rows = []
+    for name, legs in gap_books(rw):
+        for d in days:
+            book = OptionBook(size=np.array([[q for *_, q in legs]]), asset=np.zeros(len(legs), dtype=int),
+                              is_call=np.array([c for c, *_ in legs]), strike=np.array([k for _, k, _ in legs]),
+                              expiry=np.full(len(legs), d / YEAR_DAYS))
+            for sig in sigmas:
+                prices, sigma = np.ones(1), np.full(1, sig)
+                moves = np.broadcast_to(np.linspace(-rw, rw, dense + 1), (len(legs), dense + 1))
+                worst = float(asset_grid(book, series_losses(book, prices, sigma, moves, vols, oarr), 1).max())
+                m = oarr.short_min * sum(-q for *_, q in legs if q < 0)
+                row = {"book": name, "days": d, "sigma": sig, "dense_worst_pct": round(100 * worst, 4)}
+                for n in steps:
+                    o = OptionArrays(oarr.skew, oarr.vol_up, oarr.vol_down, n, oarr.short_min)
+                    x = o.spot_points() * rw / n
+                    g = asset_grid(book, series_losses(book, prices, sigma, np.broadcast_to(x, (len(legs), len(x))),
+                                                       o.vol_points(), o), 1)
+                    ws, b = scan_parts(g, np.zeros(1), np.array([rw]))
+                    scan = float((np.abs(ws) + b)[0, 0])
+                    row[f"gap_{n}"] = round(1 - scan / worst, 4) if worst > 0 else 0.0
+                    row[f"uncovered_{n}_pct"] = round(100 * max(0.0, worst - scan - m), 4)
+                    row[f"gap_{n}_all_vols"] = round(1 - max(float(g.max()), 0.0) / worst, 4) if worst > 0 else 0.0
+                rows.append(row)
+    summary_ = [{"steps": n, "max_gap": max(r[f"gap_{n}"] for r in rows),
+                 "median_gap": float(np.median([r[f"gap_{n}"] for r in rows])),
+                 "books_over_10pct": sum(r[f"gap_{n}"] > 0.10 for r in rows),
+                 "max_uncovered_pct": max(r[f"uncovered_{n}_pct"] for r in rows),
+                 "books_uncovered": sum(r[f"uncovered_{n}_pct"] > 0 for r in rows),
+                 "max_gap_all_vols": max(r[f"gap_{n}_all_vols"] for r in rows),
+                 "worst": max(rows, key=lambda r: r[f"gap_{n}"])["book"]} for n in steps]
+    return {"what": ("the scan at each grid size against the worst loss over a dense grid of the same spot and "
+                     "volatility ranges, for books whose worst loss can lie inside the grid (short butterflies, "
+                     "1x2 ratio spreads) and two references (short straddle, short call): gap = 1 - scan / dense "
+                     "worst (0: the grid finds the worst loss); all_vols: with the base volatility at every spot "
+                     "point; uncovered: max(0, dense worst - scan - short minimum), % of the underlying notional"),
+            "risk_weight_bps": rw_bps, "books": len(rows), "summary": summary_, "rows": rows}
+
+
 # ---------------------------------------------------------------------------------------------- the report
 def steps_table(scans: Sequence[HistoryScan], arr: MarginArrays, params: OptionParams,
                 results: Sequence[dict]) -> list[dict]:
-    """Per grid size (steps 1..4: 3..9 spot points x 3 volatilities): coverage and margin under ``params`` with only
+    """Per grid size (steps 1..4: 3..9 spot points x the volatility points): coverage and margin under ``params`` with only
     the steps changed, and the least conservative passing candidate of the grid at that size."""
     out = []
     for n in range(1, 5):
@@ -459,7 +532,7 @@ def steps_table(scans: Sequence[HistoryScan], arr: MarginArrays, params: OptionP
         rows = rows_of([e for hs in scans for e in evaluate(hs, c, arr)])
         ok = [r for r in results if r["steps"] == n and r["rows_failing"] == 0]
         best = min(ok, key=lambda r: r["mm_pct_avg"]) if ok else None
-        out.append({"steps": n, "spot_points": 2 * n + 1, "grid_points": 3 * (2 * n + 1), **summary(rows),
+        out.append({"steps": n, "spot_points": 2 * n + 1, "grid_points": 4 * n + 5, **summary(rows),
                     "best_candidate": None if best is None else {k: best[k] for k in (
                         "vol_up_bps", "vol_down_bps", "short_min_bps", "mm_pct_avg", "worst_exception_rate")}})
     return out
@@ -539,10 +612,12 @@ def options_section(histories: dict[str, History], spec: RiskSpec = DEFAULT_SPEC
             "chosen": None if chosen is None else chosen.__dict__,
             "default": ("OPTIONS_DEFAULT takes the chosen shocks and short minimum with 2 steps: every grid size gives "
                         "the same MM on every book and day here (see grid_size; the rule breaks the tie toward the "
-                        "largest grid), and 2 scans +-RW/2, where books outside this test (butterflies, ratio "
-                        "spreads) have their worst loss; the gas per point decides between 2 and more"),
+                        "largest grid), and books outside this test whose worst loss lies inside +-RW (butterflies, "
+                        "ratio spreads) are left uncovered by the scan and the short minimum far more at 1 step "
+                        "than at 2 (see grid_gap); the gas per point decides between 2 and more"),
             "results": results},
         "grid_size": steps_table(scans, arr, params, results),
+        "grid_gap": {name: grid_gap(spec.risk_weights[a], params) for name, a in (("BTC", BTC), ("ETH", ETH))},
         "below_grid": None if below is None else {
             "what": ("candidates below the calibration grid's lower ends at 2 steps (not eligible: what the history "
                      "alone says about the volatility shocks and the short minimum)"),

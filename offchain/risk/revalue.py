@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..margin.vector import MarginArrays, OptionArrays, OptionBook, OptionTerms, series_grid, series_stress
+from ..margin.vector import (MarginArrays, OptionArrays, OptionBook, OptionTerms, series_grid, series_stress,
+                             stress_points, stress_worst)
 from .ewma import RISKMETRICS_LAMBDA
 
 YEAR_DAYS = 365  # crypto trades every day (option_backtest's convention)
@@ -118,7 +119,7 @@ def run_option_terms(size: np.ndarray, listing: OptionBook, prices: np.ndarray, 
     unit_grid = series_grid(listing, prices, sigma, arr.rw, oarr)[..., 0, :, :, :]  # (R, S, X, 3)
     lead = np.broadcast_shapes(size.shape[:-2], unit_grid.shape[:-3]) + size.shape[-2:-1]  # (R, A)
     grid = np.zeros(lead + (k,) + unit_grid.shape[-2:])
-    o = np.zeros(lead + (len(arr.stress),))
+    stress = np.zeros(lead + (k, len(arr.stress), 2))
     unit_stress = series_stress(listing, prices, sigma, arr.stress, oarr)[..., 0, :, :, :] if len(arr.stress) else None
     for a in np.unique(asset):  # the positions' sums per asset: one batched product per asset
         idx = np.flatnonzero(asset == a)
@@ -129,7 +130,8 @@ def run_option_terms(size: np.ndarray, listing: OptionBook, prices: np.ndarray, 
         if unit_stress is not None:
             u = unit_stress[..., idx, :, :]
             r = q @ u.reshape(u.shape[:-3] + (len(idx), -1))
-            o = o + r.reshape(r.shape[:-1] + u.shape[-2:]).max(axis=-1)
+            stress[..., a, :, :] = r.reshape(r.shape[:-1] + u.shape[-2:])
+    o = stress_worst(grid, stress, stress_points(arr.stress, arr.rw, oarr.steps))
     spot, sig = listing.per_series(prices, sigma)  # (R, 1, S)
     m = (np.maximum(-size, 0.0) * spot).sum(-1) * oarr.short_min
     unit = listing.unit_values(spot, sig, oarr)[..., 0, :]  # (R, S)

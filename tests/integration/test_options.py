@@ -139,6 +139,54 @@ def test_naked_short_without_margin_reverts(protocol, test_venue, deployer, book
     assert protocol.options.sizeOf(seller.id, 0) == 0 and e == 100 * WAD
 
 
+def test_option_buyer_with_no_debt_possible_needs_only_its_premium(protocol, test_venue, deployer, books):
+    """A USDC-only account buys calls with all but a few dollars of its cash: it ends below IM (so it would fail the
+    margin check) but with no perpetual, no collateral token, no short option and cash >= 0 it can never owe anything,
+    and the fill settles. The same buy reverts once the buyer holds a perpetual, a collateral token or a short option,
+    or when the premium takes its cash below zero."""
+    vault = protocol.vault
+    maker = _funded(protocol, deployer, 5_000_000)
+    mark = _mark(protocol, 2)  # the 7-day 66k call: its scan is nearly its whole value
+    size = 10 * WAD
+    premium = -(-size * mark // WAD)
+    cash = premium // 10**12 + 3  # USDC 6 decimals: just above the premium
+
+    def buyer(sub):
+        t = _funded(protocol, deployer, 0, sub)
+        protocol.usdc.mint(deployer, cash, {"from": deployer})
+        protocol.usdc.approve(vault, cash, {"from": deployer})
+        vault.deposit(t.id, protocol.usdc, cash, {"from": deployer})
+        return t
+
+    free = buyer(40)
+    test_venue.tradeOption(free.id, maker.id, 2, size, mark, 0, {"from": deployer})
+    e, mm, im = vault.margin(free.id)
+    assert protocol.options.sizeOf(free.id, 2) == size and 0 <= vault.settlementOf(free.id) and e < im
+    assert e >= mm  # still healthy: its MM is at most its options' value
+
+    with_perp = buyer(41)
+    test_venue.trade(with_perp.id, maker.id, BTC, WAD // 1000, int(protocol.oracle.price(BTC)), 0, {"from": deployer})
+    _reverts(f"InsufficientMargin: {with_perp.id}, ", test_venue.tradeOption, with_perp.id, maker.id, 2, size,
+             _mark(protocol, 2), 0, {"from": deployer})
+
+    with_token = buyer(42)
+    protocol.tokens[BTC].mint(deployer, 10**4, {"from": deployer})  # 0.0001 WBTC
+    protocol.tokens[BTC].approve(vault, 10**4, {"from": deployer})
+    vault.deposit(with_token.id, protocol.tokens[BTC], 10**4, {"from": deployer})
+    _reverts(f"InsufficientMargin: {with_token.id}, ", test_venue.tradeOption, with_token.id, maker.id, 2, size,
+             _mark(protocol, 2), 0, {"from": deployer})
+
+    with_short = _funded(protocol, deployer, 200_000, 43)
+    test_venue.tradeOption(maker.id, with_short.id, 0, WAD, _mark(protocol, 0), 0, {"from": deployer})  # short call
+    spend = int(vault.settlementOf(with_short.id)) * 99 // 100 * WAD // _mark(protocol, 2)  # units: 99% of its cash
+    _reverts(f"InsufficientMargin: {with_short.id}, ", test_venue.tradeOption, with_short.id, maker.id, 2, spend,
+             _mark(protocol, 2), 0, {"from": deployer})
+
+    short_of_cash = buyer(44)
+    _reverts(f"InsufficientMargin: {short_of_cash.id}, ", test_venue.tradeOption, short_of_cash.id, maker.id, 2, size,
+             _mark(protocol, 2), 10 * WAD, {"from": deployer})  # the fee takes its cash below zero
+
+
 def test_series_limit(protocol, test_venue, deployer, books):
     om_ = protocol.options
     t = chain.time()
@@ -307,11 +355,11 @@ def test_stale_volatility_blocks_risk_not_liquidation(protocol, test_venue, depl
 def test_only_the_vault_moves_option_positions(protocol, deployer, books):
     om_ = protocol.options
     stranger = accounts[4]
-    fill = (1, 2, 0, 0, 0, WAD, WAD)
+    fill = (1, 2, 0, 0, 0, WAD, WAD, 0)
     with brownie.reverts(err("NotVault", stranger)):
         om_.applyFill(fill, 0, {"from": stranger})
     with brownie.reverts(err("NotVault", stranger)):
-        om_.takeOver(1, 0, 1, 0, 0, WAD, [0] * 8, {"from": stranger})
+        om_.takeOver(1, 0, 1, 0, 0, WAD, [0] * 8, 0, {"from": stranger})
     with brownie.reverts(err("NotVault", stranger)):
         om_.settleExpired(1, 1, [0], {"from": stranger})
     with brownie.reverts(err("OptionsNotEnabled")):

@@ -792,20 +792,27 @@ def test_set_stress_vector_towards_zero_or_flipped_queues(params, roles, delayed
 # ---------------------------------------------------------------------------------------------- published words
 def published(pointer) -> MarginConfig:
     """Decode the data contract at `pointer`: one STOP byte, then the 12 margin words (global, corr0, corr1, haircuts,
-    stress[8]), the LIQUIDATION, DISCOUNT and FUNDING words (`published_liquidation`), 16 MARKET words, and the
-    ADDON and DEPTH words."""
+    stress[8]), the LIQUIDATION, DISCOUNT and FUNDING words (`published_liquidation`), 16 MARKET words, the ADDON and
+    DEPTH words, and the OPTION word (`published_options`)."""
     code = bytes(web3.eth.get_code(pointer))
-    assert code[0] == 0 and len(code) == 1 + 33 * 32
+    assert code[0] == 0 and len(code) == 1 + 34 * 32
     g, c0, c1, h, stress = decode(["uint256", "uint256", "uint256", "uint256", "uint256[8]"], code[1:1 + 12 * 32])
-    addons, depths = decode(["uint256", "uint256"], code[1 + 31 * 32:])
+    addons, depths = decode(["uint256", "uint256"], code[1 + 31 * 32:1 + 33 * 32])
     return MarginConfig(g, c0, c1, h, tuple(stress), addons, depths)
 
 
 def published_liquidation(pointer) -> tuple[int, int]:
     """The LIQUIDATION and DISCOUNT words after the margin words of the data contract at `pointer`."""
     code = bytes(web3.eth.get_code(pointer))
-    assert len(code) == 1 + 33 * 32
+    assert len(code) == 1 + 34 * 32
     return tuple(decode(["uint256", "uint256"], code[1 + 12 * 32:1 + 14 * 32]))
+
+
+def published_options(pointer) -> int:
+    """The OPTION word, the last word of the data contract at `pointer`."""
+    code = bytes(web3.eth.get_code(pointer))
+    assert len(code) == 1 + 34 * 32
+    return int.from_bytes(code[1 + 33 * 32:], "big")
 
 
 @pytest.fixture
@@ -823,6 +830,26 @@ def sink(params, roles):
 def test_margin_config_matches_published_data_contract(params):
     assert published(params.marginConfigPointer()) == cfg(params)
     assert published_liquidation(params.marginConfigPointer()) == tuple(int(w) for w in params.liquidationConfig())
+    assert published_options(params.marginConfigPointer()) == int(params.optionWord())
+
+
+OPTION_SETTERS = [
+    ("setOptionSkew", (1, 7_000), lambda p: opt(p).skew_bps.get(1) == 7_000),
+    ("setOptionGrid", (20_000, 9_000, 4, 5_000), lambda p: opt(p).steps == 4),
+    ("setOptionTrading", (1, 0), lambda p: opt(p).band_bps == 1),
+]
+
+
+@pytest.mark.parametrize("fn,args,check", OPTION_SETTERS, ids=[m[0] for m in OPTION_SETTERS])
+def test_option_setter_publishes_word_to_vault(params, roles, sink, fn, args, check):
+    """The vault reads the OPTION word from the published data contract (and passes it on to OptionMarkets): a
+    change republishes."""
+    old = params.marginConfigPointer()
+    getattr(params, fn)(*args, {"from": roles.admin})
+    new = params.marginConfigPointer()
+    assert check(params) and new != old and sink.marginConfigPointer() == new
+    assert published_options(new) == int(params.optionWord()) != published_options(old)
+    assert published(new) == published(old)  # the margin words are unchanged
 
 
 LIQUIDATION_SETTERS = [

@@ -4,6 +4,8 @@ It deploys with scripts/deploy.py, opens every position with signed orders, runs
 fills print above the index (funding), runs `xmargin keeper run` as a separate process and crashes the market
 through the Chainlink feeds; here its summary is checked against the chain itself. The gap scenario, on a fund that
 holds only its fees, runs out the fund and deleverages; its checks are also fed doctored readings, which must fail.
+The fund desk's option unwinds are tested on their own: liquidations hand options to the fund, and the desk closes
+them through the venue against the option market makers.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from eth_utils import event_abi_to_log_topic, keccak
 from web3 import HTTPProvider, Web3
 
 from offchain.population import KINDS, generate
-from scripts.demo import QUIET_STEP, ManualMining, Options, account_of, parse_args, run, trader_key
+from scripts.demo import (OPTION_BASE, QUIET_STEP, FundDesk, ManualMining, MarketMaker, Monitor, Options,
+                          account_of, demo_spec, option_maker_accounts, parse_args, run, seed_options, trader_key)
 from scripts.demo_checks import verify
 from scripts.deploy import vault_at
 
@@ -210,6 +213,10 @@ DOCTORED = [
             debt=next(w for w in s["adl"]["write_offs"] if w["deleveraged"])["debt"] + WAD,
             socialised=next(w for w in s["adl"]["write_offs"] if w["deleveraged"])["socialised"] + WAD),
      "they could bear"),
+    ("a fund left holding option series", lambda s: s.update(
+        options={**s["options"], "books": 2, "liquidated_accounts": 1, "positions_taken_over": 3,
+                 "fund_series_held": 2},
+        fund_option_unwinds={"fills": 1, "reverted": 0, "skipped": {}}), "the fund still holds 2 option series"),
     ("the demo's mirror disagreeing", lambda s: s["funding"]["before_crash"]["mirror_by_kind"].update(
         basket=s["funding"]["before_crash"]["mirror_by_kind"]["basket"] + 1), "the demo's mirror says basket"),
 ]
@@ -292,3 +299,105 @@ def test_fast_crash_with_a_late_keeper_agrees_with_the_model(tmp_path):
     assert summary["fund_depletion"] <= summary["insurance_fund_before"]
     assert {r["asset"] for r in summary["vol_updater"]["raises"]} and all(
         r["bps"] <= 15_000 for r in summary["vol_updater"]["raises"])
+
+
+def test_fund_desk_closes_the_funds_option_positions_through_the_venue(tmp_path):
+    """Liquidations hand option positions to the fund (items of kind 2); the demo's fund desk reads them from the
+    monitor's index and closes each through the venue (signed orders, OrderSettlement) against the option market
+    maker of its underlying at the model mark: the fund's size in every series goes to 0, every fill is the maker's
+    and within the OPTION word's band of the mark. A desk whose counterparty has no collateral sends nothing (the
+    fill would leave it below IM) and the fund keeps its options."""
+    from brownie import BookSeeder, chain, web3
+
+    from offchain.config import load_settings
+    from offchain.keeper.planner import LiquidationTerms, plan_liquidation
+    from offchain.margin.options import mark
+    from offchain.margin.params import OptionParams
+    from offchain.runtime import open_runtime
+    from scripts.deploy import LOCAL_PLAN, deploy, set_price, set_vol, write_deployment
+
+    deployer, relayer, keeper = accounts[0], accounts[2], accounts[1]
+    opts = Options(traders=1, seed=5, option_traders=12, out=tmp_path)
+    spec = demo_spec([], opts.option_traders, opts.seed)
+    d = deploy(deployer, LOCAL_PLAN, spec)
+    maker = MarketMaker(d, BookSeeder.deploy(d.vault, {"from": relayer}), relayer, web3, chain.id)
+    maker.deposit(d.usdc, [maker.maker(m) for m in range(4)], [10**7 * 10**6] * 4)  # the hedges' counterparties
+    opt_ids, _ = seed_options(d, opts, maker, spec, deployer)
+    makers = option_maker_accounts(maker)
+    fund = int(d.vault.fundAccount())
+
+    # a crash and a volatility spike: liquidate the option books it puts below MM, handing options to the fund
+    set_price(d.feeds[0], 60_000 * 0.75, deployer)
+    set_price(d.feeds[1], 3_000 * 0.72, deployer)
+    set_vol(d.vol_feeds[0], 1.2, deployer)
+    set_vol(d.vol_feeds[1], 1.5, deployer)
+    settings = load_settings(None, environ={}, chain={
+        "rpc_urls": [web3.provider.endpoint_uri], "deployment": str(write_deployment(d, tmp_path)),
+        "build_dir": str(ROOT / "build" / "contracts"), "stall_seconds": 0, "request_timeout": 120},
+        indexer={"database": str(tmp_path / "monitor.sqlite"), "reconcile_every": 0})
+    rt = open_runtime(settings)
+    monitor = Monitor(rt, opt_ids, fund, list(makers.values()))
+    monitor.observe(web3.eth.block_number)
+    terms = LiquidationTerms(*(int(x) for x in d.params.liquidationConfig()), rt.indexer.settlement_index)
+    states = rt.indexer.states(opt_ids)
+    taken = 0
+    for acct in opt_ids:
+        plan = plan_liquidation(states[acct], monitor.layout, monitor.prices, monitor.cfg, terms,
+                                monitor.option_market, monitor.option_market.time + 30)
+        if plan is not None and any(kind == 2 for kind, _, _ in plan.items):
+            d.vault.liquidate(acct, plan.as_args(), {"from": keeper})
+            taken += 1
+    assert taken >= 2
+    head = web3.eth.block_number
+    monitor.observe(head)
+    held = {slot: q for slot, q in monitor.fund_options.items() if q}
+    assert held and held == {s: int(d.options.sizeOf(fund, s)) for s in range(32) if d.options.sizeOf(fund, s)}
+
+    # a counterparty without collateral: every fill would leave it below IM, so nothing is sent
+    broke = account_of(maker.maker_key.address, 200)
+    monitor.watch.append(broke)
+    monitor.observe(head)
+    refused = FundDesk(maker, fund, deployer, {0: broke, 1: broke})
+    before = web3.eth.block_number
+    assert refused.unwind_options(monitor, 0) == 0 and refused.option_sent == []
+    assert refused.option_skipped == {"market maker's margin or series limit": len(held)}
+    assert web3.eth.block_number == before
+
+    # the demo's option market makers take the other side, at the mark of the block the desk read
+    maker_before = {s: int(d.options.sizeOf(makers[d.options.series(s)[0]], s)) for s in held}
+    desk = FundDesk(maker, fund, deployer, makers)
+    marks = {}
+    for _ in range(5):
+        monitor.observe(web3.eth.block_number)
+        if not any(monitor.fund_options.values()):
+            break
+        om = monitor.option_market
+        n = len(desk.option_sent)
+        desk.unwind_options(monitor, web3.eth.get_block("latest")["baseFeePerGas"])
+        for o in desk.option_sent[n:]:
+            series = om.series[o["slot"]]
+            marks[o["slot"]] = mark(series, monitor.prices[series.asset], om.vols[series.asset], om.word, om.time)
+        for tx in list(desk.option_pending.values()):
+            web3.eth.wait_for_transaction_receipt(tx)
+        desk.receipts()
+    assert desk.option_reverted == 0 and set(desk.option_skipped) <= {"deferred to the next block"}
+    assert len(desk.option_sent) == len(held) and {o["slot"] for o in desk.option_sent} == set(held)
+    assert all(int(d.options.sizeOf(fund, s)) == 0 for s in range(32)) and int(d.vault.optionsOf(fund)) == 0
+    band = OptionParams.from_word(int(d.params.optionWord())).band_bps
+    fills = [e for e in d.options.events.get_sequence(head + 1, web3.eth.block_number, "OptionTrade")]
+    assert len(fills) == len(held)
+    for e in fills:
+        a = e["args"]
+        slot, asset = int(a["slot"]), int(d.options.series(int(a["slot"]))[0])
+        long_fund = held[slot] > 0
+        assert (int(a["seller"]), int(a["buyer"])) == ((fund, makers[asset]) if long_fund else (makers[asset], fund))
+        assert int(a["size"]) == abs(held[slot]) and int(a["price"]) == marks[slot]  # the mark the desk read
+        spot = int(d.oracle.price(asset))
+        assert abs(int(a["price"]) - int(a["mark"])) * 10_000 <= band * spot  # within the band of the fill's mark
+        assert int(d.options.sizeOf(makers[asset], slot)) == maker_before[slot] + held[slot]
+    report = desk.option_report(d.options, d.oracle, head + 1, web3.eth.block_number)
+    assert report["fills"] == len(held) and report["reverted"] == 0
+    assert report["underlying_notional_usd"] == pytest.approx(
+        sum(abs(q) * int(d.oracle.price(d.options.series(s)[0])) for s, q in held.items()) / WAD / WAD)
+    assert report["max_distance_from_mark_bps_of_spot"] <= band and 0 < report["max_gas_used"] < 6_000_000
+    rt.indexer.conn.close()

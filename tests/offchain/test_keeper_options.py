@@ -14,7 +14,7 @@ from offchain.margin.snapshot import read_account_state
 from scripts.deploy import set_price, set_vol
 
 from .conftest import USD_PER_TOKEN
-from .test_keeper import liquidated_since, run_until_quiet, statuses, under_water
+from .test_keeper import liquidated_since, miner, run_until_quiet, statuses, under_water
 
 
 def _mirror_equals_vault(book, protocol, ids):
@@ -58,6 +58,41 @@ def test_keeper_liquidates_option_accounts_after_a_crash_and_a_volatility_spike(
     fund = protocol.vault.fundAccount()
     taken = protocol.options.events.get_sequence(start, event_type="OptionPositionUpdated")
     assert any(int(e.args.account) == fund for e in taken)  # the fund took option positions over
+
+
+def test_option_liquidations_hold_when_included_seconds_after_the_head(book, make_keeper, keeper_wallet, protocol,
+                                                                      deployer):
+    """The vault values options at the time of the block that includes a liquidation, seconds after the head block
+    the keeper planned at. An account caught just below MM gets a plan taking the whole allowance, which then rests on
+    IM - E (not the close factor) and shrinks with time for written options (their liability decays, E rises) while
+    the amount taken does not: included 20 s later, such plans reverted with LiquidationTooLarge. The keeper plans
+    for the window (keeper.inclusion_seconds, 30 s by default): through a gradual crash with every block mined 20 s
+    after the head, every liquidation it sends is included and none is missed."""
+    book.list_series()
+    ids = book.option_book(24, random.Random(41))
+    keeper = make_keeper("late", keeper_wallet)
+    keeper.step()
+    start = web3.eth.block_number
+    sent = 0
+    for step in range(1, 9):  # BTC and ETH -2.5% a block, volatility +8%: accounts cross MM a few at a time
+        set_price(protocol.feeds[0], USD_PER_TOKEN[0] * (1 - 0.025 * step), deployer)
+        set_price(protocol.feeds[1], USD_PER_TOKEN[1] * (1 - 0.025 * step), deployer)
+        set_vol(protocol.vol_feeds[0], 0.6 * (1 + 0.08 * step), deployer)
+        set_vol(protocol.vol_feeds[1], 0.75 * (1 + 0.08 * step), deployer)
+        miner(False)
+        try:
+            sent += len(keeper.step().sent)  # planned at the head's time; the transactions wait in the pool
+            # mined 20 s after the head, whatever the step took (a revert is read from its receipt)
+            web3.provider.make_request("evm_mine", [web3.eth.get_block("latest").timestamp + 20])
+        finally:
+            miner(True)
+        keeper.step()  # their receipts
+    assert sent >= 6
+    assert [r for r in statuses(keeper) if r[1] != "included"] == []
+    run_until_quiet(keeper)
+    assert under_water(protocol, ids) == set()  # none missed
+    rows = statuses(keeper)
+    assert {s for _, s, _ in rows} == {"included"} and len(rows) == len(liquidated_since(protocol, start))
 
 
 def test_keeper_settles_positions_in_fixed_series(book, make_keeper, keeper_wallet, protocol, deployer, keeper):

@@ -11,11 +11,11 @@ import pytest
 from offchain.margin.defaults import BTC, DEFAULT_SPEC, ETH, LINK, OPTIONS_DEFAULT, SOL
 from offchain.margin.exact import WAD, AccountState, Layout, account_margin
 from offchain.margin.optionmath import SECONDS_PER_YEAR
-from offchain.margin.options import OptionMarket, Series
+from offchain.margin.options import OptionMarket, Series, stress_point
 from offchain.margin.vector import (MarginArrays, OptionArrays, OptionBook, Portfolio, margin, option_terms,
-                                    requirement, scan_parts)
+                                    requirement, scan_parts, series_stress, stress_points, stress_worst)
 from offchain.risk.crypto_history import exchange_history, fetch_database
-from offchain.risk.option_backtest import BOOKS, Grid, options_section, standard_option
+from offchain.risk.option_backtest import BOOKS, Grid, grid_gap, options_section, standard_option
 
 K = 4
 PRICES = np.array([60_000.0, 3_000.0, 150.0, 15.0])
@@ -324,3 +324,42 @@ def test_options_section_on_a_slice_of_history():
                 assert k["saving_mm"] is None
     assert any(not r["passes"] for r in out["rows"])  # the thin margin fails somewhere
     assert out["calibration"]["chosen"] is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_stress_points_equal_the_exact_rule(n):
+    """The float model's grid point of each stress shock is the contract's (trunc(shock n / RW), clamped), from the
+    bps integers, including shocks that are grid points, beyond the grid and a zero risk weight."""
+    rng = np.random.default_rng(n)
+    shocks = np.concatenate([rng.integers(-9_999, 9_999, 200), [0, 1300, -1300, 650, -650, 2600, -2600, 433]])
+    for rw in (1300, 2990, 1, 0):
+        got = stress_points(shocks[:, None] / 1e4, np.array([rw / 1e4]), n)[:, 0]
+        assert list(got) == [stress_point(n, rw, int(s)) for s in shocks]
+    assert stress_point(2, 1300, 650) == 1 and stress_point(2, 1300, 649) == 0 and stress_point(2, 1300, -5000) == -2
+
+
+def test_stress_reads_the_volatility_shock_worse_at_the_grid_point():
+    """A short call loses more under the up shock at every point: its stress loss is the up-shock revaluation, more
+    than under the down shock; a long call the reverse (the down shock)."""
+    arr, o = arrays(), oarrays()
+    for size, worse in ((-1.0, 1), (1.0, 0)):
+        book = listing([size, 0, 0, 0])
+        grid = option_terms(book, PRICES, SIGMA, arr, o).grid
+        unit = series_stress(book, PRICES, SIGMA, arr.stress, o)
+        per_asset = book.by_asset(unit, K, trailing=2)  # (1, K, nS, 2)
+        got = stress_worst(grid, per_asset, stress_points(arr.stress, arr.rw, o.steps))
+        np.testing.assert_allclose(got, per_asset[..., worse].sum(-2))
+        assert (per_asset[0, BTC, :, worse] >= per_asset[0, BTC, :, 1 - worse]).all()
+
+
+def test_grid_gap_finds_interior_worst_losses_and_the_short_minimum_covers_btc_at_two_steps():
+    """grid_gap measures what the grid misses: a butterfly centred on a grid point has no gap at that grid size and
+    one centred between points has; on BTC's risk weight the 2-step grid with the short minimum leaves nothing
+    uncovered while the 1-step grid does (the default's reason, efficiency.json grid_gap)."""
+    gap = grid_gap(1300)
+    rows = {r["book"]: r for r in gap["rows"] if r["days"] == 30 and r["sigma"] == 0.5}
+    assert rows["short_butterfly_c+0.5_w0.25"]["gap_2"] == 0.0 < rows["short_butterfly_c+0.5_w0.25"]["gap_1"]
+    assert rows["short_butterfly_c+0.3_w0.25"]["gap_2"] > 0.0
+    assert rows["short_call"]["gap_1"] == 0.0 and rows["short_straddle"]["gap_2"] == 0.0
+    by_steps = {s["steps"]: s for s in gap["summary"]}
+    assert by_steps[2]["books_uncovered"] == 0 < by_steps[1]["books_uncovered"]

@@ -37,21 +37,25 @@ def _check(state, prices, market, plan):
     assert m.equity - m.maintenance >= plan.surplus_after  # the fund's make-up of the rounding only adds
 
 
-def test_every_liquidatable_option_account_gets_a_plan_that_raises_its_surplus():
-    rng = random.Random(23)
+def _liquidatable(rng, trials, per_trial):
+    """(state, prices, market) of random option accounts below MM, over ``trials`` random markets."""
     series = _listing(rng)
-    planned = with_options = 0
-    for trial in range(3):
+    for trial in range(trials):
         prices = [int(p * rng.uniform(0.6, 1.4) * WAD) for p in START] + [0] * 4
         market = _market(series, rng.uniform(0.4, 1.5), NOW + 600 * trial)
-        for _ in range(60):
+        for _ in range(per_trial):
             s = _option_state(rng, series)
-            if not account_margin(s, LAYOUT, prices, CFG, None, market).liquidatable:
-                continue
-            plan = plan_liquidation(s, LAYOUT, prices, CFG, TERMS, market)
-            _check(s, prices, market, plan)
-            planned += 1
-            with_options += any(k == 2 for k, _, _ in plan.items)
+            if account_margin(s, LAYOUT, prices, CFG, None, market).liquidatable:
+                yield s, prices, market
+
+
+def test_every_liquidatable_option_account_gets_a_plan_that_raises_its_surplus():
+    planned = with_options = 0
+    for s, prices, market in _liquidatable(random.Random(23), 3, 60):
+        plan = plan_liquidation(s, LAYOUT, prices, CFG, TERMS, market)
+        _check(s, prices, market, plan)
+        planned += 1
+        with_options += any(k == 2 for k, _, _ in plan.items)
     assert planned > 30 and with_options > planned // 2
 
 
@@ -73,6 +77,39 @@ def test_options_only_account_closes_the_short_that_frees_most_margin_first():
     liability = -(-amount * mark(series[0], prices[0], market.vols[0], market.word, market.time) // WAD)
     assert after.options == {0: -4 * WAD + amount, 1: -WAD // 2, 2: WAD}
     assert after.settlement == s.settlement - liability - penalty  # the short paid its liability at the mark
+
+
+def _verdict(state, prices, market, items):
+    """What the vault answers to ``liquidate(items)`` for ``state`` in a block of ``market.time``: None (it
+    liquidates) or its error."""
+    before = account_margin(state, LAYOUT, prices, CFG, None, market)
+    if not before.liquidatable:
+        return "AccountHealthy"
+    after, taken, _ = apply_liquidation(state, LAYOUT, prices, CFG, TERMS, items, market)
+    if taken > max_take(before.equity, before.maintenance, before.initial, before.gross_total, TERMS.word):
+        return "LiquidationTooLarge"
+    m = account_margin(after, LAYOUT, prices, CFG, None, market)
+    return None if m.equity - m.maintenance > before.equity - before.maintenance else "LiquidationNotImproving"
+
+
+def test_option_plans_hold_until_the_latest_time_of_inclusion():
+    """The vault values options at the time of the block that includes the liquidation. A plan made at the head
+    block's time takes the whole allowance, which moves with time (written options' liability decays: E rises, IM - E
+    and with it the allowance shrink) while the amount taken does not: seconds later it is too large. A plan made
+    with ``until`` fits the rule at every time of its window (the failure of the crash demo's option books)."""
+    late = planned = 0
+    for s, prices, market in _liquidatable(random.Random(23), 4, 80):
+        head = plan_liquidation(s, LAYOUT, prices, CFG, TERMS, market)
+        late += _verdict(s, prices, market.at(market.time + 6), head.items) is not None
+        plan = plan_liquidation(s, LAYOUT, prices, CFG, TERMS, market, market.time + 30)
+        if plan is None:  # above MM at the window's end: nothing to send
+            assert _verdict(s, prices, market.at(market.time + 30), head.items) == "AccountHealthy"
+            continue
+        assert plan.taken <= plan.allowed <= head.allowed and plan.surplus_after > plan.surplus_before
+        for dt in (0, 1, 6, 17, 30):
+            assert _verdict(s, prices, market.at(market.time + dt), plan.items) is None, (dt, plan)
+        planned += 1
+    assert late >= 5 and planned > 150
 
 
 def test_option_item_on_a_fixed_series_or_beyond_the_size_is_refused():
