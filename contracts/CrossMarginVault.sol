@@ -510,29 +510,38 @@ contract CrossMarginVault is VaultBase {
             emit CollateralUpdated(fund, token, fundBalance);
             return taken;
         }
-        if (item.kind == 2) return _takeOption(account, acc, f, id, amount, ctx.prices);
+        if (item.kind == 2) return _takeOption(account, acc, f, id, amount, ctx);
         revert BadLiquidationItem(account, item.kind, id, amount);
     }
 
     /// @dev Moves `amount` of the account's position in option series `slot` to the fund at its mark (IOptionMarkets
-    ///      .takeOver): the fund pays a long's value, a short pays its liability. Returns the notional taken.
+    ///      .takeOver): the fund pays a long's value, a short pays its liability. Returns the notional taken. The
+    ///      perpetual markets of the series' asset become deleveraging sources on the side the position's delta is
+    ///      on (a long call or a short put as a long: the shorts pay; a short call or a long put as a short).
     function _takeOption(
         uint256 account,
         Account memory acc,
         Account memory f,
         uint256 slot,
         uint256 amount,
-        uint256[8] memory prices
+        Ctx memory ctx
     ) internal returns (uint256 notional) {
         int256 value;
         uint256 mask;
         uint256 fundMask;
+        uint256 source;
         (IOptionMarkets om, uint256 options) = _optionConfig();
-        (value, notional, mask, fundMask) =
-            om.takeOver(account, _fundAccount(), acc.options, f.options, slot, amount, prices, options);
+        (value, notional, mask, fundMask, source) =
+            om.takeOver(account, _fundAccount(), acc.options, f.options, slot, amount, ctx.prices, options);
         (acc.options, f.options) = (uint32(mask), uint32(fundMask));
         acc.settlement = (int256(acc.settlement) + value).toInt128();
         f.settlement = (int256(f.settlement) - value).toInt128();
+        uint256 markets;
+        for (uint256 m = _numMarkets(ctx.layout); m != 0;) {
+            if (_marketAssetOf(ctx.layout, --m) == source & 15) markets |= 1 << m;
+        }
+        if (source & 16 != 0) acc.adlLong |= uint16(markets);
+        else acc.adlShort |= uint16(markets);
     }
 
     /// @dev Closes `amount` of the account's position in `market` against the fund at the oracle price (the market's
@@ -614,7 +623,8 @@ contract CrossMarginVault is VaultBase {
     }
 
     /// @dev Bad-debt waterfall: collateral without a valid price (dust: all the account has left) passes to the fund,
-    ///      the fund's positive settlement balance covers what it can, deleveraging charges the opposite sides what
+    ///      the fund's settlement balance less its short options' liability at the mark (IOptionMarkets
+    ///      .shortLiability) covers what it can when positive, deleveraging charges the opposite sides what
     ///      they can bear; returns the rest, which the caller socialises (`_socialise`) once both accounts are stored.
     function _writeOff(uint256 account, Account memory acc, Account memory f, Ctx memory ctx)
         internal
@@ -634,7 +644,13 @@ contract CrossMarginVault is VaultBase {
         f.collaterals |= acc.collaterals;
         acc.collaterals = 0;
         uint256 debt = uint256(-int256(acc.settlement));
-        uint256 cover = f.settlement > 0 ? Math.min(debt, uint256(int256(f.settlement))) : 0;
+        // the fund's cash less what its short options owe at the mark (cash that a taken-over short paid in)
+        int256 free = f.settlement;
+        if (f.options != 0) {
+            (IOptionMarkets om, uint256 options) = _optionConfig();
+            free -= om.shortLiability(_fundAccount(), f.options, ctx.prices, options).toInt256();
+        }
+        uint256 cover = free > 0 ? Math.min(debt, uint256(free)) : 0;
         f.settlement -= int128(int256(cover));
         acc.settlement = 0;
         uint256 loss = debt - cover;

@@ -120,6 +120,29 @@ contract OptionMarkets is IOptionMarkets {
     }
 
     /// @inheritdoc IOptionMarkets
+    function shortLiability(uint256 account, uint256 mask, uint256[8] calldata prices, uint256 options)
+        external
+        view
+        returns (uint256 owed)
+    {
+        // slither-disable-next-line incorrect-equality (0: the vault did not pass the OPTION word on)
+        if (options == 0) options = riskParams.optionWord();
+        for (; mask != 0; mask &= mask - 1) {
+            uint256 slot = _lowestBit(mask);
+            int256 size = _sizes[account][slot];
+            if (size >= 0) continue;
+            Series memory s = series(slot);
+            uint256 spot = s.fixedPrice;
+            // slither-disable-next-line incorrect-equality (0: not fixed yet; then 0: the vault did not price it)
+            if (spot == 0) spot = prices[s.asset] != 0 ? prices[s.asset] : oracle.lastPrice(s.asset);
+            uint256 unit = s.fixedPrice != 0 || spot == 0
+                ? OptionMargin.payoff(s.isCall, s.strike, spot)
+                : _mark(s, spot, oracle.vols(1 << s.asset, false)[s.asset], options);
+            owed += uint256(-PortfolioMargin.positionValueDown(size, unit));
+        }
+    }
+
+    /// @inheritdoc IOptionMarkets
     function accountRisk(
         uint256 account,
         uint256 mask,
@@ -252,9 +275,9 @@ contract OptionMarkets is IOptionMarkets {
         uint256 amount,
         uint256[8] calldata prices,
         uint256 options
-    ) external onlyVault returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask) {
+    ) external onlyVault returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask, uint256 source) {
         int256 moved;
-        (value, notional, moved) = _priceTake(account, mask, slot, amount, prices, options);
+        (value, notional, moved, source) = _priceTake(account, mask, slot, amount, prices, options);
         (newMask, newFundMask) = _handOver(account, fund, mask, fundMask, slot, moved);
     }
 
@@ -272,7 +295,7 @@ contract OptionMarkets is IOptionMarkets {
     }
 
     /// @dev Checks a liquidation item and prices it: the signed size moved, its value at the mark (the volatility
-    ///      feed's last answer) and the notional taken.
+    ///      feed's last answer), the notional taken and the deleveraging source (IOptionMarkets.takeOver).
     function _priceTake(
         uint256 account,
         uint256 mask,
@@ -280,7 +303,7 @@ contract OptionMarkets is IOptionMarkets {
         uint256 amount,
         uint256[8] calldata prices,
         uint256 options
-    ) internal view returns (int256 value, uint256 notional, int256 moved) {
+    ) internal view returns (int256 value, uint256 notional, int256 moved, uint256 source) {
         Series memory s = series(slot);
         int256 size = _sizes[account][slot];
         if ((mask >> slot) & 1 == 0 || s.fixedPrice != 0 || amount == 0 || amount > PortfolioMargin.abs(size)) {
@@ -295,6 +318,7 @@ contract OptionMarkets is IOptionMarkets {
         uint256 unit = _mark(s, price, oracle.vols(1 << s.asset, false)[s.asset], options);
         value = PortfolioMargin.positionValueDown(moved, unit);
         notional = amount * price / WAD;
+        source = s.asset | ((size > 0) == s.isCall ? 16 : 0); // a long call or a short put gains as the price rises
     }
 
     /// @inheritdoc IOptionMarkets

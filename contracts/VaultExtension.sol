@@ -90,6 +90,7 @@ contract VaultExtension is VaultBase {
         b.settlement = (int256(b.settlement) - (paid + buyerFee).toInt256()).toInt128();
         s.options = uint32(r.sellerMask);
         s.settlement = (int256(s.settlement) + received.toInt256() - sellerFee.toInt256()).toInt128();
+        (b.adlLong, b.adlShort, s.adlLong, s.adlShort) = (0, 0, 0, 0); // trading again (CrossMarginVault._tradeSide)
         _store(fill.buyer, b);
         _store(fill.seller, s);
         uint256 toFund = buyerFee + sellerFee + paid - received;

@@ -216,7 +216,10 @@ interface IVaultTypes {
 ///         or every side is at its cap. A side is charged by moving its index, so every position on it
 ///         pays in proportion to its size, whoever they are and whenever they next settle; nobody on the bankrupt
 ///         side and nobody without a position in that market pays. What no side can bear (or when a market has no
-///         valid price) goes on to the write-off rule below. `Deleveraged` is emitted per side charged.
+///         valid price) goes on to the write-off rule below. `Deleveraged` is emitted per side charged. An option
+///         position liquidated counts as a position in every perpetual market of the series' asset, on the side of
+///         its delta (a long call or a short put as a long, a short call or a long put as a short): the perpetual
+///         side that gained with it pays; the option series' own holders are not charged.
 ///
 ///         Assumptions on tokens: standard ERC20 behaviour or a subset (missing return values and fees on transfer
 ///         are handled: deposits are credited by balance difference). Rebasing tokens are not supported as collateral.

@@ -96,6 +96,15 @@ interface IOptionMarkets {
     function sizeOf(uint256 account, uint256 slot) external view returns (int256);
     /// @notice The model mark per unit of the series in `slot` now (the volatility feed's last answer).
     function mark(uint256 slot) external view returns (uint256);
+    /// @notice What `account`'s short positions in the series of `mask` owe at the mark (WAD USD, each ceil(|size|
+    ///         * mark)): a fixed series at its payoff; otherwise at the asset's price in `prices`, or the feed's latest
+    ///         answer when 0 there, stale or not (the vault's write-off, which never waits for a feed, reads it; a
+    ///         price of 0 values a call at 0 and a put at its strike), and the volatility feed's last answer, with the
+    ///         OPTION word `options` (read when 0).
+    function shortLiability(uint256 account, uint256 mask, uint256[8] calldata prices, uint256 options)
+        external
+        view
+        returns (uint256);
     /// @notice The option part of the margin of `account` holding the slots in `mask`, at `prices` (assets priced 0
     ///         are read from the oracle), with `delta` the linear delta per asset of its perpetuals and collateral,
     ///         the MARGIN word `global` and the STRESS words. `strict`: the volatility must be fresh (risk-adding
@@ -122,7 +131,10 @@ interface IOptionMarkets {
     /// @notice Moves `amount` of `account`'s position in `slot` to `fund` at the mark (the volatility feed's last
     ///         answer; the asset's price from `prices`, or from the oracle when 0 there; the OPTION word `options` as
     ///         published to the vault, or read when 0). Returns the value moved (floor(size moved * mark), + for a
-    ///         long), the notional taken (amount * price) and both new masks.
+    ///         long), the notional taken (amount * price), both new masks and the deleveraging source: the series'
+    ///         asset, plus 16 when the position taken gains as the price rises (a long call or a short put: its
+    ///         delta is positive, as a perpetual long's), so that the vault deleverages the asset's perpetual side
+    ///         that gained with the account's loss (ICrossMarginVault, "Deleveraging").
     function takeOver(
         uint256 account,
         uint256 fund,
@@ -132,7 +144,7 @@ interface IOptionMarkets {
         uint256 amount,
         uint256[8] calldata prices,
         uint256 options
-    ) external returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask);
+    ) external returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask, uint256 source);
     /// @notice Settles `account`'s positions in the fixed series `slots`: returns the cash (sum of floor(size *
     ///         payoff)) and the new mask.
     function settleExpired(uint256 account, uint256 mask, uint256[] calldata slots)

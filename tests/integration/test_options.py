@@ -11,7 +11,7 @@ from brownie import accounts, chain, web3
 
 from offchain.margin import options as om
 from offchain.margin.exact import account_margin, max_take
-from offchain.margin.snapshot import (read_layout, read_margin_config, read_markets, read_option_market,
+from offchain.margin.snapshot import (read_funding_word, read_layout, read_margin_config, read_markets, read_option_market,
                                      read_prices)
 from offchain.margin.snapshot import read_account_state as read_state
 from scripts.deploy import set_price, set_vol
@@ -288,6 +288,52 @@ def test_liquidating_a_short_call_to_the_fund(protocol, test_venue, deployer, bo
     # the fund is margined with the position it took over
     assert tuple(vault.margin(fund)) == (_mirror(protocol, fund).equity, _mirror(protocol, fund).maintenance,
                                          _mirror(protocol, fund).initial)
+
+
+@pytest.mark.parametrize("slot, crash_to, longs_pay", [(0, 84_000, True), (1, 36_000, False)],
+                         ids=["short-call-rally", "short-put-crash"])
+def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_side(
+        protocol, test_venue, deployer, books, move_price, keeper, slot, crash_to, longs_pay):
+    """A seller of 150 BTC calls (a rally of 40%) or puts (a crash of 40%) is bankrupt beyond the fund's 1M USD. The fund takes the short over
+    and receives its liability in cash, but that cash is owed to the option it now holds: the fund covers the debt
+    only from what it held besides (its cash, the penalty less the keeper's reward), and the rest goes to the BTC
+    perpetual side that gained with the seller's loss (a short call is short delta: the longs pay; a short put is long
+    delta: the shorts pay), within adlShare of its maintenance margin, which has room for all of it here. The other
+    perpetual side, the ETH market and a USDC-only depositor pay nothing."""
+    vault, om_ = protocol.vault, protocol.options
+    _refresh(protocol, deployer)
+    fund = vault.fundAccount()
+    perp_long, perp_short = _funded(protocol, deployer, 20_000_000), _funded(protocol, deployer, 20_000_000)
+    eth_long, eth_short = _funded(protocol, deployer, 1_000_000), _funded(protocol, deployer, 1_000_000)
+    depositor = _funded(protocol, deployer, 100_000)
+    buyer, seller = _funded(protocol, deployer, 20_000_000), _funded(protocol, deployer, 1_400_000)
+    test_venue.trade(perp_long.id, perp_short.id, BTC, 400 * WAD, int(protocol.oracle.price(BTC)), 0, {"from": deployer})
+    test_venue.trade(eth_long.id, eth_short.id, ETH, 100 * WAD, int(protocol.oracle.price(ETH)), 0, {"from": deployer})
+    test_venue.tradeOption(buyer.id, seller.id, slot, 150 * WAD, _mark(protocol, slot), 0, {"from": deployer})
+    fund_cash = vault.settlementOf(fund)
+    move_price(BTC, crash_to)
+    move_price(ETH, 3_000)
+    assert vault.margin(seller.id)[0] < 0
+    tx = vault.liquidate(seller.id, [(2, slot, 150 * WAD)], {"from": keeper})
+    w, liq = tx.events["BadDebtWrittenOff"], tx.events["Liquidated"]
+    liability = 150 * WAD * int(om_.mark(slot, block_identifier=tx.block_number)) // WAD  # to 1 wei
+    assert om_.sizeOf(fund, slot) == -150 * WAD and liability > w["debt"] > fund_cash
+    assert w["coveredByFund"] == fund_cash + liq["penalty"] - liq["keeperReward"]  # not the liability paid in
+    loss = w["debt"] - w["coveredByFund"]
+    (ev,) = tx.events["Deleveraged"]
+    assert (ev["market"], ev["longsPay"]) == (BTC, longs_pay)
+    price = int(protocol.oracle.price(BTC))
+    share = read_funding_word(protocol.params).adl_share_bps
+    cap = int(vault.openInterest(BTC)) * price // WAD * read_margin_config(protocol.params).risk_weight(BTC) * share \
+        // 10**8
+    assert ev["amount"] == w["deleveraged"] == loss < cap and w["socialised"] == 0
+    payer, other = (perp_long, perp_short) if longs_pay else (perp_short, perp_long)
+    assert -vault.fundingOf(payer.id, BTC)[0] >= loss  # the winning side pays it all, rounded toward the protocol
+    assert vault.fundingOf(other.id, BTC)[0] == 0
+    assert vault.fundingOf(eth_long.id, ETH)[0] == vault.fundingOf(eth_short.id, ETH)[0] == 0
+    # the fund keeps the liability in cash against the short it now holds, and nothing else
+    assert abs(vault.settlementOf(fund) - liability) <= 1
+    assert vault.settlementOf(depositor.id) == 100_000 * WAD
 
 
 def test_healthy_option_account_cannot_be_liquidated(protocol, test_venue, deployer, books, keeper):
