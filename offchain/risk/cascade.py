@@ -31,7 +31,8 @@ Model, block by block and for many independent runs at once (float64, vectorised
    the keeper's reward, paid out of it: ``max(share x penalty, min(min reward, penalty))`` (every modelled call takes
    all it may).
 6. Write-off, as ``CrossMarginVault._writeOff``: an account left with nothing but debt is written off in the same
-   call. The fund's positive settlement balance (cash, not its inventory) covers what it can; the rest is
+   call. The fund's cash less what its short options owe at the mark (its inventory otherwise not counted) covers
+   what it can when positive; the rest is
    deleveraged: split over the sides opposite to the markets the account had positions liquidated in (longs
    liquidated: the shorts pay), in proportion to each side's notional (open interest x price), each side at most
    ``adlShare x riskWeight x notional`` per write-off, water-filled (:func:`adl_split`, the float form of
@@ -53,8 +54,9 @@ Model, block by block and for many independent runs at once (float64, vectorised
    counted in the amount taken at their underlying notional ``|size| x spot`` (the vault's ``gross_total``). The
    desk unwinds the options as the rest (``1 / unwind_blocks`` per block) at the mark, and the dealers it sells them
    to hedge their delta in the underlying: the options' delta joins the units the desk sells, at the same
-   square-root impact (paid by the fund, moving the price). Deleveraging charges perpetual sides only: an option
-   position is no deleveraging source. Not modelled: the fund hedging its option inventory while it holds it, any
+   square-root impact (paid by the fund, moving the price). An option position taken is a deleveraging source in
+   every perpetual market of its asset, on the side of its delta (a long call or a short put as a long), as the
+   vault marks it; deleveraging charges perpetual sides only. Not modelled: the fund hedging its option inventory while it holds it, any
    impact on the volatility itself.
 
 Outputs per run: bad debt (reaching depositors), what the fund covered, what was deleveraged, the debt written off,
@@ -381,15 +383,17 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
             with np.errstate(divide="ignore", invalid="ignore"):
                 phi = np.where(pos_gross > 0, np.minimum(1.0, allowed / pos_gross), 0.0)
             settle = pf.settlement[r_idx, a_idx] + phi * (v - on).sum(-1)
-            if opt is not None:  # the fund takes the options over at the mark
-                settle = settle + phi * o_val.sum(-1)
-                opt.take(r_idx, a_idx, phi, o_val, o_notional, cash)
-            taken = phi * pos_gross
-            np.add.at(fund_pos, r_idx, phi[:, None] * size)
-            np.add.at(fund_on, r_idx, phi[:, None] * v)  # taken over at the oracle price
             closed = (phi > 0)[:, None] & (size != 0)
             sources[r_idx, a_idx, :M] |= closed & (size > 0)
             sources[r_idx, a_idx, M:] |= closed & (size < 0)
+            if opt is not None:  # the fund takes the options over at the mark
+                settle = settle + phi * o_val.sum(-1)
+                bullish, bearish = opt.take(r_idx, a_idx, phi, o_val, o_notional, cash)
+                sources[r_idx, a_idx, :M] |= bullish[:, ma]  # as a long of each market of the option's asset
+                sources[r_idx, a_idx, M:] |= bearish[:, ma]
+            taken = phi * pos_gross
+            np.add.at(fund_pos, r_idx, phi[:, None] * size)
+            np.add.at(fund_on, r_idx, phi[:, None] * v)  # taken over at the oracle price
             size = size * (1.0 - phi[:, None])
             on = on * (1.0 - phi[:, None])
             # collateral: only once no position is left and the settlement balance is negative
@@ -429,8 +433,9 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
             due[r_idx, a_idx] = b + max(s.latency, 1)
             if (debt > 0).any():
                 w = debt > 0
-                _write_off(r_idx[w], a_idx[w], debt[w], pm, pf, fund_pos, cash, sources, src_rw, rule.adl_share,
-                           bad, written, cover, adl, adl_paid)
+                owed = opt.fund_short_liability() if opt is not None else np.zeros(R)
+                _write_off(r_idx[w], a_idx[w], debt[w], pm, pf, fund_pos, cash, owed, sources, src_rw,
+                           rule.adl_share, bad, written, cover, adl, adl_paid)
         # the fund desk unwinds part of the inventory; the sale moves the price (permanent square-root impact)
         f = 1.0 / s.unwind_blocks
         sell_pos, sell_on, sell_coll = fund_pos * f, fund_on * f, fund_coll * f
@@ -519,14 +524,25 @@ class _OptionState:
         return q * self.unit[r], np.abs(q) * self.spot[r]
 
     def take(self, r: np.ndarray, a: np.ndarray, phi: np.ndarray, value: np.ndarray, notional: np.ndarray,
-             cash: np.ndarray) -> None:
+             cash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fund takes over ``phi`` of the positions of (r, a) at the mark: it pays their value (a long's) or is
-        paid it (a short's liability)."""
-        part = phi[:, None] * self.size[r, a]
+        paid it (a short's liability). Returns the deleveraging sources, per asset (n, K): the assets of the positions
+        taken with a positive delta (a long call, a short put) and with a negative one."""
+        q = self.size[r, a]
+        part = phi[:, None] * q
         np.add.at(self.fund, r, part)
         np.add.at(cash, r, -(phi * value.sum(-1)))
         np.add.at(self.liquidated, r, phi * notional.sum(-1))
-        self.size[r, a] = self.size[r, a] - part
+        self.size[r, a] = q - part
+        moved = (phi > 0)[:, None] & (q != 0)
+        up = (q > 0) == np.asarray(self.listing.is_call, bool)[None, :]
+        onehot = self.listing.onehot(self.vol_path.shape[1]).astype(bool)  # (S, K)
+        return (moved & up) @ onehot, (moved & ~up) @ onehot
+
+    def fund_short_liability(self) -> np.ndarray:
+        """(R,) what the fund's short options owe at this block's mark (IOptionMarkets.shortLiability): the part of
+        its cash that does not cover write-offs."""
+        return (np.clip(-self.fund, 0.0, None) * self.unit).sum(-1)
 
     def unwind(self, f: float, price: np.ndarray, cash: np.ndarray) -> np.ndarray:
         """The desk sells ``f`` of the fund's options at the mark; returns the underlying units their buyers sell to
@@ -543,10 +559,11 @@ class _OptionState:
         return (self.fund * self.unit).sum(-1)
 
 
-def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, sources, src_rw, adl_share, bad, written, cover, adl,
+def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, owed, sources, src_rw, adl_share, bad, written, cover, adl,
                adl_paid) -> None:
-    """The waterfall of the write-offs of one block (event arrays): the fund's cash, deleveraging, the claims. A run's
-    write-offs go one after the other (round k takes the k-th of every run); arrays are updated in place."""
+    """The waterfall of the write-offs of one block (event arrays): the fund's cash less ``owed`` (R,) (its short
+    options' liability), deleveraging, the claims. A run's write-offs go one after the other (round k takes the k-th
+    of every run); arrays are updated in place."""
     M = pm.shape[1]
     order = np.argsort(r_ev, kind="stable")
     r_ev, a_ev, debt = r_ev[order], a_ev[order], debt[order]
@@ -555,7 +572,7 @@ def _write_off(r_ev, a_ev, debt, pm, pf, fund_pos, cash, sources, src_rw, adl_sh
     for k in range(int(rank.max()) + 1):
         sel = rank == k
         r, a, d = r_ev[sel], a_ev[sel], debt[sel]
-        c = np.minimum(d, np.clip(cash[r], 0.0, None))
+        c = np.minimum(d, np.clip(cash[r] - owed[r], 0.0, None))
         cash[r] -= c
         loss = d - c
         size, fpos = pf.size[r], fund_pos[r]  # (n, A, M), (n, M)

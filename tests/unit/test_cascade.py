@@ -295,3 +295,23 @@ def test_option_population_is_sized_and_its_makers_take_the_other_side():
     assert (u > OPTION_UTILISATION[0] * 0.97).all() and (u < OPTION_UTILISATION[1] * 1.03).all()
     # the perpetuals-only population is drawn as before: the option traders are a separate draw
     assert [b.kind for b in generate(20, seed=3)] == [b.kind for b in generate(20, seed=3)]
+
+
+def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_side():
+    """A seller of 10 BTC puts is bankrupt after a 60% gap. The fund takes the short puts over and is paid their
+    liability, but that cash is owed to the puts: it covers the debt only from its own 10,000 (the vault's
+    shortLiability rule). A short put is long delta, so the loss goes on to the BTC perpetual shorts (they gained
+    with the seller's loss), within adlShare of their maintenance margin; the perpetual longs pay nothing."""
+    states = [AccountState(20_000 * WAD), AccountState(10_000_000 * WAD),
+              AccountState(1_000_000 * WAD, {0: (10 * WAD, 600_000 * WAD)}),
+              AccountState(1_000_000 * WAD, {0: (-10 * WAD, -600_000 * WAD)})]
+    h = _holdings([[0.0, -10.0], [0.0, 10.0], [0.0, 0.0], [0.0, 0.0]])
+    s = CascadeScenario("gap", (-0.6,) * 4, latency=1, crash_blocks=1, after_blocks=3, runs=1, **QUIET)
+    res = simulate(_pf(states), START_PRICES_USD, ARR, RULE, 10_000.0, s, h)
+    assert res.written_off[0] > 100_000  # 10 puts 36,000 in the money on 20,000
+    assert res.fund_cover[0] == pytest.approx(10_000.0)  # not the puts' liability it was paid
+    rw = DEFAULT_SPEC.risk_weights[0] / 1e4
+    assert res.adl[0] == pytest.approx(RULE.adl_share * rw * 10 * 0.4 * 60_000, rel=1e-9)  # the shorts' side, full
+    paid = res.adl_paid[0]
+    assert paid[3] == pytest.approx(res.adl[0], rel=1e-9) and paid[2] == 0 and paid[0] == paid[1] == 0
+    assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0 - res.adl[0], rel=1e-9)
