@@ -166,12 +166,12 @@ contract CrossMarginVault is VaultBase {
     }
 
     /// @dev The trade rule for one side (ICrossMarginVault): E >= IM afterwards, or a pure reduction filled no worse
-    ///      than the oracle price that raised E - MM and left E >= 0.
+    ///      than the oracle price that raised E - MM and left E >= 0 (any E for the fund).
     function _requireSide(Side memory x, uint256 market, bool fillNoWorseThanOracle, Ctx memory ctx) internal {
         Account memory acc = _load(x.account);
         (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(x.account, acc, ctx, 0);
         if (equity >= int256(initial)) return;
-        if (!x.increased && fillNoWorseThanOracle && equity >= 0) {
+        if (!x.increased && fillNoWorseThanOracle && (equity >= 0 || x.account == _fundAccount())) {
             // the state before the fill: its position back in storage for one evaluation
             Position memory current = _positionOf(x.account, market);
             _setPosition(x.account, market, x.positionBefore);
@@ -515,9 +515,10 @@ contract CrossMarginVault is VaultBase {
     }
 
     /// @dev Moves `amount` of the account's position in option series `slot` to the fund at its mark (IOptionMarkets
-    ///      .takeOver): the fund pays a long's value, a short pays its liability. Returns the notional taken. The
-    ///      perpetual markets of the series' asset become deleveraging sources on the side the position's delta is
-    ///      on (a long call or a short put as a long: the shorts pay; a short call or a long put as a short).
+    ///      .takeOver): the fund pays a long's value, a short pays its liability. Returns the notional taken. Every
+    ///      perpetual market of the series' asset becomes a deleveraging source on the side of the account's net
+    ///      direction on the asset before the liquidation (the sign of WS_a: options, perpetuals and collateral
+    ///      together; none when it is 0).
     function _takeOption(
         uint256 account,
         Account memory acc,
@@ -529,19 +530,20 @@ contract CrossMarginVault is VaultBase {
         int256 value;
         uint256 mask;
         uint256 fundMask;
-        uint256 source;
+        uint256 asset;
         (IOptionMarkets om, uint256 options) = _optionConfig();
-        (value, notional, mask, fundMask, source) =
+        (value, notional, mask, fundMask, asset) =
             om.takeOver(account, _fundAccount(), acc.options, f.options, slot, amount, ctx.prices, options);
         (acc.options, f.options) = (uint32(mask), uint32(fundMask));
         acc.settlement = (int256(acc.settlement) + value).toInt128();
         f.settlement = (int256(f.settlement) - value).toInt128();
         uint256 markets;
         for (uint256 m = _numMarkets(ctx.layout); m != 0;) {
-            if (_marketAssetOf(ctx.layout, --m) == source & 15) markets |= 1 << m;
+            if (_marketAssetOf(ctx.layout, --m) == asset) markets |= 1 << m;
         }
-        if (source & 16 != 0) acc.adlLong |= uint16(markets);
-        else acc.adlShort |= uint16(markets);
+        int256 ws = ctx.ws[asset];
+        if (ws > 0) acc.adlLong |= uint16(markets);
+        else if (ws < 0) acc.adlShort |= uint16(markets);
     }
 
     /// @dev Closes `amount` of the account's position in `market` against the fund at the oracle price (the market's
@@ -559,8 +561,12 @@ contract CrossMarginVault is VaultBase {
         uint256 asset = _marketAssetOf(ctx.layout, market);
         uint256 price = ctx.prices[asset];
         Funding.Market memory fm = _touchMarket(market, price, asset, ctx);
-        if (size > 0) acc.adlLong |= uint16(1 << market);
-        else acc.adlShort |= uint16(1 << market);
+        // the source side: the account's net direction on an asset where it holds options, else the position's own
+        {
+            int256 ws = ctx.ws[asset];
+            if (ws > 0 || (ws == 0 && size > 0)) acc.adlLong |= uint16(1 << market);
+            else acc.adlShort |= uint16(1 << market);
+        }
         int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();
         (, int256 oiA, int256 paidA) = _fill(account, acc, market, delta, price, type(uint256).max, fm);
         (, int256 oiF, int256 paidF) = _fill(_fundAccount(), f, market, -delta, price, type(uint256).max, fm);

@@ -275,9 +275,9 @@ contract OptionMarkets is IOptionMarkets {
         uint256 amount,
         uint256[8] calldata prices,
         uint256 options
-    ) external onlyVault returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask, uint256 source) {
+    ) external onlyVault returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask, uint256 asset) {
         int256 moved;
-        (value, notional, moved, source) = _priceTake(account, mask, slot, amount, prices, options);
+        (value, notional, moved, asset) = _priceTake(account, mask, slot, amount, prices, options);
         (newMask, newFundMask) = _handOver(account, fund, mask, fundMask, slot, moved);
     }
 
@@ -295,7 +295,7 @@ contract OptionMarkets is IOptionMarkets {
     }
 
     /// @dev Checks a liquidation item and prices it: the signed size moved, its value at the mark (the volatility
-    ///      feed's last answer), the notional taken and the deleveraging source (IOptionMarkets.takeOver).
+    ///      feed's last answer), the notional taken and the series' asset.
     function _priceTake(
         uint256 account,
         uint256 mask,
@@ -303,7 +303,7 @@ contract OptionMarkets is IOptionMarkets {
         uint256 amount,
         uint256[8] calldata prices,
         uint256 options
-    ) internal view returns (int256 value, uint256 notional, int256 moved, uint256 source) {
+    ) internal view returns (int256 value, uint256 notional, int256 moved, uint256 asset) {
         Series memory s = series(slot);
         int256 size = _sizes[account][slot];
         if ((mask >> slot) & 1 == 0 || s.fixedPrice != 0 || amount == 0 || amount > PortfolioMargin.abs(size)) {
@@ -318,7 +318,7 @@ contract OptionMarkets is IOptionMarkets {
         uint256 unit = _mark(s, price, oracle.vols(1 << s.asset, false)[s.asset], options);
         value = PortfolioMargin.positionValueDown(moved, unit);
         notional = amount * price / WAD;
-        source = s.asset | ((size > 0) == s.isCall ? 16 : 0); // a long call or a short put gains as the price rises
+        asset = s.asset;
     }
 
     /// @inheritdoc IOptionMarkets

@@ -75,6 +75,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         uint256[8] prices;
         IRiskParameters.MarginConfig cfg;
         bool strict; // a risk-adding action: option volatilities must be fresh
+        int256[8] ws; // the last evaluation's WS_a of each asset with live options (0 elsewhere): its net direction
     }
 
     IRiskParameters public immutable riskParams;
@@ -374,6 +375,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
             _optionExposure(account, acc, ctx, delta, opt, fillVol);
             equity += opt.value;
             grossTotal += opt.notional;
+            ctx.ws = opt.ws;
         }
         (maintenance, initial) =
             PortfolioMargin.requirements(delta, gross, _concentration(account, acc, ctx), opt, ctx.cfg);

@@ -135,7 +135,10 @@ contract VaultExtension is VaultBase {
         ctx.strict = increased;
         (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(account, acc, ctx, r.asset | (r.vol << 8));
         if (equity >= int256(initial)) return;
-        if (before.reducing && fillNoWorseThanMark && equity >= 0 && equity - int256(maintenance) > before.surplus) {
+        if (
+            before.reducing && fillNoWorseThanMark && (equity >= 0 || account == _fundAccount())
+                && equity - int256(maintenance) > before.surplus
+        ) {
             return;
         }
         revert InsufficientMargin(account, equity, initial);

@@ -74,11 +74,13 @@ def funding_reading(chain: Any, position_events: list[Any], block: int, kinds: M
 def adl_reading(chain: Any, vault: Any, position_events: list[Any], first: int, last: int,
                 kinds: Mapping[int, str]) -> dict:
     """Every ``Deleveraged`` and ``BadDebtWrittenOff`` event in blocks ``first..last``, each deleveraging with the
-    bankrupt account's last position in that market before it and what each book type on the charged side owes
-    for it (``ceil(|size| * shift / 1e9)`` of each position there then); each (block, market) charged with both
-    sides' index moves between the block before and that block (``marketFunding``, advanced to each block's time)."""
+    bankrupt account's last position in that market before it, the sides its liquidations made sources of that market
+    (``source_sides``, :func:`_source_sides`) and what each book type on the charged side owes for it (``ceil(|size| *
+    shift / 1e9)`` of each position there then); each (block, market) charged with both sides' index moves between
+    the block before and that block (``marketFunding``, advanced to each block's time)."""
     dels = vault.events.get_sequence(first, last, "Deleveraged")
     offs = vault.events.get_sequence(first, last, "BadDebtWrittenOff")
+    liquidations = vault.events.get_sequence(first, last, "Liquidated") if dels else []
     events = []
     charged: dict[str, int] = defaultdict(int)
     if dels:
@@ -94,9 +96,15 @@ def adl_reading(chain: Any, vault: Any, position_events: list[Any], first: int, 
         sizes = [int(p["args"]["size"]) for p in position_events
                  if int(p["args"]["account"]) == account and int(p["args"]["market"]) == market
                  and (p["blockNumber"], p["logIndex"]) < (e["blockNumber"], e["logIndex"]) and int(p["args"]["size"])]
+        blocks = [int(q["blockNumber"]) for q in liquidations
+                  if int(q["args"]["account"]) == account and q["blockNumber"] <= e["blockNumber"]]
+        sides = _source_sides(chain, account, asset, blocks, lambda b: [
+            int(p["args"]["size"]) for p in position_events if int(p["args"]["account"]) == account
+            and int(p["args"]["market"]) == market and p["blockNumber"] < b and int(p["args"]["size"])][-1:])
         events.append({"block": e["blockNumber"], "tx": e["transactionHash"].hex(), "account": f"{account:#x}",
                        "market": market, "longs_pay": bool(a["longsPay"]), "amount": int(a["amount"]),
-                       "shift": shift, "bankrupt_size": sizes[-1] if sizes else 0, "cap": cap})
+                       "shift": shift, "bankrupt_size": sizes[-1] if sizes else 0, "cap": cap,
+                       "source_sides": sorted(sides)})
         holders = last_sizes(position_events, before=(e["blockNumber"], e["logIndex"]))[market]
         for holder, size in holders.items():
             if (size > 0) == bool(a["longsPay"]) and size != 0:
@@ -113,6 +121,25 @@ def adl_reading(chain: Any, vault: Any, position_events: list[Any], first: int, 
                    "deleveraged": int(e["args"]["deleveraged"]), "socialised": int(e["args"]["socialised"])}
                   for e in offs]
     return {"deleveraged": events, "index_moves": moves, "write_offs": write_offs, "charged_by_kind": dict(charged)}
+
+
+def _source_sides(chain: Any, account: int, asset: int, blocks: list[int], last_size: Any) -> set[str]:
+    """The sides ("long", "short") that the liquidations of ``account`` in ``blocks`` made a deleveraging source of a
+    market on ``asset`` (ICrossMarginVault, "Deleveraging"): where the account held options on the asset, its net
+    direction there (the sign of WS_asset in ``marginDetail``) in the block before each liquidation, both sides when
+    that direction is near neutral (|WS| below 1% of its maintenance margin: the liquidation's own block may have
+    moved the price or the time enough to flip it); otherwise the sign of its last position in the market before
+    the liquidation (``last_size(block)``: a list of at most one size)."""
+    sides: set[str] = set()
+    for b in sorted(set(blocks)):
+        d = chain.call("CrossMarginVault", "marginDetail", account, block=b - 1)
+        options, maintenance = d[6], int(d[5][5])
+        ws = int(options[2][asset])
+        if (int(options[6]) >> asset) & 1 and ws != 0:
+            sides |= {"long", "short"} if abs(ws) * 100 < maintenance else {"long" if ws > 0 else "short"}
+        else:
+            sides |= {"long" if q > 0 else "short" for q in last_size(b)}
+    return sides
 
 
 def verify_funding(reading: Mapping, where: str, moved: bool) -> list[str]:
@@ -143,10 +170,11 @@ def verify_adl(adl: Mapping, saver_before: int, saver_after: int) -> list[str]:
     """Failures of the deleveraging checks on an :func:`adl_reading` and a depositor's settlement value (wei)."""
     failures = []
     for e in adl["deleveraged"]:
-        if e["bankrupt_size"] == 0 or (e["bankrupt_size"] > 0) == e["longs_pay"]:
+        if ("short" if e["longs_pay"] else "long") not in e["source_sides"]:
             failures.append(f"deleveraging of {e['account']} in market {e['market']} (block {e['block']}) charged the "
-                            f"{'longs' if e['longs_pay'] else 'shorts'}, but its position there was "
-                            f"{e['bankrupt_size']}: only the opposite side may pay")
+                            f"{'longs' if e['longs_pay'] else 'shorts'}, but its liquidations made only "
+                            f"{e['source_sides'] or 'no side'} a source there (its last position {e['bankrupt_size']}): "
+                            f"only the side opposite a source may pay")
     for mv in adl["index_moves"]:
         here = [e for e in adl["deleveraged"] if (e["block"], e["market"]) == (mv["block"], mv["market"])]
         longs = sum(e["shift"] for e in here if e["longs_pay"])

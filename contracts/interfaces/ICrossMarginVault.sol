@@ -148,6 +148,9 @@ interface IVaultTypes {
 ///                  only if its position only shrank (no increase, no flip), its fill was no worse for it than the
 ///                  oracle price (a buyer at or below it, a seller at or above it), its E - MM rose and its E >= 0:
 ///                  nobody can move value out of an account that needs it, e.g. to a sibling subaccount at the band edge.
+///                  The insurance fund is held to the same rule except E >= 0: it is never liquidated, so a fund whose
+///                  equity is below zero (its inventory moved against it) can still close it, at no worse than the
+///                  oracle price (or the mark), each close raising its E - MM.
 ///
 ///         Liquidation. While E < MM anyone may call `liquidate` naming positions to close (at the oracle price, taken
 ///         over by the insurance fund) and collateral to sell to the fund (at the collateral's liquidation discount;
@@ -216,10 +219,14 @@ interface IVaultTypes {
 ///         or every side is at its cap. A side is charged by moving its index, so every position on it
 ///         pays in proportion to its size, whoever they are and whenever they next settle; nobody on the bankrupt
 ///         side and nobody without a position in that market pays. What no side can bear (or when a market has no
-///         valid price) goes on to the write-off rule below. `Deleveraged` is emitted per side charged. An option
-///         position liquidated counts as a position in every perpetual market of the series' asset, on the side of
-///         its delta (a long call or a short put as a long, a short call or a long put as a short): the perpetual
-///         side that gained with it pays; the option series' own holders are not charged.
+///         valid price) goes on to the write-off rule below. `Deleveraged` is emitted per side charged. On an asset
+///         where the account holds options, the side is the account's net direction there before the liquidation
+///         (the sign of its weighted sensitivity WS_a: options, perpetuals and collateral together; a net long
+///         counts as a long liquidated), for every position of the asset liquidated, and an option position
+///         liquidated marks every perpetual market of its asset on that side (none when WS_a is 0): the perpetual
+///         side that gained with the account's loss pays; the option series' own holders are not charged. The
+///         fund's cover is its settlement balance less what its short options owe at the mark
+///         (IOptionMarkets.shortLiability).
 ///
 ///         Assumptions on tokens: standard ERC20 behaviour or a subset (missing return values and fees on transfer
 ///         are handled: deposits are credited by balance difference). Rebasing tokens are not supported as collateral.
@@ -263,7 +270,7 @@ interface ICrossMarginVault is IVaultTypes {
     ///         (the wei between goes to the fund), each pays its fee to the fund. Reverts unless the series is live,
     ///         the premium is within the OPTION word's band of the model mark (IOptionMarkets), caps and the series
     ///         limit hold, and each side ends at or above IM — or only reduced its position, at a premium no worse
-    ///         for it than the mark, raising E - MM and keeping E >= 0, or ends with no perpetual, no collateral
+    ///         for it than the mark, raising E - MM and keeping E >= 0 (the fund: any E), or ends with no perpetual, no collateral
     ///         token, no short option and a settlement balance >= 0 (it can never owe anything: no margin check). A
     ///         side whose position grew and is checked needs a fresh volatility (`VolatilityUnavailable` otherwise).
     function settleOptionTrade(

@@ -131,10 +131,8 @@ interface IOptionMarkets {
     /// @notice Moves `amount` of `account`'s position in `slot` to `fund` at the mark (the volatility feed's last
     ///         answer; the asset's price from `prices`, or from the oracle when 0 there; the OPTION word `options` as
     ///         published to the vault, or read when 0). Returns the value moved (floor(size moved * mark), + for a
-    ///         long), the notional taken (amount * price), both new masks and the deleveraging source: the series'
-    ///         asset, plus 16 when the position taken gains as the price rises (a long call or a short put: its
-    ///         delta is positive, as a perpetual long's), so that the vault deleverages the asset's perpetual side
-    ///         that gained with the account's loss (ICrossMarginVault, "Deleveraging").
+    ///         long), the notional taken (amount * price), both new masks and the series' asset (the vault marks
+    ///         that asset's perpetual markets as deleveraging sources: ICrossMarginVault, "Deleveraging").
     function takeOver(
         uint256 account,
         uint256 fund,
@@ -144,7 +142,7 @@ interface IOptionMarkets {
         uint256 amount,
         uint256[8] calldata prices,
         uint256 options
-    ) external returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask, uint256 source);
+    ) external returns (int256 value, uint256 notional, uint256 newMask, uint256 newFundMask, uint256 asset);
     /// @notice Settles `account`'s positions in the fixed series `slots`: returns the cash (sum of floor(size *
     ///         payoff)) and the new mask.
     function settleExpired(uint256 account, uint256 mask, uint256[] calldata slots)

@@ -54,9 +54,10 @@ Model, block by block and for many independent runs at once (float64, vectorised
    counted in the amount taken at their underlying notional ``|size| x spot`` (the vault's ``gross_total``). The
    desk unwinds the options as the rest (``1 / unwind_blocks`` per block) at the mark, and the dealers it sells them
    to hedge their delta in the underlying: the options' delta joins the units the desk sells, at the same
-   square-root impact (paid by the fund, moving the price). An option position taken is a deleveraging source in
-   every perpetual market of its asset, on the side of its delta (a long call or a short put as a long), as the
-   vault marks it; deleveraging charges perpetual sides only. Not modelled: the fund hedging its option inventory while it holds it, any
+   square-root impact (paid by the fund, moving the price). On an asset where an account holds options, the
+   deleveraging side of every position taken is the account's net direction there (the sign of its WS, as the vault
+   marks it), and an option taken marks every perpetual market of its asset on that side; deleveraging charges
+   perpetual sides only. Not modelled: the fund hedging its option inventory while it holds it, any
    impact on the volatility itself.
 
 Outputs per run: bad debt (reaching depositors), what the fund covered, what was deleveraged, the debt written off,
@@ -384,13 +385,15 @@ def simulate(portfolio: Portfolio, prices0: Sequence[float], arr: MarginArrays, 
                 phi = np.where(pos_gross > 0, np.minimum(1.0, allowed / pos_gross), 0.0)
             settle = pf.settlement[r_idx, a_idx] + phi * (v - on).sum(-1)
             closed = (phi > 0)[:, None] & (size != 0)
-            sources[r_idx, a_idx, :M] |= closed & (size > 0)
-            sources[r_idx, a_idx, M:] |= closed & (size < 0)
+            # the source side: the account's net direction (WS) on an asset it holds options on, else the position's
+            ws = opt.ws[r_idx, a_idx][:, ma] if opt is not None else np.zeros_like(size)  # (n, M)
+            sources[r_idx, a_idx, :M] |= closed & np.where(ws != 0, ws > 0, size > 0)
+            sources[r_idx, a_idx, M:] |= closed & np.where(ws != 0, ws < 0, size < 0)
             if opt is not None:  # the fund takes the options over at the mark
                 settle = settle + phi * o_val.sum(-1)
-                bullish, bearish = opt.take(r_idx, a_idx, phi, o_val, o_notional, cash)
-                sources[r_idx, a_idx, :M] |= bullish[:, ma]  # as a long of each market of the option's asset
-                sources[r_idx, a_idx, M:] |= bearish[:, ma]
+                moved = opt.take(r_idx, a_idx, phi, o_val, o_notional, cash)[:, ma]  # every market of their asset
+                sources[r_idx, a_idx, :M] |= moved & (ws > 0)
+                sources[r_idx, a_idx, M:] |= moved & (ws < 0)
             taken = phi * pos_gross
             np.add.at(fund_pos, r_idx, phi[:, None] * size)
             np.add.at(fund_on, r_idx, phi[:, None] * v)  # taken over at the oracle price
@@ -477,6 +480,7 @@ class _OptionState:
     spot: np.ndarray | None = None  # (R, S) this block's spot of each series
     book: OptionBook | None = None  # this block's listing (time to expiry)
     sigma: np.ndarray | None = None  # (K,) this block's volatility
+    ws: np.ndarray | None = None  # (R, A, K) this block's WS of each asset an account holds options on (0 elsewhere)
 
     @classmethod
     def start(cls, h: OptionHoldings, runs: int, accounts: int, k: int, s: CascadeScenario,
@@ -511,6 +515,10 @@ class _OptionState:
         terms, values, self.unit = run_option_terms(self.size[:, h], self.book, price, sigma, arr,
                                                     self.holdings.oarr)
         mm_h, im_h = requirement(delta, gr, arr, notional, terms)
+        ws, _ = terms.parts(delta, arr.rw)
+        live = (self.size[:, h] != 0) @ lst.onehot(price.shape[-1]).astype(bool)  # (R, A_h, K)
+        self.ws = np.zeros(self.size.shape[:2] + (price.shape[-1],))
+        self.ws[:, h] = np.where(live, ws, 0.0)
         self.spot = price[:, np.asarray(lst.asset)]
         equity, mm, im = m.equity.copy(), m.maintenance.copy(), m.initial.copy()
         equity[:, h], mm[:, h], im[:, h] = eq + values, mm_h, im_h
@@ -526,18 +534,14 @@ class _OptionState:
     def take(self, r: np.ndarray, a: np.ndarray, phi: np.ndarray, value: np.ndarray, notional: np.ndarray,
              cash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fund takes over ``phi`` of the positions of (r, a) at the mark: it pays their value (a long's) or is
-        paid it (a short's liability). Returns the deleveraging sources, per asset (n, K): the assets of the positions
-        taken with a positive delta (a long call, a short put) and with a negative one."""
+        paid it (a short's liability). Returns the assets of the positions taken (n, K)."""
         q = self.size[r, a]
         part = phi[:, None] * q
         np.add.at(self.fund, r, part)
         np.add.at(cash, r, -(phi * value.sum(-1)))
         np.add.at(self.liquidated, r, phi * notional.sum(-1))
         self.size[r, a] = q - part
-        moved = (phi > 0)[:, None] & (q != 0)
-        up = (q > 0) == np.asarray(self.listing.is_call, bool)[None, :]
-        onehot = self.listing.onehot(self.vol_path.shape[1]).astype(bool)  # (S, K)
-        return (moved & up) @ onehot, (moved & ~up) @ onehot
+        return ((phi > 0)[:, None] & (q != 0)) @ self.listing.onehot(self.vol_path.shape[1]).astype(bool)
 
     def fund_short_liability(self) -> np.ndarray:
         """(R,) what the fund's short options owe at this block's mark (IOptionMarkets.shortLiability): the part of

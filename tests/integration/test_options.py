@@ -290,31 +290,51 @@ def test_liquidating_a_short_call_to_the_fund(protocol, test_venue, deployer, bo
                                          _mirror(protocol, fund).initial)
 
 
-@pytest.mark.parametrize("slot, crash_to, longs_pay", [(0, 84_000, True), (1, 36_000, False)],
-                         ids=["short-call-rally", "short-put-crash"])
-def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_side(
-        protocol, test_venue, deployer, books, move_price, keeper, slot, crash_to, longs_pay):
-    """A seller of 150 BTC calls (a rally of 40%) or puts (a crash of 40%) is bankrupt beyond the fund's 1M USD. The fund takes the short over
-    and receives its liability in cash, but that cash is owed to the option it now holds: the fund covers the debt
-    only from what it held besides (its cash, the penalty less the keeper's reward), and the rest goes to the BTC
-    perpetual side that gained with the seller's loss (a short call is short delta: the longs pay; a short put is long
-    delta: the shorts pay), within adlShare of its maintenance margin, which has room for all of it here. The other
-    perpetual side, the ETH market and a USDC-only depositor pay nothing."""
-    vault, om_ = protocol.vault, protocol.options
+def _bankrupt_seller(protocol, test_venue, deployer, move_price, keeper, slot, crash_to, hedge):
+    """Perpetual books of 400 BTC and 100 ETH, then a seller of 150 BTC options in `slot` on 1.4M USD (with a perpetual
+    long of `hedge` BTC) that a move of BTC to `crash_to` makes bankrupt, liquidated in full. Returns the accounts, the
+    fund's cash before and the liquidation."""
+    vault = protocol.vault
     _refresh(protocol, deployer)
-    fund = vault.fundAccount()
-    perp_long, perp_short = _funded(protocol, deployer, 20_000_000), _funded(protocol, deployer, 20_000_000)
-    eth_long, eth_short = _funded(protocol, deployer, 1_000_000), _funded(protocol, deployer, 1_000_000)
-    depositor = _funded(protocol, deployer, 100_000)
-    buyer, seller = _funded(protocol, deployer, 20_000_000), _funded(protocol, deployer, 1_400_000)
-    test_venue.trade(perp_long.id, perp_short.id, BTC, 400 * WAD, int(protocol.oracle.price(BTC)), 0, {"from": deployer})
-    test_venue.trade(eth_long.id, eth_short.id, ETH, 100 * WAD, int(protocol.oracle.price(ETH)), 0, {"from": deployer})
-    test_venue.tradeOption(buyer.id, seller.id, slot, 150 * WAD, _mark(protocol, slot), 0, {"from": deployer})
-    fund_cash = vault.settlementOf(fund)
+    t = {k: _funded(protocol, deployer, usd) for k, usd in (
+        ("perp_long", 20_000_000), ("perp_short", 20_000_000), ("eth_long", 1_000_000), ("eth_short", 1_000_000),
+        ("depositor", 100_000), ("buyer", 20_000_000), ("seller", 1_400_000))}
+    test_venue.trade(t["perp_long"].id, t["perp_short"].id, BTC, 400 * WAD, int(protocol.oracle.price(BTC)), 0,
+                     {"from": deployer})
+    test_venue.trade(t["eth_long"].id, t["eth_short"].id, ETH, 100 * WAD, int(protocol.oracle.price(ETH)), 0,
+                     {"from": deployer})
+    test_venue.tradeOption(t["buyer"].id, t["seller"].id, slot, 150 * WAD, _mark(protocol, slot), 0, {"from": deployer})
+    if hedge:
+        test_venue.trade(t["seller"].id, t["perp_short"].id, BTC, hedge * WAD, int(protocol.oracle.price(BTC)), 0,
+                         {"from": deployer})
+    fund_cash = vault.settlementOf(vault.fundAccount())
     move_price(BTC, crash_to)
     move_price(ETH, 3_000)
-    assert vault.margin(seller.id)[0] < 0
-    tx = vault.liquidate(seller.id, [(2, slot, 150 * WAD)], {"from": keeper})
+    seller = t["seller"].id
+    assert vault.margin(seller)[0] < 0
+    t["ws"] = int(vault.marginDetail(seller)[6][2][BTC])  # WS_BTC: the book's net direction
+    items = [(2, slot, 150 * WAD)] + ([(0, BTC, hedge * WAD)] if hedge else [])
+    return t, fund_cash, vault.liquidate(seller, items, {"from": keeper})
+
+
+@pytest.mark.parametrize("slot, crash_to, hedge, longs_pay",
+                         [(0, 84_000, 0, True), (1, 36_000, 0, False), (0, 108_000, 75, True)],
+                         ids=["short-call-rally", "short-put-crash", "delta-hedged-short-call-rally"])
+def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_side(
+        protocol, test_venue, deployer, books, move_price, keeper, slot, crash_to, hedge, longs_pay):
+    """A seller of 150 BTC calls (a rally of 40%) or puts (a crash of 40%) is bankrupt beyond the fund's 1M USD; so
+    is a seller of 150 calls delta-hedged by a 75 BTC perpetual long after a rally of 80% (the calls' loss outgrows
+    the hedge's gain: the book is net short). The fund takes the short over and receives its liability in cash, but
+    that cash is owed to the option it now holds: the fund covers the debt only from what it held besides (its cash,
+    the penalty less the keeper's reward). The rest goes to the BTC perpetual side opposite the account's net
+    direction on BTC before the liquidation (the sign of WS_BTC), for the option and the hedge alike (a perpetual long
+    liquidated from a net short book makes the longs pay, not the shorts, who lost in the rally too), within adlShare
+    of that side's maintenance margin, which has room for all of it here. The other perpetual side, the ETH market
+    and a USDC-only depositor pay nothing."""
+    vault, om_ = protocol.vault, protocol.options
+    fund = vault.fundAccount()
+    t, fund_cash, tx = _bankrupt_seller(protocol, test_venue, deployer, move_price, keeper, slot, crash_to, hedge)
+    assert (t["ws"] < 0) == longs_pay
     w, liq = tx.events["BadDebtWrittenOff"], tx.events["Liquidated"]
     liability = 150 * WAD * int(om_.mark(slot, block_identifier=tx.block_number)) // WAD  # to 1 wei
     assert om_.sizeOf(fund, slot) == -150 * WAD and liability > w["debt"] > fund_cash
@@ -327,13 +347,43 @@ def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_sid
     cap = int(vault.openInterest(BTC)) * price // WAD * read_margin_config(protocol.params).risk_weight(BTC) * share \
         // 10**8
     assert ev["amount"] == w["deleveraged"] == loss < cap and w["socialised"] == 0
-    payer, other = (perp_long, perp_short) if longs_pay else (perp_short, perp_long)
-    assert -vault.fundingOf(payer.id, BTC)[0] >= loss  # the winning side pays it all, rounded toward the protocol
+    payer, other = (t["perp_long"], t["perp_short"]) if longs_pay else (t["perp_short"], t["perp_long"])
+    part = loss * 400 * WAD // int(vault.openInterest(BTC))  # its part of the side (the fund holds the hedge)
+    assert part <= -vault.fundingOf(payer.id, BTC)[0] <= part + 10**12  # rounded toward the protocol
     assert vault.fundingOf(other.id, BTC)[0] == 0
-    assert vault.fundingOf(eth_long.id, ETH)[0] == vault.fundingOf(eth_short.id, ETH)[0] == 0
+    assert vault.fundingOf(t["eth_long"].id, ETH)[0] == vault.fundingOf(t["eth_short"].id, ETH)[0] == 0
     # the fund keeps the liability in cash against the short it now holds, and nothing else
     assert abs(vault.settlementOf(fund) - liability) <= 1
-    assert vault.settlementOf(depositor.id) == 100_000 * WAD
+    assert vault.settlementOf(t["depositor"].id) == 100_000 * WAD
+
+
+def test_a_fund_below_zero_equity_can_still_close_at_the_mark(protocol, test_venue, deployer, books, move_price,
+                                                              keeper):
+    """After the short-call bankruptcy above, BTC rallies on: the fund, short the 150 calls it took over, has
+    negative equity. It is never liquidated, so the trade rule lets it close at the mark (E - MM rises) although
+    E < 0, as it would any account above zero; it still cannot add to its risk, and an ordinary account with E < 0
+    cannot close either (it is liquidated instead)."""
+    vault = protocol.vault
+    fund = vault.fundAccount()
+    t, _, _ = _bankrupt_seller(protocol, test_venue, deployer, move_price, keeper, 0, 84_000, 0)
+    move_price(BTC, 90_000)
+    e, mm, im = vault.margin(fund)
+    assert e < 0
+    buyer = t["buyer"].id  # long the 150 calls
+    _reverts("InsufficientMargin", test_venue.tradeOption, buyer, fund, 0, 10 * WAD, _mark(protocol, 0), 0,
+             {"from": deployer})  # selling more: refused
+    before = e - mm
+    # buys 50 back, 0.1% below the mark (the block that includes it is later: the mark decays a little)
+    test_venue.tradeOption(fund, buyer, 0, 50 * WAD, _mark(protocol, 0) * 999 // 1000, 0, {"from": deployer})
+    e1, mm1, _ = vault.margin(fund)
+    assert protocol.options.sizeOf(fund, 0) == -100 * WAD and e1 < 0 and e1 - mm1 > before
+    # an ordinary account below zero: the same close is refused
+    other = _funded(protocol, deployer, 200_000)
+    test_venue.tradeOption(buyer, other.id, 0, 10 * WAD, _mark(protocol, 0), 0, {"from": deployer})
+    move_price(BTC, 120_000)
+    assert vault.margin(other.id)[0] < 0
+    _reverts("InsufficientMargin", test_venue.tradeOption, other.id, buyer, 0, WAD, _mark(protocol, 0) * 999 // 1000,
+             0, {"from": deployer})
 
 
 def test_healthy_option_account_cannot_be_liquidated(protocol, test_venue, deployer, books, keeper):

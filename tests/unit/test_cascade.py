@@ -297,21 +297,31 @@ def test_option_population_is_sized_and_its_makers_take_the_other_side():
     assert [b.kind for b in generate(20, seed=3)] == [b.kind for b in generate(20, seed=3)]
 
 
-def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_side():
-    """A seller of 10 BTC puts is bankrupt after a 60% gap. The fund takes the short puts over and is paid their
-    liability, but that cash is owed to the puts: it covers the debt only from its own 10,000 (the vault's
-    shortLiability rule). A short put is long delta, so the loss goes on to the BTC perpetual shorts (they gained
-    with the seller's loss), within adlShare of their maintenance margin; the perpetual longs pay nothing."""
-    states = [AccountState(20_000 * WAD), AccountState(10_000_000 * WAD),
+@pytest.mark.parametrize("case", ["short-put-crash", "delta-hedged-short-call-rally"])
+def test_an_option_sellers_bankruptcy_is_deleveraged_on_its_assets_perpetual_side(case):
+    """A seller of 10 BTC puts after a 60% gap, or of 10 BTC calls delta-hedged by a 5 BTC perpetual long after an 80%
+    rally, is bankrupt. The fund takes the shorts over and is paid their liability, but that cash is owed to the
+    options: it covers the debt only from its own 10,000 (the vault's shortLiability rule). The side that pays is the
+    book's net direction on BTC (WS): net long after the crash (the perpetual shorts pay), net short after the rally
+    (the longs pay, the hedge's own liquidation included), within adlShare of the side's maintenance margin; the
+    other side pays nothing."""
+    crash = case == "short-put-crash"
+    hedge = {} if crash else {0: (5 * WAD, 300_000 * WAD)}
+    states = [AccountState(20_000 * WAD, hedge), AccountState(10_000_000 * WAD),
               AccountState(1_000_000 * WAD, {0: (10 * WAD, 600_000 * WAD)}),
-              AccountState(1_000_000 * WAD, {0: (-10 * WAD, -600_000 * WAD)})]
-    h = _holdings([[0.0, -10.0], [0.0, 10.0], [0.0, 0.0], [0.0, 0.0]])
-    s = CascadeScenario("gap", (-0.6,) * 4, latency=1, crash_blocks=1, after_blocks=3, runs=1, **QUIET)
+              AccountState(1_000_000 * WAD, {0: (-(10 if crash else 15) * WAD, -(600_000 if crash else 900_000) * WAD)})]
+    leg = [0.0, -10.0] if crash else [-10.0, 0.0]
+    h = _holdings([leg, [-x for x in leg], [0.0, 0.0], [0.0, 0.0]])
+    move = -0.6 if crash else 0.8
+    s = CascadeScenario("gap", (move,) * 4, latency=1, crash_blocks=1, after_blocks=3, runs=1, **QUIET)
     res = simulate(_pf(states), START_PRICES_USD, ARR, RULE, 10_000.0, s, h)
-    assert res.written_off[0] > 100_000  # 10 puts 36,000 in the money on 20,000
-    assert res.fund_cover[0] == pytest.approx(10_000.0)  # not the puts' liability it was paid
+    assert res.written_off[0] > 100_000
+    assert res.fund_cover[0] == pytest.approx(10_000.0)  # not the shorts' liability it was paid
     rw = DEFAULT_SPEC.risk_weights[0] / 1e4
-    assert res.adl[0] == pytest.approx(RULE.adl_share * rw * 10 * 0.4 * 60_000, rel=1e-9)  # the shorts' side, full
+    oi = 10 if crash else 15  # the fund holds the hedge it took
+    assert res.adl[0] == pytest.approx(RULE.adl_share * rw * oi * (1 + move) * 60_000, rel=1e-9)  # the side is full
     paid = res.adl_paid[0]
-    assert paid[3] == pytest.approx(res.adl[0], rel=1e-9) and paid[2] == 0 and paid[0] == paid[1] == 0
+    payer, other = (3, 2) if crash else (2, 3)
+    assert paid[payer] > 0 and paid[other] == 0 and paid[0] == paid[1] == 0
+    assert paid[payer] == pytest.approx(res.adl[0] * (10 / oi), rel=1e-9)  # its part of the side
     assert res.bad_debt[0] == pytest.approx(res.written_off[0] - 10_000.0 - res.adl[0], rel=1e-9)
