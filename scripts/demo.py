@@ -479,7 +479,7 @@ class FundDesk:
                 self._skip("market maker's margin or series limit")
                 continue
             after_fund = self._side_after(fund_state, slot, -size, price, self.taker_fee_bps)
-            if after_fund is None or not self._side_ok(fund_state, after_fund, slot, -size, monitor):
+            if after_fund is None or not self._side_ok(fund_state, after_fund, slot, -size, monitor, fund=True):
                 self._skip("fund's margin")
                 continue
             args = self.s.pair(maker, self.s.maker_key, self.fund, self.key, OPTION_BASE + slot, -size, price, 100)
@@ -529,9 +529,9 @@ class FundDesk:
         return after
 
     @staticmethod
-    def _side_ok(before: Any, after: Any, slot: int, delta: int, monitor: "Monitor") -> bool:
+    def _side_ok(before: Any, after: Any, slot: int, delta: int, monitor: "Monitor", fund: bool = False) -> bool:
         """The vault's rule for one side of an option fill at the mark: at or above IM after it, or a pure reduction
-        that leaves E >= 0 and raises E - MM."""
+        that raises E - MM and leaves E >= 0 (any E for the ``fund``)."""
         view = (monitor.layout, monitor.prices, monitor.cfg, monitor.markets, monitor.option_market)
         m = account_margin(after, *view)
         if m.equity >= m.initial:
@@ -539,7 +539,7 @@ class FundDesk:
         held = before.options.get(slot, 0)
         reducing = held * delta < 0 and abs(delta) <= abs(held)
         b = account_margin(before, *view)
-        return reducing and m.equity >= 0 and m.equity - m.maintenance > b.equity - b.maintenance
+        return reducing and (m.equity >= 0 or fund) and m.equity - m.maintenance > b.equity - b.maintenance
 
     def option_report(self, options: Any, oracle: Any, first: int, last: int) -> dict:
         """The fund's option fills in blocks ``first..last`` as the chain has them (``OptionTrade`` events naming the
