@@ -37,8 +37,8 @@ from hypothesis.stateful import run_state_machine_as_test
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from offchain.margin.defaults import DEFAULT_SPEC  # noqa: E402
 from scripts.deploy import deploy_local  # noqa: E402
+from tests.fixture_spec import FIXTURE_SPEC  # noqa: E402
 from tests.stateful.machine import ATTACKER_RULES, MUST_CHECK, Solvency, setup  # noqa: E402
 
 OUT = Path(os.environ.get("FUZZ_OUT", ROOT / "scripts" / "bench" / "results" / "fuzz.json"))
@@ -66,7 +66,7 @@ def main() -> None:
     deployer = accounts[0]
     t0 = time.perf_counter()
     with redirect_stdout(io.StringIO()):
-        protocol = deploy_local(deployer, DEFAULT_SPEC)
+        protocol = deploy_local(deployer, FIXTURE_SPEC)  # the set the machine is written for, as in CI
         Solvency.context = setup(protocol, deployer)
         chain.snapshot()
     setup_s = time.perf_counter() - t0
