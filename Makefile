@@ -135,10 +135,12 @@ risk-report: install
 
 # Long fuzzing campaigns (docs/SECURITY.md, "Long fuzzing campaigns"): first the long forge invariant campaign
 # (scripts/bench/forge_fuzz.py: >= 1,000,000 handler calls; FORGE_FUZZ_RUNS, FORGE_FUZZ_DEPTH, FORGE_FUZZ_SEED override;
-# merges forge_* keys into fuzz.json), then the solvency state machine of
+# merges forge_* keys into fuzz.json), then scripts/bench/fuzz.py: the solvency state machine of
 # tests/stateful/machine.py on random sequences (>= 20,000 steps; FUZZ_STEPS, FUZZ_SEED, FUZZ_EXAMPLES, FUZZ_RUN_STEPS
-# override), on Anvil registered as the Brownie network anvil-fuzz (port 8564). Writes
-# scripts/bench/results/fuzz.json; fails if any invariant was violated.
+# override) and the option state machine of tests/stateful/options.py (>= 3,000 steps, options_* keys;
+# FUZZ_OPTION_STEPS, 0 skips it, FUZZ_OPTION_EXAMPLES, FUZZ_OPTION_RUN_STEPS override), on Anvil registered as the
+# Brownie network anvil-fuzz (port 8564). Writes scripts/bench/results/fuzz.json (FUZZ_OUT, FORGE_FUZZ_OUT: elsewhere);
+# fails if any invariant was violated or a case that must occur never did.
 .PHONY: fuzz
 fuzz: install
 	$(VENV)/bin/python scripts/bench/forge_fuzz.py

@@ -1,6 +1,8 @@
-"""Constants and transaction helpers shared by the stateful machine (machine.py) and its attacker (attacker.py)."""
+"""Constants and transaction helpers shared by the stateful machine (machine.py) and its attacker (attacker.py), and the
+failure recording of both state machines (machine.py, options.py)."""
 from __future__ import annotations
 
+import functools
 import itertools
 
 from brownie import web3
@@ -59,3 +61,33 @@ def send(fn, args, sender, gas: int = 5_000_000) -> Sent:
 def account_id(owner, sub: int) -> int:
     address = owner if isinstance(owner, str) else owner.address
     return (int(address, 16) << 96) | sub
+
+
+def record_failures(machine) -> None:
+    """Wraps every rule and invariant of the state machine class ``machine`` so that the first exception of a failing
+    step is recorded in ``machine.failures`` as (exception type name, where and what) before hypothesis replays and
+    shrinks the sequence: chain time moves between the first run and the replay, so the replay can take another path
+    (hypothesis then reports the failure as Flaky); the campaign (scripts/bench/fuzz.py) reports what actually failed.
+    ``machine.last_rule`` names the rule an invariant failed after (the machine resets it at the start of a run)."""
+    machine.failures = []
+    machine.last_rule = "the start of the run"
+
+    def recording(fn, is_rule):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            if is_rule:
+                machine.last_rule = f"{fn.__name__}{kwargs or ''}"
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as e:
+                where = fn.__name__ + (str(kwargs) if kwargs else "")
+                where += "" if is_rule else f" after {machine.last_rule}"
+                machine.failures.append((type(e).__name__, f"{where}: {type(e).__name__}: {e}"[:1500]))
+                raise
+
+        return wrapper
+
+    for r in [*machine.initialize_rules(), *machine.rules()]:
+        r.function = recording(r.function, True)
+    for i in machine.invariants():
+        i.function = recording(i.function, False)

@@ -37,7 +37,6 @@ succeeds in eth_call) are checked inside the rules that can break them.
 """
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
@@ -62,7 +61,7 @@ from offchain.margin.snapshot import read_layout
 from . import economics as econ
 from .attacker import ATTACKER_RULES, AttackerRules
 from .common import (BIG_GAS, DUST, DUST_ASSET, HONEST_TOKENS, LOOSEN_DELAY, NCOLL, NMARKETS, OWNERS,
-                     SHARED_MARKET, SUBS, USDC_T, WAD, account_id, raw_send, send)
+                     SHARED_MARKET, SUBS, USDC_T, WAD, account_id, raw_send, record_failures, send)
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -1272,30 +1271,5 @@ class Solvency(AttackerRules, RuleBasedStateMachine):
                 self._tally("funding conservation with accrued funding")
 
 
-# The first exception of every failing step is recorded before hypothesis replays and shrinks the sequence: chain
-# time moves between the first run and the replay, so the replay can take another path (hypothesis then reports the
-# failure as Flaky); the campaign reports what actually failed.
-Solvency.failures = []
+record_failures(Solvency)
 Solvency.checks = {}
-
-
-def _recording(fn, is_rule):
-    @functools.wraps(fn)
-    def wrapper(self, *args, **kwargs):
-        if is_rule:
-            Solvency.last_rule = f"{fn.__name__}{kwargs or ''}"
-        try:
-            return fn(self, *args, **kwargs)
-        except Exception as e:
-            where = fn.__name__ + (str(kwargs) if kwargs else "") + ("" if is_rule else f" after {Solvency.last_rule}")
-            Solvency.failures.append((type(e).__name__, f"{where}: {type(e).__name__}: {e}"[:1500]))
-            raise
-
-    return wrapper
-
-
-Solvency.last_rule = "the start of the run"
-for _r in Solvency.rules():
-    _r.function = _recording(_r.function, True)
-for _i in Solvency.invariants():
-    _i.function = _recording(_i.function, False)

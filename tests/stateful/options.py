@@ -33,6 +33,8 @@ from offchain.margin.snapshot import (read_account_state, read_layout, read_marg
 from scripts.deploy import set_price
 from tests.conftest import Trader
 
+from .common import record_failures
+
 WAD = 10**18
 USDC = 10**6
 DAY = 86_400
@@ -42,6 +44,10 @@ START = {0: 60_000, 1: 3_000}
 # a 3-day ETH call
 SERIES = [(0, True, 60_000, 30), (0, False, 55_000, 30), (0, True, 63_000, 2), (1, True, 3_000, 7),
           (1, False, 2_800, 1), (1, True, 3_200, 3)]
+# over a budget (the CI one, tests/stateful/test_options.py, and the long campaign, scripts/bench/fuzz.py) each of these
+# must have happened, or the budget proves little
+MUST = ("option trades", "price moves", "expiries fixed", "positions settled", "liveness: accepted",
+        "mirror comparisons")
 
 
 def setup_options(protocol, deployer):
@@ -70,6 +76,7 @@ def setup_options(protocol, deployer):
 class OptionSolvency(RuleBasedStateMachine):
     context: dict = {}
     counts: dict = {}  # what happened over all runs (successful actions and checks met)
+    steps = 0  # invariant checks (one per step, plus one at the start of each run)
     runs = 0
 
     def __init__(self):
@@ -84,6 +91,7 @@ class OptionSolvency(RuleBasedStateMachine):
         self.layout = read_layout(self.v)
         self.penalties = self.rewards = 0
         OptionSolvency.runs += 1
+        OptionSolvency.last_rule = "the start of the run"
 
     # ------------------------------------------------------------------ helpers
     def _count(self, name, n=1):
@@ -316,6 +324,7 @@ class OptionSolvency(RuleBasedStateMachine):
     # ------------------------------------------------------------------ invariants
     @invariant()
     def series_and_mirror(self):
+        OptionSolvency.steps += 1
         accounts_ = [*self.everyone, self.fund]
         for slot in range(SLOTS):
             s = self.om.series(slot)
@@ -340,3 +349,6 @@ class OptionSolvency(RuleBasedStateMachine):
         held = int(self.p.usdc.balanceOf(self.v)) * 10**12 + int(self.v.badDebt())
         assert held >= value, "conservation: USDC held < settlement balances + option values"
         assert self.rewards <= self.penalties
+
+
+record_failures(OptionSolvency)  # the campaign reports the first failure of a batch (see record_failures)
