@@ -94,6 +94,9 @@ contract Ledger is Liveness {
     mapping(uint256 account => int256[5]) internal _preSize;
     mapping(uint256 account => int256[5]) internal _preAccrued;
     mapping(uint256 account => int256[5]) internal _preIndex;
+    /// @dev Before the step, for the assets an account holds options on: bit a = its net direction on asset a is
+    ///      long (WS_a > 0 in marginDetail), bit 8 + a = short; every bit when marginDetail reverted (unknown).
+    mapping(uint256 account => uint256) internal _preDirection;
     uint256[] internal _targets;
 
     struct Charge {
@@ -238,6 +241,19 @@ contract Ledger is Liveness {
     }
 
     function _snapshot(uint256 account) internal {
+        uint256 direction;
+        if (vault.optionsOf(account) != 0) {
+            try vault.marginDetail(account) returns (ICrossMarginVault.MarginDetail memory d) {
+                for (uint256 a; a < 8; ++a) {
+                    if ((d.options.assets >> a) & 1 == 0) continue;
+                    if (d.options.ws[a] > 0) direction |= 1 << a;
+                    else if (d.options.ws[a] < 0) direction |= 1 << (8 + a);
+                }
+            } catch {
+                direction = type(uint256).max;
+            }
+        }
+        _preDirection[account] = direction;
         for (uint256 m; m < Env.MARKETS; ++m) {
             (int256 size,) = vault.positionOf(account, m);
             _preSize[account][m] = size;
@@ -427,7 +443,10 @@ contract Ledger is Liveness {
     }
 
     /// @dev The step's deleveraging (ICrossMarginVault, "Deleveraging"). First the sources: every position of a
-    ///      liquidated account that shrank in the step. AdlSide: each Deleveraged event charges a side opposite a
+    ///      liquidated account that shrank in the step, on its own side, or on the account's net direction before
+    ///      the step where it held options on the market's asset (`_preDirection`); and, for an account that held
+    ///      options, every market of an asset it held them on, on that direction (a superset of what the vault marks:
+    ///      it marks those markets only when an option was taken). AdlSide: each Deleveraged event charges a side opposite a
     ///      source of its account, and every position not settled in the step lost exactly its side's index shifts
     ///      times its size (to the wei, one per charge), so no other position and no position-less account paid.
     ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side with open
@@ -436,10 +455,15 @@ contract Ledger is Liveness {
     function _checkDeleveraging() internal {
         for (uint256 i; i < _targets.length; ++i) {
             uint256 a = _targets[i];
+            uint256 direction = _preDirection[a];
             for (uint256 m; m < Env.MARKETS; ++m) {
+                uint256 asset = Env.marketAsset(m);
+                uint256 sides = ((direction >> asset) & 1) | (((direction >> (8 + asset)) & 1) << 1); // 1 long, 2 short
                 int256 before = _preSize[a][m];
                 (int256 size,) = vault.positionOf(a, m);
-                if (_abs(size) < _abs(before)) _adlSources[a] |= 1 << (before > 0 ? m : 16 + m);
+                if (_abs(size) < _abs(before) && sides == 0) sides = before > 0 ? 1 : 2;
+                if (sides & 1 != 0) _adlSources[a] |= 1 << m;
+                if (sides & 2 != 0) _adlSources[a] |= 1 << (16 + m);
             }
         }
         if (_charges.length == 0 && _writtenOff.length == 0) return;
