@@ -39,10 +39,13 @@ contract VaultExtension is VaultBase {
         emit OptionMarketsSet(address(markets));
     }
 
-    /// @dev A side of an option fill before it: whether it can only reduce its position, and then its E - MM.
+    /// @dev A side of an option fill before it: whether it can only reduce its position, and then its E - MM; the
+    ///      series' slot and the side's size in it after the fill.
     struct OptionSide {
         bool reducing;
         int256 surplus;
+        uint256 slot;
+        int256 next;
     }
 
     /// @dev See ICrossMarginVault.
@@ -63,8 +66,8 @@ contract VaultExtension is VaultBase {
         (IOptionMarkets om, uint256 options) = _optionConfig();
         if (address(om) == address(0)) revert OptionsNotEnabled();
         IOptionMarkets.Fill memory fill = IOptionMarkets.Fill(buyer, seller, 0, 0, slot, size, price, options);
-        OptionSide memory bs = _optionSideBefore(buyer, om.sizeOf(buyer, slot), size.toInt256());
-        OptionSide memory ss = _optionSideBefore(seller, om.sizeOf(seller, slot), -size.toInt256());
+        OptionSide memory bs = _optionSideBefore(om, buyer, slot, size.toInt256());
+        OptionSide memory ss = _optionSideBefore(om, seller, slot, -size.toInt256());
         IOptionMarkets.FillResult memory r = _applyOptionFill(om, fill, buyerFee, sellerFee);
         _requireOptionSide(buyer, bs, r.buyerIncreased, price <= r.mark, ctx, r);
         _requireOptionSide(seller, ss, r.sellerIncreased, price >= r.mark, ctx, r);
@@ -97,8 +100,19 @@ contract VaultExtension is VaultBase {
         if (toFund != 0) _creditFund(int256(toFund));
     }
 
-    /// @dev Whether a fill of `delta` can only reduce a position of `size`, and then the account's E - MM now.
-    function _optionSideBefore(uint256 account, int256 size, int256 delta) internal view returns (OptionSide memory x) {
+    /// @dev Whether a fill of `delta` in `slot` can only reduce the account's position there, and then its E - MM
+    ///      now. A slot outside the account's series mask holds no position (OptionMarkets keeps a slot's bit exactly
+    ///      while the size is not 0), so its size is read only when the bit is set.
+    function _optionSideBefore(IOptionMarkets om, uint256 account, uint256 slot, int256 delta)
+        internal
+        view
+        returns (OptionSide memory x)
+    {
+        int256 size = (_accountOf(account).options >> slot) & 1 == 0 ? int256(0) : om.sizeOf(account, slot);
+        x.slot = slot;
+        unchecked {
+            x.next = size + delta; // read only after the fill, whose own checked sum is this one
+        }
         x.reducing = (size > 0 && delta < 0 && -delta <= size) || (size < 0 && delta > 0 && delta <= -size);
         if (x.reducing) {
             Account memory acc = _load(account);
@@ -125,7 +139,9 @@ contract VaultExtension is VaultBase {
         // settlement balance can never have negative equity (its cash plus long options, each worth >= 0), so, as a
         // long option needs only its premium at Deribit, it needs no margin check (docs/options.md, "Trading").
         // slither-disable-next-line incorrect-equality (empty bit masks: no perpetual, no collateral token)
-        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement >= 0 && _longOnly(account, acc.options)) return;
+        if (acc.markets == 0 && acc.collaterals == 0 && acc.settlement >= 0 && _longOnly(account, acc.options, before)) {
+            return;
+        }
         uint256[8] memory prices;
         ctx.prices = prices;
         (uint256 positionAssets, uint256 collateralAssets) = _assetMasks(acc, ctx.layout);
@@ -144,10 +160,12 @@ contract VaultExtension is VaultBase {
         revert InsufficientMargin(account, equity, initial);
     }
 
-    /// @dev Whether every option position of `account` (series mask `mask`) is long.
-    function _longOnly(uint256 account, uint256 mask) internal view returns (bool) {
+    /// @dev Whether every option position of `account` (series mask `mask`) is long; the size in the fill's slot is
+    ///      `side.next` (what the fill stored there), the others are read.
+    function _longOnly(uint256 account, uint256 mask, OptionSide memory side) internal view returns (bool) {
         for (; mask != 0; mask &= mask - 1) {
-            if (optionMarkets.sizeOf(account, _lowestBit(mask)) < 0) return false;
+            uint256 slot = _lowestBit(mask);
+            if ((slot == side.slot ? side.next : optionMarkets.sizeOf(account, slot)) < 0) return false;
         }
         return true;
     }

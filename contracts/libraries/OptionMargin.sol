@@ -157,6 +157,9 @@ library OptionMargin {
     uint256 private constant RECORD = 5;
 
     /// @dev Adds asset `a`'s value, notional, WS, B, minimum and stress losses to `r`.
+    /// @dev The stress loop runs unchecked: a shock is an int16 read from the STRESS words (index s / 2 < 8 for
+    ///      s < 16, else the array's out-of-bounds panic, as an indexed read gives), and each asset's loss is below
+    ///      2^202 in magnitude (see `_grid`), so the sums over at most 8 assets cannot overflow.
     function _assetRisk(Position[] memory ps, Inputs memory in_, uint256 a, uint256 n, Risk memory r) private pure {
         Scan memory sc = _scan(ps, in_, a, n, r);
         sc.cols = 7;
@@ -164,13 +167,32 @@ library OptionMargin {
         sc.base = b1;
         r.value += b1;
         int256[] memory loss = _grid(sc, b0, b2);
-        (r.ws[a], sc.n) = _combine(loss, sc, in_.delta[a]); // sc.n: B_a here (the grid is done)
-        r.curvature += sc.n;
-        sc.n = n;
+        (int256 ws, uint256 b) = _combine(loss, sc, in_.delta[a]);
+        r.ws[a] = ws;
+        r.curvature += b;
         // stress vectors: a shock on the grid reuses its row, any other is revalued
         uint256 numStress = in_.global.numStress();
-        for (uint256 s; s < numStress; ++s) {
-            r.stress[s] += _stressLoss(sc, loss, RiskConfig.i16(in_.stress[s / 2], 128 * (s % 2) + 16 * a));
+        uint256[8] memory words = in_.stress;
+        int256[16] memory out = r.stress;
+        for (uint256 s; s < numStress;) {
+            int256 shock;
+            /// @solidity memory-safe-assembly
+            assembly {
+                if gt(s, 15) {
+                    mstore(0, shl(224, 0x4e487b71)) // Panic(0x32): index out of bounds
+                    mstore(4, 0x32)
+                    revert(0, 0x24)
+                }
+                // RiskConfig.i16(words[s / 2], 128 * (s % 2) + 16 * a)
+                shock := signextend(1, shr(add(shl(7, and(s, 1)), shl(4, a)), mload(add(words, shl(5, shr(1, s))))))
+            }
+            int256 l = _stressLoss(sc, loss, shock);
+            /// @solidity memory-safe-assembly
+            assembly {
+                let at := add(out, shl(5, s))
+                mstore(at, add(mload(at), l))
+                s := add(s, 1)
+            }
         }
     }
 
@@ -228,15 +250,15 @@ library OptionMargin {
         uint256 rows = 2 * n + 1;
         loss = new int256[](3 * rows);
         int256 base = sc.base;
-        for (uint256 xi; xi < rows; ++xi) {
+        for (uint256 xi; xi < rows;) {
             int256 v0 = b0;
             int256 v1 = base;
             int256 v2 = b2;
             if (xi != n) {
-                uint256 s = _gridSpot(sc, xi);
-                sc.cols = xi == 0 || xi == rows - 1 ? 7 : 5;
+                (uint256 s, uint256 cols) = _gridPoint(sc, xi, rows);
+                sc.cols = cols;
                 (v0, v1, v2) = _values(sc, s, OptionMath.lnWad(s));
-                if (sc.cols == 5) v1 = v0;
+                if (cols == 5) v1 = v0;
             }
             /// @solidity memory-safe-assembly
             assembly {
@@ -244,7 +266,27 @@ library OptionMargin {
                 mstore(at, sub(base, v0))
                 mstore(add(at, 0x20), sub(base, v1))
                 mstore(add(at, 0x40), sub(base, v2))
+                xi := add(xi, 1)
             }
+        }
+    }
+
+    /// @dev Spot point x = xi - n: floor(S (n 1e4 + x RW) / (n 1e4)), at least 1, and the volatility points priced
+    ///      there: all three at the grid's ends, down and up inside. S <= 2^128 (the mark priced it) and
+    ///      n 1e4 + x RW < 2^25, so nothing wraps.
+    function _gridPoint(Scan memory sc, uint256 xi, uint256 rows) private pure returns (uint256 s, uint256 cols) {
+        /// @solidity memory-safe-assembly
+        assembly {
+            let n := mload(add(sc, 0x40))
+            let scale := mul(n, 10000)
+            let num := add(scale, mul(sub(xi, n), mload(add(sc, 0x20))))
+            s := 1
+            if sgt(num, 0) {
+                s := div(mul(mload(sc), num), scale)
+                if iszero(s) { s := 1 }
+            }
+            cols := 5
+            if or(iszero(xi), eq(xi, sub(rows, 1))) { cols := 7 }
         }
     }
 
@@ -253,60 +295,78 @@ library OptionMargin {
     ///      |N L| < 2^218, |x RW d| < 2^218, so |T| < 2^219 and |X_a| < 2^221.
     function _combine(int256[] memory loss, Scan memory sc, int256 d) private pure returns (int256 ws, uint256 b) {
         if (PortfolioMargin.abs(d) >= MAX_DELTA) revert PortfolioMargin.ExposureOutOfRange(0, d, 0);
-        int256 scan;
-        int256 dir;
-        int256 n = int256(sc.n);
-        int256 scale = n * int256(BPS); // N
         /// @solidity memory-safe-assembly
         assembly {
+            let n := mload(add(sc, 0x40))
+            let scale := mul(n, 10000) // N
             let linear := mul(mload(add(sc, 0x20)), d) // RW D: T = N L - x RW D
             let worst := shl(255, 1) // type(int256).min
             let at := add(loss, 0x20)
-            for { let x := sub(0, n) } iszero(sgt(x, n)) { x := add(x, 1) } {
-                let shift := mul(x, linear)
-                for { let end := add(at, 0x60) } lt(at, end) { at := add(at, 0x20) } {
-                    let t := sub(mul(scale, mload(at)), shift)
-                    if sgt(t, worst) { worst := t }
-                }
+            let shift := mul(sub(0, n), linear) // x RW D at x = -n, then one RW D more per row
+            for { let end := add(at, mul(mload(loss), 0x20)) } lt(at, end) { at := add(at, 0x60) } {
+                let t := sub(mul(scale, mload(at)), shift)
+                if sgt(t, worst) { worst := t }
+                t := sub(mul(scale, mload(add(at, 0x20))), shift)
+                if sgt(t, worst) { worst := t }
+                t := sub(mul(scale, mload(add(at, 0x40))), shift)
+                if sgt(t, worst) { worst := t }
+                shift := add(shift, linear)
             }
             // scan = max(0, ceil(worst / N))
+            let scan := 0
             if sgt(worst, 0) { scan := add(sdiv(worst, scale), iszero(iszero(smod(worst, scale)))) }
             // X_a = (N L(-n, base) + n RW D) - (N L(+n, base) - n RW D)
             let first := mload(add(loss, 0x40))
             let last := mload(add(add(loss, 0x40), mul(mul(n, 2), 0x60)))
-            dir := sub(add(mul(scale, first), mul(n, linear)), sub(mul(scale, last), mul(n, linear)))
+            let dir := sub(add(mul(scale, first), mul(n, linear)), sub(mul(scale, last), mul(n, linear)))
+            // w = min(ceil(|X_a| / 2N), scan), signed as X_a
+            let ad := dir
+            if slt(dir, 0) { ad := sub(0, dir) }
+            let w := add(div(ad, add(scale, scale)), iszero(iszero(mod(ad, add(scale, scale)))))
+            if sgt(w, scan) { w := scan }
+            ws := w
+            if slt(dir, 0) { ws := sub(0, w) }
+            b := sub(scan, w)
         }
-        int256 w = PortfolioMargin.ceilDiv(int256(PortfolioMargin.abs(dir)), 2 * scale);
-        if (w > scan) w = scan;
-        ws = dir < 0 ? -w : w;
-        b = uint256(scan - w);
     }
 
     /// @dev The options' loss at the stress shock `shock` (bps) under the volatility shock (down or up) that is worse
     ///      at the grid point next to the shock on the spot's side, x = trunc(shock n / RW) clamped to [-n, n] (x = 0
     ///      if RW = 0): that point's row when the shock is the point itself, else one revaluation.
-    function _stressLoss(Scan memory sc, int256[] memory loss, int256 shock) private pure returns (int256) {
-        int256 n = int256(sc.n);
-        int256 rw = int256(sc.rw);
-        int256 x;
-        if (rw != 0) {
-            x = shock * n / rw;
-            if (x > n) x = n;
-            else if (x < -n) x = -n;
-        }
-        int256 l0;
-        int256 l2;
+    function _stressLoss(Scan memory sc, int256[] memory loss, int256 shock) private pure returns (int256 l) {
+        uint256 spot;
+        bool up;
+        bool onGrid;
         /// @solidity memory-safe-assembly
         assembly {
+            // |shock| <= 2^15, n <= 255 and RW < 2^16: no product wraps
+            let n := mload(add(sc, 0x40))
+            let rw := mload(add(sc, 0x20))
+            let sn := mul(shock, n)
+            let x := 0
+            if rw {
+                x := sdiv(sn, rw) // toward zero
+                if sgt(x, n) { x := n }
+                if slt(x, sub(0, n)) { x := sub(0, n) }
+            }
             let at := add(add(loss, 0x20), mul(add(x, n), 0x60))
-            l0 := mload(at)
-            l2 := mload(add(at, 0x40))
+            let l0 := mload(at)
+            l := mload(add(at, 0x40))
+            up := sgt(l, l0)
+            if iszero(up) { l := l0 }
+            onGrid := eq(mul(x, rw), sn) // the shock is a grid point
+            if iszero(onGrid) {
+                // floor(S (1e4 + shock) / 1e4), at least 1 (S <= 2^128: the mark priced it)
+                spot := 1
+                if sgt(shock, sub(0, 10000)) {
+                    spot := div(mul(mload(sc), add(10000, shock)), 10000)
+                    if iszero(spot) { spot := 1 }
+                }
+            }
         }
-        bool up = l2 > l0;
-        if (x * rw == shock * n) return up ? l2 : l0; // the shock is a grid point
-        uint256 spot = _shockedSpot(sc.spot, shock);
+        if (onGrid) return l;
         sc.cols = up ? 4 : 1;
-        (l0,, l2) = _values(sc, spot, OptionMath.lnWad(spot));
+        (int256 l0,, int256 l2) = _values(sc, spot, OptionMath.lnWad(spot));
         unchecked {
             return sc.base - (up ? l2 : l0); // |.| < 2^202 (see `_grid`)
         }
@@ -390,19 +450,4 @@ library OptionMargin {
         }
     }
     // slither-disable-end divide-before-multiply
-
-    /// @dev Spot point x = xi - n: floor(S (n 1e4 + x RW) / (n 1e4)), at least 1.
-    function _gridSpot(Scan memory sc, uint256 xi) private pure returns (uint256) {
-        int256 num = int256(sc.n * BPS) + (int256(xi) - int256(sc.n)) * int256(sc.rw);
-        if (num <= 0) return 1;
-        uint256 s = sc.spot * uint256(num) / (sc.n * BPS);
-        return s == 0 ? 1 : s;
-    }
-
-    /// @dev floor(S (1e4 + shock) / 1e4), at least 1.
-    function _shockedSpot(uint256 spot, int256 shock) private pure returns (uint256) {
-        if (shock <= -int256(BPS)) return 1;
-        uint256 s = spot * uint256(int256(BPS) + shock) / BPS;
-        return s == 0 ? 1 : s;
-    }
 }
