@@ -391,6 +391,10 @@ class FundDesk:
     # of the 30 M block at most and leave the rest to the keeper's liquidations; the others wait a block
     OPTION_UNWINDS_PER_BLOCK = 6
     EXPIRY_MARGIN = 3600  # seconds: a series this close to its expiry is left to settle at expiry
+    # seconds: the fund buys a short back at the mark this much later than the block it read (the mark only decays
+    # with time, and the block that includes the order is later), so it pays no more than the mark it is included at
+    # (the vault's rule for a fund below its IM: a close no worse than the mark); it sells a long at the mark it read
+    OPTION_PRICE_AHEAD = 600
 
     def __init__(self, maker: MarketMaker, fund: int, deployer: Any, option_makers: dict[int, int] | None = None
                  ) -> None:
@@ -470,7 +474,8 @@ class FundDesk:
                 self._skip("no option market maker")
                 continue
             spot = monitor.prices[series.asset]
-            price = mark(series, spot, market.vols[series.asset], market.word, market.time)
+            ahead = self.OPTION_PRICE_AHEAD if size < 0 else 0
+            price = mark(series, spot, market.vols[series.asset], market.word, market.time + ahead)
             if not self._cap_holds(slot, size, books[maker].options.get(slot, 0), spot, word.max_open_interest_usd):
                 self._skip("open-interest cap")
                 continue
