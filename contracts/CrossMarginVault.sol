@@ -171,6 +171,7 @@ contract CrossMarginVault is VaultBase {
         Account memory acc = _load(x.account);
         (int256 equity, uint256 maintenance, uint256 initial,) = _evaluate(x.account, acc, ctx, 0);
         if (equity >= int256(initial)) return;
+        // slither-disable-next-line incorrect-equality (an identity check: the fund account)
         if (!x.increased && fillNoWorseThanOracle && (equity >= 0 || x.account == _fundAccount())) {
             // the state before the fill: its position back in storage for one evaluation
             Position memory current = _positionOf(x.account, market);
@@ -539,6 +540,7 @@ contract CrossMarginVault is VaultBase {
         f.settlement = (int256(f.settlement) - value).toInt128();
         uint256 markets;
         for (uint256 m = _numMarkets(ctx.layout); m != 0;) {
+            // slither-disable-next-line incorrect-equality (an identity check: the market's asset)
             if (_marketAssetOf(ctx.layout, --m) == asset) markets |= 1 << m;
         }
         int256 ws = ctx.ws[asset];

@@ -135,6 +135,7 @@ contract OptionMarkets is IOptionMarkets {
             uint256 spot = s.fixedPrice;
             // slither-disable-next-line incorrect-equality (0: not fixed yet; then 0: the vault did not price it)
             if (spot == 0) spot = prices[s.asset] != 0 ? prices[s.asset] : oracle.lastPrice(s.asset);
+            // slither-disable-next-line incorrect-equality (0: not fixed; a price of 0 (no answer))
             uint256 unit = s.fixedPrice != 0 || spot == 0
                 ? OptionMargin.payoff(s.isCall, s.strike, spot)
                 : _mark(s, spot, oracle.vols(1 << s.asset, false)[s.asset], options);

@@ -108,6 +108,7 @@ contract VaultExtension is VaultBase {
         view
         returns (OptionSide memory x)
     {
+        // slither-disable-next-line incorrect-equality (a bit of a mask)
         int256 size = (_accountOf(account).options >> slot) & 1 == 0 ? int256(0) : om.sizeOf(account, slot);
         x.slot = slot;
         unchecked {
@@ -165,6 +166,7 @@ contract VaultExtension is VaultBase {
     function _longOnly(uint256 account, uint256 mask, OptionSide memory side) internal view returns (bool) {
         for (; mask != 0; mask &= mask - 1) {
             uint256 slot = _lowestBit(mask);
+            // slither-disable-next-line incorrect-equality (an identity check: the fill's slot)
             if ((slot == side.slot ? side.next : optionMarkets.sizeOf(account, slot)) < 0) return false;
         }
         return true;
