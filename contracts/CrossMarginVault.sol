@@ -543,9 +543,10 @@ contract CrossMarginVault is VaultBase {
             // slither-disable-next-line incorrect-equality (an identity check: the market's asset)
             if (_marketAssetOf(ctx.layout, --m) == asset) markets |= 1 << m;
         }
-        int256 ws = ctx.ws[asset];
-        if (ws > 0) acc.adlLong |= uint16(markets);
-        else if (ws < 0) acc.adlShort |= uint16(markets);
+        uint256 d = (ctx.directions >> asset) & 0x101; // 1: net long, 0x100: net short
+        // slither-disable-next-line incorrect-equality (bits of a mask)
+        if (d == 1) acc.adlLong |= uint16(markets);
+        else if (d != 0) acc.adlShort |= uint16(markets);
     }
 
     /// @dev Closes `amount` of the account's position in `market` against the fund at the oracle price (the market's
@@ -565,8 +566,9 @@ contract CrossMarginVault is VaultBase {
         Funding.Market memory fm = _touchMarket(market, price, asset, ctx);
         // the source side: the account's net direction on an asset where it holds options, else the position's own
         {
-            int256 ws = ctx.ws[asset];
-            if (ws > 0 || (ws == 0 && size > 0)) acc.adlLong |= uint16(1 << market);
+            uint256 d = (ctx.directions >> asset) & 0x101; // 1: net long, 0x100: net short, 0: no options there
+            // slither-disable-next-line incorrect-equality (bits of a mask)
+            if (d == 1 || (d == 0 && size > 0)) acc.adlLong |= uint16(1 << market);
             else acc.adlShort |= uint16(1 << market);
         }
         int256 delta = size > 0 ? -amount.toInt256() : amount.toInt256();

@@ -75,7 +75,7 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
         uint256[8] prices;
         IRiskParameters.MarginConfig cfg;
         bool strict; // a risk-adding action: option volatilities must be fresh
-        int256[8] ws; // the last evaluation's WS_a of each asset with live options (0 elsewhere): its net direction
+        uint256 directions; // the last evaluation's net direction on assets with options: bit a WS_a > 0, 8 + a < 0
     }
 
     IRiskParameters public immutable riskParams;
@@ -375,7 +375,13 @@ abstract contract VaultBase is IVaultTypes, ReentrancyGuard {
             _optionExposure(account, acc, ctx, delta, opt, fillVol);
             equity += opt.value;
             grossTotal += opt.notional;
-            ctx.ws = opt.ws;
+            uint256 directions;
+            for (uint256 left = opt.assets; left != 0; left &= left - 1) {
+                uint256 a = _lowestBit(left);
+                if (opt.ws[a] > 0) directions |= 1 << a;
+                else if (opt.ws[a] < 0) directions |= 1 << (8 + a);
+            }
+            ctx.directions = directions;
         }
         (maintenance, initial) =
             PortfolioMargin.requirements(delta, gross, _concentration(account, acc, ctx), opt, ctx.cfg);
