@@ -97,6 +97,7 @@ contract Ledger is Liveness {
     /// @dev Before the step, for the assets an account holds options on: bit a = its net direction on asset a is
     ///      long (WS_a > 0 in marginDetail), bit 8 + a = short; every bit when marginDetail reverted (unknown).
     mapping(uint256 account => uint256) internal _preDirection;
+    mapping(uint256 account => int256[10]) internal _preOptionSize; // slots 0 .. Env.SLOTS - 1
     uint256[] internal _targets;
 
     struct Charge {
@@ -242,7 +243,11 @@ contract Ledger is Liveness {
 
     function _snapshot(uint256 account) internal {
         uint256 direction;
-        if (vault.optionsOf(account) != 0) {
+        uint256 mask = vault.optionsOf(account);
+        for (uint256 slot; slot < Env.SLOTS; ++slot) {
+            _preOptionSize[account][slot] = (mask >> slot) & 1 == 0 ? int256(0) : p.options.sizeOf(account, slot);
+        }
+        if (mask != 0) {
             try vault.marginDetail(account) returns (ICrossMarginVault.MarginDetail memory d) {
                 for (uint256 a; a < 8; ++a) {
                     if ((d.options.assets >> a) & 1 == 0) continue;
@@ -444,9 +449,8 @@ contract Ledger is Liveness {
 
     /// @dev The step's deleveraging (ICrossMarginVault, "Deleveraging"). First the sources: every position of a
     ///      liquidated account that shrank in the step, on its own side, or on the account's net direction before
-    ///      the step where it held options on the market's asset (`_preDirection`); and, for an account that held
-    ///      options, every market of an asset it held them on, on that direction (a superset of what the vault marks:
-    ///      it marks those markets only when an option was taken). AdlSide: each Deleveraged event charges a side opposite a
+    ///      the step where it held options on the market's asset (`_preDirection`); and every market of an asset
+    ///      one of whose option positions shrank, on that direction (as the vault marks them). AdlSide: each Deleveraged event charges a side opposite a
     ///      source of its account, and every position not settled in the step lost exactly its side's index shifts
     ///      times its size (to the wei, one per charge), so no other position and no position-less account paid.
     ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side with open
@@ -456,12 +460,21 @@ contract Ledger is Liveness {
         for (uint256 i; i < _targets.length; ++i) {
             uint256 a = _targets[i];
             uint256 direction = _preDirection[a];
+            uint256 optionAssets; // assets of the option positions that shrank in the step
+            for (uint256 slot; slot < Env.SLOTS; ++slot) {
+                int256 q = _preOptionSize[a][slot];
+                if (q != 0 && _abs(p.options.sizeOf(a, slot)) < _abs(q)) {
+                    optionAssets |= 1 << p.options.series(slot).asset;
+                }
+            }
             for (uint256 m; m < Env.MARKETS; ++m) {
                 uint256 asset = Env.marketAsset(m);
-                uint256 sides = ((direction >> asset) & 1) | (((direction >> (8 + asset)) & 1) << 1); // 1 long, 2 short
+                uint256 dir = ((direction >> asset) & 1) | (((direction >> (8 + asset)) & 1) << 1); // 1 long, 2 short
                 int256 before = _preSize[a][m];
                 (int256 size,) = vault.positionOf(a, m);
-                if (_abs(size) < _abs(before) && sides == 0) sides = before > 0 ? 1 : 2;
+                uint256 sides;
+                if (_abs(size) < _abs(before)) sides = dir != 0 ? dir : (before > 0 ? 1 : 2);
+                if ((optionAssets >> asset) & 1 != 0) sides |= dir;
                 if (sides & 1 != 0) _adlSources[a] |= 1 << m;
                 if (sides & 2 != 0) _adlSources[a] |= 1 << (16 + m);
             }
