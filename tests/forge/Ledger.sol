@@ -94,10 +94,21 @@ contract Ledger is Liveness {
     mapping(uint256 account => int256[5]) internal _preSize;
     mapping(uint256 account => int256[5]) internal _preAccrued;
     mapping(uint256 account => int256[5]) internal _preIndex;
-    /// @dev Before the step, for the assets an account holds options on: bit a = its net direction on asset a is
-    ///      long (WS_a > 0 in marginDetail), bit 8 + a = short; every bit when marginDetail reverted (unknown).
+    /// @dev Before the step: every bit when the account holds options (then either side of every market may be a
+    ///      source: `_adlUncertain`), else 0.
     mapping(uint256 account => uint256) internal _preDirection;
-    mapping(uint256 account => int256[10]) internal _preOptionSize; // slots 0 .. Env.SLOTS - 1
+    /// @dev Sources whose side this ledger cannot tell exactly (same bits as `_adlSources`): the markets of an
+    ///      account that held options before the step. The vault marks one side there, by the account's net
+    ///      direction on the asset (WS_a) at each liquidation, which a settlement of fixed series or an earlier slice
+    ///      in the same step can change; both sides count as sources for AdlSide, and AdlLast does not require their
+    ///      caps. The exact rule is checked on-chain by tests/integration/test_options.py.
+    mapping(uint256 account => uint256) internal _adlUncertain;
+    /// @dev The account held options at a step's snapshot since it last traded: its sources may be on either side
+    ///      of any market (its net direction per asset at each liquidation), so AdlSide and AdlLast are not applied
+    ///      to its write-offs' sides (their sums and the charged positions still are).
+    mapping(uint256 account => bool) internal _heldOptions;
+    /// @dev Per account: the assets of its option positions the fund took over since the last deleveraging check.
+    mapping(uint256 account => uint256) internal _optionTaken;
     uint256[] internal _targets;
 
     struct Charge {
@@ -243,21 +254,8 @@ contract Ledger is Liveness {
 
     function _snapshot(uint256 account) internal {
         uint256 direction;
-        uint256 mask = vault.optionsOf(account);
-        for (uint256 slot; slot < Env.SLOTS; ++slot) {
-            _preOptionSize[account][slot] = (mask >> slot) & 1 == 0 ? int256(0) : p.options.sizeOf(account, slot);
-        }
-        if (mask != 0) {
-            try vault.marginDetail(account) returns (ICrossMarginVault.MarginDetail memory d) {
-                for (uint256 a; a < 8; ++a) {
-                    if ((d.options.assets >> a) & 1 == 0) continue;
-                    if (d.options.ws[a] > 0) direction |= 1 << a;
-                    else if (d.options.ws[a] < 0) direction |= 1 << (8 + a);
-                }
-            } catch {
-                direction = type(uint256).max;
-            }
-        }
+        // an account holding options: either side of every market may be a source (`_adlUncertain`)
+        if (vault.optionsOf(account) != 0) (direction, _heldOptions[account]) = (type(uint256).max, true);
         _preDirection[account] = direction;
         for (uint256 m; m < Env.MARKETS; ++m) {
             (int256 size,) = vault.positionOf(account, m);
@@ -350,7 +348,7 @@ contract Ledger is Liveness {
                 if (topic == IVaultTypes.PositionUpdated.selector) ++settlements[uint256(log.topics[2])];
             } else if (topic == IVaultTypes.Trade.selector) {
                 // trading again: earlier liquidations are no longer a source of deleveraging
-                (_adlSources[uint256(log.topics[1])], _adlSources[uint256(log.topics[2])]) = (0, 0);
+                _clearSources(uint256(log.topics[1]), uint256(log.topics[2]));
             } else if (topic == IVaultTypes.Deleveraged.selector) {
                 allowance += _onDeleveraged(log);
                 (fundChanged, attackerChanged) = (true, true); // their positions may be on the charged side
@@ -381,12 +379,21 @@ contract Ledger is Liveness {
         bytes32 t = log.topics[0];
         if (t == IOptionMarkets.OptionTrade.selector) {
             ++optionTrades;
+            // trading again: earlier liquidations are no longer a source of deleveraging (the vault, as for Trade)
+            _clearSources(uint256(log.topics[1]), uint256(log.topics[2]));
         } else if (t == IOptionMarkets.ExpiryFixed.selector) {
             ++expiriesFixed;
         } else if (t == IOptionMarkets.OptionPositionUpdated.selector) {
             uint256 slot = uint256(log.topics[2]);
-            if (uint256(log.topics[1]) == fund && _kindLiquidating()) ++optionTakeovers;
-            else if (abi.decode(log.data, (int256)) == 0 && p.options.series(slot).fixedPrice != 0) ++optionSettlements;
+            uint256 account = uint256(log.topics[1]);
+            IOptionMarkets.Series memory series = p.options.series(slot);
+            if (account == fund && _kindLiquidating()) {
+                ++optionTakeovers;
+            } else if (abi.decode(log.data, (int256)) == 0 && series.fixedPrice != 0) {
+                ++optionSettlements;
+            } else if (_kindLiquidating()) { // a live series in a liquidating step: the fund took it over
+                _optionTaken[account] |= 1 << series.asset;
+            }
         }
     }
 
@@ -450,7 +457,7 @@ contract Ledger is Liveness {
     /// @dev The step's deleveraging (ICrossMarginVault, "Deleveraging"). First the sources: every position of a
     ///      liquidated account that shrank in the step, on its own side, or on the account's net direction before
     ///      the step where it held options on the market's asset (`_preDirection`); and every market of an asset
-    ///      one of whose option positions shrank, on that direction (as the vault marks them). AdlSide: each Deleveraged event charges a side opposite a
+    ///      one of whose option positions the fund took over, on that direction (as the vault marks them). AdlSide: each Deleveraged event charges a side opposite a
     ///      source of its account, and every position not settled in the step lost exactly its side's index shifts
     ///      times its size (to the wei, one per charge), so no other position and no position-less account paid.
     ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side with open
@@ -460,21 +467,20 @@ contract Ledger is Liveness {
         for (uint256 i; i < _targets.length; ++i) {
             uint256 a = _targets[i];
             uint256 direction = _preDirection[a];
-            uint256 optionAssets; // assets of the option positions that shrank in the step
-            for (uint256 slot; slot < Env.SLOTS; ++slot) {
-                int256 q = _preOptionSize[a][slot];
-                if (q != 0 && _abs(p.options.sizeOf(a, slot)) < _abs(q)) {
-                    optionAssets |= 1 << p.options.series(slot).asset;
-                }
-            }
+            uint256 optionAssets = _optionTaken[a];
+            _optionTaken[a] = 0;
             for (uint256 m; m < Env.MARKETS; ++m) {
                 uint256 asset = Env.marketAsset(m);
                 uint256 dir = ((direction >> asset) & 1) | (((direction >> (8 + asset)) & 1) << 1); // 1 long, 2 short
                 int256 before = _preSize[a][m];
                 (int256 size,) = vault.positionOf(a, m);
                 uint256 sides;
-                if (_abs(size) < _abs(before)) sides = dir != 0 ? dir : (before > 0 ? 1 : 2);
-                if ((optionAssets >> asset) & 1 != 0) sides |= dir;
+                if (dir != 0 && (_abs(size) < _abs(before) || (optionAssets >> asset) & 1 != 0)) {
+                    sides = 3;
+                    _adlUncertain[a] |= (1 << m) | (1 << (16 + m));
+                } else if (_abs(size) < _abs(before)) {
+                    sides = before > 0 ? 1 : 2;
+                }
                 if (sides & 1 != 0) _adlSources[a] |= 1 << m;
                 if (sides & 2 != 0) _adlSources[a] |= 1 << (16 + m);
             }
@@ -489,7 +495,7 @@ contract Ledger is Liveness {
         for (uint256 i; i < _charges.length; ++i) {
             Charge memory c = _charges[i];
             uint256 side = c.longsPay ? 1 : 0;
-            if (_adlSources[c.account] >> (c.longsPay ? 16 + c.market : c.market) & 1 == 0) {
+            if (!_heldOptions[c.account] && _adlSources[c.account] >> (c.longsPay ? 16 + c.market : c.market) & 1 == 0) {
                 _fail(Check.AdlSide, c.account, int256(c.market), int256(side), "deleveraged a side that is no source");
             }
             shift[c.market][side] += c.shift;
@@ -509,8 +515,8 @@ contract Ledger is Liveness {
                 _fail(Check.AdlLast, a, int256(charged + _socialised[i]), int256(_lossAfterFund[i]),
                     "the sides and the claims did not pay the loss after the fund");
             }
-            if (_socialised[i] != 0) _checkCaps(a);
-            _adlSources[a] = 0; // a write-off ends the account's sources
+            if (_socialised[i] != 0 && !_heldOptions[a]) _checkCaps(a);
+            _clearSources(a, a); // a write-off ends the account's sources
         }
     }
 
@@ -542,8 +548,13 @@ contract Ledger is Liveness {
 
     /// @dev AdlLast for a write-off of `a` whose loss (after the fund) reached the claims: every source side with
     ///      open interest and a valid price paid its cap.
+    function _clearSources(uint256 a, uint256 b) internal {
+        (_adlSources[a], _adlSources[b], _adlUncertain[a], _adlUncertain[b]) = (0, 0, 0, 0);
+        (_heldOptions[a], _heldOptions[b]) = (false, false);
+    }
+
     function _checkCaps(uint256 a) internal {
-        uint256 sources = _adlSources[a];
+        uint256 sources = _adlSources[a] & ~_adlUncertain[a];
         uint256 share = RiskConfig.adlShare(p.params.fundingWord());
         uint256 global = p.params.marginConfig().global;
         for (uint256 bit; bit < 32; ++bit) {
@@ -556,7 +567,9 @@ contract Ledger is Liveness {
             uint256 cap = Math.mulDiv(notional, RiskConfig.riskWeight(global, Env.marketAsset(m)) * share, 1e8);
             uint256 paid;
             for (uint256 i; i < _charges.length; ++i) {
-                if (_charges[i].account == a && _charges[i].market == m) paid += _charges[i].amount;
+                if (_charges[i].account == a && _charges[i].market == m && _charges[i].longsPay == (bit >= 16)) {
+                    paid += _charges[i].amount;
+                }
             }
             if (paid != cap) _fail(Check.AdlLast, a, int256(paid), int256(cap), "claims paid while a side had room");
         }
