@@ -195,7 +195,7 @@ DOCTORED = [
                                        for r in s["funding"]["before_crash"]["markets"].values()],
      "longs should pay shorts"),
     ("the bankrupt side charged", lambda s: s["adl"]["deleveraged"][0].update(longs_pay=not s["adl"]["deleveraged"][0][
-        "longs_pay"]), "only the opposite side may pay"),
+        "longs_pay"]), "only the side opposite a source may pay"),
     ("an index moved without an event", lambda s: s["adl"]["index_moves"][0].update(
         long_index_moved=s["adl"]["index_moves"][0]["long_index_moved"] + 1), "a side was charged that no event names"),
     ("a write-off that does not add up", lambda s: s["adl"]["write_offs"][-1].update(
@@ -304,7 +304,8 @@ def test_fast_crash_with_a_late_keeper_agrees_with_the_model(tmp_path):
 def test_fund_desk_closes_the_funds_option_positions_through_the_venue(tmp_path):
     """Liquidations hand option positions to the fund (items of kind 2); the demo's fund desk reads them from the
     monitor's index and closes each through the venue (signed orders, OrderSettlement) against the option market
-    maker of its underlying at the model mark: the fund's size in every series goes to 0, every fill is the maker's
+    maker of its underlying at the model mark (a short bought back at the mark OPTION_PRICE_AHEAD seconds later: no
+    more than the mark at its inclusion): the fund's size in every series goes to 0, every fill is the maker's
     and within the OPTION word's band of the mark. A desk whose counterparty has no collateral sends nothing (the
     fill would leave it below IM) and the fund keeps its options."""
     from brownie import BookSeeder, chain, web3
@@ -376,7 +377,9 @@ def test_fund_desk_closes_the_funds_option_positions_through_the_venue(tmp_path)
         desk.unwind_options(monitor, web3.eth.get_block("latest")["baseFeePerGas"])
         for o in desk.option_sent[n:]:
             series = om.series[o["slot"]]
-            marks[o["slot"]] = mark(series, monitor.prices[series.asset], om.vols[series.asset], om.word, om.time)
+            ahead = desk.OPTION_PRICE_AHEAD if o["size"] > 0 else 0  # a short bought back: the later mark
+            marks[o["slot"]] = mark(series, monitor.prices[series.asset], om.vols[series.asset], om.word,
+                                    om.time + ahead)
         for tx in list(desk.option_pending.values()):
             web3.eth.wait_for_transaction_receipt(tx)
         desk.receipts()
