@@ -94,21 +94,10 @@ contract Ledger is Liveness {
     mapping(uint256 account => int256[5]) internal _preSize;
     mapping(uint256 account => int256[5]) internal _preAccrued;
     mapping(uint256 account => int256[5]) internal _preIndex;
-    /// @dev Before the step: every bit when the account holds options (then either side of every market may be a
-    ///      source: `_adlUncertain`), else 0.
-    mapping(uint256 account => uint256) internal _preDirection;
-    /// @dev Sources whose side this ledger cannot tell exactly (same bits as `_adlSources`): the markets of an
-    ///      account that held options before the step. The vault marks one side there, by the account's net
-    ///      direction on the asset (WS_a) at each liquidation, which a settlement of fixed series or an earlier slice
-    ///      in the same step can change; both sides count as sources for AdlSide, and AdlLast does not require their
-    ///      caps. The exact rule is checked on-chain by tests/integration/test_options.py.
-    mapping(uint256 account => uint256) internal _adlUncertain;
     /// @dev The account held options at a step's snapshot since it last traded: its sources may be on either side
     ///      of any market (its net direction per asset at each liquidation), so AdlSide and AdlLast are not applied
     ///      to its write-offs' sides (their sums and the charged positions still are).
     mapping(uint256 account => bool) internal _heldOptions;
-    /// @dev Per account: the assets of its option positions the fund took over since the last deleveraging check.
-    mapping(uint256 account => uint256) internal _optionTaken;
     uint256[] internal _targets;
 
     struct Charge {
@@ -253,10 +242,7 @@ contract Ledger is Liveness {
     }
 
     function _snapshot(uint256 account) internal {
-        uint256 direction;
-        // an account holding options: either side of every market may be a source (`_adlUncertain`)
-        if (vault.optionsOf(account) != 0) (direction, _heldOptions[account]) = (type(uint256).max, true);
-        _preDirection[account] = direction;
+        if (vault.optionsOf(account) != 0) _heldOptions[account] = true;
         for (uint256 m; m < Env.MARKETS; ++m) {
             (int256 size,) = vault.positionOf(account, m);
             _preSize[account][m] = size;
@@ -391,8 +377,6 @@ contract Ledger is Liveness {
                 ++optionTakeovers;
             } else if (abi.decode(log.data, (int256)) == 0 && series.fixedPrice != 0) {
                 ++optionSettlements;
-            } else if (_kindLiquidating()) { // a live series in a liquidating step: the fund took it over
-                _optionTaken[account] |= 1 << series.asset;
             }
         }
     }
@@ -455,9 +439,8 @@ contract Ledger is Liveness {
     }
 
     /// @dev The step's deleveraging (ICrossMarginVault, "Deleveraging"). First the sources: every position of a
-    ///      liquidated account that shrank in the step, on its own side, or on the account's net direction before
-    ///      the step where it held options on the market's asset (`_preDirection`); and every market of an asset
-    ///      one of whose option positions the fund took over, on that direction (as the vault marks them). AdlSide: each Deleveraged event charges a side opposite a
+    ///      liquidated account that shrank in the step, on its own side (an account that held options: not
+    ///      checked, `_heldOptions`). AdlSide: each Deleveraged event charges a side opposite a
     ///      source of its account, and every position not settled in the step lost exactly its side's index shifts
     ///      times its size (to the wei, one per charge), so no other position and no position-less account paid.
     ///      AdlLast: a write-off whose loss reached the claims (socialised) charged every source side with open
@@ -466,23 +449,10 @@ contract Ledger is Liveness {
     function _checkDeleveraging() internal {
         for (uint256 i; i < _targets.length; ++i) {
             uint256 a = _targets[i];
-            uint256 direction = _preDirection[a];
-            uint256 optionAssets = _optionTaken[a];
-            _optionTaken[a] = 0;
             for (uint256 m; m < Env.MARKETS; ++m) {
-                uint256 asset = Env.marketAsset(m);
-                uint256 dir = ((direction >> asset) & 1) | (((direction >> (8 + asset)) & 1) << 1); // 1 long, 2 short
                 int256 before = _preSize[a][m];
                 (int256 size,) = vault.positionOf(a, m);
-                uint256 sides;
-                if (dir != 0 && (_abs(size) < _abs(before) || (optionAssets >> asset) & 1 != 0)) {
-                    sides = 3;
-                    _adlUncertain[a] |= (1 << m) | (1 << (16 + m));
-                } else if (_abs(size) < _abs(before)) {
-                    sides = before > 0 ? 1 : 2;
-                }
-                if (sides & 1 != 0) _adlSources[a] |= 1 << m;
-                if (sides & 2 != 0) _adlSources[a] |= 1 << (16 + m);
+                if (_abs(size) < _abs(before)) _adlSources[a] |= 1 << (before > 0 ? m : 16 + m);
             }
         }
         if (_charges.length == 0 && _writtenOff.length == 0) return;
@@ -549,12 +519,12 @@ contract Ledger is Liveness {
     /// @dev AdlLast for a write-off of `a` whose loss (after the fund) reached the claims: every source side with
     ///      open interest and a valid price paid its cap.
     function _clearSources(uint256 a, uint256 b) internal {
-        (_adlSources[a], _adlSources[b], _adlUncertain[a], _adlUncertain[b]) = (0, 0, 0, 0);
+        (_adlSources[a], _adlSources[b]) = (0, 0);
         (_heldOptions[a], _heldOptions[b]) = (false, false);
     }
 
     function _checkCaps(uint256 a) internal {
-        uint256 sources = _adlSources[a] & ~_adlUncertain[a];
+        uint256 sources = _adlSources[a];
         uint256 share = RiskConfig.adlShare(p.params.fundingWord());
         uint256 global = p.params.marginConfig().global;
         for (uint256 bit; bit < 32; ++bit) {
