@@ -3,6 +3,7 @@
 #   make test    install everything, compile, build the docs, run the whole suite on a local Ganache chain
 #   make build   install everything, compile the contracts and write the ABIs the package ships (offchain/abi/)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
+#   make gas-peers  Morpho Blue and Aave v3 measured the same way (gas_peers.json), then the README's peer table
 #   make bench-keeper  the keeper scan benchmark on Anvil (writes scripts/bench/results/keeper_scan.json)
 #   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ BROWNIE := $(BROWNIE_ENV) $(VENV)/bin/brownie
 NETWORK ?= ganache-cli
 TESTS ?= tests
 
-.PHONY: install build demo test gas bench-keeper deploy clean
+.PHONY: install build demo test gas gas-peers bench-keeper deploy clean
 
 install: $(VENV)/.installed node_modules/.installed .cache/solcx/solc-v$(SOLC_VERSION)
 
@@ -97,6 +98,15 @@ slither: install $(SLITHER_VENV)/.installed
 
 gas: install
 	$(BROWNIE) run scripts/bench/gas.py --network $(NETWORK)
+
+# The lending peers side by side with xmargin (docs/gas.md, "Peers measured side by side"): compiles Morpho Blue and Aave
+# v3 from their npm packages with their own solc-js versions and settings (scripts/bench/peers/compile.js, cached in
+# .cache/peers/), deploys them on NETWORK with xmargin's test tokens and Chainlink mocks, measures them under gas.py's
+# conventions (writes scripts/bench/results/gas_peers.json), then rewrites the peer tables of README.md and docs/gas.md
+# from gas.json and gas_peers.json (scripts/bench/gas_table.py; run `make gas` first for xmargin's figures).
+gas-peers: install
+	$(BROWNIE) run scripts/bench/gas_peers.py --network $(NETWORK)
+	$(VENV)/bin/python scripts/bench/gas_table.py
 
 # The keeper scan benchmark runs on Anvil (Ganache is too slow to seed 10,000 accounts), registered as the Brownie
 # network anvil-bench (port 8655), so it never meets a suite running on 8545.
