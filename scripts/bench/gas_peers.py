@@ -216,6 +216,8 @@ class Peers:
         debt = Fraction(borrow_shares * total_borrow_assets, total_borrow_shares)
         value = Fraction(collateral * answer * USDC, WBTC * 10**FEED_DECIMALS)  # in USDC units
         health = value * Fraction(MORPHO_LLTV, WAD) / debt
+        if health <= 1:
+            raise RuntimeError("the Morpho position is liquidatable before the price move")
         self.scale_feed(self.btc_feed, TARGET_HEALTH / health, self.deployer)
         liquidator = self.actor("morpho liquidator", {self.usdc: 100_000 * USDC, self.wbtc: WBTC})
         self.usdc.approve(m, 50_000 * USDC, {"from": liquidator})
@@ -320,11 +322,16 @@ class Peers:
         eth_answer = self.eth_feed.latestRoundData()[1]
         bonus = Fraction(AAVE_RESERVES["WETH"][2], 10_000)
         debt = int(weth * SEIZE_SHARE * eth_answer * USDC / (WETH * 10**FEED_DECIMALS * bonus))
+        if not health > 1 > Fraction(p.getUserAccountData(victim)[5], WAD):
+            raise RuntimeError("the Aave account is not just liquidatable after the price move")
         liquidator = self.actor("aave liquidator", {self.usdc: 100_000 * USDC, self.weth: WETH})
         self.usdc.approve(p, 50_000 * USDC, {"from": liquidator})
         self.measure("aave_liquidation_call",
                      "liquidationCall: USDC debt for 20% of the WETH at health 0.97, receiveAToken false",
                      p.liquidationCall, self.weth, self.usdc, victim, debt, False, sender=liquidator)
+        seized = Fraction(weth - self.a_weth.balanceOf(victim), weth)
+        if not Fraction(19, 100) < seized < Fraction(21, 100):
+            raise RuntimeError(f"the Aave liquidation seized {float(seized):.1%} of the WETH, not about 20%")
 
     # ------------------------------------------------------------------ output
     def report(self) -> None:
