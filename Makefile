@@ -60,8 +60,12 @@ demo: build
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (one Ganache each, on the network's port + the worker's number:
+# 8545 and 8546), whole files to a worker (module fixtures deploy once per file). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: install slither forge docs
-	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(PYTEST_ARGS)
+	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(XDIST) $(PYTEST_ARGS)
 
 # Foundry invariant campaign (tests/forge, foundry.toml): the real contracts in forge's in-process EVM, compiled with the
 # same solc-js wrapper; handlers for honest traders, a keeper, an attacker, the risk admin and the market; invariants
