@@ -118,18 +118,6 @@ BEFORE_FUNDING = {
 }
 FUNDING_BUDGET = Fraction(11, 10)
 
-# Peer figures (Aave v3 on mainnet, typical) printed beside ours.
-PEERS = {
-    "deposit": "Aave v3 supply ~140k",
-    "deposit_first": "Aave v3 supply ~140k",
-    "margin_view_2x2": "Aave v3 getUserAccountData ~115k (2 supplies + 1 borrow)",
-    "margin_view_2x2_4assets": "Aave v3 getUserAccountData ~115k (2 supplies + 1 borrow)",
-    "liquidate_2pos": "Aave v3 liquidationCall ~340k",
-    "liquidate_2pos_usdc": "Aave v3 liquidationCall ~340k",
-    "liquidate_4pos": "Aave v3 liquidationCall ~340k",
-    "seize_collateral": "Aave v3 liquidationCall ~340k",
-}
-
 # Portfolios: collateral {collateral id: USD value}, positions {market: signed USD notional}.
 VIEW_2X2 = ({0: 30_000, 1: 30_000}, {BTC: 60_000, ETH: -40_000})
 VIEW_2X2_4ASSETS = ({0: 30_000, 1: 30_000}, {SOL: 60_000, LINK: -40_000})
@@ -159,9 +147,39 @@ VIEW_OPTIONS = {0: 10**18, 1: -(10**18), 2: -10 * 10**18, 3: 10 * 10**18}
 GRID_STEPS = (1, 2, 3, 4)  # the grid-size table: the option view at each number of steps (setOptionGrid)
 
 
-class Bench:
-    def __init__(self) -> None:
+class Figures:
+    """The figures of one benchmark run (gas by key, and what each measures), written as a flat JSON object; the
+    helpers every gas benchmark measures with (``scripts/bench/gas_peers.py`` too)."""
+
+    def __init__(self, results: Path) -> None:
+        self.results = results
         self.deployer = accounts[0]
+        self.gas: dict[str, int] = {}
+        self.what: dict[str, str] = {}
+
+    def record(self, key: str, gas: int, what: str) -> None:
+        self.gas[key] = int(gas)
+        self.what[key] = what
+
+    @staticmethod
+    def key(label: str):
+        """A local account with a fixed key: the same addresses (and calldata) on every run."""
+        return accounts.add(web3.keccak(text=f"xmargin gas bench {label}"))
+
+    def view_gas(self, contract, fn: str, *args) -> int:
+        """A view's gas: ``eth_estimateGas`` of an ``eth_call`` to it (the 21,000 intrinsic gas included)."""
+        data = getattr(contract, fn).encode_input(*args)
+        return int(web3.eth.estimate_gas({"from": str(self.deployer), "to": contract.address, "data": data}))
+
+    def write(self) -> None:
+        self.results.parent.mkdir(parents=True, exist_ok=True)
+        self.results.write_text(json.dumps(self.gas, indent=2) + "\n")
+        log.info("written %s", self.results)
+
+
+class Bench(Figures):
+    def __init__(self) -> None:
+        super().__init__(RESULTS)
         self.keeper = accounts[1]
         self.relayer = accounts[2]
         self.d = deploy_local(self.deployer, DEFAULT_SPEC)
@@ -170,8 +188,6 @@ class Bench:
         self.venue = TestVenue.deploy(self.vault, self.tx)
         self.vault.setVenue(self.venue, True, self.tx)
         self.fund_id = self.vault.fundAccount()
-        self.gas: dict[str, int] = {}
-        self.what: dict[str, str] = {}
         # The deployer funds every setup deposit: mint plenty once, approve once.
         for token in [self.d.usdc, *self.d.tokens]:
             token.mint(self.deployer, 10**40, self.tx)
@@ -187,18 +203,9 @@ class Bench:
         self.liq_word = int(self.d.params.liquidationConfig()[0])
 
     # ------------------------------------------------------------------ helpers
-    def record(self, key: str, gas: int, what: str) -> None:
-        self.gas[key] = int(gas)
-        self.what[key] = what
-
     @staticmethod
     def account_of(owner, sub: int) -> int:
         return (int(str(owner), 16) << 96) | sub
-
-    @staticmethod
-    def key(label: str):
-        """A local account with a fixed key: the same addresses (and calldata) on every run."""
-        return accounts.add(web3.keccak(text=f"xmargin gas bench {label}"))
 
     def new_owner(self, label: str):
         owner = self.key(label)
@@ -240,10 +247,6 @@ class Bench:
 
     def prices(self) -> list[int]:
         return read_prices(self.d.oracle, self.layout)
-
-    def view_gas(self, contract, fn: str, *args) -> int:
-        data = getattr(contract, fn).encode_input(*args)
-        return int(web3.eth.estimate_gas({"from": str(self.deployer), "to": contract.address, "data": data}))
 
     def crash_to_health(self, account: int, assets: list[int]) -> None:
         """Move the prices of `assets` down by one common factor until E/MM ~ TARGET_HEALTH (liquidatable, not deep)."""
@@ -671,15 +674,10 @@ class Bench:
         log.info("")
         log.info("xmargin gas benchmark. Transactions: receipt gasUsed. Views: eth_estimateGas of an eth_call.")
         log.info("Both include the 21,000 intrinsic gas (and calldata); every transaction starts with cold storage.")
-        log.info("%-*s %9s  %-*s  %s", nw, "name", "gas", ww, "what it measures", "peer")
-        log.info("%s", "-" * (nw + ww + 70))
+        log.info("%-*s %9s  %s", nw, "name", "gas", "what it measures")
+        log.info("%s", "-" * (nw + ww + 12))
         for key, gas in self.gas.items():
-            log.info("%-*s %9s  %-*s  %s", nw, key, f"{gas:,}", ww, self.what[key], PEERS.get(key, ""))
-
-    def write(self) -> None:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(self.gas, indent=2) + "\n")
-        log.info("written %s", RESULTS)
+            log.info("%-*s %9s  %s", nw, key, f"{gas:,}", self.what[key])
 
     def check_floors(self) -> None:
         broken = [f"{k} = {self.gas[k]:,} gas > floor {v:,}" for k, v in FLOORS.items() if self.gas[k] > v]

@@ -45,8 +45,8 @@ by ``eth_estimateGas`` of an ``eth_call``, which includes it too), under its con
     liquidator already holds USDC; Aave's liquidation takes WETH for USDC, ``receiveAToken`` false, from an account of
     2 collaterals (WBTC, WETH) and 1 debt (USDC).
 
-Writes ``scripts/bench/results/gas_peers.json`` (a flat object of integers), logs a table, then rewrites the README's
-and docs/gas.md's peer tables from it and gas.json (``scripts/bench/gas_table.py``).
+Writes ``scripts/bench/results/gas_peers.json`` (a flat object of integers) and logs a table; ``make gas-peers`` then
+rewrites the README's and docs/gas.md's peer tables from it and gas.json (``scripts/bench/gas_table.py``).
 """
 from __future__ import annotations
 
@@ -58,10 +58,10 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from brownie import ZERO_ADDRESS, ChainlinkFeed, Contract, accounts, chain, web3
+from brownie import ZERO_ADDRESS, ChainlinkFeed, Contract, chain, web3
 from eth_abi import encode
 
-from scripts.bench.gas import LATER
+from scripts.bench.gas import LATER, Figures
 from scripts.deploy import FEED_DECIMALS, deploy_local
 
 log = logging.getLogger(__name__)
@@ -123,27 +123,21 @@ def at(build: dict, name: str, address: str):
     return Contract.from_abi(name, address, build[name]["abi"])
 
 
-class Peers:
+class Peers(Figures):
     def __init__(self) -> None:
-        self.deployer = accounts[0]
+        super().__init__(RESULTS)
         self.tx = {"from": self.deployer}
         d = deploy_local(self.deployer, seed_fund=False)
         self.usdc, self.wbtc, self.weth = d.usdc, d.tokens[0], d.tokens[1]
         self.btc_feed, self.eth_feed = d.feeds[0], d.feeds[1]
         self.usdc_feed = ChainlinkFeed.deploy(FEED_DECIMALS, 10**FEED_DECIMALS, self.tx)
         self.builds = compile_peers("morpho", "aave")
-        self.gas: dict[str, int] = {}
-        self.what: dict[str, str] = {}
 
     # ------------------------------------------------------------------ helpers
-    def record(self, key: str, gas: int, what: str) -> None:
-        self.gas[key] = int(gas)
-        self.what[key] = what
-
     def actor(self, label: str, holdings: dict | None = None):
         """A funded account with a fixed key (same addresses, so same calldata, on every run), holding ``holdings``
         ``{token: amount}``."""
-        owner = accounts.add(web3.keccak(text=f"xmargin gas peers {label}"))
+        owner = self.key(f"peers {label}")
         self.deployer.transfer(owner, "1 ether", silent=True)
         for token, amount in (holdings or {}).items():
             token.mint(owner, amount, self.tx)
@@ -156,12 +150,6 @@ class Peers:
         if tx.status != 1:
             raise RuntimeError(f"{key}: the measured transaction reverted")
         self.record(key, tx.gas_used, what)
-
-    def view_gas(self, contract, fn: str, *args) -> int:
-        chain.sleep(LATER)
-        chain.mine()
-        data = getattr(contract, fn).encode_input(*args)
-        return int(web3.eth.estimate_gas({"from": str(self.deployer), "to": contract.address, "data": data}))
 
     @staticmethod
     def scale_feed(feed, factor: Fraction, sender) -> None:
@@ -306,6 +294,8 @@ class Peers:
         self.weth.approve(p, WETH // 2, {"from": new})
         self.measure("aave_supply_first", "supply: 0.1 WETH by an account new to the pool (enabled as collateral)",
                      p.supply, self.weth, WETH // 10, new, 0, sender=new)
+        chain.sleep(LATER)
+        chain.mine()
         self.record("aave_account_data_2_1", self.view_gas(p, "getUserAccountData", user),
                     "getUserAccountData: 2 collaterals (WBTC, WETH) + 1 debt (USDC); 3 oracle reads; estimate_gas")
         self.measure("aave_withdraw", "withdraw: 0.1 WETH with the USDC borrow open (health factor check)",
@@ -342,10 +332,6 @@ class Peers:
         for key in ORDER:
             log.info("%-*s %9s  %s", width, key, f"{self.gas[key]:,}", self.what[key])
 
-    def write(self) -> None:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({k: self.gas[k] for k in ORDER}, indent=2) + "\n")
-        log.info("written %s", RESULTS)
 
 
 def main() -> None:
@@ -356,6 +342,7 @@ def main() -> None:
     p.bench_morpho()
     p.setup_aave()
     p.bench_aave()
+    p.gas = {k: p.gas[k] for k in ORDER}
     p.report()
     p.write()
     # Brownie snapshots the chain after each transaction, in a thread: let the last one end before the node stops.
