@@ -62,9 +62,13 @@ docs: install
 
 # The suite runs on TEST_WORKERS pytest-xdist workers (one Ganache each, on the network's port + the worker's number:
 # 8545 and 8546), whole files to a worker (module fixtures deploy once per file). TEST_WORKERS=0 runs it in one process.
+# The contracts are compiled first, in this process: every worker loads the Brownie project, and on a clean checkout two
+# workers compiling into one build/ folder at once lose each other's files. (Only compiled: offchain/abi/ is not
+# rewritten, so tests/unit/test_packaging.py still sees a stale shipped ABI.)
 TEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: install slither forge docs
+	$(BROWNIE) compile
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(XDIST) $(PYTEST_ARGS)
 
 # Foundry invariant campaign (tests/forge, foundry.toml): the real contracts in forge's in-process EVM, compiled with the
