@@ -20,8 +20,14 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
     IRiskParameters public immutable riskParams;
     /// @dev The fee rates, both in one slot (one storage read per settlement): maker [0,128), taker [128,256).
     uint256 internal _fees;
+    /// @dev Base units filled of an order filled in parts (type(uint256).max once cancelled); 0 for an order filled
+    ///      whole in one settlement, which only sets its nonce's bit (see `filledOf`).
     mapping(bytes32 orderHash => uint256) public filled;
     mapping(uint256 account => uint256) public minNonce;
+    /// @dev Bit `nonce % 256` of word `nonce / 256`: the account's order with that nonce was filled (whole or in part)
+    ///      or cancelled. An order filled whole at its first settlement writes only this bit: a set bit in a word that
+    ///      already holds one costs 2,900 gas where a fill record of its own costs 20,000.
+    mapping(uint256 account => mapping(uint256 word => uint256 bits)) public nonceBitmap;
 
     constructor(ICrossMarginVault vault_, IRiskParameters riskParams_, uint256 makerFeeBps_, uint256 takerFeeBps_)
         EIP712("xmargin OrderSettlement", "1")
@@ -78,17 +84,37 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
         else vault.settleOptionTrade(buyer, seller, maker.market - OPTION_BASE, fill, price, buyerFee, sellerFee);
     }
 
-    /// @dev Checks expiry, nonce floor, cancellation, signer and remaining size; records the fill.
+    /// @dev Checks expiry, nonce floor, nonce use, cancellation, signer and remaining size; records the fill: the
+    ///      nonce's bit at the order's first fill, and the filled amount in `filled` unless that first fill is whole.
     function _consume(Order calldata o, bytes calldata sig, uint256 fill) internal returns (bytes32 h) {
         h = hashOrder(o);
         if (block.timestamp > o.expiry) revert OrderExpired(h, o.expiry, block.timestamp);
-        uint256 done = filled[h];
-        if (done == type(uint256).max || o.nonce < minNonce[o.account]) revert OrderCancelled(h);
+        if (o.nonce < minNonce[o.account]) revert OrderCancelled(h);
+        mapping(uint256 => uint256) storage bitmap = nonceBitmap[o.account];
+        uint256 bits = bitmap[o.nonce >> 8];
+        uint256 bit = 1 << (o.nonce & 0xff);
+        uint256 done;
+        if (bits & bit == 0) {
+            bitmap[o.nonce >> 8] = bits | bit; // the nonce's first use: no fill record can exist yet
+        } else {
+            done = filled[h];
+            if (done == type(uint256).max) revert OrderCancelled(h);
+            if (done == 0) revert NonceUsed(o.account, o.nonce); // filled whole, cancelled unfilled, or another order's
+        }
         address signer = ECDSA.recover(h, sig);
         if (!_signedByAuthorized(o.account, signer)) revert BadSigner(o.account, signer);
         if (done + fill > o.size) revert OrderOverfilled(h, done, fill, o.size);
-        filled[h] = done + fill;
+        if (done + fill != o.size || done != 0) filled[h] = done + fill; // a whole first fill needs only the bit
         emit OrderFilled(h, o.account, fill, done + fill);
+    }
+
+    /// @inheritdoc IOrderSettlement
+    function filledOf(Order calldata o) external view returns (uint256) {
+        bytes32 h = hashOrder(o);
+        uint256 done = filled[h];
+        if (done != 0) return done;
+        bool used = nonceBitmap[o.account][o.nonce >> 8] & (1 << (o.nonce & 0xff)) != 0;
+        return used ? o.size : 0;
     }
 
     /// @dev `vault.isAuthorized(account, signer)`, without the call when `signer` owns the account: an account id is
@@ -103,6 +129,7 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
     function cancel(Order calldata o) external {
         if (!vault.isAuthorized(o.account, msg.sender)) revert BadSigner(o.account, msg.sender);
         bytes32 h = hashOrder(o);
+        nonceBitmap[o.account][o.nonce >> 8] |= 1 << (o.nonce & 0xff);
         filled[h] = type(uint256).max;
         emit OrderCancel(h, o.account);
     }

@@ -3,7 +3,7 @@
 Already covered in tests/integration/test_order_settlement.py (referenced in docs/SECURITY.md, not repeated here):
 - another chain id in the domain: test_settle_other_chain_signature_reverts_bad_signer;
 - a second OrderSettlement deployment: test_settle_other_venue_signature_reverts_bad_signer;
-- the same signatures submitted again after a full fill: test_settle_replayed_signatures_revert_overfilled;
+- the same signatures submitted again after a full fill: test_settle_replayed_signatures_revert_nonce_used;
 - the high-s twin (r, n - s, v ^ 1): test_settle_malleable_signature_reverts_invalid_s;
 - a 64-byte (EIP-2098 compact) signature: test_settle_short_signature_reverts_bad_length.
 """
@@ -62,7 +62,7 @@ def test_replay_on_another_subaccount_fails_and_moves_nothing(protocol, pair, le
         assert_reverts(err("BadSigner", other_sub, recovered), protocol.venue.settle, moved, sig_a, to, sig_b, WAD // 10,
                        {"from": accounts[2]})
     l.assert_unchanged()
-    assert protocol.venue.filled(protocol.venue.hashOrder(to)) == 0
+    assert protocol.venue.filledOf(to) == 0
 
 
 def test_signatures_for_one_venue_fill_only_there(protocol, pair, deployer, ledger):
@@ -79,9 +79,7 @@ def test_signatures_for_one_venue_fill_only_there(protocol, pair, deployer, ledg
     with ledger([a.id, b.id]) as l:
         with pytest.raises(Exception):  # BadSigner with an unpredictable recovered address
             protocol.venue.settle.call(mo, ms, to, ts, WAD // 10, {"from": accounts[2]})
-        h = other.hashOrder(mo)
-        assert_reverts(err("OrderOverfilled", h, WAD // 10, 1, WAD // 10), other.settle, mo, ms, to, ts, 1,
-                       {"from": accounts[2]})
+        assert_reverts(err("NonceUsed", a.id, mo.nonce), other.settle, mo, ms, to, ts, 1, {"from": accounts[2]})
     l.assert_unchanged()
 
 
@@ -108,6 +106,6 @@ def test_malleated_v_fails_and_moves_nothing(protocol, pair, ledger, variant):
     with ledger([a.id, b.id]) as l:
         assert_reverts(expected, protocol.venue.settle, mo, bad, to, ts, WAD // 10, {"from": accounts[2]})
     l.assert_unchanged()
-    assert protocol.venue.filled(h) == 0
+    assert protocol.venue.filledOf(mo) == 0
     protocol.venue.settle(mo, sig, to, ts, WAD // 10, {"from": accounts[2]})
-    assert protocol.venue.filled(h) == WAD // 10
+    assert protocol.venue.filledOf(mo) == WAD // 10

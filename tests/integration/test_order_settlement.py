@@ -155,7 +155,11 @@ def test_settle_full_fill_opens_opposite_positions(protocol, venue, traders, tra
     assert pos(vault, a.id, BTC)[0] + pos(vault, b.id, BTC)[0] == 0
     assert vault.openInterest(BTC) == WAD // 2
     mh, th = venue.hashOrder(mo), venue.hashOrder(to)
-    assert venue.filled(mh) == WAD // 2 and venue.filled(th) == WAD // 2
+    # filled whole at the first settlement: recorded by the nonces' bits alone, no fill record of their own
+    assert venue.filledOf(mo) == WAD // 2 and venue.filledOf(to) == WAD // 2
+    assert venue.filled(mh) == 0 and venue.filled(th) == 0
+    assert venue.nonceBitmap(b.id, mo.nonce >> 8) >> (mo.nonce & 0xFF) & 1 == 1
+    assert venue.nonceBitmap(a.id, to.nonce >> 8) >> (to.nonce & 0xFF) & 1 == 1
     filled = [(e["orderHash"], e["account"], e["fill"], e["filledTotal"]) for e in tx.events["OrderFilled"]]
     assert filled == [(mh, b.id, WAD // 2, WAD // 2), (th, a.id, WAD // 2, WAD // 2)]
     t = tx.events["Trade"]
@@ -215,21 +219,52 @@ def test_settle_beyond_remaining_size_reverts_overfilled(protocol, venue, trader
     with brownie.reverts(err("OrderOverfilled", venue.hashOrder(maker), WAD + 1, WAD, 2 * WAD)):
         venue.settle.call(maker, ms, taker, ts, WAD, {"from": submitter})
     venue.settle(maker, ms, taker, ts, WAD - 1, {"from": submitter})  # exactly the remainder
-    assert venue.filled(venue.hashOrder(maker)) == 2 * WAD
+    assert venue.filled(venue.hashOrder(maker)) == 2 * WAD == venue.filledOf(maker)
+    with brownie.reverts(err("OrderOverfilled", venue.hashOrder(maker), 2 * WAD, 1, 2 * WAD)):
+        venue.settle.call(maker, ms, taker, ts, 1, {"from": submitter})  # filled in parts to the end: no more
 
 
-def test_settle_replayed_signatures_revert_overfilled(protocol, venue, traders, order, sign, submitter):
+def test_settle_replayed_signatures_revert_nonce_used(protocol, venue, traders, order, sign, submitter):
+    """Orders filled whole at their first settlement: replaying them (together, or one against a fresh counterparty)
+    finds their nonces used."""
     a, b = traders[:2]
     mo, ms, to, ts = signed_pair(order, sign, a, b, BTC, True, WAD // 4, oracle_price(protocol, BTC))
     venue.settle(mo, ms, to, ts, WAD // 4, {"from": submitter})
-    with brownie.reverts(err("OrderOverfilled", venue.hashOrder(mo), WAD // 4, WAD // 4, WAD // 4)):
+    with brownie.reverts(err("NonceUsed", a.id, mo.nonce)):
         venue.settle.call(mo, ms, to, ts, WAD // 4, {"from": submitter})
     # the taker order alone, against a fresh maker, is replayed too
     c = traders[2]
     mo2 = order(c.id, BTC, False, WAD // 4, mo.limitPrice)
-    with brownie.reverts(err("OrderOverfilled", venue.hashOrder(to), WAD // 4, 1, WAD // 4)):
+    with brownie.reverts(err("NonceUsed", b.id, to.nonce)):
         venue.settle.call(mo2, sign(mo2, c.wallet), to, ts, 1, {"from": submitter})
     assert pos(protocol.vault, b.id, BTC)[0] == WAD // 4
+
+
+@pytest.mark.parametrize("first", ["whole", "part", "cancel"])
+def test_a_nonce_names_one_order(protocol, venue, traders, order, sign, submitter, first):
+    """Once an account's order filled (whole or in part) or was cancelled, another order of the account signed with
+    the same nonce (here a larger size at a better price) never fills; the first order, filled in part, goes on."""
+    a, b, c = traders[:3]
+    p = oracle_price(protocol, ETH)
+    mo = order(a.id, ETH, False, 2 * WAD, p)
+    twin = order(a.id, ETH, False, 5 * WAD, p - WAD, nonce=mo.nonce)
+    ms = sign(mo, a.wallet)
+    taker = order(b.id, ETH, True, 10 * WAD, p)
+    tsig = sign(taker, b.wallet)
+    if first == "cancel":
+        venue.cancel(mo, {"from": a.wallet})
+    else:
+        venue.settle(mo, ms, taker, tsig, 2 * WAD if first == "whole" else WAD, {"from": submitter})
+    with brownie.reverts(err("NonceUsed", a.id, mo.nonce)):
+        venue.settle.call(twin, sign(twin, a.wallet), taker, tsig, WAD, {"from": submitter})
+    assert venue.filledOf(twin) == 5 * WAD  # it can no longer fill
+    if first == "part":
+        venue.settle(mo, ms, taker, tsig, WAD, {"from": submitter})
+        assert venue.filledOf(mo) == venue.filled(venue.hashOrder(mo)) == 2 * WAD
+    # another account's order with the same nonce is unaffected
+    other = order(c.id, ETH, False, WAD, p, nonce=mo.nonce)
+    venue.settle(other, sign(other, c.wallet), taker, tsig, WAD, {"from": submitter})
+    assert venue.filledOf(other) == WAD
 
 
 def test_settle_closing_trades_realise_pnl_and_net_to_zero(protocol, venue, traders, trade, move_price):
@@ -308,7 +343,7 @@ def test_cancel_by_owner_blocks_settlement(protocol, venue, traders, order, sign
     tx = venue.cancel(mo, {"from": a.wallet})
     mh = venue.hashOrder(mo)
     assert tx.events["OrderCancel"] == {"orderHash": mh, "account": a.id}
-    assert venue.filled(mh) == 2**256 - 1
+    assert venue.filled(mh) == 2**256 - 1 == venue.filledOf(mo)
     with brownie.reverts(err("OrderCancelled", mh)):
         venue.settle.call(mo, ms, to, ts, WAD // 10, {"from": submitter})
 
@@ -353,7 +388,7 @@ def test_cancel_all_before_invalidates_lower_nonces(protocol, venue, traders, or
     with brownie.reverts(err("OrderCancelled", venue.hashOrder(old))):
         venue.settle.call(old, sign(old, a.wallet), taker, tsig, WAD, {"from": submitter})
     venue.settle(edge, sign(edge, a.wallet), taker, tsig, WAD, {"from": submitter})  # nonce == floor stays valid
-    assert venue.filled(venue.hashOrder(edge)) == WAD
+    assert venue.filledOf(edge) == WAD
     # another account's orders with low nonces are unaffected
     assert venue.minNonce(b.id) == 0
 
@@ -479,7 +514,7 @@ def test_settle_malleable_signature_reverts_invalid_s(protocol, venue, traders, 
     with brownie.reverts(err("ECDSAInvalidSignatureS", s2.to_bytes(32, "big"))):
         venue.settle.call(mo, twin, to, sign(to, b.wallet), WAD // 10, {"from": submitter})
     venue.settle(mo, sig, to, sign(to, b.wallet), WAD // 10, {"from": submitter})  # the low-s original works
-    assert venue.filled(h) == WAD // 10
+    assert venue.filledOf(mo) == WAD // 10
 
 
 def test_settle_short_signature_reverts_bad_length(protocol, venue, traders, order, sign, submitter):
