@@ -62,7 +62,10 @@ ROWS = (
         MORPHO, "xmargin seizes 20% of WETH against a negative settlement balance: the nearest to a lending "
         "liquidation"),
     Row("trade (two signed orders, both sides checked)", "settle_trade", None, None, 200_000,
-        "no lending peer: an order-book fill opening a perpetual on both sides, each margin-checked"),
+        "no lending peer: an order-book fill opening a perpetual on both sides, each margin-checked; both accounts' "
+        "first orders (each creates its nonce word)"),
+    Row("trade, the same accounts' next orders", "settle_trade_existing", None, None, 200_000,
+        "two fresh signed orders adding to the positions opened above: the nonce words exist (a set bit each)"),
 )
 
 

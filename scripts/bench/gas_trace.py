@@ -200,6 +200,39 @@ def tree_lines(nodes: list, indent: int, min_gas: int, out: list, scale: int) ->
             tree_lines(g, indent + 1, min_gas, out, scale)
 
 
+PRICE_CODE = ("OracleRouter", "ChainlinkFeed")
+TOKEN_CODE = ("TestToken",)
+COLUMNS = ("intrinsic", "prices", "token", "reads", "writes", "events", "signatures", "arithmetic", "refund")
+
+
+def columns(trace: dict) -> dict[str, int]:
+    """The parts of docs/gas.md's floor table ("Where the gas goes against the peers' targets") from a trace: the
+    oracle path (the router's and the feeds' code and the calls into them) in "prices", the ERC20's in "token",
+    ecrecover in "signatures", the storage reads, writes and events of every other contract, and the rest (compute,
+    memory, hashing, copies, other call steps) in "arithmetic". The parts sum to the gas used."""
+    out = dict.fromkeys(COLUMNS, 0)
+    out["intrinsic"], out["refund"] = trace["intrinsic_and_calldata"], -trace["refund"]
+    kinds = {"storage read": "reads", "storage write": "writes", "events": "events"}
+    for key, gas in trace["by_class"].items():
+        contract, cls = key.split("::", 1)
+        if cls == "call":  # a call step is attributed by its target, below
+            continue
+        if contract in PRICE_CODE:
+            out["prices"] += gas
+        elif contract in TOKEN_CODE:
+            out["token"] += gas
+        else:
+            out[kinds.get(cls, "arithmetic")] += gas
+    for key, gas in trace["call_steps"].items():
+        target = key.split(" -> ", 1)[1]
+        part = ("prices" if target in PRICE_CODE else "token" if target in TOKEN_CODE
+                else "signatures" if target == "ecrecover" else "arithmetic")
+        out[part] += gas
+    if sum(out.values()) != trace["gas_used"]:
+        raise RuntimeError(f"the parts sum to {sum(out.values())}, the trace used {trace['gas_used']}")
+    return out
+
+
 def report(key: str, tx, rows, gas0: int, root: Node | None = None) -> dict:
     total = sum(r[4] for r in rows)
     by_contract = defaultdict(int)
@@ -232,6 +265,7 @@ def report(key: str, tx, rows, gas0: int, root: Node | None = None) -> dict:
         "call_steps": {f"{c} -> {k}": g for (c, k), g in sorted(by_call.items(), key=lambda x: -x[1])},
         "inclusive": dict(sorted(inclusive.items(), key=lambda x: -x[1])),
     }
+    out["columns"] = columns(out)
     if root is not None:
         lines: list = []
         tree_lines(root.children, 0, int(os.environ.get("GAS_TRACE_MIN", "500")), lines, tx.gas_used)
@@ -242,6 +276,7 @@ def report(key: str, tx, rows, gas0: int, root: Node | None = None) -> dict:
         Path(os.environ["GAS_TRACE_FOLDED"]).write_text("".join(f"{k} {v}\n" for k, v in folded.items()))
     log.info("%s: gas used %s = intrinsic+calldata %s + execution %s - refund %s", key, f"{tx.gas_used:,}",
              f"{intrinsic:,}", f"{total:,}", f"{refund:,}")
+    log.info("%s: floor-table parts %s", key, ", ".join(f"{k} {v:,}" for k, v in out["columns"].items()))
     for title, table, limit in (("by contract (code running)", out["by_contract"], 20),
                                 ("by contract and function region (exclusive)", out["by_function"], 60),
                                 ("by contract and opcode class", out["by_class"], 30),

@@ -10,7 +10,8 @@ from scripts.bench.gas_table import (DOC_MARKERS, README_MARKERS, ROWS, MissingF
                                      readme_table, rewrite_doc, rewrite_readme, set_peer_column)
 
 XMARGIN = {"deposit": 50_000, "deposit_first": 80_000, "margin_view_2x2": 70_001, "withdraw_2pos": 90_000,
-           "liquidate_2pos": 150_000, "seize_collateral": 100_000, "settle_trade": 200_000}
+           "liquidate_2pos": 150_000, "seize_collateral": 100_000, "settle_trade": 200_000,
+           "settle_trade_existing": 180_000}
 PEERS = {"morpho_supply_collateral": 57_000, "morpho_supply_collateral_first": 74_000,
          "morpho_withdraw_collateral": 91_000, "morpho_liquidate": 118_000, "aave_supply": 159_000,
          "aave_supply_first": 200_000, "aave_account_data_2_1": 157_000, "aave_withdraw": 259_000,
