@@ -3,6 +3,7 @@
 #   make test    install everything, compile, build the docs, run the whole suite on a local Ganache chain
 #   make build   install everything, compile the contracts and write the ABIs the package ships (offchain/abi/)
 #   make gas     the gas benchmark (writes scripts/bench/results/gas.json)
+#   make gas-snapshot  rewrite the committed gas snapshots (snapshots/GasSnapshot.json) after a change that moves gas
 #   make gas-peers  Morpho Blue and Aave v3 measured the same way (gas_peers.json), then the README's peer table
 #   make bench-keeper  the keeper scan benchmark on Anvil (writes scripts/bench/results/keeper_scan.json)
 #   make deploy  deploy the protocol to NETWORK (default: a local Ganache) and write deployments/<chain-id>.json
@@ -67,7 +68,7 @@ docs: install
 # rewritten, so tests/unit/test_packaging.py still sees a stale shipped ABI.)
 TEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
-test: install slither forge docs
+test: install slither forge gas-check docs
 	$(BROWNIE) compile
 	$(BROWNIE) test $(TESTS) --network $(NETWORK) $(XDIST) $(PYTEST_ARGS)
 
@@ -75,12 +76,35 @@ test: install slither forge docs
 # same solc-js wrapper; handlers for honest traders, a keeper, an attacker, the risk admin and the market; invariants
 # conservation, zero-sum and E1-E5, and options (docs/SECURITY.md). `make forge` is the short campaign
 # ([profile.default], 16,800 calls); the long one (FOUNDRY_PROFILE=long, >= 1,000,000 calls) runs in `make fuzz` through
-# scripts/bench/forge_fuzz.py. FORGE_ARGS passes options (e.g. FORGE_ARGS="--mt invariant_E1 -vvv").
+# scripts/bench/forge_fuzz.py. FORGE_ARGS passes options (e.g. FORGE_ARGS="--mt invariant_E1 -vvv"). The gas snapshot
+# tests (tests/forge/GasSnapshot.t.sol) run here too, as plain tests; gas-check below compares their figures.
 FORGE := $(CURDIR)/node_modules/.bin/forge
 FORGE_ARGS ?=
 .PHONY: forge
 forge: install
 	$(FORGE) test $(FORGE_ARGS)
+
+# Gas snapshots (docs/gas.md, "Gas snapshots in CI"): tests/forge/GasSnapshot.t.sol measures the main keys of make gas
+# (deposit, deposit_first, withdraw_2pos, settle_trade, liquidate_2pos, seize_collateral, margin_view_2x2,
+# settle_option_trade) in forge's EVM, each call cold (isolated), into snapshots/GasSnapshot.json, which is committed.
+#   make gas-snapshot  rewrites the file: run it after a change that moves gas and commit it; the diff shows the change
+#                      in review
+#   make gas-check     (in make test) fails when a figure differs from the committed one (forge's --gas-snapshot-check)
+#                      or a key was added or removed (forge's check compares only the keys both sides hold, so the file
+#                      forge writes, into .cache/forge/snapshots, is compared with the committed one as well)
+GAS_SNAPSHOT_TEST := tests/forge/GasSnapshot.t.sol
+GAS_SNAPSHOT_FILE := snapshots/GasSnapshot.json
+GAS_SNAPSHOT_RUN := .cache/forge/snapshots
+.PHONY: gas-snapshot gas-check
+gas-snapshot: install
+	$(FORGE) test --match-path $(GAS_SNAPSHOT_TEST) --gas-snapshot-check false --gas-snapshot-emit true
+
+gas-check: install
+	rm -rf $(GAS_SNAPSHOT_RUN) && mkdir -p $(GAS_SNAPSHOT_RUN) && cp $(GAS_SNAPSHOT_FILE) $(GAS_SNAPSHOT_RUN)/
+	FOUNDRY_SNAPSHOTS=$(GAS_SNAPSHOT_RUN) $(FORGE) test --match-path $(GAS_SNAPSHOT_TEST) --gas-snapshot-check true \
+		--gas-snapshot-emit true
+	@diff -u $(GAS_SNAPSHOT_FILE) $(GAS_SNAPSHOT_RUN)/$(notdir $(GAS_SNAPSHOT_FILE)) || \
+		{ echo "gas snapshots: a key was added or removed; run make gas-snapshot and commit the file"; exit 1; }
 
 # Static analysis (docs/SECURITY.md): Slither in its own venv .venv-slither (pinned in requirements-slither.lock; its
 # web3/eth-* pins clash with Brownie's). It compiles contracts/*.sol with the same solc-js shim, from a Standard-JSON

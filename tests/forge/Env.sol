@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-/// @notice The few Foundry cheatcodes the campaign uses (forge-std is not available here: its npm copy needs ds-test).
+/// @notice The few Foundry cheatcodes tests/forge uses (forge-std is not available here: its npm copy needs ds-test).
 interface Vm {
     struct Log {
         bytes32[] topics;
@@ -17,6 +17,13 @@ interface Vm {
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
     function envOr(string calldata name, bool defaultValue) external view returns (bool);
     function writeLine(string calldata path, string calldata data) external;
+    // signing and callers (tests/forge/GasSnapshot.t.sol: signed orders, calls from the accounts' owners)
+    function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function prank(address msgSender) external;
+    /// @dev The gas of the last call made by the test, recorded under `name` in snapshots/<test contract>.json
+    ///      (forge's gas snapshots: `forge test` writes them; FORGE_SNAPSHOT_CHECK=true compares them first).
+    function snapshotGasLastCall(string calldata name) external returns (uint256 gasUsed);
 }
 
 /// @notice Shared constants of the deployment (tests/forge/Deploy.sol) and the handlers.
