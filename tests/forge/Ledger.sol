@@ -62,6 +62,11 @@ contract Ledger is Liveness {
     mapping(uint256 account => int256) internal _valueBefore;
     mapping(uint256 account => uint256) internal _targetIn; // step number + 1
     uint256 internal _unsocialised; // debt beyond the fund's cover written off in this step
+    /// @dev What `absorbLogs` read of the step's events so far (`_readEvents`' results, summed at `end`).
+    int256 internal _absorbedAllowance;
+    uint256 internal _absorbedEvents;
+    bool internal _absorbedFund;
+    bool internal _absorbedAttacker;
     address[] internal _keepers;
     mapping(address keeper => uint256) internal _expectedCalls;
     mapping(address keeper => uint256) internal _expectedRewards;
@@ -200,6 +205,7 @@ contract Ledger is Liveness {
         }
         delete _keepers;
         _unsocialised = 0;
+        (_absorbedAllowance, _absorbedEvents, _absorbedFund, _absorbedAttacker) = (0, 0, false, false);
         (_indexBefore, _sharesBefore) = vault.settlementIndex();
         Env.VM.recordLogs();
     }
@@ -208,6 +214,18 @@ contract Ledger is Liveness {
     ///         recorded too). Call it before any real action of the step.
     function resetLogs() external {
         Env.VM.recordLogs();
+    }
+
+    /// @notice Reads the events recorded so far in this step (as `end` does) and keeps what they say for `end`. A
+    ///         handler calls it before a call that may revert inside the step, then `resetLogs` if it did: forge records
+    ///         the events of reverted calls too, and a trade that never happened must not end deleveraging sources.
+    function absorbLogs() external {
+        require(_kind != NONE, "no step");
+        (int256 allowance, uint256 events, bool fundChanged, bool attackerChanged) = _readEvents();
+        _absorbedAllowance += allowance;
+        _absorbedEvents += events;
+        _absorbedFund = _absorbedFund || fundChanged;
+        _absorbedAttacker = _absorbedAttacker || attackerChanged;
     }
 
     /// @notice The step is about to change `account`: remember its equity before (E3).
@@ -282,6 +300,8 @@ contract Ledger is Liveness {
     function end(bool priceMoved) external {
         require(_kind != NONE, "no step");
         (int256 allowance, uint256 events, bool fundChanged, bool attackerChanged) = _readEvents();
+        (allowance, events) = (allowance + _absorbedAllowance, events + _absorbedEvents);
+        (fundChanged, attackerChanged) = (fundChanged || _absorbedFund, attackerChanged || _absorbedAttacker);
         _checkKeepers();
         uint256 indexAfter = settlementIndex();
         _checkDeleveraging();
