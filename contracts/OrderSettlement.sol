@@ -99,7 +99,7 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
         } else {
             done = filled[h];
             if (done == type(uint256).max) revert OrderCancelled(h);
-            if (done == 0) revert NonceUsed(o.account, o.nonce); // filled whole, cancelled unfilled, or another order's
+            if (done == 0) revert NonceUsed(o.account, o.nonce); // filled whole at once, or by another order
         }
         address signer = ECDSA.recover(h, sig);
         if (!_signedByAuthorized(o.account, signer)) revert BadSigner(o.account, signer);
@@ -111,6 +111,7 @@ contract OrderSettlement is IOrderSettlement, EIP712 {
     /// @inheritdoc IOrderSettlement
     function filledOf(Order calldata o) external view returns (uint256) {
         bytes32 h = hashOrder(o);
+        if (o.nonce < minNonce[o.account]) return type(uint256).max;
         uint256 done = filled[h];
         if (done != 0) return done;
         bool used = nonceBitmap[o.account][o.nonce >> 8] & (1 << (o.nonce & 0xff)) != 0;

@@ -43,7 +43,7 @@ def ree(protocol, deployer):
 
 
 def _reentry_payload(protocol, token, victim, rich, kind):
-    """(target, calldata, hash of the maker order or None)."""
+    """(target, calldata, the maker order or None)."""
     vault = protocol.vault
     if kind == "deposit":
         return vault, vault.deposit.encode_input(victim.id, token, 5 * WAD), None
@@ -59,14 +59,14 @@ def _reentry_payload(protocol, token, victim, rich, kind):
     mo = Order(victim.id, ETH, True, WAD, p, now + 3600, 1)
     to = Order(rich.id, ETH, False, WAD, p, now + 3600, 1)
     sig = lambda o, w: sign_order(o, w.private_key, web3.eth.chain_id, venue.address)  # noqa: E731
-    return venue, venue.settle.encode_input(mo, sig(mo, victim.wallet), to, sig(to, rich.wallet), WAD), venue.hashOrder(mo)
+    return venue, venue.settle.encode_input(mo, sig(mo, victim.wallet), to, sig(to, rich.wallet), WAD), mo
 
 
 @pytest.mark.parametrize("kind", ["deposit", "withdraw", "liquidate", "resolveBadDebt", "settle"])
 def test_withdraw_hook_reentry_fails_and_moves_nothing(protocol, ree, rich, deployer, ledger, kind):
     token, cid, victim = ree
     vault = protocol.vault
-    target, payload, maker_hash = _reentry_payload(protocol, token, victim, rich, kind)
+    target, payload, maker_order = _reentry_payload(protocol, token, victim, rich, kind)
     token.arm(target, payload, {"from": deployer})
     with ledger([victim.id, rich.id], [victim.wallet, accounts[5], token], [token, protocol.usdc]) as l:
         vault.withdraw(victim.id, token, 2 * WAD, victim.wallet, {"from": victim.wallet})
@@ -82,8 +82,8 @@ def test_withdraw_hook_reentry_fails_and_moves_nothing(protocol, ree, rich, depl
     }
     assert l.after[("token", token.address, vault.address)] == l.before[("token", token.address, vault.address)] - 2 * WAD
     assert l.after[("collateral", victim.id)][cid] == 8 * WAD
-    if maker_hash is not None:
-        assert protocol.venue.filled(maker_hash) == 0  # the signed order is still unfilled, and no position opened
+    if maker_order is not None:
+        assert protocol.venue.filledOf(maker_order) == 0  # the signed order is still unfilled, and no position opened
         assert tuple(vault.positionOf(victim.id, ETH)) == (0, 0)
 
 

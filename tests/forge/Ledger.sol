@@ -210,8 +210,9 @@ contract Ledger is Liveness {
         Env.VM.recordLogs();
     }
 
-    /// @notice Discards the events recorded so far in this step: after a probe (its reverted calls' events are
-    ///         recorded too). Call it before any real action of the step.
+    /// @notice Discards the events recorded since the step opened or since the last `absorbLogs`: after a probe, or a
+    ///         call that reverted inside the step (forge records a reverted call's events too). Call `absorbLogs` first
+    ///         when the step already made real changes, so that their events are kept.
     function resetLogs() external {
         Env.VM.recordLogs();
     }

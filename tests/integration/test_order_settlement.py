@@ -267,6 +267,69 @@ def test_a_nonce_names_one_order(protocol, venue, traders, order, sign, submitte
     assert venue.filledOf(other) == WAD
 
 
+def test_first_settlement_beyond_the_size_reverts_and_uses_no_nonce(protocol, venue, traders, order, sign, submitter):
+    """The nonce's bit is written before the size check of a first fill: the revert takes it back, and the order still
+    fills whole afterwards."""
+    a, b = traders[:2]
+    p = oracle_price(protocol, ETH)
+    maker = order(a.id, ETH, False, WAD, p)
+    taker = order(b.id, ETH, True, 3 * WAD, p)
+    ms, ts = sign(maker, a.wallet), sign(taker, b.wallet)
+    with brownie.reverts(err("OrderOverfilled", venue.hashOrder(maker), 0, 2 * WAD, WAD)):
+        venue.settle(maker, ms, taker, ts, 2 * WAD, {"from": submitter})
+    assert venue.nonceBitmap(a.id, maker.nonce >> 8) >> (maker.nonce & 0xFF) & 1 == 0
+    assert venue.filledOf(maker) == 0
+    venue.settle(maker, ms, taker, ts, WAD, {"from": submitter})
+    assert venue.filledOf(maker) == WAD and venue.filled(venue.hashOrder(maker)) == 0
+
+
+def test_same_account_and_nonce_on_both_sides_reverts_nonce_used(protocol, venue, traders, order, sign, submitter):
+    """Maker and taker orders of one account under one nonce: the taker finds the nonce used by the maker before the
+    vault's self-trade check is reached."""
+    a = traders[0]
+    p = oracle_price(protocol, BTC)
+    mo = order(a.id, BTC, True, WAD // 10, p)
+    to = order(a.id, BTC, False, WAD // 10, p, nonce=mo.nonce)
+    with brownie.reverts(err("NonceUsed", a.id, mo.nonce)):
+        venue.settle.call(mo, sign(mo, a.wallet), to, sign(to, a.wallet), WAD // 10, {"from": submitter})
+
+
+def test_cancelling_a_twin_voids_the_unfilled_order_under_its_nonce(protocol, venue, traders, order, sign, submitter):
+    """`cancel` of any order under a nonce voids an unfilled order of the same nonce (as taker here); an order already
+    filled in part goes on filling."""
+    a, b = traders[:2]
+    p = oracle_price(protocol, ETH)
+    unfilled = order(b.id, ETH, True, WAD, p)
+    venue.cancel(order(b.id, ETH, True, 9 * WAD, p, nonce=unfilled.nonce), {"from": b.wallet})
+    maker = order(a.id, ETH, False, 4 * WAD, p)
+    ms = sign(maker, a.wallet)
+    with brownie.reverts(err("NonceUsed", b.id, unfilled.nonce)):
+        venue.settle.call(maker, ms, unfilled, sign(unfilled, b.wallet), WAD, {"from": submitter})
+    taker = order(b.id, ETH, True, 4 * WAD, p)
+    ts = sign(taker, b.wallet)
+    venue.settle(maker, ms, taker, ts, WAD, {"from": submitter})  # the maker fills in part
+    venue.cancel(order(a.id, ETH, False, WAD, p, nonce=maker.nonce), {"from": a.wallet})  # its twin is cancelled
+    venue.settle(maker, ms, taker, ts, WAD, {"from": submitter})
+    assert venue.filledOf(maker) == 2 * WAD
+
+
+def test_cancel_after_a_whole_fill_and_below_the_floor_read_as_cancelled(protocol, venue, traders, order, sign,
+                                                                       submitter):
+    a, b = traders[:2]
+    mo, ms, to, ts = signed_pair(order, sign, a, b, BTC, True, WAD // 10, oracle_price(protocol, BTC))
+    venue.settle(mo, ms, to, ts, WAD // 10, {"from": submitter})
+    assert venue.filledOf(mo) == WAD // 10
+    venue.cancel(mo, {"from": a.wallet})
+    assert venue.filledOf(mo) == 2**256 - 1
+    with brownie.reverts(err("OrderCancelled", venue.hashOrder(mo))):
+        venue.settle.call(mo, ms, to, ts, WAD // 10, {"from": submitter})
+    # an unfilled order below the account's nonce floor can never fill: read as cancelled
+    low = order(b.id, BTC, True, WAD, oracle_price(protocol, BTC))
+    assert venue.filledOf(low) == 0
+    venue.cancelAllBefore(b.id, low.nonce + 1, {"from": b.wallet})
+    assert venue.filledOf(low) == 2**256 - 1
+
+
 def test_settle_closing_trades_realise_pnl_and_net_to_zero(protocol, venue, traders, trade, move_price):
     vault = protocol.vault
     fund_id = vault.fundAccount()
@@ -363,7 +426,8 @@ def test_cancel_by_operator_allowed(protocol, venue, traders, order):
     protocol.vault.setOperator(op, True, {"from": a.wallet})
     o = order(a.id, BTC, True, WAD, 60_000 * WAD)
     venue.cancel(o, {"from": op})
-    assert venue.filled(venue.hashOrder(o)) == 2**256 - 1
+    assert venue.filled(venue.hashOrder(o)) == 2**256 - 1 == venue.filledOf(o)
+    assert venue.nonceBitmap(a.id, o.nonce >> 8) >> (o.nonce & 0xFF) & 1 == 1
 
 
 def test_cancel_by_stranger_reverts_bad_signer(protocol, venue, traders, order):
@@ -372,7 +436,8 @@ def test_cancel_by_stranger_reverts_bad_signer(protocol, venue, traders, order):
     o = order(a.id, BTC, True, WAD, 60_000 * WAD)
     with brownie.reverts(err("BadSigner", a.id, stranger)):
         venue.cancel(o, {"from": stranger})
-    assert venue.filled(venue.hashOrder(o)) == 0
+    assert venue.filledOf(o) == 0
+    assert venue.nonceBitmap(a.id, o.nonce >> 8) >> (o.nonce & 0xFF) & 1 == 0
 
 
 def test_cancel_all_before_invalidates_lower_nonces(protocol, venue, traders, order, sign, submitter):
