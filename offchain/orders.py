@@ -55,3 +55,20 @@ def sign_order(order: Order, private_key: str, chain_id: int, venue: str) -> byt
     """Signature (65 bytes r || s || v) of ``order`` for the venue at ``venue`` on ``chain_id``."""
     signed = Account.sign_message(encode_typed_data(full_message=typed_data(order, chain_id, venue)), private_key)
     return bytes(signed.signature)
+
+
+def next_free_nonce(venue, account: int) -> int:
+    """The lowest nonce of ``account`` that the venue (a web3 contract of ``OrderSettlement``) has not seen used (no
+    order under it filled or cancelled) and that is not below the account's floor (``cancelAllBefore``).
+
+    Orders under consecutive nonces share their bitmap words: the first order of a word creates it (20,000 gas), the
+    others set a bit (2,900); a nonce taken from the clock opens a new word every time. A signed order that has not
+    filled yet does not hold its nonce here: give each order signed before the previous one fills its own nonce."""
+    nonce = venue.functions.minNonce(account).call()
+    while True:
+        word = venue.functions.nonceBitmap(account, nonce >> 8).call()
+        free = ~word & ~((1 << (nonce & 0xFF)) - 1) & ((1 << 256) - 1)
+        if free:
+            return (nonce >> 8 << 8) + (free & -free).bit_length() - 1
+        nonce = ((nonce >> 8) + 1) << 8
+

@@ -22,7 +22,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from .chain import Chain, package_abi
 from .errors import ConfigError, XMarginError
-from .orders import Order, typed_data
+from .orders import Order, next_free_nonce, typed_data
 
 log = logging.getLogger("xmargin.sandbox")
 
@@ -153,10 +153,10 @@ class Sandbox:
         if maker == owner:
             raise ConfigError(f"owner {who} is the sandbox market maker (the node's last account): use another")
         self._stock_maker(maker, fill * px // WAD)
-        expiry, nonce = int(time.time()) + 3600, time.time_ns()
-        buy = size > 0
-        m = Order(_account(maker, 0), market, not buy, fill, px, expiry, nonce)
-        t = Order(_account(owner, sub), market, buy, fill, px, expiry, nonce)
+        expiry, buy = int(time.time()) + 3600, size > 0
+        m_acct, t_acct = _account(maker, 0), _account(owner, sub)
+        m = Order(m_acct, market, not buy, fill, px, expiry, next_free_nonce(self.venue, m_acct))
+        t = Order(t_acct, market, buy, fill, px, expiry, next_free_nonce(self.venue, t_acct))
         self._send(self.venue.functions.settle(m, self._sign(m, maker), t, self._sign(t, owner), fill), owner,
                    f"{'buy' if buy else 'sell'} {abs(size)} on market {market}")
         return px

@@ -17,7 +17,7 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_keys import keys
 
 from tests.fixture_spec import FIXTURE_SPEC
-from offchain.orders import Order, sign_order, typed_data
+from offchain.orders import Order, next_free_nonce, sign_order, typed_data
 from offchain.margin.exact import AccountState, account_margin
 from tests.conftest import NOW, Trader, err, reverts_at
 
@@ -328,6 +328,26 @@ def test_cancel_after_a_whole_fill_and_below_the_floor_read_as_cancelled(protoco
     assert venue.filledOf(low) == 0
     venue.cancelAllBefore(b.id, low.nonce + 1, {"from": b.wallet})
     assert venue.filledOf(low) == 2**256 - 1
+
+
+def test_next_free_nonce_skips_used_nonces_and_the_floor(protocol, venue, traders, order, sign, submitter):
+    """offchain.orders.next_free_nonce on the deployed venue: the lowest nonce not used and not below the floor,
+    across a word boundary."""
+    a, b = traders[:2]
+    w3_venue = web3.eth.contract(address=venue.address, abi=venue.abi)
+    fresh = Trader(protocol.vault)
+    assert next_free_nonce(w3_venue, fresh.id) == 0
+    p = oracle_price(protocol, ETH)
+    taker = order(b.id, ETH, True, 10 * WAD, p)
+    ts = sign(taker, b.wallet)
+    base = 5 * 256 + 254  # a's next nonces cross from word 5 into word 6
+    venue.cancelAllBefore(a.id, base, {"from": a.wallet})
+    assert next_free_nonce(w3_venue, a.id) == base
+    for nonce in (base, base + 1):
+        mo = order(a.id, ETH, False, WAD, p, nonce=nonce)
+        venue.settle(mo, sign(mo, a.wallet), taker, ts, WAD, {"from": submitter})
+    venue.cancel(order(a.id, ETH, False, WAD, p, nonce=base + 2), {"from": a.wallet})
+    assert next_free_nonce(w3_venue, a.id) == base + 3
 
 
 def test_settle_closing_trades_realise_pnl_and_net_to_zero(protocol, venue, traders, trade, move_price):
