@@ -171,6 +171,22 @@ class Figures:
         data = getattr(contract, fn).encode_input(*args)
         return int(web3.eth.estimate_gas({"from": str(self.deployer), "to": contract.address, "data": data}))
 
+    def in_order(self, keys: list[str]) -> None:
+        """Keep the figures of ``keys``, in that order (a key not measured stops the run: KeyError)."""
+        self.gas = {k: self.gas[k] for k in keys}
+
+    def report(self, *title: str) -> None:
+        """Logs ``title`` (one line each) and the table of the figures: key, gas, what it measures."""
+        nw = max(len(k) for k in self.gas)
+        ww = max(len(self.what[k]) for k in self.gas)
+        log.info("")
+        for line in title:
+            log.info("%s", line)
+        log.info("%-*s %9s  %s", nw, "key", "gas", "what it measures")
+        log.info("%s", "-" * (nw + ww + 12))
+        for key, gas in self.gas.items():
+            log.info("%-*s %9s  %s", nw, key, f"{gas:,}", self.what[key])
+
     def write(self) -> None:
         self.results.parent.mkdir(parents=True, exist_ok=True)
         self.results.write_text(json.dumps(self.gas, indent=2) + "\n")
@@ -668,17 +684,6 @@ class Bench(Figures):
         chain.revert()
 
     # ------------------------------------------------------------------ report
-    def report(self) -> None:
-        nw = max(len(k) for k in self.gas)
-        ww = max(len(w) for w in self.what.values())
-        log.info("")
-        log.info("xmargin gas benchmark. Transactions: receipt gasUsed. Views: eth_estimateGas of an eth_call.")
-        log.info("Both include the 21,000 intrinsic gas (and calldata); every transaction starts with cold storage.")
-        log.info("%-*s %9s  %s", nw, "name", "gas", "what it measures")
-        log.info("%s", "-" * (nw + ww + 12))
-        for key, gas in self.gas.items():
-            log.info("%-*s %9s  %s", nw, key, f"{gas:,}", self.what[key])
-
     def check_floors(self) -> None:
         broken = [f"{k} = {self.gas[k]:,} gas > floor {v:,}" for k, v in FLOORS.items() if self.gas[k] > v]
         for k, v in FLOORS.items():
@@ -749,7 +754,8 @@ def main() -> None:
         "settle_option_trade", "liquidate_option",
         "settle_expiry", "settle_expiry_4", "settle_expiry_per_position_of_4",
     ]
-    b.gas = {k: b.gas[k] for k in order}
-    b.report()
+    b.in_order(order)
+    b.report("xmargin gas benchmark. Transactions: receipt gasUsed. Views: eth_estimateGas of an eth_call.",
+             "Both include the 21,000 intrinsic gas (and calldata); every transaction starts with cold storage.")
     b.write()
     b.check_floors()

@@ -11,8 +11,8 @@ interface Vm {
 
     function warp(uint256 timestamp) external;
     /// @dev Starts recording logs, discarding what was recorded so far. Logs of reverted sub-calls ARE recorded, so a
-    ///      call that may revert inside a step goes between `Ledger.absorbLogs()` (keeps the step's real events) and,
-    ///      when it reverted, `Ledger.resetLogs()` (drops its events).
+    ///      call that may revert inside a step goes through `HandlerBase._attempt` (`Ledger.absorbLogs()` keeps the
+    ///      step's real events, `Ledger.resetLogs()` drops the reverted call's).
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);

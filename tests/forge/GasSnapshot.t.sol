@@ -126,26 +126,16 @@ contract GasSnapshot {
     ///         market already trades (owner a's account holds a position there, as gas.py's portfolios do).
     function test_settleTrade() public {
         _ownerA();
-        uint256 makerKey = _key("maker");
-        uint256 takerKey = _key("taker");
-        uint256 maker = p.vault.accountId(VM.addr(makerKey), 0);
-        uint256 taker = p.vault.accountId(VM.addr(takerKey), 0);
+        (uint256 makerKey, uint256 maker) = _signer("maker");
+        (uint256 takerKey, uint256 taker) = _signer("taker");
         _traderWithBtc(maker, -30_000);
         _traderWithBtc(taker, 30_000);
         VM.warp(block.timestamp + LATER);
         uint256 size = 2 * WAD;
-        uint256 price = p.oracle.price(Env.marketAsset(ETH));
-        IOrderSettlement.Order memory sell = IOrderSettlement.Order(maker, ETH, false, size, price, EXPIRY, 1);
-        IOrderSettlement.Order memory buy = IOrderSettlement.Order(taker, ETH, true, size, price, EXPIRY, 2);
-        bytes memory sellSig = _sign(sell, makerKey);
-        bytes memory buySig = _sign(buy, takerKey);
-        VM.prank(relayer);
-        settlement.settle(sell, sellSig, buy, buySig, size);
-        VM.snapshotGasLastCall("settle_trade");
+        _settle("settle_trade", makerKey, takerKey, ETH, size, p.oracle.price(Env.marketAsset(ETH)));
         (int256 makerEth,) = p.vault.positionOf(maker, ETH);
         (int256 takerEth,) = p.vault.positionOf(taker, ETH);
         require(makerEth == -int256(size) && takerEth == int256(size), "settle: positions not opened");
-        _requireFilled(sell, sellSig, buy, buySig, size);
     }
 
     /// @notice `settle_option_trade`: two USDC-only accounts open a BTC call (series slot 0: 60k, 30 days) through
@@ -153,26 +143,16 @@ contract GasSnapshot {
     ///         already trades (gas.py's option view account holds a long call in it, bought from an option LP).
     function test_settleOptionTrade() public {
         _optionHolder();
-        uint256 makerKey = _key("option maker");
-        uint256 takerKey = _key("option taker");
-        uint256 maker = p.vault.accountId(VM.addr(makerKey), 0);
-        uint256 taker = p.vault.accountId(VM.addr(takerKey), 0);
+        (uint256 makerKey, uint256 maker) = _signer("option maker");
+        (uint256 takerKey, uint256 taker) = _signer("option taker");
         p.vault.deposit(maker, address(p.usdc), 100_000e6);
         p.vault.deposit(taker, address(p.usdc), 100_000e6);
         VM.warp(block.timestamp + LATER);
-        uint256 instrument = settlement.OPTION_BASE() + 0; // series slot 0
         uint256 mark = p.options.mark(0);
-        IOrderSettlement.Order memory sell = IOrderSettlement.Order(maker, instrument, false, WAD, mark, EXPIRY, 1);
-        IOrderSettlement.Order memory buy = IOrderSettlement.Order(taker, instrument, true, WAD, mark, EXPIRY, 2);
-        bytes memory sellSig = _sign(sell, makerKey);
-        bytes memory buySig = _sign(buy, takerKey);
         VM.warp(block.timestamp + LATER);
-        VM.prank(relayer);
-        settlement.settle(sell, sellSig, buy, buySig, WAD);
-        VM.snapshotGasLastCall("settle_option_trade");
+        _settle("settle_option_trade", makerKey, takerKey, settlement.OPTION_BASE() + 0, WAD, mark); // series slot 0
         require(p.options.sizeOf(maker, 0) == -int256(WAD) && p.options.sizeOf(taker, 0) == int256(WAD),
             "option settle: positions not opened");
-        _requireFilled(sell, sellSig, buy, buySig, WAD);
     }
 
     // ------------------------------------------------------------------ liquidation
@@ -362,22 +342,35 @@ contract GasSnapshot {
         require(fundSize == fundBefore + int256(amount), "liquidate: the fund did not take the position");
     }
 
+    /// @dev gas.py's fixed-key signer `label` and its subaccount 0.
+    function _signer(string memory label) internal view returns (uint256 key, uint256 account) {
+        key = _key(label);
+        account = p.vault.accountId(VM.addr(key), 0);
+    }
+
+    /// @dev The relayer settles two fresh signed orders (nonces 1 and 2, as gas.py's first pair) filling `size` of
+    ///      `instrument` at `price` between the accounts of `makerKey` (selling) and `takerKey`, recorded under `key`;
+    ///      then both orders read as filled whole and the same signed pair cannot settle again.
+    function _settle(string memory key, uint256 makerKey, uint256 takerKey, uint256 instrument, uint256 size,
+        uint256 price) internal {
+        IOrderSettlement.Order memory sell = IOrderSettlement.Order(
+            p.vault.accountId(VM.addr(makerKey), 0), instrument, false, size, price, EXPIRY, 1);
+        IOrderSettlement.Order memory buy = IOrderSettlement.Order(
+            p.vault.accountId(VM.addr(takerKey), 0), instrument, true, size, price, EXPIRY, 2);
+        bytes memory sellSig = _sign(sell, makerKey);
+        bytes memory buySig = _sign(buy, takerKey);
+        VM.prank(relayer);
+        settlement.settle(sell, sellSig, buy, buySig, size);
+        VM.snapshotGasLastCall(key);
+        require(settlement.filledOf(sell) == size && settlement.filledOf(buy) == size, "settle: orders not filled");
+        (bool replayed,) =
+            address(settlement).call(abi.encodeCall(settlement.settle, (sell, sellSig, buy, buySig, size)));
+        require(!replayed, "settle: a filled pair of orders settled again");
+    }
+
     /// @dev An EIP-712 signature of `order` (the venue's own digest) by `key`, as 65 bytes r, s, v.
     function _sign(IOrderSettlement.Order memory order, uint256 key) internal view returns (bytes memory) {
         (uint8 v, bytes32 r, bytes32 s) = VM.sign(key, settlement.hashOrder(order));
         return abi.encodePacked(r, s, v);
-    }
-
-    /// @dev Both orders are recorded as filled whole: the same signed pair cannot settle again.
-    function _requireFilled(
-        IOrderSettlement.Order memory sell,
-        bytes memory sellSig,
-        IOrderSettlement.Order memory buy,
-        bytes memory buySig,
-        uint256 size
-    ) internal {
-        (bool replayed,) =
-            address(settlement).call(abi.encodeCall(settlement.settle, (sell, sellSig, buy, buySig, size)));
-        require(!replayed, "settle: a filled pair of orders settled again");
     }
 }

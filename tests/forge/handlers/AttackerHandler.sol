@@ -240,9 +240,7 @@ contract AttackerHandler is HandlerBase {
             bytes memory call = abi.encodeCall(
                 p.venue.tradeOption, (sub, to, slot, 1000 * Env.WAD * Env.WAD / spot, p.options.mark(slot), 0)
             );
-            ledger.absorbLogs();
-            (bool ok,) = address(p.venue).call(call); // a refusal (margin, stale volatility) skips the slot
-            if (!ok) ledger.resetLogs(); // the refused fill's events (forge records them) never happened
+            (bool ok,) = _attempt(address(p.venue), call); // a refusal (margin, stale volatility) skips the slot
             if (ok && held >= 8) ledger.optionViolation(sub, int256(held + 1), 8, "a 9th series was accepted");
         }
     }
@@ -383,11 +381,11 @@ contract AttackerHandler is HandlerBase {
         if (amount == 0) return;
         ledger.touch(account);
         uint256 before = p.usdc.balanceOf(address(this));
-        ledger.absorbLogs();
-        try vault.withdraw(account, address(p.usdc), amount, address(this)) returns (uint256 paid) {
+        (bool ok, bytes memory ret) =
+            _attempt(address(vault), abi.encodeCall(vault.withdraw, (account, address(p.usdc), amount, address(this))));
+        if (ok) {
+            uint256 paid = abi.decode(ret, (uint256));
             ledger.withdrew(address(this), account, USDC, amount, paid, p.usdc.balanceOf(address(this)) - before);
-        } catch {
-            ledger.resetLogs(); // a refused withdrawal's events never happened
         }
     }
 }

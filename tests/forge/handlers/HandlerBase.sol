@@ -49,6 +49,15 @@ abstract contract HandlerBase {
         ledger.probeAll();
     }
 
+    /// @dev `target.call(data)` inside a step that may already have changed accounts: the ledger reads the step's
+    ///      events so far first, and drops the call's events if it reverted (forge records a reverted call's events
+    ///      too; a refused trade must not look like one that happened).
+    function _attempt(address target, bytes memory data) internal returns (bool ok, bytes memory ret) {
+        ledger.absorbLogs();
+        (ok, ret) = target.call(data);
+        if (!ok) ledger.resetLogs();
+    }
+
     /// @dev A fuzzed input made specific to this campaign.
     function _mix(uint256 x) internal view returns (uint256) {
         return uint256(keccak256(abi.encode(x, salt)));
